@@ -1,0 +1,185 @@
+//! Prefixed, time-sortable identifiers.
+//!
+//! An id is a type prefix (`app_`, `ep_`, …) followed by a 27-character base62 KSUID-style body:
+//! 20 bytes made of a 4-byte big-endian count of seconds since the KSUID epoch (2014-05-13), one
+//! byte of sub-second precision (1/256 s) and 15 random bytes. Because the base62 alphabet is in
+//! ASCII order and the body has a fixed width, sorting ids as strings sorts them by creation time,
+//! which is what keyset pagination and the `before`/`after` filters rely on.
+
+use chrono::{DateTime, TimeZone, Utc};
+use rand::RngCore;
+
+/// Seconds between the Unix epoch and the KSUID epoch.
+const KSUID_EPOCH: i64 = 1_400_000_000;
+const BODY_BYTES: usize = 20;
+/// Length of the base62 body of every id.
+pub const BODY_LEN: usize = 27;
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// The kinds of record that carry an id, with their prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    /// `app_`
+    Application,
+    /// `ep_`
+    Endpoint,
+    /// `msg_`
+    Message,
+    /// `atmpt_`
+    Attempt,
+    /// `msgep_`: one message bound for one endpoint.
+    Delivery,
+    /// `qtask_`: a background task such as a recovery.
+    Task,
+    /// `tok_`: an API token's public id.
+    Token,
+}
+
+impl IdKind {
+    /// The prefix including its underscore.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            IdKind::Application => "app_",
+            IdKind::Endpoint => "ep_",
+            IdKind::Message => "msg_",
+            IdKind::Attempt => "atmpt_",
+            IdKind::Delivery => "msgep_",
+            IdKind::Task => "qtask_",
+            IdKind::Token => "tok_",
+        }
+    }
+
+    /// A fresh id created at `now`.
+    pub fn generate<R: RngCore + ?Sized>(self, now: DateTime<Utc>, rng: &mut R) -> String {
+        let mut payload = [0u8; 15];
+        rng.fill_bytes(&mut payload);
+        self.with_payload(now, &payload)
+    }
+
+    /// The smallest id that could have been created at `at` (all-zero random part).
+    /// Used to turn a timestamp into a keyset bound.
+    pub fn lower_bound(self, at: DateTime<Utc>) -> String {
+        self.with_payload(at, &[0u8; 15])
+    }
+
+    /// Is `s` an id of this kind with a well-formed body?
+    pub fn matches(self, s: &str) -> bool {
+        s.strip_prefix(self.prefix())
+            .is_some_and(|body| body.len() == BODY_LEN && body.bytes().all(|b| b.is_ascii_alphanumeric()))
+    }
+
+    fn with_payload(self, at: DateTime<Utc>, payload: &[u8; 15]) -> String {
+        let secs = (at.timestamp() - KSUID_EPOCH).clamp(0, u32::MAX as i64) as u32;
+        let frac = (at.timestamp_subsec_nanos() as u64 * 256 / 1_000_000_000) as u8;
+        let mut raw = [0u8; BODY_BYTES];
+        raw[..4].copy_from_slice(&secs.to_be_bytes());
+        raw[4] = frac;
+        raw[5..].copy_from_slice(payload);
+        let mut out = String::with_capacity(self.prefix().len() + BODY_LEN);
+        out.push_str(self.prefix());
+        out.push_str(&base62(&raw));
+        out
+    }
+}
+
+/// The creation time encoded in an id body (to 1/256 s), if it is well formed.
+pub fn timestamp_of(id: &str) -> Option<DateTime<Utc>> {
+    let body = id.rsplit_once('_').map(|(_, b)| b)?;
+    let raw = unbase62(body)?;
+    let secs = u32::from_be_bytes(raw[..4].try_into().ok()?) as i64 + KSUID_EPOCH;
+    let nanos = (raw[4] as u64 * 1_000_000_000 / 256) as u32;
+    Utc.timestamp_opt(secs, nanos).single()
+}
+
+/// Fixed-width base62 of a 160-bit big-endian number (long division, most significant first).
+fn base62(raw: &[u8; BODY_BYTES]) -> String {
+    let mut digits = [0u8; BODY_LEN];
+    let mut num = *raw;
+    for slot in digits.iter_mut().rev() {
+        let mut rem: u32 = 0;
+        for byte in num.iter_mut() {
+            let acc = (rem << 8) | *byte as u32;
+            *byte = (acc / 62) as u8;
+            rem = acc % 62;
+        }
+        *slot = ALPHABET[rem as usize];
+    }
+    String::from_utf8(digits.to_vec()).expect("alphabet is ASCII")
+}
+
+fn unbase62(body: &str) -> Option<[u8; BODY_BYTES]> {
+    if body.len() != BODY_LEN {
+        return None;
+    }
+    let mut out = [0u8; BODY_BYTES];
+    for c in body.bytes() {
+        let d = ALPHABET.iter().position(|&a| a == c)? as u32;
+        let mut carry = d;
+        for byte in out.iter_mut().rev() {
+            let acc = *byte as u32 * 62 + carry;
+            *byte = (acc & 0xff) as u8;
+            carry = acc >> 8;
+        }
+        if carry != 0 {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::mock::StepRng;
+
+    fn at(secs: i64, millis: u32) -> DateTime<Utc> {
+        Utc.timestamp_opt(secs, millis * 1_000_000).unwrap()
+    }
+
+    #[test]
+    fn ids_have_prefix_and_fixed_width_body() {
+        let id = IdKind::Message.generate(Utc::now(), &mut rand::thread_rng());
+        assert!(id.starts_with("msg_"));
+        assert_eq!(id.len(), 4 + BODY_LEN);
+        assert!(IdKind::Message.matches(&id));
+        assert!(!IdKind::Application.matches(&id));
+        assert!(!IdKind::Message.matches("msg_short"));
+    }
+
+    #[test]
+    fn ids_sort_by_creation_time() {
+        let mut rng = rand::thread_rng();
+        let early = IdKind::Application.generate(at(1_700_000_000, 0), &mut rng);
+        let later = IdKind::Application.generate(at(1_700_000_000, 500), &mut rng);
+        let much_later = IdKind::Application.generate(at(1_800_000_000, 0), &mut rng);
+        assert!(early < later && later < much_later);
+    }
+
+    #[test]
+    fn lower_bound_sorts_before_every_id_of_that_instant() {
+        let t = at(1_750_000_000, 250);
+        let bound = IdKind::Message.lower_bound(t);
+        let mut rng = StepRng::new(0, 1);
+        let id = IdKind::Message.generate(t, &mut rng);
+        assert!(bound <= id);
+        assert!(bound > IdKind::Message.generate(at(1_750_000_000, 0), &mut rand::thread_rng()));
+    }
+
+    #[test]
+    fn timestamp_round_trips_to_the_256th_of_a_second() {
+        let t = at(1_795_969_289, 685);
+        let id = IdKind::Endpoint.generate(t, &mut rand::thread_rng());
+        let back = timestamp_of(&id).unwrap();
+        assert_eq!(back.timestamp(), t.timestamp());
+        let diff = (back.timestamp_subsec_millis() as i64 - 685).abs();
+        assert!(diff <= 4, "sub-second precision lost: {diff} ms");
+    }
+
+    #[test]
+    fn base62_round_trips_extreme_values() {
+        for raw in [[0u8; BODY_BYTES], [0xffu8; BODY_BYTES]] {
+            assert_eq!(unbase62(&base62(&raw)), Some(raw));
+        }
+        assert_eq!(base62(&[0xff; BODY_BYTES]), "aWgEPTl1tmebfsQzFP4bxwgy80V");
+    }
+}

@@ -1,0 +1,249 @@
+//! The domain records hookd stores and serves.
+//!
+//! These are plain data: the store persists them, the API maps them to Svix-shaped DTOs, the
+//! dispatcher reads them. Invariants are established by [`crate::validate`] before a record is
+//! built from user input.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// An isolated namespace: every token and every resource belongs to exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Production traffic.
+    Live,
+    /// The sandbox for integration work.
+    Test,
+}
+
+impl Environment {
+    /// The stored name (`live`, `test`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Live => "live",
+            Environment::Test => "test",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Environment> {
+        match s {
+            "live" => Some(Environment::Live),
+            "test" => Some(Environment::Test),
+            _ => None,
+        }
+    }
+}
+
+/// One consumer of webhooks (a customer, a workspace).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Application {
+    /// `app_…`
+    pub id: String,
+    /// The environment it lives in.
+    pub env: Environment,
+    /// Caller-chosen unique key.
+    pub uid: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Free-form string metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Default delivery rate limit for its endpoints (messages per second).
+    pub throttle_rate: Option<u16>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A URL that receives an application's messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    /// `ep_…`
+    pub id: String,
+    /// Owning application id.
+    pub app_id: String,
+    /// Caller-chosen key, unique within the application.
+    pub uid: Option<String>,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// Free text.
+    pub description: String,
+    /// A disabled endpoint receives nothing new until enabled.
+    pub disabled: bool,
+    /// Only these event types are delivered; `None` means all.
+    pub event_types: Option<Vec<String>>,
+    /// Only messages on one of these channels are delivered; `None` means all.
+    pub channels: Option<Vec<String>>,
+    /// Messages per second.
+    pub throttle_rate: Option<u16>,
+    /// Free-form string metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// The current signing secret, `whsec_…`.
+    pub secret: String,
+    /// Custom headers added to every delivery, in the caller's casing.
+    pub headers: BTreeMap<String, String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A kind of event publishers send and endpoints subscribe to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventType {
+    /// Dotted name, e.g. `content.published`; the key.
+    pub name: String,
+    /// Environment it belongs to.
+    pub env: Environment,
+    /// What the event means.
+    pub description: String,
+    /// Archived types are hidden from lists and cannot be subscribed to.
+    pub archived: bool,
+    /// Still works, but discouraged.
+    pub deprecated: bool,
+    /// Visibility flag (Svix `featureFlag`).
+    pub feature_flag: Option<String>,
+    /// JSON Schemas by version (`{"1": {...}}`).
+    pub schemas: Option<serde_json::Value>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A published event, stored once and fanned out to endpoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// `msg_…`; also the `webhook-id` header of every delivery.
+    pub id: String,
+    /// Owning application id.
+    pub app_id: String,
+    /// The publisher's idempotency id, unique within the application.
+    pub event_id: Option<String>,
+    /// Event type name.
+    pub event_type: String,
+    /// Channels for endpoint filtering.
+    pub channels: Option<Vec<String>>,
+    /// The payload exactly as published (JSON object text); `None` once expunged.
+    pub payload: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// When the payload is expunged.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Status of an attempt, and of a delivery (message × endpoint), with Svix's numbering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageStatus {
+    /// Delivered (2xx).
+    Success = 0,
+    /// Not attempted yet.
+    Pending = 1,
+    /// Failed for good (or, for one attempt, that attempt failed).
+    Fail = 2,
+    /// Failed so far, another attempt is scheduled.
+    Sending = 3,
+}
+
+impl MessageStatus {
+    /// Svix's integer code.
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+
+    /// Svix's `statusText`.
+    pub fn text(self) -> &'static str {
+        match self {
+            MessageStatus::Success => "success",
+            MessageStatus::Pending => "pending",
+            MessageStatus::Fail => "fail",
+            MessageStatus::Sending => "sending",
+        }
+    }
+
+    /// From the integer code.
+    pub fn from_code(code: i64) -> Option<MessageStatus> {
+        Some(match code {
+            0 => MessageStatus::Success,
+            1 => MessageStatus::Pending,
+            2 => MessageStatus::Fail,
+            3 => MessageStatus::Sending,
+            _ => return None,
+        })
+    }
+}
+
+/// Why an attempt was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TriggerType {
+    /// By the retry schedule.
+    Scheduled = 0,
+    /// By a person or API call (resend, recover).
+    Manual = 1,
+}
+
+impl TriggerType {
+    /// Svix's integer code.
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+
+    /// From the integer code.
+    pub fn from_code(code: i64) -> Option<TriggerType> {
+        match code {
+            0 => Some(TriggerType::Scheduled),
+            1 => Some(TriggerType::Manual),
+            _ => None,
+        }
+    }
+}
+
+/// One HTTP try of a delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    /// `atmpt_…`
+    pub id: String,
+    /// Message sent.
+    pub msg_id: String,
+    /// Endpoint it went to.
+    pub endpoint_id: String,
+    /// The URL at the time of the attempt.
+    pub url: String,
+    /// First bytes of the response body, or the transport error text.
+    pub response: String,
+    /// HTTP status; 0 when there was no HTTP response.
+    pub response_status_code: i64,
+    /// Time from sending to the end of the response.
+    pub response_duration_ms: i64,
+    /// Success or fail.
+    pub status: MessageStatus,
+    /// Scheduled or manual.
+    pub trigger_type: TriggerType,
+    /// 1-based number within its delivery (manual attempts also count).
+    pub attempt_number: i64,
+    /// When the attempt started.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The state of one message bound for one endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// `msgep_…`
+    pub id: String,
+    /// Message to send.
+    pub msg_id: String,
+    /// Endpoint to send it to.
+    pub endpoint_id: String,
+    /// Application of both.
+    pub app_id: String,
+    /// Derived status.
+    pub status: MessageStatus,
+    /// Attempts made so far by the schedule (manual ones excluded).
+    pub attempts: i64,
+    /// When the next scheduled attempt is due, if any.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}

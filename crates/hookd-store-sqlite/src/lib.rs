@@ -1,0 +1,199 @@
+//! hookd-store-sqlite: the embedded default backend.
+//!
+//! One database file in WAL mode. All writes go through a single writer thread that batches
+//! whatever is waiting into one transaction (group commit): concurrent API requests and
+//! attempt records share one fsync, and each caller still gets its answer only after the commit.
+//! Each write runs inside its own savepoint, so one request's conflict never fails its
+//! neighbours in the batch. Reads run on a small pool of read-only connections on Tokio's
+//! blocking threads, so they never wait for the writer.
+//!
+//! Durability: `synchronous=FULL` by default (an acknowledged write survives power loss);
+//! `NORMAL` survives a process crash only and is an opt-in trade.
+//!
+//! Only one process may use a database file: [`SqliteStore::open`] takes an exclusive lock on
+//! `<file>.lock`, which is what makes [`Store::release_stale_leases`] safe at start.
+//!
+//! Modules: [`writer`] (the group-commit thread), `rows` (row ↔ record mapping), `store` (the
+//! [`Store`] implementation).
+
+mod rows;
+mod store;
+pub mod writer;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use hookd_store::{StoreError, StoreResult};
+use rusqlite::{Connection, OpenFlags};
+
+use writer::Writer;
+
+/// How hard SQLite works to make each commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// fsync on every commit: survives power loss (default).
+    #[default]
+    Full,
+    /// Survives a crash of hookd, not of the machine; faster commits.
+    Normal,
+}
+
+/// Open-time options.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Database file; created with its directory if missing.
+    pub path: PathBuf,
+    /// Commit durability.
+    pub synchronous: Synchronous,
+}
+
+/// The embedded store. Cheap to clone (shares the writer and the read pool).
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Writer,
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+    _lock: File,
+}
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
+const MAX_IDLE_READERS: usize = 8;
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database, and starts the writer thread.
+    pub fn open(options: &SqliteOptions) -> StoreResult<SqliteStore> {
+        if let Some(dir) = options.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(StoreError::internal)?;
+        }
+        let lock = take_lock(&options.path)?;
+        let conn = Connection::open(&options.path).map_err(unavailable)?;
+        let sync = match options.synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=5000; \
+             PRAGMA temp_store=MEMORY; PRAGMA cache_size=-32000;"
+        ))
+        .map_err(unavailable)?;
+        migrate(&conn)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                writer: Writer::start(conn),
+                path: options.path.clone(),
+                readers: Mutex::new(Vec::new()),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// Runs `f` on a read-only connection on a blocking thread.
+    pub(crate) async fn read<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().expect("reader pool poisoned").pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_reader(&inner.path)?,
+            };
+            let result = f(&conn).map_err(map_err);
+            let mut pool = inner.readers.lock().expect("reader pool poisoned");
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(StoreError::internal)?
+    }
+
+    /// Runs `f` inside the writer's current transaction; resolves after the commit.
+    pub(crate) async fn write<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        self.inner.writer.run(f).await
+    }
+}
+
+fn take_lock(db: &Path) -> StoreResult<File> {
+    let mut lock_path = db.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(PathBuf::from(lock_path))
+        .map_err(StoreError::internal)?;
+    file.try_lock().map_err(|_| {
+        StoreError::Unavailable(
+            format!("{} is in use by another hookd process", db.display()).into(),
+        )
+    })?;
+    Ok(file)
+}
+
+fn open_reader(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(unavailable)?;
+    conn.execute_batch("PRAGMA busy_timeout=5000; PRAGMA cache_size=-16000;")
+        .map_err(unavailable)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migration (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+        .map_err(map_err)?;
+    let current: i64 = conn
+        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migration", [], |r| r.get(0))
+        .map_err(map_err)?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        let tx = conn.unchecked_transaction().map_err(map_err)?;
+        tx.execute_batch(sql).map_err(map_err)?;
+        tx.execute(
+            "INSERT INTO schema_migration (version, applied_at) VALUES (?1, ?2)",
+            (version, chrono::Utc::now().timestamp_micros()),
+        )
+        .map_err(map_err)?;
+        tx.commit().map_err(map_err)?;
+        tracing::info!(version, "applied SQLite migration");
+    }
+    Ok(())
+}
+
+fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(Box::new(e))
+}
+
+/// Maps driver errors: uniqueness violations become `Conflict`, busy/locked/IO errors
+/// `Unavailable`, everything else `Internal`.
+pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            StoreError::Conflict("unique")
+        }
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull | CannotOpen) =>
+        {
+            StoreError::Unavailable(Box::new(e))
+        }
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+        _ => StoreError::Internal(Box::new(e)),
+    }
+}

@@ -1,0 +1,178 @@
+//! Row ↔ record mapping. Column lists are constants so every query selects the same shape.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use hookd_core::model::{
+    Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType,
+};
+use hookd_store::{DeliveryState, TokenRecord};
+use rusqlite::types::{FromSql, FromSqlError, ToSqlOutput, Value, ValueRef};
+use rusqlite::{Row, ToSql};
+
+pub const APP_COLS: &str = "id, env, uid, name, metadata, throttle_rate, created_at, updated_at";
+pub const ENDPOINT_COLS: &str = "id, app_id, uid, url, description, disabled, event_types, channels, \
+    throttle_rate, metadata, secret, headers, created_at, updated_at";
+pub const EVENT_TYPE_COLS: &str =
+    "env, name, description, archived, deprecated, feature_flag, schemas, created_at, updated_at";
+pub const MESSAGE_COLS: &str = "id, app_id, event_id, event_type, channels, payload, created_at, expires_at";
+pub const ATTEMPT_COLS: &str = "id, msg_id, endpoint_id, url, response, response_status_code, \
+    response_duration_ms, status, trigger_type, attempt_number, created_at";
+pub const DELIVERY_COLS: &str = "id, msg_id, endpoint_id, status, next_attempt_at, created_at";
+pub const TOKEN_COLS: &str = "id, hash, env, app_id, description, created_at, expires_at";
+
+/// Microseconds since the epoch, the storage form of every time.
+pub fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub fn from_micros(us: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(us).single().unwrap_or_default()
+}
+
+/// A JSON column value, stored as TEXT.
+pub struct Json<T>(pub T);
+
+impl<T: serde::Serialize> ToSql for Json<T> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        let text = serde_json::to_string(&self.0).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        Ok(ToSqlOutput::Owned(Value::Text(text)))
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> FromSql for Json<T> {
+    fn column_result(value: ValueRef<'_>) -> Result<Self, FromSqlError> {
+        let text = value.as_str()?;
+        serde_json::from_str(text).map(Json).map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+fn env_at(row: &Row, idx: usize) -> rusqlite::Result<Environment> {
+    let s: String = row.get(idx)?;
+    Environment::parse(&s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, format!("unknown environment {s}").into())
+    })
+}
+
+fn opt_json<T: serde::de::DeserializeOwned>(row: &Row, idx: usize) -> rusqlite::Result<Option<T>> {
+    Ok(row.get::<_, Option<Json<T>>>(idx)?.map(|j| j.0))
+}
+
+fn status_at(row: &Row, idx: usize) -> rusqlite::Result<MessageStatus> {
+    let code: i64 = row.get(idx)?;
+    MessageStatus::from_code(code).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Integer, format!("bad status {code}").into())
+    })
+}
+
+pub fn application(row: &Row) -> rusqlite::Result<Application> {
+    Ok(Application {
+        id: row.get(0)?,
+        env: env_at(row, 1)?,
+        uid: row.get(2)?,
+        name: row.get(3)?,
+        metadata: row.get::<_, Json<BTreeMap<String, String>>>(4)?.0,
+        throttle_rate: row.get(5)?,
+        created_at: from_micros(row.get(6)?),
+        updated_at: from_micros(row.get(7)?),
+    })
+}
+
+pub fn endpoint(row: &Row) -> rusqlite::Result<Endpoint> {
+    Ok(Endpoint {
+        id: row.get(0)?,
+        app_id: row.get(1)?,
+        uid: row.get(2)?,
+        url: row.get(3)?,
+        description: row.get(4)?,
+        disabled: row.get(5)?,
+        event_types: opt_json(row, 6)?,
+        channels: opt_json(row, 7)?,
+        throttle_rate: row.get(8)?,
+        metadata: row.get::<_, Json<BTreeMap<String, String>>>(9)?.0,
+        secret: row.get(10)?,
+        headers: row.get::<_, Json<BTreeMap<String, String>>>(11)?.0,
+        created_at: from_micros(row.get(12)?),
+        updated_at: from_micros(row.get(13)?),
+    })
+}
+
+pub fn event_type(row: &Row) -> rusqlite::Result<EventType> {
+    Ok(EventType {
+        env: env_at(row, 0)?,
+        name: row.get(1)?,
+        description: row.get(2)?,
+        archived: row.get(3)?,
+        deprecated: row.get(4)?,
+        feature_flag: row.get(5)?,
+        schemas: opt_json(row, 6)?,
+        created_at: from_micros(row.get(7)?),
+        updated_at: from_micros(row.get(8)?),
+    })
+}
+
+pub fn message(row: &Row) -> rusqlite::Result<Message> {
+    Ok(Message {
+        id: row.get(0)?,
+        app_id: row.get(1)?,
+        event_id: row.get(2)?,
+        event_type: row.get(3)?,
+        channels: opt_json(row, 4)?,
+        payload: row.get(5)?,
+        created_at: from_micros(row.get(6)?),
+        expires_at: from_micros(row.get(7)?),
+    })
+}
+
+/// A message whose columns start at `offset` (for joins).
+pub fn message_at(row: &Row, offset: usize) -> rusqlite::Result<Message> {
+    Ok(Message {
+        id: row.get(offset)?,
+        app_id: row.get(offset + 1)?,
+        event_id: row.get(offset + 2)?,
+        event_type: row.get(offset + 3)?,
+        channels: opt_json(row, offset + 4)?,
+        payload: row.get(offset + 5)?,
+        created_at: from_micros(row.get(offset + 6)?),
+        expires_at: from_micros(row.get(offset + 7)?),
+    })
+}
+
+pub fn attempt(row: &Row) -> rusqlite::Result<Attempt> {
+    Ok(Attempt {
+        id: row.get(0)?,
+        msg_id: row.get(1)?,
+        endpoint_id: row.get(2)?,
+        url: row.get(3)?,
+        response: row.get(4)?,
+        response_status_code: row.get(5)?,
+        response_duration_ms: row.get(6)?,
+        status: status_at(row, 7)?,
+        trigger_type: TriggerType::from_code(row.get(8)?).unwrap_or(TriggerType::Scheduled),
+        attempt_number: row.get(9)?,
+        created_at: from_micros(row.get(10)?),
+    })
+}
+
+pub fn delivery(row: &Row) -> rusqlite::Result<DeliveryState> {
+    Ok(DeliveryState {
+        id: row.get(0)?,
+        msg_id: row.get(1)?,
+        endpoint_id: row.get(2)?,
+        status: status_at(row, 3)?,
+        next_attempt_at: row.get::<_, Option<i64>>(4)?.map(from_micros),
+        created_at: from_micros(row.get(5)?),
+    })
+}
+
+pub fn token(row: &Row) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: row.get(0)?,
+        hash: row.get(1)?,
+        env: env_at(row, 2)?,
+        app_id: row.get(3)?,
+        description: row.get(4)?,
+        created_at: from_micros(row.get(5)?),
+        expires_at: row.get::<_, Option<i64>>(6)?.map(from_micros),
+    })
+}

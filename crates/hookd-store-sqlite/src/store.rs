@@ -1,0 +1,585 @@
+//! The [`Store`] implementation: one method, one statement (or a few in one transaction).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus};
+use hookd_store::{
+    AttemptFilter, AttemptRecord, ClaimedDelivery, DeliveryState, MessageFilter, NewDelivery, Page,
+    PageRequest, Store, StoreError, StoreResult, TokenRecord,
+};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+
+use crate::rows::{self, micros, Json, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS, TOKEN_COLS};
+use crate::{map_err, SqliteStore};
+
+/// A statement assembled from optional filters, with its positional parameters.
+struct Query {
+    sql: String,
+    params: Vec<Value>,
+}
+
+impl Query {
+    fn new(select: &str) -> Query {
+        Query { sql: select.to_string(), params: Vec::new() }
+    }
+
+    /// Appends ` AND <clause>` whose `?` placeholders take `values` in order.
+    fn and(&mut self, clause: &str, values: impl IntoIterator<Item = Value>) -> &mut Self {
+        self.sql.push_str(" AND ");
+        self.sql.push_str(clause);
+        self.params.extend(values);
+        self
+    }
+
+    /// Adds `column IN (?, ?, …)`.
+    fn and_in(&mut self, column: &str, values: &[String]) -> &mut Self {
+        let marks = vec!["?"; values.len().max(1)].join(", ");
+        let clause = format!("{column} IN ({marks})");
+        if values.is_empty() {
+            return self.and("0", []);
+        }
+        self.and(&clause, values.iter().map(|v| Value::Text(v.clone())))
+    }
+
+    /// Keyset condition and ordering on `key_column`, fetching one row more than the page.
+    fn page(&mut self, key_column: &str, page: &PageRequest) -> &mut Self {
+        let asc = page.scan_ascending();
+        if let Some(cursor) = &page.cursor {
+            let op = if asc { ">" } else { "<" };
+            self.and(&format!("{key_column} {op} ?"), [Value::Text(cursor.key.clone())]);
+        }
+        let dir = if asc { "ASC" } else { "DESC" };
+        self.sql.push_str(&format!(" ORDER BY {key_column} {dir} LIMIT {}", page.limit + 1));
+        self
+    }
+
+    fn fetch<T>(&self, conn: &Connection, map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>) -> rusqlite::Result<Vec<T>> {
+        let mut stmt = conn.prepare_cached(&self.sql)?;
+        let rows = stmt.query_map(params_from_iter(self.params.iter()), map)?;
+        rows.collect()
+    }
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
+fn message_filters(q: &mut Query, alias: &str, filter: &MessageFilter) {
+    if let Some(types) = &filter.event_types {
+        q.and_in(&format!("{alias}.event_type"), types);
+    }
+    if let Some(channel) = &filter.channel {
+        q.and(
+            &format!("EXISTS (SELECT 1 FROM json_each({alias}.channels) WHERE json_each.value = ?)"),
+            [text(channel)],
+        );
+    }
+    if let Some(before) = filter.before {
+        q.and(&format!("{alias}.created_at < ?"), [Value::Integer(micros(before))]);
+    }
+    if let Some(after) = filter.after {
+        q.and(&format!("{alias}.created_at > ?"), [Value::Integer(micros(after))]);
+    }
+}
+
+fn expect_one(changed: usize) -> StoreResult<()> {
+    if changed == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn release_stale_leases(&self) -> StoreResult<u64> {
+        self.write(|c| {
+            c.execute("UPDATE delivery SET lease_until = 0 WHERE lease_until > 0", [])
+                .map(|n| n as u64)
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+
+    async fn create_token(&self, t: &TokenRecord) -> StoreResult<()> {
+        let t = t.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO token (id, hash, env, app_id, description, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![t.id, t.hash, t.env.as_str(), t.app_id, t.description, micros(t.created_at), t.expires_at.map(micros)],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
+        let hash = hash.to_string();
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {TOKEN_COLS} FROM token WHERE hash = ?1"))?
+                .query_row([hash], rows::token)
+                .optional()
+        })
+        .await
+    }
+
+    async fn create_application(&self, app: &Application) -> StoreResult<()> {
+        let a = app.clone();
+        self.write(move |c| {
+            c.prepare_cached(&format!("INSERT INTO application ({APP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"))
+                .and_then(|mut s| {
+                    s.execute(params![a.id, a.env.as_str(), a.uid, a.name, Json(&a.metadata), a.throttle_rate, micros(a.created_at), micros(a.updated_at)])
+                })
+                .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_application(&self, env: Environment, key: &str) -> StoreResult<Option<Application>> {
+        let key = key.to_string();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {APP_COLS} FROM application WHERE env = ?1 AND (id = ?2 OR uid = ?2) ORDER BY id = ?2 DESC LIMIT 1"
+            ))?
+            .query_row(params![env.as_str(), key], rows::application)
+            .optional()
+        })
+        .await
+    }
+
+    async fn update_application(&self, app: &Application) -> StoreResult<()> {
+        let a = app.clone();
+        self.write(move |c| {
+            let n = c
+                .prepare_cached("UPDATE application SET uid = ?2, name = ?3, metadata = ?4, throttle_rate = ?5, updated_at = ?6 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![a.id, a.uid, a.name, Json(&a.metadata), a.throttle_rate, micros(a.updated_at)]))
+                .map_err(map_err)?;
+            expect_one(n)
+        })
+        .await
+    }
+
+    async fn delete_application(&self, env: Environment, id: &str) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(move |c| {
+            let n = c
+                .execute("DELETE FROM application WHERE env = ?1 AND id = ?2", params![env.as_str(), id])
+                .map_err(map_err)?;
+            expect_one(n)?;
+            for table in ["attempt", "delivery", "message", "endpoint", "token"] {
+                c.execute(&format!("DELETE FROM {table} WHERE app_id = ?1"), [&id]).map_err(map_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_applications(&self, env: Environment, page: &PageRequest) -> StoreResult<Page<Application>> {
+        let page = page.clone();
+        self.read(move |c| {
+            let mut q = Query::new(&format!("SELECT {APP_COLS} FROM application WHERE env = ?"));
+            q.params.push(text(env.as_str()));
+            q.page("id", &page);
+            Ok(page.finish(q.fetch(c, rows::application)?))
+        })
+        .await
+    }
+
+    async fn create_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
+        let e = e.clone();
+        self.write(move |c| {
+            c.prepare_cached(&format!(
+                "INSERT INTO endpoint ({ENDPOINT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+            ))
+            .and_then(|mut s| {
+                s.execute(params![
+                    e.id, e.app_id, e.uid, e.url, e.description, e.disabled, e.event_types.as_ref().map(Json),
+                    e.channels.as_ref().map(Json), e.throttle_rate, Json(&e.metadata), e.secret, Json(&e.headers),
+                    micros(e.created_at), micros(e.updated_at)
+                ])
+            })
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_endpoint(&self, app_id: &str, key: &str) -> StoreResult<Option<Endpoint>> {
+        let (app_id, key) = (app_id.to_string(), key.to_string());
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = ?1 AND (id = ?2 OR uid = ?2) ORDER BY id = ?2 DESC LIMIT 1"
+            ))?
+            .query_row(params![app_id, key], rows::endpoint)
+            .optional()
+        })
+        .await
+    }
+
+    async fn update_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
+        let e = e.clone();
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE endpoint SET uid = ?3, url = ?4, description = ?5, disabled = ?6, event_types = ?7, channels = ?8, \
+                     throttle_rate = ?9, metadata = ?10, secret = ?11, headers = ?12, updated_at = ?13 WHERE app_id = ?1 AND id = ?2",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        e.app_id, e.id, e.uid, e.url, e.description, e.disabled, e.event_types.as_ref().map(Json),
+                        e.channels.as_ref().map(Json), e.throttle_rate, Json(&e.metadata), e.secret, Json(&e.headers),
+                        micros(e.updated_at)
+                    ])
+                })
+                .map_err(map_err)?;
+            expect_one(n)
+        })
+        .await
+    }
+
+    async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()> {
+        let (app_id, id) = (app_id.to_string(), id.to_string());
+        self.write(move |c| {
+            let n = c
+                .execute("DELETE FROM endpoint WHERE app_id = ?1 AND id = ?2", params![app_id, id])
+                .map_err(map_err)?;
+            expect_one(n)?;
+            // Its deliveries go with it; attempts stay as history.
+            c.execute("DELETE FROM delivery WHERE endpoint_id = ?1", [&id]).map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>> {
+        let (app_id, page) = (app_id.to_string(), page.clone());
+        self.read(move |c| {
+            let mut q = Query::new(&format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = ?"));
+            q.params.push(Value::Text(app_id));
+            q.page("id", &page);
+            Ok(page.finish(q.fetch(c, rows::endpoint)?))
+        })
+        .await
+    }
+
+    async fn all_endpoints(&self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
+        let app_id = app_id.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = ?1 ORDER BY id"))?;
+            let rows = stmt.query_map([app_id], rows::endpoint)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn upsert_event_type(&self, et: &EventType) -> StoreResult<()> {
+        let et = et.clone();
+        self.write(move |c| {
+            c.prepare_cached(&format!(
+                "INSERT INTO event_type ({EVENT_TYPE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT (env, name) DO UPDATE SET description = excluded.description, archived = excluded.archived, \
+                 deprecated = excluded.deprecated, feature_flag = excluded.feature_flag, schemas = excluded.schemas, \
+                 updated_at = excluded.updated_at"
+            ))
+            .and_then(|mut s| {
+                s.execute(params![
+                    et.env.as_str(), et.name, et.description, et.archived, et.deprecated, et.feature_flag,
+                    et.schemas.as_ref().map(Json), micros(et.created_at), micros(et.updated_at)
+                ])
+            })
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_event_type(&self, env: Environment, name: &str) -> StoreResult<Option<EventType>> {
+        let name = name.to_string();
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {EVENT_TYPE_COLS} FROM event_type WHERE env = ?1 AND name = ?2"))?
+                .query_row(params![env.as_str(), name], rows::event_type)
+                .optional()
+        })
+        .await
+    }
+
+    async fn delete_event_type(&self, env: Environment, name: &str) -> StoreResult<()> {
+        let name = name.to_string();
+        self.write(move |c| {
+            let n = c
+                .execute("DELETE FROM event_type WHERE env = ?1 AND name = ?2", params![env.as_str(), name])
+                .map_err(map_err)?;
+            expect_one(n)
+        })
+        .await
+    }
+
+    async fn list_event_types(&self, env: Environment, include_archived: bool, page: &PageRequest) -> StoreResult<Page<EventType>> {
+        let page = page.clone();
+        self.read(move |c| {
+            let mut q = Query::new(&format!("SELECT {EVENT_TYPE_COLS} FROM event_type WHERE env = ?"));
+            q.params.push(text(env.as_str()));
+            if !include_archived {
+                q.and("archived = 0", []);
+            }
+            q.page("name", &page);
+            Ok(page.finish(q.fetch(c, rows::event_type)?))
+        })
+        .await
+    }
+
+    async fn create_message(&self, m: &Message, deliveries: &[NewDelivery]) -> StoreResult<()> {
+        let (m, deliveries) = (m.clone(), deliveries.to_vec());
+        self.write(move |c| {
+            c.prepare_cached(&format!("INSERT INTO message ({MESSAGE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"))
+                .and_then(|mut s| {
+                    s.execute(params![
+                        m.id, m.app_id, m.event_id, m.event_type, m.channels.as_ref().map(Json), m.payload,
+                        micros(m.created_at), micros(m.expires_at)
+                    ])
+                })
+                .map_err(map_err)?;
+            insert_deliveries(c, &deliveries, micros(m.created_at))
+        })
+        .await
+    }
+
+    async fn get_message(&self, app_id: &str, key: &str) -> StoreResult<Option<Message>> {
+        let (app_id, key) = (app_id.to_string(), key.to_string());
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {MESSAGE_COLS} FROM message WHERE app_id = ?1 AND (id = ?2 OR event_id = ?2) ORDER BY id = ?2 DESC LIMIT 1"
+            ))?
+            .query_row(params![app_id, key], rows::message)
+            .optional()
+        })
+        .await
+    }
+
+    async fn list_messages(&self, app_id: &str, filter: &MessageFilter, page: &PageRequest) -> StoreResult<Page<Message>> {
+        let (app_id, filter, page) = (app_id.to_string(), filter.clone(), page.clone());
+        self.read(move |c| {
+            let mut q = Query::new(&format!("SELECT {MESSAGE_COLS} FROM message m WHERE m.app_id = ?"));
+            q.params.push(Value::Text(app_id));
+            message_filters(&mut q, "m", &filter);
+            q.page("m.id", &page);
+            Ok(page.finish(q.fetch(c, rows::message)?))
+        })
+        .await
+    }
+
+    async fn claim_due(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: usize) -> StoreResult<Vec<ClaimedDelivery>> {
+        self.write(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "UPDATE delivery SET lease_until = ?1 WHERE id IN (SELECT id FROM delivery \
+                     WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?2 AND lease_until <= ?2 \
+                     ORDER BY next_attempt_at LIMIT ?3) \
+                     RETURNING id, msg_id, endpoint_id, app_id, scheduled_attempts, total_attempts, next_trigger",
+                )
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![micros(lease_until), micros(now), limit as i64], |r| {
+                    Ok(ClaimedDelivery {
+                        id: r.get(0)?,
+                        msg_id: r.get(1)?,
+                        endpoint_id: r.get(2)?,
+                        app_id: r.get(3)?,
+                        scheduled_attempts: r.get(4)?,
+                        total_attempts: r.get(5)?,
+                        trigger: hookd_core::model::TriggerType::from_code(r.get(6)?)
+                            .unwrap_or(hookd_core::model::TriggerType::Scheduled),
+                    })
+                })
+                .map_err(map_err)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn record_attempts(&self, outcomes: &[AttemptRecord]) -> StoreResult<()> {
+        let outcomes = outcomes.to_vec();
+        self.write(move |c| {
+            let mut insert = c
+                .prepare_cached(&format!(
+                    "INSERT INTO attempt (delivery_id, app_id, {ATTEMPT_COLS}) \
+                     SELECT ?1, app_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 FROM delivery WHERE id = ?1"
+                ))
+                .map_err(map_err)?;
+            let mut update = c
+                .prepare_cached(
+                    "UPDATE delivery SET status = ?2, scheduled_attempts = ?3, total_attempts = total_attempts + 1, \
+                     next_attempt_at = ?4, next_trigger = 0, lease_until = 0, updated_at = ?5 WHERE id = ?1",
+                )
+                .map_err(map_err)?;
+            for o in &outcomes {
+                let a = &o.attempt;
+                insert
+                    .execute(params![
+                        o.delivery_id, a.id, a.msg_id, a.endpoint_id, a.url, a.response, a.response_status_code,
+                        a.response_duration_ms, a.status.code(), a.trigger_type.code(), a.attempt_number,
+                        micros(a.created_at)
+                    ])
+                    .map_err(map_err)?;
+                update
+                    .execute(params![
+                        o.delivery_id, o.delivery_status.code(), o.scheduled_attempts, o.next_attempt_at.map(micros),
+                        micros(a.created_at)
+                    ])
+                    .map_err(map_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn schedule_manual(&self, d: &NewDelivery, now: DateTime<Utc>) -> StoreResult<String> {
+        let d = d.clone();
+        self.write(move |c| {
+            // A delivery still on its schedule is simply made due now; a finished one gets one
+            // manual attempt, after which it stays finished with that attempt's outcome.
+            c.prepare_cached(
+                "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, next_trigger, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5, 1, ?5, ?5) \
+                 ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET next_attempt_at = ?5, \
+                 next_trigger = CASE WHEN status IN (1, 3) THEN next_trigger ELSE 1 END, updated_at = ?5 \
+                 RETURNING id",
+            )
+            .and_then(|mut s| s.query_row(params![d.id, d.msg_id, d.endpoint_id, d.app_id, micros(now)], |r| r.get(0)))
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn get_delivery(&self, msg_id: &str, endpoint_id: &str) -> StoreResult<Option<DeliveryState>> {
+        let (msg_id, endpoint_id) = (msg_id.to_string(), endpoint_id.to_string());
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {DELIVERY_COLS} FROM delivery WHERE msg_id = ?1 AND endpoint_id = ?2"))?
+                .query_row(params![msg_id, endpoint_id], rows::delivery)
+                .optional()
+        })
+        .await
+    }
+
+    async fn list_message_deliveries(&self, msg_id: &str, page: &PageRequest) -> StoreResult<Page<DeliveryState>> {
+        let (msg_id, page) = (msg_id.to_string(), page.clone());
+        self.read(move |c| {
+            let mut q = Query::new(&format!("SELECT {DELIVERY_COLS} FROM delivery WHERE msg_id = ?"));
+            q.params.push(Value::Text(msg_id));
+            q.page("endpoint_id", &page);
+            Ok(page.finish(q.fetch(c, rows::delivery)?))
+        })
+        .await
+    }
+
+    async fn list_endpoint_deliveries(
+        &self,
+        endpoint_id: &str,
+        filter: &MessageFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<(DeliveryState, Message)>> {
+        let (endpoint_id, filter, page) = (endpoint_id.to_string(), filter.clone(), page.clone());
+        self.read(move |c| {
+            let cols: Vec<String> = DELIVERY_COLS.split(", ").map(|col| format!("d.{col}")).collect();
+            let mcols: Vec<String> = MESSAGE_COLS.split(", ").map(|col| format!("m.{col}")).collect();
+            let mut q = Query::new(&format!(
+                "SELECT {}, {} FROM delivery d JOIN message m ON m.id = d.msg_id WHERE d.endpoint_id = ?",
+                cols.join(", "),
+                mcols.join(", ")
+            ));
+            q.params.push(Value::Text(endpoint_id));
+            message_filters(&mut q, "m", &filter);
+            if let Some(status) = filter.status {
+                q.and("d.status = ?", [Value::Integer(status.code())]);
+            }
+            q.page("d.msg_id", &page);
+            let rows = q.fetch(c, |r| Ok((rows::delivery(r)?, rows::message_at(r, 6)?)))?;
+            Ok(page.finish(rows))
+        })
+        .await
+    }
+
+    async fn list_attempts(&self, filter: &AttemptFilter, page: &PageRequest) -> StoreResult<Page<Attempt>> {
+        let (filter, page) = (filter.clone(), page.clone());
+        self.read(move |c| {
+            let cols: Vec<String> = ATTEMPT_COLS.split(", ").map(|col| format!("a.{col}")).collect();
+            let needs_message = filter.event_types.is_some() || filter.channel.is_some();
+            let join = if needs_message { " JOIN message m ON m.id = a.msg_id" } else { "" };
+            let mut q = Query::new(&format!("SELECT {} FROM attempt a{join} WHERE a.app_id = ?", cols.join(", ")));
+            q.params.push(Value::Text(filter.app_id.clone()));
+            if let Some(msg_id) = &filter.msg_id {
+                q.and("a.msg_id = ?", [text(msg_id)]);
+            }
+            if let Some(endpoint_id) = &filter.endpoint_id {
+                q.and("a.endpoint_id = ?", [text(endpoint_id)]);
+            }
+            if let Some(status) = filter.status {
+                q.and("a.status = ?", [Value::Integer(status.code())]);
+            }
+            if let Some(class) = filter.status_code_class {
+                if class == 0 {
+                    q.and("a.response_status_code = 0", []);
+                } else {
+                    q.and("a.response_status_code >= ? AND a.response_status_code < ?", [Value::Integer(class), Value::Integer(class + 100)]);
+                }
+            }
+            if let Some(before) = filter.before {
+                q.and("a.created_at < ?", [Value::Integer(micros(before))]);
+            }
+            if let Some(after) = filter.after {
+                q.and("a.created_at > ?", [Value::Integer(micros(after))]);
+            }
+            if needs_message {
+                let mf = MessageFilter {
+                    event_types: filter.event_types.clone(),
+                    channel: filter.channel.clone(),
+                    ..MessageFilter::default()
+                };
+                message_filters(&mut q, "m", &mf);
+            }
+            q.page("a.id", &page);
+            Ok(page.finish(q.fetch(c, rows::attempt)?))
+        })
+        .await
+    }
+
+    async fn get_attempt(&self, msg_id: &str, attempt_id: &str) -> StoreResult<Option<Attempt>> {
+        let (msg_id, attempt_id) = (msg_id.to_string(), attempt_id.to_string());
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {ATTEMPT_COLS} FROM attempt WHERE id = ?1 AND msg_id = ?2"))?
+                .query_row(params![attempt_id, msg_id], rows::attempt)
+                .optional()
+        })
+        .await
+    }
+}
+
+fn insert_deliveries(c: &Connection, deliveries: &[NewDelivery], created_at: i64) -> StoreResult<()> {
+    let mut stmt = c
+        .prepare_cached(
+            "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, lease_until, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        )
+        .map_err(map_err)?;
+    for d in deliveries {
+        stmt.execute(params![
+            d.id,
+            d.msg_id,
+            d.endpoint_id,
+            d.app_id,
+            MessageStatus::Pending.code(),
+            micros(d.due_at),
+            d.leased_until.map(micros).unwrap_or(0),
+            created_at
+        ])
+        .map_err(map_err)?;
+    }
+    Ok(())
+}

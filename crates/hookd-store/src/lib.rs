@@ -1,0 +1,138 @@
+//! hookd-store: the storage seam.
+//!
+//! The [`Store`] trait is everything hookd asks of a database; backends (embedded SQLite, and
+//! PostgreSQL for several nodes) implement it and prove it with the shared conformance suite in
+//! [`conformance`] (feature `testing`). Handlers and the dispatcher never see a driver type:
+//! backend errors arrive as [`StoreError`].
+//!
+//! The database is also the delivery queue. A *delivery* (message × endpoint) is due when its
+//! `next_attempt_at` has passed and it holds no live lease; [`Store::claim_due`] leases a batch,
+//! and [`Store::record_attempts`] writes the attempts and each delivery's next state in one
+//! transaction, clearing the lease. A worker that dies only delays its deliveries until the
+//! lease runs out.
+//!
+//! Module map: [`error`], [`page`] (keyset pagination), [`records`] (inputs and outputs that
+//! are not plain domain records), [`conformance`].
+
+pub mod error;
+pub mod page;
+pub mod records;
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message};
+
+pub use error::StoreError;
+pub use page::{Cursor, Page, PageRequest};
+pub use records::*;
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything hookd persists. All methods are safe to call concurrently.
+///
+/// Lookups `…_by_key` accept either the id or the caller's uid (event id for messages), the
+/// way Svix paths do. Every application and event type is scoped by [`Environment`]; records
+/// below an application inherit its environment.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ----- lifecycle -----
+
+    /// Called once at start by the only process using this store (embedded backends): leases
+    /// left by a killed process are released so its deliveries resume at once. Backends shared by
+    /// several nodes leave leases to expire instead.
+    async fn release_stale_leases(&self) -> StoreResult<u64>;
+
+    /// Cheap liveness probe for `/api/v1/health`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // ----- tokens -----
+
+    /// Stores a token (only its hash).
+    async fn create_token(&self, token: &TokenRecord) -> StoreResult<()>;
+    /// Finds a live token by the hash of its secret.
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
+
+    // ----- applications -----
+
+    /// Inserts; `Conflict` when the uid is taken in the environment.
+    async fn create_application(&self, app: &Application) -> StoreResult<()>;
+    /// By id or uid.
+    async fn get_application(&self, env: Environment, key: &str) -> StoreResult<Option<Application>>;
+    /// Replaces every mutable field; `NotFound`/`Conflict` as appropriate.
+    async fn update_application(&self, app: &Application) -> StoreResult<()>;
+    /// Deletes the application with its endpoints, messages, deliveries and attempts.
+    async fn delete_application(&self, env: Environment, id: &str) -> StoreResult<()>;
+    /// Keyset page ordered by id.
+    async fn list_applications(&self, env: Environment, page: &PageRequest) -> StoreResult<Page<Application>>;
+
+    // ----- endpoints -----
+
+    /// Inserts; `Conflict` when the uid is taken in the application.
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
+    /// By id or uid within an application.
+    async fn get_endpoint(&self, app_id: &str, key: &str) -> StoreResult<Option<Endpoint>>;
+    /// Replaces every mutable field (including secret and headers).
+    async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
+    /// Deletes the endpoint and its pending deliveries' future attempts.
+    async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()>;
+    /// Keyset page ordered by id.
+    async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>>;
+    /// Every endpoint of an application (for fan-out; callers cache it).
+    async fn all_endpoints(&self, app_id: &str) -> StoreResult<Vec<Endpoint>>;
+
+    // ----- event types -----
+
+    /// Inserts or replaces by name.
+    async fn upsert_event_type(&self, event_type: &EventType) -> StoreResult<()>;
+    /// By name.
+    async fn get_event_type(&self, env: Environment, name: &str) -> StoreResult<Option<EventType>>;
+    /// Removes for good.
+    async fn delete_event_type(&self, env: Environment, name: &str) -> StoreResult<()>;
+    /// Keyset page ordered by name.
+    async fn list_event_types(
+        &self,
+        env: Environment,
+        include_archived: bool,
+        page: &PageRequest,
+    ) -> StoreResult<Page<EventType>>;
+
+    // ----- messages and the queue -----
+
+    /// Inserts a message and its deliveries in one transaction (the 202 waits for it).
+    /// `Conflict` when the event id is taken in the application.
+    async fn create_message(&self, message: &Message, deliveries: &[NewDelivery]) -> StoreResult<()>;
+    /// By id or event id within an application.
+    async fn get_message(&self, app_id: &str, key: &str) -> StoreResult<Option<Message>>;
+    /// Newest first, filtered.
+    async fn list_messages(&self, app_id: &str, filter: &MessageFilter, page: &PageRequest) -> StoreResult<Page<Message>>;
+
+    /// Leases up to `limit` due deliveries until `lease_until`.
+    async fn claim_due(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: usize) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records attempts and the resulting delivery states in one transaction, releasing leases.
+    async fn record_attempts(&self, outcomes: &[AttemptRecord]) -> StoreResult<()>;
+    /// Makes a delivery due now as a manual attempt, creating it if the endpoint was never sent
+    /// this message. Returns the delivery's id.
+    async fn schedule_manual(&self, delivery: &NewDelivery, now: DateTime<Utc>) -> StoreResult<String>;
+    /// The delivery of one message to one endpoint.
+    async fn get_delivery(&self, msg_id: &str, endpoint_id: &str) -> StoreResult<Option<DeliveryState>>;
+    /// Deliveries of a message (attempted destinations), keyset by endpoint id.
+    async fn list_message_deliveries(&self, msg_id: &str, page: &PageRequest) -> StoreResult<Page<DeliveryState>>;
+    /// Deliveries to an endpoint with their messages (attempted messages), newest message first.
+    async fn list_endpoint_deliveries(
+        &self,
+        endpoint_id: &str,
+        filter: &MessageFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<(DeliveryState, Message)>>;
+
+    // ----- attempts -----
+
+    /// Attempts of an application, newest first, filtered by message and/or endpoint.
+    async fn list_attempts(&self, filter: &AttemptFilter, page: &PageRequest) -> StoreResult<Page<Attempt>>;
+    /// One attempt of a message.
+    async fn get_attempt(&self, msg_id: &str, attempt_id: &str) -> StoreResult<Option<Attempt>>;
+}
