@@ -8,7 +8,11 @@
 use crate::model::Endpoint;
 
 /// Does `endpoint` receive a message of `event_type` on `channels`?
-pub fn endpoint_accepts(endpoint: &Endpoint, event_type: &str, channels: Option<&[String]>) -> bool {
+pub fn endpoint_accepts(
+    endpoint: &Endpoint,
+    event_type: &str,
+    channels: Option<&[String]>,
+) -> bool {
     if endpoint.disabled {
         return false;
     }
@@ -54,8 +58,16 @@ mod tests {
 
     #[test]
     fn endpoint_without_filters_accepts_everything() {
-        assert!(endpoint_accepts(&endpoint(None, None), "user.created", None));
-        assert!(endpoint_accepts(&endpoint(None, None), "a", Some(&chans(&["x"]))));
+        assert!(endpoint_accepts(
+            &endpoint(None, None),
+            "user.created",
+            None
+        ));
+        assert!(endpoint_accepts(
+            &endpoint(None, None),
+            "a",
+            Some(&chans(&["x"]))
+        ));
     }
 
     #[test]
@@ -70,7 +82,10 @@ mod tests {
         let ep = endpoint(None, Some(&["eu", "us"]));
         assert!(endpoint_accepts(&ep, "t", Some(&chans(&["apac", "us"]))));
         assert!(!endpoint_accepts(&ep, "t", Some(&chans(&["apac"]))));
-        assert!(!endpoint_accepts(&ep, "t", None), "a message without channels skips channel-filtered endpoints");
+        assert!(
+            !endpoint_accepts(&ep, "t", None),
+            "a message without channels skips channel-filtered endpoints"
+        );
     }
 
     #[test]

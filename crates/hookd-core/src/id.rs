@@ -64,8 +64,9 @@ impl IdKind {
 
     /// Is `s` an id of this kind with a well-formed body?
     pub fn matches(self, s: &str) -> bool {
-        s.strip_prefix(self.prefix())
-            .is_some_and(|body| body.len() == BODY_LEN && body.bytes().all(|b| b.is_ascii_alphanumeric()))
+        s.strip_prefix(self.prefix()).is_some_and(|body| {
+            body.len() == BODY_LEN && body.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
     }
 
     fn with_payload(self, at: DateTime<Utc>, payload: &[u8; 15]) -> String {

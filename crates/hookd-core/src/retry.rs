@@ -60,7 +60,10 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            schedule: DEFAULT_SCHEDULE.iter().map(|s| Duration::from_secs(*s)).collect(),
+            schedule: DEFAULT_SCHEDULE
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
             jitter: 0.2,
             overload_floor: Duration::from_secs(60),
         }
@@ -103,7 +106,10 @@ impl RetryPolicy {
             delay = (*asked).clamp(scheduled, scheduled * 2);
         }
         let jittered = self.apply_jitter(delay, rng);
-        let overloaded = matches!(outcome, Outcome::Timeout | Outcome::Status { code: 429, .. });
+        let overloaded = matches!(
+            outcome,
+            Outcome::Timeout | Outcome::Status { code: 429, .. }
+        );
         Some(if overloaded {
             jittered.max(self.overload_floor)
         } else {
@@ -154,7 +160,11 @@ mod tests {
         assert_eq!(p.next_delay(1, &Outcome::Success, &mut rng), None);
         assert!(p.next_delay(1, &fail500(), &mut rng).is_some());
         assert!(p.next_delay(2, &fail500(), &mut rng).is_some());
-        assert_eq!(p.next_delay(3, &fail500(), &mut rng), None, "three attempts, then exhausted");
+        assert_eq!(
+            p.next_delay(3, &fail500(), &mut rng),
+            None,
+            "three attempts, then exhausted"
+        );
     }
 
     #[test]
@@ -169,22 +179,56 @@ mod tests {
 
     #[test]
     fn retry_after_is_clamped_between_the_plan_and_double() {
-        let p = RetryPolicy { jitter: 0.0, ..RetryPolicy::with_schedule_secs(&[100]) };
+        let p = RetryPolicy {
+            jitter: 0.0,
+            ..RetryPolicy::with_schedule_secs(&[100])
+        };
         let mut rng = StepRng::new(0, 0);
-        let asked = |secs| Outcome::Status { code: 503, retry_after: Some(Duration::from_secs(secs)) };
-        assert_eq!(p.next_delay(1, &asked(10), &mut rng), Some(Duration::from_secs(100)));
-        assert_eq!(p.next_delay(1, &asked(150), &mut rng), Some(Duration::from_secs(150)));
-        assert_eq!(p.next_delay(1, &asked(1_000), &mut rng), Some(Duration::from_secs(200)));
-        let on_500 = Outcome::Status { code: 500, retry_after: Some(Duration::from_secs(150)) };
-        assert_eq!(p.next_delay(1, &on_500, &mut rng), Some(Duration::from_secs(100)), "only 429/503 honour it");
+        let asked = |secs| Outcome::Status {
+            code: 503,
+            retry_after: Some(Duration::from_secs(secs)),
+        };
+        assert_eq!(
+            p.next_delay(1, &asked(10), &mut rng),
+            Some(Duration::from_secs(100))
+        );
+        assert_eq!(
+            p.next_delay(1, &asked(150), &mut rng),
+            Some(Duration::from_secs(150))
+        );
+        assert_eq!(
+            p.next_delay(1, &asked(1_000), &mut rng),
+            Some(Duration::from_secs(200))
+        );
+        let on_500 = Outcome::Status {
+            code: 500,
+            retry_after: Some(Duration::from_secs(150)),
+        };
+        assert_eq!(
+            p.next_delay(1, &on_500, &mut rng),
+            Some(Duration::from_secs(100)),
+            "only 429/503 honour it"
+        );
     }
 
     #[test]
     fn timeouts_and_429_wait_at_least_the_overload_floor() {
-        let p = RetryPolicy { jitter: 0.0, ..RetryPolicy::with_schedule_secs(&[5]) };
+        let p = RetryPolicy {
+            jitter: 0.0,
+            ..RetryPolicy::with_schedule_secs(&[5])
+        };
         let mut rng = StepRng::new(0, 0);
-        assert_eq!(p.next_delay(1, &Outcome::Timeout, &mut rng), Some(Duration::from_secs(60)));
-        assert_eq!(p.next_delay(1, &Outcome::from_status(429, None), &mut rng), Some(Duration::from_secs(60)));
-        assert_eq!(p.next_delay(1, &Outcome::Transport, &mut rng), Some(Duration::from_secs(5)));
+        assert_eq!(
+            p.next_delay(1, &Outcome::Timeout, &mut rng),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            p.next_delay(1, &Outcome::from_status(429, None), &mut rng),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            p.next_delay(1, &Outcome::Transport, &mut rng),
+            Some(Duration::from_secs(5))
+        );
     }
 }

@@ -39,14 +39,18 @@ pub const MAX_URL_LEN: usize = 65_536;
 pub const MAX_HEADER_VALUE_LEN: usize = 4_096;
 
 fn key_chars_ok(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// A uid (applications, endpoints) or event id: `^[a-zA-Z0-9\-_.]+$`, 1–256 characters, and not
 /// starting with the id prefix of its kind (so an id and a uid can never be confused).
 pub fn check_uid(field: &str, value: &str, id_prefix: &str) -> Result<(), FieldError> {
     if value.is_empty() || value.len() > MAX_KEY_LEN {
-        return Err(FieldError::new(&[field], format!("{field} must be 1 to {MAX_KEY_LEN} characters long")));
+        return Err(FieldError::new(
+            &[field],
+            format!("{field} must be 1 to {MAX_KEY_LEN} characters long"),
+        ));
     }
     if !key_chars_ok(value) {
         return Err(FieldError::new(
@@ -71,14 +75,19 @@ pub fn check_event_type_name(field: &str, value: &str) -> Result<(), FieldError>
 /// A list of channels: 1..=`max` entries, each a key of at most 128 characters.
 pub fn check_channels(field: &str, channels: &[String], max: usize) -> Result<(), FieldError> {
     if channels.is_empty() || channels.len() > max {
-        return Err(FieldError::new(&[field], format!("{field} must hold between 1 and {max} channels")));
+        return Err(FieldError::new(
+            &[field],
+            format!("{field} must hold between 1 and {max} channels"),
+        ));
     }
     for (i, c) in channels.iter().enumerate() {
         let idx = i.to_string();
         if c.is_empty() || c.len() > MAX_CHANNEL_LEN || !key_chars_ok(c) {
             return Err(FieldError::new(
                 &[field, &idx],
-                format!("channel names are 1 to {MAX_CHANNEL_LEN} letters, digits, '-', '_' or '.'"),
+                format!(
+                    "channel names are 1 to {MAX_CHANNEL_LEN} letters, digits, '-', '_' or '.'"
+                ),
             ));
         }
     }
@@ -89,18 +98,33 @@ pub fn check_channels(field: &str, channels: &[String], max: usize) -> Result<()
 /// control characters. `https_only` rejects `http`.
 pub fn check_endpoint_url(field: &str, value: &str, https_only: bool) -> Result<(), FieldError> {
     if value.is_empty() || value.len() > MAX_URL_LEN {
-        return Err(FieldError::new(&[field], format!("URL must be 1 to {MAX_URL_LEN} characters long")));
+        return Err(FieldError::new(
+            &[field],
+            format!("URL must be 1 to {MAX_URL_LEN} characters long"),
+        ));
     }
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(FieldError::new(&[field], "URL must not contain whitespace or control characters"));
+        return Err(FieldError::new(
+            &[field],
+            "URL must not contain whitespace or control characters",
+        ));
     }
-    let parsed = url::Url::parse(value).map_err(|e| FieldError::new(&[field], format!("invalid URL: {e}")))?;
+    let parsed = url::Url::parse(value)
+        .map_err(|e| FieldError::new(&[field], format!("invalid URL: {e}")))?;
     match parsed.scheme() {
         "https" => {}
         "http" if !https_only => {}
-        "http" => return Err(FieldError::new(&[field], "endpoint URLs must use https on this server")),
+        "http" => {
+            return Err(FieldError::new(
+                &[field],
+                "endpoint URLs must use https on this server",
+            ))
+        }
         other => {
-            return Err(FieldError::new(&[field], format!("URL scheme must be http or https, not {other}")));
+            return Err(FieldError::new(
+                &[field],
+                format!("URL scheme must be http or https, not {other}"),
+            ));
         }
     }
     if parsed.host_str().is_none_or(str::is_empty) {
@@ -112,26 +136,50 @@ pub fn check_endpoint_url(field: &str, value: &str, https_only: bool) -> Result<
 /// Free text must not carry the control characters 0x00–0x08.
 pub fn check_description(field: &str, value: &str) -> Result<(), FieldError> {
     if value.chars().any(|c| ('\u{0}'..='\u{8}').contains(&c)) {
-        return Err(FieldError::new(&[field], "must not contain control characters"));
+        return Err(FieldError::new(
+            &[field],
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
 
 /// Custom header names hookd sets itself or that would break HTTP framing.
 const FORBIDDEN_HEADERS: &[&str] = &[
-    "user-agent", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-    "transfer-encoding", "upgrade", "age", "cache-control", "clear-site-data", "expires", "pragma",
-    "warning", "content-length", "content-type", "content-encoding", "content-language",
-    "content-location", "host", "connection",
+    "user-agent",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "age",
+    "cache-control",
+    "clear-site-data",
+    "expires",
+    "pragma",
+    "warning",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "content-language",
+    "content-location",
+    "host",
+    "connection",
 ];
 /// Prefixes reserved for hookd's own headers and for cloud load balancers.
 const FORBIDDEN_PREFIXES: &[&str] = &[
-    "webhook-", "svix-", "x-svix-", "x-hookd-", "x-amz-", "x-amzn-", "x-google", "x-goog-", "x-gfe",
-    "x-azure-", "x-fd-",
+    "webhook-", "svix-", "x-svix-", "x-hookd-", "x-amz-", "x-amzn-", "x-google", "x-goog-",
+    "x-gfe", "x-azure-", "x-fd-",
 ];
 /// Headers whose values are never shown back (only their names).
 const SENSITIVE_HEADERS: &[&str] = &[
-    "authorization", "x-auth-token", "x-api-key", "www-authenticate", "proxy-authenticate",
+    "authorization",
+    "x-auth-token",
+    "x-api-key",
+    "www-authenticate",
+    "proxy-authenticate",
     "proxy-authorization",
 ];
 
@@ -141,21 +189,35 @@ pub fn is_sensitive_header(name: &str) -> bool {
 }
 
 /// A set of custom headers for an endpoint.
-pub fn check_headers<'a>(field: &str, headers: impl IntoIterator<Item = (&'a String, &'a String)>) -> Result<(), FieldError> {
+pub fn check_headers<'a>(
+    field: &str,
+    headers: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<(), FieldError> {
     for (name, value) in headers {
         let lower = name.to_ascii_lowercase();
         let valid_name = !name.is_empty()
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
         if !valid_name {
             return Err(FieldError::new(&[field, name], "invalid header name"));
         }
-        if FORBIDDEN_HEADERS.contains(&lower.as_str()) || FORBIDDEN_PREFIXES.iter().any(|p| lower.starts_with(p)) {
-            return Err(FieldError::new(&[field, name], format!("the header {name} cannot be set")));
-        }
-        if value.len() > MAX_HEADER_VALUE_LEN || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        if FORBIDDEN_HEADERS.contains(&lower.as_str())
+            || FORBIDDEN_PREFIXES.iter().any(|p| lower.starts_with(p))
+        {
             return Err(FieldError::new(
                 &[field, name],
-                format!("header values are at most {MAX_HEADER_VALUE_LEN} bytes without line breaks"),
+                format!("the header {name} cannot be set"),
+            ));
+        }
+        if value.len() > MAX_HEADER_VALUE_LEN
+            || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+        {
+            return Err(FieldError::new(
+                &[field, name],
+                format!(
+                    "header values are at most {MAX_HEADER_VALUE_LEN} bytes without line breaks"
+                ),
             ));
         }
     }
@@ -190,7 +252,10 @@ mod tests {
         assert!(check_channels("channels", &ok, 5).is_ok());
         assert!(check_channels("channels", &[], 5).is_err());
         let bad = vec!["eu".to_string(), "bad channel".to_string()];
-        assert_eq!(check_channels("channels", &bad, 5).unwrap_err().loc, vec!["channels", "1"]);
+        assert_eq!(
+            check_channels("channels", &bad, 5).unwrap_err().loc,
+            vec!["channels", "1"]
+        );
         let many: Vec<String> = (0..6).map(|i| i.to_string()).collect();
         assert!(check_channels("channels", &many, 5).is_err());
     }

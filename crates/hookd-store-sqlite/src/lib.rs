@@ -146,7 +146,9 @@ fn take_lock(db: &Path) -> StoreResult<File> {
 fn open_reader(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
     )
     .map_err(unavailable)?;
     conn.execute_batch("PRAGMA busy_timeout=5000; PRAGMA cache_size=-16000;")
@@ -158,7 +160,11 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migration (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
         .map_err(map_err)?;
     let current: i64 = conn
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migration", [], |r| r.get(0))
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migration",
+            [],
+            |r| r.get(0),
+        )
         .map_err(map_err)?;
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         let tx = conn.unchecked_transaction().map_err(map_err)?;
@@ -183,13 +189,17 @@ fn unavailable(e: rusqlite::Error) -> StoreError {
 pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::*;
     match &e {
-        rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
         {
             StoreError::Conflict("unique")
         }
         rusqlite::Error::SqliteFailure(f, _)
-            if matches!(f.code, DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull | CannotOpen) =>
+            if matches!(
+                f.code,
+                DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull | CannotOpen
+            ) =>
         {
             StoreError::Unavailable(Box::new(e))
         }

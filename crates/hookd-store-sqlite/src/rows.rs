@@ -11,11 +11,13 @@ use rusqlite::types::{FromSql, FromSqlError, ToSqlOutput, Value, ValueRef};
 use rusqlite::{Row, ToSql};
 
 pub const APP_COLS: &str = "id, env, uid, name, metadata, throttle_rate, created_at, updated_at";
-pub const ENDPOINT_COLS: &str = "id, app_id, uid, url, description, disabled, event_types, channels, \
+pub const ENDPOINT_COLS: &str =
+    "id, app_id, uid, url, description, disabled, event_types, channels, \
     throttle_rate, metadata, secret, headers, created_at, updated_at";
 pub const EVENT_TYPE_COLS: &str =
     "env, name, description, archived, deprecated, feature_flag, schemas, created_at, updated_at";
-pub const MESSAGE_COLS: &str = "id, app_id, event_id, event_type, channels, payload, created_at, expires_at";
+pub const MESSAGE_COLS: &str =
+    "id, app_id, event_id, event_type, channels, payload, created_at, expires_at";
 pub const ATTEMPT_COLS: &str = "id, msg_id, endpoint_id, url, response, response_status_code, \
     response_duration_ms, status, trigger_type, attempt_number, created_at";
 pub const DELIVERY_COLS: &str = "id, msg_id, endpoint_id, status, next_attempt_at, created_at";
@@ -35,7 +37,8 @@ pub struct Json<T>(pub T);
 
 impl<T: serde::Serialize> ToSql for Json<T> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        let text = serde_json::to_string(&self.0).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let text = serde_json::to_string(&self.0)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         Ok(ToSqlOutput::Owned(Value::Text(text)))
     }
 }
@@ -43,14 +46,20 @@ impl<T: serde::Serialize> ToSql for Json<T> {
 impl<T: serde::de::DeserializeOwned> FromSql for Json<T> {
     fn column_result(value: ValueRef<'_>) -> Result<Self, FromSqlError> {
         let text = value.as_str()?;
-        serde_json::from_str(text).map(Json).map_err(|e| FromSqlError::Other(Box::new(e)))
+        serde_json::from_str(text)
+            .map(Json)
+            .map_err(|e| FromSqlError::Other(Box::new(e)))
     }
 }
 
 fn env_at(row: &Row, idx: usize) -> rusqlite::Result<Environment> {
     let s: String = row.get(idx)?;
     Environment::parse(&s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, format!("unknown environment {s}").into())
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            format!("unknown environment {s}").into(),
+        )
     })
 }
 
@@ -61,7 +70,11 @@ fn opt_json<T: serde::de::DeserializeOwned>(row: &Row, idx: usize) -> rusqlite::
 fn status_at(row: &Row, idx: usize) -> rusqlite::Result<MessageStatus> {
     let code: i64 = row.get(idx)?;
     MessageStatus::from_code(code).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Integer, format!("bad status {code}").into())
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Integer,
+            format!("bad status {code}").into(),
+        )
     })
 }
 

@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus};
+use hookd_core::model::{
+    Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus,
+};
 use hookd_store::{
     AttemptFilter, AttemptRecord, ClaimedDelivery, DeliveryState, MessageFilter, NewDelivery, Page,
     PageRequest, Store, StoreError, StoreResult, TokenRecord,
@@ -10,7 +12,10 @@ use hookd_store::{
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-use crate::rows::{self, micros, Json, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS, TOKEN_COLS};
+use crate::rows::{
+    self, micros, Json, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS,
+    MESSAGE_COLS, TOKEN_COLS,
+};
 use crate::{map_err, SqliteStore};
 
 /// A statement assembled from optional filters, with its positional parameters.
@@ -21,7 +26,10 @@ struct Query {
 
 impl Query {
     fn new(select: &str) -> Query {
-        Query { sql: select.to_string(), params: Vec::new() }
+        Query {
+            sql: select.to_string(),
+            params: Vec::new(),
+        }
     }
 
     /// Appends ` AND <clause>` whose `?` placeholders take `values` in order.
@@ -47,14 +55,24 @@ impl Query {
         let asc = page.scan_ascending();
         if let Some(cursor) = &page.cursor {
             let op = if asc { ">" } else { "<" };
-            self.and(&format!("{key_column} {op} ?"), [Value::Text(cursor.key.clone())]);
+            self.and(
+                &format!("{key_column} {op} ?"),
+                [Value::Text(cursor.key.clone())],
+            );
         }
         let dir = if asc { "ASC" } else { "DESC" };
-        self.sql.push_str(&format!(" ORDER BY {key_column} {dir} LIMIT {}", page.limit + 1));
+        self.sql.push_str(&format!(
+            " ORDER BY {key_column} {dir} LIMIT {}",
+            page.limit + 1
+        ));
         self
     }
 
-    fn fetch<T>(&self, conn: &Connection, map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>) -> rusqlite::Result<Vec<T>> {
+    fn fetch<T>(
+        &self,
+        conn: &Connection,
+        map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Vec<T>> {
         let mut stmt = conn.prepare_cached(&self.sql)?;
         let rows = stmt.query_map(params_from_iter(self.params.iter()), map)?;
         rows.collect()
@@ -71,15 +89,23 @@ fn message_filters(q: &mut Query, alias: &str, filter: &MessageFilter) {
     }
     if let Some(channel) = &filter.channel {
         q.and(
-            &format!("EXISTS (SELECT 1 FROM json_each({alias}.channels) WHERE json_each.value = ?)"),
+            &format!(
+                "EXISTS (SELECT 1 FROM json_each({alias}.channels) WHERE json_each.value = ?)"
+            ),
             [text(channel)],
         );
     }
     if let Some(before) = filter.before {
-        q.and(&format!("{alias}.created_at < ?"), [Value::Integer(micros(before))]);
+        q.and(
+            &format!("{alias}.created_at < ?"),
+            [Value::Integer(micros(before))],
+        );
     }
     if let Some(after) = filter.after {
-        q.and(&format!("{alias}.created_at > ?"), [Value::Integer(micros(after))]);
+        q.and(
+            &format!("{alias}.created_at > ?"),
+            [Value::Integer(micros(after))],
+        );
     }
 }
 
@@ -95,9 +121,12 @@ fn expect_one(changed: usize) -> StoreResult<()> {
 impl Store for SqliteStore {
     async fn release_stale_leases(&self) -> StoreResult<u64> {
         self.write(|c| {
-            c.execute("UPDATE delivery SET lease_until = 0 WHERE lease_until > 0", [])
-                .map(|n| n as u64)
-                .map_err(map_err)
+            c.execute(
+                "UPDATE delivery SET lease_until = 0 WHERE lease_until > 0",
+                [],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
         })
         .await
     }
@@ -132,17 +161,32 @@ impl Store for SqliteStore {
     async fn create_application(&self, app: &Application) -> StoreResult<()> {
         let a = app.clone();
         self.write(move |c| {
-            c.prepare_cached(&format!("INSERT INTO application ({APP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"))
-                .and_then(|mut s| {
-                    s.execute(params![a.id, a.env.as_str(), a.uid, a.name, Json(&a.metadata), a.throttle_rate, micros(a.created_at), micros(a.updated_at)])
-                })
-                .map_err(map_err)?;
+            c.prepare_cached(&format!(
+                "INSERT INTO application ({APP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ))
+            .and_then(|mut s| {
+                s.execute(params![
+                    a.id,
+                    a.env.as_str(),
+                    a.uid,
+                    a.name,
+                    Json(&a.metadata),
+                    a.throttle_rate,
+                    micros(a.created_at),
+                    micros(a.updated_at)
+                ])
+            })
+            .map_err(map_err)?;
             Ok(())
         })
         .await
     }
 
-    async fn get_application(&self, env: Environment, key: &str) -> StoreResult<Option<Application>> {
+    async fn get_application(
+        &self,
+        env: Environment,
+        key: &str,
+    ) -> StoreResult<Option<Application>> {
         let key = key.to_string();
         self.read(move |c| {
             c.prepare_cached(&format!(
@@ -170,18 +214,26 @@ impl Store for SqliteStore {
         let id = id.to_string();
         self.write(move |c| {
             let n = c
-                .execute("DELETE FROM application WHERE env = ?1 AND id = ?2", params![env.as_str(), id])
+                .execute(
+                    "DELETE FROM application WHERE env = ?1 AND id = ?2",
+                    params![env.as_str(), id],
+                )
                 .map_err(map_err)?;
             expect_one(n)?;
             for table in ["attempt", "delivery", "message", "endpoint", "token"] {
-                c.execute(&format!("DELETE FROM {table} WHERE app_id = ?1"), [&id]).map_err(map_err)?;
+                c.execute(&format!("DELETE FROM {table} WHERE app_id = ?1"), [&id])
+                    .map_err(map_err)?;
             }
             Ok(())
         })
         .await
     }
 
-    async fn list_applications(&self, env: Environment, page: &PageRequest) -> StoreResult<Page<Application>> {
+    async fn list_applications(
+        &self,
+        env: Environment,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Application>> {
         let page = page.clone();
         self.read(move |c| {
             let mut q = Query::new(&format!("SELECT {APP_COLS} FROM application WHERE env = ?"));
@@ -248,20 +300,30 @@ impl Store for SqliteStore {
         let (app_id, id) = (app_id.to_string(), id.to_string());
         self.write(move |c| {
             let n = c
-                .execute("DELETE FROM endpoint WHERE app_id = ?1 AND id = ?2", params![app_id, id])
+                .execute(
+                    "DELETE FROM endpoint WHERE app_id = ?1 AND id = ?2",
+                    params![app_id, id],
+                )
                 .map_err(map_err)?;
             expect_one(n)?;
             // Its deliveries go with it; attempts stay as history.
-            c.execute("DELETE FROM delivery WHERE endpoint_id = ?1", [&id]).map_err(map_err)?;
+            c.execute("DELETE FROM delivery WHERE endpoint_id = ?1", [&id])
+                .map_err(map_err)?;
             Ok(())
         })
         .await
     }
 
-    async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>> {
+    async fn list_endpoints(
+        &self,
+        app_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Endpoint>> {
         let (app_id, page) = (app_id.to_string(), page.clone());
         self.read(move |c| {
-            let mut q = Query::new(&format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = ?"));
+            let mut q = Query::new(&format!(
+                "SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = ?"
+            ));
             q.params.push(Value::Text(app_id));
             q.page("id", &page);
             Ok(page.finish(q.fetch(c, rows::endpoint)?))
@@ -272,7 +334,9 @@ impl Store for SqliteStore {
     async fn all_endpoints(&self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
         let app_id = app_id.to_string();
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(&format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = ?1 ORDER BY id"))?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = ?1 ORDER BY id"
+            ))?;
             let rows = stmt.query_map([app_id], rows::endpoint)?;
             rows.collect()
         })
@@ -303,9 +367,11 @@ impl Store for SqliteStore {
     async fn get_event_type(&self, env: Environment, name: &str) -> StoreResult<Option<EventType>> {
         let name = name.to_string();
         self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {EVENT_TYPE_COLS} FROM event_type WHERE env = ?1 AND name = ?2"))?
-                .query_row(params![env.as_str(), name], rows::event_type)
-                .optional()
+            c.prepare_cached(&format!(
+                "SELECT {EVENT_TYPE_COLS} FROM event_type WHERE env = ?1 AND name = ?2"
+            ))?
+            .query_row(params![env.as_str(), name], rows::event_type)
+            .optional()
         })
         .await
     }
@@ -314,17 +380,27 @@ impl Store for SqliteStore {
         let name = name.to_string();
         self.write(move |c| {
             let n = c
-                .execute("DELETE FROM event_type WHERE env = ?1 AND name = ?2", params![env.as_str(), name])
+                .execute(
+                    "DELETE FROM event_type WHERE env = ?1 AND name = ?2",
+                    params![env.as_str(), name],
+                )
                 .map_err(map_err)?;
             expect_one(n)
         })
         .await
     }
 
-    async fn list_event_types(&self, env: Environment, include_archived: bool, page: &PageRequest) -> StoreResult<Page<EventType>> {
+    async fn list_event_types(
+        &self,
+        env: Environment,
+        include_archived: bool,
+        page: &PageRequest,
+    ) -> StoreResult<Page<EventType>> {
         let page = page.clone();
         self.read(move |c| {
-            let mut q = Query::new(&format!("SELECT {EVENT_TYPE_COLS} FROM event_type WHERE env = ?"));
+            let mut q = Query::new(&format!(
+                "SELECT {EVENT_TYPE_COLS} FROM event_type WHERE env = ?"
+            ));
             q.params.push(text(env.as_str()));
             if !include_archived {
                 q.and("archived = 0", []);
@@ -338,14 +414,22 @@ impl Store for SqliteStore {
     async fn create_message(&self, m: &Message, deliveries: &[NewDelivery]) -> StoreResult<()> {
         let (m, deliveries) = (m.clone(), deliveries.to_vec());
         self.write(move |c| {
-            c.prepare_cached(&format!("INSERT INTO message ({MESSAGE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"))
-                .and_then(|mut s| {
-                    s.execute(params![
-                        m.id, m.app_id, m.event_id, m.event_type, m.channels.as_ref().map(Json), m.payload,
-                        micros(m.created_at), micros(m.expires_at)
-                    ])
-                })
-                .map_err(map_err)?;
+            c.prepare_cached(&format!(
+                "INSERT INTO message ({MESSAGE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ))
+            .and_then(|mut s| {
+                s.execute(params![
+                    m.id,
+                    m.app_id,
+                    m.event_id,
+                    m.event_type,
+                    m.channels.as_ref().map(Json),
+                    m.payload,
+                    micros(m.created_at),
+                    micros(m.expires_at)
+                ])
+            })
+            .map_err(map_err)?;
             insert_deliveries(c, &deliveries, micros(m.created_at))
         })
         .await
@@ -363,10 +447,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_messages(&self, app_id: &str, filter: &MessageFilter, page: &PageRequest) -> StoreResult<Page<Message>> {
+    async fn list_messages(
+        &self,
+        app_id: &str,
+        filter: &MessageFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Message>> {
         let (app_id, filter, page) = (app_id.to_string(), filter.clone(), page.clone());
         self.read(move |c| {
-            let mut q = Query::new(&format!("SELECT {MESSAGE_COLS} FROM message m WHERE m.app_id = ?"));
+            let mut q = Query::new(&format!(
+                "SELECT {MESSAGE_COLS} FROM message m WHERE m.app_id = ?"
+            ));
             q.params.push(Value::Text(app_id));
             message_filters(&mut q, "m", &filter);
             q.page("m.id", &page);
@@ -375,7 +466,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_due(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: usize) -> StoreResult<Vec<ClaimedDelivery>> {
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
         self.write(move |c| {
             let mut stmt = c
                 .prepare_cached(
@@ -458,20 +554,32 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_delivery(&self, msg_id: &str, endpoint_id: &str) -> StoreResult<Option<DeliveryState>> {
+    async fn get_delivery(
+        &self,
+        msg_id: &str,
+        endpoint_id: &str,
+    ) -> StoreResult<Option<DeliveryState>> {
         let (msg_id, endpoint_id) = (msg_id.to_string(), endpoint_id.to_string());
         self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {DELIVERY_COLS} FROM delivery WHERE msg_id = ?1 AND endpoint_id = ?2"))?
-                .query_row(params![msg_id, endpoint_id], rows::delivery)
-                .optional()
+            c.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLS} FROM delivery WHERE msg_id = ?1 AND endpoint_id = ?2"
+            ))?
+            .query_row(params![msg_id, endpoint_id], rows::delivery)
+            .optional()
         })
         .await
     }
 
-    async fn list_message_deliveries(&self, msg_id: &str, page: &PageRequest) -> StoreResult<Page<DeliveryState>> {
+    async fn list_message_deliveries(
+        &self,
+        msg_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<DeliveryState>> {
         let (msg_id, page) = (msg_id.to_string(), page.clone());
         self.read(move |c| {
-            let mut q = Query::new(&format!("SELECT {DELIVERY_COLS} FROM delivery WHERE msg_id = ?"));
+            let mut q = Query::new(&format!(
+                "SELECT {DELIVERY_COLS} FROM delivery WHERE msg_id = ?"
+            ));
             q.params.push(Value::Text(msg_id));
             q.page("endpoint_id", &page);
             Ok(page.finish(q.fetch(c, rows::delivery)?))
@@ -506,13 +614,27 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_attempts(&self, filter: &AttemptFilter, page: &PageRequest) -> StoreResult<Page<Attempt>> {
+    async fn list_attempts(
+        &self,
+        filter: &AttemptFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Attempt>> {
         let (filter, page) = (filter.clone(), page.clone());
         self.read(move |c| {
-            let cols: Vec<String> = ATTEMPT_COLS.split(", ").map(|col| format!("a.{col}")).collect();
+            let cols: Vec<String> = ATTEMPT_COLS
+                .split(", ")
+                .map(|col| format!("a.{col}"))
+                .collect();
             let needs_message = filter.event_types.is_some() || filter.channel.is_some();
-            let join = if needs_message { " JOIN message m ON m.id = a.msg_id" } else { "" };
-            let mut q = Query::new(&format!("SELECT {} FROM attempt a{join} WHERE a.app_id = ?", cols.join(", ")));
+            let join = if needs_message {
+                " JOIN message m ON m.id = a.msg_id"
+            } else {
+                ""
+            };
+            let mut q = Query::new(&format!(
+                "SELECT {} FROM attempt a{join} WHERE a.app_id = ?",
+                cols.join(", ")
+            ));
             q.params.push(Value::Text(filter.app_id.clone()));
             if let Some(msg_id) = &filter.msg_id {
                 q.and("a.msg_id = ?", [text(msg_id)]);
@@ -527,7 +649,10 @@ impl Store for SqliteStore {
                 if class == 0 {
                     q.and("a.response_status_code = 0", []);
                 } else {
-                    q.and("a.response_status_code >= ? AND a.response_status_code < ?", [Value::Integer(class), Value::Integer(class + 100)]);
+                    q.and(
+                        "a.response_status_code >= ? AND a.response_status_code < ?",
+                        [Value::Integer(class), Value::Integer(class + 100)],
+                    );
                 }
             }
             if let Some(before) = filter.before {
@@ -553,15 +678,21 @@ impl Store for SqliteStore {
     async fn get_attempt(&self, msg_id: &str, attempt_id: &str) -> StoreResult<Option<Attempt>> {
         let (msg_id, attempt_id) = (msg_id.to_string(), attempt_id.to_string());
         self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {ATTEMPT_COLS} FROM attempt WHERE id = ?1 AND msg_id = ?2"))?
-                .query_row(params![attempt_id, msg_id], rows::attempt)
-                .optional()
+            c.prepare_cached(&format!(
+                "SELECT {ATTEMPT_COLS} FROM attempt WHERE id = ?1 AND msg_id = ?2"
+            ))?
+            .query_row(params![attempt_id, msg_id], rows::attempt)
+            .optional()
         })
         .await
     }
 }
 
-fn insert_deliveries(c: &Connection, deliveries: &[NewDelivery], created_at: i64) -> StoreResult<()> {
+fn insert_deliveries(
+    c: &Connection,
+    deliveries: &[NewDelivery],
+    created_at: i64,
+) -> StoreResult<()> {
     let mut stmt = c
         .prepare_cached(
             "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, lease_until, created_at, updated_at) \

@@ -25,7 +25,10 @@ impl Cursor {
             Some(rest) => (rest, true),
             None => (iterator, false),
         };
-        (!key.is_empty()).then(|| Cursor { key: key.to_string(), backwards })
+        (!key.is_empty()).then(|| Cursor {
+            key: key.to_string(),
+            backwards,
+        })
     }
 }
 
@@ -43,7 +46,11 @@ pub struct PageRequest {
 impl PageRequest {
     /// First page of `limit` items in the given order.
     pub fn first(limit: usize, ascending: bool) -> PageRequest {
-        PageRequest { limit, cursor: None, ascending }
+        PageRequest {
+            limit,
+            cursor: None,
+            ascending,
+        }
     }
 
     /// Whether the SQL should sort ascending (the list order, flipped when walking backwards).
@@ -58,7 +65,10 @@ impl PageRequest {
         if self.cursor.as_ref().is_some_and(|c| c.backwards) {
             rows.reverse();
         }
-        Page { items: rows, has_more }
+        Page {
+            items: rows,
+            has_more,
+        }
     }
 }
 
@@ -74,7 +84,10 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Maps the items, keeping `has_more`.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page { items: self.items.into_iter().map(f).collect(), has_more: self.has_more }
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            has_more: self.has_more,
+        }
     }
 }
 
@@ -84,15 +97,31 @@ mod tests {
 
     #[test]
     fn iterators_parse_with_direction() {
-        assert_eq!(Cursor::parse("ep_1"), Some(Cursor { key: "ep_1".into(), backwards: false }));
-        assert_eq!(Cursor::parse("-ep_1"), Some(Cursor { key: "ep_1".into(), backwards: true }));
+        assert_eq!(
+            Cursor::parse("ep_1"),
+            Some(Cursor {
+                key: "ep_1".into(),
+                backwards: false
+            })
+        );
+        assert_eq!(
+            Cursor::parse("-ep_1"),
+            Some(Cursor {
+                key: "ep_1".into(),
+                backwards: true
+            })
+        );
         assert_eq!(Cursor::parse("-"), None);
         assert_eq!(Cursor::parse(""), None);
     }
 
     #[test]
     fn backwards_pages_scan_in_reverse_and_come_back_in_list_order() {
-        let req = PageRequest { limit: 2, cursor: Cursor::parse("-k"), ascending: false };
+        let req = PageRequest {
+            limit: 2,
+            cursor: Cursor::parse("-k"),
+            ascending: false,
+        };
         assert!(req.scan_ascending());
         let page = req.finish(vec![1, 2, 3]);
         assert_eq!(page.items, vec![2, 1]);

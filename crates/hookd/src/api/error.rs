@@ -1,0 +1,180 @@
+//! The one place HTTP statuses are chosen, and Svix's error bodies.
+//!
+//! | error                         | status | body                                   |
+//! |-------------------------------|--------|----------------------------------------|
+//! | missing/unknown token         | 401    | `authentication_failed`                |
+//! | token lacks access            | 403    | `insufficient access`                  |
+//! | record not found / no route   | 404    | `not_found`                            |
+//! | uniqueness conflict           | 409    | `conflict` / `event_type_exists`       |
+//! | request cannot be carried out | 400    | its own code (`missing_payload`, …)    |
+//! | invalid field / JSON          | 422    | `{"detail":[{"loc","msg","type"}]}`    |
+//! | body too large                | 413    | `payload_too_large`                    |
+//! | database unavailable          | 503    | `service_unavailable`                  |
+//! | anything else                 | 500    | `server_error` (cause only in the log) |
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hookd_core::validate::FieldError;
+use hookd_store::StoreError;
+use serde_json::json;
+
+use crate::ops::OpsError;
+
+/// Every way an API call can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No valid token.
+    #[error("authentication failed")]
+    Unauthorized,
+    /// Valid token without access to this resource.
+    #[error("insufficient access")]
+    Forbidden,
+    /// Unknown record or route.
+    #[error("not found")]
+    NotFound,
+    /// Uniqueness conflict.
+    #[error("{detail}")]
+    Conflict {
+        /// Code.
+        code: &'static str,
+        /// Detail.
+        detail: String,
+    },
+    /// Well-formed but impossible request.
+    #[error("{detail}")]
+    BadRequest {
+        /// Code.
+        code: &'static str,
+        /// Detail.
+        detail: String,
+    },
+    /// Field errors; `loc` already starts with `body`, `query` or `path`.
+    #[error("validation failed")]
+    Validation(Vec<ValidationItem>),
+    /// Body over the limit.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// Database down.
+    #[error("service unavailable")]
+    Unavailable(#[source] StoreError),
+    /// Unexpected failure.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// One entry of a 422 body.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ValidationItem {
+    /// Path to the field.
+    pub loc: Vec<String>,
+    /// Why.
+    pub msg: String,
+    /// Kind (`value_error`, `value_error.jsondecode`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl ApiError {
+    /// A 422 for one field.
+    pub fn field(loc: &[&str], msg: impl Into<String>) -> ApiError {
+        ApiError::Validation(vec![ValidationItem {
+            loc: loc.iter().map(|s| s.to_string()).collect(),
+            msg: msg.into(),
+            kind: "value_error".into(),
+        }])
+    }
+}
+
+impl From<OpsError> for ApiError {
+    fn from(e: OpsError) -> ApiError {
+        match e {
+            OpsError::NotFound(_) => ApiError::NotFound,
+            OpsError::Conflict { code, detail } => ApiError::Conflict { code, detail },
+            OpsError::BadRequest { code, detail } => ApiError::BadRequest { code, detail },
+            OpsError::Invalid(fields) => {
+                ApiError::Validation(fields.into_iter().map(body_item).collect())
+            }
+            OpsError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::Conflict(_) => ApiError::Conflict {
+                code: "conflict",
+                detail: "A conflict has occurred".into(),
+            },
+            e @ StoreError::Unavailable(_) => ApiError::Unavailable(e),
+            StoreError::Internal(source) => ApiError::Internal(source),
+        }
+    }
+}
+
+fn body_item(f: FieldError) -> ValidationItem {
+    let mut loc = vec!["body".to_string()];
+    loc.extend(f.loc);
+    ValidationItem {
+        loc,
+        msg: f.msg,
+        kind: "value_error".into(),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, detail) = match &self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "authentication_failed",
+                "Invalid token".to_string(),
+            ),
+            ApiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "insufficient access",
+                "Insufficient access for the given token".to_string(),
+            ),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "Entity not found".to_string(),
+            ),
+            ApiError::Conflict { code, detail } => (StatusCode::CONFLICT, *code, detail.clone()),
+            ApiError::BadRequest { code, detail } => {
+                (StatusCode::BAD_REQUEST, *code, detail.clone())
+            }
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Request body is too large".to_string(),
+            ),
+            ApiError::Validation(items) => {
+                return (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    Json(json!({ "detail": items })),
+                )
+                    .into_response();
+            }
+            ApiError::Unavailable(e) => {
+                tracing::warn!(error = ?e, "database unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    "The database is unavailable; retry shortly".to_string(),
+                )
+            }
+            ApiError::Internal(e) => {
+                tracing::error!(error = ?e, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "Internal server error".to_string(),
+                )
+            }
+        };
+        (status, Json(json!({ "code": code, "detail": detail }))).into_response()
+    }
+}

@@ -1,0 +1,80 @@
+//! `/api/v1/app/{app_id}/msg`: publishing and reading messages.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use hookd_store::MessageFilter;
+
+use super::dto::{ListResponse, MessageOut};
+use super::extract::{Caller, JsonBody, Query};
+use super::{app_for, ApiResult};
+use crate::ops::messages::{self as ops, MessageIn};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/app/{app_id}/msg", get(list).post(create))
+        .route("/app/{app_id}/msg/{msg_id}", get(fetch))
+}
+
+/// Filters shared by the message and attempted-message listings.
+pub(super) fn message_filter(q: &Query) -> ApiResult<MessageFilter> {
+    Ok(MessageFilter {
+        event_types: q.list("event_types"),
+        channel: q.get("channel").map(String::from),
+        before: q.datetime("before")?,
+        after: q.datetime("after")?,
+        status: None,
+    })
+}
+
+async fn list(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(app_id): Path<String>,
+    q: Query,
+) -> ApiResult<Json<ListResponse<MessageOut>>> {
+    let app = app_for(&s, &caller, &app_id).await?;
+    let with_content = q.bool("with_content", true)?;
+    let page = ops::list_messages(&s, &app, &message_filter(&q)?, &q.page(false)?).await?;
+    Ok(Json(ListResponse::from_page(
+        page,
+        |m| m.id.clone(),
+        |m| MessageOut::new(m, with_content),
+    )))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(app_id): Path<String>,
+    q: Query,
+    JsonBody(body): JsonBody<MessageIn>,
+) -> ApiResult<(StatusCode, Json<MessageOut>)> {
+    if let Some(only) = &caller.app_id {
+        // Scoped tokens may publish only to their own application.
+        let app = app_for(&s, &caller, &app_id).await?;
+        debug_assert_eq!(&app.id, only);
+    }
+    let with_content = q.bool("with_content", true)?;
+    let message = ops::create_message(&s, caller.env, &app_id, body).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(MessageOut::new(message, with_content)),
+    ))
+}
+
+async fn fetch(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    q: Query,
+) -> ApiResult<Json<MessageOut>> {
+    let app = app_for(&s, &caller, &app_id).await?;
+    let with_content = q.bool("with_content", true)?;
+    Ok(Json(MessageOut::new(
+        ops::get_message(&s, &app, &msg_id).await?,
+        with_content,
+    )))
+}

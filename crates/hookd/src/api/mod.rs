@@ -1,0 +1,68 @@
+//! The Svix-compatible HTTP API under `/api/v1`.
+//!
+//! Handlers are thin: extract (token, path, query, body) → call an [`ops`](crate::ops)
+//! use-case → map to a DTO. Statuses are chosen only in [`error`] and by the success codes
+//! written next to each handler. Every path is also served with a trailing slash.
+
+mod application;
+mod attempt;
+pub mod dto;
+mod endpoint;
+pub mod error;
+mod event_type;
+pub mod extract;
+mod health;
+mod message;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tower::Layer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+
+use crate::state::AppState;
+use error::ApiError;
+use extract::Caller;
+
+/// Result alias for handlers.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The whole API, ready to serve (trailing slashes trimmed before routing).
+pub fn router(
+    state: AppState,
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<
+    NormalizePath<Router>,
+    std::net::SocketAddr,
+> {
+    let limit = state.config.api.max_body_bytes;
+    let api = Router::new()
+        .merge(application::router())
+        .merge(endpoint::router())
+        .merge(event_type::router())
+        .merge(message::router())
+        .merge(attempt::router())
+        .merge(health::router());
+    let app = Router::new()
+        .nest("/api/v1", api)
+        .fallback(|| async { ApiError::NotFound })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state);
+    let app = NormalizePathLayer::trim_trailing_slash().layer(app);
+    axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        std::net::SocketAddr,
+    >(app)
+}
+
+/// Resolves the application in the path and checks the caller may touch it.
+pub(crate) async fn app_for(
+    state: &AppState,
+    caller: &Caller,
+    key: &str,
+) -> ApiResult<hookd_core::model::Application> {
+    let app = crate::ops::applications::get_application(state, caller.env, key).await?;
+    if caller.app_id.as_ref().is_some_and(|only| *only != app.id) {
+        // Svix answers 404 rather than 403 so a scoped token cannot probe other applications.
+        return Err(ApiError::NotFound);
+    }
+    Ok(app)
+}

@@ -1,0 +1,71 @@
+//! `hookd serve`: run the API and the delivery engine.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hookd_core::model::Environment;
+use tokio_util::sync::CancellationToken;
+
+use super::StoreArgs;
+use crate::clock::{Clock, SystemClock};
+
+/// Flags of `hookd serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:8071).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Database and config location.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Runs until Ctrl-C or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = args.store.load()?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    config.validate()?;
+    let first_start = !config.database_path().exists();
+    let store = Arc::new(super::open_store(&config)?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    if first_start {
+        let token = crate::auth::create_admin_token(
+            store.as_ref(),
+            Environment::Live,
+            "created at first start",
+            clock.now(),
+        )
+        .await?;
+        println!(
+            "hookd: created {} — admin token for the live environment (shown once):",
+            config.database_path().display()
+        );
+        println!("{token}");
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    println!("hookd: listening on http://{}", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        trigger.cancel();
+    });
+    crate::serve(listener, config, store, clock, shutdown).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

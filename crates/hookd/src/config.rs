@@ -1,0 +1,261 @@
+//! Configuration: one struct, loaded and validated once at start, then passed down.
+//!
+//! Layers, later ones winning: built-in defaults → `hookd.toml` (in the working directory, or
+//! `--config FILE`) → environment variables `HOOKD_<KEY>` with `__` between nested keys
+//! (`HOOKD_DELIVERY__RETRY_SCHEDULE=5,300,1800`) → command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Everything `hookd serve` can be told.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Config {
+    /// Address the API listens on.
+    pub listen: SocketAddr,
+    /// Directory holding the embedded database (`hookd.db`).
+    pub data_dir: PathBuf,
+    /// Log format: `text` or `json`.
+    pub log_format: String,
+    /// Delivery engine settings.
+    pub delivery: DeliveryConfig,
+    /// API settings.
+    pub api: ApiConfig,
+    /// Storage settings.
+    pub storage: StorageConfig,
+}
+
+/// How messages are delivered.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct DeliveryConfig {
+    /// Seconds between attempts; one more attempt than entries. Accepts a list or `"5,300,…"`.
+    #[serde(deserialize_with = "seconds_list")]
+    pub retry_schedule: Vec<u64>,
+    /// Per-request timeout in seconds (1–30).
+    pub timeout_secs: u64,
+    /// Most requests in flight across all endpoints.
+    pub max_concurrency: usize,
+    /// Most requests in flight to one endpoint.
+    pub endpoint_concurrency: usize,
+    /// How often due retries are looked for, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// How long a claimed delivery stays reserved for its worker, in seconds.
+    pub lease_secs: u64,
+}
+
+/// API behaviour.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ApiConfig {
+    /// Largest accepted request body in bytes (larger → 413).
+    pub max_body_bytes: usize,
+}
+
+/// Database settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct StorageConfig {
+    /// SQLite commit durability: `full` (survives power loss) or `normal` (survives a crash).
+    pub sqlite_synchronous: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8071)),
+            data_dir: PathBuf::from("./hookd-data"),
+            log_format: "text".into(),
+            delivery: DeliveryConfig::default(),
+            api: ApiConfig::default(),
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            retry_schedule: hookd_core::retry::DEFAULT_SCHEDULE.to_vec(),
+            timeout_secs: 15,
+            max_concurrency: 512,
+            endpoint_concurrency: 64,
+            poll_interval_ms: 500,
+            lease_secs: 300,
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            sqlite_synchronous: "full".into(),
+        }
+    }
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A layer could not be read or parsed.
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A value is out of range.
+    #[error("configuration: {key}: {reason}")]
+    Invalid {
+        /// Dotted key.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Loads defaults → `file` (if it exists; `hookd.toml` when `None`) → `HOOKD_*`.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let path = file
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("hookd.toml"));
+        if file.is_some() && !path.exists() {
+            return Err(ConfigError::Invalid {
+                key: "config",
+                reason: format!("{} does not exist", path.display()),
+            });
+        }
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(&path))
+            .merge(Env::prefixed("HOOKD_").split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        Ok(config)
+    }
+
+    /// Checks ranges; call after flags are applied.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let d = &self.delivery;
+        if !(1..=30).contains(&d.timeout_secs) {
+            return Err(ConfigError::Invalid {
+                key: "delivery.timeout_secs",
+                reason: "must be between 1 and 30".into(),
+            });
+        }
+        if d.max_concurrency == 0 || d.endpoint_concurrency == 0 {
+            return Err(ConfigError::Invalid {
+                key: "delivery.max_concurrency",
+                reason: "concurrency limits must be at least 1".into(),
+            });
+        }
+        if d.lease_secs <= d.timeout_secs {
+            return Err(ConfigError::Invalid {
+                key: "delivery.lease_secs",
+                reason: "must exceed delivery.timeout_secs".into(),
+            });
+        }
+        if d.poll_interval_ms == 0 {
+            return Err(ConfigError::Invalid {
+                key: "delivery.poll_interval_ms",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if !matches!(self.storage.sqlite_synchronous.as_str(), "full" | "normal") {
+            return Err(ConfigError::Invalid {
+                key: "storage.sqlite_synchronous",
+                reason: "must be full or normal".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Path of the embedded database.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("hookd.db")
+    }
+}
+
+impl DeliveryConfig {
+    /// The request timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+}
+
+/// Accepts `[5, 300]`, `"5,300"` or a single number.
+fn seconds_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        List(Vec<u64>),
+        One(u64),
+        Text(String),
+    }
+    match Form::deserialize(d)? {
+        Form::List(v) => Ok(v),
+        Form::One(n) => Ok(vec![n]),
+        Form::Text(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<u64>().map_err(|_| {
+                    serde::de::Error::custom(format!("`{p}` is not a number of seconds"))
+                })
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_zero_config() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8071");
+        assert_eq!(c.database_path(), PathBuf::from("./hookd-data/hookd.db"));
+        assert_eq!(c.delivery.retry_schedule.len(), 7);
+    }
+
+    #[test]
+    fn file_then_environment_layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "hookd.toml",
+                "listen = \"127.0.0.1:9000\"\n[delivery]\nretry_schedule = [1, 2]\ntimeout_secs = 5\n",
+            )?;
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen.port(), 9000);
+            assert_eq!(c.delivery.retry_schedule, vec![1, 2]);
+            jail.set_env("HOOKD_DELIVERY__RETRY_SCHEDULE", "1,1,1");
+            jail.set_env("HOOKD_DELIVERY__TIMEOUT_SECS", "7");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.delivery.retry_schedule, vec![1, 1, 1]);
+            assert_eq!(c.delivery.timeout_secs, 7);
+            assert_eq!(c.listen.port(), 9000, "file value kept where env is silent");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn out_of_range_timeout_is_rejected() {
+        let mut c = Config::default();
+        c.delivery.timeout_secs = 31;
+        assert!(c.validate().is_err());
+        c.delivery.timeout_secs = 0;
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,334 @@
+//! The delivery engine: claim → sign → send → record.
+//!
+//! Work arrives two ways. Fresh deliveries are handed over in memory by the API right after
+//! their commit (created already leased to this process, so nothing else claims them). Everything
+//! else (retries, manual resends, work left by a previous run or another node) is found by the
+//! poller, which leases due deliveries from the store; it runs every `poll_interval_ms` and
+//! whenever it is woken.
+//!
+//! Isolation: each send holds a permit of its endpoint's semaphore (the per-endpoint in-flight
+//! cap) and then one of the global semaphore, in that order, so requests queued behind a slow
+//! endpoint never occupy global slots. Results go to the recorder, which writes attempts and
+//! next states in batches.
+//!
+//! Nothing acknowledged is lost: a delivery is only finished by a recorded attempt; if this
+//! process dies first, the lease runs out (or is released at the next start) and it is sent again.
+
+mod record;
+mod send;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hookd_core::model::{Message, TriggerType};
+use hookd_core::retry::RetryPolicy;
+use hookd_store::{ClaimedDelivery, NewDelivery, Store};
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::config::DeliveryConfig;
+use crate::state::EndpointCache;
+
+pub use send::USER_AGENT;
+
+/// Largest number of deliveries waiting in memory for a send slot.
+const QUEUE_CAPACITY: usize = 20_000;
+/// Most deliveries claimed by one poll.
+const CLAIM_BATCH: usize = 500;
+
+/// One delivery to attempt.
+#[derive(Debug)]
+pub struct Job {
+    delivery: ClaimedDelivery,
+    /// The message, when the caller already has it (fresh deliveries).
+    message: Option<Arc<Message>>,
+}
+
+impl Job {
+    /// A just-committed delivery with its message.
+    pub fn fresh(d: NewDelivery, message: Arc<Message>) -> Job {
+        Job {
+            delivery: ClaimedDelivery {
+                id: d.id,
+                msg_id: d.msg_id,
+                endpoint_id: d.endpoint_id,
+                app_id: d.app_id,
+                scheduled_attempts: 0,
+                total_attempts: 0,
+                trigger: TriggerType::Scheduled,
+            },
+            message: Some(message),
+        }
+    }
+}
+
+/// Handle used by the API to hand over work; cheap to clone.
+#[derive(Clone)]
+pub struct Dispatcher {
+    jobs: mpsc::Sender<Job>,
+    wake: Arc<Notify>,
+    lease: Duration,
+}
+
+impl Dispatcher {
+    /// Builds the handle and the worker that serves it.
+    pub fn new(
+        config: &DeliveryConfig,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        endpoints: Arc<EndpointCache>,
+    ) -> anyhow::Result<(Dispatcher, Worker)> {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let wake = Arc::new(Notify::new());
+        let lease = Duration::from_secs(config.lease_secs);
+        let handle = Dispatcher {
+            jobs: tx.clone(),
+            wake: wake.clone(),
+            lease,
+        };
+        let worker = Worker {
+            rx,
+            jobs: tx,
+            wake,
+            store,
+            clock,
+            endpoints,
+            sender: send::Sender::new(config.timeout())?,
+            policy: RetryPolicy::with_schedule_secs(&config.retry_schedule),
+            global: Arc::new(Semaphore::new(config.max_concurrency)),
+            endpoint_cap: config.endpoint_concurrency,
+            per_endpoint: Arc::new(Mutex::new(HashMap::new())),
+            in_flight: Arc::new(Mutex::new(HashSet::new())),
+            poll_interval: Duration::from_millis(config.poll_interval_ms),
+            lease,
+        };
+        Ok((handle, worker))
+    }
+
+    /// Reserves room for `n` deliveries in the in-memory queue, or `None` when it is full
+    /// (they are then left to the poller).
+    pub fn try_reserve(&self, n: usize) -> Option<mpsc::PermitIterator<'_, Job>> {
+        if n == 0 {
+            return None;
+        }
+        self.jobs.try_reserve_many(n).ok()
+    }
+
+    /// When a lease taken at `now` runs out.
+    pub fn lease_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + self.lease
+    }
+
+    /// Asks the poller to look for due work now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// The engine; [`Worker::run`] drives it until shutdown.
+pub struct Worker {
+    rx: mpsc::Receiver<Job>,
+    jobs: mpsc::Sender<Job>,
+    wake: Arc<Notify>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    endpoints: Arc<EndpointCache>,
+    sender: send::Sender,
+    policy: RetryPolicy,
+    global: Arc<Semaphore>,
+    endpoint_cap: usize,
+    per_endpoint: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+    in_flight: Arc<Mutex<HashSet<String>>>,
+    poll_interval: Duration,
+    lease: Duration,
+}
+
+impl Worker {
+    /// Runs the poller, the recorder and the send loop until `shutdown`; then waits for
+    /// requests in flight and flushes their records.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let tracker = TaskTracker::new();
+        let (recorder, record_task) = record::Recorder::start(self.store.clone());
+        let poller = tracker.spawn(poll_loop(
+            self.store.clone(),
+            self.clock.clone(),
+            self.jobs.clone(),
+            self.wake.clone(),
+            self.in_flight.clone(),
+            self.poll_interval,
+            self.lease,
+            shutdown.clone(),
+        ));
+        let ctx = Arc::new(SendContext {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            endpoints: self.endpoints.clone(),
+            sender: self.sender.clone(),
+            policy: self.policy.clone(),
+            recorder,
+        });
+        loop {
+            let job = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                job = self.rx.recv() => match job { Some(j) => j, None => break },
+            };
+            if !self
+                .in_flight
+                .lock()
+                .expect("in-flight set poisoned")
+                .insert(job.delivery.id.clone())
+            {
+                continue; // already being sent by this process
+            }
+            let endpoint_slot = self.endpoint_semaphore(&job.delivery.endpoint_id);
+            let global = self.global.clone();
+            let ctx = ctx.clone();
+            let in_flight = self.in_flight.clone();
+            tracker.spawn(async move {
+                let delivery_id = job.delivery.id.clone();
+                if let (Ok(_ep), Ok(_g)) = (
+                    endpoint_slot.acquire_owned().await,
+                    global.acquire_owned().await,
+                ) {
+                    ctx.attempt(job).await;
+                }
+                in_flight
+                    .lock()
+                    .expect("in-flight set poisoned")
+                    .remove(&delivery_id);
+            });
+        }
+        let _ = poller.await;
+        tracker.close();
+        tracker.wait().await;
+        drop(ctx);
+        let _ = record_task.await;
+    }
+
+    fn endpoint_semaphore(&self, endpoint_id: &str) -> Arc<Semaphore> {
+        let mut map = self.per_endpoint.lock().expect("semaphore map poisoned");
+        if map.len() > 10_000 {
+            // Forget idle endpoints so the map does not grow without bound.
+            map.retain(|_, s| s.available_permits() < self.endpoint_cap);
+        }
+        map.entry(endpoint_id.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.endpoint_cap)))
+            .clone()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn poll_loop(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    jobs: mpsc::Sender<Job>,
+    wake: Arc<Notify>,
+    in_flight: Arc<Mutex<HashSet<String>>>,
+    interval: Duration,
+    lease: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::ZERO;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(interval + backoff) => {}
+        }
+        let room = jobs.capacity().min(CLAIM_BATCH);
+        if room == 0 {
+            continue;
+        }
+        let now = clock.now();
+        match store.claim_due(now, now + lease, room).await {
+            Ok(claimed) => {
+                backoff = Duration::ZERO;
+                let full_batch = claimed.len() == room;
+                for delivery in claimed {
+                    if in_flight
+                        .lock()
+                        .expect("in-flight set poisoned")
+                        .contains(&delivery.id)
+                    {
+                        continue;
+                    }
+                    if jobs
+                        .try_send(Job {
+                            delivery,
+                            message: None,
+                        })
+                        .is_err()
+                    {
+                        break; // queue full: the lease expires and it is claimed again later
+                    }
+                }
+                if full_batch {
+                    wake.notify_one(); // more may be due right now
+                }
+            }
+            Err(e) => {
+                backoff = (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+                tracing::warn!(error = %e, "claiming due deliveries failed; retrying");
+            }
+        }
+    }
+}
+
+/// What a send task needs.
+struct SendContext {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    endpoints: Arc<EndpointCache>,
+    sender: send::Sender,
+    policy: RetryPolicy,
+    recorder: record::Recorder,
+}
+
+impl SendContext {
+    async fn attempt(&self, job: Job) {
+        let d = &job.delivery;
+        let endpoint = match self.endpoints.get(&d.app_id, &d.endpoint_id).await {
+            Ok(Some(e)) => e,
+            Ok(None) => return, // endpoint deleted: its deliveries went with it
+            Err(e) => {
+                tracing::warn!(error = %e, delivery = %d.id, "cannot load endpoint; will retry after the lease");
+                return;
+            }
+        };
+        let message = match job.message {
+            Some(m) => m,
+            None => match self.store.get_message(&d.app_id, &d.msg_id).await {
+                Ok(Some(m)) => Arc::new(m),
+                Ok(None) => return, // application deleted
+                Err(e) => {
+                    tracing::warn!(error = %e, delivery = %d.id, "cannot load message; will retry after the lease");
+                    return;
+                }
+            },
+        };
+        let started = self.clock.now();
+        let attempt_number = d.total_attempts + 1;
+        let result = match &message.payload {
+            Some(payload) => {
+                self.sender
+                    .send(&endpoint, &message.id, payload, attempt_number, started)
+                    .await
+            }
+            None => send::SendResult::not_sent("the message payload has expired; nothing was sent"),
+        };
+        let record = record::build(
+            d,
+            &endpoint,
+            &message,
+            result,
+            started,
+            &self.policy,
+            &mut rand::thread_rng(),
+        );
+        self.recorder.push(record).await;
+    }
+}

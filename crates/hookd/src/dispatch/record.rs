@@ -1,0 +1,113 @@
+//! Turning a send result into an attempt record, and writing records in batches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hookd_core::id::IdKind;
+use hookd_core::model::{Attempt, Endpoint, Message, MessageStatus, TriggerType};
+use hookd_core::retry::RetryPolicy;
+use hookd_store::{AttemptRecord, ClaimedDelivery, Store};
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::send::SendResult;
+
+/// Most records written in one store call.
+const BATCH: usize = 512;
+
+/// Applies the retry policy to one finished send.
+pub(super) fn build<R: Rng + ?Sized>(
+    d: &ClaimedDelivery,
+    endpoint: &Endpoint,
+    message: &Message,
+    result: SendResult,
+    started: DateTime<Utc>,
+    policy: &RetryPolicy,
+    rng: &mut R,
+) -> AttemptRecord {
+    let success = result.outcome.is_success();
+    let (status, next, scheduled) = match d.trigger {
+        TriggerType::Manual => {
+            let status = if success {
+                MessageStatus::Success
+            } else {
+                MessageStatus::Fail
+            };
+            (status, None, d.scheduled_attempts)
+        }
+        TriggerType::Scheduled => {
+            let made = d.scheduled_attempts + 1;
+            match policy.next_delay(made as usize, &result.outcome, rng) {
+                _ if success => (MessageStatus::Success, None, made),
+                Some(delay) => {
+                    let at = started
+                        + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                    (MessageStatus::Sending, Some(at), made)
+                }
+                None => (MessageStatus::Fail, None, made),
+            }
+        }
+    };
+    AttemptRecord {
+        delivery_id: d.id.clone(),
+        attempt: Attempt {
+            id: IdKind::Attempt.generate(started, rng),
+            msg_id: message.id.clone(),
+            endpoint_id: endpoint.id.clone(),
+            url: endpoint.url.clone(),
+            response: result.response,
+            response_status_code: result.status_code as i64,
+            response_duration_ms: result.duration.as_millis() as i64,
+            status: if success {
+                MessageStatus::Success
+            } else {
+                MessageStatus::Fail
+            },
+            trigger_type: d.trigger,
+            attempt_number: d.total_attempts + 1,
+            created_at: started,
+        },
+        delivery_status: status,
+        next_attempt_at: next,
+        scheduled_attempts: scheduled,
+    }
+}
+
+/// Queue in front of the batch writer.
+#[derive(Clone)]
+pub(super) struct Recorder {
+    tx: mpsc::Sender<AttemptRecord>,
+}
+
+impl Recorder {
+    /// Starts the writer task; it ends when every `Recorder` is dropped and the queue is drained.
+    pub(super) fn start(store: Arc<dyn Store>) -> (Recorder, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(4 * BATCH);
+        (Recorder { tx }, tokio::spawn(write_loop(store, rx)))
+    }
+
+    pub(super) async fn push(&self, record: AttemptRecord) {
+        if self.tx.send(record).await.is_err() {
+            tracing::error!(
+                "attempt recorder stopped; the delivery will be retried after its lease"
+            );
+        }
+    }
+}
+
+async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<AttemptRecord>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let mut delay = Duration::from_millis(50);
+        // A database outage must not drop results: keep trying (bounded backoff). If hookd
+        // stops meanwhile, the leases expire and the deliveries are attempted again.
+        while let Err(e) = store.record_attempts(&batch).await {
+            tracing::warn!(error = %e, records = batch.len(), "recording attempts failed; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        batch.clear();
+    }
+}

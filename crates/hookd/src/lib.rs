@@ -1,0 +1,74 @@
+//! hookd: a self-hosted webhook delivery service.
+//!
+//! A platform publishes each event once through the Svix-compatible API; hookd stores it
+//! durably, signs it with Standard Webhooks signatures, fans it out to every subscribed endpoint
+//! and retries until it is delivered or visibly failed.
+//!
+//! Layout:
+//! - [`config`]: the one configuration struct and its layered loading.
+//! - [`state`]: what every request and worker shares (store, caches, clock, dispatcher handle).
+//! - [`ops`]: use-cases shared by the API and the CLI; every rule is written once here.
+//! - [`api`]: the HTTP surface under `/api/v1`; the only place HTTP statuses are chosen.
+//! - [`dispatch`]: claim → sign → send → record, with bounded concurrency.
+//! - [`auth`]: API tokens (generated, hashed, checked).
+//! - [`cli`]: one module per subcommand.
+//!
+//! Libraries never bind sockets or read the environment: [`serve`] takes a bound listener, a
+//! loaded config, a store and a shutdown token.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod dispatch;
+pub mod ops;
+pub mod state;
+
+use std::sync::Arc;
+
+use hookd_store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// Runs the API and the dispatcher until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn clock::Clock>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let released = store.release_stale_leases().await?;
+    if released > 0 {
+        tracing::info!(
+            released,
+            "resuming deliveries left in flight by the previous run"
+        );
+    }
+    let endpoints = Arc::new(state::EndpointCache::new(
+        store.clone(),
+        std::time::Duration::from_secs(10),
+    ));
+    let (dispatcher, worker) = dispatch::Dispatcher::new(
+        &config.delivery,
+        store.clone(),
+        clock.clone(),
+        endpoints.clone(),
+    )?;
+    let state = state::AppState::new(config.clone(), store, clock, dispatcher, endpoints);
+    let tracker = tokio_util::task::TaskTracker::new();
+    tracker.spawn(worker.run(shutdown.clone()));
+    let app = api::router(state);
+    tracing::info!(addr = %listener.local_addr()?, "hookd listening");
+    let token = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { token.cancelled().await })
+        .await?;
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}

@@ -1,0 +1,343 @@
+//! Endpoints: where an application's messages go, and how they are signed.
+
+use std::collections::BTreeMap;
+
+use hookd_core::id::IdKind;
+use hookd_core::model::{Application, Endpoint, Environment};
+use hookd_core::validate::{self, FieldError};
+use hookd_signing::Secret;
+use hookd_store::{Page, PageRequest, StoreError};
+use serde::Deserialize;
+
+use super::{OpsError, OpsResult, Problems};
+use crate::state::AppState;
+
+/// A new or replaced endpoint (Svix `EndpointIn` / `EndpointUpsertIn`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointIn {
+    /// Destination URL.
+    pub url: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Unique key within the application.
+    #[serde(default)]
+    pub uid: Option<String>,
+    /// Start disabled.
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    /// Event-type filter (`filterTypes` is the old name).
+    #[serde(default, alias = "filterTypes")]
+    pub event_types: Option<Vec<String>>,
+    /// Channel filter.
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
+    /// Messages per second (`rateLimit` is the old name).
+    #[serde(default, alias = "rateLimit")]
+    pub throttle_rate: Option<u16>,
+    /// Signing secret; generated when absent. Ignored when replacing an existing endpoint.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// String metadata.
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Custom headers sent with every delivery.
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+/// Partial update (Svix `EndpointPatch`): absent = unchanged, `null` = cleared.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointPatch {
+    /// New URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// New description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// New uid or `null`.
+    #[serde(default, deserialize_with = "super::double_option")]
+    pub uid: Option<Option<String>>,
+    /// Enable or disable.
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    /// New event-type filter or `null` for all types.
+    #[serde(
+        default,
+        alias = "filterTypes",
+        deserialize_with = "super::double_option"
+    )]
+    pub event_types: Option<Option<Vec<String>>>,
+    /// New channel filter or `null` for all channels.
+    #[serde(default, deserialize_with = "super::double_option")]
+    pub channels: Option<Option<Vec<String>>>,
+    /// New rate or `null`.
+    #[serde(
+        default,
+        alias = "rateLimit",
+        deserialize_with = "super::double_option"
+    )]
+    pub throttle_rate: Option<Option<u16>>,
+    /// New metadata.
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+/// Header changes (Svix `EndpointHeadersPatchIn`): a `null` value or a name in
+/// `deleteHeaders` removes the header.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HeadersPatch {
+    /// Headers to set (or remove with `null`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Option<String>>,
+    /// Headers to remove.
+    #[serde(default)]
+    pub delete_headers: Vec<String>,
+}
+
+fn conflict(e: StoreError) -> OpsError {
+    match e {
+        StoreError::Conflict(_) => OpsError::Conflict {
+            code: "conflict",
+            detail: "An endpoint with that id or uid already exists".into(),
+        },
+        other => other.into(),
+    }
+}
+
+/// Checks every field of an endpoint, including that filtered event types exist.
+async fn check(state: &AppState, env: Environment, e: &Endpoint) -> OpsResult<()> {
+    let mut p = Problems::default();
+    p.check(validate::check_endpoint_url("url", &e.url, false));
+    p.check(validate::check_description("description", &e.description));
+    if let Some(uid) = &e.uid {
+        p.check(validate::check_uid("uid", uid, IdKind::Endpoint.prefix()));
+    }
+    if let Some(channels) = &e.channels {
+        p.check(validate::check_channels(
+            "channels",
+            channels,
+            validate::MAX_ENDPOINT_CHANNELS,
+        ));
+    }
+    if e.throttle_rate == Some(0) {
+        p.check(Err(FieldError::new(
+            &["throttleRate"],
+            "throttleRate must be at least 1",
+        )));
+    }
+    p.check(validate::check_metadata("metadata", &e.metadata));
+    p.check(validate::check_headers("headers", &e.headers));
+    if let Some(types) = &e.event_types {
+        if types.is_empty() {
+            p.check(Err(FieldError::new(
+                &["eventTypes"],
+                "eventTypes must name at least one event type, or be null",
+            )));
+        }
+        let mut missing = Vec::new();
+        for t in types {
+            match state.store.get_event_type(env, t).await? {
+                Some(et) if !et.archived => {}
+                _ => missing.push(t.as_str()),
+            }
+        }
+        if !missing.is_empty() {
+            p.check(Err(FieldError::new(
+                &["eventTypes"],
+                format!(
+                    "The following event types don't exist: {}",
+                    missing.join(", ")
+                ),
+            )));
+        }
+    }
+    p.finish()
+}
+
+fn parse_secret(secret: Option<&str>) -> OpsResult<String> {
+    match secret {
+        None => Ok(Secret::generate(&mut rand::thread_rng()).to_string()),
+        Some(s) => Secret::parse_endpoint_secret(s)
+            .map(|k| k.to_string())
+            .map_err(|e| FieldError::new(&["secret"], format!("invalid secret: {e}")).into()),
+    }
+}
+
+/// Creates an endpoint in `app`.
+pub async fn create_endpoint(
+    state: &AppState,
+    app: &Application,
+    input: EndpointIn,
+) -> OpsResult<Endpoint> {
+    let now = state.clock.now();
+    let secret = parse_secret(input.secret.as_deref())?;
+    let endpoint = Endpoint {
+        id: IdKind::Endpoint.generate(now, &mut rand::thread_rng()),
+        app_id: app.id.clone(),
+        uid: input.uid,
+        url: input.url,
+        description: input.description.unwrap_or_default(),
+        disabled: input.disabled.unwrap_or(false),
+        event_types: input.event_types,
+        channels: input.channels,
+        throttle_rate: input.throttle_rate,
+        metadata: input.metadata.unwrap_or_default(),
+        secret,
+        headers: input.headers.unwrap_or_default(),
+        created_at: now,
+        updated_at: now,
+    };
+    check(state, app.env, &endpoint).await?;
+    state
+        .store
+        .create_endpoint(&endpoint)
+        .await
+        .map_err(conflict)?;
+    state.endpoints.invalidate(&app.id);
+    Ok(endpoint)
+}
+
+/// The endpoint addressed by id or uid.
+pub async fn get_endpoint(state: &AppState, app: &Application, key: &str) -> OpsResult<Endpoint> {
+    state
+        .store
+        .get_endpoint(&app.id, key)
+        .await?
+        .ok_or(OpsError::NotFound("endpoint"))
+}
+
+async fn save(state: &AppState, app: &Application, mut endpoint: Endpoint) -> OpsResult<Endpoint> {
+    check(state, app.env, &endpoint).await?;
+    endpoint.updated_at = state.clock.now();
+    state
+        .store
+        .update_endpoint(&endpoint)
+        .await
+        .map_err(conflict)?;
+    state.endpoints.invalidate(&app.id);
+    Ok(endpoint)
+}
+
+/// Replaces an endpoint's settings, creating it when `key` matches none (bool = created).
+pub async fn upsert_endpoint(
+    state: &AppState,
+    app: &Application,
+    key: &str,
+    input: EndpointIn,
+) -> OpsResult<(Endpoint, bool)> {
+    let Some(mut endpoint) = state.store.get_endpoint(&app.id, key).await? else {
+        return Ok((create_endpoint(state, app, input).await?, true));
+    };
+    endpoint.url = input.url;
+    endpoint.description = input.description.unwrap_or_default();
+    endpoint.uid = input.uid;
+    endpoint.disabled = input.disabled.unwrap_or(false);
+    endpoint.event_types = input.event_types;
+    endpoint.channels = input.channels;
+    endpoint.throttle_rate = input.throttle_rate;
+    endpoint.metadata = input.metadata.unwrap_or_default();
+    Ok((save(state, app, endpoint).await?, false))
+}
+
+/// Applies a partial update.
+pub async fn patch_endpoint(
+    state: &AppState,
+    app: &Application,
+    key: &str,
+    patch: EndpointPatch,
+) -> OpsResult<Endpoint> {
+    let mut e = get_endpoint(state, app, key).await?;
+    if let Some(url) = patch.url {
+        e.url = url;
+    }
+    if let Some(description) = patch.description {
+        e.description = description;
+    }
+    if let Some(uid) = patch.uid {
+        e.uid = uid;
+    }
+    if let Some(disabled) = patch.disabled {
+        e.disabled = disabled;
+    }
+    if let Some(types) = patch.event_types {
+        e.event_types = types;
+    }
+    if let Some(channels) = patch.channels {
+        e.channels = channels;
+    }
+    if let Some(rate) = patch.throttle_rate {
+        e.throttle_rate = rate;
+    }
+    if let Some(metadata) = patch.metadata {
+        e.metadata = metadata;
+    }
+    save(state, app, e).await
+}
+
+/// Deletes an endpoint; its pending deliveries are dropped with it.
+pub async fn delete_endpoint(state: &AppState, app: &Application, key: &str) -> OpsResult<()> {
+    let e = get_endpoint(state, app, key).await?;
+    state.store.delete_endpoint(&app.id, &e.id).await?;
+    state.endpoints.invalidate(&app.id);
+    Ok(())
+}
+
+/// A page of endpoints.
+pub async fn list_endpoints(
+    state: &AppState,
+    app: &Application,
+    page: &PageRequest,
+) -> OpsResult<Page<Endpoint>> {
+    Ok(state.store.list_endpoints(&app.id, page).await?)
+}
+
+/// Custom headers split into shown ones and the names of withheld (sensitive) ones.
+pub fn visible_headers(e: &Endpoint) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut shown = BTreeMap::new();
+    let mut sensitive = Vec::new();
+    for (name, value) in &e.headers {
+        if validate::is_sensitive_header(name) {
+            sensitive.push(name.clone());
+        } else {
+            shown.insert(name.clone(), value.clone());
+        }
+    }
+    (shown, sensitive)
+}
+
+/// Replaces all custom headers.
+pub async fn set_headers(
+    state: &AppState,
+    app: &Application,
+    key: &str,
+    headers: BTreeMap<String, String>,
+) -> OpsResult<()> {
+    let mut e = get_endpoint(state, app, key).await?;
+    e.headers = headers;
+    save(state, app, e).await.map(drop)
+}
+
+/// Merges header changes.
+pub async fn patch_headers(
+    state: &AppState,
+    app: &Application,
+    key: &str,
+    patch: HeadersPatch,
+) -> OpsResult<()> {
+    let mut e = get_endpoint(state, app, key).await?;
+    for (name, value) in patch.headers {
+        // Header names are case-insensitive: replace any spelling of the same name.
+        e.headers.retain(|k, _| !k.eq_ignore_ascii_case(&name));
+        if let Some(v) = value {
+            e.headers.insert(name, v);
+        }
+    }
+    for name in patch.delete_headers {
+        e.headers.retain(|k, _| !k.eq_ignore_ascii_case(&name));
+    }
+    save(state, app, e).await.map(drop)
+}

@@ -1,0 +1,194 @@
+//! Messages: publishing an event and fanning it out.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use hookd_core::filter::endpoint_accepts;
+use hookd_core::id::IdKind;
+use hookd_core::model::{Application, Environment, Message};
+use hookd_core::validate::{self, FieldError};
+use hookd_store::{MessageFilter, NewDelivery, Page, PageRequest, StoreError};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::applications::{create_application, ApplicationIn};
+use super::{OpsError, OpsResult, Problems};
+use crate::dispatch::Job;
+use crate::state::AppState;
+
+/// Shortest and longest payload retention, in days.
+pub const RETENTION_DAYS: std::ops::RangeInclusive<i64> = 1..=90;
+/// Retention when none is given, in days.
+pub const DEFAULT_RETENTION_DAYS: i64 = 90;
+
+/// A message to publish (Svix `MessageIn`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageIn {
+    /// Event type name; need not exist in the catalog.
+    pub event_type: String,
+    /// The JSON object to deliver, kept byte for byte (`data` is accepted as an alias).
+    #[serde(alias = "data")]
+    pub payload: Box<RawValue>,
+    /// The publisher's idempotency id, unique per application.
+    #[serde(default)]
+    pub event_id: Option<String>,
+    /// Channels for endpoint filtering.
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
+    /// Days to keep the payload.
+    #[serde(default)]
+    pub payload_retention_period: Option<i64>,
+    /// Creates the application when the path names none that exists.
+    #[serde(default)]
+    pub application: Option<ApplicationIn>,
+}
+
+fn check(input: &MessageIn) -> OpsResult<()> {
+    let mut p = Problems::default();
+    p.check(validate::check_event_type_name(
+        "eventType",
+        &input.event_type,
+    ));
+    if !input.payload.get().trim_start().starts_with('{') {
+        p.check(Err(FieldError::new(
+            &["payload"],
+            "Payload must be an object.",
+        )));
+    }
+    if let Some(id) = &input.event_id {
+        p.check(validate::check_uid("eventId", id, IdKind::Message.prefix()));
+    }
+    if let Some(channels) = &input.channels {
+        p.check(validate::check_channels(
+            "channels",
+            channels,
+            validate::MAX_MESSAGE_CHANNELS,
+        ));
+    }
+    if let Some(days) = input.payload_retention_period {
+        if !RETENTION_DAYS.contains(&days) {
+            p.check(Err(FieldError::new(
+                &["payloadRetentionPeriod"],
+                format!(
+                    "payloadRetentionPeriod must be between {} and {} days",
+                    RETENTION_DAYS.start(),
+                    RETENTION_DAYS.end()
+                ),
+            )));
+        }
+    }
+    p.finish()
+}
+
+/// Resolves the application of a message, creating it from `application` when allowed.
+async fn resolve_app(
+    state: &AppState,
+    env: Environment,
+    key: &str,
+    input: &mut MessageIn,
+) -> OpsResult<Application> {
+    if let Some(app) = state.store.get_application(env, key).await? {
+        return Ok(app);
+    }
+    let Some(app_in) = input.application.take() else {
+        return Err(OpsError::NotFound("application"));
+    };
+    match app_in.uid.as_deref() {
+        None => Err(OpsError::Invalid(vec![FieldError::new(
+            &["application", "uid"],
+            "application.uid is required to create the application with the message",
+        )])),
+        Some(uid) if uid != key => Err(OpsError::Invalid(vec![FieldError::new(
+            &["application", "uid"],
+            "application.uid must match the application in the path",
+        )])),
+        Some(_) => Ok(create_application(state, env, app_in, true).await?.0),
+    }
+}
+
+/// Stores a message and its deliveries in one commit, then hands the deliveries to the
+/// dispatcher. Returns only after the commit (the caller answers 202).
+pub async fn create_message(
+    state: &AppState,
+    env: Environment,
+    app_key: &str,
+    mut input: MessageIn,
+) -> OpsResult<Message> {
+    check(&input)?;
+    let app = resolve_app(state, env, app_key, &mut input).await?;
+    let now = state.clock.now();
+    let days = input
+        .payload_retention_period
+        .unwrap_or(DEFAULT_RETENTION_DAYS);
+    let message = Message {
+        id: IdKind::Message.generate(now, &mut rand::thread_rng()),
+        app_id: app.id.clone(),
+        event_id: input.event_id,
+        event_type: input.event_type,
+        channels: input.channels,
+        payload: Some(input.payload.get().to_string()),
+        created_at: now,
+        expires_at: now + Duration::days(days),
+    };
+    let endpoints = state.endpoints.for_app(&app.id).await?;
+    let targets: Vec<_> = endpoints
+        .iter()
+        .filter(|e| endpoint_accepts(e, &message.event_type, message.channels.as_deref()))
+        .collect();
+    // Deliveries the local dispatcher has room for are created already leased to it and
+    // handed over after the commit; the rest wait for the poller.
+    let permits = state.dispatcher.try_reserve(targets.len());
+    let lease = permits.as_ref().map(|_| state.dispatcher.lease_until(now));
+    let deliveries: Vec<NewDelivery> = targets
+        .iter()
+        .map(|e| NewDelivery {
+            id: IdKind::Delivery.generate(now, &mut rand::thread_rng()),
+            msg_id: message.id.clone(),
+            endpoint_id: e.id.clone(),
+            app_id: app.id.clone(),
+            due_at: now,
+            leased_until: lease,
+        })
+        .collect();
+    match state.store.create_message(&message, &deliveries).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            return Err(OpsError::Conflict {
+                code: "conflict",
+                detail: "A message with this eventId already exists".into(),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    }
+    match permits {
+        Some(permits) => {
+            let shared = Arc::new(message.clone());
+            for (permit, d) in permits.zip(deliveries) {
+                permit.send(Job::fresh(d, shared.clone()));
+            }
+        }
+        None if !deliveries.is_empty() => state.dispatcher.wake(),
+        None => {}
+    }
+    Ok(message)
+}
+
+/// A message by id or event id.
+pub async fn get_message(state: &AppState, app: &Application, key: &str) -> OpsResult<Message> {
+    state
+        .store
+        .get_message(&app.id, key)
+        .await?
+        .ok_or(OpsError::NotFound("message"))
+}
+
+/// Messages newest first.
+pub async fn list_messages(
+    state: &AppState,
+    app: &Application,
+    filter: &MessageFilter,
+    page: &PageRequest,
+) -> OpsResult<Page<Message>> {
+    Ok(state.store.list_messages(&app.id, filter, page).await?)
+}

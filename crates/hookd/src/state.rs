@@ -1,0 +1,136 @@
+//! What every request handler and worker shares.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use hookd_core::model::Endpoint;
+use hookd_store::{Store, StoreResult, TokenRecord};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::dispatch::Dispatcher;
+
+/// Shared application state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Loaded configuration.
+    pub config: Arc<Config>,
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Hands work to the delivery engine.
+    pub dispatcher: Dispatcher,
+    /// Endpoints per application, for fan-out.
+    pub endpoints: Arc<EndpointCache>,
+    /// Recently verified tokens.
+    pub tokens: Arc<TokenCache>,
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        dispatcher: Dispatcher,
+        endpoints: Arc<EndpointCache>,
+    ) -> AppState {
+        AppState {
+            config: Arc::new(config),
+            endpoints,
+            tokens: Arc::new(TokenCache::new(store.clone(), Duration::from_secs(30))),
+            store,
+            clock,
+            dispatcher,
+        }
+    }
+}
+
+/// Endpoints per application, cached for fan-out and dispatch.
+///
+/// Invalidated by every endpoint or application write on this node; the time-to-live bounds
+/// staleness for writes made by other nodes sharing the database.
+pub struct EndpointCache {
+    store: Arc<dyn Store>,
+    ttl: Duration,
+    entries: RwLock<HashMap<String, (Instant, Arc<Vec<Endpoint>>)>>,
+}
+
+impl EndpointCache {
+    /// An empty cache.
+    pub fn new(store: Arc<dyn Store>, ttl: Duration) -> EndpointCache {
+        EndpointCache {
+            store,
+            ttl,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Every endpoint of `app_id`.
+    pub async fn for_app(&self, app_id: &str) -> StoreResult<Arc<Vec<Endpoint>>> {
+        if let Some((at, list)) = self.entries.read().expect("cache poisoned").get(app_id) {
+            if at.elapsed() < self.ttl {
+                return Ok(list.clone());
+            }
+        }
+        let list = Arc::new(self.store.all_endpoints(app_id).await?);
+        self.entries
+            .write()
+            .expect("cache poisoned")
+            .insert(app_id.to_string(), (Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    /// One endpoint by id.
+    pub async fn get(&self, app_id: &str, endpoint_id: &str) -> StoreResult<Option<Endpoint>> {
+        Ok(self
+            .for_app(app_id)
+            .await?
+            .iter()
+            .find(|e| e.id == endpoint_id)
+            .cloned())
+    }
+
+    /// Forgets `app_id`'s endpoints after a write.
+    pub fn invalidate(&self, app_id: &str) {
+        self.entries.write().expect("cache poisoned").remove(app_id);
+    }
+}
+
+/// Tokens verified recently, so the hot path does not read the database per request.
+pub struct TokenCache {
+    store: Arc<dyn Store>,
+    ttl: Duration,
+    entries: RwLock<HashMap<String, (Instant, TokenRecord)>>,
+}
+
+impl TokenCache {
+    /// An empty cache.
+    pub fn new(store: Arc<dyn Store>, ttl: Duration) -> TokenCache {
+        TokenCache {
+            store,
+            ttl,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The token whose hash is `hash`, if it exists. Unknown tokens are not cached, so a
+    /// newly created token works at once.
+    pub async fn find(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
+        if let Some((at, t)) = self.entries.read().expect("cache poisoned").get(hash) {
+            if at.elapsed() < self.ttl {
+                return Ok(Some(t.clone()));
+            }
+        }
+        let found = self.store.find_token(hash).await?;
+        if let Some(t) = &found {
+            self.entries
+                .write()
+                .expect("cache poisoned")
+                .insert(hash.to_string(), (Instant::now(), t.clone()));
+        }
+        Ok(found)
+    }
+}
