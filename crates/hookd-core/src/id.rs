@@ -1,8 +1,9 @@
 //! Prefixed, time-sortable identifiers.
 //!
 //! An id is a type prefix (`app_`, `ep_`, …) followed by a 27-character base62 KSUID-style body:
-//! 20 bytes made of a 4-byte big-endian count of seconds since the KSUID epoch (2014-05-13), one
-//! byte of sub-second precision (1/256 s) and 15 random bytes. Because the base62 alphabet is in
+//! 20 bytes made of a 4-byte big-endian count of seconds since the KSUID epoch (2014-05-13), four
+//! bytes of nanoseconds and 12 random bytes. Nanosecond precision keeps ids created in quick
+//! succession in creation order (a list shows records in the order they were made). Because the base62 alphabet is in
 //! ASCII order and the body has a fixed width, sorting ids as strings sorts them by creation time,
 //! which is what keyset pagination and the `before`/`after` filters rely on.
 
@@ -51,7 +52,7 @@ impl IdKind {
 
     /// A fresh id created at `now`.
     pub fn generate<R: RngCore + ?Sized>(self, now: DateTime<Utc>, rng: &mut R) -> String {
-        let mut payload = [0u8; 15];
+        let mut payload = [0u8; 12];
         rng.fill_bytes(&mut payload);
         self.with_payload(now, &payload)
     }
@@ -59,7 +60,7 @@ impl IdKind {
     /// The smallest id that could have been created at `at` (all-zero random part).
     /// Used to turn a timestamp into a keyset bound.
     pub fn lower_bound(self, at: DateTime<Utc>) -> String {
-        self.with_payload(at, &[0u8; 15])
+        self.with_payload(at, &[0u8; 12])
     }
 
     /// Is `s` an id of this kind with a well-formed body?
@@ -69,13 +70,13 @@ impl IdKind {
         })
     }
 
-    fn with_payload(self, at: DateTime<Utc>, payload: &[u8; 15]) -> String {
+    fn with_payload(self, at: DateTime<Utc>, payload: &[u8; 12]) -> String {
         let secs = (at.timestamp() - KSUID_EPOCH).clamp(0, u32::MAX as i64) as u32;
-        let frac = (at.timestamp_subsec_nanos() as u64 * 256 / 1_000_000_000) as u8;
+        let nanos = at.timestamp_subsec_nanos().min(999_999_999);
         let mut raw = [0u8; BODY_BYTES];
         raw[..4].copy_from_slice(&secs.to_be_bytes());
-        raw[4] = frac;
-        raw[5..].copy_from_slice(payload);
+        raw[4..8].copy_from_slice(&nanos.to_be_bytes());
+        raw[8..].copy_from_slice(payload);
         let mut out = String::with_capacity(self.prefix().len() + BODY_LEN);
         out.push_str(self.prefix());
         out.push_str(&base62(&raw));
@@ -83,12 +84,12 @@ impl IdKind {
     }
 }
 
-/// The creation time encoded in an id body (to 1/256 s), if it is well formed.
+/// The creation time encoded in an id body, if it is well formed.
 pub fn timestamp_of(id: &str) -> Option<DateTime<Utc>> {
     let body = id.rsplit_once('_').map(|(_, b)| b)?;
     let raw = unbase62(body)?;
     let secs = u32::from_be_bytes(raw[..4].try_into().ok()?) as i64 + KSUID_EPOCH;
-    let nanos = (raw[4] as u64 * 1_000_000_000 / 256) as u32;
+    let nanos = u32::from_be_bytes(raw[4..8].try_into().ok()?);
     Utc.timestamp_opt(secs, nanos).single()
 }
 
@@ -167,13 +168,22 @@ mod tests {
     }
 
     #[test]
-    fn timestamp_round_trips_to_the_256th_of_a_second() {
-        let t = at(1_795_969_289, 685);
+    fn timestamp_round_trips_exactly() {
+        let t = Utc.timestamp_opt(1_795_969_289, 685_123_456).unwrap();
         let id = IdKind::Endpoint.generate(t, &mut rand::thread_rng());
-        let back = timestamp_of(&id).unwrap();
-        assert_eq!(back.timestamp(), t.timestamp());
-        let diff = (back.timestamp_subsec_millis() as i64 - 685).abs();
-        assert!(diff <= 4, "sub-second precision lost: {diff} ms");
+        assert_eq!(timestamp_of(&id), Some(t));
+    }
+
+    #[test]
+    fn ids_a_nanosecond_apart_still_sort() {
+        let mut rng = rand::thread_rng();
+        for _ in 0..100 {
+            let a =
+                IdKind::Message.generate(Utc.timestamp_opt(1_800_000_000, 5).unwrap(), &mut rng);
+            let b =
+                IdKind::Message.generate(Utc.timestamp_opt(1_800_000_000, 6).unwrap(), &mut rng);
+            assert!(a < b);
+        }
     }
 
     #[test]

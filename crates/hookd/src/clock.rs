@@ -17,3 +17,30 @@ impl Clock for SystemClock {
         Utc::now()
     }
 }
+
+/// A clock that moves only when told; for tests that drive retries without waiting.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: std::sync::Mutex<DateTime<Utc>>,
+}
+
+impl ManualClock {
+    /// Starts at `start`.
+    pub fn new(start: DateTime<Utc>) -> ManualClock {
+        ManualClock {
+            now: std::sync::Mutex::new(start),
+        }
+    }
+
+    /// Moves time forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        let mut now = self.now.lock().expect("clock poisoned");
+        *now += chrono::Duration::from_std(by).expect("duration in range");
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().expect("clock poisoned")
+    }
+}

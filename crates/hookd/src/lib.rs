@@ -33,14 +33,29 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
-/// Runs the API and the dispatcher until `shutdown` is cancelled.
-pub async fn serve(
+/// A running hookd: the API is served and the dispatcher works until the shutdown token is
+/// cancelled; [`Server::wait`] then returns once in-flight work is flushed.
+pub struct Server {
+    /// Handle to the delivery engine (wake it, watch recorded attempts).
+    pub dispatcher: dispatch::Dispatcher,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Waits until the server has stopped.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await?
+    }
+}
+
+/// Starts the API on `listener` and the delivery engine; returns once both are running.
+pub async fn start(
     listener: TcpListener,
     config: Config,
     store: Arc<dyn Store>,
     clock: Arc<dyn clock::Clock>,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Server> {
     let released = store.release_stale_leases().await?;
     if released > 0 {
         tracing::info!(
@@ -58,17 +73,34 @@ pub async fn serve(
         clock.clone(),
         endpoints.clone(),
     )?;
-    let state = state::AppState::new(config.clone(), store, clock, dispatcher, endpoints);
-    let tracker = tokio_util::task::TaskTracker::new();
-    tracker.spawn(worker.run(shutdown.clone()));
+    let state = state::AppState::new(config, store, clock, dispatcher.clone(), endpoints);
     let app = api::router(state);
     tracing::info!(addr = %listener.local_addr()?, "hookd listening");
-    let token = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { token.cancelled().await })
-        .await?;
-    shutdown.cancel();
-    tracker.close();
-    tracker.wait().await;
-    Ok(())
+    let task = tokio::spawn(async move {
+        let tracker = tokio_util::task::TaskTracker::new();
+        tracker.spawn(worker.run(shutdown.clone()));
+        let token = shutdown.clone();
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await;
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
+        served.map_err(anyhow::Error::from)
+    });
+    Ok(Server { dispatcher, task })
+}
+
+/// Runs the API and the dispatcher until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn clock::Clock>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    start(listener, config, store, clock, shutdown)
+        .await?
+        .wait()
+        .await
 }

@@ -72,6 +72,7 @@ pub struct Dispatcher {
     jobs: mpsc::Sender<Job>,
     wake: Arc<Notify>,
     lease: Duration,
+    recorded: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Dispatcher {
@@ -85,10 +86,12 @@ impl Dispatcher {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let wake = Arc::new(Notify::new());
         let lease = Duration::from_secs(config.lease_secs);
+        let (recorded_tx, recorded) = tokio::sync::watch::channel(0);
         let handle = Dispatcher {
             jobs: tx.clone(),
             wake: wake.clone(),
             lease,
+            recorded,
         };
         let worker = Worker {
             rx,
@@ -105,6 +108,7 @@ impl Dispatcher {
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             poll_interval: Duration::from_millis(config.poll_interval_ms),
             lease,
+            recorded: recorded_tx,
         };
         Ok((handle, worker))
     }
@@ -121,6 +125,12 @@ impl Dispatcher {
     /// When a lease taken at `now` runs out.
     pub fn lease_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         now + self.lease
+    }
+
+    /// Count of attempts recorded since start; changes after every committed batch. Lets
+    /// callers (tests, the benchmark) wait for delivery work instead of sleeping.
+    pub fn recorded(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.recorded.clone()
     }
 
     /// Asks the poller to look for due work now.
@@ -145,6 +155,7 @@ pub struct Worker {
     in_flight: Arc<Mutex<HashSet<String>>>,
     poll_interval: Duration,
     lease: Duration,
+    recorded: tokio::sync::watch::Sender<u64>,
 }
 
 impl Worker {
@@ -152,7 +163,8 @@ impl Worker {
     /// requests in flight and flushes their records.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
-        let (recorder, record_task) = record::Recorder::start(self.store.clone());
+        let (recorder, record_task) =
+            record::Recorder::start(self.store.clone(), self.recorded.clone());
         let poller = tracker.spawn(poll_loop(
             self.store.clone(),
             self.clock.clone(),

@@ -9,7 +9,7 @@ use hookd_core::model::{Attempt, Endpoint, Message, MessageStatus, TriggerType};
 use hookd_core::retry::RetryPolicy;
 use hookd_store::{AttemptRecord, ClaimedDelivery, Store};
 use rand::Rng;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::send::SendResult;
@@ -83,9 +83,15 @@ pub(super) struct Recorder {
 
 impl Recorder {
     /// Starts the writer task; it ends when every `Recorder` is dropped and the queue is drained.
-    pub(super) fn start(store: Arc<dyn Store>) -> (Recorder, JoinHandle<()>) {
+    pub(super) fn start(
+        store: Arc<dyn Store>,
+        recorded: watch::Sender<u64>,
+    ) -> (Recorder, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4 * BATCH);
-        (Recorder { tx }, tokio::spawn(write_loop(store, rx)))
+        (
+            Recorder { tx },
+            tokio::spawn(write_loop(store, rx, recorded)),
+        )
     }
 
     pub(super) async fn push(&self, record: AttemptRecord) {
@@ -97,7 +103,11 @@ impl Recorder {
     }
 }
 
-async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<AttemptRecord>) {
+async fn write_loop(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<AttemptRecord>,
+    recorded: watch::Sender<u64>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut delay = Duration::from_millis(50);
@@ -108,6 +118,7 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<AttemptRecord>
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
+        recorded.send_modify(|n| *n += batch.len() as u64);
         batch.clear();
     }
 }

@@ -1,0 +1,293 @@
+//! `TestApp`: a running hookd with typed helpers, a manual clock and a recording receiver.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::Router;
+use chrono::{TimeZone, Utc};
+use hookd::clock::ManualClock;
+use hookd::dispatch::Dispatcher;
+use hookd::Config;
+use hookd_core::model::Environment;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// How long any wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A running hookd.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// Admin token of the live environment.
+    pub token: String,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    /// The recording receiver endpoints point at.
+    pub receiver: Receiver,
+    /// The clock hookd reads.
+    pub clock: Arc<ManualClock>,
+    /// Delivery engine handle.
+    pub dispatcher: Dispatcher,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestApp {
+    /// Default test configuration: the real retry schedule, fast polling.
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(|_| {}).await
+    }
+
+    /// With configuration changes.
+    pub async fn spawn_with(change: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.delivery.poll_interval_ms = 20;
+        change(&mut config);
+        config.validate().expect("valid test config");
+        let store = Arc::new(hookd::cli::open_store(&config).expect("open store"));
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap(),
+        ));
+        let token =
+            hookd::auth::create_admin_token(store.as_ref(), Environment::Live, "test", Utc::now())
+                .await
+                .expect("token");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let server = hookd::start(listener, config, store, clock.clone(), shutdown.clone())
+            .await
+            .expect("start");
+        TestApp {
+            base,
+            token,
+            client: reqwest::Client::new(),
+            receiver: Receiver::start().await,
+            clock,
+            dispatcher: server.dispatcher,
+            shutdown,
+            _dir: dir,
+        }
+    }
+
+    /// Sends a request with the admin token; returns status and JSON body (`Null` if none).
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_as(&self.token.clone(), method, path, body).await
+    }
+
+    /// Sends a request with `token`.
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+        let text = resp.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call("GET", path, None).await
+    }
+
+    /// POST with a JSON body.
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call("POST", path, Some(body)).await
+    }
+
+    /// Creates an application with `uid`.
+    pub async fn create_app(&self, uid: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/v1/app",
+                json!({"name": format!("App {uid}"), "uid": uid}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Creates an endpoint on the receiver at `path` (e.g. `/ok`, `/status/500`).
+    pub async fn create_endpoint(&self, app: &str, path: &str, extra: Value) -> Value {
+        let mut body = json!({"url": self.receiver.url(path)});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let (status, body) = self
+            .post(&format!("/api/v1/app/{app}/endpoint"), body)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Publishes a message; asserts 202.
+    pub async fn send_message(&self, app: &str, body: Value) -> Value {
+        let (status, body) = self.post(&format!("/api/v1/app/{app}/msg"), body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body
+    }
+
+    /// Waits until at least `n` attempts have been recorded in the database.
+    pub async fn wait_recorded(&self, n: u64) {
+        let mut rx = self.dispatcher.recorded();
+        tokio::time::timeout(WAIT, rx.wait_for(|c| *c >= n))
+            .await
+            .unwrap_or_else(|_| panic!("fewer than {n} attempts recorded in time"))
+            .expect("dispatcher stopped");
+    }
+
+    /// Moves the clock forward and lets the dispatcher look for newly due work.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+        self.dispatcher.wake();
+    }
+}
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Path.
+    pub path: String,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Raw body.
+    pub body: Bytes,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+impl Recorded {
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[derive(Default)]
+struct Log {
+    requests: Mutex<Vec<Recorded>>,
+    changed: Notify,
+}
+
+/// A local HTTP server that records every request and answers according to its path:
+/// `/ok` → 200, `/status/CODE` → CODE, `/slow/MS` → 200 after MS milliseconds.
+#[derive(Clone)]
+pub struct Receiver {
+    base: String,
+    log: Arc<Log>,
+}
+
+impl Receiver {
+    /// Starts on 127.0.0.1:0.
+    pub async fn start() -> Receiver {
+        let log = Arc::new(Log::default());
+        let app = Router::new()
+            .route(
+                "/ok",
+                post(|s, h, b| record(s, "/ok".into(), h, b, StatusCode::OK, 0)),
+            )
+            .route(
+                "/status/{code}",
+                post(|s, Path(code): Path<u16>, h, b| async move {
+                    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT);
+                    record(s, format!("/status/{code}"), h, b, status, 0).await
+                }),
+            )
+            .route(
+                "/slow/{ms}",
+                post(|s, Path(ms): Path<u64>, h, b| async move {
+                    record(s, format!("/slow/{ms}"), h, b, StatusCode::OK, ms).await
+                }),
+            )
+            .with_state(log.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { base, log }
+    }
+
+    /// Full URL of a receiver path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Everything received so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.log.requests.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` requests matching `filter` arrived; returns them.
+    pub async fn wait_for(&self, n: usize, filter: impl Fn(&Recorded) -> bool) -> Vec<Recorded> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let notified = self.log.changed.notified();
+            let matching: Vec<Recorded> = self.requests().into_iter().filter(&filter).collect();
+            if matching.len() >= n {
+                return matching;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "receiver got {} matching requests, expected {n}",
+                    matching.len()
+                );
+            }
+        }
+    }
+}
+
+async fn record(
+    State(log): State<Arc<Log>>,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+    status: StatusCode,
+    delay_ms: u64,
+) -> impl IntoResponse {
+    if delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    }
+    log.requests.lock().unwrap().push(Recorded {
+        path,
+        headers,
+        body,
+        at: Instant::now(),
+    });
+    log.changed.notify_waiters();
+    (status, "{\"received\":true}")
+}

@@ -1,0 +1,15 @@
+//! Integration tests: the real app on 127.0.0.1:0 with a fresh database per test, driven
+//! through HTTP only. All modules compile into this one binary.
+
+mod helpers;
+
+mod applications;
+mod attempts;
+mod auth;
+mod cli;
+mod compat;
+mod delivery;
+mod durability;
+mod endpoints;
+mod event_types;
+mod messages;
