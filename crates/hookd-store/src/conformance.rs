@@ -3,7 +3,8 @@
 //! A backend is done when the whole suite passes on it. Each test is a plain
 //! `pub async fn <sentence>(store: &dyn Store)` that expects a fresh, empty store, so the same
 //! bodies run unchanged against SQLite, PostgreSQL or anything else. A backend's integration
-//! test turns them into `#[tokio::test]`s with [`store_conformance_tests!`](crate::store_conformance_tests):
+//! test turns them into `#[tokio::test]`s with
+//! [`store_conformance_tests!`](crate::store_conformance_tests):
 //!
 //! ```text
 //! async fn fresh_store() -> (SqliteStore, tempfile::TempDir) { /* open a new database */ }
@@ -20,8 +21,9 @@
 //!
 //! Time and randomness are inputs here as everywhere: timestamps are offsets from a fixed
 //! instant ([`at`]), ids come from a seeded RNG, and queue behaviour is driven by the `now`
-//! passed to [`Store::claim_due`] rather than by sleeping. Tests only rely on what the [`Store`]
-//! documentation promises (lease boundaries, for instance, are probed strictly before and after).
+//! passed to [`Store::claim_due`] rather than by sleeping. Tests rely only on what the
+//! [`Store`] documentation promises; lease ends, for instance, are probed strictly before and
+//! strictly after, never at the boundary, and claims are compared as sets.
 //!
 //! Adding a test: write the body here and add its name to the list in the macro.
 
@@ -30,6 +32,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hookd_core::id::IdKind;
 use hookd_core::model::Environment::{Live, Test};
+use hookd_core::model::MessageStatus::{Fail, Pending, Sending, Success};
 use hookd_core::model::{
     Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType,
 };
@@ -37,8 +40,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::{
-    AttemptFilter, AttemptRecord, ClaimedDelivery, Cursor, MessageFilter, NewDelivery, Page,
-    PageRequest, Store, StoreError, StoreResult, TokenRecord,
+    AttemptFilter, AttemptRecord, ClaimedDelivery, Cursor, DeliveryState, MessageFilter,
+    NewDelivery, Page, PageRequest, Store, StoreError, StoreResult, TokenRecord,
 };
 
 /// What a backend's factory hands the suite: the store under test, plus anything that must live
@@ -123,9 +126,7 @@ macro_rules! store_conformance_tests {
 
 /// The instant every test's clock starts at (2027-01-15), far from any boundary.
 pub fn base_time() -> DateTime<Utc> {
-    Utc.timestamp_opt(1_800_000_000, 0)
-        .single()
-        .expect("valid base time")
+    Utc.timestamp_opt(1_800_000_000, 0).single().expect("valid")
 }
 
 /// `secs` seconds after [`base_time`]. Whole seconds survive every backend's time precision.
@@ -134,7 +135,7 @@ pub fn at(secs: i64) -> DateTime<Utc> {
 }
 
 /// Builds records with ids made at their creation time (so id order is creation order) from a
-/// seeded RNG (so a failing run can be repeated exactly).
+/// seeded RNG (so a failing run repeats exactly).
 struct Gen {
     rng: StdRng,
     serial: u32,
@@ -142,10 +143,8 @@ struct Gen {
 
 impl Gen {
     fn new() -> Gen {
-        Gen {
-            rng: StdRng::seed_from_u64(0x600d_5eed),
-            serial: 0,
-        }
+        let rng = StdRng::seed_from_u64(0x600d_5eed);
+        Gen { rng, serial: 0 }
     }
 
     fn id(&mut self, kind: IdKind, at: DateTime<Utc>) -> String {
@@ -199,53 +198,46 @@ impl Gen {
         }
     }
 
-    fn delivery(&mut self, msg: &Message, endpoint_id: &str, due_at: DateTime<Utc>) -> NewDelivery {
+    fn delivery(&mut self, msg: &Message, endpoint_id: &str, due: DateTime<Utc>) -> NewDelivery {
         NewDelivery {
             id: self.id(IdKind::Delivery, msg.created_at),
             msg_id: msg.id.clone(),
             endpoint_id: endpoint_id.to_string(),
             app_id: msg.app_id.clone(),
-            due_at,
+            due_at: due,
             leased_until: None,
         }
     }
 
     /// One scheduled attempt of `d` at `when` answered with `code` (0: no response), and the
-    /// delivery's state after it.
+    /// delivery's `status` and next attempt after it.
     fn outcome(
         &mut self,
         d: &NewDelivery,
         when: DateTime<Utc>,
         code: i64,
-        delivery_status: MessageStatus,
-        next_attempt_at: Option<DateTime<Utc>>,
+        status: MessageStatus,
+        next: Option<DateTime<Utc>>,
     ) -> AttemptRecord {
         let ok = (200..300).contains(&code);
+        let attempt = Attempt {
+            id: self.id(IdKind::Attempt, when),
+            msg_id: d.msg_id.clone(),
+            endpoint_id: d.endpoint_id.clone(),
+            url: "https://receiver.example/hooks".to_string(),
+            response: format!("HTTP {code}"),
+            response_status_code: code,
+            response_duration_ms: 42,
+            status: if ok { Success } else { Fail },
+            trigger_type: TriggerType::Scheduled,
+            attempt_number: 1,
+            created_at: when,
+        };
         AttemptRecord {
             delivery_id: d.id.clone(),
-            attempt: Attempt {
-                id: self.id(IdKind::Attempt, when),
-                msg_id: d.msg_id.clone(),
-                endpoint_id: d.endpoint_id.clone(),
-                url: "https://receiver.example/hooks".to_string(),
-                response: if code == 0 {
-                    "connection refused".to_string()
-                } else {
-                    format!("HTTP {code}")
-                },
-                response_status_code: code,
-                response_duration_ms: 42,
-                status: if ok {
-                    MessageStatus::Success
-                } else {
-                    MessageStatus::Fail
-                },
-                trigger_type: TriggerType::Scheduled,
-                attempt_number: 1,
-                created_at: when,
-            },
-            delivery_status,
-            next_attempt_at,
+            attempt,
+            delivery_status: status,
+            next_attempt_at: next,
             scheduled_attempts: 1,
         }
     }
@@ -270,38 +262,24 @@ fn event_type(env: Environment, name: &str, archived: bool, created: DateTime<Ut
 /// A Live application with one endpoint, both stored.
 async fn app_with_endpoint(store: &dyn Store, g: &mut Gen) -> (Application, Endpoint) {
     let app = g.app(Live, None, at(0));
-    store
-        .create_application(&app)
-        .await
-        .expect("create application");
+    store.create_application(&app).await.unwrap();
     let ep = g.endpoint(&app.id, None, at(0));
-    store.create_endpoint(&ep).await.expect("create endpoint");
+    store.create_endpoint(&ep).await.unwrap();
     (app, ep)
 }
 
-/// Stores a message created at `created` with one delivery to `ep`, due then.
-async fn send(
-    store: &dyn Store,
-    g: &mut Gen,
-    ep: &Endpoint,
-    created: DateTime<Utc>,
-) -> (Message, NewDelivery) {
-    let msg = g.message(&ep.app_id, "user.created", created);
-    let d = g.delivery(&msg, &ep.id, created);
-    store
-        .create_message(&msg, std::slice::from_ref(&d))
-        .await
-        .expect("create message");
+/// Stores a `user.created` message created at `t` with one delivery to `ep`, due then.
+async fn send(store: &dyn Store, g: &mut Gen, ep: &Endpoint, t: i64) -> (Message, NewDelivery) {
+    let msg = g.message(&ep.app_id, "user.created", at(t));
+    let d = g.delivery(&msg, &ep.id, at(t));
+    store.create_message(&msg, &[d.clone()]).await.unwrap();
     (msg, d)
 }
 
-/// Claims every due delivery at `now`, leased until `lease_until`; ids sorted.
-async fn claim(store: &dyn Store, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Vec<String> {
-    let claimed = store
-        .claim_due(now, lease_until, 100)
-        .await
-        .expect("claim due deliveries");
-    sorted(claimed.iter().map(|c| c.id.clone()))
+/// Claims every due delivery at `now`, leased until `until`; ids sorted.
+async fn claim(store: &dyn Store, now: i64, until: i64) -> Vec<String> {
+    let claimed = store.claim_due(at(now), at(until), 100).await.unwrap();
+    sorted(claimed.into_iter().map(|c| c.id))
 }
 
 fn sorted(ids: impl IntoIterator<Item = String>) -> Vec<String> {
@@ -310,55 +288,162 @@ fn sorted(ids: impl IntoIterator<Item = String>) -> Vec<String> {
     ids
 }
 
-fn keys<T>(page: &Page<T>, key: impl Fn(&T) -> &String) -> Vec<String> {
-    page.items.iter().map(|item| key(item).clone()).collect()
+fn claimed<'a>(claims: &'a [ClaimedDelivery], id: &str) -> &'a ClaimedDelivery {
+    let found = claims.iter().find(|c| c.id == id);
+    found.unwrap_or_else(|| panic!("{id} was not claimed: {claims:?}"))
 }
 
-fn forward_from(key: &str, limit: usize, ascending: bool) -> PageRequest {
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+const ASC: bool = true;
+const DESC: bool = false;
+
+fn first(limit: usize, ascending: bool) -> PageRequest {
+    PageRequest::first(limit, ascending)
+}
+
+/// The page after `key`.
+fn after(key: &str, limit: usize, ascending: bool) -> PageRequest {
+    let cursor = Some(Cursor {
+        key: key.to_string(),
+        backwards: false,
+    });
     PageRequest {
         limit,
-        cursor: Some(Cursor {
-            key: key.to_string(),
-            backwards: false,
-        }),
+        cursor,
         ascending,
     }
 }
 
-fn backward_from(key: &str, limit: usize, ascending: bool) -> PageRequest {
+/// The page before `key` (a `prevIterator`).
+fn before(key: &str, limit: usize, ascending: bool) -> PageRequest {
+    let cursor = Some(Cursor {
+        key: key.to_string(),
+        backwards: true,
+    });
     PageRequest {
         limit,
-        cursor: Some(Cursor {
-            key: key.to_string(),
-            backwards: true,
-        }),
+        cursor,
         ascending,
     }
 }
 
-fn all_newest_first() -> PageRequest {
-    PageRequest::first(crate::page::MAX_LIMIT, false)
+fn everything() -> PageRequest {
+    PageRequest::first(crate::page::MAX_LIMIT, DESC)
+}
+
+/// The key a listing pages by, so pages compare as key lists.
+trait Keyed {
+    fn key(&self) -> &str;
+}
+
+impl Keyed for Application {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Keyed for Endpoint {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Keyed for EventType {
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Keyed for Message {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Keyed for Attempt {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Keyed for NewDelivery {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
+/// A message's deliveries page by endpoint.
+impl Keyed for DeliveryState {
+    fn key(&self) -> &str {
+        &self.endpoint_id
+    }
+}
+
+/// An endpoint's deliveries page by message.
+impl Keyed for (DeliveryState, Message) {
+    fn key(&self) -> &str {
+        &self.1.id
+    }
+}
+
+/// The keys of `items` at the positions `idx`, in that order.
+fn pick<T: Keyed>(items: &[T], idx: &[usize]) -> Vec<String> {
+    idx.iter().map(|&i| items[i].key().to_string()).collect()
+}
+
+fn keys<T: Keyed>(page: &Page<T>) -> Vec<String> {
+    page.items
+        .iter()
+        .map(|item| item.key().to_string())
+        .collect()
+}
+
+/// A page as its keys and `has_more`.
+fn shape<T: Keyed>(page: &Page<T>) -> (Vec<String>, bool) {
+    (keys(page), page.has_more)
 }
 
 fn assert_conflict<T: std::fmt::Debug>(result: StoreResult<T>, what: &str) {
-    assert!(
-        matches!(result, Err(StoreError::Conflict(_))),
-        "{what}: expected Conflict, got {result:?}"
-    );
+    let ok = matches!(result, Err(StoreError::Conflict(_)));
+    assert!(ok, "{what}: expected Conflict, got {result:?}");
 }
 
 fn assert_not_found<T: std::fmt::Debug>(result: StoreResult<T>, what: &str) {
-    assert!(
-        matches!(result, Err(StoreError::NotFound)),
-        "{what}: expected NotFound, got {result:?}"
-    );
+    let ok = matches!(result, Err(StoreError::NotFound));
+    assert!(ok, "{what}: expected NotFound, got {result:?}");
 }
 
-fn claimed<'a>(claims: &'a [ClaimedDelivery], id: &str) -> &'a ClaimedDelivery {
-    claims
-        .iter()
-        .find(|c| c.id == id)
-        .unwrap_or_else(|| panic!("{id} was not claimed: {claims:?}"))
+fn types(names: &[&str]) -> MessageFilter {
+    MessageFilter {
+        event_types: Some(strings(names)),
+        ..Default::default()
+    }
+}
+
+fn on_channel(channel: &str) -> MessageFilter {
+    MessageFilter {
+        channel: Some(channel.to_string()),
+        ..Default::default()
+    }
+}
+
+fn created(after: Option<i64>, before: Option<i64>) -> MessageFilter {
+    let (after, before) = (after.map(at), before.map(at));
+    MessageFilter {
+        after,
+        before,
+        ..Default::default()
+    }
+}
+
+fn in_status(status: MessageStatus) -> MessageFilter {
+    MessageFilter {
+        status: Some(status),
+        ..Default::default()
+    }
 }
 
 // ----- lifecycle and tokens -----
@@ -389,14 +474,8 @@ pub async fn token_is_found_by_the_hash_of_its_secret(store: &dyn Store) {
         created_at: at(1),
         expires_at: Some(at(3600)),
     };
-    store
-        .create_token(&admin)
-        .await
-        .expect("create admin token");
-    store
-        .create_token(&scoped)
-        .await
-        .expect("create scoped token");
+    store.create_token(&admin).await.unwrap();
+    store.create_token(&scoped).await.unwrap();
 
     assert_eq!(store.find_token(&admin.hash).await.unwrap(), Some(admin));
     assert_eq!(store.find_token(&scoped.hash).await.unwrap(), Some(scoped));
@@ -413,40 +492,29 @@ pub async fn application_is_found_by_id_and_by_uid(store: &dyn Store) {
     let anonymous = g.app(Live, None, at(1));
     store.create_application(&app).await.unwrap();
     store.create_application(&anonymous).await.unwrap();
-
-    assert_eq!(
-        store.get_application(Live, &app.id).await.unwrap(),
-        Some(app.clone())
-    );
-    assert_eq!(
-        store.get_application(Live, "acme").await.unwrap(),
-        Some(app)
-    );
-    assert_eq!(
-        store.get_application(Live, &anonymous.id).await.unwrap(),
-        Some(anonymous)
-    );
-    assert_eq!(store.get_application(Live, "globex").await.unwrap(), None);
     let never_stored = g.id(IdKind::Application, at(2));
-    assert_eq!(
-        store.get_application(Live, &never_stored).await.unwrap(),
-        None
-    );
+
+    let get = |key: String| async move { store.get_application(Live, &key).await.unwrap() };
+    assert_eq!(get(app.id.clone()).await, Some(app.clone()));
+    assert_eq!(get("acme".into()).await, Some(app));
+    assert_eq!(get(anonymous.id.clone()).await, Some(anonymous));
+    assert_eq!(get("globex".into()).await, None);
+    assert_eq!(get(never_stored).await, None);
 }
 
 /// A uid is unique within an environment, not across environments.
 pub async fn application_uid_taken_in_the_environment_is_a_conflict(store: &dyn Store) {
     let mut g = Gen::new();
-    let first = g.app(Live, Some("acme"), at(0));
-    store.create_application(&first).await.unwrap();
+    let live = g.app(Live, Some("acme"), at(0));
+    store.create_application(&live).await.unwrap();
 
-    let second = g.app(Live, Some("acme"), at(1));
+    let clash = g.app(Live, Some("acme"), at(1));
     assert_conflict(
-        store.create_application(&second).await,
-        "same uid, same environment",
+        store.create_application(&clash).await,
+        "same uid and environment",
     );
-    assert_eq!(store.get_application(Live, &second.id).await.unwrap(), None);
-    assert_conflict(store.create_application(&first).await, "same id twice");
+    assert_eq!(store.get_application(Live, &clash.id).await.unwrap(), None);
+    assert_conflict(store.create_application(&live).await, "same id twice");
 
     let sandbox = g.app(Test, Some("acme"), at(2));
     store
@@ -459,7 +527,7 @@ pub async fn application_uid_taken_in_the_environment_is_a_conflict(store: &dyn 
     );
     assert_eq!(
         store.get_application(Live, "acme").await.unwrap(),
-        Some(first)
+        Some(live)
     );
 }
 
@@ -471,24 +539,21 @@ pub async fn applications_are_invisible_from_the_other_environment(store: &dyn S
 
     assert_eq!(store.get_application(Test, &app.id).await.unwrap(), None);
     assert_eq!(store.get_application(Test, "acme").await.unwrap(), None);
-    let test_page = store
-        .list_applications(Test, &PageRequest::first(50, true))
+    let in_test = store
+        .list_applications(Test, &first(50, ASC))
         .await
         .unwrap();
-    assert!(
-        test_page.items.is_empty() && !test_page.has_more,
-        "Test lists Live apps: {test_page:?}"
-    );
+    assert_eq!(shape(&in_test), (vec![], false));
     assert_not_found(
         store.delete_application(Test, &app.id).await,
         "delete through Test",
     );
 
-    let live_page = store
-        .list_applications(Live, &PageRequest::first(50, true))
+    let in_live = store
+        .list_applications(Live, &first(50, ASC))
         .await
         .unwrap();
-    assert_eq!(live_page.items, vec![app.clone()]);
+    assert_eq!(in_live.items, vec![app.clone()]);
     assert_eq!(
         store.get_application(Live, &app.id).await.unwrap(),
         Some(app)
@@ -503,64 +568,40 @@ pub async fn application_update_replaces_every_mutable_field(store: &dyn Store) 
     let other = g.app(Live, Some("globex"), at(1));
     store.create_application(&app).await.unwrap();
     store.create_application(&other).await.unwrap();
+    let get = |key: String| async move { store.get_application(Live, &key).await.unwrap() };
 
     let changed = Application {
         uid: Some("acme-corp".to_string()),
         name: "Acme Corporation".to_string(),
-        metadata: BTreeMap::from([
-            ("plan".to_string(), "enterprise".to_string()),
-            ("region".to_string(), "eu".to_string()),
-        ]),
+        metadata: BTreeMap::from([("region".to_string(), "eu".to_string())]),
         throttle_rate: Some(5),
         updated_at: at(100),
         ..app.clone()
     };
-    store
-        .update_application(&changed)
-        .await
-        .expect("update application");
-    assert_eq!(
-        store.get_application(Live, &app.id).await.unwrap(),
-        Some(changed.clone())
-    );
-    assert_eq!(
-        store.get_application(Live, "acme-corp").await.unwrap(),
-        Some(changed.clone())
-    );
-    assert_eq!(store.get_application(Live, "acme").await.unwrap(), None);
+    store.update_application(&changed).await.expect("update");
+    assert_eq!(get(app.id.clone()).await, Some(changed.clone()));
+    assert_eq!(get("acme-corp".into()).await, Some(changed.clone()));
+    assert_eq!(get("acme".into()).await, None);
 
-    let cleared = Application {
-        uid: None,
-        throttle_rate: None,
-        updated_at: at(101),
-        ..changed.clone()
-    };
+    let mut cleared = changed;
+    (cleared.uid, cleared.throttle_rate, cleared.updated_at) = (None, None, at(101));
     store.update_application(&cleared).await.expect("clear uid");
-    assert_eq!(
-        store.get_application(Live, &app.id).await.unwrap(),
-        Some(cleared.clone())
-    );
+    assert_eq!(get(app.id.clone()).await, Some(cleared.clone()));
 
-    let stealing = Application {
-        uid: Some("globex".to_string()),
-        updated_at: at(102),
-        ..cleared.clone()
-    };
+    let mut stealing = cleared.clone();
+    stealing.uid = Some("globex".to_string());
     assert_conflict(
         store.update_application(&stealing).await,
         "update to a taken uid",
     );
-    assert_eq!(
-        store.get_application(Live, &app.id).await.unwrap(),
-        Some(cleared)
-    );
+    assert_eq!(get(app.id.clone()).await, Some(cleared));
 
     let ghost = g.app(Live, Some("ghost"), at(3));
     assert_not_found(
         store.update_application(&ghost).await,
-        "update of a missing application",
+        "update of a missing app",
     );
-    assert_eq!(store.get_application(Live, "ghost").await.unwrap(), None);
+    assert_eq!(get("ghost".into()).await, None);
 }
 
 /// Delete removes the application and frees its uid; deleting again is `NotFound`.
@@ -574,120 +615,97 @@ pub async fn application_delete_removes_it_and_a_second_delete_is_not_found(stor
     store
         .delete_application(Live, &app.id)
         .await
-        .expect("delete application");
+        .expect("delete");
     assert_eq!(store.get_application(Live, &app.id).await.unwrap(), None);
     assert_eq!(store.get_application(Live, "acme").await.unwrap(), None);
     assert_not_found(
         store.delete_application(Live, &app.id).await,
         "second delete",
     );
-    let page = store
-        .list_applications(Live, &PageRequest::first(50, true))
+    let left = store
+        .list_applications(Live, &first(50, ASC))
         .await
         .unwrap();
-    assert_eq!(page.items, vec![kept]);
+    assert_eq!(left.items, vec![kept]);
 
     let reuse = g.app(Live, Some("acme"), at(2));
     store
         .create_application(&reuse)
         .await
-        .expect("a deleted application's uid is free again");
+        .expect("a deleted application's uid is free");
+}
+
+/// Five Live applications created ten seconds apart, oldest first.
+async fn five_apps(store: &dyn Store) -> Vec<Application> {
+    let mut g = Gen::new();
+    let mut apps = Vec::new();
+    for i in 0..5 {
+        let app = g.app(Live, None, at(i * 10));
+        store.create_application(&app).await.unwrap();
+        apps.push(app);
+    }
+    apps
 }
 
 /// Application lists are keyset pages by id (creation order), oldest or newest first, with
 /// `has_more` set exactly when another page follows.
 pub async fn applications_page_by_id_in_both_orders(store: &dyn Store) {
-    let mut g = Gen::new();
-    let mut ids = Vec::new();
-    for i in 0..5 {
-        let app = g.app(Live, None, at(i * 10));
-        store.create_application(&app).await.unwrap();
-        ids.push(app.id);
-    }
-    let list =
-        |page: PageRequest| async move { store.list_applications(Live, &page).await.unwrap() };
+    let a = five_apps(store).await;
+    let list = |page| async move { shape(&store.list_applications(Live, &page).await.unwrap()) };
 
-    let p1 = list(PageRequest::first(2, true)).await;
+    assert_eq!(list(first(2, ASC)).await, (pick(&a, &[0, 1]), true));
     assert_eq!(
-        (keys(&p1, |a| &a.id), p1.has_more),
-        (ids[0..2].to_vec(), true)
+        list(after(&a[1].id, 2, ASC)).await,
+        (pick(&a, &[2, 3]), true)
     );
-    let p2 = list(forward_from(&ids[1], 2, true)).await;
-    assert_eq!(
-        (keys(&p2, |a| &a.id), p2.has_more),
-        (ids[2..4].to_vec(), true)
-    );
-    let p3 = list(forward_from(&ids[3], 2, true)).await;
-    assert_eq!(
-        (keys(&p3, |a| &a.id), p3.has_more),
-        (ids[4..5].to_vec(), false)
-    );
-    let past_end = list(forward_from(&ids[4], 2, true)).await;
-    assert_eq!((past_end.items.len(), past_end.has_more), (0, false));
+    assert_eq!(list(after(&a[3].id, 2, ASC)).await, (pick(&a, &[4]), false));
+    assert_eq!(list(after(&a[4].id, 2, ASC)).await, (vec![], false));
 
-    let newest: Vec<String> = ids.iter().rev().cloned().collect();
-    let p1 = list(PageRequest::first(2, false)).await;
+    assert_eq!(list(first(2, DESC)).await, (pick(&a, &[4, 3]), true));
     assert_eq!(
-        (keys(&p1, |a| &a.id), p1.has_more),
-        (newest[0..2].to_vec(), true)
+        list(after(&a[3].id, 2, DESC)).await,
+        (pick(&a, &[2, 1]), true)
     );
-    let p2 = list(forward_from(&newest[1], 2, false)).await;
     assert_eq!(
-        (keys(&p2, |a| &a.id), p2.has_more),
-        (newest[2..4].to_vec(), true)
-    );
-    let p3 = list(forward_from(&newest[3], 2, false)).await;
-    assert_eq!(
-        (keys(&p3, |a| &a.id), p3.has_more),
-        (newest[4..5].to_vec(), false)
+        list(after(&a[1].id, 2, DESC)).await,
+        (pick(&a, &[0]), false)
     );
 
-    let exact = list(PageRequest::first(5, true)).await;
     assert_eq!(
-        (keys(&exact, |a| &a.id), exact.has_more),
-        (ids.clone(), false)
+        list(first(5, ASC)).await,
+        (pick(&a, &[0, 1, 2, 3, 4]), false)
     );
-    let roomy = list(PageRequest::first(6, false)).await;
-    assert_eq!((keys(&roomy, |a| &a.id), roomy.has_more), (newest, false));
+    assert_eq!(
+        list(first(6, DESC)).await,
+        (pick(&a, &[4, 3, 2, 1, 0]), false)
+    );
 }
 
 /// A backwards cursor (from the first item of a page) returns the page before it, still in list
 /// order, with `has_more` telling whether pages lie further back.
 pub async fn backwards_cursor_returns_the_previous_page_in_list_order(store: &dyn Store) {
-    let mut g = Gen::new();
-    let mut ids = Vec::new();
-    for i in 0..5 {
-        let app = g.app(Live, None, at(i * 10));
-        store.create_application(&app).await.unwrap();
-        ids.push(app.id);
-    }
-    let list =
-        |page: PageRequest| async move { store.list_applications(Live, &page).await.unwrap() };
+    let a = five_apps(store).await;
+    let list = |page| async move { shape(&store.list_applications(Live, &page).await.unwrap()) };
 
-    // Oldest first: pages [0 1] [2 3] [4].
-    let back = list(backward_from(&ids[4], 2, true)).await;
+    // Oldest first, the pages are [0 1] [2 3] [4].
     assert_eq!(
-        (keys(&back, |a| &a.id), back.has_more),
-        (ids[2..4].to_vec(), true)
+        list(before(&a[4].id, 2, ASC)).await,
+        (pick(&a, &[2, 3]), true)
     );
-    let back = list(backward_from(&ids[2], 2, true)).await;
     assert_eq!(
-        (keys(&back, |a| &a.id), back.has_more),
-        (ids[0..2].to_vec(), false)
+        list(before(&a[2].id, 2, ASC)).await,
+        (pick(&a, &[0, 1]), false)
     );
-    let back = list(backward_from(&ids[0], 2, true)).await;
-    assert_eq!((back.items.len(), back.has_more), (0, false));
+    assert_eq!(list(before(&a[0].id, 2, ASC)).await, (vec![], false));
 
-    // Newest first: pages [4 3] [2 1] [0].
-    let back = list(backward_from(&ids[0], 2, false)).await;
+    // Newest first, the pages are [4 3] [2 1] [0].
     assert_eq!(
-        (keys(&back, |a| &a.id), back.has_more),
-        (vec![ids[2].clone(), ids[1].clone()], true)
+        list(before(&a[0].id, 2, DESC)).await,
+        (pick(&a, &[2, 1]), true)
     );
-    let back = list(backward_from(&ids[2], 2, false)).await;
     assert_eq!(
-        (keys(&back, |a| &a.id), back.has_more),
-        (vec![ids[4].clone(), ids[3].clone()], false)
+        list(before(&a[2].id, 2, DESC)).await,
+        (pick(&a, &[4, 3]), false)
     );
 }
 
@@ -703,8 +721,8 @@ pub async fn endpoint_is_found_by_id_and_by_uid_within_its_application(store: &d
 
     let ep = Endpoint {
         description: "orders".to_string(),
-        event_types: Some(vec!["user.created".to_string(), "invoice.paid".to_string()]),
-        channels: Some(vec!["eu".to_string()]),
+        event_types: Some(strings(&["user.created", "invoice.paid"])),
+        channels: Some(strings(&["eu"])),
         throttle_rate: Some(10),
         metadata: BTreeMap::from([("team".to_string(), "billing".to_string())]),
         headers: BTreeMap::from([("X-Api-Key".to_string(), "k1".to_string())]),
@@ -712,23 +730,15 @@ pub async fn endpoint_is_found_by_id_and_by_uid_within_its_application(store: &d
     };
     store.create_endpoint(&ep).await.unwrap();
 
-    assert_eq!(
-        store.get_endpoint(&app.id, &ep.id).await.unwrap(),
-        Some(ep.clone())
-    );
-    assert_eq!(
-        store.get_endpoint(&app.id, "orders").await.unwrap(),
-        Some(ep.clone())
-    );
-    assert_eq!(
-        store.get_endpoint(&other_app.id, &ep.id).await.unwrap(),
-        None
-    );
-    assert_eq!(
-        store.get_endpoint(&other_app.id, "orders").await.unwrap(),
-        None
-    );
-    assert_eq!(store.get_endpoint(&app.id, "billing").await.unwrap(), None);
+    let get = |app_id: &str, key: &str| {
+        let (app_id, key) = (app_id.to_string(), key.to_string());
+        async move { store.get_endpoint(&app_id, &key).await.unwrap() }
+    };
+    assert_eq!(get(&app.id, &ep.id).await, Some(ep.clone()));
+    assert_eq!(get(&app.id, "orders").await, Some(ep.clone()));
+    assert_eq!(get(&other_app.id, &ep.id).await, None);
+    assert_eq!(get(&other_app.id, "orders").await, None);
+    assert_eq!(get(&app.id, "billing").await, None);
 }
 
 /// An endpoint uid is unique within its application; another application may reuse it.
@@ -738,8 +748,8 @@ pub async fn endpoint_uid_is_unique_per_application(store: &dyn Store) {
     let other_app = g.app(Live, None, at(1));
     store.create_application(&other_app).await.unwrap();
 
-    let first = g.endpoint(&app.id, Some("orders"), at(2));
-    store.create_endpoint(&first).await.unwrap();
+    let taken = g.endpoint(&app.id, Some("orders"), at(2));
+    store.create_endpoint(&taken).await.unwrap();
     let clash = g.endpoint(&app.id, Some("orders"), at(3));
     assert_conflict(
         store.create_endpoint(&clash).await,
@@ -752,13 +762,11 @@ pub async fn endpoint_uid_is_unique_per_application(store: &dyn Store) {
         .create_endpoint(&elsewhere)
         .await
         .expect("same uid in another application");
-    assert_eq!(
-        store.get_endpoint(&other_app.id, "orders").await.unwrap(),
-        Some(elsewhere)
-    );
+    let found = store.get_endpoint(&other_app.id, "orders").await.unwrap();
+    assert_eq!(found, Some(elsewhere));
     assert_eq!(
         store.get_endpoint(&app.id, "orders").await.unwrap(),
-        Some(first)
+        Some(taken)
     );
 }
 
@@ -769,14 +777,18 @@ pub async fn endpoint_update_replaces_every_mutable_field(store: &dyn Store) {
     let (app, ep) = app_with_endpoint(store, &mut g).await;
     let sibling = g.endpoint(&app.id, Some("sibling"), at(1));
     store.create_endpoint(&sibling).await.unwrap();
+    let get = |key: String| {
+        let app_id = app.id.clone();
+        async move { store.get_endpoint(&app_id, &key).await.unwrap() }
+    };
 
     let changed = Endpoint {
         uid: Some("orders".to_string()),
         url: "https://new.example/in".to_string(),
         description: "moved".to_string(),
         disabled: true,
-        event_types: Some(vec!["invoice.paid".to_string()]),
-        channels: Some(vec!["us".to_string(), "eu".to_string()]),
+        event_types: Some(strings(&["invoice.paid"])),
+        channels: Some(strings(&["us", "eu"])),
         throttle_rate: Some(3),
         metadata: BTreeMap::from([("owner".to_string(), "ops".to_string())]),
         secret: "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".to_string(),
@@ -784,49 +796,27 @@ pub async fn endpoint_update_replaces_every_mutable_field(store: &dyn Store) {
         updated_at: at(50),
         ..ep.clone()
     };
-    store
-        .update_endpoint(&changed)
-        .await
-        .expect("update endpoint");
-    assert_eq!(
-        store.get_endpoint(&app.id, &ep.id).await.unwrap(),
-        Some(changed.clone())
-    );
-    assert_eq!(
-        store.get_endpoint(&app.id, "orders").await.unwrap(),
-        Some(changed.clone())
-    );
+    store.update_endpoint(&changed).await.expect("update");
+    assert_eq!(get(ep.id.clone()).await, Some(changed.clone()));
+    assert_eq!(get("orders".into()).await, Some(changed.clone()));
 
-    let reverted = Endpoint {
-        uid: None,
-        event_types: None,
-        channels: None,
-        headers: BTreeMap::new(),
-        updated_at: at(51),
-        ..changed
-    };
+    let mut cleared = changed;
+    (cleared.uid, cleared.event_types, cleared.channels) = (None, None, None);
+    (cleared.headers, cleared.updated_at) = (BTreeMap::new(), at(51));
     store
-        .update_endpoint(&reverted)
+        .update_endpoint(&cleared)
         .await
         .expect("clear optional fields");
-    assert_eq!(
-        store.get_endpoint(&app.id, &ep.id).await.unwrap(),
-        Some(reverted.clone())
-    );
+    assert_eq!(get(ep.id.clone()).await, Some(cleared.clone()));
+    assert_eq!(get("orders".into()).await, None);
 
-    let stealing = Endpoint {
-        uid: Some("sibling".to_string()),
-        updated_at: at(52),
-        ..reverted.clone()
-    };
+    let mut stealing = cleared.clone();
+    stealing.uid = Some("sibling".to_string());
     assert_conflict(
         store.update_endpoint(&stealing).await,
         "update to a sibling's uid",
     );
-    assert_eq!(
-        store.get_endpoint(&app.id, &ep.id).await.unwrap(),
-        Some(reverted)
-    );
+    assert_eq!(get(ep.id.clone()).await, Some(cleared));
 
     let ghost = g.endpoint(&app.id, None, at(3));
     assert_not_found(
@@ -852,23 +842,20 @@ pub async fn endpoint_delete_removes_it_and_stops_its_deliveries(store: &dyn Sto
         .await
         .unwrap();
 
-    assert_not_found(
-        store.delete_endpoint(&other_app.id, &ep.id).await,
-        "delete through another application",
-    );
+    let wrong_app = store.delete_endpoint(&other_app.id, &ep.id).await;
+    assert_not_found(wrong_app, "delete through another application");
     store
         .delete_endpoint(&app.id, &ep.id)
         .await
-        .expect("delete endpoint");
+        .expect("delete");
     assert_eq!(store.get_endpoint(&app.id, &ep.id).await.unwrap(), None);
     assert_not_found(
         store.delete_endpoint(&app.id, &ep.id).await,
         "second delete",
     );
 
-    assert_eq!(claim(store, at(10), at(40)).await, vec![survivor.id]);
-    let remaining = store.all_endpoints(&app.id).await.unwrap();
-    assert_eq!(remaining, vec![kept]);
+    assert_eq!(claim(store, 10, 40).await, vec![survivor.id]);
+    assert_eq!(store.all_endpoints(&app.id).await.unwrap(), vec![kept]);
 }
 
 /// Endpoint lists are keyset pages by id in both orders; `all_endpoints` returns every endpoint
@@ -879,52 +866,34 @@ pub async fn endpoints_page_by_id_and_all_endpoints_lists_only_the_application(s
     let other_app = g.app(Live, None, at(0));
     store.create_application(&app).await.unwrap();
     store.create_application(&other_app).await.unwrap();
-    let mut eps = Vec::new();
+    let mut e = Vec::new();
     for i in 0..3 {
-        let ep = g.endpoint(&app.id, None, at(i + 1));
-        store.create_endpoint(&ep).await.unwrap();
-        eps.push(ep);
+        e.push(g.endpoint(&app.id, None, at(i + 1)));
+        store.create_endpoint(&e[i as usize]).await.unwrap();
     }
-    store
-        .create_endpoint(&g.endpoint(&other_app.id, None, at(2)))
-        .await
-        .unwrap();
-    let ids: Vec<String> = eps.iter().map(|e| e.id.clone()).collect();
+    let foreign = g.endpoint(&other_app.id, None, at(2));
+    store.create_endpoint(&foreign).await.unwrap();
+    let list = |page| {
+        let app_id = app.id.clone();
+        async move { store.list_endpoints(&app_id, &page).await.unwrap() }
+    };
 
-    let p1 = store
-        .list_endpoints(&app.id, &PageRequest::first(2, true))
-        .await
-        .unwrap();
+    assert_eq!(shape(&list(first(2, ASC)).await), (pick(&e, &[0, 1]), true));
     assert_eq!(
-        (keys(&p1, |e| &e.id), p1.has_more),
-        (ids[0..2].to_vec(), true)
+        shape(&list(after(&e[1].id, 2, ASC)).await),
+        (pick(&e, &[2]), false)
     );
-    let p2 = store
-        .list_endpoints(&app.id, &forward_from(&ids[1], 2, true))
-        .await
-        .unwrap();
     assert_eq!(
-        (keys(&p2, |e| &e.id), p2.has_more),
-        (ids[2..3].to_vec(), false)
+        shape(&list(before(&e[2].id, 2, ASC)).await),
+        (pick(&e, &[0, 1]), false)
     );
-    let back = store
-        .list_endpoints(&app.id, &backward_from(&ids[2], 2, true))
-        .await
-        .unwrap();
-    assert_eq!(
-        (keys(&back, |e| &e.id), back.has_more),
-        (ids[0..2].to_vec(), false)
-    );
-    let newest = store
-        .list_endpoints(&app.id, &PageRequest::first(50, false))
-        .await
-        .unwrap();
-    assert_eq!(newest.items, eps.iter().rev().cloned().collect::<Vec<_>>());
+    let newest = list(first(50, DESC)).await;
+    assert_eq!(newest.items, vec![e[2].clone(), e[1].clone(), e[0].clone()]);
     assert!(!newest.has_more);
 
     let mut all = store.all_endpoints(&app.id).await.unwrap();
     all.sort_by(|a, b| a.id.cmp(&b.id));
-    assert_eq!(all, eps);
+    assert_eq!(all, e);
 }
 
 // ----- event types -----
@@ -933,10 +902,8 @@ pub async fn endpoints_page_by_id_and_all_endpoints_lists_only_the_application(s
 pub async fn event_type_upsert_inserts_then_replaces_by_name(store: &dyn Store) {
     let created = event_type(Live, "user.created", false, at(0));
     store.upsert_event_type(&created).await.expect("insert");
-    assert_eq!(
-        store.get_event_type(Live, "user.created").await.unwrap(),
-        Some(created.clone())
-    );
+    let found = store.get_event_type(Live, "user.created").await.unwrap();
+    assert_eq!(found, Some(created.clone()));
 
     let replaced = EventType {
         description: "A user signed up".to_string(),
@@ -948,10 +915,8 @@ pub async fn event_type_upsert_inserts_then_replaces_by_name(store: &dyn Store) 
         ..created
     };
     store.upsert_event_type(&replaced).await.expect("replace");
-    assert_eq!(
-        store.get_event_type(Live, "user.created").await.unwrap(),
-        Some(replaced)
-    );
+    let found = store.get_event_type(Live, "user.created").await.unwrap();
+    assert_eq!(found, Some(replaced));
     assert_eq!(
         store.get_event_type(Live, "user.deleted").await.unwrap(),
         None
@@ -966,23 +931,16 @@ pub async fn event_types_are_scoped_by_environment(store: &dyn Store) {
         store.get_event_type(Test, "user.created").await.unwrap(),
         None
     );
-    let test_list = store
-        .list_event_types(Test, true, &PageRequest::first(50, true))
+    let in_test = store
+        .list_event_types(Test, true, &first(50, ASC))
         .await
         .unwrap();
-    assert!(
-        test_list.items.is_empty(),
-        "Test lists Live event types: {test_list:?}"
-    );
-    assert_not_found(
-        store.delete_event_type(Test, "user.created").await,
-        "delete through Test",
-    );
+    assert_eq!(shape(&in_test), (vec![], false));
+    let delete = store.delete_event_type(Test, "user.created").await;
+    assert_not_found(delete, "delete through Test");
 
-    let test = EventType {
-        description: "sandbox copy".to_string(),
-        ..event_type(Test, "user.created", false, at(1))
-    };
+    let mut test = event_type(Test, "user.created", false, at(1));
+    test.description = "sandbox copy".to_string();
     store.upsert_event_type(&test).await.unwrap();
     assert_eq!(
         store.get_event_type(Test, "user.created").await.unwrap(),
@@ -1002,43 +960,26 @@ pub async fn event_types_list_by_name_and_hide_archived_unless_asked(store: &dyn
     for et in [&c, &a, &b] {
         store.upsert_event_type(et).await.unwrap();
     }
+    let ets = [a.clone(), b.clone(), c.clone()];
     let list = |archived: bool, page: PageRequest| async move {
         store.list_event_types(Live, archived, &page).await.unwrap()
     };
 
-    let visible = list(false, PageRequest::first(50, true)).await;
-    assert_eq!(
-        (visible.items, visible.has_more),
-        (vec![a.clone(), c.clone()], false)
-    );
-    let everything = list(true, PageRequest::first(50, true)).await;
-    assert_eq!(everything.items, vec![a.clone(), b.clone(), c.clone()]);
+    let visible = list(false, first(50, ASC)).await;
+    assert_eq!((visible.items, visible.has_more), (vec![a, c], false));
+    let all = list(true, first(50, ASC)).await;
+    assert_eq!(all.items, ets);
 
-    let p1 = list(true, PageRequest::first(2, true)).await;
-    assert_eq!(
-        (keys(&p1, |e| &e.name), p1.has_more),
-        (vec![a.name.clone(), b.name.clone()], true)
-    );
-    let p2 = list(true, forward_from(&b.name, 2, true)).await;
-    assert_eq!(
-        (keys(&p2, |e| &e.name), p2.has_more),
-        (vec![c.name.clone()], false)
-    );
-    let desc = list(false, PageRequest::first(1, false)).await;
-    assert_eq!(
-        (keys(&desc, |e| &e.name), desc.has_more),
-        (vec![c.name.clone()], true)
-    );
-    let desc2 = list(false, forward_from(&c.name, 1, false)).await;
-    assert_eq!(
-        (keys(&desc2, |e| &e.name), desc2.has_more),
-        (vec![a.name.clone()], false)
-    );
-    let back = list(true, backward_from(&c.name, 1, true)).await;
-    assert_eq!(
-        (keys(&back, |e| &e.name), back.has_more),
-        (vec![b.name.clone()], true)
-    );
+    let page = list(true, first(2, ASC)).await;
+    assert_eq!(shape(&page), (pick(&ets, &[0, 1]), true));
+    let page = list(true, after("b.archived", 2, ASC)).await;
+    assert_eq!(shape(&page), (pick(&ets, &[2]), false));
+    let page = list(true, before("c.third", 1, ASC)).await;
+    assert_eq!(shape(&page), (pick(&ets, &[1]), true));
+    let page = list(false, first(1, DESC)).await;
+    assert_eq!(shape(&page), (pick(&ets, &[2]), true));
+    let page = list(false, after("c.third", 1, DESC)).await;
+    assert_eq!(shape(&page), (pick(&ets, &[0]), false));
 }
 
 /// Deleting an event type removes it; deleting again is `NotFound`.
@@ -1054,17 +995,12 @@ pub async fn event_type_delete_removes_it_for_good(store: &dyn Store) {
         None
     );
     let listed = store
-        .list_event_types(Live, true, &PageRequest::first(50, true))
+        .list_event_types(Live, true, &first(50, ASC))
         .await
         .unwrap();
-    assert!(
-        listed.items.is_empty(),
-        "deleted type still listed: {listed:?}"
-    );
-    assert_not_found(
-        store.delete_event_type(Live, "user.created").await,
-        "second delete",
-    );
+    assert_eq!(shape(&listed), (vec![], false));
+    let again = store.delete_event_type(Live, "user.created").await;
+    assert_not_found(again, "second delete");
 }
 
 // ----- messages -----
@@ -1075,35 +1011,25 @@ pub async fn message_is_found_by_id_and_by_event_id(store: &dyn Store) {
     let (app, ep) = app_with_endpoint(store, &mut g).await;
     let other_app = g.app(Live, None, at(1));
     store.create_application(&other_app).await.unwrap();
-    let msg = Message {
-        event_id: Some("evt-1".to_string()),
-        channels: Some(vec!["eu".to_string(), "vip".to_string()]),
-        payload: Some(r#"{"id": 1,  "name":"Ada"}"#.to_string()),
-        ..g.message(&app.id, "user.created", at(5))
-    };
+    let mut msg = g.message(&app.id, "user.created", at(5));
+    msg.event_id = Some("evt-1".to_string());
+    msg.channels = Some(strings(&["eu", "vip"]));
+    msg.payload = Some(r#"{"id": 1,  "name":"Ada"}"#.to_string());
     let d = g.delivery(&msg, &ep.id, at(5));
     store
         .create_message(&msg, &[d])
         .await
         .expect("create message");
 
-    assert_eq!(
-        store.get_message(&app.id, &msg.id).await.unwrap(),
-        Some(msg.clone())
-    );
-    assert_eq!(
-        store.get_message(&app.id, "evt-1").await.unwrap(),
-        Some(msg.clone())
-    );
-    assert_eq!(
-        store.get_message(&other_app.id, &msg.id).await.unwrap(),
-        None
-    );
-    assert_eq!(
-        store.get_message(&other_app.id, "evt-1").await.unwrap(),
-        None
-    );
-    assert_eq!(store.get_message(&app.id, "evt-2").await.unwrap(), None);
+    let get = |app_id: &str, key: &str| {
+        let (app_id, key) = (app_id.to_string(), key.to_string());
+        async move { store.get_message(&app_id, &key).await.unwrap() }
+    };
+    assert_eq!(get(&app.id, &msg.id).await, Some(msg.clone()));
+    assert_eq!(get(&app.id, "evt-1").await, Some(msg.clone()));
+    assert_eq!(get(&other_app.id, &msg.id).await, None);
+    assert_eq!(get(&other_app.id, "evt-1").await, None);
+    assert_eq!(get(&app.id, "evt-2").await, None);
 }
 
 /// A second message with a taken event id is `Conflict`, and none of its deliveries are stored;
@@ -1115,60 +1041,47 @@ pub async fn duplicate_event_id_is_a_conflict_and_inserts_none_of_its_deliveries
     let (app, ep) = app_with_endpoint(store, &mut g).await;
     let ep2 = g.endpoint(&app.id, None, at(1));
     store.create_endpoint(&ep2).await.unwrap();
-    let first = Message {
-        event_id: Some("evt-1".to_string()),
-        ..g.message(&app.id, "user.created", at(2))
-    };
-    let first_delivery = g.delivery(&first, &ep.id, at(2));
+    let mut original = g.message(&app.id, "user.created", at(2));
+    original.event_id = Some("evt-1".to_string());
+    let delivered = g.delivery(&original, &ep.id, at(2));
     store
-        .create_message(&first, std::slice::from_ref(&first_delivery))
+        .create_message(&original, &[delivered.clone()])
         .await
         .unwrap();
 
-    let retry = Message {
-        event_id: Some("evt-1".to_string()),
-        ..g.message(&app.id, "user.created", at(3))
-    };
+    let mut retry = g.message(&app.id, "user.created", at(3));
+    retry.event_id = Some("evt-1".to_string());
     let rejected = [
         g.delivery(&retry, &ep.id, at(3)),
         g.delivery(&retry, &ep2.id, at(3)),
     ];
-    assert_conflict(
-        store.create_message(&retry, &rejected).await,
-        "same event id, same application",
-    );
+    let result = store.create_message(&retry, &rejected).await;
+    assert_conflict(result, "same event id, same application");
 
     assert_eq!(store.get_message(&app.id, &retry.id).await.unwrap(), None);
     assert_eq!(
         store.get_message(&app.id, "evt-1").await.unwrap(),
-        Some(first.clone())
+        Some(original)
     );
     assert_eq!(store.get_delivery(&retry.id, &ep.id).await.unwrap(), None);
     assert_eq!(store.get_delivery(&retry.id, &ep2.id).await.unwrap(), None);
     let listed = store
-        .list_message_deliveries(&retry.id, &PageRequest::first(50, true))
+        .list_message_deliveries(&retry.id, &first(50, ASC))
         .await
         .unwrap();
-    assert!(
-        listed.items.is_empty(),
-        "rejected message has deliveries: {listed:?}"
-    );
-    assert_eq!(claim(store, at(10), at(40)).await, vec![first_delivery.id]);
+    assert_eq!(shape(&listed), (vec![], false));
+    assert_eq!(claim(store, 10, 40).await, vec![delivered.id]);
 
     let other_app = g.app(Live, None, at(4));
     store.create_application(&other_app).await.unwrap();
-    let elsewhere = Message {
-        event_id: Some("evt-1".to_string()),
-        ..g.message(&other_app.id, "user.created", at(5))
-    };
+    let mut elsewhere = g.message(&other_app.id, "user.created", at(5));
+    elsewhere.event_id = Some("evt-1".to_string());
     store
         .create_message(&elsewhere, &[])
         .await
-        .expect("same event id in another application");
-    assert_eq!(
-        store.get_message(&other_app.id, "evt-1").await.unwrap(),
-        Some(elsewhere)
-    );
+        .expect("same event id in another app");
+    let found = store.get_message(&other_app.id, "evt-1").await.unwrap();
+    assert_eq!(found, Some(elsewhere));
 }
 
 /// Messages list newest first by default, in pages, filtered by event type, channel and a
@@ -1185,93 +1098,46 @@ pub async fn messages_list_newest_first_and_filter_by_type_channel_and_time(stor
         ("invoice.paid", None),
     ];
     let mut m = Vec::new();
-    for (i, (event_type, channels)) in specs.into_iter().enumerate() {
-        let msg = Message {
-            channels: channels.map(|c| c.iter().map(|s| s.to_string()).collect()),
-            ..g.message(&app.id, event_type, at(10 * i as i64))
-        };
+    for (i, (event_type, channels)) in (0..).zip(specs) {
+        let mut msg = g.message(&app.id, event_type, at(10 * i));
+        msg.channels = channels.map(strings);
         store.create_message(&msg, &[]).await.unwrap();
         m.push(msg);
     }
-    store
-        .create_message(&g.message(&other_app.id, "user.created", at(15)), &[])
-        .await
-        .unwrap();
-    let ids = |idx: &[usize]| idx.iter().map(|&i| m[i].id.clone()).collect::<Vec<_>>();
+    let foreign = g.message(&other_app.id, "user.created", at(15));
+    store.create_message(&foreign, &[]).await.unwrap();
     let list = |filter: MessageFilter, page: PageRequest| {
         let app_id = app.id.clone();
         async move { store.list_messages(&app_id, &filter, &page).await.unwrap() }
     };
-    let by = |filter: MessageFilter| list(filter, all_newest_first());
+    let find = |filter: MessageFilter| async move { keys(&list(filter, everything()).await) };
 
-    let all = by(MessageFilter::default()).await;
-    assert_eq!(all.items, m.iter().rev().cloned().collect::<Vec<_>>());
-    assert!(!all.has_more);
-    let oldest_first = list(MessageFilter::default(), PageRequest::first(50, true)).await;
-    assert_eq!(keys(&oldest_first, |x| &x.id), ids(&[0, 1, 2, 3]));
+    let all = list(MessageFilter::default(), everything()).await;
+    assert_eq!(
+        (all.items, all.has_more),
+        (m.iter().rev().cloned().collect(), false)
+    );
+    let page = list(MessageFilter::default(), first(50, ASC)).await;
+    assert_eq!(shape(&page), (pick(&m, &[0, 1, 2, 3]), false));
+    let page = list(MessageFilter::default(), first(3, DESC)).await;
+    assert_eq!(shape(&page), (pick(&m, &[3, 2, 1]), true));
+    let page = list(MessageFilter::default(), after(&m[1].id, 3, DESC)).await;
+    assert_eq!(shape(&page), (pick(&m, &[0]), false));
 
-    let p1 = list(MessageFilter::default(), PageRequest::first(3, false)).await;
-    assert_eq!((keys(&p1, |x| &x.id), p1.has_more), (ids(&[3, 2, 1]), true));
-    let p2 = list(MessageFilter::default(), forward_from(&m[1].id, 3, false)).await;
-    assert_eq!((keys(&p2, |x| &x.id), p2.has_more), (ids(&[0]), false));
-
-    let types = |t: &[&str]| Some(t.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-    let f = by(MessageFilter {
-        event_types: types(&["user.created"]),
-        ..Default::default()
-    })
-    .await;
-    assert_eq!(keys(&f, |x| &x.id), ids(&[2, 0]));
-    let f = by(MessageFilter {
-        event_types: types(&["user.created", "invoice.paid"]),
-        ..Default::default()
-    })
-    .await;
-    assert_eq!(keys(&f, |x| &x.id), ids(&[3, 2, 0]));
-    let f = by(MessageFilter {
-        channel: Some("eu".to_string()),
-        ..Default::default()
-    })
-    .await;
-    assert_eq!(keys(&f, |x| &x.id), ids(&[2, 0]));
-    let f = by(MessageFilter {
+    assert_eq!(find(types(&["user.created"])).await, pick(&m, &[2, 0]));
+    let two_types = types(&["user.created", "invoice.paid"]);
+    assert_eq!(find(two_types).await, pick(&m, &[3, 2, 0]));
+    assert_eq!(find(on_channel("eu")).await, pick(&m, &[2, 0]));
+    assert_eq!(find(on_channel("us")).await, pick(&m, &[2, 1]));
+    assert_eq!(find(on_channel("apac")).await, pick(&m, &[]));
+    assert_eq!(find(created(None, Some(20))).await, pick(&m, &[1, 0]));
+    assert_eq!(find(created(Some(10), None)).await, pick(&m, &[3, 2]));
+    assert_eq!(find(created(Some(0), Some(30))).await, pick(&m, &[2, 1]));
+    let both = MessageFilter {
         channel: Some("us".to_string()),
-        ..Default::default()
-    })
-    .await;
-    assert_eq!(keys(&f, |x| &x.id), ids(&[2, 1]));
-    let f = by(MessageFilter {
-        channel: Some("apac".to_string()),
-        ..Default::default()
-    })
-    .await;
-    assert!(f.items.is_empty(), "unknown channel matched: {f:?}");
-    let f = by(MessageFilter {
-        before: Some(at(20)),
-        ..Default::default()
-    })
-    .await;
-    assert_eq!(keys(&f, |x| &x.id), ids(&[1, 0]));
-    let f = by(MessageFilter {
-        after: Some(at(10)),
-        ..Default::default()
-    })
-    .await;
-    assert_eq!(keys(&f, |x| &x.id), ids(&[3, 2]));
-    let f = by(MessageFilter {
-        after: Some(at(0)),
-        before: Some(at(30)),
-        ..Default::default()
-    })
-    .await;
-    assert_eq!(keys(&f, |x| &x.id), ids(&[2, 1]));
-    let f = by(MessageFilter {
-        event_types: types(&["user.created"]),
-        channel: Some("us".to_string()),
-        ..Default::default()
-    })
-    .await;
-    assert_eq!(keys(&f, |x| &x.id), ids(&[2]));
+        ..types(&["user.created"])
+    };
+    assert_eq!(find(both).await, pick(&m, &[2]));
 }
 
 // ----- the queue -----
@@ -1282,53 +1148,51 @@ pub async fn claim_due_leases_only_deliveries_that_are_due_and_unleased(store: &
     let mut g = Gen::new();
     let (app, ep) = app_with_endpoint(store, &mut g).await;
     let msg = g.message(&app.id, "user.created", at(0));
-    let ep_future = g.endpoint(&app.id, None, at(0));
-    let ep_leased = g.endpoint(&app.id, None, at(0));
+    let (ep_future, ep_leased) = (
+        g.endpoint(&app.id, None, at(0)),
+        g.endpoint(&app.id, None, at(0)),
+    );
     store.create_endpoint(&ep_future).await.unwrap();
     store.create_endpoint(&ep_leased).await.unwrap();
     let due = g.delivery(&msg, &ep.id, at(0));
     let future = g.delivery(&msg, &ep_future.id, at(100));
-    let leased = NewDelivery {
-        leased_until: Some(at(60)),
-        ..g.delivery(&msg, &ep_leased.id, at(0))
-    };
+    let mut leased = g.delivery(&msg, &ep_leased.id, at(0));
+    leased.leased_until = Some(at(60));
     store
         .create_message(&msg, &[due.clone(), future, leased])
         .await
         .unwrap();
 
     let claims = store.claim_due(at(10), at(40), 100).await.unwrap();
-    assert_eq!(
-        claims,
-        vec![ClaimedDelivery {
-            id: due.id.clone(),
-            msg_id: msg.id.clone(),
-            endpoint_id: ep.id.clone(),
-            app_id: app.id.clone(),
-            scheduled_attempts: 0,
-            total_attempts: 0,
-            trigger: TriggerType::Scheduled,
-        }]
-    );
-    assert_eq!(claim(store, at(20), at(50)).await, Vec::<String>::new());
+    let expected = ClaimedDelivery {
+        id: due.id.clone(),
+        msg_id: msg.id.clone(),
+        endpoint_id: ep.id.clone(),
+        app_id: app.id.clone(),
+        scheduled_attempts: 0,
+        total_attempts: 0,
+        trigger: TriggerType::Scheduled,
+    };
+    assert_eq!(claims, vec![expected]);
+    assert_eq!(claim(store, 20, 50).await, Vec::<String>::new());
     let state = store
         .get_delivery(&msg.id, &ep.id)
         .await
         .unwrap()
-        .expect("claimed delivery exists");
-    assert_eq!((state.id, state.status), (due.id, MessageStatus::Pending));
+        .expect("delivery");
+    assert_eq!((state.id, state.status), (due.id, Pending));
 }
 
 /// A worker that never reports back only delays its delivery until the lease runs out.
 pub async fn claimed_delivery_is_claimed_again_once_its_lease_expires(store: &dyn Store) {
     let mut g = Gen::new();
     let (_, ep) = app_with_endpoint(store, &mut g).await;
-    let (_, d) = send(store, &mut g, &ep, at(0)).await;
+    let (_, d) = send(store, &mut g, &ep, 0).await;
 
-    assert_eq!(claim(store, at(0), at(30)).await, vec![d.id.clone()]);
-    assert_eq!(claim(store, at(29), at(60)).await, Vec::<String>::new());
-    assert_eq!(claim(store, at(31), at(60)).await, vec![d.id.clone()]);
-    assert_eq!(claim(store, at(59), at(90)).await, Vec::<String>::new());
+    assert_eq!(claim(store, 0, 30).await, vec![d.id.clone()]);
+    assert_eq!(claim(store, 29, 60).await, Vec::<String>::new());
+    assert_eq!(claim(store, 31, 60).await, vec![d.id.clone()]);
+    assert_eq!(claim(store, 59, 90).await, Vec::<String>::new());
 }
 
 /// A delivery handed straight to the local dispatcher (created leased) is left alone by pollers
@@ -1337,18 +1201,13 @@ pub async fn delivery_created_with_a_lease_is_not_claimed_before_the_lease_ends(
     let mut g = Gen::new();
     let (app, ep) = app_with_endpoint(store, &mut g).await;
     let msg = g.message(&app.id, "user.created", at(0));
-    let d = NewDelivery {
-        leased_until: Some(at(60)),
-        ..g.delivery(&msg, &ep.id, at(0))
-    };
-    store
-        .create_message(&msg, std::slice::from_ref(&d))
-        .await
-        .unwrap();
+    let mut d = g.delivery(&msg, &ep.id, at(0));
+    d.leased_until = Some(at(60));
+    store.create_message(&msg, &[d.clone()]).await.unwrap();
 
-    assert_eq!(claim(store, at(0), at(30)).await, Vec::<String>::new());
-    assert_eq!(claim(store, at(59), at(90)).await, Vec::<String>::new());
-    assert_eq!(claim(store, at(61), at(90)).await, vec![d.id]);
+    assert_eq!(claim(store, 0, 30).await, Vec::<String>::new());
+    assert_eq!(claim(store, 59, 90).await, Vec::<String>::new());
+    assert_eq!(claim(store, 61, 90).await, vec![d.id]);
 }
 
 /// With more due than the limit, a claim takes the longest overdue first, and the next claim
@@ -1357,18 +1216,17 @@ pub async fn claim_due_takes_the_longest_overdue_first_up_to_the_limit(store: &d
     let mut g = Gen::new();
     let (_, ep) = app_with_endpoint(store, &mut g).await;
     // Sent newest first so that insertion order cannot pass for due order.
-    let (_, late) = send(store, &mut g, &ep, at(20)).await;
-    let (_, middle) = send(store, &mut g, &ep, at(10)).await;
-    let (_, early) = send(store, &mut g, &ep, at(0)).await;
+    let (_, late) = send(store, &mut g, &ep, 20).await;
+    let (_, middle) = send(store, &mut g, &ep, 10).await;
+    let (_, early) = send(store, &mut g, &ep, 0).await;
+    let claim_two = || async move {
+        let claims = store.claim_due(at(30), at(90), 2).await.unwrap();
+        sorted(claims.into_iter().map(|c| c.id))
+    };
 
-    let first = store.claim_due(at(30), at(90), 2).await.unwrap();
-    assert_eq!(
-        sorted(first.iter().map(|c| c.id.clone())),
-        sorted([early.id, middle.id])
-    );
-    let second = store.claim_due(at(30), at(90), 2).await.unwrap();
-    assert_eq!(sorted(second.iter().map(|c| c.id.clone())), vec![late.id]);
-    assert!(store.claim_due(at(30), at(90), 2).await.unwrap().is_empty());
+    assert_eq!(claim_two().await, sorted([early.id, middle.id]));
+    assert_eq!(claim_two().await, vec![late.id]);
+    assert_eq!(claim_two().await, Vec::<String>::new());
 }
 
 /// Claims racing each other split the due deliveries between them: none is handed out twice,
@@ -1378,21 +1236,18 @@ pub async fn concurrent_claims_never_hand_out_the_same_delivery(store: &dyn Stor
     let (_, ep) = app_with_endpoint(store, &mut g).await;
     let mut expected = Vec::new();
     for i in 0..12 {
-        expected.push(send(store, &mut g, &ep, at(i)).await.1.id);
+        expected.push(send(store, &mut g, &ep, i).await.1.id);
     }
 
     let race = || store.claim_due(at(100), at(200), 4);
     let (a, b, c, d) = tokio::join!(race(), race(), race(), race());
-    let mut seen: Vec<String> = [a, b, c, d]
-        .into_iter()
-        .flat_map(|claims| claims.expect("concurrent claim"))
-        .map(|c| c.id)
-        .collect();
+    let claims = [a, b, c, d].into_iter().flat_map(|claims| claims.unwrap());
+    let mut seen: Vec<String> = claims.map(|c| c.id).collect();
     let handed_out = seen.len();
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), handed_out, "a delivery was claimed twice");
-    seen.extend(claim(store, at(100), at(200)).await);
+    seen.extend(claim(store, 100, 200).await);
     assert_eq!(sorted(seen), sorted(expected));
 }
 
@@ -1401,77 +1256,51 @@ pub async fn concurrent_claims_never_hand_out_the_same_delivery(store: &dyn Stor
 pub async fn recorded_attempt_is_readable_and_listed_by_message_and_endpoint(store: &dyn Store) {
     let mut g = Gen::new();
     let (app, ep) = app_with_endpoint(store, &mut g).await;
-    let (msg, d) = send(store, &mut g, &ep, at(0)).await;
-    let (other_msg, _) = send(store, &mut g, &ep, at(1)).await;
+    let (msg, d) = send(store, &mut g, &ep, 0).await;
+    let (other_msg, _) = send(store, &mut g, &ep, 1).await;
     let other_ep = g.endpoint(&app.id, None, at(1));
     store.create_endpoint(&other_ep).await.unwrap();
 
-    assert_eq!(claim(store, at(0), at(30)).await.first(), Some(&d.id));
-    let outcome = g.outcome(&d, at(1), 503, MessageStatus::Sending, Some(at(60)));
+    assert_eq!(claim(store, 0, 30).await, vec![d.id.clone()]);
+    let outcome = g.outcome(&d, at(1), 503, Sending, Some(at(60)));
     store
-        .record_attempts(std::slice::from_ref(&outcome))
+        .record_attempts(&[outcome.clone()])
         .await
-        .expect("record attempt");
-    let attempt = outcome.attempt.clone();
+        .expect("record");
+    let attempt = outcome.attempt;
 
-    assert_eq!(
-        store.get_attempt(&msg.id, &attempt.id).await.unwrap(),
-        Some(attempt.clone())
-    );
+    let found = store.get_attempt(&msg.id, &attempt.id).await.unwrap();
+    assert_eq!(found, Some(attempt.clone()));
     assert_eq!(
         store.get_attempt(&other_msg.id, &attempt.id).await.unwrap(),
         None
     );
-    let filter = |msg_id: Option<&str>, endpoint_id: Option<&str>| AttemptFilter {
-        app_id: app.id.clone(),
-        msg_id: msg_id.map(str::to_string),
-        endpoint_id: endpoint_id.map(str::to_string),
-        ..Default::default()
+    let list = |msg_id: Option<&str>, endpoint_id: Option<&str>| {
+        let filter = AttemptFilter {
+            app_id: app.id.clone(),
+            msg_id: msg_id.map(str::to_string),
+            endpoint_id: endpoint_id.map(str::to_string),
+            ..Default::default()
+        };
+        async move { store.list_attempts(&filter, &everything()).await.unwrap() }
     };
-    let by_msg = store
-        .list_attempts(&filter(Some(&msg.id), None), &all_newest_first())
-        .await
-        .unwrap();
+    let by_msg = list(Some(&msg.id), None).await;
     assert_eq!(
         (by_msg.items, by_msg.has_more),
         (vec![attempt.clone()], false)
     );
-    let by_ep = store
-        .list_attempts(&filter(None, Some(&ep.id)), &all_newest_first())
-        .await
-        .unwrap();
-    assert_eq!(by_ep.items, vec![attempt.clone()]);
-    let both = store
-        .list_attempts(&filter(Some(&msg.id), Some(&ep.id)), &all_newest_first())
-        .await
-        .unwrap();
-    assert_eq!(both.items, vec![attempt]);
-    let none = store
-        .list_attempts(&filter(Some(&other_msg.id), None), &all_newest_first())
-        .await
-        .unwrap();
-    assert!(
-        none.items.is_empty(),
-        "attempt listed under another message: {none:?}"
-    );
-    let none = store
-        .list_attempts(&filter(None, Some(&other_ep.id)), &all_newest_first())
-        .await
-        .unwrap();
-    assert!(
-        none.items.is_empty(),
-        "attempt listed under another endpoint: {none:?}"
-    );
+    assert_eq!(list(None, Some(&ep.id)).await.items, vec![attempt.clone()]);
+    assert_eq!(list(Some(&msg.id), Some(&ep.id)).await.items, vec![attempt]);
+    assert_eq!(list(Some(&other_msg.id), None).await.items, vec![]);
+    assert_eq!(list(None, Some(&other_ep.id)).await.items, vec![]);
 
     let state = store
         .get_delivery(&msg.id, &ep.id)
         .await
         .unwrap()
         .expect("delivery");
-    assert_eq!(
-        (state.id, state.status, state.next_attempt_at),
-        (d.id, MessageStatus::Sending, Some(at(60)))
-    );
+    let expected = (d.id, Sending, Some(at(60)));
+    assert_eq!((state.id, state.status, state.next_attempt_at), expected);
 }
 
 /// After a failed attempt with a retry scheduled, the delivery waits for its retry time (not
@@ -1479,60 +1308,48 @@ pub async fn recorded_attempt_is_readable_and_listed_by_message_and_endpoint(sto
 pub async fn delivery_with_a_retry_scheduled_is_not_claimed_before_it_is_due(store: &dyn Store) {
     let mut g = Gen::new();
     let (_, ep) = app_with_endpoint(store, &mut g).await;
-    let (_, d) = send(store, &mut g, &ep, at(0)).await;
-    assert_eq!(claim(store, at(0), at(30)).await, vec![d.id.clone()]);
-    store
-        .record_attempts(&[g.outcome(&d, at(1), 500, MessageStatus::Sending, Some(at(60)))])
-        .await
-        .unwrap();
+    let (_, d) = send(store, &mut g, &ep, 0).await;
+    assert_eq!(claim(store, 0, 30).await, vec![d.id.clone()]);
+    let retry_at_60 = g.outcome(&d, at(1), 500, Sending, Some(at(60)));
+    store.record_attempts(&[retry_at_60]).await.unwrap();
 
-    assert_eq!(claim(store, at(45), at(100)).await, Vec::<String>::new());
+    assert_eq!(claim(store, 45, 100).await, Vec::<String>::new());
     let claims = store.claim_due(at(61), at(100), 10).await.unwrap();
     let c = claimed(&claims, &d.id);
-    assert_eq!(
-        (c.scheduled_attempts, c.total_attempts, c.trigger),
-        (1, 1, TriggerType::Scheduled)
-    );
+    let counts = (c.scheduled_attempts, c.total_attempts, c.trigger);
+    assert_eq!(counts, (1, 1, TriggerType::Scheduled));
 }
 
 /// A delivery whose outcome left no next attempt is finished and never claimed again.
 pub async fn finished_delivery_is_never_claimed_again(store: &dyn Store) {
     let mut g = Gen::new();
     let (_, ep) = app_with_endpoint(store, &mut g).await;
-    let (msg, d) = send(store, &mut g, &ep, at(0)).await;
-    let (failed_msg, failed) = send(store, &mut g, &ep, at(0)).await;
+    let (msg, d) = send(store, &mut g, &ep, 0).await;
+    let (failed_msg, failed) = send(store, &mut g, &ep, 0).await;
     assert_eq!(
-        claim(store, at(0), at(30)).await,
+        claim(store, 0, 30).await,
         sorted([d.id.clone(), failed.id.clone()])
     );
-    store
-        .record_attempts(&[
-            g.outcome(&d, at(1), 204, MessageStatus::Success, None),
-            g.outcome(&failed, at(1), 410, MessageStatus::Fail, None),
-        ])
-        .await
-        .unwrap();
+    let outcomes = [
+        g.outcome(&d, at(1), 204, Success, None),
+        g.outcome(&failed, at(1), 410, Fail, None),
+    ];
+    store.record_attempts(&outcomes).await.unwrap();
 
     let state = store
         .get_delivery(&msg.id, &ep.id)
         .await
         .unwrap()
         .expect("delivery");
-    assert_eq!(
-        (state.status, state.next_attempt_at),
-        (MessageStatus::Success, None)
-    );
+    assert_eq!((state.status, state.next_attempt_at), (Success, None));
     let state = store
         .get_delivery(&failed_msg.id, &ep.id)
         .await
         .unwrap()
         .expect("delivery");
+    assert_eq!((state.status, state.next_attempt_at), (Fail, None));
     assert_eq!(
-        (state.status, state.next_attempt_at),
-        (MessageStatus::Fail, None)
-    );
-    assert_eq!(
-        claim(store, at(10_000_000), at(10_000_030)).await,
+        claim(store, 10_000_000, 10_000_030).await,
         Vec::<String>::new()
     );
 }
@@ -1542,54 +1359,37 @@ pub async fn finished_delivery_is_never_claimed_again(store: &dyn Store) {
 pub async fn recording_an_attempt_releases_the_lease(store: &dyn Store) {
     let mut g = Gen::new();
     let (_, ep) = app_with_endpoint(store, &mut g).await;
-    let (_, d) = send(store, &mut g, &ep, at(0)).await;
-    assert_eq!(claim(store, at(0), at(300)).await, vec![d.id.clone()]);
-    store
-        .record_attempts(&[g.outcome(&d, at(1), 0, MessageStatus::Sending, Some(at(2)))])
-        .await
-        .unwrap();
+    let (_, d) = send(store, &mut g, &ep, 0).await;
+    assert_eq!(claim(store, 0, 300).await, vec![d.id.clone()]);
+    let retry_at_2 = g.outcome(&d, at(1), 0, Sending, Some(at(2)));
+    store.record_attempts(&[retry_at_2]).await.unwrap();
 
-    assert_eq!(claim(store, at(3), at(300)).await, vec![d.id]);
+    assert_eq!(claim(store, 3, 300).await, vec![d.id]);
 }
 
 /// After a restart, deliveries leased by the dead process (claimed, or created leased) are
-/// claimable at once.
+/// claimable at once; finished ones stay finished.
 pub async fn release_stale_leases_makes_leased_deliveries_claimable_again(store: &dyn Store) {
     let mut g = Gen::new();
     let (app, ep) = app_with_endpoint(store, &mut g).await;
-    let (_, claimed_before) = send(store, &mut g, &ep, at(0)).await;
-    assert_eq!(
-        claim(store, at(0), at(1000)).await,
-        vec![claimed_before.id.clone()]
-    );
+    let (_, claimed_before) = send(store, &mut g, &ep, 0).await;
+    assert_eq!(claim(store, 0, 1000).await, vec![claimed_before.id.clone()]);
     let msg = g.message(&app.id, "user.created", at(1));
-    let handed_over = NewDelivery {
-        leased_until: Some(at(1000)),
-        ..g.delivery(&msg, &ep.id, at(1))
-    };
+    let mut handed_over = g.delivery(&msg, &ep.id, at(1));
+    handed_over.leased_until = Some(at(1000));
     store
-        .create_message(&msg, std::slice::from_ref(&handed_over))
+        .create_message(&msg, &[handed_over.clone()])
         .await
         .unwrap();
-    let (_, finished) = send(store, &mut g, &ep, at(2)).await;
-    assert_eq!(
-        claim(store, at(2), at(1000)).await,
-        vec![finished.id.clone()]
-    );
-    store
-        .record_attempts(&[g.outcome(&finished, at(3), 200, MessageStatus::Success, None)])
-        .await
-        .unwrap();
-    assert_eq!(claim(store, at(10), at(1000)).await, Vec::<String>::new());
+    let (_, finished) = send(store, &mut g, &ep, 2).await;
+    assert_eq!(claim(store, 2, 1000).await, vec![finished.id.clone()]);
+    let success = g.outcome(&finished, at(3), 200, Success, None);
+    store.record_attempts(&[success]).await.unwrap();
+    assert_eq!(claim(store, 10, 1000).await, Vec::<String>::new());
 
-    assert_eq!(
-        store.release_stale_leases().await.expect("release leases"),
-        2
-    );
-    assert_eq!(
-        claim(store, at(10), at(1000)).await,
-        sorted([claimed_before.id, handed_over.id])
-    );
+    assert_eq!(store.release_stale_leases().await.expect("release"), 2);
+    let expected = sorted([claimed_before.id, handed_over.id]);
+    assert_eq!(claim(store, 10, 1000).await, expected);
 }
 
 /// Resending a finished delivery makes it due now as one manual attempt, after which it stays
@@ -1597,32 +1397,24 @@ pub async fn release_stale_leases_makes_leased_deliveries_claimable_again(store:
 pub async fn manual_schedule_makes_a_finished_delivery_due_as_a_manual_attempt(store: &dyn Store) {
     let mut g = Gen::new();
     let (_, ep) = app_with_endpoint(store, &mut g).await;
-    let (msg, d) = send(store, &mut g, &ep, at(0)).await;
-    store
-        .record_attempts(&[g.outcome(&d, at(1), 500, MessageStatus::Fail, None)])
-        .await
-        .unwrap();
-    assert_eq!(claim(store, at(50), at(80)).await, Vec::<String>::new());
+    let (msg, d) = send(store, &mut g, &ep, 0).await;
+    let gave_up = g.outcome(&d, at(1), 500, Fail, None);
+    store.record_attempts(&[gave_up]).await.unwrap();
+    assert_eq!(claim(store, 50, 80).await, Vec::<String>::new());
 
-    let proposal = NewDelivery {
-        id: g.id(IdKind::Delivery, at(50)),
-        due_at: at(50),
-        ..d.clone()
-    };
+    let mut proposal = d.clone();
+    (proposal.id, proposal.due_at) = (g.id(IdKind::Delivery, at(50)), at(50));
     let id = store
         .schedule_manual(&proposal, at(50))
         .await
-        .expect("schedule manual");
+        .expect("schedule");
     assert_eq!(id, d.id);
     let state = store
         .get_delivery(&msg.id, &ep.id)
         .await
         .unwrap()
         .expect("delivery");
-    assert_eq!(
-        (state.id.as_str(), state.next_attempt_at),
-        (d.id.as_str(), Some(at(50)))
-    );
+    assert_eq!((&state.id, state.next_attempt_at), (&d.id, Some(at(50))));
 
     let claims = store.claim_due(at(50), at(80), 10).await.unwrap();
     let c = claimed(&claims, &d.id);
@@ -1631,33 +1423,21 @@ pub async fn manual_schedule_makes_a_finished_delivery_due_as_a_manual_attempt(s
         (TriggerType::Manual, 1, 1)
     );
 
-    let mut manual = g.outcome(&d, at(51), 500, MessageStatus::Fail, None);
-    manual.attempt.trigger_type = TriggerType::Manual;
-    manual.attempt.attempt_number = 2;
-    store
-        .record_attempts(std::slice::from_ref(&manual))
+    let mut manual = g.outcome(&d, at(51), 500, Fail, None);
+    (manual.attempt.trigger_type, manual.attempt.attempt_number) = (TriggerType::Manual, 2);
+    store.record_attempts(&[manual.clone()]).await.unwrap();
+    let found = store
+        .get_attempt(&msg.id, &manual.attempt.id)
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .get_attempt(&msg.id, &manual.attempt.id)
-            .await
-            .unwrap(),
-        Some(manual.attempt)
-    );
+    assert_eq!(found, Some(manual.attempt));
     let state = store
         .get_delivery(&msg.id, &ep.id)
         .await
         .unwrap()
         .expect("delivery");
-    assert_eq!(
-        (state.status, state.next_attempt_at),
-        (MessageStatus::Fail, None)
-    );
-    assert_eq!(
-        claim(store, at(10_000), at(10_030)).await,
-        Vec::<String>::new()
-    );
+    assert_eq!((state.status, state.next_attempt_at), (Fail, None));
+    assert_eq!(claim(store, 10_000, 10_030).await, Vec::<String>::new());
 }
 
 /// Sending a message to an endpoint it never went to creates the delivery, pending and due now
@@ -1667,7 +1447,7 @@ pub async fn manual_schedule_creates_the_delivery_when_the_endpoint_never_had_on
 ) {
     let mut g = Gen::new();
     let (app, ep) = app_with_endpoint(store, &mut g).await;
-    let (msg, _) = send(store, &mut g, &ep, at(0)).await;
+    let (msg, _) = send(store, &mut g, &ep, 0).await;
     let newcomer = g.endpoint(&app.id, None, at(5));
     store.create_endpoint(&newcomer).await.unwrap();
     assert_eq!(
@@ -1677,46 +1457,41 @@ pub async fn manual_schedule_creates_the_delivery_when_the_endpoint_never_had_on
 
     let d = g.delivery(&msg, &newcomer.id, at(50));
     assert_eq!(
-        store
-            .schedule_manual(&d, at(50))
-            .await
-            .expect("schedule manual"),
+        store.schedule_manual(&d, at(50)).await.expect("schedule"),
         d.id
     );
     let state = store
         .get_delivery(&msg.id, &newcomer.id)
         .await
         .unwrap()
-        .expect("created delivery");
+        .expect("created");
+    let expected = (&d.id, &msg.id, Pending, Some(at(50)));
     assert_eq!(
         (
-            state.id.as_str(),
-            state.msg_id.as_str(),
+            &state.id,
+            &state.msg_id,
             state.status,
             state.next_attempt_at
         ),
-        (
-            d.id.as_str(),
-            msg.id.as_str(),
-            MessageStatus::Pending,
-            Some(at(50))
-        )
+        expected
     );
     assert!(
-        !claim(store, at(49), at(80)).await.contains(&d.id),
+        !claim(store, 49, 80).await.contains(&d.id),
         "claimed before it was due"
     );
 
     let claims = store.claim_due(at(50), at(80), 10).await.unwrap();
     let c = claimed(&claims, &d.id);
-    assert_eq!(
-        (c.msg_id.as_str(), c.endpoint_id.as_str(), c.app_id.as_str()),
-        (msg.id.as_str(), newcomer.id.as_str(), app.id.as_str())
+    let expected = (&msg.id, &newcomer.id, &app.id, TriggerType::Manual, 0, 0);
+    let got = (
+        &c.msg_id,
+        &c.endpoint_id,
+        &c.app_id,
+        c.trigger,
+        c.scheduled_attempts,
+        c.total_attempts,
     );
-    assert_eq!(
-        (c.trigger, c.scheduled_attempts, c.total_attempts),
-        (TriggerType::Manual, 0, 0)
-    );
+    assert_eq!(got, expected);
 }
 
 /// Resending a delivery still waiting on its schedule makes it due now.
@@ -1725,78 +1500,54 @@ pub async fn manual_schedule_makes_a_delivery_on_its_schedule_due_now(store: &dy
     let (app, ep) = app_with_endpoint(store, &mut g).await;
     let msg = g.message(&app.id, "user.created", at(0));
     let d = g.delivery(&msg, &ep.id, at(1000));
-    store
-        .create_message(&msg, std::slice::from_ref(&d))
-        .await
-        .unwrap();
-    assert_eq!(claim(store, at(10), at(40)).await, Vec::<String>::new());
+    store.create_message(&msg, &[d.clone()]).await.unwrap();
+    assert_eq!(claim(store, 10, 40).await, Vec::<String>::new());
 
     assert_eq!(store.schedule_manual(&d, at(10)).await.unwrap(), d.id);
-    assert_eq!(claim(store, at(10), at(40)).await, vec![d.id]);
+    assert_eq!(claim(store, 10, 40).await, vec![d.id]);
 }
 
 /// A message's deliveries list as keyset pages by endpoint id, with their state.
 pub async fn message_deliveries_page_by_endpoint_id(store: &dyn Store) {
     let mut g = Gen::new();
     let (app, e0) = app_with_endpoint(store, &mut g).await;
-    let e1 = g.endpoint(&app.id, None, at(1));
-    let e2 = g.endpoint(&app.id, None, at(2));
+    let (e1, e2) = (
+        g.endpoint(&app.id, None, at(1)),
+        g.endpoint(&app.id, None, at(2)),
+    );
     store.create_endpoint(&e1).await.unwrap();
     store.create_endpoint(&e2).await.unwrap();
+    let eps = [e0, e1, e2];
     let msg = g.message(&app.id, "user.created", at(10));
-    let ds: Vec<NewDelivery> = [&e2, &e0, &e1]
-        .iter()
-        .map(|e| g.delivery(&msg, &e.id, at(10)))
-        .collect();
+    let ds: Vec<NewDelivery> = [2, 0, 1]
+        .map(|i| g.delivery(&msg, &eps[i].id, at(10)))
+        .into();
     store.create_message(&msg, &ds).await.unwrap();
-    send(store, &mut g, &e0, at(11)).await;
-    let eps = [e0.id.clone(), e1.id.clone(), e2.id.clone()];
+    send(store, &mut g, &eps[0], 11).await;
+    let list = |page| {
+        let msg_id = msg.id.clone();
+        async move { store.list_message_deliveries(&msg_id, &page).await.unwrap() }
+    };
 
-    let p1 = store
-        .list_message_deliveries(&msg.id, &PageRequest::first(2, true))
-        .await
-        .unwrap();
     assert_eq!(
-        (keys(&p1, |d| &d.endpoint_id), p1.has_more),
-        (eps[0..2].to_vec(), true)
+        shape(&list(first(2, ASC)).await),
+        (pick(&eps, &[0, 1]), true)
     );
-    let p2 = store
-        .list_message_deliveries(&msg.id, &forward_from(&eps[1], 2, true))
-        .await
-        .unwrap();
     assert_eq!(
-        (keys(&p2, |d| &d.endpoint_id), p2.has_more),
-        (eps[2..3].to_vec(), false)
+        shape(&list(after(&eps[1].id, 2, ASC)).await),
+        (pick(&eps, &[2]), false)
     );
-    let desc = store
-        .list_message_deliveries(&msg.id, &PageRequest::first(50, false))
-        .await
-        .unwrap();
-    assert_eq!(
-        keys(&desc, |d| &d.endpoint_id),
-        vec![eps[2].clone(), eps[1].clone(), eps[0].clone()]
-    );
+    let newest = list(first(50, DESC)).await;
+    assert_eq!(shape(&newest), (pick(&eps, &[2, 1, 0]), false));
 
-    for state in &desc.items {
-        let expected = ds
-            .iter()
-            .find(|d| d.endpoint_id == state.endpoint_id)
-            .expect("listed a stored delivery");
-        assert_eq!(
-            (
-                state.id.as_str(),
-                state.msg_id.as_str(),
-                state.status,
-                state.next_attempt_at
-            ),
-            (
-                expected.id.as_str(),
-                msg.id.as_str(),
-                MessageStatus::Pending,
-                Some(at(10))
-            )
-        );
-    }
+    let expected: Vec<_> = [1, 2, 0]
+        .map(|i| (ds[i].id.clone(), Pending, Some(at(10))))
+        .into();
+    let states = newest
+        .items
+        .into_iter()
+        .map(|s| (s.id, s.status, s.next_attempt_at));
+    assert_eq!(states.collect::<Vec<_>>(), expected);
 }
 
 /// An endpoint's deliveries list with their messages, newest message first, in pages, filtered
@@ -1806,23 +1557,22 @@ pub async fn endpoint_deliveries_list_newest_message_first_and_filter_by_status(
     let (app, ep) = app_with_endpoint(store, &mut g).await;
     let other_ep = g.endpoint(&app.id, None, at(0));
     store.create_endpoint(&other_ep).await.unwrap();
-    let (m0, d0) = send(store, &mut g, &ep, at(0)).await;
+    let (m0, d0) = send(store, &mut g, &ep, 0).await;
     let m1 = g.message(&app.id, "invoice.paid", at(10));
     let d1 = g.delivery(&m1, &ep.id, at(10));
+    let to_other = g.delivery(&m1, &other_ep.id, at(10));
     store
-        .create_message(&m1, &[d1.clone(), g.delivery(&m1, &other_ep.id, at(10))])
+        .create_message(&m1, &[d1.clone(), to_other])
         .await
         .unwrap();
-    let (m2, d2) = send(store, &mut g, &ep, at(20)).await;
-    send(store, &mut g, &other_ep, at(30)).await;
-    store
-        .record_attempts(&[
-            g.outcome(&d0, at(1), 200, MessageStatus::Success, None),
-            g.outcome(&d1, at(11), 400, MessageStatus::Fail, None),
-        ])
-        .await
-        .unwrap();
-
+    let (m2, d2) = send(store, &mut g, &ep, 20).await;
+    send(store, &mut g, &other_ep, 30).await;
+    let outcomes = [
+        g.outcome(&d0, at(1), 200, Success, None),
+        g.outcome(&d1, at(11), 400, Fail, None),
+    ];
+    store.record_attempts(&outcomes).await.unwrap();
+    let m = [m0, m1, m2];
     let list = |filter: MessageFilter, page: PageRequest| {
         let ep_id = ep.id.clone();
         async move {
@@ -1832,82 +1582,33 @@ pub async fn endpoint_deliveries_list_newest_message_first_and_filter_by_status(
                 .unwrap()
         }
     };
-    let msgs = |page: &Page<(crate::DeliveryState, Message)>| {
-        page.items
-            .iter()
-            .map(|(_, m)| m.id.clone())
-            .collect::<Vec<_>>()
-    };
+    let find = |filter: MessageFilter| async move { keys(&list(filter, everything()).await) };
 
-    let all = list(MessageFilter::default(), all_newest_first()).await;
-    assert_eq!(
-        all.items.iter().map(|(_, m)| m.clone()).collect::<Vec<_>>(),
-        vec![m2.clone(), m1.clone(), m0.clone()]
-    );
+    let all = list(MessageFilter::default(), everything()).await;
+    let messages: Vec<Message> = all.items.iter().map(|(_, m)| m.clone()).collect();
+    assert_eq!(messages, vec![m[2].clone(), m[1].clone(), m[0].clone()]);
     let states: Vec<_> = all
         .items
-        .iter()
-        .map(|(d, _)| (d.id.clone(), d.endpoint_id.clone(), d.status))
-        .collect();
-    assert_eq!(
-        states,
-        vec![
-            (d2.id.clone(), ep.id.clone(), MessageStatus::Pending),
-            (d1.id.clone(), ep.id.clone(), MessageStatus::Fail),
-            (d0.id.clone(), ep.id.clone(), MessageStatus::Success),
-        ]
-    );
+        .into_iter()
+        .map(|(d, _)| (d.id, d.endpoint_id, d.status));
+    let states: Vec<_> = states.collect();
+    let expected =
+        [(d2, Pending), (d1, Fail), (d0, Success)].map(|(d, s)| (d.id, ep.id.clone(), s));
+    assert_eq!(states, expected);
 
-    let p1 = list(MessageFilter::default(), PageRequest::first(2, false)).await;
-    assert_eq!(
-        (msgs(&p1), p1.has_more),
-        (vec![m2.id.clone(), m1.id.clone()], true)
-    );
-    let p2 = list(MessageFilter::default(), forward_from(&m1.id, 2, false)).await;
-    assert_eq!((msgs(&p2), p2.has_more), (vec![m0.id.clone()], false));
-    let oldest = list(MessageFilter::default(), PageRequest::first(50, true)).await;
-    assert_eq!(
-        msgs(&oldest),
-        vec![m0.id.clone(), m1.id.clone(), m2.id.clone()]
-    );
+    let page = list(MessageFilter::default(), first(2, DESC)).await;
+    assert_eq!(shape(&page), (pick(&m, &[2, 1]), true));
+    let page = list(MessageFilter::default(), after(&m[1].id, 2, DESC)).await;
+    assert_eq!(shape(&page), (pick(&m, &[0]), false));
+    let page = list(MessageFilter::default(), first(50, ASC)).await;
+    assert_eq!(shape(&page), (pick(&m, &[0, 1, 2]), false));
 
-    let status = |s: MessageStatus| MessageFilter {
-        status: Some(s),
-        ..Default::default()
-    };
-    assert_eq!(
-        msgs(&list(status(MessageStatus::Success), all_newest_first()).await),
-        vec![m0.id.clone()]
-    );
-    assert_eq!(
-        msgs(&list(status(MessageStatus::Fail), all_newest_first()).await),
-        vec![m1.id.clone()]
-    );
-    assert_eq!(
-        msgs(&list(status(MessageStatus::Pending), all_newest_first()).await),
-        vec![m2.id.clone()]
-    );
-    assert!(list(status(MessageStatus::Sending), all_newest_first())
-        .await
-        .items
-        .is_empty());
-
-    let typed = MessageFilter {
-        event_types: Some(vec!["user.created".to_string()]),
-        ..Default::default()
-    };
-    assert_eq!(
-        msgs(&list(typed, all_newest_first()).await),
-        vec![m2.id.clone(), m0.id.clone()]
-    );
-    let recent = MessageFilter {
-        after: Some(at(0)),
-        ..Default::default()
-    };
-    assert_eq!(
-        msgs(&list(recent, all_newest_first()).await),
-        vec![m2.id, m1.id]
-    );
+    assert_eq!(find(in_status(Success)).await, pick(&m, &[0]));
+    assert_eq!(find(in_status(Fail)).await, pick(&m, &[1]));
+    assert_eq!(find(in_status(Pending)).await, pick(&m, &[2]));
+    assert_eq!(find(in_status(Sending)).await, pick(&m, &[]));
+    assert_eq!(find(types(&["user.created"])).await, pick(&m, &[2, 0]));
+    assert_eq!(find(created(Some(0), None)).await, pick(&m, &[2, 1]));
 }
 
 /// Attempts list newest first per application and filter by attempt status and by status code
@@ -1915,131 +1616,89 @@ pub async fn endpoint_deliveries_list_newest_message_first_and_filter_by_status(
 pub async fn attempts_filter_by_status_and_status_code_class(store: &dyn Store) {
     let mut g = Gen::new();
     let (app, ep) = app_with_endpoint(store, &mut g).await;
-    let (other_app_ep, other_d) = {
-        let other_app = g.app(Live, None, at(0));
-        store.create_application(&other_app).await.unwrap();
-        let other_ep = g.endpoint(&other_app.id, None, at(0));
-        store.create_endpoint(&other_ep).await.unwrap();
-        let (_, d) = send(store, &mut g, &other_ep, at(0)).await;
-        (other_ep, d)
-    };
-    let mut ds = Vec::new();
+    let other_app = g.app(Live, None, at(0));
+    store.create_application(&other_app).await.unwrap();
+    let other_ep = g.endpoint(&other_app.id, None, at(0));
+    store.create_endpoint(&other_ep).await.unwrap();
+    let (_, foreign) = send(store, &mut g, &other_ep, 0).await;
+    let mut sent = Vec::new();
     for i in 0..4 {
-        ds.push(send(store, &mut g, &ep, at(i)).await);
+        sent.push(send(store, &mut g, &ep, i).await);
     }
+    let d = |i: usize| &sent[i].1;
     let outcomes = [
-        g.outcome(&ds[0].1, at(100), 200, MessageStatus::Success, None),
-        g.outcome(
-            &ds[1].1,
-            at(101),
-            500,
-            MessageStatus::Sending,
-            Some(at(1000)),
-        ),
-        g.outcome(&ds[2].1, at(102), 0, MessageStatus::Sending, Some(at(1000))),
-        g.outcome(&ds[3].1, at(103), 404, MessageStatus::Fail, None),
+        g.outcome(d(0), at(100), 200, Success, None),
+        g.outcome(d(1), at(101), 500, Sending, Some(at(1000))),
+        g.outcome(d(2), at(102), 0, Sending, Some(at(1000))),
+        g.outcome(d(3), at(103), 404, Fail, None),
     ];
     store
         .record_attempts(&outcomes)
         .await
         .expect("record four outcomes at once");
-    store
-        .record_attempts(&[g.outcome(&other_d, at(104), 200, MessageStatus::Success, None)])
-        .await
-        .unwrap();
-    let ids = |idx: &[usize]| {
-        idx.iter()
-            .map(|&i| outcomes[i].attempt.id.clone())
-            .collect::<Vec<_>>()
-    };
-    let list = |filter: AttemptFilter| async move {
-        store
-            .list_attempts(&filter, &all_newest_first())
-            .await
-            .unwrap()
-    };
+    let elsewhere = g.outcome(&foreign, at(104), 200, Success, None);
+    store.record_attempts(&[elsewhere]).await.unwrap();
+    let a: Vec<Attempt> = outcomes.iter().map(|o| o.attempt.clone()).collect();
     let of_app = AttemptFilter {
         app_id: app.id.clone(),
         ..Default::default()
     };
+    let list = |filter: AttemptFilter, page: PageRequest| async move {
+        store.list_attempts(&filter, &page).await.unwrap()
+    };
+    let find = |filter: AttemptFilter| async move { keys(&list(filter, everything()).await) };
 
-    let all = list(of_app.clone()).await;
-    assert_eq!(
-        all.items,
-        outcomes
-            .iter()
-            .rev()
-            .map(|o| o.attempt.clone())
-            .collect::<Vec<_>>()
-    );
-    let p1 = store
-        .list_attempts(&of_app, &PageRequest::first(3, false))
-        .await
-        .unwrap();
-    assert_eq!((keys(&p1, |a| &a.id), p1.has_more), (ids(&[3, 2, 1]), true));
-    let p2 = store
-        .list_attempts(&of_app, &forward_from(&outcomes[1].attempt.id, 3, false))
-        .await
-        .unwrap();
-    assert_eq!((keys(&p2, |a| &a.id), p2.has_more), (ids(&[0]), false));
+    let all = list(of_app.clone(), everything()).await;
+    assert_eq!(all.items, a.iter().rev().cloned().collect::<Vec<_>>());
+    let page = list(of_app.clone(), first(3, DESC)).await;
+    assert_eq!(shape(&page), (pick(&a, &[3, 2, 1]), true));
+    let page = list(of_app.clone(), after(&a[1].id, 3, DESC)).await;
+    assert_eq!(shape(&page), (pick(&a, &[0]), false));
 
     let status = |s| AttemptFilter {
         status: Some(s),
         ..of_app.clone()
     };
-    assert_eq!(
-        keys(&list(status(MessageStatus::Success)).await, |a| &a.id),
-        ids(&[0])
-    );
-    assert_eq!(
-        keys(&list(status(MessageStatus::Fail)).await, |a| &a.id),
-        ids(&[3, 2, 1])
-    );
+    assert_eq!(find(status(Success)).await, pick(&a, &[0]));
+    assert_eq!(find(status(Fail)).await, pick(&a, &[3, 2, 1]));
     let class = |c| AttemptFilter {
         status_code_class: Some(c),
         ..of_app.clone()
     };
-    assert_eq!(keys(&list(class(200)).await, |a| &a.id), ids(&[0]));
-    assert_eq!(keys(&list(class(400)).await, |a| &a.id), ids(&[3]));
-    assert_eq!(keys(&list(class(500)).await, |a| &a.id), ids(&[1]));
-    assert_eq!(keys(&list(class(0)).await, |a| &a.id), ids(&[2]));
-    assert!(list(class(300)).await.items.is_empty());
+    assert_eq!(find(class(200)).await, pick(&a, &[0]));
+    assert_eq!(find(class(300)).await, pick(&a, &[]));
+    assert_eq!(find(class(400)).await, pick(&a, &[3]));
+    assert_eq!(find(class(500)).await, pick(&a, &[1]));
+    assert_eq!(find(class(0)).await, pick(&a, &[2]));
     let failed_5xx = AttemptFilter {
-        status: Some(MessageStatus::Fail),
-        status_code_class: Some(500),
-        ..of_app.clone()
+        status: Some(Fail),
+        ..class(500)
     };
-    assert_eq!(keys(&list(failed_5xx).await, |a| &a.id), ids(&[1]));
+    assert_eq!(find(failed_5xx).await, pick(&a, &[1]));
+    let foreign_ep = AttemptFilter {
+        endpoint_id: Some(other_ep.id.clone()),
+        ..of_app
+    };
+    assert_eq!(find(foreign_ep).await, pick(&a, &[]));
 
-    let states: Vec<_> = {
-        let mut v = Vec::new();
-        for (msg, _) in &ds {
-            let s = store
-                .get_delivery(&msg.id, &ep.id)
-                .await
-                .unwrap()
-                .expect("delivery");
-            v.push((s.status, s.next_attempt_at));
-        }
-        v
-    };
+    let mut states = Vec::new();
+    for (msg, _) in &sent {
+        let state = store
+            .get_delivery(&msg.id, &ep.id)
+            .await
+            .unwrap()
+            .expect("delivery");
+        states.push((state.status, state.next_attempt_at));
+    }
+    let retry = Some(at(1000));
     assert_eq!(
         states,
-        vec![
-            (MessageStatus::Success, None),
-            (MessageStatus::Sending, Some(at(1000))),
-            (MessageStatus::Sending, Some(at(1000))),
-            (MessageStatus::Fail, None),
+        [
+            (Success, None),
+            (Sending, retry),
+            (Sending, retry),
+            (Fail, None)
         ]
-    );
-    let foreign = list(AttemptFilter {
-        endpoint_id: Some(other_app_ep.id.clone()),
-        ..of_app
-    })
-    .await;
-    assert!(
-        foreign.items.is_empty(),
-        "another application's attempt listed: {foreign:?}"
     );
 }
 
@@ -2050,35 +1709,36 @@ pub async fn deleting_an_application_removes_its_endpoints_messages_deliveries_a
 ) {
     let mut g = Gen::new();
     let (doomed, ep) = app_with_endpoint(store, &mut g).await;
-    let (msg, d) = send(store, &mut g, &ep, at(1)).await;
-    let (_, pending) = send(store, &mut g, &ep, at(2)).await;
-    let outcome = g.outcome(&d, at(3), 200, MessageStatus::Success, None);
-    store
-        .record_attempts(std::slice::from_ref(&outcome))
-        .await
-        .unwrap();
-
+    let (msg, d) = send(store, &mut g, &ep, 1).await;
+    let (_, pending) = send(store, &mut g, &ep, 2).await;
+    let outcome = g.outcome(&d, at(3), 200, Success, None);
+    store.record_attempts(&[outcome.clone()]).await.unwrap();
     let kept = g.app(Live, None, at(4));
     store.create_application(&kept).await.unwrap();
     let kept_ep = g.endpoint(&kept.id, None, at(4));
     store.create_endpoint(&kept_ep).await.unwrap();
-    let (kept_msg, kept_d) = send(store, &mut g, &kept_ep, at(5)).await;
+    let (kept_msg, kept_d) = send(store, &mut g, &kept_ep, 5).await;
 
     store
         .delete_application(Live, &doomed.id)
         .await
-        .expect("delete application");
+        .expect("delete");
 
     assert_eq!(store.get_application(Live, &doomed.id).await.unwrap(), None);
     assert_eq!(store.get_endpoint(&doomed.id, &ep.id).await.unwrap(), None);
-    assert!(store.all_endpoints(&doomed.id).await.unwrap().is_empty());
+    assert_eq!(store.all_endpoints(&doomed.id).await.unwrap(), vec![]);
     assert_eq!(store.get_message(&doomed.id, &msg.id).await.unwrap(), None);
+    let none = MessageFilter::default();
     let msgs = store
-        .list_messages(&doomed.id, &MessageFilter::default(), &all_newest_first())
+        .list_messages(&doomed.id, &none, &everything())
         .await
         .unwrap();
-    assert!(msgs.items.is_empty(), "messages survived: {msgs:?}");
+    assert_eq!(shape(&msgs), (vec![], false));
     assert_eq!(store.get_delivery(&msg.id, &ep.id).await.unwrap(), None);
+    let deliveries = store
+        .list_endpoint_deliveries(&ep.id, &none, &everything())
+        .await;
+    assert_eq!(shape(&deliveries.unwrap()), (vec![], false));
     assert_eq!(
         store
             .get_attempt(&msg.id, &outcome.attempt.id)
@@ -2086,35 +1746,23 @@ pub async fn deleting_an_application_removes_its_endpoints_messages_deliveries_a
             .unwrap(),
         None
     );
+    let of_doomed = AttemptFilter {
+        app_id: doomed.id.clone(),
+        ..Default::default()
+    };
     let attempts = store
-        .list_attempts(
-            &AttemptFilter {
-                app_id: doomed.id.clone(),
-                ..Default::default()
-            },
-            &all_newest_first(),
-        )
+        .list_attempts(&of_doomed, &everything())
         .await
         .unwrap();
-    assert!(attempts.items.is_empty(), "attempts survived: {attempts:?}");
-    let endpoint_deliveries = store
-        .list_endpoint_deliveries(&ep.id, &MessageFilter::default(), &all_newest_first())
-        .await
-        .unwrap();
-    assert!(
-        endpoint_deliveries.items.is_empty(),
-        "deliveries survived: {endpoint_deliveries:?}"
-    );
+    assert_eq!(shape(&attempts), (vec![], false));
 
-    let claims = claim(store, at(100), at(200)).await;
+    let claims = claim(store, 100, 200).await;
     assert!(
         !claims.contains(&pending.id),
         "a deleted application's delivery was claimed"
     );
     assert_eq!(claims, vec![kept_d.id]);
-    assert_eq!(
-        store.get_message(&kept.id, &kept_msg.id).await.unwrap(),
-        Some(kept_msg)
-    );
+    let found = store.get_message(&kept.id, &kept_msg.id).await.unwrap();
+    assert_eq!(found, Some(kept_msg));
     assert_eq!(store.all_endpoints(&kept.id).await.unwrap(), vec![kept_ep]);
 }

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use hookd::clock::ManualClock;
 use hookd::dispatch::Dispatcher;
 use hookd::Config;
@@ -62,9 +62,8 @@ impl TestApp {
         change(&mut config);
         config.validate().expect("valid test config");
         let store = Arc::new(hookd::cli::open_store(&config).expect("open store"));
-        let clock = Arc::new(ManualClock::new(
-            Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap(),
-        ));
+        // Frozen at the real time, so signatures also verify with libraries that read the clock.
+        let clock = Arc::new(ManualClock::new(Utc::now()));
         let token =
             hookd::auth::create_admin_token(store.as_ref(), Environment::Live, "test", Utc::now())
                 .await

@@ -1,0 +1,117 @@
+"""Drives hookd with the official Svix Python SDK, unchanged, through the whole publishing flow.
+
+Run by the Rust integration test `compat::official_svix_python_sdk_runs_unchanged_against_hookd`
+with HOOKD_URL, HOOKD_TOKEN and RECEIVER_URL set. Prints one JSON line for the test to check
+the delivery against; exits non-zero (with the traceback) on any incompatibility.
+"""
+
+import json
+import os
+import sys
+import time
+
+from svix.api import (
+    ApplicationIn,
+    ApplicationPatch,
+    EndpointHeadersIn,
+    EndpointIn,
+    EndpointPatch,
+    EventTypeIn,
+    EventTypePatch,
+    MessageAttemptListByMsgOptions,
+    MessageGetOptions,
+    MessageIn,
+    MessageListOptions,
+    Svix,
+    SvixOptions,
+)
+from svix.exceptions import HttpError, HTTPValidationError
+
+url, token, receiver = os.environ["HOOKD_URL"], os.environ["HOOKD_TOKEN"], os.environ["RECEIVER_URL"]
+svix = Svix(token, SvixOptions(server_url=url))
+
+
+def expect_error(kind, status, fn):
+    try:
+        fn()
+    except kind as e:
+        assert e.status_code == status, (kind, e.status_code, status)
+        return e
+    raise AssertionError(f"expected {kind.__name__} {status}")
+
+
+# Applications
+app = svix.application.create(ApplicationIn(name="SDK app", uid="ws_sdk", metadata={"plan": "pro"}))
+assert app.id.startswith("app_") and app.uid == "ws_sdk" and app.metadata == {"plan": "pro"}
+assert svix.application.get_or_create(ApplicationIn(name="SDK app", uid="ws_sdk")).id == app.id
+assert svix.application.get("ws_sdk").id == app.id
+assert svix.application.patch(app.id, ApplicationPatch(name="Renamed")).name == "Renamed"
+assert svix.application.upsert(app.id, ApplicationIn(name="Upserted", uid="ws_sdk")).name == "Upserted"
+assert any(a.id == app.id for a in svix.application.list().data)
+err = expect_error(HttpError, 409, lambda: svix.application.create(ApplicationIn(name="dup", uid="ws_sdk")))
+assert err.code == "conflict"
+expect_error(HttpError, 404, lambda: svix.application.get("ws_missing"))
+expect_error(HTTPValidationError, 422, lambda: svix.application.create(ApplicationIn(name="")))
+
+# Event types
+et = svix.event_type.create(EventTypeIn(name="content.published", description="Content went live"))
+assert et.name == "content.published" and et.archived is False
+assert svix.event_type.patch("content.published", EventTypePatch(description="Published")).description == "Published"
+assert svix.event_type.get("content.published").description == "Published"
+assert any(e.name == "content.published" for e in svix.event_type.list().data)
+err = expect_error(HttpError, 409, lambda: svix.event_type.create(EventTypeIn(name="content.published", description="x")))
+assert err.code == "event_type_exists"
+
+# Endpoints
+ep = svix.endpoint.create(app.id, EndpointIn(url=receiver, uid="main", event_types=["content.published"], description="main"))
+assert ep.id.startswith("ep_") and ep.event_types == ["content.published"]
+secret = svix.endpoint.get_secret(app.id, "main").key
+assert secret.startswith("whsec_")
+svix.endpoint.set_headers(app.id, ep.id, EndpointHeadersIn(headers={"X-Workspace": "ws_sdk", "Authorization": "Bearer s3cret"}))
+headers = svix.endpoint.get_headers(app.id, ep.id)
+assert headers.headers == {"X-Workspace": "ws_sdk"} and headers.sensitive == ["Authorization"], headers
+assert svix.endpoint.patch(app.id, ep.id, EndpointPatch(description="patched")).description == "patched"
+assert svix.endpoint.get(app.id, "main").id == ep.id
+assert [e.id for e in svix.endpoint.list(app.id).data] == [ep.id]
+expect_error(HttpError, 404, lambda: svix.endpoint.get(app.id, "ep_missing"))
+err = expect_error(HTTPValidationError, 422, lambda: svix.endpoint.create(app.id, EndpointIn(url="not a url")))
+assert err.detail[0].loc == ["body", "url"], err.detail
+
+# Messages
+payload = {
+    "id": "evt_123456",
+    "type": "content.published",
+    "timestamp": "2026-01-21T12:00:00Z",
+    "data": {"content_id": "cnt_1"},
+    "metadata": {"workspace_id": "ws_sdk", "user_id": "usr_456"},
+}
+msg = svix.message.create(app.id, MessageIn(event_type="content.published", event_id="evt_123456", payload=payload))
+assert msg.id.startswith("msg_") and msg.event_id == "evt_123456"
+# SDK v2 asks for payloads only when told to (with_content defaults to false).
+assert svix.message.get(app.id, "evt_123456", MessageGetOptions(with_content=True)).payload == payload
+assert svix.message.get(app.id, "evt_123456").payload == {}
+listed = svix.message.list(app.id, MessageListOptions(event_types=["content.published"]))
+assert [m.id for m in listed.data] == [msg.id]
+assert svix.message.list(app.id, MessageListOptions(event_types=["other.type"])).data == []
+err = expect_error(HttpError, 409, lambda: svix.message.create(app.id, MessageIn(event_type="content.published", event_id="evt_123456", payload=payload)))
+
+# Attempts: the delivery happens in the background; wait for its record (bounded).
+deadline = time.monotonic() + 15
+attempts = []
+while not attempts and time.monotonic() < deadline:
+    attempts = svix.message_attempt.list_by_msg(app.id, msg.id).data
+    if not attempts:
+        time.sleep(0.05)
+assert attempts, "no attempt recorded"
+attempt = attempts[0]
+assert attempt.response_status_code == 200 and attempt.status == 0 and attempt.status_text == "success"
+assert svix.message_attempt.get(app.id, msg.id, attempt.id).id == attempt.id
+assert [a.id for a in svix.message_attempt.list_by_endpoint(app.id, ep.id).data] == [attempt.id]
+assert svix.message_attempt.list_by_msg(app.id, msg.id, MessageAttemptListByMsgOptions(status=0)).data
+assert [m.id for m in svix.message_attempt.list_attempted_messages(app.id, ep.id).data] == [msg.id]
+dests = svix.message_attempt.list_attempted_destinations(app.id, msg.id).data
+assert [d.id for d in dests] == [ep.id] and dests[0].status_text == "success"
+svix.message_attempt.resend(app.id, msg.id, ep.id)
+
+print(json.dumps({"secret": secret, "msg_id": msg.id, "app_id": app.id, "endpoint_id": ep.id}))
+sys.stdout.flush()
