@@ -1,1 +1,172 @@
-//! placeholder
+//! Durability: `kill -9` of a real `hookd serve` process under load, then a restart, delivers
+//! every acknowledged (202) message at least once.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::helpers::{Receiver, WAIT};
+
+/// A `hookd serve` child process and what it printed at start.
+struct Process {
+    child: Child,
+    base: String,
+    token: Option<String>,
+}
+
+fn spawn_hookd(data_dir: &std::path::Path) -> Process {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("HOOKD_DELIVERY__POLL_INTERVAL_MS", "50")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn hookd");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut token = None;
+    loop {
+        let line = lines
+            .next()
+            .expect("hookd exited before listening")
+            .unwrap();
+        if line.starts_with("hk_") {
+            token = Some(line);
+        } else if let Some(addr) = line.strip_prefix("hookd: listening on ") {
+            // Keep draining stdout so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return Process {
+                child,
+                base: addr.to_string(),
+                token,
+            };
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_under_load_then_restart_delivers_every_acknowledged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start().await;
+    let mut first = spawn_hookd(dir.path());
+    let token = first.token.clone().expect("first start prints a token");
+    let client = reqwest::Client::new();
+    let post = |base: &str, path: &str, body: serde_json::Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        post(
+            &first.base,
+            "/api/v1/app",
+            json!({"name": "Durable", "uid": "ws_d"})
+        )
+        .await
+        .unwrap()
+        .status(),
+        201
+    );
+    let ep = post(
+        &first.base,
+        "/api/v1/app/ws_d/endpoint",
+        json!({"url": receiver.url("/ok")}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ep.status(), 201);
+
+    // Publishers run until the process dies under them; every 202 is remembered.
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (count_tx, mut count_rx) = watch::channel(0usize);
+    let mut publishers = Vec::new();
+    for worker in 0..16 {
+        let (client, token, base, acked, count_tx) = (
+            client.clone(),
+            token.clone(),
+            first.base.clone(),
+            acked.clone(),
+            count_tx.clone(),
+        );
+        publishers.push(tokio::spawn(async move {
+            for i in 0..2_000 {
+                let body = json!({"eventType": "load.test", "payload": {"worker": worker, "i": i}});
+                let Ok(resp) = client
+                    .post(format!("{base}/api/v1/app/ws_d/msg"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                if resp.status().as_u16() != 202 {
+                    return;
+                }
+                let Ok(msg) = resp.json::<serde_json::Value>().await else {
+                    return;
+                };
+                let mut all = acked.lock().unwrap();
+                all.push(msg["id"].as_str().unwrap().to_string());
+                count_tx.send_replace(all.len());
+            }
+        }));
+    }
+    tokio::time::timeout(WAIT, count_rx.wait_for(|n| *n >= 400))
+        .await
+        .expect("load did not start")
+        .unwrap();
+    first.child.kill().expect("SIGKILL"); // std's kill() is SIGKILL on Unix: no shutdown hooks run
+    first.child.wait().unwrap();
+    for p in publishers {
+        p.await.unwrap();
+    }
+    let acked: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
+    assert!(acked.len() >= 400);
+
+    let mut second = spawn_hookd(dir.path());
+    assert!(
+        second.token.is_none(),
+        "a restart on an existing data dir prints no new token"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let missing = loop {
+        let seen: HashSet<String> = receiver
+            .requests()
+            .iter()
+            .filter_map(|r| r.header("webhook-id").map(String::from))
+            .collect();
+        let missing: Vec<&String> = acked.iter().filter(|id| !seen.contains(*id)).collect();
+        if missing.is_empty() || tokio::time::Instant::now() > deadline {
+            break missing.len();
+        }
+        receiver.changed(Duration::from_millis(500)).await;
+    };
+    second.child.kill().unwrap();
+    second.child.wait().unwrap();
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {} acknowledged messages were never delivered",
+        acked.len()
+    );
+    let requests = receiver.requests();
+    let distinct: HashSet<&str> = requests
+        .iter()
+        .filter_map(|r| r.header("webhook-id"))
+        .collect();
+    eprintln!(
+        "acknowledged {} messages; {} deliveries of {} distinct messages after the kill and restart",
+        acked.len(),
+        requests.len(),
+        distinct.len()
+    );
+}

@@ -251,6 +251,11 @@ impl Receiver {
         self.log.requests.lock().unwrap().clone()
     }
 
+    /// Waits until a new request arrives or `max` passes, whichever is first.
+    pub async fn changed(&self, max: Duration) {
+        let _ = tokio::time::timeout(max, self.log.changed.notified()).await;
+    }
+
     /// Waits until `n` requests matching `filter` arrived; returns them.
     pub async fn wait_for(&self, n: usize, filter: impl Fn(&Recorded) -> bool) -> Vec<Recorded> {
         let deadline = tokio::time::Instant::now() + WAIT;
