@@ -39,6 +39,13 @@ impl ManualClock {
     }
 }
 
+impl ManualClock {
+    /// The current time as RFC 3339 (handy in query strings).
+    pub fn now_rfc3339(&self) -> String {
+        self.now().to_rfc3339()
+    }
+}
+
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.now.lock().expect("clock poisoned")
