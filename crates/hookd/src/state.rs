@@ -48,6 +48,9 @@ impl AppState {
     }
 }
 
+/// When an application's endpoint list was loaded, and the list.
+type CachedEndpoints = (Instant, Arc<Vec<Endpoint>>);
+
 /// Endpoints per application, cached for fan-out and dispatch.
 ///
 /// Invalidated by every endpoint or application write on this node; the time-to-live bounds
@@ -55,7 +58,7 @@ impl AppState {
 pub struct EndpointCache {
     store: Arc<dyn Store>,
     ttl: Duration,
-    entries: RwLock<HashMap<String, (Instant, Arc<Vec<Endpoint>>)>>,
+    entries: RwLock<HashMap<String, CachedEndpoints>>,
 }
 
 impl EndpointCache {

@@ -19,6 +19,16 @@ struct Process {
     token: Option<String>,
 }
 
+impl Drop for Process {
+    /// A failing test must not leave a server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// The child moves into `Process`, whose Drop kills and reaps it; clippy cannot follow the move.
+#[allow(clippy::zombie_processes)]
 fn spawn_hookd(data_dir: &std::path::Path) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookd"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])

@@ -1,7 +1,7 @@
 //! `TestApp`: a running hookd with typed helpers, a manual clock and a recording receiver.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -187,8 +187,6 @@ pub struct Recorded {
     pub headers: HeaderMap,
     /// Raw body.
     pub body: Bytes,
-    /// When it arrived.
-    pub at: Instant,
 }
 
 impl Recorded {
@@ -290,7 +288,6 @@ async fn record(
         path,
         headers,
         body,
-        at: Instant::now(),
     });
     log.changed.notify_waiters();
     (status, "{\"received\":true}")
