@@ -1,0 +1,452 @@
+//! The conformance suite: what every [`Store`] backend must do, written once.
+//!
+//! A backend is done when the whole suite passes on it. Each test is a plain
+//! `pub async fn <sentence>(store: &dyn Store)` that expects a fresh, empty store, so the same
+//! bodies run unchanged against SQLite, PostgreSQL or anything else. A backend's integration
+//! test turns them into `#[tokio::test]`s with
+//! [`store_conformance_tests!`](crate::store_conformance_tests):
+//!
+//! ```text
+//! async fn fresh_store() -> (SqliteStore, tempfile::TempDir) { /* open a new database */ }
+//!
+//! hookd_store::store_conformance_tests!(fresh_store);
+//! ```
+//!
+//! The macro's argument is anything callable with no arguments that returns a future of a
+//! [`Fixture`]: a store, or a `(store, guard)` pair whose guard (a temporary directory, a
+//! throw-away schema) lives exactly as long as the test. It is called once per test, so no two
+//! tests share a store. The invoking crate needs `tokio` with the `macros` and `rt` features,
+//! because the generated tests are `#[tokio::test]`s; do not glob-import this module there, as
+//! each generated test is named after its body.
+//!
+//! Time and randomness are inputs here as everywhere: timestamps are offsets from a fixed
+//! instant ([`at`]), ids come from a seeded RNG, and queue behaviour is driven by the `now`
+//! passed to [`Store::claim_due`] rather than by sleeping. Tests rely only on what the
+//! [`Store`] documentation promises; lease ends, for instance, are probed strictly before and
+//! strictly after, never at the boundary, and claims are compared as sets.
+//!
+//! Adding a test: write the body in [`catalog`] (tokens, applications, endpoints, event types) or
+//! [`queue`] (messages, the delivery queue, listings) and add its name to the list in the macro.
+
+mod catalog;
+mod queue;
+
+pub use catalog::*;
+pub use queue::*;
+
+use std::collections::BTreeMap;
+use std::slice;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use hookd_core::id::IdKind;
+use hookd_core::model::Environment::{Live, Test};
+use hookd_core::model::MessageStatus::{Fail, Pending, Sending, Success};
+use hookd_core::model::{
+    Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType,
+};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::{
+    AttemptFilter, AttemptRecord, ClaimedDelivery, Cursor, DeliveryState, MessageFilter,
+    NewDelivery, Page, PageRequest, Store, StoreError, StoreResult, TokenRecord,
+};
+
+/// What a backend's factory hands the suite: the store under test, plus anything that must live
+/// as long as it does.
+pub trait Fixture {
+    /// The store under test.
+    fn store(&self) -> &dyn Store;
+}
+
+impl<S: Store> Fixture for S {
+    fn store(&self) -> &dyn Store {
+        self
+    }
+}
+
+impl<S: Store, G> Fixture for (S, G) {
+    fn store(&self) -> &dyn Store {
+        &self.0
+    }
+}
+
+/// Expands to one `#[tokio::test]` per conformance test, each running its body against a fresh
+/// store made by `$make` (an async closure or an async fn path returning a [`Fixture`]).
+///
+/// See the [module documentation](crate::conformance) for an example.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    (@each $make:expr; $($name:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $name() {
+                let fixture = ($make)().await;
+                $crate::conformance::$name($crate::conformance::Fixture::store(&fixture)).await;
+            }
+        )+
+    };
+    ($make:expr $(,)?) => {
+        $crate::store_conformance_tests!(@each $make;
+            ping_answers_on_a_fresh_store,
+            token_is_found_by_the_hash_of_its_secret,
+            application_is_found_by_id_and_by_uid,
+            application_uid_taken_in_the_environment_is_a_conflict,
+            applications_are_invisible_from_the_other_environment,
+            application_update_replaces_every_mutable_field,
+            application_delete_removes_it_and_a_second_delete_is_not_found,
+            applications_page_by_id_in_both_orders,
+            backwards_cursor_returns_the_previous_page_in_list_order,
+            endpoint_is_found_by_id_and_by_uid_within_its_application,
+            endpoint_uid_is_unique_per_application,
+            endpoint_update_replaces_every_mutable_field,
+            endpoint_delete_removes_it_and_stops_its_deliveries,
+            endpoints_page_by_id_and_all_endpoints_lists_only_the_application,
+            event_type_upsert_inserts_then_replaces_by_name,
+            event_types_are_scoped_by_environment,
+            event_types_list_by_name_and_hide_archived_unless_asked,
+            event_type_delete_removes_it_for_good,
+            message_is_found_by_id_and_by_event_id,
+            duplicate_event_id_is_a_conflict_and_inserts_none_of_its_deliveries,
+            messages_list_newest_first_and_filter_by_type_channel_and_time,
+            claim_due_leases_only_deliveries_that_are_due_and_unleased,
+            claimed_delivery_is_claimed_again_once_its_lease_expires,
+            delivery_created_with_a_lease_is_not_claimed_before_the_lease_ends,
+            claim_due_takes_the_longest_overdue_first_up_to_the_limit,
+            concurrent_claims_never_hand_out_the_same_delivery,
+            recorded_attempt_is_readable_and_listed_by_message_and_endpoint,
+            delivery_with_a_retry_scheduled_is_not_claimed_before_it_is_due,
+            finished_delivery_is_never_claimed_again,
+            recording_an_attempt_releases_the_lease,
+            release_stale_leases_makes_leased_deliveries_claimable_again,
+            manual_schedule_makes_a_finished_delivery_due_as_a_manual_attempt,
+            manual_schedule_creates_the_delivery_when_the_endpoint_never_had_one,
+            manual_schedule_makes_a_delivery_on_its_schedule_due_now,
+            message_deliveries_page_by_endpoint_id,
+            endpoint_deliveries_list_newest_message_first_and_filter_by_status,
+            attempts_filter_by_status_and_status_code_class,
+            deleting_an_application_removes_its_endpoints_messages_deliveries_and_attempts,
+        );
+    };
+}
+
+// ----- inputs -----
+
+/// The instant every test's clock starts at (2027-01-15), far from any boundary.
+pub fn base_time() -> DateTime<Utc> {
+    Utc.timestamp_opt(1_800_000_000, 0).single().expect("valid")
+}
+
+/// `secs` seconds after [`base_time`]. Whole seconds survive every backend's time precision.
+pub fn at(secs: i64) -> DateTime<Utc> {
+    base_time() + Duration::seconds(secs)
+}
+
+/// Builds records with ids made at their creation time (so id order is creation order) from a
+/// seeded RNG (so a failing run repeats exactly).
+struct Gen {
+    rng: StdRng,
+    serial: u32,
+}
+
+impl Gen {
+    fn new() -> Gen {
+        let rng = StdRng::seed_from_u64(0x600d_5eed);
+        Gen { rng, serial: 0 }
+    }
+
+    fn id(&mut self, kind: IdKind, at: DateTime<Utc>) -> String {
+        kind.generate(at, &mut self.rng)
+    }
+
+    fn app(&mut self, env: Environment, uid: Option<&str>, created: DateTime<Utc>) -> Application {
+        Application {
+            id: self.id(IdKind::Application, created),
+            env,
+            uid: uid.map(str::to_string),
+            name: format!("App {}", uid.unwrap_or("without uid")),
+            metadata: BTreeMap::from([("plan".to_string(), "pro".to_string())]),
+            throttle_rate: None,
+            created_at: created,
+            updated_at: created,
+        }
+    }
+
+    fn endpoint(&mut self, app_id: &str, uid: Option<&str>, created: DateTime<Utc>) -> Endpoint {
+        self.serial += 1;
+        Endpoint {
+            id: self.id(IdKind::Endpoint, created),
+            app_id: app_id.to_string(),
+            uid: uid.map(str::to_string),
+            url: format!("https://receiver.example/hooks/{}", self.serial),
+            description: String::new(),
+            disabled: false,
+            event_types: None,
+            channels: None,
+            throttle_rate: None,
+            metadata: BTreeMap::new(),
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(),
+            headers: BTreeMap::new(),
+            created_at: created,
+            updated_at: created,
+        }
+    }
+
+    fn message(&mut self, app_id: &str, event_type: &str, created: DateTime<Utc>) -> Message {
+        self.serial += 1;
+        Message {
+            id: self.id(IdKind::Message, created),
+            app_id: app_id.to_string(),
+            event_id: None,
+            event_type: event_type.to_string(),
+            channels: None,
+            payload: Some(format!(r#"{{"n":{}}}"#, self.serial)),
+            created_at: created,
+            expires_at: created + Duration::days(30),
+        }
+    }
+
+    fn delivery(&mut self, msg: &Message, endpoint_id: &str, due: DateTime<Utc>) -> NewDelivery {
+        NewDelivery {
+            id: self.id(IdKind::Delivery, msg.created_at),
+            msg_id: msg.id.clone(),
+            endpoint_id: endpoint_id.to_string(),
+            app_id: msg.app_id.clone(),
+            due_at: due,
+            leased_until: None,
+        }
+    }
+
+    /// One scheduled attempt of `d` at `when` answered with `code` (0: no response), and the
+    /// delivery's `status` and next attempt after it.
+    fn outcome(
+        &mut self,
+        d: &NewDelivery,
+        when: DateTime<Utc>,
+        code: i64,
+        status: MessageStatus,
+        next: Option<DateTime<Utc>>,
+    ) -> AttemptRecord {
+        let ok = (200..300).contains(&code);
+        let attempt = Attempt {
+            id: self.id(IdKind::Attempt, when),
+            msg_id: d.msg_id.clone(),
+            endpoint_id: d.endpoint_id.clone(),
+            url: "https://receiver.example/hooks".to_string(),
+            response: format!("HTTP {code}"),
+            response_status_code: code,
+            response_duration_ms: 42,
+            status: if ok { Success } else { Fail },
+            trigger_type: TriggerType::Scheduled,
+            attempt_number: 1,
+            created_at: when,
+        };
+        AttemptRecord {
+            delivery_id: d.id.clone(),
+            attempt,
+            delivery_status: status,
+            next_attempt_at: next,
+            scheduled_attempts: 1,
+        }
+    }
+}
+
+fn event_type(env: Environment, name: &str, archived: bool, created: DateTime<Utc>) -> EventType {
+    EventType {
+        name: name.to_string(),
+        env,
+        description: format!("{name} happened"),
+        archived,
+        deprecated: false,
+        feature_flag: None,
+        schemas: None,
+        created_at: created,
+        updated_at: created,
+    }
+}
+
+// ----- helpers -----
+
+/// A Live application with one endpoint, both stored.
+async fn app_with_endpoint(store: &dyn Store, g: &mut Gen) -> (Application, Endpoint) {
+    let app = g.app(Live, None, at(0));
+    store.create_application(&app).await.unwrap();
+    let ep = g.endpoint(&app.id, None, at(0));
+    store.create_endpoint(&ep).await.unwrap();
+    (app, ep)
+}
+
+/// Stores a `user.created` message created at `t` with one delivery to `ep`, due then.
+async fn send(store: &dyn Store, g: &mut Gen, ep: &Endpoint, t: i64) -> (Message, NewDelivery) {
+    let msg = g.message(&ep.app_id, "user.created", at(t));
+    let d = g.delivery(&msg, &ep.id, at(t));
+    store
+        .create_message(&msg, slice::from_ref(&d))
+        .await
+        .unwrap();
+    (msg, d)
+}
+
+/// Claims every due delivery at `now`, leased until `until`; ids sorted.
+async fn claim(store: &dyn Store, now: i64, until: i64) -> Vec<String> {
+    let claimed = store.claim_due(at(now), at(until), 100).await.unwrap();
+    sorted(claimed.into_iter().map(|c| c.id))
+}
+
+fn sorted(ids: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.into_iter().collect();
+    ids.sort();
+    ids
+}
+
+fn claimed<'a>(claims: &'a [ClaimedDelivery], id: &str) -> &'a ClaimedDelivery {
+    let found = claims.iter().find(|c| c.id == id);
+    found.unwrap_or_else(|| panic!("{id} was not claimed: {claims:?}"))
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+const ASC: bool = true;
+const DESC: bool = false;
+
+fn first(limit: usize, ascending: bool) -> PageRequest {
+    PageRequest::first(limit, ascending)
+}
+
+/// The page after `key`.
+fn after(key: &str, limit: usize, ascending: bool) -> PageRequest {
+    let cursor = Some(Cursor {
+        key: key.to_string(),
+        backwards: false,
+    });
+    PageRequest {
+        limit,
+        cursor,
+        ascending,
+    }
+}
+
+/// The page before `key` (a `prevIterator`).
+fn before(key: &str, limit: usize, ascending: bool) -> PageRequest {
+    let cursor = Some(Cursor {
+        key: key.to_string(),
+        backwards: true,
+    });
+    PageRequest {
+        limit,
+        cursor,
+        ascending,
+    }
+}
+
+fn everything() -> PageRequest {
+    PageRequest::first(crate::page::MAX_LIMIT, DESC)
+}
+
+/// The key a listing pages by, so pages compare as key lists.
+trait Keyed {
+    fn key(&self) -> &str;
+}
+
+impl Keyed for Application {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Keyed for Endpoint {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Keyed for EventType {
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Keyed for Message {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Keyed for Attempt {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
+/// A message's deliveries page by endpoint.
+impl Keyed for DeliveryState {
+    fn key(&self) -> &str {
+        &self.endpoint_id
+    }
+}
+
+/// An endpoint's deliveries page by message.
+impl Keyed for (DeliveryState, Message) {
+    fn key(&self) -> &str {
+        &self.1.id
+    }
+}
+
+/// The keys of `items` at the positions `idx`, in that order.
+fn pick<T: Keyed>(items: &[T], idx: &[usize]) -> Vec<String> {
+    idx.iter().map(|&i| items[i].key().to_string()).collect()
+}
+
+fn keys<T: Keyed>(page: &Page<T>) -> Vec<String> {
+    page.items
+        .iter()
+        .map(|item| item.key().to_string())
+        .collect()
+}
+
+/// A page as its keys and `has_more`.
+fn shape<T: Keyed>(page: &Page<T>) -> (Vec<String>, bool) {
+    (keys(page), page.has_more)
+}
+
+fn assert_conflict<T: std::fmt::Debug>(result: StoreResult<T>, what: &str) {
+    let ok = matches!(result, Err(StoreError::Conflict(_)));
+    assert!(ok, "{what}: expected Conflict, got {result:?}");
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: StoreResult<T>, what: &str) {
+    let ok = matches!(result, Err(StoreError::NotFound));
+    assert!(ok, "{what}: expected NotFound, got {result:?}");
+}
+
+fn types(names: &[&str]) -> MessageFilter {
+    MessageFilter {
+        event_types: Some(strings(names)),
+        ..Default::default()
+    }
+}
+
+fn on_channel(channel: &str) -> MessageFilter {
+    MessageFilter {
+        channel: Some(channel.to_string()),
+        ..Default::default()
+    }
+}
+
+fn created(after: Option<i64>, before: Option<i64>) -> MessageFilter {
+    let (after, before) = (after.map(at), before.map(at));
+    MessageFilter {
+        after,
+        before,
+        ..Default::default()
+    }
+}
+
+fn in_status(status: MessageStatus) -> MessageFilter {
+    MessageFilter {
+        status: Some(status),
+        ..Default::default()
+    }
+}
