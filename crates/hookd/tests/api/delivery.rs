@@ -399,3 +399,25 @@ async fn resend_of_unknown_message_or_endpoint_returns_404() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn only_the_first_20_kib_of_a_response_body_is_kept() {
+    let app = TestApp::spawn().await;
+    app.create_app("ws_big").await;
+    let ep = app
+        .create_endpoint("ws_big", "/big/100000", json!({}))
+        .await;
+    app.send_message("ws_big", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    app.wait_recorded(1).await;
+    let (_, list) = app
+        .get(&format!(
+            "/api/v1/app/ws_big/attempt/endpoint/{}",
+            ep["id"].as_str().unwrap()
+        ))
+        .await;
+    let response = list["data"][0]["response"].as_str().unwrap();
+    assert_eq!(response.len(), 20 * 1024);
+    assert!(response.bytes().all(|b| b == b'x'));
+    assert_eq!(list["data"][0]["statusText"], "success");
+}

@@ -203,7 +203,8 @@ struct Log {
 }
 
 /// A local HTTP server that records every request and answers according to its path:
-/// `/ok` → 200, `/status/CODE` → CODE, `/slow/MS` → 200 after MS milliseconds.
+/// `/ok` → 200, `/status/CODE` → CODE, `/slow/MS` → 200 after MS milliseconds, `/big/N` → 200
+/// with an N-byte body.
 #[derive(Clone)]
 pub struct Receiver {
     base: String,
@@ -230,6 +231,13 @@ impl Receiver {
                 "/slow/{ms}",
                 post(|s, Path(ms): Path<u64>, h, b| async move {
                     record(s, format!("/slow/{ms}"), h, b, StatusCode::OK, ms).await
+                }),
+            )
+            .route(
+                "/big/{bytes}",
+                post(|s, Path(bytes): Path<usize>, h, b| async move {
+                    record(s, format!("/big/{bytes}"), h, b, StatusCode::OK, 0).await;
+                    "x".repeat(bytes)
                 }),
             )
             .with_state(log.clone());
