@@ -8,11 +8,7 @@
 use crate::model::Endpoint;
 
 /// Does `endpoint` receive a message of `event_type` on `channels`?
-pub fn endpoint_accepts(
-    endpoint: &Endpoint,
-    event_type: &str,
-    channels: Option<&[String]>,
-) -> bool {
+pub fn endpoint_accepts(endpoint: &Endpoint, event_type: &str, channels: Option<&[String]>) -> bool {
     if endpoint.disabled {
         return false;
     }
@@ -58,16 +54,8 @@ mod tests {
 
     #[test]
     fn endpoint_without_filters_accepts_everything() {
-        assert!(endpoint_accepts(
-            &endpoint(None, None),
-            "user.created",
-            None
-        ));
-        assert!(endpoint_accepts(
-            &endpoint(None, None),
-            "a",
-            Some(&chans(&["x"]))
-        ));
+        assert!(endpoint_accepts(&endpoint(None, None), "user.created", None));
+        assert!(endpoint_accepts(&endpoint(None, None), "a", Some(&chans(&["x"]))));
     }
 
     #[test]

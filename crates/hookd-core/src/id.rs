@@ -65,9 +65,8 @@ impl IdKind {
 
     /// Is `s` an id of this kind with a well-formed body?
     pub fn matches(self, s: &str) -> bool {
-        s.strip_prefix(self.prefix()).is_some_and(|body| {
-            body.len() == BODY_LEN && body.bytes().all(|b| b.is_ascii_alphanumeric())
-        })
+        s.strip_prefix(self.prefix())
+            .is_some_and(|body| body.len() == BODY_LEN && body.bytes().all(|b| b.is_ascii_alphanumeric()))
     }
 
     fn with_payload(self, at: DateTime<Utc>, payload: &[u8; 12]) -> String {
@@ -178,10 +177,8 @@ mod tests {
     fn ids_a_nanosecond_apart_still_sort() {
         let mut rng = rand::thread_rng();
         for _ in 0..100 {
-            let a =
-                IdKind::Message.generate(Utc.timestamp_opt(1_800_000_000, 5).unwrap(), &mut rng);
-            let b =
-                IdKind::Message.generate(Utc.timestamp_opt(1_800_000_000, 6).unwrap(), &mut rng);
+            let a = IdKind::Message.generate(Utc.timestamp_opt(1_800_000_000, 5).unwrap(), &mut rng);
+            let b = IdKind::Message.generate(Utc.timestamp_opt(1_800_000_000, 6).unwrap(), &mut rng);
             assert!(a < b);
         }
     }

@@ -60,10 +60,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            schedule: DEFAULT_SCHEDULE
-                .iter()
-                .map(|s| Duration::from_secs(*s))
-                .collect(),
+            schedule: DEFAULT_SCHEDULE.iter().map(|s| Duration::from_secs(*s)).collect(),
             jitter: 0.2,
             overload_floor: Duration::from_secs(60),
         }
@@ -106,10 +103,7 @@ impl RetryPolicy {
             delay = (*asked).clamp(scheduled, scheduled * 2);
         }
         let jittered = self.apply_jitter(delay, rng);
-        let overloaded = matches!(
-            outcome,
-            Outcome::Timeout | Outcome::Status { code: 429, .. }
-        );
+        let overloaded = matches!(outcome, Outcome::Timeout | Outcome::Status { code: 429, .. });
         Some(if overloaded {
             jittered.max(self.overload_floor)
         } else {
@@ -188,18 +182,9 @@ mod tests {
             code: 503,
             retry_after: Some(Duration::from_secs(secs)),
         };
-        assert_eq!(
-            p.next_delay(1, &asked(10), &mut rng),
-            Some(Duration::from_secs(100))
-        );
-        assert_eq!(
-            p.next_delay(1, &asked(150), &mut rng),
-            Some(Duration::from_secs(150))
-        );
-        assert_eq!(
-            p.next_delay(1, &asked(1_000), &mut rng),
-            Some(Duration::from_secs(200))
-        );
+        assert_eq!(p.next_delay(1, &asked(10), &mut rng), Some(Duration::from_secs(100)));
+        assert_eq!(p.next_delay(1, &asked(150), &mut rng), Some(Duration::from_secs(150)));
+        assert_eq!(p.next_delay(1, &asked(1_000), &mut rng), Some(Duration::from_secs(200)));
         let on_500 = Outcome::Status {
             code: 500,
             retry_after: Some(Duration::from_secs(150)),

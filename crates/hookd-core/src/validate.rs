@@ -85,9 +85,7 @@ pub fn check_channels(field: &str, channels: &[String], max: usize) -> Result<()
         if c.is_empty() || c.len() > MAX_CHANNEL_LEN || !key_chars_ok(c) {
             return Err(FieldError::new(
                 &[field, &idx],
-                format!(
-                    "channel names are 1 to {MAX_CHANNEL_LEN} letters, digits, '-', '_' or '.'"
-                ),
+                format!("channel names are 1 to {MAX_CHANNEL_LEN} letters, digits, '-', '_' or '.'"),
             ));
         }
     }
@@ -109,17 +107,11 @@ pub fn check_endpoint_url(field: &str, value: &str, https_only: bool) -> Result<
             "URL must not contain whitespace or control characters",
         ));
     }
-    let parsed = url::Url::parse(value)
-        .map_err(|e| FieldError::new(&[field], format!("invalid URL: {e}")))?;
+    let parsed = url::Url::parse(value).map_err(|e| FieldError::new(&[field], format!("invalid URL: {e}")))?;
     match parsed.scheme() {
         "https" => {}
         "http" if !https_only => {}
-        "http" => {
-            return Err(FieldError::new(
-                &[field],
-                "endpoint URLs must use https on this server",
-            ))
-        }
+        "http" => return Err(FieldError::new(&[field], "endpoint URLs must use https on this server")),
         other => {
             return Err(FieldError::new(
                 &[field],
@@ -136,10 +128,7 @@ pub fn check_endpoint_url(field: &str, value: &str, https_only: bool) -> Result<
 /// Free text must not carry the control characters 0x00–0x08.
 pub fn check_description(field: &str, value: &str) -> Result<(), FieldError> {
     if value.chars().any(|c| ('\u{0}'..='\u{8}').contains(&c)) {
-        return Err(FieldError::new(
-            &[field],
-            "must not contain control characters",
-        ));
+        return Err(FieldError::new(&[field], "must not contain control characters"));
     }
     Ok(())
 }
@@ -170,8 +159,8 @@ const FORBIDDEN_HEADERS: &[&str] = &[
 ];
 /// Prefixes reserved for hookd's own headers and for cloud load balancers.
 const FORBIDDEN_PREFIXES: &[&str] = &[
-    "webhook-", "svix-", "x-svix-", "x-hookd-", "x-amz-", "x-amzn-", "x-google", "x-goog-",
-    "x-gfe", "x-azure-", "x-fd-",
+    "webhook-", "svix-", "x-svix-", "x-hookd-", "x-amz-", "x-amzn-", "x-google", "x-goog-", "x-gfe", "x-azure-",
+    "x-fd-",
 ];
 /// Headers whose values are never shown back (only their names).
 const SENSITIVE_HEADERS: &[&str] = &[
@@ -202,22 +191,16 @@ pub fn check_headers<'a>(
         if !valid_name {
             return Err(FieldError::new(&[field, name], "invalid header name"));
         }
-        if FORBIDDEN_HEADERS.contains(&lower.as_str())
-            || FORBIDDEN_PREFIXES.iter().any(|p| lower.starts_with(p))
-        {
+        if FORBIDDEN_HEADERS.contains(&lower.as_str()) || FORBIDDEN_PREFIXES.iter().any(|p| lower.starts_with(p)) {
             return Err(FieldError::new(
                 &[field, name],
                 format!("the header {name} cannot be set"),
             ));
         }
-        if value.len() > MAX_HEADER_VALUE_LEN
-            || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
-        {
+        if value.len() > MAX_HEADER_VALUE_LEN || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
             return Err(FieldError::new(
                 &[field, name],
-                format!(
-                    "header values are at most {MAX_HEADER_VALUE_LEN} bytes without line breaks"
-                ),
+                format!("header values are at most {MAX_HEADER_VALUE_LEN} bytes without line breaks"),
             ));
         }
     }

@@ -77,9 +77,7 @@ impl Secret {
         if b64.is_empty() {
             return Err(SecretError::Empty);
         }
-        let bytes = LENIENT
-            .decode(b64)
-            .map_err(|_| SecretError::InvalidBase64)?;
+        let bytes = LENIENT.decode(b64).map_err(|_| SecretError::InvalidBase64)?;
         Secret::from_bytes(bytes)
     }
 
@@ -168,10 +166,7 @@ mod tests {
     fn parse_errors() {
         assert_eq!(Secret::parse(""), Err(SecretError::Empty));
         assert_eq!(Secret::parse("whsec_"), Err(SecretError::Empty));
-        assert_eq!(
-            Secret::parse("not base64!"),
-            Err(SecretError::InvalidBase64)
-        );
+        assert_eq!(Secret::parse("not base64!"), Err(SecretError::InvalidBase64));
         assert_eq!(Secret::from_bytes(Vec::new()), Err(SecretError::Empty));
     }
 

@@ -12,8 +12,7 @@ use crate::Secret;
 /// `timestamp` is a string because verification must authenticate the header
 /// exactly as received rather than a re-formatted number.
 pub(crate) fn mac(secret: &Secret, msg_id: &str, timestamp: &str, payload: &[u8]) -> [u8; 32] {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
     // Fed piecewise so the payload is never copied into a joined buffer.
     for part in [msg_id.as_bytes(), b".", timestamp.as_bytes(), b".", payload] {
         mac.update(part);
@@ -31,12 +30,7 @@ impl Secret {
 
 /// Signature header value for several keys: their v1 signatures joined by
 /// one space (used during key rotation).
-pub fn signature_header(
-    secrets: &[&Secret],
-    msg_id: &str,
-    timestamp: i64,
-    payload: &[u8],
-) -> String {
+pub fn signature_header(secrets: &[&Secret], msg_id: &str, timestamp: i64, payload: &[u8]) -> String {
     secrets
         .iter()
         .map(|s| s.sign(msg_id, timestamp, payload))

@@ -47,9 +47,7 @@ impl WebhookHeaders {
     /// case-insensitively, falling back to the `svix-` names (senders that
     /// predate Standard Webhooks). Missing → [`VerifyError::MissingHeader`].
     /// If a name repeats, the first occurrence wins.
-    pub fn from_pairs<'a>(
-        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<WebhookHeaders, VerifyError> {
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<WebhookHeaders, VerifyError> {
         const NAMES: [&str; 3] = [ID, TIMESTAMP, SIGNATURE];
         // One [webhook-, svix-] slot pair per header, filled in a single pass.
         let mut found: [[Option<&str>; 2]; 3] = Default::default();
@@ -205,24 +203,14 @@ mod tests {
     fn extreme_now_does_not_overflow() {
         let s = secret(1);
         let h = headers(s.sign("msg_1", NOW, b""));
-        assert_eq!(
-            verify(&s, &h, b"", i64::MIN, 300),
-            Err(VerifyError::TimestampTooNew)
-        );
-        assert_eq!(
-            verify(&s, &h, b"", i64::MAX, 300),
-            Err(VerifyError::TimestampTooOld)
-        );
+        assert_eq!(verify(&s, &h, b"", i64::MIN, 300), Err(VerifyError::TimestampTooNew));
+        assert_eq!(verify(&s, &h, b"", i64::MAX, 300), Err(VerifyError::TimestampTooOld));
     }
 
     #[test]
     fn timestamp_must_be_plain_digits() {
         for bad in ["", "+5", "-1", "1.0", " 1", "1e3", "99999999999999999999"] {
-            assert_eq!(
-                parse_timestamp(bad),
-                Err(VerifyError::InvalidTimestamp),
-                "{bad:?}"
-            );
+            assert_eq!(parse_timestamp(bad), Err(VerifyError::InvalidTimestamp), "{bad:?}");
         }
         assert_eq!(parse_timestamp("0"), Ok(0));
     }

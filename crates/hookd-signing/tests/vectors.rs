@@ -21,10 +21,8 @@ fn vectors() -> Value {
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).map(|x| {
-        x.as_str()
-            .unwrap_or_else(|| panic!("{key} must be a string"))
-    })
+    v.get(key)
+        .map(|x| x.as_str().unwrap_or_else(|| panic!("{key} must be a string")))
 }
 
 /// Independent oracle (straight from the spec) for signatures over an
@@ -39,14 +37,8 @@ fn oracle_sig(key: &[u8], id: &str, ts: &str, payload: &[u8]) -> String {
 #[test]
 fn vector_file_resolves() {
     let v = vectors();
-    assert_eq!(
-        v["constants"]["secret_prefix"],
-        hookd_signing::SECRET_PREFIX
-    );
-    assert_eq!(
-        v["constants"]["library_timestamp_tolerance_seconds"],
-        TOLERANCE
-    );
+    assert_eq!(v["constants"]["secret_prefix"], hookd_signing::SECRET_PREFIX);
+    assert_eq!(v["constants"]["library_timestamp_tolerance_seconds"], TOLERANCE);
 }
 
 #[test]
@@ -78,11 +70,7 @@ fn sign_vectors() {
             timestamp: ts.to_string(),
             signature: expected.into(),
         };
-        assert_eq!(
-            verify(&secret, &headers, payload, ts, TOLERANCE),
-            Ok(()),
-            "{id}"
-        );
+        assert_eq!(verify(&secret, &headers, payload, ts, TOLERANCE), Ok(()), "{id}");
     }
 }
 
@@ -105,10 +93,7 @@ fn resolve_sig(token: &str, valid: &str) -> String {
     if token == "valid_sig" {
         return valid.to_owned();
     }
-    if let Some(range) = token
-        .strip_prefix("valid_sig[")
-        .and_then(|r| r.strip_suffix(']'))
-    {
+    if let Some(range) = token.strip_prefix("valid_sig[").and_then(|r| r.strip_suffix(']')) {
         let (a, b) = range.split_once(':').expect("slice syntax valid_sig[a:b]");
         return valid[a.parse::<usize>().unwrap()..b.parse::<usize>().unwrap()].to_owned();
     }
@@ -128,11 +113,7 @@ fn run_verify_case(defaults: &Value, case: &Value) -> Result<(), String> {
     {
         return Err(format!("unrecognised key {key:?}"));
     }
-    let field = |k| {
-        str_field(case, k)
-            .or_else(|| str_field(defaults, k))
-            .unwrap()
-    };
+    let field = |k| str_field(case, k).or_else(|| str_field(defaults, k)).unwrap();
     let secret = Secret::parse(field("secret")).map_err(|e| e.to_string())?;
     let msg_id = field("msg_id");
     let payload = field("payload").as_bytes();
@@ -158,12 +139,7 @@ fn run_verify_case(defaults: &Value, case: &Value) -> Result<(), String> {
     };
 
     let names: Vec<&str> = match case.get("header_names") {
-        Some(list) => list
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n.as_str().unwrap())
-            .collect(),
+        Some(list) => list.as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect(),
         None => HEADER_NAMES.to_vec(),
     };
     let omit = str_field(case, "omit_header");
@@ -172,8 +148,7 @@ fn run_verify_case(defaults: &Value, case: &Value) -> Result<(), String> {
         .zip([msg_id, ts.as_str(), signature.as_str()])
         .filter(|(n, _)| Some(**n) != omit)
         .map(|(n, v)| (*n, v));
-    let result = WebhookHeaders::from_pairs(pairs)
-        .and_then(|h| verify(&secret, &h, payload, NOW, TOLERANCE));
+    let result = WebhookHeaders::from_pairs(pairs).and_then(|h| verify(&secret, &h, payload, NOW, TOLERANCE));
 
     let expected = match str_field(case, "expect").unwrap() {
         "ok" => Ok(()),
@@ -238,15 +213,11 @@ fn secret_cases() {
 #[test]
 fn php_signing_input_timestamps_are_invalid() {
     let v = vectors();
-    let secret =
-        Secret::parse(str_field(&v["verify_cases"]["defaults"], "secret").unwrap()).unwrap();
+    let secret = Secret::parse(str_field(&v["verify_cases"]["defaults"], "secret").unwrap()).unwrap();
     for case in v["signing_input_cases_php"].as_array().unwrap() {
         let ts = str_field(case, "timestamp").unwrap();
         let expect = str_field(case, "expect").unwrap();
-        assert!(
-            expect.starts_with("error:signing"),
-            "unrecognised expect {expect:?}"
-        );
+        assert!(expect.starts_with("error:signing"), "unrecognised expect {expect:?}");
         // Correctly signed, so only the timestamp can cause the rejection.
         let headers = WebhookHeaders {
             id: "msg_1".into(),

@@ -58,11 +58,15 @@ struct Inner {
     writer: Writer,
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
+    /// Caps concurrent reads at the pool size, so connections are reused (keeping their
+    /// prepared statements) instead of opened and dropped under load.
+    read_slots: tokio::sync::Semaphore,
     _lock: File,
 }
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
-const MAX_IDLE_READERS: usize = 8;
+/// Read-only connections kept open, and the most reads running at once.
+const READERS: usize = 8;
 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database, and starts the writer thread.
@@ -87,6 +91,7 @@ impl SqliteStore {
                 writer: Writer::start(conn),
                 path: options.path.clone(),
                 readers: Mutex::new(Vec::new()),
+                read_slots: tokio::sync::Semaphore::new(READERS),
                 _lock: lock,
             }),
         })
@@ -98,6 +103,7 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     {
+        let _slot = self.inner.read_slots.acquire().await.map_err(StoreError::internal)?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().expect("reader pool poisoned").pop();
@@ -107,7 +113,7 @@ impl SqliteStore {
             };
             let result = f(&conn).map_err(map_err);
             let mut pool = inner.readers.lock().expect("reader pool poisoned");
-            if pool.len() < MAX_IDLE_READERS {
+            if pool.len() < READERS {
                 pool.push(conn);
             }
             result
@@ -135,20 +141,15 @@ fn take_lock(db: &Path) -> StoreResult<File> {
         .write(true)
         .open(PathBuf::from(lock_path))
         .map_err(StoreError::internal)?;
-    file.try_lock().map_err(|_| {
-        StoreError::Unavailable(
-            format!("{} is in use by another hookd process", db.display()).into(),
-        )
-    })?;
+    file.try_lock()
+        .map_err(|_| StoreError::Unavailable(format!("{} is in use by another hookd process", db.display()).into()))?;
     Ok(file)
 }
 
 fn open_reader(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
     )
     .map_err(unavailable)?;
     conn.execute_batch("PRAGMA busy_timeout=5000; PRAGMA cache_size=-16000;")
@@ -157,14 +158,14 @@ fn open_reader(path: &Path) -> StoreResult<Connection> {
 }
 
 fn migrate(conn: &Connection) -> StoreResult<()> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migration (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
-        .map_err(map_err)?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migration (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )
+    .map_err(map_err)?;
     let current: i64 = conn
-        .query_row(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_migration",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migration", [], |r| {
+            r.get(0)
+        })
         .map_err(map_err)?;
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         let tx = conn.unchecked_transaction().map_err(map_err)?;

@@ -3,21 +3,17 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
-use hookd_core::model::{
-    Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType,
-};
+use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
 use hookd_store::{DeliveryState, TokenRecord};
 use rusqlite::types::{FromSql, FromSqlError, ToSqlOutput, Value, ValueRef};
 use rusqlite::{Row, ToSql};
 
 pub const APP_COLS: &str = "id, env, uid, name, metadata, throttle_rate, created_at, updated_at";
-pub const ENDPOINT_COLS: &str =
-    "id, app_id, uid, url, description, disabled, event_types, channels, \
+pub const ENDPOINT_COLS: &str = "id, app_id, uid, url, description, disabled, event_types, channels, \
     throttle_rate, metadata, secret, headers, created_at, updated_at";
 pub const EVENT_TYPE_COLS: &str =
     "env, name, description, archived, deprecated, feature_flag, schemas, created_at, updated_at";
-pub const MESSAGE_COLS: &str =
-    "id, app_id, event_id, event_type, channels, payload, created_at, expires_at";
+pub const MESSAGE_COLS: &str = "id, app_id, event_id, event_type, channels, payload, created_at, expires_at";
 pub const ATTEMPT_COLS: &str = "id, msg_id, endpoint_id, url, response, response_status_code, \
     response_duration_ms, status, trigger_type, attempt_number, created_at";
 pub const DELIVERY_COLS: &str = "id, msg_id, endpoint_id, status, next_attempt_at, created_at";
@@ -37,8 +33,7 @@ pub struct Json<T>(pub T);
 
 impl<T: serde::Serialize> ToSql for Json<T> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        let text = serde_json::to_string(&self.0)
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let text = serde_json::to_string(&self.0).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         Ok(ToSqlOutput::Owned(Value::Text(text)))
     }
 }

@@ -2,19 +2,16 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use hookd_core::model::{
-    Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus,
-};
+use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus};
 use hookd_store::{
-    AttemptFilter, AttemptRecord, ClaimedDelivery, DeliveryState, MessageFilter, NewDelivery, Page,
-    PageRequest, Store, StoreError, StoreResult, TokenRecord,
+    AttemptFilter, AttemptRecord, ClaimedDelivery, DeliveryState, MessageFilter, NewDelivery, Page, PageRequest, Store,
+    StoreError, StoreResult, TokenRecord,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::rows::{
-    self, micros, Json, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS,
-    MESSAGE_COLS, TOKEN_COLS,
+    self, micros, Json, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS, TOKEN_COLS,
 };
 use crate::{map_err, SqliteStore};
 
@@ -55,16 +52,11 @@ impl Query {
         let asc = page.scan_ascending();
         if let Some(cursor) = &page.cursor {
             let op = if asc { ">" } else { "<" };
-            self.and(
-                &format!("{key_column} {op} ?"),
-                [Value::Text(cursor.key.clone())],
-            );
+            self.and(&format!("{key_column} {op} ?"), [Value::Text(cursor.key.clone())]);
         }
         let dir = if asc { "ASC" } else { "DESC" };
-        self.sql.push_str(&format!(
-            " ORDER BY {key_column} {dir} LIMIT {}",
-            page.limit + 1
-        ));
+        self.sql
+            .push_str(&format!(" ORDER BY {key_column} {dir} LIMIT {}", page.limit + 1));
         self
     }
 
@@ -89,23 +81,15 @@ fn message_filters(q: &mut Query, alias: &str, filter: &MessageFilter) {
     }
     if let Some(channel) = &filter.channel {
         q.and(
-            &format!(
-                "EXISTS (SELECT 1 FROM json_each({alias}.channels) WHERE json_each.value = ?)"
-            ),
+            &format!("EXISTS (SELECT 1 FROM json_each({alias}.channels) WHERE json_each.value = ?)"),
             [text(channel)],
         );
     }
     if let Some(before) = filter.before {
-        q.and(
-            &format!("{alias}.created_at < ?"),
-            [Value::Integer(micros(before))],
-        );
+        q.and(&format!("{alias}.created_at < ?"), [Value::Integer(micros(before))]);
     }
     if let Some(after) = filter.after {
-        q.and(
-            &format!("{alias}.created_at > ?"),
-            [Value::Integer(micros(after))],
-        );
+        q.and(&format!("{alias}.created_at > ?"), [Value::Integer(micros(after))]);
     }
 }
 
@@ -121,12 +105,9 @@ fn expect_one(changed: usize) -> StoreResult<()> {
 impl Store for SqliteStore {
     async fn release_stale_leases(&self) -> StoreResult<u64> {
         self.write(|c| {
-            c.execute(
-                "UPDATE delivery SET lease_until = 0 WHERE lease_until > 0",
-                [],
-            )
-            .map(|n| n as u64)
-            .map_err(map_err)
+            c.execute("UPDATE delivery SET lease_until = 0 WHERE lease_until > 0", [])
+                .map(|n| n as u64)
+                .map_err(map_err)
         })
         .await
     }
@@ -182,11 +163,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_application(
-        &self,
-        env: Environment,
-        key: &str,
-    ) -> StoreResult<Option<Application>> {
+    async fn get_application(&self, env: Environment, key: &str) -> StoreResult<Option<Application>> {
         let key = key.to_string();
         self.read(move |c| {
             c.prepare_cached(&format!(
@@ -229,11 +206,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_applications(
-        &self,
-        env: Environment,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Application>> {
+    async fn list_applications(&self, env: Environment, page: &PageRequest) -> StoreResult<Page<Application>> {
         let page = page.clone();
         self.read(move |c| {
             let mut q = Query::new(&format!("SELECT {APP_COLS} FROM application WHERE env = ?"));
@@ -314,16 +287,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_endpoints(
-        &self,
-        app_id: &str,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Endpoint>> {
+    async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>> {
         let (app_id, page) = (app_id.to_string(), page.clone());
         self.read(move |c| {
-            let mut q = Query::new(&format!(
-                "SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = ?"
-            ));
+            let mut q = Query::new(&format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = ?"));
             q.params.push(Value::Text(app_id));
             q.page("id", &page);
             Ok(page.finish(q.fetch(c, rows::endpoint)?))
@@ -398,9 +365,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Page<EventType>> {
         let page = page.clone();
         self.read(move |c| {
-            let mut q = Query::new(&format!(
-                "SELECT {EVENT_TYPE_COLS} FROM event_type WHERE env = ?"
-            ));
+            let mut q = Query::new(&format!("SELECT {EVENT_TYPE_COLS} FROM event_type WHERE env = ?"));
             q.params.push(text(env.as_str()));
             if !include_archived {
                 q.and("archived = 0", []);
@@ -455,9 +420,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Page<Message>> {
         let (app_id, filter, page) = (app_id.to_string(), filter.clone(), page.clone());
         self.read(move |c| {
-            let mut q = Query::new(&format!(
-                "SELECT {MESSAGE_COLS} FROM message m WHERE m.app_id = ?"
-            ));
+            let mut q = Query::new(&format!("SELECT {MESSAGE_COLS} FROM message m WHERE m.app_id = ?"));
             q.params.push(Value::Text(app_id));
             message_filters(&mut q, "m", &filter);
             q.page("m.id", &page);
@@ -519,14 +482,26 @@ impl Store for SqliteStore {
                 let a = &o.attempt;
                 insert
                     .execute(params![
-                        o.delivery_id, a.id, a.msg_id, a.endpoint_id, a.url, a.response, a.response_status_code,
-                        a.response_duration_ms, a.status.code(), a.trigger_type.code(), a.attempt_number,
+                        o.delivery_id,
+                        a.id,
+                        a.msg_id,
+                        a.endpoint_id,
+                        a.url,
+                        a.response,
+                        a.response_status_code,
+                        a.response_duration_ms,
+                        a.status.code(),
+                        a.trigger_type.code(),
+                        a.attempt_number,
                         micros(a.created_at)
                     ])
                     .map_err(map_err)?;
                 update
                     .execute(params![
-                        o.delivery_id, o.delivery_status.code(), o.scheduled_attempts, o.next_attempt_at.map(micros),
+                        o.delivery_id,
+                        o.delivery_status.code(),
+                        o.scheduled_attempts,
+                        o.next_attempt_at.map(micros),
                         micros(a.created_at)
                     ])
                     .map_err(map_err)?;
@@ -554,11 +529,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_delivery(
-        &self,
-        msg_id: &str,
-        endpoint_id: &str,
-    ) -> StoreResult<Option<DeliveryState>> {
+    async fn get_delivery(&self, msg_id: &str, endpoint_id: &str) -> StoreResult<Option<DeliveryState>> {
         let (msg_id, endpoint_id) = (msg_id.to_string(), endpoint_id.to_string());
         self.read(move |c| {
             c.prepare_cached(&format!(
@@ -570,16 +541,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_message_deliveries(
-        &self,
-        msg_id: &str,
-        page: &PageRequest,
-    ) -> StoreResult<Page<DeliveryState>> {
+    async fn list_message_deliveries(&self, msg_id: &str, page: &PageRequest) -> StoreResult<Page<DeliveryState>> {
         let (msg_id, page) = (msg_id.to_string(), page.clone());
         self.read(move |c| {
-            let mut q = Query::new(&format!(
-                "SELECT {DELIVERY_COLS} FROM delivery WHERE msg_id = ?"
-            ));
+            let mut q = Query::new(&format!("SELECT {DELIVERY_COLS} FROM delivery WHERE msg_id = ?"));
             q.params.push(Value::Text(msg_id));
             q.page("endpoint_id", &page);
             Ok(page.finish(q.fetch(c, rows::delivery)?))
@@ -614,17 +579,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_attempts(
-        &self,
-        filter: &AttemptFilter,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Attempt>> {
+    async fn list_attempts(&self, filter: &AttemptFilter, page: &PageRequest) -> StoreResult<Page<Attempt>> {
         let (filter, page) = (filter.clone(), page.clone());
         self.read(move |c| {
-            let cols: Vec<String> = ATTEMPT_COLS
-                .split(", ")
-                .map(|col| format!("a.{col}"))
-                .collect();
+            let cols: Vec<String> = ATTEMPT_COLS.split(", ").map(|col| format!("a.{col}")).collect();
             let needs_message = filter.event_types.is_some() || filter.channel.is_some();
             let join = if needs_message {
                 " JOIN message m ON m.id = a.msg_id"
@@ -688,11 +646,7 @@ impl Store for SqliteStore {
     }
 }
 
-fn insert_deliveries(
-    c: &Connection,
-    deliveries: &[NewDelivery],
-    created_at: i64,
-) -> StoreResult<()> {
+fn insert_deliveries(c: &Connection, deliveries: &[NewDelivery], created_at: i64) -> StoreResult<()> {
     let mut stmt = c
         .prepare_cached(
             "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, lease_until, created_at, updated_at) \

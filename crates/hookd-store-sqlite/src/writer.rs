@@ -45,15 +45,11 @@ impl Writer {
         let job: Job = Box::new(move |conn| {
             let result = match conn {
                 Some(conn) => in_savepoint(conn, f),
-                None => Err(StoreError::Unavailable(
-                    "could not open a SQLite transaction".into(),
-                )),
+                None => Err(StoreError::Unavailable("could not open a SQLite transaction".into())),
             };
             Box::new(move |commit_error: Option<&str>| {
                 let answer = match (commit_error, result) {
-                    (Some(e), Ok(_)) => Err(StoreError::Unavailable(
-                        format!("commit failed: {e}").into(),
-                    )),
+                    (Some(e), Ok(_)) => Err(StoreError::Unavailable(format!("commit failed: {e}").into())),
                     (_, r) => r,
                 };
                 let _ = tx.send(answer);
@@ -67,12 +63,8 @@ impl Writer {
     }
 }
 
-fn in_savepoint<R>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> StoreResult<R>,
-) -> StoreResult<R> {
-    conn.execute_batch("SAVEPOINT job")
-        .map_err(crate::map_err)?;
+fn in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<R>) -> StoreResult<R> {
+    conn.execute_batch("SAVEPOINT job").map_err(crate::map_err)?;
     let result = f(conn);
     let end = if result.is_ok() {
         "RELEASE job"

@@ -61,21 +61,13 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts; `Conflict` when the uid is taken in the environment.
     async fn create_application(&self, app: &Application) -> StoreResult<()>;
     /// By id or uid.
-    async fn get_application(
-        &self,
-        env: Environment,
-        key: &str,
-    ) -> StoreResult<Option<Application>>;
+    async fn get_application(&self, env: Environment, key: &str) -> StoreResult<Option<Application>>;
     /// Replaces every mutable field; `NotFound`/`Conflict` as appropriate.
     async fn update_application(&self, app: &Application) -> StoreResult<()>;
     /// Deletes the application with its endpoints, messages, deliveries and attempts.
     async fn delete_application(&self, env: Environment, id: &str) -> StoreResult<()>;
     /// Keyset page ordered by id.
-    async fn list_applications(
-        &self,
-        env: Environment,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Application>>;
+    async fn list_applications(&self, env: Environment, page: &PageRequest) -> StoreResult<Page<Application>>;
 
     // ----- endpoints -----
 
@@ -88,8 +80,7 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the endpoint and its pending deliveries' future attempts.
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()>;
     /// Keyset page ordered by id.
-    async fn list_endpoints(&self, app_id: &str, page: &PageRequest)
-        -> StoreResult<Page<Endpoint>>;
+    async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>>;
     /// Every endpoint of an application (for fan-out; callers cache it).
     async fn all_endpoints(&self, app_id: &str) -> StoreResult<Vec<Endpoint>>;
 
@@ -113,11 +104,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts a message and its deliveries in one transaction (the 202 waits for it).
     /// `Conflict` when the event id is taken in the application.
-    async fn create_message(
-        &self,
-        message: &Message,
-        deliveries: &[NewDelivery],
-    ) -> StoreResult<()>;
+    async fn create_message(&self, message: &Message, deliveries: &[NewDelivery]) -> StoreResult<()>;
     /// By id or event id within an application.
     async fn get_message(&self, app_id: &str, key: &str) -> StoreResult<Option<Message>>;
     /// Newest first, filtered.
@@ -139,23 +126,11 @@ pub trait Store: Send + Sync + 'static {
     async fn record_attempts(&self, outcomes: &[AttemptRecord]) -> StoreResult<()>;
     /// Makes a delivery due now as a manual attempt, creating it if the endpoint was never sent
     /// this message. Returns the delivery's id.
-    async fn schedule_manual(
-        &self,
-        delivery: &NewDelivery,
-        now: DateTime<Utc>,
-    ) -> StoreResult<String>;
+    async fn schedule_manual(&self, delivery: &NewDelivery, now: DateTime<Utc>) -> StoreResult<String>;
     /// The delivery of one message to one endpoint.
-    async fn get_delivery(
-        &self,
-        msg_id: &str,
-        endpoint_id: &str,
-    ) -> StoreResult<Option<DeliveryState>>;
+    async fn get_delivery(&self, msg_id: &str, endpoint_id: &str) -> StoreResult<Option<DeliveryState>>;
     /// Deliveries of a message (attempted destinations), keyset by endpoint id.
-    async fn list_message_deliveries(
-        &self,
-        msg_id: &str,
-        page: &PageRequest,
-    ) -> StoreResult<Page<DeliveryState>>;
+    async fn list_message_deliveries(&self, msg_id: &str, page: &PageRequest) -> StoreResult<Page<DeliveryState>>;
     /// Deliveries to an endpoint with their messages (attempted messages), newest message first.
     async fn list_endpoint_deliveries(
         &self,
@@ -167,11 +142,7 @@ pub trait Store: Send + Sync + 'static {
     // ----- attempts -----
 
     /// Attempts of an application, newest first, filtered by message and/or endpoint.
-    async fn list_attempts(
-        &self,
-        filter: &AttemptFilter,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Attempt>>;
+    async fn list_attempts(&self, filter: &AttemptFilter, page: &PageRequest) -> StoreResult<Page<Attempt>>;
     /// One attempt of a message.
     async fn get_attempt(&self, msg_id: &str, attempt_id: &str) -> StoreResult<Option<Attempt>>;
 }

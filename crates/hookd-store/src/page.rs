@@ -65,10 +65,7 @@ impl PageRequest {
         if self.cursor.as_ref().is_some_and(|c| c.backwards) {
             rows.reverse();
         }
-        Page {
-            items: rows,
-            has_more,
-        }
+        Page { items: rows, has_more }
     }
 }
 

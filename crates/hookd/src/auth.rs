@@ -24,11 +24,7 @@ pub async fn create_admin_token(
     now: DateTime<Utc>,
 ) -> StoreResult<String> {
     let mut rng = rand::thread_rng();
-    let secret = format!(
-        "hk_{}_{}",
-        env.as_str(),
-        Alphanumeric.sample_string(&mut rng, 32)
-    );
+    let secret = format!("hk_{}_{}", env.as_str(), Alphanumeric.sample_string(&mut rng, 32));
     store
         .create_token(&TokenRecord {
             id: IdKind::Token.generate(now, &mut rng),

@@ -209,9 +209,8 @@ fn seconds_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
             .map(str::trim)
             .filter(|p| !p.is_empty())
             .map(|p| {
-                p.parse::<u64>().map_err(|_| {
-                    serde::de::Error::custom(format!("`{p}` is not a number of seconds"))
-                })
+                p.parse::<u64>()
+                    .map_err(|_| serde::de::Error::custom(format!("`{p}` is not a number of seconds")))
             })
             .collect(),
     }

@@ -58,21 +58,14 @@ pub async fn start(
 ) -> anyhow::Result<Server> {
     let released = store.release_stale_leases().await?;
     if released > 0 {
-        tracing::info!(
-            released,
-            "resuming deliveries left in flight by the previous run"
-        );
+        tracing::info!(released, "resuming deliveries left in flight by the previous run");
     }
     let endpoints = Arc::new(state::EndpointCache::new(
         store.clone(),
         std::time::Duration::from_secs(10),
     ));
-    let (dispatcher, worker) = dispatch::Dispatcher::new(
-        &config.delivery,
-        store.clone(),
-        clock.clone(),
-        endpoints.clone(),
-    )?;
+    let (dispatcher, worker) =
+        dispatch::Dispatcher::new(&config.delivery, store.clone(), clock.clone(), endpoints.clone())?;
     let state = state::AppState::new(config, store, clock, dispatcher.clone(), endpoints);
     let app = api::router(state);
     tracing::info!(addr = %listener.local_addr()?, "hookd listening");
@@ -99,8 +92,5 @@ pub async fn serve(
     clock: Arc<dyn clock::Clock>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    start(listener, config, store, clock, shutdown)
-        .await?
-        .wait()
-        .await
+    start(listener, config, store, clock, shutdown).await?.wait().await
 }

@@ -11,10 +11,7 @@ fn main() -> ExitCode {
     if let Command::Verify(args) = cli.command {
         return cli::verify::run(args);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hookd: cannot start the runtime: {e}");

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use hookd_core::model::Endpoint;
+use hookd_core::model::{Application, Endpoint, Environment};
 use hookd_store::{Store, StoreResult, TokenRecord};
 
 use crate::clock::Clock;
@@ -26,6 +26,8 @@ pub struct AppState {
     pub endpoints: Arc<EndpointCache>,
     /// Recently verified tokens.
     pub tokens: Arc<TokenCache>,
+    /// Recently resolved applications.
+    pub apps: Arc<AppCache>,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
             config: Arc::new(config),
             endpoints,
             tokens: Arc::new(TokenCache::new(store.clone(), Duration::from_secs(30))),
+            apps: Arc::new(AppCache::new(store.clone(), Duration::from_secs(10))),
             store,
             clock,
             dispatcher,
@@ -135,5 +138,51 @@ impl TokenCache {
                 .insert(hash.to_string(), (Instant::now(), t.clone()));
         }
         Ok(found)
+    }
+}
+
+/// Applications by environment and id-or-uid, so publishing a message does not read the
+/// database to resolve its application every time.
+///
+/// Any application write on this node clears the cache; the time-to-live bounds staleness for
+/// writes made by other nodes. Misses are not cached, so a new application is found at once.
+pub struct AppCache {
+    store: Arc<dyn Store>,
+    ttl: Duration,
+    entries: RwLock<HashMap<(Environment, String), (Instant, Application)>>,
+}
+
+impl AppCache {
+    /// An empty cache.
+    pub fn new(store: Arc<dyn Store>, ttl: Duration) -> AppCache {
+        AppCache {
+            store,
+            ttl,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The application `key` (id or uid) names in `env`.
+    pub async fn get(&self, env: Environment, key: &str) -> StoreResult<Option<Application>> {
+        let cache_key = (env, key.to_string());
+        if let Some((at, app)) = self.entries.read().expect("cache poisoned").get(&cache_key) {
+            if at.elapsed() < self.ttl {
+                return Ok(Some(app.clone()));
+            }
+        }
+        let found = self.store.get_application(env, key).await?;
+        if let Some(app) = &found {
+            let mut entries = self.entries.write().expect("cache poisoned");
+            if entries.len() > 100_000 {
+                entries.clear(); // bound memory; it refills with what is in use
+            }
+            entries.insert(cache_key, (Instant::now(), app.clone()));
+        }
+        Ok(found)
+    }
+
+    /// Forgets everything after an application was changed or deleted.
+    pub fn invalidate(&self) {
+        self.entries.write().expect("cache poisoned").clear();
     }
 }

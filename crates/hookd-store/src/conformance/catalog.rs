@@ -65,10 +65,7 @@ pub async fn application_uid_taken_in_the_environment_is_a_conflict(store: &dyn 
     store.create_application(&live).await.unwrap();
 
     let clash = g.app(Live, Some("acme"), at(1));
-    assert_conflict(
-        store.create_application(&clash).await,
-        "same uid and environment",
-    );
+    assert_conflict(store.create_application(&clash).await, "same uid and environment");
     assert_eq!(store.get_application(Live, &clash.id).await.unwrap(), None);
     assert_conflict(store.create_application(&live).await, "same id twice");
 
@@ -77,14 +74,8 @@ pub async fn application_uid_taken_in_the_environment_is_a_conflict(store: &dyn 
         .create_application(&sandbox)
         .await
         .expect("same uid in the other environment");
-    assert_eq!(
-        store.get_application(Test, "acme").await.unwrap(),
-        Some(sandbox)
-    );
-    assert_eq!(
-        store.get_application(Live, "acme").await.unwrap(),
-        Some(live)
-    );
+    assert_eq!(store.get_application(Test, "acme").await.unwrap(), Some(sandbox));
+    assert_eq!(store.get_application(Live, "acme").await.unwrap(), Some(live));
 }
 
 /// An application created in Live cannot be read, listed or deleted through Test.
@@ -95,25 +86,13 @@ pub async fn applications_are_invisible_from_the_other_environment(store: &dyn S
 
     assert_eq!(store.get_application(Test, &app.id).await.unwrap(), None);
     assert_eq!(store.get_application(Test, "acme").await.unwrap(), None);
-    let in_test = store
-        .list_applications(Test, &first(50, ASC))
-        .await
-        .unwrap();
+    let in_test = store.list_applications(Test, &first(50, ASC)).await.unwrap();
     assert_eq!(shape(&in_test), (vec![], false));
-    assert_not_found(
-        store.delete_application(Test, &app.id).await,
-        "delete through Test",
-    );
+    assert_not_found(store.delete_application(Test, &app.id).await, "delete through Test");
 
-    let in_live = store
-        .list_applications(Live, &first(50, ASC))
-        .await
-        .unwrap();
+    let in_live = store.list_applications(Live, &first(50, ASC)).await.unwrap();
     assert_eq!(in_live.items, vec![app.clone()]);
-    assert_eq!(
-        store.get_application(Live, &app.id).await.unwrap(),
-        Some(app)
-    );
+    assert_eq!(store.get_application(Live, &app.id).await.unwrap(), Some(app));
 }
 
 /// Update replaces uid, name, metadata, throttle rate and update time; the old uid stops
@@ -146,17 +125,11 @@ pub async fn application_update_replaces_every_mutable_field(store: &dyn Store) 
 
     let mut stealing = cleared.clone();
     stealing.uid = Some("globex".to_string());
-    assert_conflict(
-        store.update_application(&stealing).await,
-        "update to a taken uid",
-    );
+    assert_conflict(store.update_application(&stealing).await, "update to a taken uid");
     assert_eq!(get(app.id.clone()).await, Some(cleared));
 
     let ghost = g.app(Live, Some("ghost"), at(3));
-    assert_not_found(
-        store.update_application(&ghost).await,
-        "update of a missing app",
-    );
+    assert_not_found(store.update_application(&ghost).await, "update of a missing app");
     assert_eq!(get("ghost".into()).await, None);
 }
 
@@ -168,20 +141,11 @@ pub async fn application_delete_removes_it_and_a_second_delete_is_not_found(stor
     store.create_application(&app).await.unwrap();
     store.create_application(&kept).await.unwrap();
 
-    store
-        .delete_application(Live, &app.id)
-        .await
-        .expect("delete");
+    store.delete_application(Live, &app.id).await.expect("delete");
     assert_eq!(store.get_application(Live, &app.id).await.unwrap(), None);
     assert_eq!(store.get_application(Live, "acme").await.unwrap(), None);
-    assert_not_found(
-        store.delete_application(Live, &app.id).await,
-        "second delete",
-    );
-    let left = store
-        .list_applications(Live, &first(50, ASC))
-        .await
-        .unwrap();
+    assert_not_found(store.delete_application(Live, &app.id).await, "second delete");
+    let left = store.list_applications(Live, &first(50, ASC)).await.unwrap();
     assert_eq!(left.items, vec![kept]);
 
     let reuse = g.app(Live, Some("acme"), at(2));
@@ -210,31 +174,16 @@ pub async fn applications_page_by_id_in_both_orders(store: &dyn Store) {
     let list = |page| async move { shape(&store.list_applications(Live, &page).await.unwrap()) };
 
     assert_eq!(list(first(2, ASC)).await, (pick(&a, &[0, 1]), true));
-    assert_eq!(
-        list(after(&a[1].id, 2, ASC)).await,
-        (pick(&a, &[2, 3]), true)
-    );
+    assert_eq!(list(after(&a[1].id, 2, ASC)).await, (pick(&a, &[2, 3]), true));
     assert_eq!(list(after(&a[3].id, 2, ASC)).await, (pick(&a, &[4]), false));
     assert_eq!(list(after(&a[4].id, 2, ASC)).await, (vec![], false));
 
     assert_eq!(list(first(2, DESC)).await, (pick(&a, &[4, 3]), true));
-    assert_eq!(
-        list(after(&a[3].id, 2, DESC)).await,
-        (pick(&a, &[2, 1]), true)
-    );
-    assert_eq!(
-        list(after(&a[1].id, 2, DESC)).await,
-        (pick(&a, &[0]), false)
-    );
+    assert_eq!(list(after(&a[3].id, 2, DESC)).await, (pick(&a, &[2, 1]), true));
+    assert_eq!(list(after(&a[1].id, 2, DESC)).await, (pick(&a, &[0]), false));
 
-    assert_eq!(
-        list(first(5, ASC)).await,
-        (pick(&a, &[0, 1, 2, 3, 4]), false)
-    );
-    assert_eq!(
-        list(first(6, DESC)).await,
-        (pick(&a, &[4, 3, 2, 1, 0]), false)
-    );
+    assert_eq!(list(first(5, ASC)).await, (pick(&a, &[0, 1, 2, 3, 4]), false));
+    assert_eq!(list(first(6, DESC)).await, (pick(&a, &[4, 3, 2, 1, 0]), false));
 }
 
 /// A backwards cursor (from the first item of a page) returns the page before it, still in list
@@ -244,25 +193,13 @@ pub async fn backwards_cursor_returns_the_previous_page_in_list_order(store: &dy
     let list = |page| async move { shape(&store.list_applications(Live, &page).await.unwrap()) };
 
     // Oldest first, the pages are [0 1] [2 3] [4].
-    assert_eq!(
-        list(before(&a[4].id, 2, ASC)).await,
-        (pick(&a, &[2, 3]), true)
-    );
-    assert_eq!(
-        list(before(&a[2].id, 2, ASC)).await,
-        (pick(&a, &[0, 1]), false)
-    );
+    assert_eq!(list(before(&a[4].id, 2, ASC)).await, (pick(&a, &[2, 3]), true));
+    assert_eq!(list(before(&a[2].id, 2, ASC)).await, (pick(&a, &[0, 1]), false));
     assert_eq!(list(before(&a[0].id, 2, ASC)).await, (vec![], false));
 
     // Newest first, the pages are [4 3] [2 1] [0].
-    assert_eq!(
-        list(before(&a[0].id, 2, DESC)).await,
-        (pick(&a, &[2, 1]), true)
-    );
-    assert_eq!(
-        list(before(&a[2].id, 2, DESC)).await,
-        (pick(&a, &[4, 3]), false)
-    );
+    assert_eq!(list(before(&a[0].id, 2, DESC)).await, (pick(&a, &[2, 1]), true));
+    assert_eq!(list(before(&a[2].id, 2, DESC)).await, (pick(&a, &[4, 3]), false));
 }
 
 // ----- endpoints -----
@@ -307,10 +244,7 @@ pub async fn endpoint_uid_is_unique_per_application(store: &dyn Store) {
     let taken = g.endpoint(&app.id, Some("orders"), at(2));
     store.create_endpoint(&taken).await.unwrap();
     let clash = g.endpoint(&app.id, Some("orders"), at(3));
-    assert_conflict(
-        store.create_endpoint(&clash).await,
-        "same uid, same application",
-    );
+    assert_conflict(store.create_endpoint(&clash).await, "same uid, same application");
     assert_eq!(store.get_endpoint(&app.id, &clash.id).await.unwrap(), None);
 
     let elsewhere = g.endpoint(&other_app.id, Some("orders"), at(4));
@@ -320,10 +254,7 @@ pub async fn endpoint_uid_is_unique_per_application(store: &dyn Store) {
         .expect("same uid in another application");
     let found = store.get_endpoint(&other_app.id, "orders").await.unwrap();
     assert_eq!(found, Some(elsewhere));
-    assert_eq!(
-        store.get_endpoint(&app.id, "orders").await.unwrap(),
-        Some(taken)
-    );
+    assert_eq!(store.get_endpoint(&app.id, "orders").await.unwrap(), Some(taken));
 }
 
 /// Update replaces every mutable field, secret and headers included; unknown ids are
@@ -359,26 +290,17 @@ pub async fn endpoint_update_replaces_every_mutable_field(store: &dyn Store) {
     let mut cleared = changed;
     (cleared.uid, cleared.event_types, cleared.channels) = (None, None, None);
     (cleared.headers, cleared.updated_at) = (BTreeMap::new(), at(51));
-    store
-        .update_endpoint(&cleared)
-        .await
-        .expect("clear optional fields");
+    store.update_endpoint(&cleared).await.expect("clear optional fields");
     assert_eq!(get(ep.id.clone()).await, Some(cleared.clone()));
     assert_eq!(get("orders".into()).await, None);
 
     let mut stealing = cleared.clone();
     stealing.uid = Some("sibling".to_string());
-    assert_conflict(
-        store.update_endpoint(&stealing).await,
-        "update to a sibling's uid",
-    );
+    assert_conflict(store.update_endpoint(&stealing).await, "update to a sibling's uid");
     assert_eq!(get(ep.id.clone()).await, Some(cleared));
 
     let ghost = g.endpoint(&app.id, None, at(3));
-    assert_not_found(
-        store.update_endpoint(&ghost).await,
-        "update of a missing endpoint",
-    );
+    assert_not_found(store.update_endpoint(&ghost).await, "update of a missing endpoint");
 }
 
 /// Deleting an endpoint removes it and stops its pending deliveries; deleting again, or through
@@ -393,22 +315,13 @@ pub async fn endpoint_delete_removes_it_and_stops_its_deliveries(store: &dyn Sto
     let msg = g.message(&app.id, "user.created", at(2));
     let doomed = g.delivery(&msg, &ep.id, at(2));
     let survivor = g.delivery(&msg, &kept.id, at(2));
-    store
-        .create_message(&msg, &[doomed, survivor.clone()])
-        .await
-        .unwrap();
+    store.create_message(&msg, &[doomed, survivor.clone()]).await.unwrap();
 
     let wrong_app = store.delete_endpoint(&other_app.id, &ep.id).await;
     assert_not_found(wrong_app, "delete through another application");
-    store
-        .delete_endpoint(&app.id, &ep.id)
-        .await
-        .expect("delete");
+    store.delete_endpoint(&app.id, &ep.id).await.expect("delete");
     assert_eq!(store.get_endpoint(&app.id, &ep.id).await.unwrap(), None);
-    assert_not_found(
-        store.delete_endpoint(&app.id, &ep.id).await,
-        "second delete",
-    );
+    assert_not_found(store.delete_endpoint(&app.id, &ep.id).await, "second delete");
 
     assert_eq!(claim(store, 10, 40).await, vec![survivor.id]);
     assert_eq!(store.all_endpoints(&app.id).await.unwrap(), vec![kept]);
@@ -435,14 +348,8 @@ pub async fn endpoints_page_by_id_and_all_endpoints_lists_only_the_application(s
     };
 
     assert_eq!(shape(&list(first(2, ASC)).await), (pick(&e, &[0, 1]), true));
-    assert_eq!(
-        shape(&list(after(&e[1].id, 2, ASC)).await),
-        (pick(&e, &[2]), false)
-    );
-    assert_eq!(
-        shape(&list(before(&e[2].id, 2, ASC)).await),
-        (pick(&e, &[0, 1]), false)
-    );
+    assert_eq!(shape(&list(after(&e[1].id, 2, ASC)).await), (pick(&e, &[2]), false));
+    assert_eq!(shape(&list(before(&e[2].id, 2, ASC)).await), (pick(&e, &[0, 1]), false));
     let newest = list(first(50, DESC)).await;
     assert_eq!(newest.items, vec![e[2].clone(), e[1].clone(), e[0].clone()]);
     assert!(!newest.has_more);
@@ -473,24 +380,15 @@ pub async fn event_type_upsert_inserts_then_replaces_by_name(store: &dyn Store) 
     store.upsert_event_type(&replaced).await.expect("replace");
     let found = store.get_event_type(Live, "user.created").await.unwrap();
     assert_eq!(found, Some(replaced));
-    assert_eq!(
-        store.get_event_type(Live, "user.deleted").await.unwrap(),
-        None
-    );
+    assert_eq!(store.get_event_type(Live, "user.deleted").await.unwrap(), None);
 }
 
 /// The same name lives independently in each environment.
 pub async fn event_types_are_scoped_by_environment(store: &dyn Store) {
     let live = event_type(Live, "user.created", false, at(0));
     store.upsert_event_type(&live).await.unwrap();
-    assert_eq!(
-        store.get_event_type(Test, "user.created").await.unwrap(),
-        None
-    );
-    let in_test = store
-        .list_event_types(Test, true, &first(50, ASC))
-        .await
-        .unwrap();
+    assert_eq!(store.get_event_type(Test, "user.created").await.unwrap(), None);
+    let in_test = store.list_event_types(Test, true, &first(50, ASC)).await.unwrap();
     assert_eq!(shape(&in_test), (vec![], false));
     let delete = store.delete_event_type(Test, "user.created").await;
     assert_not_found(delete, "delete through Test");
@@ -498,14 +396,8 @@ pub async fn event_types_are_scoped_by_environment(store: &dyn Store) {
     let mut test = event_type(Test, "user.created", false, at(1));
     test.description = "sandbox copy".to_string();
     store.upsert_event_type(&test).await.unwrap();
-    assert_eq!(
-        store.get_event_type(Test, "user.created").await.unwrap(),
-        Some(test)
-    );
-    assert_eq!(
-        store.get_event_type(Live, "user.created").await.unwrap(),
-        Some(live)
-    );
+    assert_eq!(store.get_event_type(Test, "user.created").await.unwrap(), Some(test));
+    assert_eq!(store.get_event_type(Live, "user.created").await.unwrap(), Some(live));
 }
 
 /// Event types list by name in both orders with keyset cursors; archived ones only on request.
@@ -517,9 +409,8 @@ pub async fn event_types_list_by_name_and_hide_archived_unless_asked(store: &dyn
         store.upsert_event_type(et).await.unwrap();
     }
     let ets = [a.clone(), b.clone(), c.clone()];
-    let list = |archived: bool, page: PageRequest| async move {
-        store.list_event_types(Live, archived, &page).await.unwrap()
-    };
+    let list =
+        |archived: bool, page: PageRequest| async move { store.list_event_types(Live, archived, &page).await.unwrap() };
 
     let visible = list(false, first(50, ASC)).await;
     assert_eq!((visible.items, visible.has_more), (vec![a, c], false));
@@ -542,18 +433,9 @@ pub async fn event_types_list_by_name_and_hide_archived_unless_asked(store: &dyn
 pub async fn event_type_delete_removes_it_for_good(store: &dyn Store) {
     let et = event_type(Live, "user.created", false, at(0));
     store.upsert_event_type(&et).await.unwrap();
-    store
-        .delete_event_type(Live, "user.created")
-        .await
-        .expect("delete");
-    assert_eq!(
-        store.get_event_type(Live, "user.created").await.unwrap(),
-        None
-    );
-    let listed = store
-        .list_event_types(Live, true, &first(50, ASC))
-        .await
-        .unwrap();
+    store.delete_event_type(Live, "user.created").await.expect("delete");
+    assert_eq!(store.get_event_type(Live, "user.created").await.unwrap(), None);
+    let listed = store.list_event_types(Live, true, &first(50, ASC)).await.unwrap();
     assert_eq!(shape(&listed), (vec![], false));
     let again = store.delete_event_type(Live, "user.created").await;
     assert_not_found(again, "second delete");

@@ -41,15 +41,13 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use hookd_core::id::IdKind;
 use hookd_core::model::Environment::{Live, Test};
 use hookd_core::model::MessageStatus::{Fail, Pending, Sending, Success};
-use hookd_core::model::{
-    Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType,
-};
+use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::{
-    AttemptFilter, AttemptRecord, ClaimedDelivery, Cursor, DeliveryState, MessageFilter,
-    NewDelivery, Page, PageRequest, Store, StoreError, StoreResult, TokenRecord,
+    AttemptFilter, AttemptRecord, ClaimedDelivery, Cursor, DeliveryState, MessageFilter, NewDelivery, Page,
+    PageRequest, Store, StoreError, StoreResult, TokenRecord,
 };
 
 /// What a backend's factory hands the suite: the store under test, plus anything that must live
@@ -280,10 +278,7 @@ async fn app_with_endpoint(store: &dyn Store, g: &mut Gen) -> (Application, Endp
 async fn send(store: &dyn Store, g: &mut Gen, ep: &Endpoint, t: i64) -> (Message, NewDelivery) {
     let msg = g.message(&ep.app_id, "user.created", at(t));
     let d = g.delivery(&msg, &ep.id, at(t));
-    store
-        .create_message(&msg, slice::from_ref(&d))
-        .await
-        .unwrap();
+    store.create_message(&msg, slice::from_ref(&d)).await.unwrap();
     (msg, d)
 }
 
@@ -400,10 +395,7 @@ fn pick<T: Keyed>(items: &[T], idx: &[usize]) -> Vec<String> {
 }
 
 fn keys<T: Keyed>(page: &Page<T>) -> Vec<String> {
-    page.items
-        .iter()
-        .map(|item| item.key().to_string())
-        .collect()
+    page.items.iter().map(|item| item.key().to_string()).collect()
 }
 
 /// A page as its keys and `has_more`.

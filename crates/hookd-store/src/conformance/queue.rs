@@ -15,10 +15,7 @@ pub async fn message_is_found_by_id_and_by_event_id(store: &dyn Store) {
     msg.channels = Some(strings(&["eu", "vip"]));
     msg.payload = Some(r#"{"id": 1,  "name":"Ada"}"#.to_string());
     let d = g.delivery(&msg, &ep.id, at(5));
-    store
-        .create_message(&msg, &[d])
-        .await
-        .expect("create message");
+    store.create_message(&msg, &[d]).await.expect("create message");
 
     let get = |app_id: &str, key: &str| {
         let (app_id, key) = (app_id.to_string(), key.to_string());
@@ -33,9 +30,7 @@ pub async fn message_is_found_by_id_and_by_event_id(store: &dyn Store) {
 
 /// A second message with a taken event id is `Conflict`, and none of its deliveries are stored;
 /// another application may use the same event id.
-pub async fn duplicate_event_id_is_a_conflict_and_inserts_none_of_its_deliveries(
-    store: &dyn Store,
-) {
+pub async fn duplicate_event_id_is_a_conflict_and_inserts_none_of_its_deliveries(store: &dyn Store) {
     let mut g = Gen::new();
     let (app, ep) = app_with_endpoint(store, &mut g).await;
     let ep2 = g.endpoint(&app.id, None, at(1));
@@ -50,24 +45,15 @@ pub async fn duplicate_event_id_is_a_conflict_and_inserts_none_of_its_deliveries
 
     let mut retry = g.message(&app.id, "user.created", at(3));
     retry.event_id = Some("evt-1".to_string());
-    let rejected = [
-        g.delivery(&retry, &ep.id, at(3)),
-        g.delivery(&retry, &ep2.id, at(3)),
-    ];
+    let rejected = [g.delivery(&retry, &ep.id, at(3)), g.delivery(&retry, &ep2.id, at(3))];
     let result = store.create_message(&retry, &rejected).await;
     assert_conflict(result, "same event id, same application");
 
     assert_eq!(store.get_message(&app.id, &retry.id).await.unwrap(), None);
-    assert_eq!(
-        store.get_message(&app.id, "evt-1").await.unwrap(),
-        Some(original)
-    );
+    assert_eq!(store.get_message(&app.id, "evt-1").await.unwrap(), Some(original));
     assert_eq!(store.get_delivery(&retry.id, &ep.id).await.unwrap(), None);
     assert_eq!(store.get_delivery(&retry.id, &ep2.id).await.unwrap(), None);
-    let listed = store
-        .list_message_deliveries(&retry.id, &first(50, ASC))
-        .await
-        .unwrap();
+    let listed = store.list_message_deliveries(&retry.id, &first(50, ASC)).await.unwrap();
     assert_eq!(shape(&listed), (vec![], false));
     assert_eq!(claim(store, 10, 40).await, vec![delivered.id]);
 
@@ -112,10 +98,7 @@ pub async fn messages_list_newest_first_and_filter_by_type_channel_and_time(stor
     let find = |filter: MessageFilter| async move { keys(&list(filter, everything()).await) };
 
     let all = list(MessageFilter::default(), everything()).await;
-    assert_eq!(
-        (all.items, all.has_more),
-        (m.iter().rev().cloned().collect(), false)
-    );
+    assert_eq!((all.items, all.has_more), (m.iter().rev().cloned().collect(), false));
     let page = list(MessageFilter::default(), first(50, ASC)).await;
     assert_eq!(shape(&page), (pick(&m, &[0, 1, 2, 3]), false));
     let page = list(MessageFilter::default(), first(3, DESC)).await;
@@ -147,10 +130,7 @@ pub async fn claim_due_leases_only_deliveries_that_are_due_and_unleased(store: &
     let mut g = Gen::new();
     let (app, ep) = app_with_endpoint(store, &mut g).await;
     let msg = g.message(&app.id, "user.created", at(0));
-    let (ep_future, ep_leased) = (
-        g.endpoint(&app.id, None, at(0)),
-        g.endpoint(&app.id, None, at(0)),
-    );
+    let (ep_future, ep_leased) = (g.endpoint(&app.id, None, at(0)), g.endpoint(&app.id, None, at(0)));
     store.create_endpoint(&ep_future).await.unwrap();
     store.create_endpoint(&ep_leased).await.unwrap();
     let due = g.delivery(&msg, &ep.id, at(0));
@@ -174,11 +154,7 @@ pub async fn claim_due_leases_only_deliveries_that_are_due_and_unleased(store: &
     };
     assert_eq!(claims, vec![expected]);
     assert_eq!(claim(store, 20, 50).await, Vec::<String>::new());
-    let state = store
-        .get_delivery(&msg.id, &ep.id)
-        .await
-        .unwrap()
-        .expect("delivery");
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
     assert_eq!((state.id, state.status), (due.id, Pending));
 }
 
@@ -202,10 +178,7 @@ pub async fn delivery_created_with_a_lease_is_not_claimed_before_the_lease_ends(
     let msg = g.message(&app.id, "user.created", at(0));
     let mut d = g.delivery(&msg, &ep.id, at(0));
     d.leased_until = Some(at(60));
-    store
-        .create_message(&msg, slice::from_ref(&d))
-        .await
-        .unwrap();
+    store.create_message(&msg, slice::from_ref(&d)).await.unwrap();
 
     assert_eq!(claim(store, 0, 30).await, Vec::<String>::new());
     assert_eq!(claim(store, 59, 90).await, Vec::<String>::new());
@@ -265,18 +238,12 @@ pub async fn recorded_attempt_is_readable_and_listed_by_message_and_endpoint(sto
 
     assert_eq!(claim(store, 0, 30).await, vec![d.id.clone()]);
     let outcome = g.outcome(&d, at(1), 503, Sending, Some(at(60)));
-    store
-        .record_attempts(slice::from_ref(&outcome))
-        .await
-        .expect("record");
+    store.record_attempts(slice::from_ref(&outcome)).await.expect("record");
     let attempt = outcome.attempt;
 
     let found = store.get_attempt(&msg.id, &attempt.id).await.unwrap();
     assert_eq!(found, Some(attempt.clone()));
-    assert_eq!(
-        store.get_attempt(&other_msg.id, &attempt.id).await.unwrap(),
-        None
-    );
+    assert_eq!(store.get_attempt(&other_msg.id, &attempt.id).await.unwrap(), None);
     let list = |msg_id: Option<&str>, endpoint_id: Option<&str>| {
         let filter = AttemptFilter {
             app_id: app.id.clone(),
@@ -287,26 +254,13 @@ pub async fn recorded_attempt_is_readable_and_listed_by_message_and_endpoint(sto
         async move { store.list_attempts(&filter, &everything()).await.unwrap() }
     };
     let by_msg = list(Some(&msg.id), None).await;
-    assert_eq!(
-        (by_msg.items, by_msg.has_more),
-        (vec![attempt.clone()], false)
-    );
+    assert_eq!((by_msg.items, by_msg.has_more), (vec![attempt.clone()], false));
     assert_eq!(list(None, Some(&ep.id)).await.items, vec![attempt.clone()]);
     assert_eq!(list(Some(&msg.id), Some(&ep.id)).await.items, vec![attempt]);
-    assert_eq!(
-        list(Some(&other_msg.id), None).await.items,
-        Vec::<Attempt>::new()
-    );
-    assert_eq!(
-        list(None, Some(&other_ep.id)).await.items,
-        Vec::<Attempt>::new()
-    );
+    assert_eq!(list(Some(&other_msg.id), None).await.items, Vec::<Attempt>::new());
+    assert_eq!(list(None, Some(&other_ep.id)).await.items, Vec::<Attempt>::new());
 
-    let state = store
-        .get_delivery(&msg.id, &ep.id)
-        .await
-        .unwrap()
-        .expect("delivery");
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
     let expected = (d.id, Sending, Some(at(60)));
     assert_eq!((state.id, state.status, state.next_attempt_at), expected);
 }
@@ -334,21 +288,14 @@ pub async fn finished_delivery_is_never_claimed_again(store: &dyn Store) {
     let (_, ep) = app_with_endpoint(store, &mut g).await;
     let (msg, d) = send(store, &mut g, &ep, 0).await;
     let (failed_msg, failed) = send(store, &mut g, &ep, 0).await;
-    assert_eq!(
-        claim(store, 0, 30).await,
-        sorted([d.id.clone(), failed.id.clone()])
-    );
+    assert_eq!(claim(store, 0, 30).await, sorted([d.id.clone(), failed.id.clone()]));
     let outcomes = [
         g.outcome(&d, at(1), 204, Success, None),
         g.outcome(&failed, at(1), 410, Fail, None),
     ];
     store.record_attempts(&outcomes).await.unwrap();
 
-    let state = store
-        .get_delivery(&msg.id, &ep.id)
-        .await
-        .unwrap()
-        .expect("delivery");
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
     assert_eq!((state.status, state.next_attempt_at), (Success, None));
     let state = store
         .get_delivery(&failed_msg.id, &ep.id)
@@ -356,10 +303,7 @@ pub async fn finished_delivery_is_never_claimed_again(store: &dyn Store) {
         .unwrap()
         .expect("delivery");
     assert_eq!((state.status, state.next_attempt_at), (Fail, None));
-    assert_eq!(
-        claim(store, 10_000_000, 10_000_030).await,
-        Vec::<String>::new()
-    );
+    assert_eq!(claim(store, 10_000_000, 10_000_030).await, Vec::<String>::new());
 }
 
 /// Recording an attempt clears the lease at once, so an immediate retry is claimable before the
@@ -385,10 +329,7 @@ pub async fn release_stale_leases_makes_leased_deliveries_claimable_again(store:
     let msg = g.message(&app.id, "user.created", at(1));
     let mut handed_over = g.delivery(&msg, &ep.id, at(1));
     handed_over.leased_until = Some(at(1000));
-    store
-        .create_message(&msg, slice::from_ref(&handed_over))
-        .await
-        .unwrap();
+    store.create_message(&msg, slice::from_ref(&handed_over)).await.unwrap();
     let (_, finished) = send(store, &mut g, &ep, 2).await;
     assert_eq!(claim(store, 2, 1000).await, vec![finished.id.clone()]);
     let success = g.outcome(&finished, at(3), 200, Success, None);
@@ -412,16 +353,9 @@ pub async fn manual_schedule_makes_a_finished_delivery_due_as_a_manual_attempt(s
 
     let mut proposal = d.clone();
     (proposal.id, proposal.due_at) = (g.id(IdKind::Delivery, at(50)), at(50));
-    let id = store
-        .schedule_manual(&proposal, at(50))
-        .await
-        .expect("schedule");
+    let id = store.schedule_manual(&proposal, at(50)).await.expect("schedule");
     assert_eq!(id, d.id);
-    let state = store
-        .get_delivery(&msg.id, &ep.id)
-        .await
-        .unwrap()
-        .expect("delivery");
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
     assert_eq!((&state.id, state.next_attempt_at), (&d.id, Some(at(50))));
 
     let claims = store.claim_due(at(50), at(80), 10).await.unwrap();
@@ -433,44 +367,26 @@ pub async fn manual_schedule_makes_a_finished_delivery_due_as_a_manual_attempt(s
 
     let mut manual = g.outcome(&d, at(51), 500, Fail, None);
     (manual.attempt.trigger_type, manual.attempt.attempt_number) = (TriggerType::Manual, 2);
-    store
-        .record_attempts(slice::from_ref(&manual))
-        .await
-        .unwrap();
-    let found = store
-        .get_attempt(&msg.id, &manual.attempt.id)
-        .await
-        .unwrap();
+    store.record_attempts(slice::from_ref(&manual)).await.unwrap();
+    let found = store.get_attempt(&msg.id, &manual.attempt.id).await.unwrap();
     assert_eq!(found, Some(manual.attempt));
-    let state = store
-        .get_delivery(&msg.id, &ep.id)
-        .await
-        .unwrap()
-        .expect("delivery");
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
     assert_eq!((state.status, state.next_attempt_at), (Fail, None));
     assert_eq!(claim(store, 10_000, 10_030).await, Vec::<String>::new());
 }
 
 /// Sending a message to an endpoint it never went to creates the delivery, pending and due now
 /// as a manual attempt.
-pub async fn manual_schedule_creates_the_delivery_when_the_endpoint_never_had_one(
-    store: &dyn Store,
-) {
+pub async fn manual_schedule_creates_the_delivery_when_the_endpoint_never_had_one(store: &dyn Store) {
     let mut g = Gen::new();
     let (app, ep) = app_with_endpoint(store, &mut g).await;
     let (msg, _) = send(store, &mut g, &ep, 0).await;
     let newcomer = g.endpoint(&app.id, None, at(5));
     store.create_endpoint(&newcomer).await.unwrap();
-    assert_eq!(
-        store.get_delivery(&msg.id, &newcomer.id).await.unwrap(),
-        None
-    );
+    assert_eq!(store.get_delivery(&msg.id, &newcomer.id).await.unwrap(), None);
 
     let d = g.delivery(&msg, &newcomer.id, at(50));
-    assert_eq!(
-        store.schedule_manual(&d, at(50)).await.expect("schedule"),
-        d.id
-    );
+    assert_eq!(store.schedule_manual(&d, at(50)).await.expect("schedule"), d.id);
     let state = store
         .get_delivery(&msg.id, &newcomer.id)
         .await
@@ -478,18 +394,10 @@ pub async fn manual_schedule_creates_the_delivery_when_the_endpoint_never_had_on
         .expect("created");
     let expected = (&d.id, &msg.id, Pending, Some(at(50)));
     assert_eq!(
-        (
-            &state.id,
-            &state.msg_id,
-            state.status,
-            state.next_attempt_at
-        ),
+        (&state.id, &state.msg_id, state.status, state.next_attempt_at),
         expected
     );
-    assert!(
-        !claim(store, 49, 80).await.contains(&d.id),
-        "claimed before it was due"
-    );
+    assert!(!claim(store, 49, 80).await.contains(&d.id), "claimed before it was due");
 
     let claims = store.claim_due(at(50), at(80), 10).await.unwrap();
     let c = claimed(&claims, &d.id);
@@ -511,10 +419,7 @@ pub async fn manual_schedule_makes_a_delivery_on_its_schedule_due_now(store: &dy
     let (app, ep) = app_with_endpoint(store, &mut g).await;
     let msg = g.message(&app.id, "user.created", at(0));
     let d = g.delivery(&msg, &ep.id, at(1000));
-    store
-        .create_message(&msg, slice::from_ref(&d))
-        .await
-        .unwrap();
+    store.create_message(&msg, slice::from_ref(&d)).await.unwrap();
     assert_eq!(claim(store, 10, 40).await, Vec::<String>::new());
 
     assert_eq!(store.schedule_manual(&d, at(10)).await.unwrap(), d.id);
@@ -525,17 +430,12 @@ pub async fn manual_schedule_makes_a_delivery_on_its_schedule_due_now(store: &dy
 pub async fn message_deliveries_page_by_endpoint_id(store: &dyn Store) {
     let mut g = Gen::new();
     let (app, e0) = app_with_endpoint(store, &mut g).await;
-    let (e1, e2) = (
-        g.endpoint(&app.id, None, at(1)),
-        g.endpoint(&app.id, None, at(2)),
-    );
+    let (e1, e2) = (g.endpoint(&app.id, None, at(1)), g.endpoint(&app.id, None, at(2)));
     store.create_endpoint(&e1).await.unwrap();
     store.create_endpoint(&e2).await.unwrap();
     let eps = [e0, e1, e2];
     let msg = g.message(&app.id, "user.created", at(10));
-    let ds: Vec<NewDelivery> = [2, 0, 1]
-        .map(|i| g.delivery(&msg, &eps[i].id, at(10)))
-        .into();
+    let ds: Vec<NewDelivery> = [2, 0, 1].map(|i| g.delivery(&msg, &eps[i].id, at(10))).into();
     store.create_message(&msg, &ds).await.unwrap();
     send(store, &mut g, &eps[0], 11).await;
     let list = |page| {
@@ -543,24 +443,13 @@ pub async fn message_deliveries_page_by_endpoint_id(store: &dyn Store) {
         async move { store.list_message_deliveries(&msg_id, &page).await.unwrap() }
     };
 
-    assert_eq!(
-        shape(&list(first(2, ASC)).await),
-        (pick(&eps, &[0, 1]), true)
-    );
-    assert_eq!(
-        shape(&list(after(&eps[1].id, 2, ASC)).await),
-        (pick(&eps, &[2]), false)
-    );
+    assert_eq!(shape(&list(first(2, ASC)).await), (pick(&eps, &[0, 1]), true));
+    assert_eq!(shape(&list(after(&eps[1].id, 2, ASC)).await), (pick(&eps, &[2]), false));
     let newest = list(first(50, DESC)).await;
     assert_eq!(shape(&newest), (pick(&eps, &[2, 1, 0]), false));
 
-    let expected: Vec<_> = [0, 2, 1]
-        .map(|i| (ds[i].id.clone(), Pending, Some(at(10))))
-        .into();
-    let states = newest
-        .items
-        .into_iter()
-        .map(|s| (s.id, s.status, s.next_attempt_at));
+    let expected: Vec<_> = [0, 2, 1].map(|i| (ds[i].id.clone(), Pending, Some(at(10)))).into();
+    let states = newest.items.into_iter().map(|s| (s.id, s.status, s.next_attempt_at));
     assert_eq!(states.collect::<Vec<_>>(), expected);
 }
 
@@ -575,10 +464,7 @@ pub async fn endpoint_deliveries_list_newest_message_first_and_filter_by_status(
     let m1 = g.message(&app.id, "invoice.paid", at(10));
     let d1 = g.delivery(&m1, &ep.id, at(10));
     let to_other = g.delivery(&m1, &other_ep.id, at(10));
-    store
-        .create_message(&m1, &[d1.clone(), to_other])
-        .await
-        .unwrap();
+    store.create_message(&m1, &[d1.clone(), to_other]).await.unwrap();
     let (m2, d2) = send(store, &mut g, &ep, 20).await;
     send(store, &mut g, &other_ep, 30).await;
     let outcomes = [
@@ -589,12 +475,7 @@ pub async fn endpoint_deliveries_list_newest_message_first_and_filter_by_status(
     let m = [m0, m1, m2];
     let list = |filter: MessageFilter, page: PageRequest| {
         let ep_id = ep.id.clone();
-        async move {
-            store
-                .list_endpoint_deliveries(&ep_id, &filter, &page)
-                .await
-                .unwrap()
-        }
+        async move { store.list_endpoint_deliveries(&ep_id, &filter, &page).await.unwrap() }
     };
     let find = |filter: MessageFilter| async move { keys(&list(filter, everything()).await) };
 
@@ -602,11 +483,8 @@ pub async fn endpoint_deliveries_list_newest_message_first_and_filter_by_status(
     let messages: Vec<Message> = all.items.iter().map(|(_, m)| m.clone()).collect();
     assert_eq!(messages, vec![m[2].clone(), m[1].clone(), m[0].clone()]);
     let states = all.items.into_iter();
-    let states: Vec<_> = states
-        .map(|(d, _)| (d.id, d.endpoint_id, d.status))
-        .collect();
-    let expected =
-        [(d2, Pending), (d1, Fail), (d0, Success)].map(|(d, s)| (d.id, ep.id.clone(), s));
+    let states: Vec<_> = states.map(|(d, _)| (d.id, d.endpoint_id, d.status)).collect();
+    let expected = [(d2, Pending), (d1, Fail), (d0, Success)].map(|(d, s)| (d.id, ep.id.clone(), s));
     assert_eq!(states, expected);
 
     let page = list(MessageFilter::default(), first(2, DESC)).await;
@@ -656,9 +534,8 @@ pub async fn attempts_filter_by_status_and_status_code_class(store: &dyn Store) 
         app_id: app.id.clone(),
         ..Default::default()
     };
-    let list = |filter: AttemptFilter, page: PageRequest| async move {
-        store.list_attempts(&filter, &page).await.unwrap()
-    };
+    let list =
+        |filter: AttemptFilter, page: PageRequest| async move { store.list_attempts(&filter, &page).await.unwrap() };
     let find = |filter: AttemptFilter| async move { keys(&list(filter, everything()).await) };
 
     let all = list(of_app.clone(), everything()).await;
@@ -696,56 +573,36 @@ pub async fn attempts_filter_by_status_and_status_code_class(store: &dyn Store) 
 
     let mut states = Vec::new();
     for (msg, _) in &sent {
-        let state = store
-            .get_delivery(&msg.id, &ep.id)
-            .await
-            .unwrap()
-            .expect("delivery");
+        let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
         states.push((state.status, state.next_attempt_at));
     }
     let retry = Some(at(1000));
     assert_eq!(
         states,
-        [
-            (Success, None),
-            (Sending, retry),
-            (Sending, retry),
-            (Fail, None)
-        ]
+        [(Success, None), (Sending, retry), (Sending, retry), (Fail, None)]
     );
 }
 
 /// Deleting an application takes its endpoints, messages, deliveries and attempts with it and
 /// leaves other applications untouched.
-pub async fn deleting_an_application_removes_its_endpoints_messages_deliveries_and_attempts(
-    store: &dyn Store,
-) {
+pub async fn deleting_an_application_removes_its_endpoints_messages_deliveries_and_attempts(store: &dyn Store) {
     let mut g = Gen::new();
     let (doomed, ep) = app_with_endpoint(store, &mut g).await;
     let (msg, d) = send(store, &mut g, &ep, 1).await;
     let (_, pending) = send(store, &mut g, &ep, 2).await;
     let outcome = g.outcome(&d, at(3), 200, Success, None);
-    store
-        .record_attempts(slice::from_ref(&outcome))
-        .await
-        .unwrap();
+    store.record_attempts(slice::from_ref(&outcome)).await.unwrap();
     let kept = g.app(Live, None, at(4));
     store.create_application(&kept).await.unwrap();
     let kept_ep = g.endpoint(&kept.id, None, at(4));
     store.create_endpoint(&kept_ep).await.unwrap();
     let (kept_msg, kept_d) = send(store, &mut g, &kept_ep, 5).await;
 
-    store
-        .delete_application(Live, &doomed.id)
-        .await
-        .expect("delete");
+    store.delete_application(Live, &doomed.id).await.expect("delete");
 
     assert_eq!(store.get_application(Live, &doomed.id).await.unwrap(), None);
     assert_eq!(store.get_endpoint(&doomed.id, &ep.id).await.unwrap(), None);
-    assert_eq!(
-        store.all_endpoints(&doomed.id).await.unwrap(),
-        Vec::<Endpoint>::new()
-    );
+    assert_eq!(store.all_endpoints(&doomed.id).await.unwrap(), Vec::<Endpoint>::new());
     assert_eq!(store.get_message(&doomed.id, &msg.id).await.unwrap(), None);
     let unfiltered = MessageFilter::default();
     let msgs = store
@@ -754,25 +611,14 @@ pub async fn deleting_an_application_removes_its_endpoints_messages_deliveries_a
         .unwrap();
     assert_eq!(shape(&msgs), (vec![], false));
     assert_eq!(store.get_delivery(&msg.id, &ep.id).await.unwrap(), None);
-    let deliveries = store
-        .list_endpoint_deliveries(&ep.id, &unfiltered, &everything())
-        .await;
+    let deliveries = store.list_endpoint_deliveries(&ep.id, &unfiltered, &everything()).await;
     assert_eq!(shape(&deliveries.unwrap()), (vec![], false));
-    assert_eq!(
-        store
-            .get_attempt(&msg.id, &outcome.attempt.id)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(store.get_attempt(&msg.id, &outcome.attempt.id).await.unwrap(), None);
     let of_doomed = AttemptFilter {
         app_id: doomed.id.clone(),
         ..Default::default()
     };
-    let attempts = store
-        .list_attempts(&of_doomed, &everything())
-        .await
-        .unwrap();
+    let attempts = store.list_attempts(&of_doomed, &everything()).await.unwrap();
     assert_eq!(shape(&attempts), (vec![], false));
 
     let claims = claim(store, 100, 200).await;

@@ -12,17 +12,12 @@ use crate::ops::applications::{self as ops, ApplicationIn, ApplicationPatch};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/app", get(list).post(create)).route(
-        "/app/{app_id}",
-        get(fetch).put(upsert).patch(patch).delete(delete),
-    )
+    Router::new()
+        .route("/app", get(list).post(create))
+        .route("/app/{app_id}", get(fetch).put(upsert).patch(patch).delete(delete))
 }
 
-async fn list(
-    State(s): State<AppState>,
-    caller: Caller,
-    q: Query,
-) -> ApiResult<Json<ListResponse<ApplicationOut>>> {
+async fn list(State(s): State<AppState>, caller: Caller, q: Query) -> ApiResult<Json<ListResponse<ApplicationOut>>> {
     caller.require_admin()?;
     let page = ops::list_applications(&s, caller.env, &q.page(true)?).await?;
     Ok(Json(ListResponse::from_page(
@@ -39,13 +34,8 @@ async fn create(
     JsonBody(body): JsonBody<ApplicationIn>,
 ) -> ApiResult<(StatusCode, Json<ApplicationOut>)> {
     caller.require_admin()?;
-    let (app, created) =
-        ops::create_application(&s, caller.env, body, q.bool("get_if_exists", false)?).await?;
-    let code = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let (app, created) = ops::create_application(&s, caller.env, body, q.bool("get_if_exists", false)?).await?;
+    let code = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((code, Json(app.into())))
 }
 
@@ -65,11 +55,7 @@ async fn upsert(
 ) -> ApiResult<(StatusCode, Json<ApplicationOut>)> {
     caller.require_admin()?;
     let (app, created) = ops::upsert_application(&s, caller.env, &app_id, body).await?;
-    let code = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let code = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((code, Json(app.into())))
 }
 
@@ -81,17 +67,11 @@ async fn patch(
 ) -> ApiResult<Json<ApplicationOut>> {
     caller.require_admin()?;
     Ok(Json(
-        ops::patch_application(&s, caller.env, &app_id, body)
-            .await?
-            .into(),
+        ops::patch_application(&s, caller.env, &app_id, body).await?.into(),
     ))
 }
 
-async fn delete(
-    State(s): State<AppState>,
-    caller: Caller,
-    Path(app_id): Path<String>,
-) -> ApiResult<StatusCode> {
+async fn delete(State(s): State<AppState>, caller: Caller, Path(app_id): Path<String>) -> ApiResult<StatusCode> {
     caller.require_admin()?;
     ops::delete_application(&s, caller.env, &app_id).await?;
     Ok(StatusCode::NO_CONTENT)

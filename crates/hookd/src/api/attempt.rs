@@ -18,21 +18,12 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/app/{app_id}/attempt/endpoint/{endpoint_id}",
-            get(by_endpoint),
-        )
+        .route("/app/{app_id}/attempt/endpoint/{endpoint_id}", get(by_endpoint))
         .route("/app/{app_id}/attempt/msg/{msg_id}", get(by_message))
         .route("/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", get(one))
         .route("/app/{app_id}/msg/{msg_id}/endpoint", get(destinations))
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/msg",
-            get(attempted_messages),
-        )
-        .route(
-            "/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
-            post(resend),
-        )
+        .route("/app/{app_id}/endpoint/{endpoint_id}/msg", get(attempted_messages))
+        .route("/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", post(resend))
 }
 
 fn status_param(q: &Query) -> ApiResult<Option<MessageStatus>> {
@@ -77,11 +68,7 @@ async fn by_endpoint(
         ..attempt_filter(&q, &app.id)?
     };
     let page = ops::list_attempts(&s, &filter, &q.page(false)?).await?;
-    Ok(Json(ListResponse::from_page(
-        page,
-        |a| a.id.clone(),
-        AttemptOut::from,
-    )))
+    Ok(Json(ListResponse::from_page(page, |a| a.id.clone(), AttemptOut::from)))
 }
 
 async fn by_message(
@@ -102,11 +89,7 @@ async fn by_message(
         ..attempt_filter(&q, &app.id)?
     };
     let page = ops::list_attempts(&s, &filter, &q.page(false)?).await?;
-    Ok(Json(ListResponse::from_page(
-        page,
-        |a| a.id.clone(),
-        AttemptOut::from,
-    )))
+    Ok(Json(ListResponse::from_page(page, |a| a.id.clone(), AttemptOut::from)))
 }
 
 async fn one(
@@ -116,9 +99,7 @@ async fn one(
 ) -> ApiResult<Json<AttemptOut>> {
     let app = app_for(&s, &caller, &app_id).await?;
     let message = messages::get_message(&s, &app, &msg_id).await?;
-    Ok(Json(
-        ops::get_attempt(&s, &message, &attempt_id).await?.into(),
-    ))
+    Ok(Json(ops::get_attempt(&s, &message, &attempt_id).await?.into()))
 }
 
 async fn destinations(

@@ -30,11 +30,7 @@ pub struct ListResponse<T> {
 
 impl<T> ListResponse<T> {
     /// Builds the envelope from a page and the key of each item.
-    pub fn from_page<U>(
-        page: Page<U>,
-        key: impl Fn(&U) -> String,
-        out: impl FnMut(U) -> T,
-    ) -> ListResponse<T> {
+    pub fn from_page<U>(page: Page<U>, key: impl Fn(&U) -> String, out: impl FnMut(U) -> T) -> ListResponse<T> {
         let iterator = page.items.last().map(&key);
         let prev_iterator = page.items.first().map(|i| format!("-{}", key(i)));
         ListResponse {

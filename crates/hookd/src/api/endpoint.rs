@@ -37,11 +37,7 @@ async fn list(
 ) -> ApiResult<Json<ListResponse<EndpointOut>>> {
     let app = app_for(&s, &caller, &app_id).await?;
     let page = ops::list_endpoints(&s, &app, &q.page(false)?).await?;
-    Ok(Json(ListResponse::from_page(
-        page,
-        |e| e.id.clone(),
-        EndpointOut::from,
-    )))
+    Ok(Json(ListResponse::from_page(page, |e| e.id.clone(), EndpointOut::from)))
 }
 
 async fn create(
@@ -74,11 +70,7 @@ async fn upsert(
 ) -> ApiResult<(StatusCode, Json<EndpointOut>)> {
     let app = app_for(&s, &caller, &app_id).await?;
     let (endpoint, created) = ops::upsert_endpoint(&s, &app, &ep, body).await?;
-    let code = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let code = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((code, Json(endpoint.into())))
 }
 

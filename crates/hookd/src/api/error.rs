@@ -92,9 +92,7 @@ impl From<OpsError> for ApiError {
             OpsError::NotFound(_) => ApiError::NotFound,
             OpsError::Conflict { code, detail } => ApiError::Conflict { code, detail },
             OpsError::BadRequest { code, detail } => ApiError::BadRequest { code, detail },
-            OpsError::Invalid(fields) => {
-                ApiError::Validation(fields.into_iter().map(body_item).collect())
-            }
+            OpsError::Invalid(fields) => ApiError::Validation(fields.into_iter().map(body_item).collect()),
             OpsError::Store(e) => e.into(),
         }
     }
@@ -137,26 +135,16 @@ impl IntoResponse for ApiError {
                 "insufficient access",
                 "Insufficient access for the given token".to_string(),
             ),
-            ApiError::NotFound => (
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "Entity not found".to_string(),
-            ),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "Entity not found".to_string()),
             ApiError::Conflict { code, detail } => (StatusCode::CONFLICT, *code, detail.clone()),
-            ApiError::BadRequest { code, detail } => {
-                (StatusCode::BAD_REQUEST, *code, detail.clone())
-            }
+            ApiError::BadRequest { code, detail } => (StatusCode::BAD_REQUEST, *code, detail.clone()),
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "Request body is too large".to_string(),
             ),
             ApiError::Validation(items) => {
-                return (
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    Json(json!({ "detail": items })),
-                )
-                    .into_response();
+                return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "detail": items }))).into_response();
             }
             ApiError::Unavailable(e) => {
                 tracing::warn!(error = ?e, "database unavailable");

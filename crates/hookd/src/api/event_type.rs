@@ -14,25 +14,12 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/event-type", get(list).post(create))
-        .route(
-            "/event-type/{name}",
-            get(fetch).put(upsert).patch(patch).delete(delete),
-        )
+        .route("/event-type/{name}", get(fetch).put(upsert).patch(patch).delete(delete))
 }
 
-async fn list(
-    State(s): State<AppState>,
-    caller: Caller,
-    q: Query,
-) -> ApiResult<Json<ListResponse<EventTypeOut>>> {
+async fn list(State(s): State<AppState>, caller: Caller, q: Query) -> ApiResult<Json<ListResponse<EventTypeOut>>> {
     let with_content = q.bool("with_content", false)?;
-    let page = ops::list_event_types(
-        &s,
-        caller.env,
-        q.bool("include_archived", false)?,
-        &q.page(true)?,
-    )
-    .await?;
+    let page = ops::list_event_types(&s, caller.env, q.bool("include_archived", false)?, &q.page(true)?).await?;
     Ok(Json(ListResponse::from_page(
         page,
         |e| e.name.clone(),
@@ -47,10 +34,7 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
     caller.require_admin()?;
     if body.name.is_none() {
-        return Err(super::error::ApiError::field(
-            &["body", "name"],
-            "missing field `name`",
-        ));
+        return Err(super::error::ApiError::field(&["body", "name"], "missing field `name`"));
     }
     let et = ops::create_event_type(&s, caller.env, body).await?;
     Ok((StatusCode::CREATED, Json(EventTypeOut::new(et, true))))
@@ -77,11 +61,7 @@ async fn upsert(
 ) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
     caller.require_admin()?;
     let (et, created) = ops::upsert_event_type(&s, caller.env, &name, body).await?;
-    let code = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let code = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((code, Json(EventTypeOut::new(et, true))))
 }
 

@@ -89,9 +89,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             &bytes
         };
         let de = &mut serde_json::Deserializer::from_slice(text);
-        serde_path_to_error::deserialize(de)
-            .map(JsonBody)
-            .map_err(json_error)
+        serde_path_to_error::deserialize(de).map(JsonBody).map_err(json_error)
     }
 }
 
@@ -108,10 +106,7 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let inner = e.into_inner();
     let msg = inner.to_string();
     // "missing field `eventType`" is reported at the parent; point at the field itself.
-    if let Some(field) = msg
-        .strip_prefix("missing field `")
-        .and_then(|r| r.split('`').next())
-    {
+    if let Some(field) = msg.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
         loc.push(field.to_string());
     }
     let kind = if inner.is_syntax() || inner.is_eof() {
@@ -136,11 +131,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Query, ApiError> {
         let raw = parts.uri.query().unwrap_or("");
-        Ok(Query(
-            form_urlencoded::parse(raw.as_bytes())
-                .into_owned()
-                .collect(),
-        ))
+        Ok(Query(form_urlencoded::parse(raw.as_bytes()).into_owned().collect()))
     }
 }
 
@@ -151,11 +142,7 @@ impl Query {
 
     /// The last value of a scalar parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// All values of a list parameter, comma-separated entries split.
@@ -181,10 +168,7 @@ impl Query {
             None => Ok(default),
             Some("true") | Some("True") | Some("1") => Ok(true),
             Some("false") | Some("False") | Some("0") => Ok(false),
-            Some(other) => Err(ApiError::field(
-                &["query", name],
-                format!("`{other}` is not a boolean"),
-            )),
+            Some(other) => Err(ApiError::field(&["query", name], format!("`{other}` is not a boolean"))),
         }
     }
 
@@ -192,9 +176,8 @@ impl Query {
     pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
         self.get(name)
             .map(|v| {
-                v.parse::<i64>().map_err(|_| {
-                    ApiError::field(&["query", name], format!("`{v}` is not an integer"))
-                })
+                v.parse::<i64>()
+                    .map_err(|_| ApiError::field(&["query", name], format!("`{v}` is not an integer")))
             })
             .transpose()
     }
@@ -209,12 +192,7 @@ impl Query {
         }
         NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f")
             .map(|n| Some(n.and_utc()))
-            .map_err(|_| {
-                ApiError::field(
-                    &["query", name],
-                    format!("`{v}` is not an RFC 3339 date-time"),
-                )
-            })
+            .map_err(|_| ApiError::field(&["query", name], format!("`{v}` is not an RFC 3339 date-time")))
     }
 
     /// `limit`, `iterator` and `order`, with the list's natural order.

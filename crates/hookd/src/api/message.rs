@@ -59,10 +59,7 @@ async fn create(
     }
     let with_content = q.bool("with_content", true)?;
     let message = ops::create_message(&s, caller.env, &app_id, body).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(MessageOut::new(message, with_content)),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(MessageOut::new(message, with_content))))
 }
 
 async fn fetch(

@@ -29,10 +29,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// The whole API, ready to serve (trailing slashes trimmed before routing).
 pub fn router(
     state: AppState,
-) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<
-    NormalizePath<Router>,
-    std::net::SocketAddr,
-> {
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<NormalizePath<Router>, std::net::SocketAddr> {
     let limit = state.config.api.max_body_bytes;
     let api = Router::new()
         .merge(application::router())
@@ -48,17 +45,11 @@ pub fn router(
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state);
     let app = NormalizePathLayer::trim_trailing_slash().layer(app);
-    axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-        std::net::SocketAddr,
-    >(app)
+    axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app)
 }
 
 /// Resolves the application in the path and checks the caller may touch it.
-pub(crate) async fn app_for(
-    state: &AppState,
-    caller: &Caller,
-    key: &str,
-) -> ApiResult<hookd_core::model::Application> {
+pub(crate) async fn app_for(state: &AppState, caller: &Caller, key: &str) -> ApiResult<hookd_core::model::Application> {
     let app = crate::ops::applications::get_application(state, caller.env, key).await?;
     if caller.app_id.as_ref().is_some_and(|only| *only != app.id) {
         // Svix answers 404 rather than 403 so a scoped token cannot probe other applications.

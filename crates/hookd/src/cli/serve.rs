@@ -31,13 +31,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(super::open_store(&config)?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if first_start {
-        let token = crate::auth::create_admin_token(
-            store.as_ref(),
-            Environment::Live,
-            "created at first start",
-            clock.now(),
-        )
-        .await?;
+        let token =
+            crate::auth::create_admin_token(store.as_ref(), Environment::Live, "created at first start", clock.now())
+                .await?;
         println!(
             "hookd: created {} — admin token for the live environment (shown once):",
             config.database_path().display()
@@ -59,8 +55,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("install SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -25,13 +25,8 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Create { store, description } => {
             let config = store.load()?;
             let store = super::open_store(&config)?;
-            let token = crate::auth::create_admin_token(
-                &store,
-                Environment::Live,
-                &description,
-                SystemClock.now(),
-            )
-            .await?;
+            let token =
+                crate::auth::create_admin_token(&store, Environment::Live, &description, SystemClock.now()).await?;
             println!("{token}");
             Ok(())
         }

@@ -56,13 +56,7 @@ pub fn run(args: VerifyArgs) -> ExitCode {
         timestamp: args.timestamp,
         signature: args.signature,
     };
-    match verify(
-        &secret,
-        &headers,
-        &body,
-        chrono::Utc::now().timestamp(),
-        args.tolerance,
-    ) {
+    match verify(&secret, &headers, &body, chrono::Utc::now().timestamp(), args.tolerance) {
         Ok(()) => {
             println!("valid");
             ExitCode::SUCCESS

@@ -24,7 +24,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use hookd_core::model::{Message, TriggerType};
 use hookd_core::retry::RetryPolicy;
-use hookd_store::{ClaimedDelivery, NewDelivery, Store};
+use hookd_store::{AttemptRecord, ClaimedDelivery, NewDelivery, Store};
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -35,8 +35,11 @@ use crate::state::EndpointCache;
 
 pub use send::USER_AGENT;
 
-/// Largest number of deliveries waiting in memory for a send slot.
-const QUEUE_CAPACITY: usize = 20_000;
+/// Largest number of deliveries handed over but not yet taken by the send loop.
+const QUEUE_CAPACITY: usize = 10_000;
+/// Largest number of deliveries taken by the send loop and not finished (waiting for a slot or
+/// being sent). Together with the queue this bounds the memory held by pending deliveries.
+const BACKLOG: usize = 10_000;
 /// Most deliveries claimed by one poll.
 const CLAIM_BATCH: usize = 500;
 
@@ -103,6 +106,7 @@ impl Dispatcher {
             sender: send::Sender::new(config.timeout())?,
             policy: RetryPolicy::with_schedule_secs(&config.retry_schedule),
             global: Arc::new(Semaphore::new(config.max_concurrency)),
+            backlog: Arc::new(Semaphore::new(BACKLOG)),
             endpoint_cap: config.endpoint_concurrency,
             per_endpoint: Arc::new(Mutex::new(HashMap::new())),
             in_flight: Arc::new(Mutex::new(HashSet::new())),
@@ -150,6 +154,7 @@ pub struct Worker {
     sender: send::Sender,
     policy: RetryPolicy,
     global: Arc<Semaphore>,
+    backlog: Arc<Semaphore>,
     endpoint_cap: usize,
     per_endpoint: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
     in_flight: Arc<Mutex<HashSet<String>>>,
@@ -163,8 +168,7 @@ impl Worker {
     /// requests in flight and flushes their records.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
-        let (recorder, record_task) =
-            record::Recorder::start(self.store.clone(), self.recorded.clone());
+        let (recorder, record_task) = record::Recorder::start(self.store.clone(), self.recorded.clone());
         let poller = tracker.spawn(poll_loop(
             self.store.clone(),
             self.clock.clone(),
@@ -196,22 +200,28 @@ impl Worker {
             {
                 continue; // already being sent by this process
             }
+            // Bound the deliveries held in memory: while the backlog is full the channel fills
+            // up, the API stops handing work over, and the rest waits in the database.
+            let Ok(backlog) = self.backlog.clone().acquire_owned().await else {
+                break;
+            };
             let endpoint_slot = self.endpoint_semaphore(&job.delivery.endpoint_id);
             let global = self.global.clone();
             let ctx = ctx.clone();
             let in_flight = self.in_flight.clone();
             tracker.spawn(async move {
                 let delivery_id = job.delivery.id.clone();
-                if let (Ok(_ep), Ok(_g)) = (
-                    endpoint_slot.acquire_owned().await,
-                    global.acquire_owned().await,
-                ) {
-                    ctx.attempt(job).await;
+                let record = match (endpoint_slot.acquire_owned().await, global.acquire_owned().await) {
+                    (Ok(_ep), Ok(_g)) => ctx.attempt(job).await,
+                    _ => None,
+                };
+                // Slots are released before the record is queued: a slow database must not
+                // hold up sending.
+                if let Some(record) = record {
+                    ctx.recorder.push(record).await;
                 }
-                in_flight
-                    .lock()
-                    .expect("in-flight set poisoned")
-                    .remove(&delivery_id);
+                in_flight.lock().expect("in-flight set poisoned").remove(&delivery_id);
+                drop(backlog);
             });
         }
         let _ = poller.await;
@@ -261,11 +271,7 @@ async fn poll_loop(
                 backoff = Duration::ZERO;
                 let full_batch = claimed.len() == room;
                 for delivery in claimed {
-                    if in_flight
-                        .lock()
-                        .expect("in-flight set poisoned")
-                        .contains(&delivery.id)
-                    {
+                    if in_flight.lock().expect("in-flight set poisoned").contains(&delivery.id) {
                         continue;
                     }
                     if jobs
@@ -301,24 +307,26 @@ struct SendContext {
 }
 
 impl SendContext {
-    async fn attempt(&self, job: Job) {
+    /// Sends one delivery; `None` when there is nothing to record (the endpoint or application
+    /// is gone, or a read failed and the lease will bring the delivery back).
+    async fn attempt(&self, job: Job) -> Option<AttemptRecord> {
         let d = &job.delivery;
         let endpoint = match self.endpoints.get(&d.app_id, &d.endpoint_id).await {
             Ok(Some(e)) => e,
-            Ok(None) => return, // endpoint deleted: its deliveries went with it
+            Ok(None) => return None, // endpoint deleted: its deliveries went with it
             Err(e) => {
                 tracing::warn!(error = %e, delivery = %d.id, "cannot load endpoint; will retry after the lease");
-                return;
+                return None;
             }
         };
         let message = match job.message {
             Some(m) => m,
             None => match self.store.get_message(&d.app_id, &d.msg_id).await {
                 Ok(Some(m)) => Arc::new(m),
-                Ok(None) => return, // application deleted
+                Ok(None) => return None, // application deleted
                 Err(e) => {
                     tracing::warn!(error = %e, delivery = %d.id, "cannot load message; will retry after the lease");
-                    return;
+                    return None;
                 }
             },
         };
@@ -332,7 +340,7 @@ impl SendContext {
             }
             None => send::SendResult::not_sent("the message payload has expired; nothing was sent"),
         };
-        let record = record::build(
+        Some(record::build(
             d,
             &endpoint,
             &message,
@@ -340,7 +348,6 @@ impl SendContext {
             started,
             &self.policy,
             &mut rand::thread_rng(),
-        );
-        self.recorder.push(record).await;
+        ))
     }
 }

@@ -42,8 +42,7 @@ pub(super) fn build<R: Rng + ?Sized>(
             match policy.next_delay(made as usize, &result.outcome, rng) {
                 _ if success => (MessageStatus::Success, None, made),
                 Some(delay) => {
-                    let at = started
-                        + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                    let at = started + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
                     (MessageStatus::Sending, Some(at), made)
                 }
                 None => (MessageStatus::Fail, None, made),
@@ -83,31 +82,19 @@ pub(super) struct Recorder {
 
 impl Recorder {
     /// Starts the writer task; it ends when every `Recorder` is dropped and the queue is drained.
-    pub(super) fn start(
-        store: Arc<dyn Store>,
-        recorded: watch::Sender<u64>,
-    ) -> (Recorder, JoinHandle<()>) {
+    pub(super) fn start(store: Arc<dyn Store>, recorded: watch::Sender<u64>) -> (Recorder, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4 * BATCH);
-        (
-            Recorder { tx },
-            tokio::spawn(write_loop(store, rx, recorded)),
-        )
+        (Recorder { tx }, tokio::spawn(write_loop(store, rx, recorded)))
     }
 
     pub(super) async fn push(&self, record: AttemptRecord) {
         if self.tx.send(record).await.is_err() {
-            tracing::error!(
-                "attempt recorder stopped; the delivery will be retried after its lease"
-            );
+            tracing::error!("attempt recorder stopped; the delivery will be retried after its lease");
         }
     }
 }
 
-async fn write_loop(
-    store: Arc<dyn Store>,
-    mut rx: mpsc::Receiver<AttemptRecord>,
-    recorded: watch::Sender<u64>,
-) {
+async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<AttemptRecord>, recorded: watch::Sender<u64>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut delay = Duration::from_millis(50);

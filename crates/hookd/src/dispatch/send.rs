@@ -94,9 +94,7 @@ impl Sender {
         // Read only up to the cap: a huge response must not be buffered.
         while body.len() < RESPONSE_CAP {
             match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    body.extend_from_slice(&chunk[..chunk.len().min(RESPONSE_CAP - body.len())])
-                }
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(RESPONSE_CAP - body.len())]),
                 Ok(None) => break,
                 Err(e) if e.is_timeout() => break,
                 Err(_) => break,
@@ -139,26 +137,19 @@ fn signed_headers(
     attempt: i64,
     now: DateTime<Utc>,
 ) -> Result<HeaderMap, String> {
-    let secret =
-        Secret::parse(&endpoint.secret).map_err(|e| format!("endpoint secret unusable: {e}"))?;
+    let secret = Secret::parse(&endpoint.secret).map_err(|e| format!("endpoint secret unusable: {e}"))?;
     let ts = now.timestamp();
     let mut h = HeaderMap::new();
     // Custom headers first, so hookd's own can never be overridden by them.
     for (name, value) in &endpoint.headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
             h.insert(n, v);
         }
     }
     let own = [
         ("webhook-id", msg_id.to_string()),
         ("webhook-timestamp", ts.to_string()),
-        (
-            "webhook-signature",
-            secret.sign(msg_id, ts, payload.as_bytes()),
-        ),
+        ("webhook-signature", secret.sign(msg_id, ts, payload.as_bytes())),
         (ATTEMPT_HEADER, attempt.to_string()),
     ];
     for (name, value) in own {
@@ -208,14 +199,8 @@ mod tests {
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("1.5", now),
-            Some(Duration::from_millis(1500))
-        );
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("1.5", now), Some(Duration::from_millis(1500)));
         assert_eq!(
             parse_retry_after("Thu, 01 Jan 2026 00:02:00 GMT", now),
             Some(Duration::from_secs(120))

@@ -42,20 +42,11 @@ pub struct ApplicationPatch {
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
     /// New rate, or `null` to clear.
-    #[serde(
-        default,
-        alias = "rateLimit",
-        deserialize_with = "super::double_option"
-    )]
+    #[serde(default, alias = "rateLimit", deserialize_with = "super::double_option")]
     pub throttle_rate: Option<Option<u16>>,
 }
 
-fn check(
-    name: &str,
-    uid: Option<&str>,
-    metadata: &BTreeMap<String, String>,
-    throttle: Option<u16>,
-) -> OpsResult<()> {
+fn check(name: &str, uid: Option<&str>, metadata: &BTreeMap<String, String>, throttle: Option<u16>) -> OpsResult<()> {
     let mut p = Problems::default();
     if name.is_empty() {
         p.check(Err(validate::FieldError::new(
@@ -64,11 +55,7 @@ fn check(
         )));
     }
     if let Some(uid) = uid {
-        p.check(validate::check_uid(
-            "uid",
-            uid,
-            IdKind::Application.prefix(),
-        ));
+        p.check(validate::check_uid("uid", uid, IdKind::Application.prefix()));
     }
     p.check(validate::check_metadata("metadata", metadata));
     if throttle == Some(0) {
@@ -99,12 +86,7 @@ pub async fn create_application(
     get_if_exists: bool,
 ) -> OpsResult<(Application, bool)> {
     let metadata = input.metadata.unwrap_or_default();
-    check(
-        &input.name,
-        input.uid.as_deref(),
-        &metadata,
-        input.throttle_rate,
-    )?;
+    check(&input.name, input.uid.as_deref(), &metadata, input.throttle_rate)?;
     if get_if_exists {
         if let Some(uid) = &input.uid {
             if let Some(existing) = state.store.get_application(env, uid).await? {
@@ -140,11 +122,7 @@ pub async fn create_application(
 }
 
 /// The application addressed by id or uid.
-pub async fn get_application(
-    state: &AppState,
-    env: Environment,
-    key: &str,
-) -> OpsResult<Application> {
+pub async fn get_application(state: &AppState, env: Environment, key: &str) -> OpsResult<Application> {
     state
         .store
         .get_application(env, key)
@@ -159,26 +137,18 @@ pub async fn upsert_application(
     key: &str,
     input: ApplicationIn,
 ) -> OpsResult<(Application, bool)> {
-    match state.store.get_application(env, key).await? {
+    match state.apps.get(env, key).await? {
         None => create_application(state, env, input, false).await,
         Some(mut app) => {
             let metadata = input.metadata.unwrap_or_default();
-            check(
-                &input.name,
-                input.uid.as_deref(),
-                &metadata,
-                input.throttle_rate,
-            )?;
+            check(&input.name, input.uid.as_deref(), &metadata, input.throttle_rate)?;
             app.name = input.name;
             app.uid = input.uid;
             app.metadata = metadata;
             app.throttle_rate = input.throttle_rate;
             app.updated_at = state.clock.now();
-            state
-                .store
-                .update_application(&app)
-                .await
-                .map_err(conflict)?;
+            state.store.update_application(&app).await.map_err(conflict)?;
+            state.apps.invalidate();
             Ok((app, false))
         }
     }
@@ -204,18 +174,10 @@ pub async fn patch_application(
     if let Some(rate) = patch.throttle_rate {
         app.throttle_rate = rate;
     }
-    check(
-        &app.name,
-        app.uid.as_deref(),
-        &app.metadata,
-        app.throttle_rate,
-    )?;
+    check(&app.name, app.uid.as_deref(), &app.metadata, app.throttle_rate)?;
     app.updated_at = state.clock.now();
-    state
-        .store
-        .update_application(&app)
-        .await
-        .map_err(conflict)?;
+    state.store.update_application(&app).await.map_err(conflict)?;
+    state.apps.invalidate();
     Ok(app)
 }
 
@@ -223,15 +185,12 @@ pub async fn patch_application(
 pub async fn delete_application(state: &AppState, env: Environment, key: &str) -> OpsResult<()> {
     let app = get_application(state, env, key).await?;
     state.store.delete_application(env, &app.id).await?;
+    state.apps.invalidate();
     state.endpoints.invalidate(&app.id);
     Ok(())
 }
 
 /// A page of applications.
-pub async fn list_applications(
-    state: &AppState,
-    env: Environment,
-    page: &PageRequest,
-) -> OpsResult<Page<Application>> {
+pub async fn list_applications(state: &AppState, env: Environment, page: &PageRequest) -> OpsResult<Page<Application>> {
     Ok(state.store.list_applications(env, page).await?)
 }

@@ -8,20 +8,12 @@ use super::{OpsError, OpsResult};
 use crate::state::AppState;
 
 /// Attempts of an application, filtered.
-pub async fn list_attempts(
-    state: &AppState,
-    filter: &AttemptFilter,
-    page: &PageRequest,
-) -> OpsResult<Page<Attempt>> {
+pub async fn list_attempts(state: &AppState, filter: &AttemptFilter, page: &PageRequest) -> OpsResult<Page<Attempt>> {
     Ok(state.store.list_attempts(filter, page).await?)
 }
 
 /// One attempt of a message.
-pub async fn get_attempt(
-    state: &AppState,
-    message: &Message,
-    attempt_id: &str,
-) -> OpsResult<Attempt> {
+pub async fn get_attempt(state: &AppState, message: &Message, attempt_id: &str) -> OpsResult<Attempt> {
     state
         .store
         .get_attempt(&message.id, attempt_id)
@@ -37,10 +29,7 @@ pub async fn attempted_destinations(
     message: &Message,
     page: &PageRequest,
 ) -> OpsResult<Page<(DeliveryState, Endpoint)>> {
-    let deliveries = state
-        .store
-        .list_message_deliveries(&message.id, page)
-        .await?;
+    let deliveries = state.store.list_message_deliveries(&message.id, page).await?;
     let endpoints = state.endpoints.for_app(&app.id).await?;
     let has_more = deliveries.has_more;
     let items = deliveries
@@ -64,25 +53,16 @@ pub async fn attempted_messages(
     filter: &MessageFilter,
     page: &PageRequest,
 ) -> OpsResult<Page<(DeliveryState, Message)>> {
-    Ok(state
-        .store
-        .list_endpoint_deliveries(&endpoint.id, filter, page)
-        .await?)
+    Ok(state.store.list_endpoint_deliveries(&endpoint.id, filter, page).await?)
 }
 
 /// Sends a message to an endpoint once more, now, as a manual attempt (no retries follow).
 /// Works whatever the endpoint's filters say and whether or not it was sent before.
-pub async fn resend(
-    state: &AppState,
-    app: &Application,
-    message: &Message,
-    endpoint: &Endpoint,
-) -> OpsResult<()> {
+pub async fn resend(state: &AppState, app: &Application, message: &Message, endpoint: &Endpoint) -> OpsResult<()> {
     if message.payload.is_none() {
         return Err(OpsError::BadRequest {
             code: "missing_payload",
-            detail: "The message's payload has expired or was deleted, so it cannot be sent again"
-                .into(),
+            detail: "The message's payload has expired or was deleted, so it cannot be sent again".into(),
         });
     }
     let now = state.clock.now();

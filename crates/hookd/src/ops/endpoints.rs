@@ -64,21 +64,13 @@ pub struct EndpointPatch {
     #[serde(default)]
     pub disabled: Option<bool>,
     /// New event-type filter or `null` for all types.
-    #[serde(
-        default,
-        alias = "filterTypes",
-        deserialize_with = "super::double_option"
-    )]
+    #[serde(default, alias = "filterTypes", deserialize_with = "super::double_option")]
     pub event_types: Option<Option<Vec<String>>>,
     /// New channel filter or `null` for all channels.
     #[serde(default, deserialize_with = "super::double_option")]
     pub channels: Option<Option<Vec<String>>>,
     /// New rate or `null`.
-    #[serde(
-        default,
-        alias = "rateLimit",
-        deserialize_with = "super::double_option"
-    )]
+    #[serde(default, alias = "rateLimit", deserialize_with = "super::double_option")]
     pub throttle_rate: Option<Option<u16>>,
     /// New metadata.
     #[serde(default)]
@@ -148,10 +140,7 @@ async fn check(state: &AppState, env: Environment, e: &Endpoint) -> OpsResult<()
         if !missing.is_empty() {
             p.check(Err(FieldError::new(
                 &["eventTypes"],
-                format!(
-                    "The following event types don't exist: {}",
-                    missing.join(", ")
-                ),
+                format!("The following event types don't exist: {}", missing.join(", ")),
             )));
         }
     }
@@ -168,11 +157,7 @@ fn parse_secret(secret: Option<&str>) -> OpsResult<String> {
 }
 
 /// Creates an endpoint in `app`.
-pub async fn create_endpoint(
-    state: &AppState,
-    app: &Application,
-    input: EndpointIn,
-) -> OpsResult<Endpoint> {
+pub async fn create_endpoint(state: &AppState, app: &Application, input: EndpointIn) -> OpsResult<Endpoint> {
     let now = state.clock.now();
     let secret = parse_secret(input.secret.as_deref())?;
     let endpoint = Endpoint {
@@ -192,11 +177,7 @@ pub async fn create_endpoint(
         updated_at: now,
     };
     check(state, app.env, &endpoint).await?;
-    state
-        .store
-        .create_endpoint(&endpoint)
-        .await
-        .map_err(conflict)?;
+    state.store.create_endpoint(&endpoint).await.map_err(conflict)?;
     state.endpoints.invalidate(&app.id);
     Ok(endpoint)
 }
@@ -213,11 +194,7 @@ pub async fn get_endpoint(state: &AppState, app: &Application, key: &str) -> Ops
 async fn save(state: &AppState, app: &Application, mut endpoint: Endpoint) -> OpsResult<Endpoint> {
     check(state, app.env, &endpoint).await?;
     endpoint.updated_at = state.clock.now();
-    state
-        .store
-        .update_endpoint(&endpoint)
-        .await
-        .map_err(conflict)?;
+    state.store.update_endpoint(&endpoint).await.map_err(conflict)?;
     state.endpoints.invalidate(&app.id);
     Ok(endpoint)
 }
@@ -287,11 +264,7 @@ pub async fn delete_endpoint(state: &AppState, app: &Application, key: &str) -> 
 }
 
 /// A page of endpoints.
-pub async fn list_endpoints(
-    state: &AppState,
-    app: &Application,
-    page: &PageRequest,
-) -> OpsResult<Page<Endpoint>> {
+pub async fn list_endpoints(state: &AppState, app: &Application, page: &PageRequest) -> OpsResult<Page<Endpoint>> {
     Ok(state.store.list_endpoints(&app.id, page).await?)
 }
 
@@ -322,12 +295,7 @@ pub async fn set_headers(
 }
 
 /// Merges header changes.
-pub async fn patch_headers(
-    state: &AppState,
-    app: &Application,
-    key: &str,
-    patch: HeadersPatch,
-) -> OpsResult<()> {
+pub async fn patch_headers(state: &AppState, app: &Application, key: &str, patch: HeadersPatch) -> OpsResult<()> {
     let mut e = get_endpoint(state, app, key).await?;
     for (name, value) in patch.headers {
         // Header names are case-insensitive: replace any spelling of the same name.

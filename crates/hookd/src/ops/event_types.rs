@@ -68,11 +68,7 @@ fn check(et: &EventType) -> OpsResult<()> {
 }
 
 /// Creates an event type; re-creating an archived one restores it. 409 when it exists.
-pub async fn create_event_type(
-    state: &AppState,
-    env: Environment,
-    input: EventTypeIn,
-) -> OpsResult<EventType> {
+pub async fn create_event_type(state: &AppState, env: Environment, input: EventTypeIn) -> OpsResult<EventType> {
     let name = input.name.clone().unwrap_or_default();
     let existing = state.store.get_event_type(env, &name).await?;
     if existing.as_ref().is_some_and(|e| !e.archived) {
@@ -99,11 +95,7 @@ pub async fn create_event_type(
 }
 
 /// One event type by name.
-pub async fn get_event_type(
-    state: &AppState,
-    env: Environment,
-    name: &str,
-) -> OpsResult<EventType> {
+pub async fn get_event_type(state: &AppState, env: Environment, name: &str) -> OpsResult<EventType> {
     state
         .store
         .get_event_type(env, name)
@@ -167,12 +159,7 @@ pub async fn patch_event_type(
 }
 
 /// Archives an event type, or deletes it for good with `expunge`.
-pub async fn delete_event_type(
-    state: &AppState,
-    env: Environment,
-    name: &str,
-    expunge: bool,
-) -> OpsResult<()> {
+pub async fn delete_event_type(state: &AppState, env: Environment, name: &str, expunge: bool) -> OpsResult<()> {
     let mut et = get_event_type(state, env, name).await?;
     if expunge {
         state.store.delete_event_type(env, name).await?;
@@ -191,8 +178,5 @@ pub async fn list_event_types(
     include_archived: bool,
     page: &PageRequest,
 ) -> OpsResult<Page<EventType>> {
-    Ok(state
-        .store
-        .list_event_types(env, include_archived, page)
-        .await?)
+    Ok(state.store.list_event_types(env, include_archived, page).await?)
 }

@@ -46,15 +46,9 @@ pub struct MessageIn {
 
 fn check(input: &MessageIn) -> OpsResult<()> {
     let mut p = Problems::default();
-    p.check(validate::check_event_type_name(
-        "eventType",
-        &input.event_type,
-    ));
+    p.check(validate::check_event_type_name("eventType", &input.event_type));
     if !input.payload.get().trim_start().starts_with('{') {
-        p.check(Err(FieldError::new(
-            &["payload"],
-            "Payload must be an object.",
-        )));
+        p.check(Err(FieldError::new(&["payload"], "Payload must be an object.")));
     }
     if let Some(id) = &input.event_id {
         p.check(validate::check_uid("eventId", id, IdKind::Message.prefix()));
@@ -82,13 +76,8 @@ fn check(input: &MessageIn) -> OpsResult<()> {
 }
 
 /// Resolves the application of a message, creating it from `application` when allowed.
-async fn resolve_app(
-    state: &AppState,
-    env: Environment,
-    key: &str,
-    input: &mut MessageIn,
-) -> OpsResult<Application> {
-    if let Some(app) = state.store.get_application(env, key).await? {
+async fn resolve_app(state: &AppState, env: Environment, key: &str, input: &mut MessageIn) -> OpsResult<Application> {
+    if let Some(app) = state.apps.get(env, key).await? {
         return Ok(app);
     }
     let Some(app_in) = input.application.take() else {
@@ -118,9 +107,7 @@ pub async fn create_message(
     check(&input)?;
     let app = resolve_app(state, env, app_key, &mut input).await?;
     let now = state.clock.now();
-    let days = input
-        .payload_retention_period
-        .unwrap_or(DEFAULT_RETENTION_DAYS);
+    let days = input.payload_retention_period.unwrap_or(DEFAULT_RETENTION_DAYS);
     let message = Message {
         id: IdKind::Message.generate(now, &mut rand::thread_rng()),
         app_id: app.id.clone(),

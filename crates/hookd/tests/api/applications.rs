@@ -35,9 +35,7 @@ async fn application_without_uid_omits_the_field_like_svix() {
 async fn duplicate_uid_returns_409_and_get_if_exists_returns_the_existing_app() {
     let app = TestApp::spawn().await;
     let first = app.create_app("ws_dup").await;
-    let (status, body) = app
-        .post("/api/v1/app", json!({"name": "Again", "uid": "ws_dup"}))
-        .await;
+    let (status, body) = app.post("/api/v1/app", json!({"name": "Again", "uid": "ws_dup"})).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["code"], "conflict");
     let (status, body) = app
@@ -53,9 +51,7 @@ async fn duplicate_uid_returns_409_and_get_if_exists_returns_the_existing_app() 
 #[tokio::test]
 async fn invalid_fields_return_422_with_each_location() {
     let app = TestApp::spawn().await;
-    let (status, body) = app
-        .post("/api/v1/app", json!({"name": "", "uid": "app_bad"}))
-        .await;
+    let (status, body) = app.post("/api/v1/app", json!({"name": "", "uid": "app_bad"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let locs: Vec<_> = body["detail"]
         .as_array()
@@ -63,16 +59,11 @@ async fn invalid_fields_return_422_with_each_location() {
         .iter()
         .map(|d| d["loc"].clone())
         .collect();
-    assert_eq!(
-        locs,
-        vec![json!(["body", "name"]), json!(["body", "uid", "__all__"])]
-    );
+    assert_eq!(locs, vec![json!(["body", "name"]), json!(["body", "uid", "__all__"])]);
     let (status, body) = app.post("/api/v1/app", json!({"uid": "x"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["detail"][0]["loc"], json!(["body", "name"]));
-    let (status, body) = app
-        .post("/api/v1/app", json!({"name": "x", "uid": "has space"}))
-        .await;
+    let (status, body) = app.post("/api/v1/app", json!({"name": "x", "uid": "has space"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["detail"][0]["loc"], json!(["body", "uid"]));
 }
@@ -105,40 +96,19 @@ async fn get_put_patch_delete_by_id_and_uid() {
         assert_eq!(body["id"], id);
     }
     let (status, body) = app
-        .call(
-            "PATCH",
-            "/api/v1/app/ws_crud",
-            Some(json!({"name": "Renamed"})),
-        )
+        .call("PATCH", "/api/v1/app/ws_crud", Some(json!({"name": "Renamed"})))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["name"], "Renamed");
-    assert_eq!(
-        body["uid"], "ws_crud",
-        "patch keeps fields it does not name"
-    );
+    assert_eq!(body["uid"], "ws_crud", "patch keeps fields it does not name");
     let (status, body) = app
-        .call(
-            "PATCH",
-            "/api/v1/app/ws_crud",
-            Some(json!({"throttleRate": 5})),
-        )
+        .call("PATCH", "/api/v1/app/ws_crud", Some(json!({"throttleRate": 5})))
         .await;
-    assert_eq!(
-        (status, body["throttleRate"].clone()),
-        (StatusCode::OK, json!(5))
-    );
+    assert_eq!((status, body["throttleRate"].clone()), (StatusCode::OK, json!(5)));
     let (status, body) = app
-        .call(
-            "PATCH",
-            "/api/v1/app/ws_crud",
-            Some(json!({"throttleRate": null})),
-        )
+        .call("PATCH", "/api/v1/app/ws_crud", Some(json!({"throttleRate": null})))
         .await;
-    assert_eq!(
-        (status, body["throttleRate"].clone()),
-        (StatusCode::OK, json!(null))
-    );
+    assert_eq!((status, body["throttleRate"].clone()), (StatusCode::OK, json!(null)));
     let (status, body) = app
         .call(
             "PUT",
@@ -149,19 +119,12 @@ async fn get_put_patch_delete_by_id_and_uid() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["name"], "Put");
     let (status, _) = app
-        .call(
-            "PUT",
-            "/api/v1/app/ws_new_put",
-            Some(json!({"name": "Created by PUT"})),
-        )
+        .call("PUT", "/api/v1/app/ws_new_put", Some(json!({"name": "Created by PUT"})))
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, body) = app.call("DELETE", "/api/v1/app/ws_crud", None).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    assert_eq!(
-        app.get("/api/v1/app/ws_crud").await.0,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(app.get("/api/v1/app/ws_crud").await.0, StatusCode::NOT_FOUND);
     // The uid is free again after a delete.
     app.create_app("ws_crud").await;
 }
@@ -169,17 +132,10 @@ async fn get_put_patch_delete_by_id_and_uid() {
 #[tokio::test]
 async fn unknown_application_returns_404_in_svix_shape() {
     let app = TestApp::spawn().await;
-    for (method, body) in [
-        ("GET", None),
-        ("PATCH", Some(json!({"name": "x"}))),
-        ("DELETE", None),
-    ] {
+    for (method, body) in [("GET", None), ("PATCH", Some(json!({"name": "x"}))), ("DELETE", None)] {
         let (status, body) = app.call(method, "/api/v1/app/ws_missing", body).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method}");
-        assert_eq!(
-            body,
-            json!({"code": "not_found", "detail": "Entity not found"})
-        );
+        assert_eq!(body, json!({"code": "not_found", "detail": "Entity not found"}));
     }
 }
 
@@ -208,9 +164,7 @@ async fn list_pages_forwards_and_backwards_with_iterators() {
     assert_eq!(page1["done"], false);
     assert_eq!(page1["iterator"], ids[1].as_str());
     assert_eq!(page1["prevIterator"], format!("-{}", ids[0]));
-    let (_, page2) = app
-        .get(&format!("/api/v1/app?limit=2&iterator={}", ids[1]))
-        .await;
+    let (_, page2) = app.get(&format!("/api/v1/app?limit=2&iterator={}", ids[1])).await;
     let got: Vec<_> = page2["data"]
         .as_array()
         .unwrap()
@@ -218,9 +172,7 @@ async fn list_pages_forwards_and_backwards_with_iterators() {
         .map(|a| a["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(got, ids[2..4]);
-    let (_, back) = app
-        .get(&format!("/api/v1/app?limit=2&iterator=-{}", ids[2]))
-        .await;
+    let (_, back) = app.get(&format!("/api/v1/app?limit=2&iterator=-{}", ids[2])).await;
     let got: Vec<_> = back["data"]
         .as_array()
         .unwrap()
@@ -228,9 +180,7 @@ async fn list_pages_forwards_and_backwards_with_iterators() {
         .map(|a| a["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(got, ids[..2]);
-    let (_, last) = app
-        .get(&format!("/api/v1/app?limit=2&iterator={}", ids[3]))
-        .await;
+    let (_, last) = app.get(&format!("/api/v1/app?limit=2&iterator={}", ids[3])).await;
     assert_eq!(last["done"], true);
     assert_eq!(last["data"].as_array().unwrap().len(), 1);
     let (_, desc) = app.get("/api/v1/app?limit=1&order=descending").await;

@@ -9,12 +9,8 @@ use crate::helpers::TestApp;
 /// An app with a healthy and a failing endpoint and one delivered message.
 async fn setup(app: &TestApp) -> (String, String, String) {
     app.create_app("ws_at").await;
-    let ok = app
-        .create_endpoint("ws_at", "/ok", json!({"uid": "good"}))
-        .await;
-    let bad = app
-        .create_endpoint("ws_at", "/status/500", json!({"uid": "bad"}))
-        .await;
+    let ok = app.create_endpoint("ws_at", "/ok", json!({"uid": "good"})).await;
+    let bad = app.create_endpoint("ws_at", "/status/500", json!({"uid": "bad"})).await;
     let msg = app
         .send_message(
             "ws_at",
@@ -33,9 +29,7 @@ async fn setup(app: &TestApp) -> (String, String, String) {
 async fn attempts_by_message_and_endpoint_in_svix_shape_with_filters() {
     let app = TestApp::spawn().await;
     let (msg, ok, bad) = setup(&app).await;
-    let (status, body) = app
-        .get(&format!("/api/v1/app/ws_at/attempt/msg/{msg}"))
-        .await;
+    let (status, body) = app.get(&format!("/api/v1/app/ws_at/attempt/msg/{msg}")).await;
     assert_eq!(status, StatusCode::OK);
     let data = body["data"].as_array().unwrap();
     assert_eq!(data.len(), 2);
@@ -58,9 +52,7 @@ async fn attempts_by_message_and_endpoint_in_svix_shape_with_filters() {
         assert!(a["id"].as_str().unwrap().starts_with("atmpt_"));
         assert_eq!(a["msgId"], msg.as_str());
     }
-    let (_, body) = app
-        .get("/api/v1/app/ws_at/attempt/msg/evt_at?status=2")
-        .await;
+    let (_, body) = app.get("/api/v1/app/ws_at/attempt/msg/evt_at?status=2").await;
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
     assert_eq!(
         (
@@ -73,9 +65,7 @@ async fn attempts_by_message_and_endpoint_in_svix_shape_with_filters() {
         .get("/api/v1/app/ws_at/attempt/msg/evt_at?status_code_class=200")
         .await;
     assert_eq!(body["data"][0]["endpointId"], ok.as_str());
-    let (_, body) = app
-        .get("/api/v1/app/ws_at/attempt/msg/evt_at?endpoint_id=good")
-        .await;
+    let (_, body) = app.get("/api/v1/app/ws_at/attempt/msg/evt_at?endpoint_id=good").await;
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
     let (_, body) = app.get("/api/v1/app/ws_at/attempt/endpoint/good").await;
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
@@ -85,9 +75,7 @@ async fn attempts_by_message_and_endpoint_in_svix_shape_with_filters() {
         .get("/api/v1/app/ws_at/attempt/endpoint/bad?event_types=other.type")
         .await;
     assert_eq!(body["data"].as_array().unwrap().len(), 0);
-    let (status, body) = app
-        .get("/api/v1/app/ws_at/attempt/endpoint/bad?status=9")
-        .await;
+    let (status, body) = app.get("/api/v1/app/ws_at/attempt/endpoint/bad?status=9").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["detail"][0]["loc"], json!(["query", "status"]));
 }
@@ -96,13 +84,9 @@ async fn attempts_by_message_and_endpoint_in_svix_shape_with_filters() {
 async fn one_attempt_by_id() {
     let app = TestApp::spawn().await;
     let (msg, _, _) = setup(&app).await;
-    let (_, list) = app
-        .get(&format!("/api/v1/app/ws_at/attempt/msg/{msg}"))
-        .await;
+    let (_, list) = app.get(&format!("/api/v1/app/ws_at/attempt/msg/{msg}")).await;
     let id = list["data"][0]["id"].as_str().unwrap();
-    let (status, body) = app
-        .get(&format!("/api/v1/app/ws_at/msg/{msg}/attempt/{id}"))
-        .await;
+    let (status, body) = app.get(&format!("/api/v1/app/ws_at/msg/{msg}/attempt/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, list["data"][0]);
     let (status, body) = app
@@ -122,11 +106,7 @@ async fn attempted_messages_of_an_endpoint_and_destinations_of_a_message() {
     assert_eq!(status, StatusCode::OK);
     let m = &body["data"][0];
     assert_eq!(
-        (
-            m["id"].as_str(),
-            m["status"].clone(),
-            m["statusText"].clone()
-        ),
+        (m["id"].as_str(), m["status"].clone(), m["statusText"].clone()),
         (Some(msg.as_str()), json!(0), json!("success"))
     );
     assert_eq!(m["payload"], json!({"x": 1}));
@@ -140,9 +120,7 @@ async fn attempted_messages_of_an_endpoint_and_destinations_of_a_message() {
     let (_, body) = app.get("/api/v1/app/ws_at/endpoint/bad/msg?status=0").await;
     assert_eq!(body["data"].as_array().unwrap().len(), 0);
 
-    let (status, body) = app
-        .get(&format!("/api/v1/app/ws_at/msg/{msg}/endpoint"))
-        .await;
+    let (status, body) = app.get(&format!("/api/v1/app/ws_at/msg/{msg}/endpoint")).await;
     assert_eq!(status, StatusCode::OK);
     let mut got: Vec<(String, String)> = body["data"]
         .as_array()

@@ -8,12 +8,7 @@ use crate::helpers::TestApp;
 #[tokio::test]
 async fn missing_or_wrong_token_returns_401_in_svix_shape() {
     let app = TestApp::spawn().await;
-    let no_token = app
-        .client
-        .get(format!("{}/api/v1/app", app.base))
-        .send()
-        .await
-        .unwrap();
+    let no_token = app.client.get(format!("{}/api/v1/app", app.base)).send().await.unwrap();
     assert_eq!(no_token.status().as_u16(), 401);
     let body: serde_json::Value = no_token.json().await.unwrap();
     assert_eq!(
@@ -31,12 +26,7 @@ async fn missing_or_wrong_token_returns_401_in_svix_shape() {
         assert_eq!(body["code"], "authentication_failed");
     }
     let (status, _) = app
-        .call_as(
-            "hk_live_wrong",
-            "POST",
-            "/api/v1/app",
-            Some(json!({"name": "x"})),
-        )
+        .call_as("hk_live_wrong", "POST", "/api/v1/app", Some(json!({"name": "x"})))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

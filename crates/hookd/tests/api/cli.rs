@@ -17,11 +17,7 @@ fn token_create_prints_only_a_token_that_the_api_accepts() {
         .env("RUST_LOG", "off")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
@@ -42,14 +38,10 @@ fn token_create_prints_only_a_token_that_the_api_accepts() {
         let found = hookd_store::Store::find_token(&store, &hookd::auth::hash_token(lines[0]))
             .await
             .unwrap();
-        assert!(
-            found.is_some(),
-            "the token is stored (hashed) and can be found"
-        );
+        assert!(found.is_some(), "the token is stored (hashed) and can be found");
         let raw = std::fs::read(dir.path().join("hookd.db")).unwrap();
         assert!(
-            !raw.windows(lines[0].len())
-                .any(|w| w == lines[0].as_bytes()),
+            !raw.windows(lines[0].len()).any(|w| w == lines[0].as_bytes()),
             "the secret itself is never stored"
         );
     });
@@ -74,10 +66,7 @@ fn verify_cmd(secret: &str, id: &str, ts: &str, sig: &str, body: &[u8]) -> (i32,
         .unwrap();
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), body).unwrap();
     let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-    )
+    (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap())
 }
 
 #[test]
@@ -97,10 +86,7 @@ fn verify_exits_0_for_a_valid_webhook_and_1_with_the_reason_otherwise() {
         b"{\"tampered\":1}",
     );
     assert_eq!(code, 1);
-    assert!(
-        out.starts_with("invalid:") && out.contains("signature"),
-        "{out}"
-    );
+    assert!(out.starts_with("invalid:") && out.contains("signature"), "{out}");
 
     let old = now - 3_600;
     let (code, out) = verify_cmd(

@@ -79,11 +79,7 @@ async fn deliveries_verify_with_the_standard_webhooks_reference_library() {
         json!({"eventType": "user.created", "payload": {"id": "evt_1", "data": {"name": "Zoë"}}}),
     )
     .await;
-    let r = app
-        .receiver
-        .wait_for(1, |r| r.path == "/ok")
-        .await
-        .remove(0);
+    let r = app.receiver.wait_for(1, |r| r.path == "/ok").await.remove(0);
     let case = json!({
         "secret": secret["key"],
         "headers": {

@@ -17,9 +17,7 @@ fn webhook_headers(r: &Recorded) -> WebhookHeaders {
 }
 
 async fn destinations(app: &TestApp, app_uid: &str, msg_id: &str) -> Vec<Value> {
-    let (status, body) = app
-        .get(&format!("/api/v1/app/{app_uid}/msg/{msg_id}/endpoint"))
-        .await;
+    let (status, body) = app.get(&format!("/api/v1/app/{app_uid}/msg/{msg_id}/endpoint")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["data"].as_array().unwrap().clone()
 }
@@ -32,10 +30,7 @@ async fn delivery_carries_exact_bytes_and_a_valid_standard_webhooks_signature() 
     let (_, _) = app
         .call(
             "PUT",
-            &format!(
-                "/api/v1/app/ws_sig/endpoint/{}/headers",
-                ep["id"].as_str().unwrap()
-            ),
+            &format!("/api/v1/app/ws_sig/endpoint/{}/headers", ep["id"].as_str().unwrap()),
             Some(json!({"headers": {"X-Workspace": "ws_sig"}})),
         )
         .await;
@@ -54,10 +49,7 @@ async fn delivery_carries_exact_bytes_and_a_valid_standard_webhooks_signature() 
     let msg: Value = resp.json().await.unwrap();
     let got = app.receiver.wait_for(1, |r| r.path == "/ok").await;
     let r = &got[0];
-    assert_eq!(
-        &r.body[..],
-        r#"{ "z": 1,  "a" : [1, 2], "é": "ü" }"#.as_bytes()
-    );
+    assert_eq!(&r.body[..], r#"{ "z": 1,  "a" : [1, 2], "é": "ü" }"#.as_bytes());
     assert_eq!(r.header("webhook-id"), msg["id"].as_str());
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert!(r.header("user-agent").unwrap().starts_with("hookd/"));
@@ -82,49 +74,29 @@ async fn only_enabled_endpoints_whose_filters_match_receive_the_message() {
     let app = TestApp::spawn().await;
     for name in ["user.created", "user.updated"] {
         let (status, _) = app
-            .post(
-                "/api/v1/event-type",
-                json!({"name": name, "description": name}),
-            )
+            .post("/api/v1/event-type", json!({"name": name, "description": name}))
             .await;
         assert_eq!(status, StatusCode::CREATED);
     }
     app.create_app("ws_filter").await;
-    app.create_endpoint(
-        "ws_filter",
-        "/status/201",
-        json!({"eventTypes": ["user.created"]}),
-    )
-    .await;
-    app.create_endpoint(
-        "ws_filter",
-        "/status/202",
-        json!({"eventTypes": ["user.updated"]}),
-    )
-    .await;
+    app.create_endpoint("ws_filter", "/status/201", json!({"eventTypes": ["user.created"]}))
+        .await;
+    app.create_endpoint("ws_filter", "/status/202", json!({"eventTypes": ["user.updated"]}))
+        .await;
     app.create_endpoint("ws_filter", "/status/203", json!({"channels": ["eu"]}))
         .await;
     app.create_endpoint("ws_filter", "/status/204", json!({"disabled": true}))
         .await;
-    app.create_endpoint("ws_filter", "/status/205", json!({}))
-        .await;
+    app.create_endpoint("ws_filter", "/status/205", json!({})).await;
     app.send_message(
         "ws_filter",
         json!({"eventType": "user.created", "payload": {}, "channels": ["eu"]}),
     )
     .await;
-    app.send_message(
-        "ws_filter",
-        json!({"eventType": "user.created", "payload": {}}),
-    )
-    .await;
+    app.send_message("ws_filter", json!({"eventType": "user.created", "payload": {}}))
+        .await;
     app.wait_recorded(5).await;
-    let mut paths: Vec<String> = app
-        .receiver
-        .requests()
-        .into_iter()
-        .map(|r| r.path)
-        .collect();
+    let mut paths: Vec<String> = app.receiver.requests().into_iter().map(|r| r.path).collect();
     paths.sort();
     assert_eq!(
         paths,
@@ -142,8 +114,7 @@ async fn only_enabled_endpoints_whose_filters_match_receive_the_message() {
 async fn failing_delivery_is_retried_on_the_schedule_then_ends_failed() {
     let app = TestApp::spawn_with(|c| c.delivery.retry_schedule = vec![5, 10]).await;
     app.create_app("ws_retry").await;
-    app.create_endpoint("ws_retry", "/status/500", json!({}))
-        .await;
+    app.create_endpoint("ws_retry", "/status/500", json!({})).await;
     app.create_endpoint("ws_retry", "/ok", json!({})).await;
     let msg = app
         .send_message("ws_retry", json!({"eventType": "a.b", "payload": {"n": 1}}))
@@ -208,9 +179,7 @@ async fn failing_delivery_is_retried_on_the_schedule_then_ends_failed() {
         4,
         "only the barrier's first try"
     );
-    let (_, list) = app
-        .get(&format!("/api/v1/app/ws_retry/attempt/msg/{msg_id}"))
-        .await;
+    let (_, list) = app.get(&format!("/api/v1/app/ws_retry/attempt/msg/{msg_id}")).await;
     let statuses: Vec<i64> = list["data"]
         .as_array()
         .unwrap()
@@ -224,10 +193,8 @@ async fn failing_delivery_is_retried_on_the_schedule_then_ends_failed() {
 async fn redirects_client_errors_and_refused_connections_are_failures_that_retry() {
     let app = TestApp::spawn().await;
     app.create_app("ws_fail").await;
-    app.create_endpoint("ws_fail", "/status/302", json!({}))
-        .await;
-    app.create_endpoint("ws_fail", "/status/400", json!({}))
-        .await;
+    app.create_endpoint("ws_fail", "/status/302", json!({})).await;
+    app.create_endpoint("ws_fail", "/status/400", json!({})).await;
     // Nothing listens on port 9 of loopback: the connection is refused.
     let (status, _) = app
         .post(
@@ -273,8 +240,7 @@ async fn redirects_client_errors_and_refused_connections_are_failures_that_retry
 async fn a_timeout_is_a_failure_retried_no_sooner_than_a_minute() {
     let app = TestApp::spawn_with(|c| c.delivery.timeout_secs = 1).await;
     app.create_app("ws_timeout").await;
-    app.create_endpoint("ws_timeout", "/slow/3000", json!({}))
-        .await;
+    app.create_endpoint("ws_timeout", "/slow/3000", json!({})).await;
     let msg = app
         .send_message("ws_timeout", json!({"eventType": "a.b", "payload": {}}))
         .await;
@@ -288,8 +254,7 @@ async fn a_timeout_is_a_failure_retried_no_sooner_than_a_minute() {
     let attempt = &list["data"][0];
     assert_eq!(attempt["responseStatusCode"], 0);
     let dest = destinations(&app, "ws_timeout", msg["id"].as_str().unwrap()).await;
-    let next =
-        chrono::DateTime::parse_from_rfc3339(dest[0]["nextAttempt"].as_str().unwrap()).unwrap();
+    let next = chrono::DateTime::parse_from_rfc3339(dest[0]["nextAttempt"].as_str().unwrap()).unwrap();
     let at = chrono::DateTime::parse_from_rfc3339(attempt["timestamp"].as_str().unwrap()).unwrap();
     assert!(
         next - at >= chrono::Duration::seconds(60),
@@ -302,10 +267,8 @@ async fn a_slow_endpoint_does_not_hold_up_other_endpoints() {
     let app = TestApp::spawn_with(|c| c.delivery.endpoint_concurrency = 2).await;
     app.create_app("ws_slow").await;
     app.create_app("ws_fast").await;
-    app.create_endpoint("ws_slow", "/slow/1500", json!({}))
-        .await;
-    app.create_endpoint("ws_slow", "/status/201", json!({}))
-        .await;
+    app.create_endpoint("ws_slow", "/slow/1500", json!({})).await;
+    app.create_endpoint("ws_slow", "/status/201", json!({})).await;
     app.create_endpoint("ws_fast", "/ok", json!({})).await;
     for i in 0..8 {
         app.send_message("ws_slow", json!({"eventType": "a.b", "payload": {"i": i}}))
@@ -331,9 +294,7 @@ async fn a_slow_endpoint_does_not_hold_up_other_endpoints() {
 async fn resend_makes_one_manual_attempt_with_the_same_webhook_id() {
     let app = TestApp::spawn().await;
     app.create_app("ws_resend").await;
-    let ep = app
-        .create_endpoint("ws_resend", "/ok", json!({"uid": "main"}))
-        .await;
+    let ep = app.create_endpoint("ws_resend", "/ok", json!({"uid": "main"})).await;
     let msg = app
         .send_message("ws_resend", json!({"eventType": "a.b", "payload": {}}))
         .await;
@@ -374,17 +335,12 @@ async fn resend_makes_one_manual_attempt_with_the_same_webhook_id() {
 async fn resend_of_unknown_message_or_endpoint_returns_404() {
     let app = TestApp::spawn().await;
     app.create_app("ws_r404").await;
-    app.create_endpoint("ws_r404", "/ok", json!({"uid": "main"}))
-        .await;
+    app.create_endpoint("ws_r404", "/ok", json!({"uid": "main"})).await;
     let msg = app
         .send_message("ws_r404", json!({"eventType": "a.b", "payload": {}}))
         .await;
     let (status, _) = app
-        .call(
-            "POST",
-            "/api/v1/app/ws_r404/msg/msg_nope/endpoint/main/resend",
-            None,
-        )
+        .call("POST", "/api/v1/app/ws_r404/msg/msg_nope/endpoint/main/resend", None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = app
@@ -404,9 +360,7 @@ async fn resend_of_unknown_message_or_endpoint_returns_404() {
 async fn only_the_first_20_kib_of_a_response_body_is_kept() {
     let app = TestApp::spawn().await;
     app.create_app("ws_big").await;
-    let ep = app
-        .create_endpoint("ws_big", "/big/100000", json!({}))
-        .await;
+    let ep = app.create_endpoint("ws_big", "/big/100000", json!({})).await;
     app.send_message("ws_big", json!({"eventType": "a.b", "payload": {}}))
         .await;
     app.wait_recorded(1).await;

@@ -42,10 +42,7 @@ fn spawn_hookd(data_dir: &std::path::Path) -> Process {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut token = None;
     loop {
-        let line = lines
-            .next()
-            .expect("hookd exited before listening")
-            .unwrap();
+        let line = lines.next().expect("hookd exited before listening").unwrap();
         if line.starts_with("hk_") {
             token = Some(line);
         } else if let Some(addr) = line.strip_prefix("hookd: listening on ") {
@@ -75,14 +72,10 @@ async fn kill_9_under_load_then_restart_delivers_every_acknowledged_message() {
             .send()
     };
     assert_eq!(
-        post(
-            &first.base,
-            "/api/v1/app",
-            json!({"name": "Durable", "uid": "ws_d"})
-        )
-        .await
-        .unwrap()
-        .status(),
+        post(&first.base, "/api/v1/app", json!({"name": "Durable", "uid": "ws_d"}))
+            .await
+            .unwrap()
+            .status(),
         201
     );
     let ep = post(
@@ -169,10 +162,7 @@ async fn kill_9_under_load_then_restart_delivers_every_acknowledged_message() {
         acked.len()
     );
     let requests = receiver.requests();
-    let distinct: HashSet<&str> = requests
-        .iter()
-        .filter_map(|r| r.header("webhook-id"))
-        .collect();
+    let distinct: HashSet<&str> = requests.iter().filter_map(|r| r.header("webhook-id")).collect();
     eprintln!(
         "acknowledged {} messages; {} deliveries of {} distinct messages after the kill and restart",
         acked.len(),

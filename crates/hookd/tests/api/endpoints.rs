@@ -10,7 +10,10 @@ async fn create_endpoint_returns_201_in_svix_shape_without_the_secret() {
     let app = TestApp::spawn().await;
     app.create_app("ws_ep").await;
     let (status, body) = app
-        .post("/api/v1/app/ws_ep/endpoint", json!({"url": app.receiver.url("/ok"), "uid": "main", "description": "main", "metadata": {"k": "v"}}))
+        .post(
+            "/api/v1/app/ws_ep/endpoint",
+            json!({"url": app.receiver.url("/ok"), "uid": "main", "description": "main", "metadata": {"k": "v"}}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let id = body["id"].as_str().unwrap();
@@ -51,10 +54,7 @@ async fn endpoint_on_unknown_application_returns_404() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["code"], "not_found");
-    assert_eq!(
-        app.get("/api/v1/app/ws_nope/endpoint").await.0,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(app.get("/api/v1/app/ws_nope/endpoint").await.0, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -116,8 +116,7 @@ async fn duplicate_endpoint_uid_in_one_app_returns_409_but_other_apps_may_reuse_
     let app = TestApp::spawn().await;
     app.create_app("ws_a").await;
     app.create_app("ws_b").await;
-    app.create_endpoint("ws_a", "/ok", json!({"uid": "main"}))
-        .await;
+    app.create_endpoint("ws_a", "/ok", json!({"uid": "main"})).await;
     let (status, body) = app
         .post(
             "/api/v1/app/ws_a/endpoint",
@@ -126,8 +125,7 @@ async fn duplicate_endpoint_uid_in_one_app_returns_409_but_other_apps_may_reuse_
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["code"], "conflict");
-    app.create_endpoint("ws_b", "/ok", json!({"uid": "main"}))
-        .await;
+    app.create_endpoint("ws_b", "/ok", json!({"uid": "main"})).await;
 }
 
 #[tokio::test]
@@ -135,17 +133,11 @@ async fn get_put_patch_delete_by_id_and_uid() {
     let app = TestApp::spawn().await;
     app.create_app("ws_crud").await;
     let ep = app
-        .create_endpoint(
-            "ws_crud",
-            "/ok",
-            json!({"uid": "main", "metadata": {"k": "v"}}),
-        )
+        .create_endpoint("ws_crud", "/ok", json!({"uid": "main", "metadata": {"k": "v"}}))
         .await;
     let id = ep["id"].as_str().unwrap();
     for key in [id, "main"] {
-        let (status, body) = app
-            .get(&format!("/api/v1/app/ws_crud/endpoint/{key}"))
-            .await;
+        let (status, body) = app.get(&format!("/api/v1/app/ws_crud/endpoint/{key}")).await;
         assert_eq!((status, body["id"].as_str()), (StatusCode::OK, Some(id)));
     }
     let (status, body) = app
@@ -210,9 +202,7 @@ async fn get_put_patch_delete_by_id_and_uid() {
     let (_, list) = app.get("/api/v1/app/ws_crud/endpoint").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
     assert_eq!(
-        app.call("DELETE", "/api/v1/app/ws_crud/endpoint/main", None)
-            .await
-            .0,
+        app.call("DELETE", "/api/v1/app/ws_crud/endpoint/main", None).await.0,
         StatusCode::NO_CONTENT
     );
     assert_eq!(
@@ -220,19 +210,13 @@ async fn get_put_patch_delete_by_id_and_uid() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.call("DELETE", "/api/v1/app/ws_crud/endpoint/main", None)
-            .await
-            .0,
+        app.call("DELETE", "/api/v1/app/ws_crud/endpoint/main", None).await.0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.call(
-            "PATCH",
-            "/api/v1/app/ws_crud/endpoint/main",
-            Some(json!({}))
-        )
-        .await
-        .0,
+        app.call("PATCH", "/api/v1/app/ws_crud/endpoint/main", Some(json!({})))
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
 }
@@ -261,10 +245,7 @@ async fn endpoint_list_is_newest_first_and_pages() {
     assert_eq!(got, vec![ids[2].as_str(), ids[1].as_str()]);
     assert_eq!(page["done"], false);
     let (_, rest) = app
-        .get(&format!(
-            "/api/v1/app/ws_list/endpoint?limit=2&iterator={}",
-            ids[1]
-        ))
+        .get(&format!("/api/v1/app/ws_list/endpoint?limit=2&iterator={}", ids[1]))
         .await;
     assert_eq!(rest["data"][0]["id"], ids[0].as_str());
     assert_eq!(rest["done"], true);
@@ -274,25 +255,19 @@ async fn endpoint_list_is_newest_first_and_pages() {
 async fn secret_is_generated_or_taken_from_input_and_readable_by_id_or_uid() {
     let app = TestApp::spawn().await;
     app.create_app("ws_secret").await;
-    app.create_endpoint("ws_secret", "/ok", json!({"uid": "gen"}))
-        .await;
+    app.create_endpoint("ws_secret", "/ok", json!({"uid": "gen"})).await;
     let (status, body) = app.get("/api/v1/app/ws_secret/endpoint/gen/secret").await;
     assert_eq!(status, StatusCode::OK);
     let key = body["key"].as_str().unwrap();
     assert!(key.starts_with("whsec_"));
-    assert_eq!(
-        hookd_signing::Secret::parse(key).unwrap().as_bytes().len(),
-        24
-    );
+    assert_eq!(hookd_signing::Secret::parse(key).unwrap().as_bytes().len(), 24);
     let mine = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     app.create_endpoint("ws_secret", "/ok", json!({"uid": "given", "secret": mine}))
         .await;
     let (_, body) = app.get("/api/v1/app/ws_secret/endpoint/given/secret").await;
     assert_eq!(body["key"], mine);
     assert_eq!(
-        app.get("/api/v1/app/ws_secret/endpoint/nope/secret")
-            .await
-            .0,
+        app.get("/api/v1/app/ws_secret/endpoint/nope/secret").await.0,
         StatusCode::NOT_FOUND
     );
 }
@@ -301,8 +276,7 @@ async fn secret_is_generated_or_taken_from_input_and_readable_by_id_or_uid() {
 async fn custom_headers_are_replaced_merged_and_sensitive_values_withheld() {
     let app = TestApp::spawn().await;
     app.create_app("ws_h").await;
-    app.create_endpoint("ws_h", "/ok", json!({"uid": "main"}))
-        .await;
+    app.create_endpoint("ws_h", "/ok", json!({"uid": "main"})).await;
     let path = "/api/v1/app/ws_h/endpoint/main/headers";
     let (status, body) = app.get(path).await;
     assert_eq!(
@@ -335,9 +309,7 @@ async fn custom_headers_are_replaced_merged_and_sensitive_values_withheld() {
         body,
         json!({"headers": {"X-Extra": "1"}, "sensitive": ["Authorization"]})
     );
-    let (status, body) = app
-        .call("PUT", path, Some(json!({"headers": {"Host": "evil"}})))
-        .await;
+    let (status, body) = app.call("PUT", path, Some(json!({"headers": {"Host": "evil"}}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["detail"][0]["loc"], json!(["body", "headers", "Host"]));
     assert_eq!(

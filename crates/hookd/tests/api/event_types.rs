@@ -40,16 +40,11 @@ async fn create_returns_201_and_a_duplicate_returns_409_event_type_exists() {
 async fn invalid_event_types_return_422() {
     let app = TestApp::spawn().await;
     let (status, body) = app
-        .post(
-            "/api/v1/event-type",
-            json!({"name": "bad name", "description": "x"}),
-        )
+        .post("/api/v1/event-type", json!({"name": "bad name", "description": "x"}))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["detail"][0]["loc"], json!(["body", "name"]));
-    let (status, body) = app
-        .post("/api/v1/event-type", json!({"name": "ok.name"}))
-        .await;
+    let (status, body) = app.post("/api/v1/event-type", json!({"name": "ok.name"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["detail"][0]["loc"], json!(["body", "description"]));
     let (status, body) = app
@@ -71,10 +66,7 @@ async fn get_put_patch_and_unknown_names() {
     )
     .await;
     let (status, body) = app.get("/api/v1/event-type/user.created").await;
-    assert_eq!(
-        (status, body["description"].clone()),
-        (StatusCode::OK, json!("A user"))
-    );
+    assert_eq!((status, body["description"].clone()), (StatusCode::OK, json!("A user")));
     let (status, body) = app
         .call(
             "PATCH",
@@ -83,11 +75,7 @@ async fn get_put_patch_and_unknown_names() {
         )
         .await;
     assert_eq!(
-        (
-            status,
-            body["deprecated"].clone(),
-            body["description"].clone()
-        ),
+        (status, body["deprecated"].clone(), body["description"].clone()),
         (StatusCode::OK, json!(true), json!("A user"))
     );
     let (status, body) = app
@@ -98,11 +86,7 @@ async fn get_put_patch_and_unknown_names() {
         )
         .await;
     assert_eq!(
-        (
-            status,
-            body["description"].clone(),
-            body["deprecated"].clone()
-        ),
+        (status, body["description"].clone(), body["deprecated"].clone()),
         (StatusCode::OK, json!("Replaced"), json!(false))
     );
     let (status, body) = app
@@ -126,11 +110,8 @@ async fn get_put_patch_and_unknown_names() {
 #[tokio::test]
 async fn delete_archives_and_create_restores_while_expunge_removes() {
     let app = TestApp::spawn().await;
-    app.post(
-        "/api/v1/event-type",
-        json!({"name": "a.b", "description": "x"}),
-    )
-    .await;
+    app.post("/api/v1/event-type", json!({"name": "a.b", "description": "x"}))
+        .await;
     assert_eq!(
         app.call("DELETE", "/api/v1/event-type/a.b", None).await.0,
         StatusCode::NO_CONTENT
@@ -158,25 +139,14 @@ async fn delete_archives_and_create_restores_while_expunge_removes() {
         "archived types cannot be subscribed to"
     );
     let (status, body) = app
-        .post(
-            "/api/v1/event-type",
-            json!({"name": "a.b", "description": "back"}),
-        )
+        .post("/api/v1/event-type", json!({"name": "a.b", "description": "back"}))
         .await;
+    assert_eq!((status, body["archived"].clone()), (StatusCode::CREATED, json!(false)));
     assert_eq!(
-        (status, body["archived"].clone()),
-        (StatusCode::CREATED, json!(false))
-    );
-    assert_eq!(
-        app.call("DELETE", "/api/v1/event-type/a.b?expunge=true", None)
-            .await
-            .0,
+        app.call("DELETE", "/api/v1/event-type/a.b?expunge=true", None).await.0,
         StatusCode::NO_CONTENT
     );
-    assert_eq!(
-        app.get("/api/v1/event-type/a.b").await.0,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(app.get("/api/v1/event-type/a.b").await.0, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

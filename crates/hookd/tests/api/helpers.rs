@@ -64,13 +64,10 @@ impl TestApp {
         let store = Arc::new(hookd::cli::open_store(&config).expect("open store"));
         // Frozen at the real time, so signatures also verify with libraries that read the clock.
         let clock = Arc::new(ManualClock::new(Utc::now()));
-        let token =
-            hookd::auth::create_admin_token(store.as_ref(), Environment::Live, "test", Utc::now())
-                .await
-                .expect("token");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let token = hookd::auth::create_admin_token(store.as_ref(), Environment::Live, "test", Utc::now())
             .await
-            .expect("bind");
+            .expect("token");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         let server = hookd::start(listener, config, store, clock.clone(), shutdown.clone())
@@ -94,13 +91,7 @@ impl TestApp {
     }
 
     /// Sends a request with `token`.
-    pub async fn call_as(
-        &self,
-        token: &str,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
+    pub async fn call_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self
             .client
@@ -133,10 +124,7 @@ impl TestApp {
     /// Creates an application with `uid`.
     pub async fn create_app(&self, uid: &str) -> Value {
         let (status, body) = self
-            .post(
-                "/api/v1/app",
-                json!({"name": format!("App {uid}"), "uid": uid}),
-            )
+            .post("/api/v1/app", json!({"name": format!("App {uid}"), "uid": uid}))
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
@@ -148,9 +136,7 @@ impl TestApp {
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             b.extend(e.clone());
         }
-        let (status, body) = self
-            .post(&format!("/api/v1/app/{app}/endpoint"), body)
-            .await;
+        let (status, body) = self.post(&format!("/api/v1/app/{app}/endpoint"), body).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
     }
@@ -216,10 +202,7 @@ impl Receiver {
     pub async fn start() -> Receiver {
         let log = Arc::new(Log::default());
         let app = Router::new()
-            .route(
-                "/ok",
-                post(|s, h, b| record(s, "/ok".into(), h, b, StatusCode::OK, 0)),
-            )
+            .route("/ok", post(|s, h, b| record(s, "/ok".into(), h, b, StatusCode::OK, 0)))
             .route(
                 "/status/{code}",
                 post(|s, Path(code): Path<u16>, h, b| async move {
@@ -272,10 +255,7 @@ impl Receiver {
                 return matching;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!(
-                    "receiver got {} matching requests, expected {n}",
-                    matching.len()
-                );
+                panic!("receiver got {} matching requests, expected {n}", matching.len());
             }
         }
     }
@@ -292,11 +272,7 @@ async fn record(
     if delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
     }
-    log.requests.lock().unwrap().push(Recorded {
-        path,
-        headers,
-        body,
-    });
+    log.requests.lock().unwrap().push(Recorded { path, headers, body });
     log.changed.notify_waiters();
     (status, "{\"received\":true}")
 }

@@ -12,7 +12,10 @@ async fn create_message_returns_202_with_the_payload_and_no_endpoints_needed() {
     let app = TestApp::spawn().await;
     app.create_app("ws_msg").await;
     let (status, body) = app
-        .post("/api/v1/app/ws_msg/msg", json!({"eventType": "not.in.catalog", "eventId": "evt_1", "payload": {"a": 1}, "channels": ["eu"]}))
+        .post(
+            "/api/v1/app/ws_msg/msg",
+            json!({"eventType": "not.in.catalog", "eventId": "evt_1", "payload": {"a": 1}, "channels": ["eu"]}),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let id = body["id"].as_str().unwrap();
@@ -30,10 +33,7 @@ async fn create_message_returns_202_with_the_payload_and_no_endpoints_needed() {
         .await;
     assert_eq!(without["payload"], json!({}));
     let (_, data_alias) = app
-        .post(
-            "/api/v1/app/ws_msg/msg",
-            json!({"eventType": "x", "data": {"b": 2}}),
-        )
+        .post("/api/v1/app/ws_msg/msg", json!({"eventType": "x", "data": {"b": 2}}))
         .await;
     assert_eq!(data_alias["payload"], json!({"b": 2}));
 }
@@ -43,11 +43,8 @@ async fn duplicate_event_id_returns_409() {
     let app = TestApp::spawn().await;
     app.create_app("ws_dup").await;
     app.create_app("ws_other").await;
-    app.send_message(
-        "ws_dup",
-        json!({"eventType": "x", "eventId": "evt_1", "payload": {}}),
-    )
-    .await;
+    app.send_message("ws_dup", json!({"eventType": "x", "eventId": "evt_1", "payload": {}}))
+        .await;
     let (status, body) = app
         .post(
             "/api/v1/app/ws_dup/msg",
@@ -56,11 +53,8 @@ async fn duplicate_event_id_returns_409() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["code"], "conflict");
-    app.send_message(
-        "ws_other",
-        json!({"eventType": "x", "eventId": "evt_1", "payload": {}}),
-    )
-    .await;
+    app.send_message("ws_other", json!({"eventType": "x", "eventId": "evt_1", "payload": {}}))
+        .await;
     let (_, list) = app.get("/api/v1/app/ws_dup/msg").await;
     assert_eq!(
         list["data"].as_array().unwrap().len(),
@@ -74,14 +68,8 @@ async fn invalid_messages_return_422_with_their_location() {
     let app = TestApp::spawn().await;
     app.create_app("ws_bad").await;
     let cases = [
-        (
-            json!({"eventType": "x", "payload": [1, 2]}),
-            json!(["body", "payload"]),
-        ),
-        (
-            json!({"eventType": "x", "payload": "text"}),
-            json!(["body", "payload"]),
-        ),
+        (json!({"eventType": "x", "payload": [1, 2]}), json!(["body", "payload"])),
+        (json!({"eventType": "x", "payload": "text"}), json!(["body", "payload"])),
         (json!({"payload": {}}), json!(["body", "eventType"])),
         (json!({"eventType": "x"}), json!(["body", "payload"])),
         (
@@ -111,10 +99,7 @@ async fn invalid_messages_return_422_with_their_location() {
         assert_eq!(body["detail"][0]["loc"], loc, "{input}: {body}");
     }
     let (_, body) = app
-        .post(
-            "/api/v1/app/ws_bad/msg",
-            json!({"eventType": "x", "payload": [1]}),
-        )
+        .post("/api/v1/app/ws_bad/msg", json!({"eventType": "x", "payload": [1]}))
         .await;
     assert_eq!(body["detail"][0]["msg"], "Payload must be an object.");
 }
@@ -123,22 +108,26 @@ async fn invalid_messages_return_422_with_their_location() {
 async fn message_to_unknown_app_returns_404_unless_the_app_comes_with_it() {
     let app = TestApp::spawn().await;
     let (status, body) = app
-        .post(
-            "/api/v1/app/ws_new/msg",
-            json!({"eventType": "x", "payload": {}}),
-        )
+        .post("/api/v1/app/ws_new/msg", json!({"eventType": "x", "payload": {}}))
         .await;
     assert_eq!(
         (status, body["code"].clone()),
         (StatusCode::NOT_FOUND, json!("not_found"))
     );
-    let (status, body) = app.post("/api/v1/app/ws_new/msg", json!({"eventType": "x", "payload": {}, "application": {"name": "New", "uid": "other"}})).await;
+    let (status, body) = app
+        .post(
+            "/api/v1/app/ws_new/msg",
+            json!({"eventType": "x", "payload": {}, "application": {"name": "New", "uid": "other"}}),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(
-        body["detail"][0]["loc"],
-        json!(["body", "application", "uid"])
-    );
-    let (status, _) = app.post("/api/v1/app/ws_new/msg", json!({"eventType": "x", "payload": {}, "application": {"name": "New", "uid": "ws_new"}})).await;
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "application", "uid"]));
+    let (status, _) = app
+        .post(
+            "/api/v1/app/ws_new/msg",
+            json!({"eventType": "x", "payload": {}, "application": {"name": "New", "uid": "ws_new"}}),
+        )
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(app.get("/api/v1/app/ws_new").await.0, StatusCode::OK);
 }
@@ -159,9 +148,7 @@ async fn get_message_by_id_or_event_id_and_404_otherwise() {
         assert_eq!(body["id"], msg["id"]);
         assert_eq!(body["payload"], json!({"k": "v"}));
     }
-    let (_, body) = app
-        .get("/api/v1/app/ws_get/msg/evt_9?with_content=false")
-        .await;
+    let (_, body) = app.get("/api/v1/app/ws_get/msg/evt_9?with_content=false").await;
     assert_eq!(body["payload"], json!({}));
     let (status, body) = app.get("/api/v1/app/ws_get/msg/msg_nope").await;
     assert_eq!(
@@ -183,10 +170,7 @@ async fn list_filters_by_event_types_channel_and_time_newest_first() {
     for (t, ch) in [("a.one", "eu"), ("b.two", "us"), ("a.one", "us")] {
         app.clock.advance(Duration::from_secs(1));
         let m = app
-            .send_message(
-                "ws_list",
-                json!({"eventType": t, "payload": {}, "channels": [ch]}),
-            )
+            .send_message("ws_list", json!({"eventType": t, "payload": {}, "channels": [ch]}))
             .await;
         ids.push(m["id"].as_str().unwrap().to_string());
     }
@@ -203,48 +187,28 @@ async fn list_filters_by_event_types_channel_and_time_newest_first() {
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(
-        list("").await,
-        vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]
-    );
-    assert_eq!(
-        list("?event_types=a.one").await,
-        vec![ids[2].clone(), ids[0].clone()]
-    );
+    assert_eq!(list("").await, vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+    assert_eq!(list("?event_types=a.one").await, vec![ids[2].clone(), ids[0].clone()]);
     assert_eq!(list("?event_types=a.one,b.two").await.len(), 3);
     assert_eq!(list("?event_types[]=b.two").await, vec![ids[1].clone()]);
-    assert_eq!(
-        list("?channel=us").await,
-        vec![ids[2].clone(), ids[1].clone()]
-    );
-    let (_, first) = app
-        .get(&format!("/api/v1/app/ws_list/msg/{}", ids[0]))
-        .await;
-    let (_, last) = app
-        .get(&format!("/api/v1/app/ws_list/msg/{}", ids[2]))
-        .await;
+    assert_eq!(list("?channel=us").await, vec![ids[2].clone(), ids[1].clone()]);
+    let (_, first) = app.get(&format!("/api/v1/app/ws_list/msg/{}", ids[0])).await;
+    let (_, last) = app.get(&format!("/api/v1/app/ws_list/msg/{}", ids[2])).await;
     let after = first["timestamp"].as_str().unwrap().replace('+', "%2B");
     let before = last["timestamp"].as_str().unwrap();
     let (_, body) = app
-        .get(&format!(
-            "/api/v1/app/ws_list/msg?after={after}&before={before}"
-        ))
+        .get(&format!("/api/v1/app/ws_list/msg?after={after}&before={before}"))
         .await;
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
     assert_eq!(body["data"][0]["id"], ids[1].as_str());
     let (_, body) = app
-        .get(&format!(
-            "/api/v1/app/ws_list/msg?after={}",
-            start.replace('+', "%2B")
-        ))
+        .get(&format!("/api/v1/app/ws_list/msg?after={}", start.replace('+', "%2B")))
         .await;
     assert_eq!(body["data"].as_array().unwrap().len(), 3);
     let (status, body) = app.get("/api/v1/app/ws_list/msg?before=yesterday").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["detail"][0]["loc"], json!(["query", "before"]));
-    let (_, body) = app
-        .get("/api/v1/app/ws_list/msg?with_content=false&limit=1")
-        .await;
+    let (_, body) = app.get("/api/v1/app/ws_list/msg?with_content=false&limit=1").await;
     assert_eq!(body["data"][0]["payload"], json!({}));
     assert_eq!(body["done"], false);
 }

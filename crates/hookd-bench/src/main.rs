@@ -1,0 +1,391 @@
+//! hookd-bench: end-to-end throughput and latency of a real `hookd serve` process.
+//!
+//! Measured from outside, as a publisher and a consumer see it (nothing in hookd is instrumented):
+//! - **ingest rate**: accepted messages / (first `POST …/msg` start → last `202` received);
+//! - **delivered rate**: deliveries / (first `POST` start → last delivery arrival);
+//! - **latency** per message: first arrival of its `webhook-id` at the receiver − the instant its
+//!   `POST` started, i.e. publish + commit + dispatch + sign + send (p50, p99, max).
+//!
+//! How: a fresh temp data dir; a receiver (axum on `127.0.0.1:0`) answering `200` at once and
+//! recording, per `webhook-id`, the arrivals and which endpoints were reached; `hookd serve` as a
+//! child (admin token read from its stdout, logs to `hookd.log` in the temp dir); one application
+//! with `--endpoints` endpoints at the receiver; `--messages` messages published by `--concurrency`
+//! workers, optionally paced to an offered `--rate` (msgs/s). It waits (at most `--timeout-secs`)
+//! for every accepted message to reach every endpoint, kills hookd and prints one JSON line.
+//! `HOOKD_*` variables reach hookd (e.g. `HOOKD_STORAGE__SQLITE_SYNCHRONOUS=normal`).
+//!
+//! Caveats: publisher and receiver share the CPUs with hookd, so figures are a lower bound. Latency
+//! starts when a `POST` really starts: time a message waited for a free worker is not counted, so
+//! under saturation compare the ingest rate with the offered one.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use clap::Parser;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+/// End-to-end benchmark of a hookd binary: prints one JSON line of results.
+#[derive(Debug, Parser)]
+struct Args {
+    /// The hookd binary to run (build it with `--release`).
+    #[arg(long)]
+    hookd: PathBuf,
+    /// Messages to publish.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    messages: u64,
+    /// Concurrent publishing workers.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    concurrency: u64,
+    /// Offered load in messages per second across all workers (default: as fast as possible).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    rate: Option<u64>,
+    /// Approximate size of each message payload in bytes.
+    #[arg(long, default_value_t = 1024)]
+    payload_bytes: usize,
+    /// Endpoints subscribed to every message (1 to 64).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    endpoints: u64,
+    /// Bound on publishing (beyond the paced schedule) and, separately, on waiting for deliveries.
+    #[arg(long, default_value_t = 120)]
+    timeout_secs: u64,
+}
+
+/// The JSON line printed on stdout; a struct so the fields keep this order.
+#[derive(serde::Serialize)]
+struct Report {
+    messages: usize,
+    endpoints: usize,
+    concurrency: u64,
+    offered_rate: Option<u64>,
+    payload_bytes: usize,
+    ingest_msgs_per_s: Option<f64>,
+    delivered_msgs_per_s: Option<f64>,
+    latency_ms: Latency,
+    /// Failed or skipped publishes plus deliveries that never arrived.
+    errors: usize,
+    /// First `POST` start → last delivery (or giving up).
+    duration_s: Option<f64>,
+}
+
+/// Latency percentiles in milliseconds (`null` when nothing arrived).
+#[derive(serde::Serialize)]
+struct Latency {
+    p50: Option<f64>,
+    p99: Option<f64>,
+    max: Option<f64>,
+}
+
+/// The fake webhook consumer shared by its handlers.
+struct Receiver {
+    /// Per message id: first and latest arrival, and a bitmask of the endpoints reached.
+    by_id: Mutex<HashMap<String, (Instant, Instant, u64)>>,
+    /// (message, endpoint) pairs that arrived again: redeliveries, which should not happen here.
+    duplicates: AtomicUsize,
+    /// Distinct (message, endpoint) deliveries; a watch, so `run` can await a count, not poll.
+    delivered: watch::Sender<usize>,
+}
+
+/// `POST /hook/{endpoint}`: record the arrival and answer 200 at once.
+async fn receive(
+    State(rx): State<Arc<Receiver>>,
+    UrlPath(endpoint): UrlPath<u32>,
+    headers: HeaderMap,
+    _body: axum::body::Bytes, // read in full so the connection stays alive, as a real consumer's
+) -> StatusCode {
+    let now = Instant::now();
+    let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let bit = 1u64 << (endpoint % 64);
+    let mut by_id = rx.by_id.lock().expect("receiver lock poisoned");
+    let entry = by_id.entry(id.to_string()).or_insert((now, now, 0));
+    if entry.2 & bit == 0 {
+        (entry.1, entry.2) = (entry.1.max(now), entry.2 | bit);
+        rx.delivered.send_modify(|n| *n += 1);
+    } else {
+        rx.duplicates.fetch_add(1, Ordering::Relaxed);
+    }
+    StatusCode::OK
+}
+
+/// Serves the receiver on a free loopback port.
+async fn start_receiver() -> anyhow::Result<(SocketAddr, Arc<Receiver>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let rx = Arc::new(Receiver {
+        by_id: Mutex::default(),
+        duplicates: AtomicUsize::new(0),
+        delivered: watch::channel(0).0,
+    });
+    let app = axum::Router::new()
+        .route("/hook/{endpoint}", axum::routing::post(receive))
+        .with_state(rx.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((addr, rx))
+}
+
+/// Starts hookd on a fresh data dir; returns the child (killed when dropped, so every early
+/// return stops it), the API base URL and the admin token read from its stdout.
+async fn start_hookd(bin: &Path, dir: &Path) -> anyhow::Result<(Child, String, String)> {
+    let mut cmd = Command::new(bin);
+    // Port 0: the kernel picks a free port without a bind-then-release race; hookd prints it.
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .current_dir(dir) // hookd reads ./hookd.toml when present: run it where there is none
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("hookd.log"))?)
+        .kill_on_drop(true);
+    // Deliveries must go straight to the loopback receiver, never through a proxy.
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+        cmd.env_remove(var).env_remove(var.to_lowercase());
+    }
+    let mut child = cmd.spawn().context("starting hookd")?;
+    let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+    let (mut token, mut addr, mut token_next) = (None, None, false);
+    let read = async {
+        while let Some(line) = lines.next_line().await? {
+            if std::mem::take(&mut token_next) {
+                token = Some(line.trim().to_string());
+            } else if line.starts_with("hookd: created") {
+                token_next = true; // the token follows alone on the next line
+            } else if let Some(a) = line.strip_prefix("hookd: listening on http://") {
+                addr = Some(a.trim().parse::<SocketAddr>()?);
+                break;
+            }
+        }
+        anyhow::Ok(())
+    };
+    let waited = tokio::time::timeout(Duration::from_secs(30), read).await;
+    waited.context("hookd did not print its address within 30 s")??;
+    let (Some(token), Some(addr)) = (token, addr) else {
+        bail!("hookd exited or printed no admin token and address");
+    };
+    // hookd prints nothing more today, but a full pipe would block it if it ever did.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, format!("http://{addr}/api/v1"), token))
+}
+
+/// POSTs `body` and expects `201 Created`.
+async fn post(client: &reqwest::Client, url: &str, token: &str, body: Value) -> anyhow::Result<()> {
+    let r = client.post(url).bearer_auth(token).json(&body);
+    let r = r.send().await?;
+    let (status, text) = (r.status(), r.text().await?);
+    ensure!(status.as_u16() == 201, "POST {url}: {status} {text}");
+    Ok(())
+}
+
+/// Shared by the publishing workers.
+struct Publisher {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    pad: String,
+    messages: usize,
+    rate: Option<u64>,
+    /// Next message index; workers take indices from it, so exactly `messages` are attempted.
+    next: AtomicUsize,
+    t0: Instant,
+    deadline: Instant,
+    first_start: OnceLock<Instant>,
+}
+
+/// What a worker recorded.
+#[derive(Default)]
+struct Published {
+    /// (message id, instant its `POST` started) for every accepted message.
+    accepted: Vec<(String, Instant)>,
+    last_accept: Option<Instant>,
+    errors: Vec<String>,
+}
+
+/// The event envelope published as payload; `pad` brings it to the requested size.
+fn envelope(i: usize, timestamp: &str, pad: &str) -> String {
+    format!(r#"{{"id":"evt_{i:010}","type":"bench.event","timestamp":"{timestamp}","data":{{"pad":"{pad}"}}}}"#)
+}
+
+/// Now in RFC 3339 with fixed width (milliseconds, `Z`), so every envelope has the same size.
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// One publishing worker: takes message indices until none are left.
+async fn publish_worker(p: Arc<Publisher>) -> Published {
+    let mut out = Published::default();
+    loop {
+        let i = p.next.fetch_add(1, Ordering::Relaxed);
+        if i >= p.messages {
+            return out;
+        }
+        if let Some(rate) = p.rate {
+            // Open-loop schedule shared by all workers: message i is due at t0 + i/R whatever
+            // happened before, so a slow response delays only its worker, not the offered rate.
+            let due = p.t0 + Duration::from_secs_f64(i as f64 / rate as f64);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        if Instant::now() >= p.deadline {
+            out.errors.push("not published: the deadline passed".into());
+            continue;
+        }
+        let payload = envelope(i, &now_rfc3339(), &p.pad);
+        let body = format!(r#"{{"eventType":"bench.event","payload":{payload}}}"#);
+        let started = Instant::now();
+        p.first_start.get_or_init(|| started);
+        let request = p.client.post(&p.url).bearer_auth(&p.token).body(body);
+        let request = request.header("content-type", "application/json");
+        let error = match request.send().await {
+            Ok(r) if r.status().as_u16() == 202 => {
+                let body = r.json::<Value>().await.map(|mut v| v.get_mut("id").map(Value::take));
+                if let Ok(Some(Value::String(id))) = body {
+                    out.last_accept = out.last_accept.max(Some(Instant::now()));
+                    out.accepted.push((id, started));
+                    continue;
+                }
+                format!("unexpected 202 body: {body:?}")
+            }
+            Ok(r) => format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
+            Err(e) => format!("request failed: {e}"),
+        };
+        out.errors.push(error);
+    }
+}
+
+/// Nearest-rank percentile of sorted microseconds, in milliseconds.
+fn percentile_ms(sorted: &[u64], p: f64) -> Option<f64> {
+    let rank = ((p * sorted.len() as f64).ceil() as usize).max(1);
+    sorted.get(rank - 1).map(|&us| round(us as f64 / 1000.0, 3))
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+fn per_second(count: usize, from: Option<Instant>, to: Option<Instant>) -> Option<f64> {
+    let secs = to?.checked_duration_since(from?)?.as_secs_f64();
+    (secs > 0.0).then(|| round(count as f64 / secs, 1))
+}
+
+/// The whole benchmark; hookd is killed before this returns, whatever the outcome.
+async fn run(args: &Args, dir: &Path) -> anyhow::Result<Report> {
+    let (messages, endpoints) = (args.messages as usize, args.endpoints as usize);
+    let timeout = Duration::from_secs(args.timeout_secs);
+    // Absolute, because hookd runs in the temp dir where a relative path would mean otherwise.
+    let bin = std::fs::canonicalize(&args.hookd).with_context(|| format!("hookd binary {}", args.hookd.display()))?;
+    let (recv_addr, receiver) = start_receiver().await?;
+    let (mut child, base, token) = start_hookd(&bin, dir).await?;
+    let client = reqwest::Client::builder()
+        .no_proxy() // all traffic is to 127.0.0.1
+        .pool_max_idle_per_host(args.concurrency as usize)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    // hookd prints its address once bound, so this normally succeeds at once; bounded: 10 s.
+    for tries in 1.. {
+        let r = client.get(format!("{base}/health")).send().await;
+        if r.is_ok_and(|r| r.status().as_u16() == 200) {
+            break;
+        }
+        ensure!(tries < 100, "hookd did not become healthy within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let app = json!({"name": "bench", "uid": "bench"});
+    post(&client, &format!("{base}/app"), &token, app).await?;
+    let endpoint_url = format!("{base}/app/bench/endpoint");
+    for i in 0..endpoints {
+        let endpoint = json!({ "url": format!("http://{recv_addr}/hook/{i}") });
+        post(&client, &endpoint_url, &token, endpoint).await?;
+    }
+
+    let overhead = envelope(0, &now_rfc3339(), "").len();
+    let schedule = Duration::from_secs_f64(args.rate.map_or(0.0, |r| messages as f64 / r as f64));
+    let t0 = Instant::now();
+    let publisher = Arc::new(Publisher {
+        client,
+        url: format!("{base}/app/bench/msg"),
+        token,
+        pad: "x".repeat(args.payload_bytes.saturating_sub(overhead)),
+        messages,
+        rate: args.rate,
+        next: AtomicUsize::new(0),
+        t0,
+        deadline: t0 + schedule + timeout,
+        first_start: OnceLock::new(),
+    });
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..args.concurrency {
+        workers.spawn(publish_worker(publisher.clone()));
+    }
+    let mut published = Published::default();
+    while let Some(done) = workers.join_next().await {
+        let done = done?;
+        published.accepted.extend(done.accepted);
+        published.last_accept = published.last_accept.max(done.last_accept);
+        published.errors.extend(done.errors);
+    }
+    if let Some(e) = published.errors.first() {
+        let n = published.errors.len();
+        eprintln!("hookd-bench: {n} publish errors; first: {e}");
+    }
+
+    let expected = published.accepted.len() * endpoints;
+    let mut delivered = receiver.delivered.subscribe();
+    let wait = tokio::time::timeout(timeout, delivered.wait_for(|&n| n >= expected));
+    let complete = wait.await.is_ok();
+    let ended = Instant::now();
+    child.kill().await.context("stopping hookd")?;
+
+    let delivered = *delivered.borrow();
+    let by_id = receiver.by_id.lock().expect("receiver lock poisoned");
+    let dup = receiver.duplicates.load(Ordering::Relaxed);
+    if !complete || dup > 0 {
+        eprintln!("hookd-bench: {delivered} of {expected} deliveries arrived; {dup} duplicates");
+    }
+    let mut latencies: Vec<u64> = (published.accepted.iter())
+        .filter_map(|(id, started)| Some(by_id.get(id)?.0.saturating_duration_since(*started)))
+        .map(|d| d.as_micros() as u64)
+        .collect();
+    latencies.sort_unstable();
+    let start = publisher.first_start.get().copied();
+    let last = by_id.values().map(|a| a.1).max();
+    let end = if complete { last } else { Some(ended) };
+    Ok(Report {
+        messages,
+        endpoints,
+        concurrency: args.concurrency,
+        offered_rate: args.rate,
+        payload_bytes: args.payload_bytes,
+        ingest_msgs_per_s: per_second(published.accepted.len(), start, published.last_accept),
+        delivered_msgs_per_s: per_second(delivered, start, last),
+        latency_ms: Latency {
+            p50: percentile_ms(&latencies, 0.50),
+            p99: percentile_ms(&latencies, 0.99),
+            max: percentile_ms(&latencies, 1.0),
+        },
+        errors: published.errors.len() + expected.saturating_sub(delivered),
+        duration_s: (start.zip(end)).map(|(s, e)| round(e.saturating_duration_since(s).as_secs_f64(), 3)),
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::Builder::new().prefix("hookd-bench-").tempdir()?;
+    let report = run(&args, dir.path()).await.map_err(|e| {
+        // Keep the data dir and hookd's log for a post-mortem.
+        let log = dir.keep().join("hookd.log");
+        anyhow::anyhow!("{e:#}\n(hookd's log is kept: {})", log.display())
+    })?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
