@@ -20,8 +20,6 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory holding the embedded database (`hookd.db`).
     pub data_dir: PathBuf,
-    /// Log format: `text` or `json`.
-    pub log_format: String,
     /// Delivery engine settings.
     pub delivery: DeliveryConfig,
     /// API settings.
@@ -70,7 +68,6 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8071)),
             data_dir: PathBuf::from("./hookd-data"),
-            log_format: "text".into(),
             delivery: DeliveryConfig::default(),
             api: ApiConfig::default(),
             storage: StorageConfig::default(),

@@ -5,30 +5,67 @@ use serde_json::json;
 
 use crate::helpers::TestApp;
 
+/// Every authenticated route, with a body where it takes one.
+const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/v1/app"),
+    ("POST", "/api/v1/app"),
+    ("GET", "/api/v1/app/ws_1"),
+    ("PUT", "/api/v1/app/ws_1"),
+    ("PATCH", "/api/v1/app/ws_1"),
+    ("DELETE", "/api/v1/app/ws_1"),
+    ("GET", "/api/v1/app/ws_1/endpoint"),
+    ("POST", "/api/v1/app/ws_1/endpoint"),
+    ("GET", "/api/v1/app/ws_1/endpoint/ep_1"),
+    ("PUT", "/api/v1/app/ws_1/endpoint/ep_1"),
+    ("PATCH", "/api/v1/app/ws_1/endpoint/ep_1"),
+    ("DELETE", "/api/v1/app/ws_1/endpoint/ep_1"),
+    ("GET", "/api/v1/app/ws_1/endpoint/ep_1/secret"),
+    ("GET", "/api/v1/app/ws_1/endpoint/ep_1/headers"),
+    ("PUT", "/api/v1/app/ws_1/endpoint/ep_1/headers"),
+    ("PATCH", "/api/v1/app/ws_1/endpoint/ep_1/headers"),
+    ("GET", "/api/v1/app/ws_1/endpoint/ep_1/msg"),
+    ("GET", "/api/v1/event-type"),
+    ("POST", "/api/v1/event-type"),
+    ("GET", "/api/v1/event-type/a.b"),
+    ("PUT", "/api/v1/event-type/a.b"),
+    ("PATCH", "/api/v1/event-type/a.b"),
+    ("DELETE", "/api/v1/event-type/a.b"),
+    ("GET", "/api/v1/app/ws_1/msg"),
+    ("POST", "/api/v1/app/ws_1/msg"),
+    ("GET", "/api/v1/app/ws_1/msg/msg_1"),
+    ("GET", "/api/v1/app/ws_1/msg/msg_1/endpoint"),
+    ("POST", "/api/v1/app/ws_1/msg/msg_1/endpoint/ep_1/resend"),
+    ("GET", "/api/v1/app/ws_1/msg/msg_1/attempt/atmpt_1"),
+    ("GET", "/api/v1/app/ws_1/attempt/endpoint/ep_1"),
+    ("GET", "/api/v1/app/ws_1/attempt/msg/msg_1"),
+];
+
 #[tokio::test]
-async fn missing_or_wrong_token_returns_401_in_svix_shape() {
+async fn every_route_returns_401_in_svix_shape_without_a_valid_token() {
     let app = TestApp::spawn().await;
-    let no_token = app.client.get(format!("{}/api/v1/app", app.base)).send().await.unwrap();
-    assert_eq!(no_token.status().as_u16(), 401);
-    let body: serde_json::Value = no_token.json().await.unwrap();
-    assert_eq!(
-        body,
-        json!({"code": "authentication_failed", "detail": "Invalid token"})
-    );
-    for path in [
-        "/api/v1/app",
-        "/api/v1/event-type",
-        "/api/v1/app/x/msg",
-        "/api/v1/app/x/endpoint",
-    ] {
-        let (status, body) = app.call_as("hk_live_wrong", "GET", path, None).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    app.create_app("ws_1").await;
+    for (method, path) in ROUTES {
+        let method_ = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let anonymous = app
+            .client
+            .request(method_.clone(), format!("{}{path}", app.base))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status().as_u16(), 401, "{method} {path} without a token");
+        let body: serde_json::Value = anonymous.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"code": "authentication_failed", "detail": "Invalid token"}),
+            "{method} {path}"
+        );
+        let (status, body) = app.call_as("hk_live_wrong", method, path, Some(json!({}))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} with a wrong token");
         assert_eq!(body["code"], "authentication_failed");
     }
-    let (status, _) = app
-        .call_as("hk_live_wrong", "POST", "/api/v1/app", Some(json!({"name": "x"})))
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Nothing was changed by the refused calls.
+    assert_eq!(app.get("/api/v1/app/ws_1").await.0, StatusCode::OK);
 }
 
 #[tokio::test]
