@@ -300,6 +300,7 @@ async fn resend_makes_one_manual_attempt_with_the_same_webhook_id() {
         .await;
     let msg_id = msg["id"].as_str().unwrap();
     app.wait_recorded(1).await;
+    app.clock.advance(Duration::from_secs(1)); // the frozen clock would give both attempts one instant
     let (status, body) = app
         .call(
             "POST",
