@@ -120,16 +120,7 @@ pub fn event_type(row: &Row) -> rusqlite::Result<EventType> {
 }
 
 pub fn message(row: &Row) -> rusqlite::Result<Message> {
-    Ok(Message {
-        id: row.get(0)?,
-        app_id: row.get(1)?,
-        event_id: row.get(2)?,
-        event_type: row.get(3)?,
-        channels: opt_json(row, 4)?,
-        payload: row.get(5)?,
-        created_at: from_micros(row.get(6)?),
-        expires_at: from_micros(row.get(7)?),
-    })
+    message_at(row, 0)
 }
 
 /// A message whose columns start at `offset` (for joins).

@@ -67,16 +67,14 @@ fn check(et: &EventType) -> OpsResult<()> {
     p.finish()
 }
 
-/// Creates an event type; re-creating an archived one restores it. 409 when it exists.
-pub async fn create_event_type(state: &AppState, env: Environment, input: EventTypeIn) -> OpsResult<EventType> {
-    let name = input.name.clone().unwrap_or_default();
-    let existing = state.store.get_event_type(env, &name).await?;
-    if existing.as_ref().is_some_and(|e| !e.archived) {
-        return Err(OpsError::Conflict {
-            code: "event_type_exists",
-            detail: "An event_type with this name already exists".into(),
-        });
-    }
+/// Stores `input` under `name`, keeping the original creation time of a type it replaces.
+async fn save(
+    state: &AppState,
+    env: Environment,
+    name: String,
+    input: EventTypeIn,
+    existing: Option<EventType>,
+) -> OpsResult<EventType> {
     let now = state.clock.now();
     let et = EventType {
         name,
@@ -92,6 +90,19 @@ pub async fn create_event_type(state: &AppState, env: Environment, input: EventT
     check(&et)?;
     state.store.upsert_event_type(&et).await?;
     Ok(et)
+}
+
+/// Creates an event type; re-creating an archived one restores it. 409 when it exists.
+pub async fn create_event_type(state: &AppState, env: Environment, input: EventTypeIn) -> OpsResult<EventType> {
+    let name = input.name.clone().unwrap_or_default();
+    let existing = state.store.get_event_type(env, &name).await?;
+    if existing.as_ref().is_some_and(|e| !e.archived) {
+        return Err(OpsError::Conflict {
+            code: "event_type_exists",
+            detail: "An event_type with this name already exists".into(),
+        });
+    }
+    save(state, env, name, input, existing).await
 }
 
 /// One event type by name.
@@ -110,23 +121,9 @@ pub async fn upsert_event_type(
     name: &str,
     input: EventTypeIn,
 ) -> OpsResult<(EventType, bool)> {
-    let now = state.clock.now();
     let existing = state.store.get_event_type(env, name).await?;
     let created = existing.is_none();
-    let et = EventType {
-        name: name.to_string(),
-        env,
-        description: input.description,
-        archived: input.archived.unwrap_or(false),
-        deprecated: input.deprecated.unwrap_or(false),
-        feature_flag: input.feature_flag,
-        schemas: input.schemas,
-        created_at: existing.map(|e| e.created_at).unwrap_or(now),
-        updated_at: now,
-    };
-    check(&et)?;
-    state.store.upsert_event_type(&et).await?;
-    Ok((et, created))
+    Ok((save(state, env, name.to_string(), input, existing).await?, created))
 }
 
 /// Applies a partial update.
