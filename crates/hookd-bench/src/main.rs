@@ -147,6 +147,16 @@ async fn start_hookd(bin: &Path, dir: &Path) -> anyhow::Result<(Child, String, S
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.join("hookd.log"))?)
         .kill_on_drop(true);
+    // The receiver is plain http on loopback, which hookd refuses unless told otherwise; an
+    // explicit HOOKD_* setting from the caller still wins.
+    for (var, value) in [
+        ("HOOKD_DELIVERY__ALLOW_HTTP", "true"),
+        ("HOOKD_DELIVERY__ALLOWED_SUBNETS", "127.0.0.1/32"),
+    ] {
+        if std::env::var_os(var).is_none() {
+            cmd.env(var, value);
+        }
+    }
     // Deliveries must go straight to the loopback receiver, never through a proxy.
     for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
         cmd.env_remove(var).env_remove(var.to_lowercase());

@@ -43,6 +43,8 @@ mod tests {
             metadata: Default::default(),
             secret: String::new(),
             headers: Default::default(),
+            old_secrets: Vec::new(),
+            failing_since: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

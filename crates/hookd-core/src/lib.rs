@@ -9,9 +9,11 @@
 //! - [`validate`]: field rules shared by every surface (uids, names, channels, headers, URLs).
 //! - [`filter`]: which endpoints receive which message (the fan-out rule).
 //! - [`retry`]: the retry schedule with jitter, and how an attempt's outcome is classified.
+//! - [`net`]: the SSRF address policy (which IP addresses a delivery may connect to).
 
 pub mod filter;
 pub mod id;
 pub mod model;
+pub mod net;
 pub mod retry;
 pub mod validate;

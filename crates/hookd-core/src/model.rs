@@ -86,10 +86,25 @@ pub struct Endpoint {
     pub secret: String,
     /// Custom headers added to every delivery, in the caller's casing.
     pub headers: BTreeMap<String, String>,
+    /// Previous secrets that keep signing until they expire (rotation), newest first.
+    pub old_secrets: Vec<OldSecret>,
+    /// Start of the current run of exhausted deliveries; `None` while healthy.
+    pub failing_since: Option<DateTime<Utc>>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+}
+
+/// A rotated-out endpoint secret that still signs until `expires_at`, so receivers can switch
+/// keys without dropping a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OldSecret {
+    /// The key (`whsec_…` or `whsk_…`).
+    pub key: String,
+    /// When it stops signing.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A kind of event publishers send and endpoints subscribe to.
@@ -225,6 +240,10 @@ pub struct Attempt {
     pub trigger_type: TriggerType,
     /// 1-based number within its delivery (manual attempts also count).
     pub attempt_number: i64,
+    /// Request headers as sent, sensitive values replaced by `[redacted]`.
+    pub request_headers: BTreeMap<String, String>,
+    /// Response headers as received, in order.
+    pub response_headers: Vec<(String, String)>,
     /// When the attempt started.
     pub created_at: DateTime<Utc>,
 }

@@ -44,6 +44,11 @@ impl Outcome {
     pub fn is_success(&self) -> bool {
         matches!(self, Outcome::Success)
     }
+
+    /// Did the receiver answer `410 Gone` (the endpoint should be disabled)?
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Outcome::Status { code: 410, .. })
+    }
 }
 
 /// The retry schedule and its modifiers.
@@ -137,6 +142,15 @@ mod tests {
         for code in [199, 301, 302, 400, 404, 410, 429, 500, 503] {
             assert!(!Outcome::from_status(code, None).is_success(), "{code}");
         }
+    }
+
+    #[test]
+    fn only_410_means_gone() {
+        assert!(Outcome::from_status(410, None).is_gone());
+        for code in [200, 404, 500] {
+            assert!(!Outcome::from_status(code, None).is_gone(), "{code}");
+        }
+        assert!(!Outcome::Timeout.is_gone());
     }
 
     #[test]

@@ -17,7 +17,7 @@ const GENERATED_LEN: usize = 24;
 /// pre-hashed by HMAC.
 const ENDPOINT_SECRET_LEN: std::ops::RangeInclusive<usize> = 24..=64;
 
-/// Lenient decoder for secrets: secrets are pasted by humans and produced by
+/// Lenient decoder for keys: keys are pasted by humans and produced by
 /// other libraries (the Python reference pads before decoding and ignores
 /// non-zero trailing bits), so accept both padded and unpadded input.
 const LENIENT: GeneralPurpose = GeneralPurpose::new(
@@ -51,6 +51,37 @@ pub enum SecretError {
         /// Decoded length in bytes.
         len: usize,
     },
+    /// An ed25519 secret key (`whsk_…`) decodes to neither a 32-byte seed nor
+    /// a 64-byte seed-and-public-key pair.
+    #[error("ed25519 secret key must decode to 32 or 64 bytes, got {len}")]
+    InvalidEd25519SecretLength {
+        /// Decoded length in bytes.
+        len: usize,
+    },
+    /// The public half of a 64-byte ed25519 secret key is not the public key
+    /// of its seed (a corrupted or spliced key).
+    #[error("ed25519 secret key's public half does not match its seed")]
+    Ed25519KeyMismatch,
+    /// An ed25519 public key (`whpk_…`) does not decode to 32 bytes.
+    #[error("ed25519 public key must decode to 32 bytes, got {len}")]
+    InvalidEd25519PublicLength {
+        /// Decoded length in bytes.
+        len: usize,
+    },
+    /// The 32 bytes are not a usable ed25519 public key: not a curve point,
+    /// or a small-order point that no honest key pair produces.
+    #[error("not a valid ed25519 public key")]
+    InvalidEd25519PublicKey,
+}
+
+/// Strips an optional `prefix`, then decodes the rest with [`LENIENT`];
+/// shared by every key type so they agree on what input is accepted.
+pub(crate) fn decode_key(s: &str, prefix: &str) -> Result<Vec<u8>, SecretError> {
+    let b64 = s.strip_prefix(prefix).unwrap_or(s);
+    if b64.is_empty() {
+        return Err(SecretError::Empty);
+    }
+    LENIENT.decode(b64).map_err(|_| SecretError::InvalidBase64)
 }
 
 impl Secret {
@@ -73,12 +104,7 @@ impl Secret {
     /// Lenient parse for verification: optional `whsec_` prefix, standard
     /// base64 padded or unpadded; any non-empty length.
     pub fn parse(s: &str) -> Result<Secret, SecretError> {
-        let b64 = s.strip_prefix(SECRET_PREFIX).unwrap_or(s);
-        if b64.is_empty() {
-            return Err(SecretError::Empty);
-        }
-        let bytes = LENIENT.decode(b64).map_err(|_| SecretError::InvalidBase64)?;
-        Secret::from_bytes(bytes)
+        Secret::from_bytes(decode_key(s, SECRET_PREFIX)?)
     }
 
     /// Strict parse for endpoint secrets supplied via the API: as

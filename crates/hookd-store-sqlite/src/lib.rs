@@ -64,7 +64,10 @@ struct Inner {
     _lock: File,
 }
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_initial.sql")),
+    (2, include_str!("../migrations/0002_delivery_engine.sql")),
+];
 /// Read-only connections kept open, and the most reads running at once.
 const READERS: usize = 8;
 

@@ -3,19 +3,21 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
-use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
+use hookd_core::model::{
+    Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, OldSecret, TriggerType,
+};
 use hookd_store::{DeliveryState, TokenRecord};
 use rusqlite::types::{FromSql, FromSqlError, ToSqlOutput, Value, ValueRef};
 use rusqlite::{Row, ToSql};
 
 pub const APP_COLS: &str = "id, env, uid, name, metadata, throttle_rate, created_at, updated_at";
 pub const ENDPOINT_COLS: &str = "id, app_id, uid, url, description, disabled, event_types, channels, \
-    throttle_rate, metadata, secret, headers, created_at, updated_at";
+    throttle_rate, metadata, secret, headers, created_at, updated_at, old_secrets, failing_since";
 pub const EVENT_TYPE_COLS: &str =
     "env, name, description, archived, deprecated, feature_flag, schemas, created_at, updated_at";
 pub const MESSAGE_COLS: &str = "id, app_id, event_id, event_type, channels, payload, created_at, expires_at";
 pub const ATTEMPT_COLS: &str = "id, msg_id, endpoint_id, url, response, response_status_code, \
-    response_duration_ms, status, trigger_type, attempt_number, created_at";
+    response_duration_ms, status, trigger_type, attempt_number, created_at, request_headers, response_headers";
 pub const DELIVERY_COLS: &str = "id, msg_id, endpoint_id, status, next_attempt_at, created_at";
 pub const TOKEN_COLS: &str = "id, hash, env, app_id, description, created_at, expires_at";
 
@@ -102,6 +104,8 @@ pub fn endpoint(row: &Row) -> rusqlite::Result<Endpoint> {
         headers: row.get::<_, Json<BTreeMap<String, String>>>(11)?.0,
         created_at: from_micros(row.get(12)?),
         updated_at: from_micros(row.get(13)?),
+        old_secrets: row.get::<_, Json<Vec<OldSecret>>>(14)?.0,
+        failing_since: row.get::<_, Option<i64>>(15)?.map(from_micros),
     })
 }
 
@@ -150,6 +154,8 @@ pub fn attempt(row: &Row) -> rusqlite::Result<Attempt> {
         trigger_type: TriggerType::from_code(row.get(8)?).unwrap_or(TriggerType::Scheduled),
         attempt_number: row.get(9)?,
         created_at: from_micros(row.get(10)?),
+        request_headers: row.get::<_, Json<BTreeMap<String, String>>>(11)?.0,
+        response_headers: row.get::<_, Json<Vec<(String, String)>>>(12)?.0,
     })
 }
 

@@ -2,10 +2,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus};
+use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
 use hookd_store::{
-    AttemptFilter, AttemptRecord, ClaimedDelivery, DeliveryState, MessageFilter, NewDelivery, Page, PageRequest, Store,
-    StoreError, StoreResult, TokenRecord,
+    AttemptFilter, AttemptRecord, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter, NewDelivery, Page,
+    PageRequest, Store, StoreError, StoreResult, TokenRecord,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -221,13 +221,13 @@ impl Store for SqliteStore {
         let e = e.clone();
         self.write(move |c| {
             c.prepare_cached(&format!(
-                "INSERT INTO endpoint ({ENDPOINT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                "INSERT INTO endpoint ({ENDPOINT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
             ))
             .and_then(|mut s| {
                 s.execute(params![
                     e.id, e.app_id, e.uid, e.url, e.description, e.disabled, e.event_types.as_ref().map(Json),
                     e.channels.as_ref().map(Json), e.throttle_rate, Json(&e.metadata), e.secret, Json(&e.headers),
-                    micros(e.created_at), micros(e.updated_at)
+                    micros(e.created_at), micros(e.updated_at), Json(&e.old_secrets), e.failing_since.map(micros)
                 ])
             })
             .map_err(map_err)?;
@@ -254,13 +254,14 @@ impl Store for SqliteStore {
             let n = c
                 .prepare_cached(
                     "UPDATE endpoint SET uid = ?3, url = ?4, description = ?5, disabled = ?6, event_types = ?7, channels = ?8, \
-                     throttle_rate = ?9, metadata = ?10, secret = ?11, headers = ?12, updated_at = ?13 WHERE app_id = ?1 AND id = ?2",
+                     throttle_rate = ?9, metadata = ?10, secret = ?11, headers = ?12, updated_at = ?13, old_secrets = ?14, \
+                     failing_since = ?15 WHERE app_id = ?1 AND id = ?2",
                 )
                 .and_then(|mut s| {
                     s.execute(params![
                         e.app_id, e.id, e.uid, e.url, e.description, e.disabled, e.event_types.as_ref().map(Json),
                         e.channels.as_ref().map(Json), e.throttle_rate, Json(&e.metadata), e.secret, Json(&e.headers),
-                        micros(e.updated_at)
+                        micros(e.updated_at), Json(&e.old_secrets), e.failing_since.map(micros)
                     ])
                 })
                 .map_err(map_err)?;
@@ -469,14 +470,20 @@ impl Store for SqliteStore {
             let mut insert = c
                 .prepare_cached(&format!(
                     "INSERT INTO attempt (delivery_id, app_id, {ATTEMPT_COLS}) \
-                     SELECT ?1, app_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 FROM delivery WHERE id = ?1"
+                     SELECT ?1, app_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 FROM delivery WHERE id = ?1"
                 ))
                 .map_err(map_err)?;
             let mut update = c
                 .prepare_cached(
                     "UPDATE delivery SET status = ?2, scheduled_attempts = ?3, total_attempts = total_attempts + 1, \
-                     next_attempt_at = ?4, next_trigger = 0, lease_until = 0, updated_at = ?5 WHERE id = ?1",
+                     next_attempt_at = ?4, next_trigger = 0, lease_until = 0, updated_at = ?5, parked = ?6 WHERE id = ?1",
                 )
+                .map_err(map_err)?;
+            let mut healthy = c
+                .prepare_cached("UPDATE endpoint SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL")
+                .map_err(map_err)?;
+            let mut failing = c
+                .prepare_cached("UPDATE endpoint SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL")
                 .map_err(map_err)?;
             for o in &outcomes {
                 let a = &o.attempt;
@@ -493,7 +500,9 @@ impl Store for SqliteStore {
                         a.status.code(),
                         a.trigger_type.code(),
                         a.attempt_number,
-                        micros(a.created_at)
+                        micros(a.created_at),
+                        Json(&a.request_headers),
+                        Json(&a.response_headers)
                     ])
                     .map_err(map_err)?;
                 update
@@ -502,9 +511,17 @@ impl Store for SqliteStore {
                         o.delivery_status.code(),
                         o.scheduled_attempts,
                         o.next_attempt_at.map(micros),
-                        micros(a.created_at)
+                        micros(a.created_at),
+                        o.park
                     ])
                     .map_err(map_err)?;
+                // Endpoint health for auto-disable: any success ends a failing run; an
+                // exhausted delivery starts one if none is running.
+                if a.status == MessageStatus::Success {
+                    healthy.execute([&a.endpoint_id]).map_err(map_err)?;
+                } else if o.delivery_status == MessageStatus::Fail && a.trigger_type == TriggerType::Scheduled {
+                    failing.execute(params![a.endpoint_id, micros(a.created_at)]).map_err(map_err)?;
+                }
             }
             Ok(())
         })
@@ -519,12 +536,113 @@ impl Store for SqliteStore {
             c.prepare_cached(
                 "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, next_trigger, created_at, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, 1, ?5, 1, ?5, ?5) \
-                 ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET next_attempt_at = ?5, \
+                 ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET next_attempt_at = ?5, parked = 0, \
                  next_trigger = CASE WHEN status IN (1, 3) THEN next_trigger ELSE 1 END, updated_at = ?5 \
                  RETURNING id",
             )
             .and_then(|mut s| s.query_row(params![d.id, d.msg_id, d.endpoint_id, d.app_id, micros(now)], |r| r.get(0)))
             .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn park_delivery(&self, delivery_id: &str) -> StoreResult<()> {
+        let id = delivery_id.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE delivery SET parked = 1, next_attempt_at = NULL, lease_until = 0 WHERE id = ?1",
+                [id],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unpark_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        let id = endpoint_id.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE delivery SET parked = 0, next_attempt_at = ?2 WHERE endpoint_id = ?1 AND parked = 1",
+                params![id, micros(now)],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn defer_delivery(&self, delivery_id: &str, until: DateTime<Utc>) -> StoreResult<()> {
+        let id = delivery_id.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE delivery SET next_attempt_at = ?2, lease_until = 0 WHERE id = ?1",
+                params![id, micros(until)],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn idempotency_begin(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<IdempotencyState> {
+        let key = key.to_string();
+        self.write(move |c| {
+            let existing: Option<(i64, Option<Vec<u8>>, i64, i64)> = c
+                .prepare_cached("SELECT status, body, created_at, expires_at FROM idempotency WHERE key = ?1")
+                .and_then(|mut s| {
+                    s.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                        .optional()
+                })
+                .map_err(map_err)?;
+            match existing {
+                Some((status, body, _, expires)) if status > 0 && expires > micros(now) => {
+                    return Ok(IdempotencyState::Completed {
+                        status: status as u16,
+                        body: body.unwrap_or_default(),
+                    })
+                }
+                Some((0, _, created, expires)) if created >= micros(stale_before) && expires > micros(now) => {
+                    return Ok(IdempotencyState::InProgress)
+                }
+                _ => {}
+            }
+            c.execute(
+                "INSERT INTO idempotency (key, status, body, created_at, expires_at) VALUES (?1, 0, NULL, ?2, ?3) \
+                 ON CONFLICT (key) DO UPDATE SET status = 0, body = NULL, created_at = ?2, expires_at = ?3",
+                params![key, micros(now), micros(expires_at)],
+            )
+            .map_err(map_err)?;
+            Ok(IdempotencyState::Started)
+        })
+        .await
+    }
+
+    async fn idempotency_complete(&self, key: &str, status: u16, body: &[u8]) -> StoreResult<()> {
+        let (key, body) = (key.to_string(), body.to_vec());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE idempotency SET status = ?2, body = ?3 WHERE key = ?1",
+                params![key, status, body],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn idempotency_release(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_string();
+        self.write(move |c| {
+            c.execute("DELETE FROM idempotency WHERE key = ?1 AND status = 0", [key])
+                .map_err(map_err)?;
+            Ok(())
         })
         .await
     }

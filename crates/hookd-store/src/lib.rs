@@ -139,6 +139,31 @@ pub trait Store: Send + Sync + 'static {
         page: &PageRequest,
     ) -> StoreResult<Page<(DeliveryState, Message)>>;
 
+    /// Keeps a leased delivery without a due time (its endpoint is disabled), releasing the lease.
+    async fn park_delivery(&self, delivery_id: &str) -> StoreResult<()>;
+    /// Makes every parked delivery of an endpoint due at `now` (it was enabled again).
+    async fn unpark_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Releases a leased delivery and makes it due at `until` without counting an attempt
+    /// (the endpoint's circuit is open, or its rate limit is reached).
+    async fn defer_delivery(&self, delivery_id: &str, until: DateTime<Utc>) -> StoreResult<()>;
+
+    // ----- idempotency -----
+
+    /// Claims an idempotency key: `Started` when this caller should run the request (no entry,
+    /// an expired one, or one left in progress before `stale_before`), `InProgress` when
+    /// another request holds it, `Completed` with the stored response otherwise.
+    async fn idempotency_begin(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<IdempotencyState>;
+    /// Stores the response of a request that claimed `key`.
+    async fn idempotency_complete(&self, key: &str, status: u16, body: &[u8]) -> StoreResult<()>;
+    /// Gives up a claim (the request failed), so the key can be used again.
+    async fn idempotency_release(&self, key: &str) -> StoreResult<()>;
+
     // ----- attempts -----
 
     /// Attempts of an application, newest first, filtered by message and/or endpoint.

@@ -72,6 +72,9 @@ pub struct AttemptRecord {
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// Scheduled attempts made, including this one if it was scheduled.
     pub scheduled_attempts: i64,
+    /// Keep the delivery without a due time until its endpoint is enabled again (the endpoint
+    /// was disabled, e.g. by a `410 Gone`), instead of scheduling or finishing it.
+    pub park: bool,
 }
 
 /// A delivery's state, for listings.
@@ -127,4 +130,20 @@ pub struct AttemptFilter {
     pub event_types: Option<Vec<String>>,
     /// Only attempts of messages on this channel.
     pub channel: Option<String>,
+}
+
+/// Where an idempotency key stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyState {
+    /// The caller now holds the key and must complete or release it.
+    Started,
+    /// Another request holds the key.
+    InProgress,
+    /// The key's first successful response, to replay.
+    Completed {
+        /// HTTP status.
+        status: u16,
+        /// Response body.
+        body: Vec<u8>,
+    },
 }

@@ -45,6 +45,12 @@ pub struct DeliveryConfig {
     pub poll_interval_ms: u64,
     /// How long a claimed delivery stays reserved for its worker, in seconds.
     pub lease_secs: u64,
+    /// Subnets deliveries may reach although they are private, loopback or otherwise refused
+    /// (SSRF protection). Accepts a list or `"10.0.0.0/8,127.0.0.1/32"`.
+    #[serde(deserialize_with = "string_list")]
+    pub allowed_subnets: Vec<String>,
+    /// Accept `http://` endpoint URLs in the live environment (https is required otherwise).
+    pub allow_http: bool,
 }
 
 /// API behaviour.
@@ -84,6 +90,8 @@ impl Default for DeliveryConfig {
             endpoint_concurrency: 64,
             poll_interval_ms: 500,
             lease_secs: 300,
+            allowed_subnets: Vec::new(),
+            allow_http: false,
         }
     }
 }
@@ -167,6 +175,10 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
+        hookd_core::net::AddressPolicy::parse(&d.allowed_subnets).map_err(|reason| ConfigError::Invalid {
+            key: "delivery.allowed_subnets",
+            reason,
+        })?;
         if !matches!(self.storage.sqlite_synchronous.as_str(), "full" | "normal") {
             return Err(ConfigError::Invalid {
                 key: "storage.sqlite_synchronous",
@@ -187,6 +199,25 @@ impl DeliveryConfig {
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs)
     }
+}
+
+/// Accepts `["a", "b"]` or `"a,b"`.
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Form::deserialize(d)? {
+        Form::List(v) => v,
+        Form::Text(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect(),
+    })
 }
 
 /// Accepts `[5, 300]`, `"5,300"` or a single number.
@@ -243,8 +274,24 @@ mod tests {
             assert_eq!(c.delivery.retry_schedule, vec![1, 1, 1]);
             assert_eq!(c.delivery.timeout_secs, 7);
             assert_eq!(c.listen.port(), 9000, "file value kept where env is silent");
+            jail.set_env("HOOKD_DELIVERY__ALLOWED_SUBNETS", "10.0.0.0/8, 127.0.0.2/32");
+            jail.set_env("HOOKD_DELIVERY__ALLOW_HTTP", "true");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.delivery.allowed_subnets, vec!["10.0.0.0/8", "127.0.0.2/32"]);
+            assert!(c.delivery.allow_http);
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_malformed_allowed_subnet_is_rejected_at_start() {
+        let mut c = Config::default();
+        c.delivery.allowed_subnets = vec!["10.0.0.0/33".into()];
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("delivery.allowed_subnets") && err.contains("10.0.0.0/33"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -185,6 +185,8 @@ impl Gen {
             metadata: BTreeMap::new(),
             secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(),
             headers: BTreeMap::new(),
+            old_secrets: Vec::new(),
+            failing_since: None,
             created_at: created,
             updated_at: created,
         }
@@ -237,6 +239,8 @@ impl Gen {
             status: if ok { Success } else { Fail },
             trigger_type: TriggerType::Scheduled,
             attempt_number: 1,
+            request_headers: BTreeMap::from([("webhook-id".to_string(), d.msg_id.clone())]),
+            response_headers: vec![("content-type".to_string(), "text/plain".to_string())],
             created_at: when,
         };
         AttemptRecord {
@@ -245,6 +249,7 @@ impl Gen {
             delivery_status: status,
             next_attempt_at: next,
             scheduled_attempts: 1,
+            park: false,
         }
     }
 }

@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/app/{app_id}/attempt/endpoint/{endpoint_id}", get(by_endpoint))
         .route("/app/{app_id}/attempt/msg/{msg_id}", get(by_message))
         .route("/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", get(one))
+        .route("/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/headers", get(headers))
         .route("/app/{app_id}/msg/{msg_id}/endpoint", get(destinations))
         .route("/app/{app_id}/endpoint/{endpoint_id}/msg", get(attempted_messages))
         .route("/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", post(resend))
@@ -100,6 +101,21 @@ async fn one(
     let app = app_for(&s, &caller, &app_id).await?;
     let message = messages::get_message(&s, &app, &msg_id).await?;
     Ok(Json(ops::get_attempt(&s, &message, &attempt_id).await?.into()))
+}
+
+/// What was sent and what came back: `{"sentHeaders": {…}, "responseHeaders": [[name, value]…]}`
+/// (sensitive custom header values are stored redacted).
+async fn headers(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    let app = app_for(&s, &caller, &app_id).await?;
+    let message = messages::get_message(&s, &app, &msg_id).await?;
+    let attempt = ops::get_attempt(&s, &message, &attempt_id).await?;
+    Ok(Json(
+        json!({ "sentHeaders": attempt.request_headers, "responseHeaders": attempt.response_headers }),
+    ))
 }
 
 async fn destinations(

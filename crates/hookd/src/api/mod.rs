@@ -12,6 +12,7 @@ pub mod error;
 mod event_type;
 pub mod extract;
 mod health;
+pub mod idempotency;
 mod message;
 
 use axum::extract::DefaultBodyLimit;
@@ -41,6 +42,10 @@ pub fn router(
     let app = Router::new()
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::NotFound })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotency,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state);

@@ -22,7 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hookd_core::model::{Message, TriggerType};
+use hookd_core::model::{Endpoint, Message, TriggerType};
+use hookd_core::net::AddressPolicy;
 use hookd_core::retry::RetryPolicy;
 use hookd_store::{AttemptRecord, ClaimedDelivery, NewDelivery, Store};
 use tokio::sync::{mpsc, Notify, Semaphore};
@@ -103,7 +104,10 @@ impl Dispatcher {
             store,
             clock,
             endpoints,
-            sender: send::Sender::new(config.timeout())?,
+            sender: send::Sender::new(
+                config.timeout(),
+                AddressPolicy::parse(&config.allowed_subnets).map_err(anyhow::Error::msg)?,
+            )?,
             policy: RetryPolicy::with_schedule_secs(&config.retry_schedule),
             global: Arc::new(Semaphore::new(config.max_concurrency)),
             backlog: Arc::new(Semaphore::new(BACKLOG)),
@@ -319,6 +323,13 @@ impl SendContext {
                 return None;
             }
         };
+        if endpoint.disabled {
+            // Kept, not sent: enabling the endpoint makes it due again.
+            if let Err(e) = self.store.park_delivery(&d.id).await {
+                tracing::warn!(error = %e, delivery = %d.id, "cannot park delivery; will retry after the lease");
+            }
+            return None;
+        }
         let message = match job.message {
             Some(m) => m,
             None => match self.store.get_message(&d.app_id, &d.msg_id).await {
@@ -340,7 +351,7 @@ impl SendContext {
             }
             None => send::SendResult::not_sent("the message payload has expired; nothing was sent"),
         };
-        Some(record::build(
+        let record = record::build(
             d,
             &endpoint,
             &message,
@@ -348,6 +359,21 @@ impl SendContext {
             started,
             &self.policy,
             &mut rand::thread_rng(),
-        ))
+        );
+        if record.park {
+            self.disable_gone_endpoint(endpoint).await;
+        }
+        Some(record)
+    }
+
+    /// A receiver answered `410 Gone`: stop sending to the endpoint until someone enables it.
+    async fn disable_gone_endpoint(&self, mut endpoint: Endpoint) {
+        endpoint.disabled = true;
+        endpoint.updated_at = self.clock.now();
+        match self.store.update_endpoint(&endpoint).await {
+            Ok(()) => tracing::warn!(endpoint = %endpoint.id, "endpoint answered 410 Gone and was disabled"),
+            Err(e) => tracing::error!(error = %e, endpoint = %endpoint.id, "cannot disable endpoint after 410 Gone"),
+        }
+        self.endpoints.invalidate(&endpoint.app_id);
     }
 }

@@ -28,7 +28,15 @@ pub(super) fn build<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> AttemptRecord {
     let success = result.outcome.is_success();
+    // `410 Gone`: the receiver says the endpoint no longer exists. The caller disables it; the
+    // delivery is parked, to resume if the endpoint is ever enabled again.
+    let gone = result.outcome.is_gone();
     let (status, next, scheduled) = match d.trigger {
+        _ if gone => (
+            MessageStatus::Fail,
+            None,
+            d.scheduled_attempts + i64::from(d.trigger == TriggerType::Scheduled),
+        ),
         TriggerType::Manual => {
             let status = if success {
                 MessageStatus::Success
@@ -66,11 +74,14 @@ pub(super) fn build<R: Rng + ?Sized>(
             },
             trigger_type: d.trigger,
             attempt_number: d.total_attempts + 1,
+            request_headers: result.request_headers,
+            response_headers: result.response_headers,
             created_at: started,
         },
         delivery_status: status,
         next_attempt_at: next,
         scheduled_attempts: scheduled,
+        park: gone,
     }
 }
 

@@ -1,11 +1,23 @@
 //! One HTTP attempt: build the signed request, send it, read a bounded part of the answer.
+//!
+//! Outbound connections obey the address policy (SSRF protection): host names are resolved by
+//! [`PolicyResolver`], which drops refused addresses, and the connection is made to exactly the
+//! addresses it returned, so a DNS answer cannot change between the check and the connect. URLs
+//! with an IP literal are checked before any connection is attempted. Proxies from the
+//! environment are ignored, so the check cannot be bypassed through one.
 
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use hookd_core::model::Endpoint;
+use hookd_core::net::AddressPolicy;
 use hookd_core::retry::Outcome;
-use hookd_signing::Secret;
+use hookd_core::validate;
+use hookd_signing::{signature_header_for, SigningKey};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 
 /// `User-Agent` of every delivery.
@@ -26,6 +38,10 @@ pub struct SendResult {
     pub response: String,
     /// Time to the end of the (capped) body.
     pub duration: Duration,
+    /// Request headers sent, sensitive custom header values redacted.
+    pub request_headers: BTreeMap<String, String>,
+    /// Response headers received, in order.
+    pub response_headers: Vec<(String, String)>,
 }
 
 impl SendResult {
@@ -36,7 +52,41 @@ impl SendResult {
             status_code: 0,
             response: reason.into(),
             duration: Duration::ZERO,
+            request_headers: BTreeMap::new(),
+            response_headers: Vec::new(),
         }
+    }
+}
+
+/// Resolves host names and keeps only the addresses the policy allows.
+pub struct PolicyResolver {
+    policy: Arc<AddressPolicy>,
+}
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refusal = None;
+            let allowed: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| match policy.check(a.ip()) {
+                    Ok(()) => true,
+                    Err(why) => {
+                        refusal.get_or_insert(why);
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                let why = refusal.unwrap_or_else(|| format!("{host} did not resolve to any address"));
+                return Err(why.into());
+            }
+            let addrs: Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
     }
 }
 
@@ -44,22 +94,28 @@ impl SendResult {
 #[derive(Clone)]
 pub struct Sender {
     client: reqwest::Client,
+    policy: Arc<AddressPolicy>,
 }
 
 impl Sender {
-    /// A client with the given timeout that never follows redirects.
-    pub fn new(timeout: Duration) -> anyhow::Result<Sender> {
+    /// A client with the given timeout that never follows redirects and connects only where
+    /// `policy` allows.
+    pub fn new(timeout: Duration, policy: AddressPolicy) -> anyhow::Result<Sender> {
+        let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(USER_AGENT)
             .pool_max_idle_per_host(64)
+            .no_proxy()
+            .dns_resolver(Arc::new(PolicyResolver { policy: policy.clone() }))
             .build()?;
-        Ok(Sender { client })
+        Ok(Sender { client, policy })
     }
 
-    /// Sends `payload` to `endpoint`, signed for `msg_id` at `now`.
+    /// Sends `payload` to `endpoint`, signed for `msg_id` at `now` with every key that is still
+    /// valid (the current one and rotated ones within their grace period).
     pub async fn send(
         &self,
         endpoint: &Endpoint,
@@ -68,10 +124,14 @@ impl Sender {
         attempt: i64,
         now: DateTime<Utc>,
     ) -> SendResult {
+        if let Err(why) = self.check_literal_host(&endpoint.url) {
+            return SendResult::not_sent(&why);
+        }
         let headers = match signed_headers(endpoint, msg_id, payload, attempt, now) {
             Ok(h) => h,
             Err(reason) => return SendResult::not_sent(&reason),
         };
+        let request_headers = redacted(&headers);
         let started = Instant::now();
         let response = self
             .client
@@ -82,7 +142,7 @@ impl Sender {
             .await;
         let mut response = match response {
             Ok(r) => r,
-            Err(e) => return failure(e, started),
+            Err(e) => return failure(e, started, request_headers),
         };
         let code = response.status().as_u16();
         let retry_after = response
@@ -90,14 +150,22 @@ impl Sender {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, Utc::now()));
+        let response_headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
         let mut body = Vec::new();
         // Read only up to the cap: a huge response must not be buffered.
         while body.len() < RESPONSE_CAP {
             match response.chunk().await {
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(RESPONSE_CAP - body.len())]),
-                Ok(None) => break,
-                Err(e) if e.is_timeout() => break,
-                Err(_) => break,
+                Ok(None) | Err(_) => break,
             }
         }
         SendResult {
@@ -105,11 +173,24 @@ impl Sender {
             status_code: code,
             response: body_text(body),
             duration: started.elapsed(),
+            request_headers,
+            response_headers,
         }
+    }
+
+    /// URLs naming an IP address skip DNS, so they are checked here.
+    fn check_literal_host(&self, url: &str) -> Result<(), String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+        let ip = match parsed.host() {
+            Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+            Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+            _ => return Ok(()),
+        };
+        self.policy.check(ip)
     }
 }
 
-fn failure(e: reqwest::Error, started: Instant) -> SendResult {
+fn failure(e: reqwest::Error, started: Instant, request_headers: BTreeMap<String, String>) -> SendResult {
     let outcome = if e.is_timeout() {
         Outcome::Timeout
     } else {
@@ -127,7 +208,21 @@ fn failure(e: reqwest::Error, started: Instant) -> SendResult {
         status_code: 0,
         response: text,
         duration: started.elapsed(),
+        request_headers,
+        response_headers: Vec::new(),
     }
+}
+
+/// The keys that sign a delivery at `now`: the current one and unexpired rotated ones.
+pub fn signing_keys(endpoint: &Endpoint, now: DateTime<Utc>) -> Result<Vec<SigningKey>, String> {
+    let mut keys =
+        vec![SigningKey::parse_endpoint_key(&endpoint.secret).map_err(|e| format!("endpoint secret unusable: {e}"))?];
+    for old in endpoint.old_secrets.iter().filter(|o| o.expires_at > now) {
+        if let Ok(k) = SigningKey::parse_endpoint_key(&old.key) {
+            keys.push(k);
+        }
+    }
+    Ok(keys)
 }
 
 fn signed_headers(
@@ -137,8 +232,10 @@ fn signed_headers(
     attempt: i64,
     now: DateTime<Utc>,
 ) -> Result<HeaderMap, String> {
-    let secret = Secret::parse(&endpoint.secret).map_err(|e| format!("endpoint secret unusable: {e}"))?;
+    let keys = signing_keys(endpoint, now)?;
     let ts = now.timestamp();
+    let refs: Vec<&SigningKey> = keys.iter().collect();
+    let signature = signature_header_for(&refs, msg_id, ts, payload.as_bytes());
     let mut h = HeaderMap::new();
     // Custom headers first, so hookd's own can never be overridden by them.
     for (name, value) in &endpoint.headers {
@@ -149,7 +246,7 @@ fn signed_headers(
     let own = [
         ("webhook-id", msg_id.to_string()),
         ("webhook-timestamp", ts.to_string()),
-        ("webhook-signature", secret.sign(msg_id, ts, payload.as_bytes())),
+        ("webhook-signature", signature),
         (ATTEMPT_HEADER, attempt.to_string()),
     ];
     for (name, value) in own {
@@ -160,6 +257,21 @@ fn signed_headers(
     }
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(h)
+}
+
+/// The request headers as recorded: every value, except those of sensitive custom headers.
+fn redacted(headers: &HeaderMap) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            let value = if validate::is_sensitive_header(k.as_str()) {
+                "[redacted]".to_string()
+            } else {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            };
+            (k.as_str().to_string(), value)
+        })
+        .collect()
 }
 
 /// The response text stored with an attempt: UTF-8 as is (cut at a character boundary),

@@ -103,7 +103,9 @@ fn conflict(e: StoreError) -> OpsError {
 /// Checks every field of an endpoint, including that filtered event types exist.
 async fn check(state: &AppState, env: Environment, e: &Endpoint) -> OpsResult<()> {
     let mut p = Problems::default();
-    p.check(validate::check_endpoint_url("url", &e.url, false));
+    // https is required in the live environment unless the operator allows plain http.
+    let https_only = env == Environment::Live && !state.config.delivery.allow_http;
+    p.check(validate::check_endpoint_url("url", &e.url, https_only));
     p.check(validate::check_description("description", &e.description));
     if let Some(uid) = &e.uid {
         p.check(validate::check_uid("uid", uid, IdKind::Endpoint.prefix()));
@@ -173,6 +175,8 @@ pub async fn create_endpoint(state: &AppState, app: &Application, input: Endpoin
         metadata: input.metadata.unwrap_or_default(),
         secret,
         headers: input.headers.unwrap_or_default(),
+        old_secrets: Vec::new(),
+        failing_since: None,
         created_at: now,
         updated_at: now,
     };
@@ -191,11 +195,20 @@ pub async fn get_endpoint(state: &AppState, app: &Application, key: &str) -> Ops
         .ok_or(OpsError::NotFound("endpoint"))
 }
 
-async fn save(state: &AppState, app: &Application, mut endpoint: Endpoint) -> OpsResult<Endpoint> {
+/// Validates and stores a changed endpoint. Enabling a disabled endpoint resumes the
+/// deliveries that were parked while it was disabled.
+async fn save(state: &AppState, app: &Application, mut endpoint: Endpoint, was_disabled: bool) -> OpsResult<Endpoint> {
     check(state, app.env, &endpoint).await?;
     endpoint.updated_at = state.clock.now();
     state.store.update_endpoint(&endpoint).await.map_err(conflict)?;
     state.endpoints.invalidate(&app.id);
+    if was_disabled && !endpoint.disabled {
+        let resumed = state.store.unpark_endpoint(&endpoint.id, state.clock.now()).await?;
+        if resumed > 0 {
+            tracing::info!(endpoint = %endpoint.id, resumed, "endpoint enabled; parked deliveries resume");
+            state.dispatcher.wake();
+        }
+    }
     Ok(endpoint)
 }
 
@@ -209,6 +222,7 @@ pub async fn upsert_endpoint(
     let Some(mut endpoint) = state.store.get_endpoint(&app.id, key).await? else {
         return Ok((create_endpoint(state, app, input).await?, true));
     };
+    let was_disabled = endpoint.disabled;
     endpoint.url = input.url;
     endpoint.description = input.description.unwrap_or_default();
     endpoint.uid = input.uid;
@@ -217,7 +231,7 @@ pub async fn upsert_endpoint(
     endpoint.channels = input.channels;
     endpoint.throttle_rate = input.throttle_rate;
     endpoint.metadata = input.metadata.unwrap_or_default();
-    Ok((save(state, app, endpoint).await?, false))
+    Ok((save(state, app, endpoint, was_disabled).await?, false))
 }
 
 /// Applies a partial update.
@@ -228,6 +242,7 @@ pub async fn patch_endpoint(
     patch: EndpointPatch,
 ) -> OpsResult<Endpoint> {
     let mut e = get_endpoint(state, app, key).await?;
+    let was_disabled = e.disabled;
     if let Some(url) = patch.url {
         e.url = url;
     }
@@ -252,7 +267,7 @@ pub async fn patch_endpoint(
     if let Some(metadata) = patch.metadata {
         e.metadata = metadata;
     }
-    save(state, app, e).await
+    save(state, app, e, was_disabled).await
 }
 
 /// Deletes an endpoint; its pending deliveries are dropped with it.
@@ -290,13 +305,15 @@ pub async fn set_headers(
     headers: BTreeMap<String, String>,
 ) -> OpsResult<()> {
     let mut e = get_endpoint(state, app, key).await?;
+    let was_disabled = e.disabled;
     e.headers = headers;
-    save(state, app, e).await.map(drop)
+    save(state, app, e, was_disabled).await.map(drop)
 }
 
 /// Merges header changes.
 pub async fn patch_headers(state: &AppState, app: &Application, key: &str, patch: HeadersPatch) -> OpsResult<()> {
     let mut e = get_endpoint(state, app, key).await?;
+    let was_disabled = e.disabled;
     for (name, value) in patch.headers {
         // Header names are case-insensitive: replace any spelling of the same name.
         e.headers.retain(|k, _| !k.eq_ignore_ascii_case(&name));
@@ -307,5 +324,5 @@ pub async fn patch_headers(state: &AppState, app: &Application, key: &str, patch
     for name in patch.delete_headers {
         e.headers.retain(|k, _| !k.eq_ignore_ascii_case(&name));
     }
-    save(state, app, e).await.map(drop)
+    save(state, app, e, was_disabled).await.map(drop)
 }

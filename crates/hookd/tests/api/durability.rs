@@ -34,6 +34,8 @@ fn spawn_hookd(data_dir: &std::path::Path) -> Process {
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("HOOKD_DELIVERY__POLL_INTERVAL_MS", "50")
+        .env("HOOKD_DELIVERY__ALLOW_HTTP", "true")
+        .env("HOOKD_DELIVERY__ALLOWED_SUBNETS", "127.0.0.0/8")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

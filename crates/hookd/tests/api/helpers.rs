@@ -59,6 +59,9 @@ impl TestApp {
             ..Config::default()
         };
         config.delivery.poll_interval_ms = 20;
+        // The recording receiver listens on plain http on loopback, which live refuses by default.
+        config.delivery.allow_http = true;
+        config.delivery.allowed_subnets = vec!["127.0.0.0/8".into()];
         change(&mut config);
         config.validate().expect("valid test config");
         let store = Arc::new(hookd::cli::open_store(&config).expect("open store"));

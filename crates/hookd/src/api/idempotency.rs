@@ -1,0 +1,121 @@
+//! `idempotency-key` on POST: the first successful response is stored for 24 hours and replayed
+//! to any repeat of the same request (same token, method, path and key), so a client can retry
+//! a POST whose answer it never saw without doing the work twice.
+//!
+//! A repeat that arrives while the first is still running waits for it (up to
+//! [`WAIT_FOR_FIRST`]) and then gets its answer, or a 409 if it is still running. Failed
+//! requests (non-2xx) are not stored: the key can be retried. Keys live in the database, so the
+//! guarantee holds across restarts and across nodes sharing it.
+
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hookd_store::IdempotencyState;
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use crate::state::AppState;
+
+/// How long a stored response is replayed.
+pub const RETENTION: chrono::Duration = chrono::Duration::hours(24);
+/// How long a repeat waits for the first request to finish.
+pub const WAIT_FOR_FIRST: Duration = Duration::from_secs(5);
+/// A request still marked in progress after this long is presumed dead (its node crashed).
+const STALE_AFTER: chrono::Duration = chrono::Duration::seconds(60);
+/// Longest accepted key.
+const MAX_KEY_LEN: usize = 256;
+/// Header set on replayed responses.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// The middleware.
+pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let (Some(key), Some(auth)) = (header(&req, "idempotency-key"), req.headers().get(AUTHORIZATION)) else {
+        return next.run(req).await;
+    };
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return ApiError::BadRequest {
+            code: "invalid_idempotency_key",
+            detail: format!("idempotency-key must be 1 to {MAX_KEY_LEN} characters"),
+        }
+        .into_response();
+    }
+    // Scoped by token: another caller's identical key is a different request.
+    let mut hasher = Sha256::new();
+    for part in [
+        auth.as_bytes(),
+        key.as_bytes(),
+        req.method().as_str().as_bytes(),
+        req.uri().to_string().as_bytes(),
+    ] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    let scope: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
+    loop {
+        let now = state.clock.now();
+        match state
+            .store
+            .idempotency_begin(&scope, now, now - STALE_AFTER, now + RETENTION)
+            .await
+        {
+            Ok(IdempotencyState::Started) => break,
+            Ok(IdempotencyState::Completed { status, body }) => return replay(status, body),
+            Ok(IdempotencyState::InProgress) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            Ok(IdempotencyState::InProgress) => {
+                return ApiError::Conflict {
+                    code: "conflict",
+                    detail: "A request with this idempotency key is still in progress".into(),
+                }
+                .into_response()
+            }
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    }
+
+    let response = next.run(req).await;
+    if !response.status().is_success() {
+        if let Err(e) = state.store.idempotency_release(&scope).await {
+            tracing::warn!(error = %e, "cannot release idempotency key");
+        }
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = match to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => return ApiError::Internal(Box::new(e)).into_response(),
+    };
+    if let Err(e) = state
+        .store
+        .idempotency_complete(&scope, parts.status.as_u16(), &bytes)
+        .await
+    {
+        // The work is done and committed; failing to remember it only weakens a later replay.
+        tracing::warn!(error = %e, "cannot store idempotent response");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+fn replay(status: u16, body: Vec<u8>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response
+}
