@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::dto::{EndpointOut, ListResponse};
 use super::extract::{Caller, JsonBody, Query};
 use super::{app_for, ApiResult};
-use crate::ops::endpoints::{self as ops, EndpointIn, EndpointPatch, HeadersPatch};
+use crate::ops::endpoints::{self as ops, EndpointIn, EndpointPatch, HeadersPatch, RotateIn};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
             get(fetch).put(upsert).patch(patch).delete(delete),
         )
         .route("/app/{app_id}/endpoint/{endpoint_id}/secret", get(secret))
+        .route("/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", post(rotate))
         .route(
             "/app/{app_id}/endpoint/{endpoint_id}/headers",
             get(headers).put(set_headers).patch(patch_headers),
@@ -101,7 +102,18 @@ async fn secret(
 ) -> ApiResult<Json<Value>> {
     let app = app_for(&s, &caller, &app_id).await?;
     let endpoint = ops::get_endpoint(&s, &app, &ep).await?;
-    Ok(Json(json!({ "key": endpoint.secret })))
+    Ok(Json(json!({ "key": ops::verification_key(&endpoint)? })))
+}
+
+/// Answers 200 with the new key (`EndpointSecretOut`), as the current SDKs expect.
+async fn rotate(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((app_id, ep)): Path<(String, String)>,
+    JsonBody(body): JsonBody<RotateIn>,
+) -> ApiResult<Json<Value>> {
+    let app = app_for(&s, &caller, &app_id).await?;
+    Ok(Json(json!({ "key": ops::rotate_secret(&s, &app, &ep, body).await? })))
 }
 
 async fn headers(

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use hookd_core::id::IdKind;
-use hookd_core::model::{Application, Endpoint, Environment};
+use hookd_core::model::{Application, Endpoint, Environment, OldSecret};
 use hookd_core::validate::{self, FieldError};
-use hookd_signing::Secret;
+use hookd_signing::SigningKey;
 use hookd_store::{Page, PageRequest, StoreError};
 use serde::Deserialize;
 
@@ -149,19 +149,90 @@ async fn check(state: &AppState, env: Environment, e: &Endpoint) -> OpsResult<()
     p.finish()
 }
 
-fn parse_secret(secret: Option<&str>) -> OpsResult<String> {
+/// A supplied key (`whsec_…` HMAC, or `whsk_…` ed25519) in its stored form, or a new HMAC key.
+fn parse_secret(field: &str, secret: Option<&str>) -> OpsResult<String> {
     match secret {
-        None => Ok(Secret::generate(&mut rand::thread_rng()).to_string()),
-        Some(s) => Secret::parse_endpoint_secret(s)
+        None => Ok(SigningKey::generate_hmac(&mut rand::thread_rng()).to_string()),
+        Some(s) => SigningKey::parse_endpoint_key(s)
             .map(|k| k.to_string())
-            .map_err(|e| FieldError::new(&["secret"], format!("invalid secret: {e}")).into()),
+            .map_err(|e| FieldError::new(&[field], format!("invalid secret: {e}")).into()),
     }
+}
+
+/// What receivers verify with: the HMAC secret itself, or the public key of an ed25519 endpoint.
+pub fn verification_key(endpoint: &Endpoint) -> OpsResult<String> {
+    SigningKey::parse_endpoint_key(&endpoint.secret)
+        .map(|k| k.verification_key())
+        .map_err(|e| OpsError::Store(hookd_store::StoreError::internal(e)))
+}
+
+/// Longest grace period of a rotated-out key, in seconds (7 days).
+pub const MAX_GRACE_SECS: u32 = 7 * 24 * 3600;
+/// Rotated-out keys that may still be signing at once.
+pub const MAX_OLD_SECRETS: usize = 10;
+
+/// A secret rotation (Svix `EndpointSecretRotateIn`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RotateIn {
+    /// The new key; generated (of the current key's kind) when absent.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// How long the old key keeps signing, in seconds (default 24 h, at most 7 days).
+    #[serde(default)]
+    pub grace_period_seconds: Option<u32>,
+}
+
+/// Replaces the signing key. The old one keeps signing, next to the new one, for the grace
+/// period, so receivers can switch without rejecting a delivery. Returns the new verification key.
+pub async fn rotate_secret(state: &AppState, app: &Application, key: &str, input: RotateIn) -> OpsResult<String> {
+    let mut e = get_endpoint(state, app, key).await?;
+    let was_disabled = e.disabled;
+    let grace = input.grace_period_seconds.unwrap_or(24 * 3600);
+    if grace > MAX_GRACE_SECS {
+        return Err(FieldError::new(
+            &["gracePeriodSeconds"],
+            format!("gracePeriodSeconds must be at most {MAX_GRACE_SECS}"),
+        )
+        .into());
+    }
+    let current = SigningKey::parse_endpoint_key(&e.secret)
+        .map_err(|err| OpsError::Store(hookd_store::StoreError::internal(err)))?;
+    let new = match input.key.as_deref() {
+        Some(k) => parse_secret("key", Some(k))?,
+        None => match current {
+            SigningKey::Ed25519(_) => SigningKey::generate_ed25519(&mut rand::thread_rng()).to_string(),
+            SigningKey::Hmac(_) => SigningKey::generate_hmac(&mut rand::thread_rng()).to_string(),
+        },
+    };
+    let now = state.clock.now();
+    e.old_secrets.retain(|o| o.expires_at > now);
+    if grace > 0 {
+        if e.old_secrets.len() >= MAX_OLD_SECRETS {
+            return Err(OpsError::BadRequest {
+                code: "limit_reached",
+                detail: format!("At most {MAX_OLD_SECRETS} previous keys may still be signing; wait for one to expire or rotate with gracePeriodSeconds 0"),
+            });
+        }
+        let old = std::mem::replace(&mut e.secret, new);
+        e.old_secrets.insert(
+            0,
+            OldSecret {
+                key: old,
+                expires_at: now + chrono::Duration::seconds(grace.into()),
+            },
+        );
+    } else {
+        e.secret = new;
+    }
+    let saved = save(state, app, e, was_disabled).await?;
+    verification_key(&saved)
 }
 
 /// Creates an endpoint in `app`.
 pub async fn create_endpoint(state: &AppState, app: &Application, input: EndpointIn) -> OpsResult<Endpoint> {
     let now = state.clock.now();
-    let secret = parse_secret(input.secret.as_deref())?;
+    let secret = parse_secret("secret", input.secret.as_deref())?;
     let endpoint = Endpoint {
         id: IdKind::Endpoint.generate(now, &mut rand::thread_rng()),
         app_id: app.id.clone(),

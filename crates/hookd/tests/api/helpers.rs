@@ -35,6 +35,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// Delivery engine handle.
     pub dispatcher: Dispatcher,
+    /// The database, for setting up what the API cannot (tokens).
+    pub store: Arc<hookd_store_sqlite::SqliteStore>,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -73,7 +75,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let server = hookd::start(listener, config, store, clock.clone(), shutdown.clone())
+        let server = hookd::start(listener, config, store.clone(), clock.clone(), shutdown.clone())
             .await
             .expect("start");
         TestApp {
@@ -83,6 +85,7 @@ impl TestApp {
             receiver: Receiver::start().await,
             clock,
             dispatcher: server.dispatcher,
+            store,
             shutdown,
             _dir: dir,
         }
@@ -112,6 +115,13 @@ impl TestApp {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
         (status, value)
+    }
+
+    /// A further admin token for the live environment.
+    pub async fn new_token(&self) -> String {
+        hookd::auth::create_admin_token(self.store.as_ref(), Environment::Live, "another", Utc::now())
+            .await
+            .expect("token")
     }
 
     /// GET.

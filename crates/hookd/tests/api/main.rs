@@ -12,4 +12,7 @@ mod delivery;
 mod durability;
 mod endpoints;
 mod event_types;
+mod idempotency;
+mod lifecycle;
 mod messages;
+mod ssrf;

@@ -1,0 +1,95 @@
+//! `idempotency-key` on POST: replay of the first success, per token, failures not kept.
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::TestApp;
+
+async fn post_with_key(app: &TestApp, token: &str, path: &str, key: &str, body: Value) -> (u16, Value, bool) {
+    let resp = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let replayed = resp.headers().get("idempotent-replayed").is_some();
+    (status, resp.json().await.unwrap(), replayed)
+}
+
+#[tokio::test]
+async fn a_repeated_key_replays_the_first_response_and_does_the_work_once() {
+    let app = TestApp::spawn().await;
+    app.create_app("ws_idem").await;
+    let body = json!({"eventType": "a.b", "payload": {"n": 1}});
+    let (s1, first, replayed1) =
+        post_with_key(&app, &app.token, "/api/v1/app/ws_idem/msg", "key-1", body.clone()).await;
+    let (s2, second, replayed2) =
+        post_with_key(&app, &app.token, "/api/v1/app/ws_idem/msg", "key-1", body.clone()).await;
+    assert_eq!((s1, s2), (202, 202));
+    assert_eq!(first, second, "same status and body");
+    assert!(!replayed1 && replayed2);
+    let (_, list) = app.get("/api/v1/app/ws_idem/msg").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "one message for two calls");
+    let (_, third, _) = post_with_key(&app, &app.token, "/api/v1/app/ws_idem/msg", "key-2", body).await;
+    assert_ne!(third["id"], first["id"], "a new key is a new request");
+}
+
+#[tokio::test]
+async fn keys_are_scoped_per_token() {
+    let app = TestApp::spawn().await;
+    let other = app.new_token().await;
+    let (s1, a, _) = post_with_key(&app, &app.token, "/api/v1/app", "same", json!({"name": "A"})).await;
+    let (s2, b, replayed) = post_with_key(&app, &other, "/api/v1/app", "same", json!({"name": "B"})).await;
+    assert_eq!((s1, s2), (201, 201));
+    assert!(!replayed);
+    assert_ne!(a["id"], b["id"]);
+}
+
+#[tokio::test]
+async fn failed_requests_are_not_kept_so_the_key_can_be_retried() {
+    let app = TestApp::spawn().await;
+    let (s1, body, _) = post_with_key(&app, &app.token, "/api/v1/app", "retry-me", json!({"name": ""})).await;
+    assert_eq!(s1, 422, "{body}");
+    let (s2, body, replayed) =
+        post_with_key(&app, &app.token, "/api/v1/app", "retry-me", json!({"name": "Fixed"})).await;
+    assert_eq!(s2, 201, "{body}");
+    assert!(!replayed);
+    assert_eq!(body["name"], "Fixed");
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_create_one_resource() {
+    let app = TestApp::spawn().await;
+    app.create_app("ws_race").await;
+    let body = json!({"eventType": "a.b", "payload": {}});
+    let calls = (0..8).map(|_| post_with_key(&app, &app.token, "/api/v1/app/ws_race/msg", "race", body.clone()));
+    let results = futures::future::join_all(calls).await;
+    let ids: std::collections::HashSet<String> = results
+        .iter()
+        .filter(|(s, _, _)| *s == 202)
+        .map(|(_, b, _)| b["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "every success carries the one message: {results:?}");
+    assert!(results.iter().all(|(s, _, _)| *s == 202 || *s == 409), "{results:?}");
+    let (_, list) = app.get("/api/v1/app/ws_race/msg").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn get_requests_ignore_the_header_and_status_is_unchanged() {
+    let app = TestApp::spawn().await;
+    let resp = app
+        .client
+        .get(format!("{}/api/v1/app", app.base))
+        .bearer_auth(&app.token)
+        .header("idempotency-key", "k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers().get("idempotent-replayed").is_none());
+}
