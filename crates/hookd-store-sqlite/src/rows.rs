@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use hookd_core::model::{
     Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, OldSecret, TriggerType,
 };
-use hookd_store::{DeliveryState, TokenRecord};
+use hookd_store::{DeliveryState, TaskRecord, TaskStatus, TokenRecord};
 use rusqlite::types::{FromSql, FromSqlError, ToSqlOutput, Value, ValueRef};
 use rusqlite::{Row, ToSql};
 
@@ -19,6 +19,7 @@ pub const MESSAGE_COLS: &str = "id, app_id, event_id, event_type, channels, payl
 pub const ATTEMPT_COLS: &str = "id, msg_id, endpoint_id, url, response, response_status_code, \
     response_duration_ms, status, trigger_type, attempt_number, created_at, request_headers, response_headers";
 pub const DELIVERY_COLS: &str = "id, msg_id, endpoint_id, status, next_attempt_at, created_at";
+pub const TASK_COLS: &str = "id, app_id, endpoint_id, kind, status, data, created_at, updated_at";
 pub const TOKEN_COLS: &str = "id, hash, env, app_id, description, created_at, expires_at";
 
 /// Microseconds since the epoch, the storage form of every time.
@@ -179,5 +180,19 @@ pub fn token(row: &Row) -> rusqlite::Result<TokenRecord> {
         description: row.get(4)?,
         created_at: from_micros(row.get(5)?),
         expires_at: row.get::<_, Option<i64>>(6)?.map(from_micros),
+    })
+}
+
+pub fn task(row: &Row) -> rusqlite::Result<TaskRecord> {
+    let status: String = row.get(4)?;
+    Ok(TaskRecord {
+        id: row.get(0)?,
+        app_id: row.get(1)?,
+        endpoint_id: row.get(2)?,
+        kind: row.get(3)?,
+        status: TaskStatus::parse(&status).unwrap_or(TaskStatus::Failed),
+        data: row.get::<_, Json<serde_json::Value>>(5)?.0,
+        created_at: from_micros(row.get(6)?),
+        updated_at: from_micros(row.get(7)?),
     })
 }

@@ -5,13 +5,15 @@ use chrono::{DateTime, Utc};
 use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
 use hookd_store::{
     AttemptFilter, AttemptRecord, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter, NewDelivery, Page,
-    PageRequest, Store, StoreError, StoreResult, TokenRecord,
+    PageRequest, ReplayKind, ReplayQuery, StatusCounts, Store, StoreError, StoreResult, TaskFilter, TaskRecord,
+    TaskStatus, TokenRecord,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::rows::{
-    self, micros, Json, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS, TOKEN_COLS,
+    self, micros, Json, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS, TASK_COLS,
+    TOKEN_COLS,
 };
 use crate::{map_err, SqliteStore};
 
@@ -105,6 +107,14 @@ fn expect_one(changed: usize) -> StoreResult<()> {
 impl Store for SqliteStore {
     async fn release_stale_leases(&self) -> StoreResult<u64> {
         self.write(|c| {
+            // Tasks left running by a killed process will not finish: say so instead of
+            // leaving them "running" forever.
+            c.execute(
+                "UPDATE task SET status = 'failed', \
+                 data = json_set(data, '$.error', 'interrupted when hookd stopped; start it again') WHERE status = 'running'",
+                [],
+            )
+            .map_err(map_err)?;
             c.execute("UPDATE delivery SET lease_until = 0 WHERE lease_until > 0", [])
                 .map(|n| n as u64)
                 .map_err(map_err)
@@ -585,6 +595,172 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn delivery_counts(
+        &self,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<StatusCounts> {
+        let id = endpoint_id.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT status, COUNT(*) FROM delivery WHERE endpoint_id = ?1 AND created_at >= ?2 AND created_at <= ?3 GROUP BY status",
+            )?;
+            let rows = stmt.query_map(params![id, micros(since), micros(until)], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+            counts(rows)
+        })
+        .await
+    }
+
+    async fn attempt_counts(
+        &self,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<StatusCounts> {
+        let id = endpoint_id.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT status, COUNT(*) FROM attempt WHERE endpoint_id = ?1 AND created_at >= ?2 AND created_at <= ?3 GROUP BY status",
+            )?;
+            let rows = stmt.query_map(params![id, micros(since), micros(until)], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+            counts(rows)
+        })
+        .await
+    }
+
+    async fn replay_candidates(
+        &self,
+        query: &ReplayQuery,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let (query, after) = (query.clone(), after.map(String::from));
+        self.read(move |c| {
+            let mcols: Vec<String> = MESSAGE_COLS.split(", ").map(|col| format!("m.{col}")).collect();
+            let mut q = match &query.kind {
+                ReplayKind::Missing => {
+                    let mut q = Query::new(&format!(
+                        "SELECT {} FROM message m WHERE m.app_id = ? AND NOT EXISTS \
+                         (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = ?)",
+                        mcols.join(", ")
+                    ));
+                    q.params.extend([text(&query.app_id), text(&query.endpoint_id)]);
+                    q
+                }
+                ReplayKind::Deliveries { statuses, event_types, channel, status_code_class } => {
+                    let mut q = Query::new(&format!(
+                        "SELECT {} FROM delivery d JOIN message m ON m.id = d.msg_id WHERE d.endpoint_id = ?",
+                        mcols.join(", ")
+                    ));
+                    q.params.push(text(&query.endpoint_id));
+                    let codes: Vec<String> = statuses.iter().map(|s| s.code().to_string()).collect();
+                    q.and(&format!("d.status IN ({})", if codes.is_empty() { "-1".into() } else { codes.join(", ") }), []);
+                    message_filters(&mut q, "m", &MessageFilter { event_types: event_types.clone(), channel: channel.clone(), ..MessageFilter::default() });
+                    if let Some(class) = status_code_class {
+                        // The class of the delivery's latest response.
+                        let (lo, hi) = if *class == 0 { (0, 1) } else { (*class, class + 100) };
+                        q.and(
+                            "(SELECT a.response_status_code FROM attempt a WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id \
+                             ORDER BY a.id DESC LIMIT 1) BETWEEN ? AND ?",
+                            [Value::Integer(lo), Value::Integer(hi - 1)],
+                        );
+                    }
+                    q
+                }
+            };
+            q.and("m.created_at >= ? AND m.created_at <= ?", [Value::Integer(micros(query.since)), Value::Integer(micros(query.until))]);
+            if let Some(after) = after {
+                q.and("m.id > ?", [Value::Text(after)]);
+            }
+            q.sql.push_str(&format!(" ORDER BY m.id ASC LIMIT {limit}"));
+            q.fetch(c, rows::message)
+        })
+        .await
+    }
+
+    async fn create_task(&self, t: &TaskRecord) -> StoreResult<()> {
+        let t = t.clone();
+        self.write(move |c| {
+            c.execute(
+                &format!("INSERT INTO task ({TASK_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                params![
+                    t.id,
+                    t.app_id,
+                    t.endpoint_id,
+                    t.kind,
+                    t.status.as_str(),
+                    Json(&t.data),
+                    micros(t.created_at),
+                    micros(t.updated_at)
+                ],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_task(
+        &self,
+        id: &str,
+        status: TaskStatus,
+        data: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (id, data) = (id.to_string(), data.clone());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE task SET status = ?2, data = ?3, updated_at = ?4 WHERE id = ?1",
+                    params![id, status.as_str(), Json(&data), micros(now)],
+                )
+                .map_err(map_err)?;
+            expect_one(n)
+        })
+        .await
+    }
+
+    async fn get_task(&self, env: Environment, id: &str) -> StoreResult<Option<TaskRecord>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            let cols: Vec<String> = TASK_COLS.split(", ").map(|col| format!("t.{col}")).collect();
+            c.prepare_cached(&format!(
+                "SELECT {} FROM task t JOIN application a ON a.id = t.app_id WHERE t.id = ?1 AND a.env = ?2",
+                cols.join(", ")
+            ))?
+            .query_row(params![id, env.as_str()], rows::task)
+            .optional()
+        })
+        .await
+    }
+
+    async fn list_tasks(
+        &self,
+        env: Environment,
+        filter: &TaskFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<TaskRecord>> {
+        let (filter, page) = (filter.clone(), page.clone());
+        self.read(move |c| {
+            let cols: Vec<String> = TASK_COLS.split(", ").map(|col| format!("t.{col}")).collect();
+            let mut q = Query::new(&format!(
+                "SELECT {} FROM task t JOIN application a ON a.id = t.app_id WHERE a.env = ?",
+                cols.join(", ")
+            ));
+            q.params.push(text(env.as_str()));
+            if let Some(status) = filter.status {
+                q.and("t.status = ?", [text(status.as_str())]);
+            }
+            if let Some(kind) = &filter.kind {
+                q.and("t.kind = ?", [text(kind)]);
+            }
+            q.page("t.id", &page);
+            Ok(page.finish(q.fetch(c, rows::task)?))
+        })
+        .await
+    }
+
     async fn idempotency_begin(
         &self,
         key: &str,
@@ -762,6 +938,21 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+fn counts(rows: impl Iterator<Item = rusqlite::Result<(i64, i64)>>) -> rusqlite::Result<StatusCounts> {
+    let mut out = StatusCounts::default();
+    for row in rows {
+        let (status, n) = row?;
+        match MessageStatus::from_code(status) {
+            Some(MessageStatus::Success) => out.success += n,
+            Some(MessageStatus::Pending) => out.pending += n,
+            Some(MessageStatus::Sending) => out.sending += n,
+            Some(MessageStatus::Fail) => out.fail += n,
+            None => {}
+        }
+    }
+    Ok(out)
 }
 
 fn insert_deliveries(c: &Connection, deliveries: &[NewDelivery], created_at: i64) -> StoreResult<()> {

@@ -147,6 +147,52 @@ pub trait Store: Send + Sync + 'static {
     /// (the endpoint's circuit is open, or its rate limit is reached).
     async fn defer_delivery(&self, delivery_id: &str, until: DateTime<Utc>) -> StoreResult<()>;
 
+    // ----- endpoint statistics and replays -----
+
+    /// Deliveries to an endpoint created in `[since, until]`, counted by status.
+    async fn delivery_counts(
+        &self,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<StatusCounts>;
+    /// Attempts to an endpoint made in `[since, until]`, counted by status.
+    async fn attempt_counts(
+        &self,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<StatusCounts>;
+    /// The next `limit` messages (ordered by id, after `after`) a replay should send again.
+    async fn replay_candidates(
+        &self,
+        query: &ReplayQuery,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>>;
+
+    // ----- background tasks -----
+
+    /// Stores a new task.
+    async fn create_task(&self, task: &TaskRecord) -> StoreResult<()>;
+    /// Updates a task's status and progress.
+    async fn update_task(
+        &self,
+        id: &str,
+        status: TaskStatus,
+        data: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// One task of an environment.
+    async fn get_task(&self, env: Environment, id: &str) -> StoreResult<Option<TaskRecord>>;
+    /// Tasks of an environment, newest first by default.
+    async fn list_tasks(
+        &self,
+        env: Environment,
+        filter: &TaskFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<TaskRecord>>;
+
     // ----- idempotency -----
 
     /// Claims an idempotency key: `Started` when this caller should run the request (no entry,

@@ -147,3 +147,111 @@ pub enum IdempotencyState {
         body: Vec<u8>,
     },
 }
+
+/// Counts by delivery or attempt status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    /// Delivered.
+    pub success: i64,
+    /// Not attempted yet.
+    pub pending: i64,
+    /// Failed so far, retry scheduled.
+    pub sending: i64,
+    /// Failed for good.
+    pub fail: i64,
+}
+
+/// Which messages a replay sends to an endpoint again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayQuery {
+    /// Application of the endpoint.
+    pub app_id: String,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// Messages created at or after.
+    pub since: DateTime<Utc>,
+    /// Messages created at or before.
+    pub until: DateTime<Utc>,
+    /// What to look for.
+    pub kind: ReplayKind,
+}
+
+/// The two kinds of replay.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplayKind {
+    /// Messages whose delivery to the endpoint is in one of `statuses` (and matches the filters).
+    Deliveries {
+        /// Delivery statuses to pick.
+        statuses: Vec<MessageStatus>,
+        /// Only these event types.
+        event_types: Option<Vec<String>>,
+        /// Only messages on this channel.
+        channel: Option<String>,
+        /// Only deliveries whose last response was in this class (0, 100, …, 500).
+        status_code_class: Option<i64>,
+    },
+    /// Messages of the application that never had a delivery to the endpoint.
+    Missing,
+}
+
+/// Lifecycle of a background task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    /// Working.
+    Running,
+    /// Done.
+    Finished,
+    /// Stopped by an error (the reason is in its data).
+    Failed,
+}
+
+impl TaskStatus {
+    /// The stored and API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Running => "running",
+            TaskStatus::Finished => "finished",
+            TaskStatus::Failed => "failed",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(s: &str) -> Option<TaskStatus> {
+        match s {
+            "running" => Some(TaskStatus::Running),
+            "finished" => Some(TaskStatus::Finished),
+            "failed" => Some(TaskStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A background task (recover, replay) and its progress.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRecord {
+    /// `qtask_…`
+    pub id: String,
+    /// Application it works on.
+    pub app_id: String,
+    /// Endpoint it works on.
+    pub endpoint_id: Option<String>,
+    /// `endpoint.recover`, `endpoint.replay`, `endpoint.bulk-replay`.
+    pub kind: String,
+    /// Where it stands.
+    pub status: TaskStatus,
+    /// Progress and result, e.g. `{"messagesSent": 12}`.
+    pub data: serde_json::Value,
+    /// Started.
+    pub created_at: DateTime<Utc>,
+    /// Last progress.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Filters for task listings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskFilter {
+    /// Only tasks in this status.
+    pub status: Option<TaskStatus>,
+    /// Only tasks of this kind.
+    pub kind: Option<String>,
+}

@@ -14,6 +14,7 @@ pub mod extract;
 mod health;
 pub mod idempotency;
 mod message;
+mod replay;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -38,6 +39,7 @@ pub fn router(
         .merge(event_type::router())
         .merge(message::router())
         .merge(attempt::router())
+        .merge(replay::router())
         .merge(health::router());
     let app = Router::new()
         .nest("/api/v1", api)

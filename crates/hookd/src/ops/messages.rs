@@ -106,6 +106,12 @@ pub async fn create_message(
 ) -> OpsResult<Message> {
     check(&input)?;
     let app = resolve_app(state, env, app_key, &mut input).await?;
+    publish(state, &app, input, None).await
+}
+
+/// Stores a message of `app` and its deliveries, to every endpoint whose filters accept it or,
+/// with `only`, to that one endpoint (still subject to its filters), then hands them over.
+pub async fn publish(state: &AppState, app: &Application, input: MessageIn, only: Option<&str>) -> OpsResult<Message> {
     let now = state.clock.now();
     let days = input.payload_retention_period.unwrap_or(DEFAULT_RETENTION_DAYS);
     let message = Message {
@@ -121,6 +127,7 @@ pub async fn create_message(
     let endpoints = state.endpoints.for_app(&app.id).await?;
     let targets: Vec<_> = endpoints
         .iter()
+        .filter(|e| only.is_none_or(|id| e.id == id))
         .filter(|e| endpoint_accepts(e, &message.event_type, message.channels.as_deref()))
         .collect();
     // Deliveries the local dispatcher has room for are created already leased to it and

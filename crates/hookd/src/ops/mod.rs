@@ -9,6 +9,7 @@ pub mod attempts;
 pub mod endpoints;
 pub mod event_types;
 pub mod messages;
+pub mod replay;
 
 use hookd_core::validate::FieldError;
 use hookd_store::StoreError;

@@ -117,6 +117,11 @@ impl TestApp {
         (status, value)
     }
 
+    /// The time hookd sees now.
+    pub fn clock_now(&self) -> chrono::DateTime<Utc> {
+        hookd::clock::Clock::now(self.clock.as_ref())
+    }
+
     /// A further admin token for the live environment.
     pub async fn new_token(&self) -> String {
         hookd::auth::create_admin_token(self.store.as_ref(), Environment::Live, "another", Utc::now())

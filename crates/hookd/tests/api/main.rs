@@ -15,4 +15,5 @@ mod event_types;
 mod idempotency;
 mod lifecycle;
 mod messages;
+mod replay;
 mod ssrf;
