@@ -26,6 +26,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Storage settings.
     pub storage: StorageConfig,
+    /// Operational webhooks.
+    pub operational_webhook: OperationalWebhookConfig,
 }
 
 /// How messages are delivered.
@@ -51,6 +53,34 @@ pub struct DeliveryConfig {
     pub allowed_subnets: Vec<String>,
     /// Accept `http://` endpoint URLs in the live environment (https is required otherwise).
     pub allow_http: bool,
+    /// An endpoint whose deliveries keep exhausting with no success for this long (seconds) is
+    /// disabled (default 5 days).
+    pub disable_after_secs: u64,
+    /// Consecutive failures after which an endpoint's circuit opens (0 turns the breaker off).
+    pub circuit_breaker_threshold: u32,
+    /// How long an open circuit defers an endpoint's deliveries before one probe, in seconds;
+    /// doubles after each failed probe, up to 10 minutes.
+    pub circuit_breaker_cooldown_secs: u64,
+}
+
+/// Where hookd reports on its own deliveries (Svix's operational webhooks).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct OperationalWebhookConfig {
+    /// The operator's endpoint URL; empty turns operational webhooks off.
+    pub url: String,
+    /// Its signing secret (`whsec_…` or `whsk_…`), required with a URL.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for OperationalWebhookConfig {
+    /// The secret never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperationalWebhookConfig")
+            .field("url", &self.url)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
 }
 
 /// API behaviour.
@@ -77,6 +107,7 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             api: ApiConfig::default(),
             storage: StorageConfig::default(),
+            operational_webhook: OperationalWebhookConfig::default(),
         }
     }
 }
@@ -92,6 +123,9 @@ impl Default for DeliveryConfig {
             lease_secs: 300,
             allowed_subnets: Vec::new(),
             allow_http: false,
+            disable_after_secs: 5 * 24 * 3600,
+            circuit_breaker_threshold: 10,
+            circuit_breaker_cooldown_secs: 30,
         }
     }
 }
@@ -179,6 +213,19 @@ impl Config {
             key: "delivery.allowed_subnets",
             reason,
         })?;
+        let ops = &self.operational_webhook;
+        if !ops.url.is_empty() {
+            hookd_core::validate::check_endpoint_url("url", &ops.url, !d.allow_http).map_err(|e| {
+                ConfigError::Invalid {
+                    key: "operational_webhook.url",
+                    reason: e.msg,
+                }
+            })?;
+            hookd_signing::SigningKey::parse_endpoint_key(&ops.secret).map_err(|e| ConfigError::Invalid {
+                key: "operational_webhook.secret",
+                reason: e.to_string(),
+            })?;
+        }
         if !matches!(self.storage.sqlite_synchronous.as_str(), "full" | "normal") {
             return Err(ConfigError::Invalid {
                 key: "storage.sqlite_synchronous",
@@ -292,6 +339,20 @@ mod tests {
             err.contains("delivery.allowed_subnets") && err.contains("10.0.0.0/33"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn operational_webhook_needs_a_valid_secret_and_its_debug_hides_it() {
+        let mut c = Config::default();
+        c.operational_webhook.url = "https://ops.example.com/hookd".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("operational_webhook.secret"));
+        c.operational_webhook.secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into();
+        c.validate().unwrap();
+        assert!(!format!("{c:?}").contains("MfKQ9r8"));
     }
 
     #[test]

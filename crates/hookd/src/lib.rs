@@ -11,6 +11,7 @@
 //! - [`api`]: the HTTP surface under `/api/v1`; the only place HTTP statuses are chosen.
 //! - [`dispatch`]: claim → sign → send → record, with bounded concurrency.
 //! - [`auth`]: API tokens (generated, hashed, checked).
+//! - [`operational`]: operational webhooks (hookd reporting on its own deliveries).
 //! - [`cli`]: one module per subcommand.
 //!
 //! Libraries never bind sockets or read the environment: [`serve`] takes a bound listener, a
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dispatch;
+pub mod operational;
 pub mod ops;
 pub mod state;
 
@@ -60,13 +62,28 @@ pub async fn start(
     if released > 0 {
         tracing::info!(released, "resuming deliveries left in flight by the previous run");
     }
-    let endpoints = Arc::new(state::EndpointCache::new(
+    let ttl = std::time::Duration::from_secs(10);
+    let caches = (
+        Arc::new(state::EndpointCache::new(store.clone(), ttl)),
+        Arc::new(state::AppCache::new(store.clone(), ttl)),
+    );
+    let (notifier, operational_rx) = if config.operational_webhook.url.is_empty() {
+        (operational::Notifier::default(), None)
+    } else {
+        let (n, rx) = operational::Notifier::channel();
+        (n, Some(rx))
+    };
+    let (dispatcher, worker) = dispatch::Dispatcher::new(
+        &config.delivery,
         store.clone(),
-        std::time::Duration::from_secs(10),
-    ));
-    let (dispatcher, worker) =
-        dispatch::Dispatcher::new(&config.delivery, store.clone(), clock.clone(), endpoints.clone())?;
-    let state = state::AppState::new(config, store, clock, dispatcher.clone(), endpoints);
+        clock.clone(),
+        caches.clone(),
+        notifier.clone(),
+    )?;
+    let state = state::AppState::new(config, store, clock, dispatcher.clone(), caches, notifier);
+    if let Some(rx) = operational_rx {
+        tokio::spawn(operational::run(state.clone(), rx));
+    }
     let app = api::router(state);
     tracing::info!(addr = %listener.local_addr()?, "hookd listening");
     let task = tokio::spawn(async move {

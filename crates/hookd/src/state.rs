@@ -10,6 +10,7 @@ use hookd_store::{Store, StoreResult, TokenRecord};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
+use crate::operational::Notifier;
 
 /// Shared application state; cheap to clone.
 #[derive(Clone)]
@@ -28,6 +29,8 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     /// Recently resolved applications.
     pub apps: Arc<AppCache>,
+    /// Queue of operational webhooks.
+    pub notifier: Notifier,
 }
 
 impl AppState {
@@ -37,13 +40,16 @@ impl AppState {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         dispatcher: Dispatcher,
-        endpoints: Arc<EndpointCache>,
+        caches: (Arc<EndpointCache>, Arc<AppCache>),
+        notifier: Notifier,
     ) -> AppState {
+        let (endpoints, apps) = caches;
         AppState {
             config: Arc::new(config),
             endpoints,
             tokens: Arc::new(TokenCache::new(store.clone(), Duration::from_secs(30))),
-            apps: Arc::new(AppCache::new(store.clone(), Duration::from_secs(10))),
+            apps,
+            notifier,
             store,
             clock,
             dispatcher,

@@ -6,14 +6,17 @@
 //! poller, which leases due deliveries from the store; it runs every `poll_interval_ms` and
 //! whenever it is woken.
 //!
-//! Isolation: each send holds a permit of its endpoint's semaphore (the per-endpoint in-flight
-//! cap) and then one of the global semaphore, in that order, so requests queued behind a slow
-//! endpoint never occupy global slots. Results go to the recorder, which writes attempts and
-//! next states in batches.
+//! Isolation: each delivery first takes a permit of its endpoint's semaphore (the per-endpoint
+//! in-flight cap), then passes the endpoint's circuit breaker and rate pacing ([`guard`]), and
+//! only then takes one of the global semaphore for the request itself, so deliveries queued
+//! behind a slow, failing or throttled endpoint never occupy global slots. Results go to the
+//! recorder, which writes attempts and next states in batches.
 //!
 //! Nothing acknowledged is lost: a delivery is only finished by a recorded attempt; if this
 //! process dies first, the lease runs out (or is released at the next start) and it is sent again.
 
+mod attempt;
+mod guard;
 mod record;
 mod send;
 
@@ -22,17 +25,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hookd_core::model::{Endpoint, Message, TriggerType};
+use hookd_core::model::{Message, TriggerType};
 use hookd_core::net::AddressPolicy;
 use hookd_core::retry::RetryPolicy;
-use hookd_store::{AttemptRecord, ClaimedDelivery, NewDelivery, Store};
+use hookd_store::{ClaimedDelivery, NewDelivery, Store};
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::DeliveryConfig;
-use crate::state::EndpointCache;
+use crate::operational::Notifier;
+use crate::state::{AppCache, EndpointCache};
 
 pub use send::USER_AGENT;
 
@@ -85,8 +89,10 @@ impl Dispatcher {
         config: &DeliveryConfig,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        endpoints: Arc<EndpointCache>,
+        caches: (Arc<EndpointCache>, Arc<AppCache>),
+        notifier: Notifier,
     ) -> anyhow::Result<(Dispatcher, Worker)> {
+        let (endpoints, apps) = caches;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let wake = Arc::new(Notify::new());
         let lease = Duration::from_secs(config.lease_secs);
@@ -117,6 +123,13 @@ impl Dispatcher {
             poll_interval: Duration::from_millis(config.poll_interval_ms),
             lease,
             recorded: recorded_tx,
+            apps,
+            guards: Arc::new(guard::Guards::new(
+                config.circuit_breaker_threshold,
+                Duration::from_secs(config.circuit_breaker_cooldown_secs),
+            )),
+            notifier,
+            disable_after: chrono::Duration::seconds(config.disable_after_secs.min(i64::MAX as u64) as i64),
         };
         Ok((handle, worker))
     }
@@ -165,6 +178,10 @@ pub struct Worker {
     poll_interval: Duration,
     lease: Duration,
     recorded: tokio::sync::watch::Sender<u64>,
+    apps: Arc<AppCache>,
+    guards: Arc<guard::Guards>,
+    notifier: Notifier,
+    disable_after: chrono::Duration,
 }
 
 impl Worker {
@@ -183,13 +200,17 @@ impl Worker {
             self.lease,
             shutdown.clone(),
         ));
-        let ctx = Arc::new(SendContext {
+        let ctx = Arc::new(attempt::SendContext {
             store: self.store.clone(),
             clock: self.clock.clone(),
             endpoints: self.endpoints.clone(),
+            apps: self.apps.clone(),
             sender: self.sender.clone(),
             policy: self.policy.clone(),
             recorder,
+            guards: self.guards.clone(),
+            notifier: self.notifier.clone(),
+            disable_after: self.disable_after,
         });
         loop {
             let job = tokio::select! {
@@ -215,9 +236,11 @@ impl Worker {
             let in_flight = self.in_flight.clone();
             tracker.spawn(async move {
                 let delivery_id = job.delivery.id.clone();
-                let record = match (endpoint_slot.acquire_owned().await, global.acquire_owned().await) {
-                    (Ok(_ep), Ok(_g)) => ctx.attempt(job).await,
-                    _ => None,
+                // The endpoint's slot first: deliveries queued behind a slow endpoint wait here
+                // without holding a global slot (the attempt takes one only to send).
+                let record = match endpoint_slot.acquire_owned().await {
+                    Ok(_ep) => ctx.attempt(job, &global).await,
+                    Err(_) => None,
                 };
                 // Slots are released before the record is queued: a slow database must not
                 // hold up sending.
@@ -297,83 +320,5 @@ async fn poll_loop(
                 tracing::warn!(error = %e, "claiming due deliveries failed; retrying");
             }
         }
-    }
-}
-
-/// What a send task needs.
-struct SendContext {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    endpoints: Arc<EndpointCache>,
-    sender: send::Sender,
-    policy: RetryPolicy,
-    recorder: record::Recorder,
-}
-
-impl SendContext {
-    /// Sends one delivery; `None` when there is nothing to record (the endpoint or application
-    /// is gone, or a read failed and the lease will bring the delivery back).
-    async fn attempt(&self, job: Job) -> Option<AttemptRecord> {
-        let d = &job.delivery;
-        let endpoint = match self.endpoints.get(&d.app_id, &d.endpoint_id).await {
-            Ok(Some(e)) => e,
-            Ok(None) => return None, // endpoint deleted: its deliveries went with it
-            Err(e) => {
-                tracing::warn!(error = %e, delivery = %d.id, "cannot load endpoint; will retry after the lease");
-                return None;
-            }
-        };
-        if endpoint.disabled {
-            // Kept, not sent: enabling the endpoint makes it due again.
-            if let Err(e) = self.store.park_delivery(&d.id).await {
-                tracing::warn!(error = %e, delivery = %d.id, "cannot park delivery; will retry after the lease");
-            }
-            return None;
-        }
-        let message = match job.message {
-            Some(m) => m,
-            None => match self.store.get_message(&d.app_id, &d.msg_id).await {
-                Ok(Some(m)) => Arc::new(m),
-                Ok(None) => return None, // application deleted
-                Err(e) => {
-                    tracing::warn!(error = %e, delivery = %d.id, "cannot load message; will retry after the lease");
-                    return None;
-                }
-            },
-        };
-        let started = self.clock.now();
-        let attempt_number = d.total_attempts + 1;
-        let result = match &message.payload {
-            Some(payload) => {
-                self.sender
-                    .send(&endpoint, &message.id, payload, attempt_number, started)
-                    .await
-            }
-            None => send::SendResult::not_sent("the message payload has expired; nothing was sent"),
-        };
-        let record = record::build(
-            d,
-            &endpoint,
-            &message,
-            result,
-            started,
-            &self.policy,
-            &mut rand::thread_rng(),
-        );
-        if record.park {
-            self.disable_gone_endpoint(endpoint).await;
-        }
-        Some(record)
-    }
-
-    /// A receiver answered `410 Gone`: stop sending to the endpoint until someone enables it.
-    async fn disable_gone_endpoint(&self, mut endpoint: Endpoint) {
-        endpoint.disabled = true;
-        endpoint.updated_at = self.clock.now();
-        match self.store.update_endpoint(&endpoint).await {
-            Ok(()) => tracing::warn!(endpoint = %endpoint.id, "endpoint answered 410 Gone and was disabled"),
-            Err(e) => tracing::error!(error = %e, endpoint = %endpoint.id, "cannot disable endpoint after 410 Gone"),
-        }
-        self.endpoints.invalidate(&endpoint.app_id);
     }
 }

@@ -10,6 +10,7 @@ use hookd_store::{Page, PageRequest, StoreError};
 use serde::Deserialize;
 
 use super::{OpsError, OpsResult, Problems};
+use crate::operational::OpEvent;
 use crate::state::AppState;
 
 /// A new or replaced endpoint (Svix `EndpointIn` / `EndpointUpsertIn`).
@@ -254,6 +255,9 @@ pub async fn create_endpoint(state: &AppState, app: &Application, input: Endpoin
     check(state, app.env, &endpoint).await?;
     state.store.create_endpoint(&endpoint).await.map_err(conflict)?;
     state.endpoints.invalidate(&app.id);
+    state
+        .notifier
+        .notify(OpEvent::endpoint("endpoint.created", app, &endpoint));
     Ok(endpoint)
 }
 
@@ -273,6 +277,18 @@ async fn save(state: &AppState, app: &Application, mut endpoint: Endpoint, was_d
     endpoint.updated_at = state.clock.now();
     state.store.update_endpoint(&endpoint).await.map_err(conflict)?;
     state.endpoints.invalidate(&app.id);
+    state
+        .notifier
+        .notify(OpEvent::endpoint("endpoint.updated", app, &endpoint));
+    match (was_disabled, endpoint.disabled) {
+        (false, true) => state
+            .notifier
+            .notify(OpEvent::endpoint("endpoint.disabled", app, &endpoint)),
+        (true, false) => state
+            .notifier
+            .notify(OpEvent::endpoint("endpoint.enabled", app, &endpoint)),
+        _ => {}
+    }
     if was_disabled && !endpoint.disabled {
         let resumed = state.store.unpark_endpoint(&endpoint.id, state.clock.now()).await?;
         if resumed > 0 {
@@ -346,6 +362,7 @@ pub async fn delete_endpoint(state: &AppState, app: &Application, key: &str) -> 
     let e = get_endpoint(state, app, key).await?;
     state.store.delete_endpoint(&app.id, &e.id).await?;
     state.endpoints.invalidate(&app.id);
+    state.notifier.notify(OpEvent::endpoint("endpoint.deleted", app, &e));
     Ok(())
 }
 

@@ -55,6 +55,12 @@ impl TestApp {
 
     /// With configuration changes.
     pub async fn spawn_with(change: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::spawn_with_receiver(|config, _| change(config)).await
+    }
+
+    /// With configuration changes that need the receiver's address.
+    pub async fn spawn_with_receiver(change: impl FnOnce(&mut Config, &Receiver)) -> TestApp {
+        let receiver = Receiver::start().await;
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
@@ -64,7 +70,7 @@ impl TestApp {
         // The recording receiver listens on plain http on loopback, which live refuses by default.
         config.delivery.allow_http = true;
         config.delivery.allowed_subnets = vec!["127.0.0.0/8".into()];
-        change(&mut config);
+        change(&mut config, &receiver);
         config.validate().expect("valid test config");
         let store = Arc::new(hookd::cli::open_store(&config).expect("open store"));
         // Frozen at the real time, so signatures also verify with libraries that read the clock.
@@ -82,7 +88,7 @@ impl TestApp {
             base,
             token,
             client: reqwest::Client::new(),
-            receiver: Receiver::start().await,
+            receiver,
             clock,
             dispatcher: server.dispatcher,
             store,
@@ -191,6 +197,8 @@ pub struct Recorded {
     pub headers: HeaderMap,
     /// Raw body.
     pub body: Bytes,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Recorded {
@@ -290,7 +298,12 @@ async fn record(
     if delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
     }
-    log.requests.lock().unwrap().push(Recorded { path, headers, body });
+    log.requests.lock().unwrap().push(Recorded {
+        at: std::time::Instant::now(),
+        path,
+        headers,
+        body,
+    });
     log.changed.notify_waiters();
     (status, "{\"received\":true}")
 }

@@ -11,6 +11,7 @@ mod compat;
 mod delivery;
 mod durability;
 mod endpoints;
+mod engine;
 mod event_types;
 mod idempotency;
 mod lifecycle;

@@ -1,0 +1,177 @@
+//! One delivery attempt from claim to record, with everything that decides around it: parking
+//! for disabled endpoints, the circuit breaker and pacing, 410 Gone, auto-disable, and the
+//! operational webhooks an attempt can trigger.
+
+use std::sync::Arc;
+
+use hookd_core::model::{Endpoint, Environment, MessageStatus, TriggerType};
+use hookd_core::retry::RetryPolicy;
+use hookd_store::{AttemptRecord, Store};
+use tokio::sync::Semaphore;
+
+use super::guard::{Gate, Guards};
+use super::{record, send, Job};
+use crate::clock::Clock;
+use crate::operational::{Notifier, OpEvent};
+use crate::state::{AppCache, EndpointCache};
+
+/// The scheduled attempt whose failure makes a delivery "failing" (Svix: the 4th).
+const FAILING_AT: i64 = 4;
+
+/// What a send task needs.
+pub(super) struct SendContext {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub endpoints: Arc<EndpointCache>,
+    pub apps: Arc<AppCache>,
+    pub sender: send::Sender,
+    pub policy: RetryPolicy,
+    pub recorder: record::Recorder,
+    pub guards: Arc<Guards>,
+    pub notifier: Notifier,
+    pub disable_after: chrono::Duration,
+}
+
+impl SendContext {
+    /// Attempts one delivery; `None` when there is nothing to record (the endpoint or
+    /// application is gone, the delivery was parked or deferred, or a read failed and the lease
+    /// will bring it back).
+    pub async fn attempt(&self, job: Job, global: &Semaphore) -> Option<AttemptRecord> {
+        let d = &job.delivery;
+        let endpoint = match self.endpoints.get(&d.app_id, &d.endpoint_id).await {
+            Ok(Some(e)) => e,
+            Ok(None) => return None, // endpoint deleted: its deliveries went with it
+            Err(e) => {
+                tracing::warn!(error = %e, delivery = %d.id, "cannot load endpoint; will retry after the lease");
+                return None;
+            }
+        };
+        if endpoint.disabled {
+            // Kept, not sent: enabling the endpoint makes it due again.
+            if let Err(e) = self.store.park_delivery(&d.id).await {
+                tracing::warn!(error = %e, delivery = %d.id, "cannot park delivery; will retry after the lease");
+            }
+            return None;
+        }
+        let message = match job.message {
+            Some(m) => m,
+            None => match self.store.get_message(&d.app_id, &d.msg_id).await {
+                Ok(Some(m)) => Arc::new(m),
+                Ok(None) => return None, // application deleted
+                Err(e) => {
+                    tracing::warn!(error = %e, delivery = %d.id, "cannot load message; will retry after the lease");
+                    return None;
+                }
+            },
+        };
+        if d.trigger == TriggerType::Scheduled {
+            if let Gate::Defer(until) = self.guards.admit(&endpoint.id, self.clock.now()) {
+                if let Err(e) = self.store.defer_delivery(&d.id, until).await {
+                    tracing::warn!(error = %e, delivery = %d.id, "cannot defer delivery; will retry after the lease");
+                }
+                return None;
+            }
+        }
+        let wait = self.guards.pace(&endpoint.id, self.throttle_rate(&endpoint).await);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        let started = self.clock.now();
+        let result = {
+            let _slot = global.acquire().await.ok()?;
+            match &message.payload {
+                Some(payload) => {
+                    self.sender
+                        .send(&endpoint, &message.id, payload, d.total_attempts + 1, started)
+                        .await
+                }
+                None => send::SendResult::not_sent("the message payload has expired; nothing was sent"),
+            }
+        };
+        self.guards.record(&endpoint.id, result.outcome.is_success(), started);
+        let record = record::build(
+            d,
+            &endpoint,
+            &message,
+            result,
+            started,
+            &self.policy,
+            &mut rand::thread_rng(),
+        );
+        if record.park {
+            self.disable(endpoint.clone(), "answered 410 Gone").await;
+        }
+        if d.trigger == TriggerType::Scheduled && !record.park {
+            self.after_scheduled_attempt(&endpoint, message.event_id.as_deref(), &record)
+                .await;
+        }
+        Some(record)
+    }
+
+    /// The endpoint's own rate, else its application's.
+    async fn throttle_rate(&self, endpoint: &Endpoint) -> Option<u16> {
+        if endpoint.throttle_rate.is_some() {
+            return endpoint.throttle_rate;
+        }
+        for env in [Environment::Live, Environment::Test] {
+            if let Ok(Some(app)) = self.apps.get(env, &endpoint.app_id).await {
+                return app.throttle_rate;
+            }
+        }
+        None
+    }
+
+    /// Operational webhooks and auto-disable after a scheduled attempt.
+    async fn after_scheduled_attempt(&self, endpoint: &Endpoint, event_id: Option<&str>, record: &AttemptRecord) {
+        let a = &record.attempt;
+        let kind = match (a.status, record.delivery_status) {
+            (MessageStatus::Success, _) if record.scheduled_attempts > FAILING_AT => Some("message.attempt.recovered"),
+            (MessageStatus::Fail, MessageStatus::Fail) => Some("message.attempt.exhausted"),
+            (MessageStatus::Fail, _) if record.scheduled_attempts == FAILING_AT => Some("message.attempt.failing"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            self.notifier
+                .notify(OpEvent::attempt(kind, &endpoint.app_id, event_id, a));
+        }
+        if record.delivery_status != MessageStatus::Fail {
+            return;
+        }
+        // Exhausted. If the endpoint's failing run (started by an earlier exhaustion, ended by
+        // any success) is older than the threshold, disable it. Read fresh: the cache may lag.
+        let fresh = match self.store.get_endpoint(&endpoint.app_id, &endpoint.id).await {
+            Ok(Some(e)) => e,
+            _ => return,
+        };
+        let Some(since) = fresh.failing_since else { return };
+        if !fresh.disabled && a.created_at - since >= self.disable_after {
+            self.disable(
+                fresh,
+                "has had no successful delivery while its messages exhausted their retries",
+            )
+            .await;
+        }
+    }
+
+    /// Disables an endpoint and reports it; its due deliveries are parked until it is enabled.
+    async fn disable(&self, mut endpoint: Endpoint, why: &str) {
+        endpoint.disabled = true;
+        endpoint.updated_at = self.clock.now();
+        match self.store.update_endpoint(&endpoint).await {
+            Ok(()) => {
+                tracing::warn!(endpoint = %endpoint.id, "endpoint {why}; disabled");
+                let app = self.apps.get(Environment::Live, &endpoint.app_id).await.ok().flatten();
+                let app = match app {
+                    Some(a) => Some(a),
+                    None => self.apps.get(Environment::Test, &endpoint.app_id).await.ok().flatten(),
+                };
+                if let Some(app) = app {
+                    self.notifier
+                        .notify(OpEvent::endpoint("endpoint.disabled", &app, &endpoint));
+                }
+            }
+            Err(e) => tracing::error!(error = %e, endpoint = %endpoint.id, "cannot disable endpoint"),
+        }
+        self.endpoints.invalidate(&endpoint.app_id);
+    }
+}

@@ -1,0 +1,205 @@
+//! Per-endpoint protection: pacing to the endpoint's `throttleRate`, and a circuit breaker that
+//! stops hammering an endpoint that keeps failing.
+//!
+//! The breaker counts consecutive failed attempts per endpoint. At the threshold the circuit
+//! opens: the endpoint's due deliveries are deferred (their attempts are not spent) until the
+//! cooldown ends. Then one probe goes through while the others keep waiting; a success closes
+//! the circuit, a failure reopens it with twice the cooldown (at most [`MAX_COOLDOWN`]).
+//! Manual attempts (resend, recover) are the operator's explicit wish and bypass the breaker.
+//!
+//! State lives in memory: after a restart every circuit starts closed, which costs at most one
+//! threshold's worth of failed attempts per endpoint.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// Longest an open circuit waits before its next probe.
+pub const MAX_COOLDOWN: Duration = Duration::from_secs(600);
+/// Endpoints remembered before idle entries are forgotten.
+const MAX_TRACKED: usize = 50_000;
+
+/// Whether a delivery may be attempted now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Send it.
+    Go,
+    /// Leave it for later: the circuit is open until then.
+    Defer(DateTime<Utc>),
+}
+
+#[derive(Debug, Default)]
+struct EndpointState {
+    failures: u32,
+    open_until: Option<DateTime<Utc>>,
+    probing: bool,
+    cooldown: Duration,
+    next_send: Option<tokio::time::Instant>,
+}
+
+/// The breaker and pacer for every endpoint.
+#[derive(Debug)]
+pub struct Guards {
+    threshold: u32,
+    base_cooldown: Duration,
+    endpoints: Mutex<HashMap<String, EndpointState>>,
+}
+
+impl Guards {
+    /// `threshold` 0 turns the breaker off.
+    pub fn new(threshold: u32, cooldown: Duration) -> Guards {
+        Guards {
+            threshold,
+            base_cooldown: cooldown,
+            endpoints: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn with<R>(&self, endpoint_id: &str, f: impl FnOnce(&mut EndpointState) -> R) -> R {
+        let mut map = self.endpoints.lock().expect("guard map poisoned");
+        if map.len() > MAX_TRACKED {
+            map.retain(|_, s| s.failures > 0 || s.open_until.is_some());
+        }
+        f(map.entry(endpoint_id.to_string()).or_default())
+    }
+
+    /// May a scheduled attempt to `endpoint_id` go out at `now`?
+    pub fn admit(&self, endpoint_id: &str, now: DateTime<Utc>) -> Gate {
+        if self.threshold == 0 {
+            return Gate::Go;
+        }
+        self.with(endpoint_id, |s| match s.open_until {
+            None => Gate::Go,
+            Some(until) if now < until => Gate::Defer(until),
+            Some(_) if !s.probing => {
+                s.probing = true;
+                Gate::Go
+            }
+            // A probe is out: wait for its verdict (retry shortly after).
+            Some(_) => Gate::Defer(now + chrono::Duration::seconds(1)),
+        })
+    }
+
+    /// Records the outcome of an attempt to `endpoint_id` made at `now`.
+    pub fn record(&self, endpoint_id: &str, success: bool, now: DateTime<Utc>) {
+        if self.threshold == 0 {
+            return;
+        }
+        let (threshold, base) = (self.threshold, self.base_cooldown);
+        self.with(endpoint_id, |s| {
+            if success {
+                *s = EndpointState {
+                    next_send: s.next_send,
+                    ..EndpointState::default()
+                };
+                return;
+            }
+            s.failures = s.failures.saturating_add(1);
+            let cooldown = if s.probing {
+                (s.cooldown * 2).clamp(base, MAX_COOLDOWN.max(base))
+            } else if s.failures >= threshold && s.open_until.is_none() {
+                base
+            } else {
+                return;
+            };
+            s.probing = false;
+            s.cooldown = cooldown;
+            s.open_until = Some(now + chrono::Duration::from_std(cooldown).unwrap_or(chrono::Duration::MAX));
+            tracing::warn!(
+                endpoint = endpoint_id,
+                failures = s.failures,
+                cooldown_secs = cooldown.as_secs(),
+                "circuit open"
+            );
+        })
+    }
+
+    /// Reserves the next send slot of an endpoint limited to `rate` messages per second and
+    /// returns how long to wait for it (zero when there is no limit or the slot is free).
+    pub fn pace(&self, endpoint_id: &str, rate: Option<u16>) -> Duration {
+        let Some(rate) = rate.filter(|r| *r > 0) else {
+            return Duration::ZERO;
+        };
+        let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+        let now = tokio::time::Instant::now();
+        self.with(endpoint_id, |s| {
+            let slot = s.next_send.map_or(now, |next| next.max(now));
+            s.next_send = Some(slot + interval);
+            slot - now
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn circuit_opens_at_the_threshold_and_defers_until_the_cooldown_ends() {
+        let g = Guards::new(3, Duration::from_secs(30));
+        for i in 0..2 {
+            g.record("ep", false, t(i));
+            assert_eq!(g.admit("ep", t(i)), Gate::Go);
+        }
+        g.record("ep", false, t(2));
+        assert_eq!(g.admit("ep", t(3)), Gate::Defer(t(32)));
+        assert_eq!(g.admit("other", t(3)), Gate::Go, "other endpoints are unaffected");
+    }
+
+    #[test]
+    fn one_probe_after_the_cooldown_then_close_on_success() {
+        let g = Guards::new(1, Duration::from_secs(30));
+        g.record("ep", false, t(0));
+        assert_eq!(g.admit("ep", t(30)), Gate::Go, "the probe");
+        assert!(
+            matches!(g.admit("ep", t(30)), Gate::Defer(_)),
+            "only one probe at a time"
+        );
+        g.record("ep", true, t(31));
+        assert_eq!(g.admit("ep", t(31)), Gate::Go);
+        assert_eq!(g.admit("ep", t(31)), Gate::Go);
+    }
+
+    #[test]
+    fn a_failed_probe_reopens_with_double_the_cooldown_up_to_the_cap() {
+        let g = Guards::new(1, Duration::from_secs(300));
+        g.record("ep", false, t(0));
+        assert_eq!(g.admit("ep", t(300)), Gate::Go);
+        g.record("ep", false, t(300));
+        assert_eq!(g.admit("ep", t(301)), Gate::Defer(t(900)));
+        assert_eq!(g.admit("ep", t(900)), Gate::Go);
+        g.record("ep", false, t(900));
+        assert_eq!(g.admit("ep", t(901)), Gate::Defer(t(1500)), "capped at 10 minutes");
+    }
+
+    #[test]
+    fn threshold_zero_turns_the_breaker_off() {
+        let g = Guards::new(0, Duration::from_secs(30));
+        for i in 0..100 {
+            g.record("ep", false, t(i));
+        }
+        assert_eq!(g.admit("ep", t(100)), Gate::Go);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pacing_spaces_sends_by_the_rate() {
+        let g = Guards::new(0, Duration::from_secs(1));
+        assert_eq!(g.pace("ep", None), Duration::ZERO);
+        assert_eq!(g.pace("ep", Some(4)), Duration::ZERO);
+        assert_eq!(g.pace("ep", Some(4)), Duration::from_millis(250));
+        assert_eq!(g.pace("ep", Some(4)), Duration::from_millis(500));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(
+            g.pace("ep", Some(4)),
+            Duration::ZERO,
+            "an idle endpoint does not bank a burst"
+        );
+    }
+}

@@ -1,0 +1,331 @@
+//! The delivery engine's policies end to end: operational webhooks, auto-disable, throttling,
+//! the circuit breaker and isolation from hanging endpoints.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use hookd_signing::{verify, Secret, WebhookHeaders};
+use serde_json::{json, Value};
+
+use crate::helpers::{Recorded, TestApp};
+
+const OPS_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+/// The operator's endpoint is this receiver path.
+const OPS_PATH: &str = "/status/299";
+
+async fn with_operator(change: impl FnOnce(&mut hookd::Config)) -> TestApp {
+    TestApp::spawn_with_receiver(|c, r| {
+        c.operational_webhook.url = r.url(OPS_PATH);
+        c.operational_webhook.secret = OPS_SECRET.into();
+        change(c);
+    })
+    .await
+}
+
+/// The operational webhooks received so far, each verified with the operator's secret.
+fn operational(app: &TestApp) -> Vec<Value> {
+    app.receiver
+        .requests()
+        .iter()
+        .filter(|r| r.path == OPS_PATH)
+        .map(|r: &Recorded| {
+            let h = WebhookHeaders {
+                id: r.header("webhook-id").unwrap().into(),
+                timestamp: r.header("webhook-timestamp").unwrap().into(),
+                signature: r.header("webhook-signature").unwrap().into(),
+            };
+            let ts: i64 = h.timestamp.parse().unwrap();
+            verify(&Secret::parse(OPS_SECRET).unwrap(), &h, &r.body, ts, 300).expect("operational webhooks are signed");
+            serde_json::from_slice(&r.body).unwrap()
+        })
+        .collect()
+}
+
+async fn wait_operational(app: &TestApp, kind: &str) -> Value {
+    let got = app
+        .receiver
+        .wait_for(1, |r| {
+            r.path == OPS_PATH && String::from_utf8_lossy(&r.body).contains(&format!("\"{kind}\""))
+        })
+        .await;
+    serde_json::from_slice(&got[0].body).unwrap()
+}
+
+#[tokio::test]
+async fn endpoint_changes_are_reported_to_the_operator_signed() {
+    let app = with_operator(|_| {}).await;
+    let created = app.create_app("ws_ops").await;
+    let ep = app.create_endpoint("ws_ops", "/ok", json!({"uid": "main"})).await;
+    let event = wait_operational(&app, "endpoint.created").await;
+    assert_eq!(
+        event,
+        json!({"type": "endpoint.created", "data": {
+            "appId": created["id"], "appUid": "ws_ops", "endpointId": ep["id"], "endpointUid": "main"}})
+    );
+    app.call(
+        "PATCH",
+        "/api/v1/app/ws_ops/endpoint/main",
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    wait_operational(&app, "endpoint.disabled").await;
+    app.call(
+        "PATCH",
+        "/api/v1/app/ws_ops/endpoint/main",
+        Some(json!({"disabled": false})),
+    )
+    .await;
+    wait_operational(&app, "endpoint.enabled").await;
+    app.call("DELETE", "/api/v1/app/ws_ops/endpoint/main", None).await;
+    wait_operational(&app, "endpoint.deleted").await;
+    let kinds: Vec<String> = operational(&app)
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "endpoint.updated").count(),
+        2,
+        "{kinds:?}"
+    );
+    // The operator's own endpoint does not report about itself.
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "endpoint.created").count(),
+        1,
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn failing_exhausted_and_recovered_are_reported_with_the_last_attempt() {
+    let app = with_operator(|c| c.delivery.retry_schedule = vec![1, 1, 1, 1, 1]).await;
+    app.create_app("ws_fail").await;
+    let ep = app
+        .create_endpoint("ws_fail", "/status/500", json!({"uid": "ep"}))
+        .await;
+    let doomed = app
+        .send_message(
+            "ws_fail",
+            json!({"eventType": "a.b", "eventId": "evt_doomed", "payload": {}}),
+        )
+        .await;
+    let failed = |n: usize| app.receiver.wait_for(n, |r| r.path == "/status/500");
+    failed(1).await;
+    for n in 2..=4 {
+        app.advance(Duration::from_secs(2));
+        failed(n).await;
+    }
+    let failing = wait_operational(&app, "message.attempt.failing").await;
+    assert_eq!(failing["data"]["msgId"], doomed["id"]);
+    assert_eq!(failing["data"]["msgEventId"], "evt_doomed");
+    assert_eq!(failing["data"]["endpointId"], ep["id"]);
+    assert_eq!(failing["data"]["appUid"], "ws_fail");
+    assert_eq!(failing["data"]["lastAttempt"]["responseStatusCode"], 500);
+    assert!(failing["data"]["lastAttempt"]["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("atmpt_"));
+    // The endpoint comes back before the fifth attempt: recovered.
+    app.call(
+        "PATCH",
+        "/api/v1/app/ws_fail/endpoint/ep",
+        Some(json!({"url": app.receiver.url("/ok")})),
+    )
+    .await;
+    app.advance(Duration::from_secs(2));
+    let recovered = wait_operational(&app, "message.attempt.recovered").await;
+    assert_eq!(recovered["data"]["lastAttempt"]["responseStatusCode"], 200);
+
+    // A message that fails to the end is exhausted.
+    app.call(
+        "PATCH",
+        "/api/v1/app/ws_fail/endpoint/ep",
+        Some(json!({"url": app.receiver.url("/status/500")})),
+    )
+    .await;
+    app.send_message(
+        "ws_fail",
+        json!({"eventType": "a.b", "eventId": "evt_lost", "payload": {}}),
+    )
+    .await;
+    failed(5).await;
+    for n in 6..=10 {
+        app.advance(Duration::from_secs(2));
+        failed(n).await;
+    }
+    let exhausted = wait_operational(&app, "message.attempt.exhausted").await;
+    assert_eq!(exhausted["data"]["msgEventId"], "evt_lost");
+}
+
+#[tokio::test]
+async fn an_endpoint_that_only_exhausts_for_longer_than_the_threshold_is_disabled() {
+    let app = with_operator(|c| {
+        c.delivery.retry_schedule = vec![];
+        c.delivery.disable_after_secs = 3_600;
+    })
+    .await;
+    app.create_app("ws_auto").await;
+    app.create_endpoint("ws_auto", "/status/503", json!({"uid": "ep"}))
+        .await;
+    app.send_message("ws_auto", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    app.wait_recorded(1).await;
+    let (_, ep) = app.get("/api/v1/app/ws_auto/endpoint/ep").await;
+    assert_eq!(
+        ep["disabled"], false,
+        "one exhaustion starts the clock, it does not disable"
+    );
+    app.clock.advance(Duration::from_secs(2 * 3_600));
+    app.send_message("ws_auto", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    app.wait_recorded(2).await;
+    let event = wait_operational(&app, "endpoint.disabled").await;
+    assert!(event["data"]["failSince"].is_string(), "{event}");
+    let (_, ep) = app.get("/api/v1/app/ws_auto/endpoint/ep").await;
+    assert_eq!(ep["disabled"], true);
+}
+
+#[tokio::test]
+async fn a_success_resets_the_auto_disable_clock() {
+    let app = TestApp::spawn_with(|c| {
+        c.delivery.retry_schedule = vec![];
+        c.delivery.disable_after_secs = 3_600;
+    })
+    .await;
+    app.create_app("ws_reset").await;
+    app.create_endpoint("ws_reset", "/status/503", json!({"uid": "ep"}))
+        .await;
+    app.send_message("ws_reset", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    app.wait_recorded(1).await;
+    app.call(
+        "PATCH",
+        "/api/v1/app/ws_reset/endpoint/ep",
+        Some(json!({"url": app.receiver.url("/ok")})),
+    )
+    .await;
+    app.send_message("ws_reset", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    app.wait_recorded(2).await;
+    app.call(
+        "PATCH",
+        "/api/v1/app/ws_reset/endpoint/ep",
+        Some(json!({"url": app.receiver.url("/status/503")})),
+    )
+    .await;
+    app.clock.advance(Duration::from_secs(2 * 3_600));
+    app.send_message("ws_reset", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    app.wait_recorded(3).await;
+    let (_, ep) = app.get("/api/v1/app/ws_reset/endpoint/ep").await;
+    assert_eq!(ep["disabled"], false, "the run of failures restarted after the success");
+}
+
+#[tokio::test]
+async fn throttle_rate_spaces_deliveries_to_an_endpoint() {
+    let app = TestApp::spawn().await;
+    app.create_app("ws_slowly").await;
+    app.create_endpoint("ws_slowly", "/ok", json!({"throttleRate": 5}))
+        .await;
+    for i in 0..6 {
+        app.send_message("ws_slowly", json!({"eventType": "a.b", "payload": {"i": i}}))
+            .await;
+    }
+    let got = app.receiver.wait_for(6, |r| r.path == "/ok").await;
+    let first = got.iter().map(|r| r.at).min().unwrap();
+    let last = got.iter().map(|r| r.at).max().unwrap();
+    // Five gaps of 1/5 s each: the burst of six cannot arrive faster than that.
+    assert!(
+        last - first >= Duration::from_millis(950),
+        "six deliveries at 5/s took only {:?}",
+        last - first
+    );
+}
+
+#[tokio::test]
+async fn an_open_circuit_defers_deliveries_without_spending_attempts_and_probes_once() {
+    let app = TestApp::spawn_with(|c| {
+        c.delivery.retry_schedule = vec![1; 10];
+        c.delivery.circuit_breaker_threshold = 3;
+        c.delivery.circuit_breaker_cooldown_secs = 30;
+    })
+    .await;
+    app.create_app("ws_cb").await;
+    app.create_endpoint("ws_cb", "/status/500", json!({"uid": "ep"})).await;
+    for i in 0..3 {
+        app.send_message("ws_cb", json!({"eventType": "a.b", "payload": {"i": i}}))
+            .await;
+    }
+    app.wait_recorded(3).await;
+    // The circuit is open: a new message is deferred, not attempted.
+    let held = app
+        .send_message("ws_cb", json!({"eventType": "a.b", "payload": {"i": 3}}))
+        .await;
+    let app = &app;
+    let barrier = |n: usize| async move {
+        let path = format!("/status/20{n}");
+        app.create_app(&format!("ws_barrier_{n}")).await;
+        app.create_endpoint(&format!("ws_barrier_{n}"), &path, json!({})).await;
+        app.send_message(&format!("ws_barrier_{n}"), json!({"eventType": "a.b", "payload": {}}))
+            .await;
+        app.receiver.wait_for(1, |r| r.path == path).await;
+    };
+    app.advance(Duration::from_secs(2)); // the three retries come due, the circuit is still open
+    barrier(1).await;
+    let failing = || {
+        app.receiver
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/status/500")
+            .count()
+    };
+    assert_eq!(failing(), 3, "nothing is sent while the circuit is open");
+    let (_, dest) = app
+        .get(&format!(
+            "/api/v1/app/ws_cb/msg/{}/endpoint",
+            held["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        dest["data"][0]["statusText"], "pending",
+        "the deferred delivery spent no attempt"
+    );
+
+    app.advance(Duration::from_secs(30)); // cooldown over: exactly one probe
+    app.receiver.wait_for(4, |r| r.path == "/status/500").await;
+    barrier(2).await;
+    assert_eq!(failing(), 4, "one probe, the rest still deferred after it failed");
+}
+
+#[tokio::test]
+async fn healthy_endpoints_flow_while_others_hang_for_ten_seconds() {
+    let app = TestApp::spawn_with(|c| {
+        c.delivery.max_concurrency = 8;
+        c.delivery.endpoint_concurrency = 2;
+        c.delivery.circuit_breaker_threshold = 0;
+    })
+    .await;
+    app.create_app("ws_mixed").await;
+    app.create_app("ws_other").await;
+    app.create_endpoint("ws_mixed", "/slow/10000", json!({})).await;
+    app.create_endpoint("ws_other", "/slow/10000", json!({})).await;
+    app.create_endpoint("ws_mixed", "/ok", json!({})).await;
+    for i in 0..30 {
+        app.send_message("ws_mixed", json!({"eventType": "a.b", "payload": {"i": i}}))
+            .await;
+        app.send_message("ws_other", json!({"eventType": "a.b", "payload": {"i": i}}))
+            .await;
+    }
+    app.receiver.wait_for(30, |r| r.path == "/ok").await;
+    let hung = app
+        .receiver
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/slow/10000")
+        .count();
+    assert_eq!(
+        hung, 0,
+        "all 30 healthy deliveries arrived before any hanging request finished"
+    );
+    let (status, _) = app.get("/api/v1/app/ws_mixed/msg?limit=1").await;
+    assert_eq!(status, StatusCode::OK, "the API stays responsive too");
+}
