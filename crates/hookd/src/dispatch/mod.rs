@@ -243,7 +243,8 @@ impl Worker {
                     Err(_) => None,
                 };
                 // Slots are released before the record is queued: a slow database must not
-                // hold up sending.
+                // hold up sending. The delivery stays marked in flight until its record is
+                // committed, so a poll in between cannot send it again.
                 if let Some(record) = record {
                     ctx.recorder.push(record).await;
                 }

@@ -9,7 +9,7 @@ use hookd_core::model::{Attempt, Endpoint, Message, MessageStatus, TriggerType};
 use hookd_core::retry::RetryPolicy;
 use hookd_store::{AttemptRecord, ClaimedDelivery, Store};
 use rand::Rng;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::send::SendResult;
@@ -88,8 +88,11 @@ pub(super) fn build<R: Rng + ?Sized>(
 /// Queue in front of the batch writer.
 #[derive(Clone)]
 pub(super) struct Recorder {
-    tx: mpsc::Sender<AttemptRecord>,
+    tx: mpsc::Sender<Queued>,
 }
+
+/// A record and who to tell once it is committed.
+type Queued = (AttemptRecord, oneshot::Sender<()>);
 
 impl Recorder {
     /// Starts the writer task; it ends when every `Recorder` is dropped and the queue is drained.
@@ -98,16 +101,22 @@ impl Recorder {
         (Recorder { tx }, tokio::spawn(write_loop(store, rx, recorded)))
     }
 
+    /// Queues a record and waits until it is committed, so the caller can keep the delivery
+    /// marked in flight until then (a poll in between must not send it again).
     pub(super) async fn push(&self, record: AttemptRecord) {
-        if self.tx.send(record).await.is_err() {
+        let (done, written) = oneshot::channel();
+        if self.tx.send((record, done)).await.is_err() {
             tracing::error!("attempt recorder stopped; the delivery will be retried after its lease");
+            return;
         }
+        let _ = written.await;
     }
 }
 
-async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<AttemptRecord>, recorded: watch::Sender<u64>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
+async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Queued>, recorded: watch::Sender<u64>) {
+    let mut queued = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut queued, BATCH).await > 0 {
+        let (batch, waiters): (Vec<AttemptRecord>, Vec<oneshot::Sender<()>>) = queued.drain(..).unzip();
         let mut delay = Duration::from_millis(50);
         // A database outage must not drop results: keep trying (bounded backoff). If hookd
         // stops meanwhile, the leases expire and the deliveries are attempted again.
@@ -117,6 +126,8 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<AttemptRecord>
             delay = (delay * 2).min(Duration::from_secs(5));
         }
         recorded.send_modify(|n| *n += batch.len() as u64);
-        batch.clear();
+        for waiter in waiters {
+            let _ = waiter.send(());
+        }
     }
 }

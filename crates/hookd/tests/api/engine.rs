@@ -329,3 +329,102 @@ async fn healthy_endpoints_flow_while_others_hang_for_ten_seconds() {
     let (status, _) = app.get("/api/v1/app/ws_mixed/msg?limit=1").await;
     assert_eq!(status, StatusCode::OK, "the API stays responsive too");
 }
+
+async fn next_gap(app: &TestApp, app_uid: &str, msg_id: &str) -> f64 {
+    let (_, dest) = app.get(&format!("/api/v1/app/{app_uid}/msg/{msg_id}/endpoint")).await;
+    let (_, attempts) = app.get(&format!("/api/v1/app/{app_uid}/attempt/msg/{msg_id}")).await;
+    let next = chrono::DateTime::parse_from_rfc3339(dest["data"][0]["nextAttempt"].as_str().unwrap()).unwrap();
+    let last = chrono::DateTime::parse_from_rfc3339(attempts["data"][0]["timestamp"].as_str().unwrap()).unwrap();
+    (next - last).num_milliseconds() as f64 / 1000.0
+}
+
+#[tokio::test]
+async fn retry_after_stretches_the_schedule_within_bounds_and_429_waits_a_minute() {
+    let app = TestApp::spawn_with(|c| c.delivery.retry_schedule = vec![10]).await;
+    app.create_app("ws_ra").await;
+    app.create_endpoint("ws_ra", "/retry-after/503/15", json!({})).await;
+    let m = app
+        .send_message("ws_ra", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    app.wait_recorded(1).await;
+    let gap = next_gap(&app, "ws_ra", m["id"].as_str().unwrap()).await;
+    assert!((12.0..=18.0).contains(&gap), "Retry-After 15 s, ±20 %: {gap}");
+
+    app.create_app("ws_ra2").await;
+    app.create_endpoint("ws_ra2", "/retry-after/503/3600", json!({})).await;
+    let m = app
+        .send_message("ws_ra2", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    app.wait_recorded(2).await;
+    let gap = next_gap(&app, "ws_ra2", m["id"].as_str().unwrap()).await;
+    assert!((16.0..=24.0).contains(&gap), "clamped to twice the schedule: {gap}");
+
+    app.create_app("ws_429").await;
+    app.create_endpoint("ws_429", "/retry-after/429/1", json!({})).await;
+    let m = app
+        .send_message("ws_429", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    app.wait_recorded(3).await;
+    let gap = next_gap(&app, "ws_429", m["id"].as_str().unwrap()).await;
+    assert!(gap >= 60.0, "a 429 waits at least a minute: {gap}");
+}
+
+#[tokio::test]
+async fn the_default_28_hour_schedule_runs_to_exhaustion_on_a_manual_clock() {
+    let app = TestApp::spawn_with(|c| c.delivery.circuit_breaker_threshold = 0).await;
+    app.create_app("ws_long").await;
+    app.create_endpoint("ws_long", "/status/502", json!({})).await;
+    let m = app
+        .send_message("ws_long", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    let failed = |n: usize| app.receiver.wait_for(n, |r| r.path == "/status/502");
+    failed(1).await;
+    for (n, secs) in [5u64, 300, 1_800, 7_200, 18_000, 36_000, 36_000]
+        .into_iter()
+        .enumerate()
+    {
+        app.advance(Duration::from_secs(secs * 6 / 5 + 1)); // past the +20 % jitter
+        failed(n + 2).await;
+    }
+    app.wait_recorded(8).await;
+    let (_, dest) = app
+        .get(&format!(
+            "/api/v1/app/ws_long/msg/{}/endpoint",
+            m["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        (
+            dest["data"][0]["statusText"].clone(),
+            dest["data"][0]["nextAttempt"].clone()
+        ),
+        (json!("fail"), json!(null))
+    );
+    let numbers: Vec<String> = app
+        .receiver
+        .requests()
+        .iter()
+        .map(|r| r.header("webhook-attempt").unwrap().to_string())
+        .collect();
+    assert_eq!(numbers, (1..=8).map(|n| n.to_string()).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_gigantic_response_is_read_only_up_to_the_cap() {
+    let app = TestApp::spawn().await;
+    app.create_app("ws_huge").await;
+    app.create_endpoint("ws_huge", "/endless", json!({})).await;
+    let m = app
+        .send_message("ws_huge", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    app.wait_recorded(1).await;
+    let (_, list) = app
+        .get(&format!(
+            "/api/v1/app/ws_huge/attempt/msg/{}",
+            m["id"].as_str().unwrap()
+        ))
+        .await;
+    let response = list["data"][0]["response"].as_str().unwrap();
+    assert_eq!(response.len(), 20 * 1024);
+    assert_eq!(list["data"][0]["responseStatusCode"], 200);
+}

@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
 use chrono::Utc;
+use futures::StreamExt;
 use hookd::clock::ManualClock;
 use hookd::dispatch::Dispatcher;
 use hookd::Config;
@@ -216,7 +217,8 @@ struct Log {
 
 /// A local HTTP server that records every request and answers according to its path:
 /// `/ok` → 200, `/status/CODE` → CODE, `/slow/MS` → 200 after MS milliseconds, `/big/N` → 200
-/// with an N-byte body.
+/// with an N-byte body, `/retry-after/CODE/VALUE` → CODE with that `Retry-After`, `/endless` → 200
+/// with a 1 GiB body streamed lazily.
 #[derive(Clone)]
 pub struct Receiver {
     base: String,
@@ -247,6 +249,29 @@ impl Receiver {
                 post(|s, Path(bytes): Path<usize>, h, b| async move {
                     record(s, format!("/big/{bytes}"), h, b, StatusCode::OK, 0).await;
                     "x".repeat(bytes)
+                }),
+            )
+            .route(
+                "/retry-after/{code}/{value}",
+                post(|s, Path((code, value)): Path<(u16, String)>, h, b| async move {
+                    record(s, format!("/retry-after/{code}/{value}"), h, b, StatusCode::OK, 0).await;
+                    (
+                        StatusCode::from_u16(code).unwrap(),
+                        [("retry-after", value)],
+                        "slow down",
+                    )
+                }),
+            )
+            .route(
+                "/endless",
+                post(|s, h, b| async move {
+                    record(s, "/endless".into(), h, b, StatusCode::OK, 0).await;
+                    // 1 GiB, produced lazily: a sender that buffered it all would take seconds and a
+                    // gigabyte of memory.
+                    let chunk = Bytes::from(vec![b'z'; 64 * 1024]);
+                    let stream =
+                        futures::stream::iter(std::iter::repeat_n(chunk, 16 * 1024)).map(Ok::<_, std::io::Error>);
+                    axum::body::Body::from_stream(stream)
                 }),
             )
             .with_state(log.clone());
