@@ -1,7 +1,7 @@
 -- hookd schema, version 2 (SQLite): what the full delivery engine keeps.
 
 -- Secret rotation: keys that still sign until they expire, newest first, as a JSON array of
--- {"key": "whsec_…"|"whsk_…", "expiresAt": <micros>}. At most 10 are kept.
+-- {"key": "whsec_…"|"whsk_…", "expiresAt": "<RFC 3339>"}. At most 10 are kept.
 ALTER TABLE endpoint ADD COLUMN old_secrets TEXT NOT NULL DEFAULT '[]';
 -- Auto-disable: when the endpoint's current run of exhausted deliveries began (NULL = healthy).
 ALTER TABLE endpoint ADD COLUMN failing_since INTEGER;

@@ -207,7 +207,7 @@ impl Store for SqliteStore {
                 )
                 .map_err(map_err)?;
             expect_one(n)?;
-            for table in ["attempt", "delivery", "message", "endpoint", "token"] {
+            for table in ["attempt", "delivery", "message", "endpoint", "token", "task"] {
                 c.execute(&format!("DELETE FROM {table} WHERE app_id = ?1"), [&id])
                     .map_err(map_err)?;
             }
@@ -486,7 +486,8 @@ impl Store for SqliteStore {
             let mut update = c
                 .prepare_cached(
                     "UPDATE delivery SET status = ?2, scheduled_attempts = ?3, total_attempts = total_attempts + 1, \
-                     next_attempt_at = ?4, next_trigger = 0, lease_until = 0, updated_at = ?5, parked = ?6 WHERE id = ?1",
+                     next_attempt_at = CASE WHEN ?6 THEN NULL ELSE ?4 END, next_trigger = 0, lease_until = 0, \
+                     updated_at = ?5, parked = ?6 WHERE id = ?1",
                 )
                 .map_err(map_err)?;
             let mut healthy = c

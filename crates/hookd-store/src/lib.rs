@@ -42,8 +42,11 @@ pub trait Store: Send + Sync + 'static {
     // ----- lifecycle -----
 
     /// Called once at start by the only process using this store (embedded backends): leases
-    /// left by a killed process are released so its deliveries resume at once. Backends shared by
-    /// several nodes leave leases to expire instead.
+    /// left by a killed process are released so its deliveries resume at once, and background
+    /// tasks it left `running` (in every environment), which nothing will finish now, are marked
+    /// `failed` with the reason under `"error"` in their data, their other progress kept.
+    /// Returns the number of leases released (tasks are not counted). Backends shared by several
+    /// nodes leave leases to expire, and running tasks alone, instead.
     async fn release_stale_leases(&self) -> StoreResult<u64>;
 
     /// Cheap liveness probe for `/api/v1/health`.
@@ -123,6 +126,10 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Records attempts and the resulting delivery states in one transaction, releasing leases.
+    /// Endpoint health for auto-disable is kept in the same transaction: a successful attempt
+    /// clears the endpoint's `failing_since`; a scheduled attempt that leaves its delivery
+    /// `Fail` sets it to the attempt's time unless it is already set. A parked record leaves
+    /// the delivery without a due time whatever `next_attempt_at` says.
     async fn record_attempts(&self, outcomes: &[AttemptRecord]) -> StoreResult<()>;
     /// Makes a delivery due now as a manual attempt, creating it if the endpoint was never sent
     /// this message. Returns the delivery's id.

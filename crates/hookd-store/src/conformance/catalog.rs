@@ -1,5 +1,7 @@
 //! Conformance tests for tokens, applications, endpoints and event types.
 
+use hookd_core::model::OldSecret;
+
 use super::*;
 
 // ----- lifecycle and tokens -----
@@ -301,6 +303,61 @@ pub async fn endpoint_update_replaces_every_mutable_field(store: &dyn Store) {
 
     let ghost = g.endpoint(&app.id, None, at(3));
     assert_not_found(store.update_endpoint(&ghost).await, "update of a missing endpoint");
+}
+
+/// Rotated-out secrets (in order, with their expiry) and the failing-since mark are stored on
+/// create and replaced on update, like every other field, and come back from every read.
+pub async fn endpoint_old_secrets_and_failing_since_round_trip(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app, _) = app_with_endpoint(store, &mut g).await;
+    let old = |key: &str, expires: i64| OldSecret {
+        key: key.to_string(),
+        expires_at: at(expires),
+    };
+    let ep = Endpoint {
+        old_secrets: vec![
+            old("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", 7200),
+            old("whsk_SQO0GYi3mYAuE6zvhVeWFYmCxV5vnl4P", 3600),
+        ],
+        failing_since: Some(at(5)),
+        ..g.endpoint(&app.id, Some("rotated"), at(10))
+    };
+    store.create_endpoint(&ep).await.expect("create");
+    let get = |key: String| {
+        let app_id = app.id.clone();
+        async move { store.get_endpoint(&app_id, &key).await.unwrap() }
+    };
+    let listed = |id: String| {
+        let app_id = app.id.clone();
+        async move {
+            let all = store.all_endpoints(&app_id).await.unwrap();
+            all.into_iter().find(|e| e.id == id)
+        }
+    };
+    assert_eq!(get(ep.id.clone()).await, Some(ep.clone()));
+    assert_eq!(get("rotated".into()).await, Some(ep.clone()));
+    assert_eq!(listed(ep.id.clone()).await, Some(ep.clone()));
+
+    let rotated_again = Endpoint {
+        old_secrets: vec![old("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", 9000)],
+        failing_since: None,
+        updated_at: at(20),
+        ..ep.clone()
+    };
+    store.update_endpoint(&rotated_again).await.expect("update");
+    assert_eq!(get(ep.id.clone()).await, Some(rotated_again.clone()));
+    assert_eq!(listed(ep.id.clone()).await, Some(rotated_again.clone()));
+
+    let expired = Endpoint {
+        old_secrets: Vec::new(),
+        failing_since: Some(at(30)),
+        updated_at: at(31),
+        ..rotated_again
+    };
+    store.update_endpoint(&expired).await.expect("update");
+    assert_eq!(get(ep.id.clone()).await, Some(expired.clone()));
+    let page = store.list_endpoints(&app.id, &first(50, ASC)).await.unwrap();
+    assert!(page.items.contains(&expired), "{:?}", page.items);
 }
 
 /// Deleting an endpoint removes it and stops its pending deliveries; deleting again, or through

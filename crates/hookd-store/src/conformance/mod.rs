@@ -25,14 +25,25 @@
 //! [`Store`] documentation promises; lease ends, for instance, are probed strictly before and
 //! strictly after, never at the boundary, and claims are compared as sets.
 //!
-//! Adding a test: write the body in [`catalog`] (tokens, applications, endpoints, event types) or
-//! [`queue`] (messages, the delivery queue, listings) and add its name to the list in the macro.
+//! Adding a test: write the body in [`catalog`] (tokens, applications, endpoints, event types),
+//! [`queue`] (messages, the delivery queue, listings), [`engine`] (parking, deferring, endpoint
+//! health, attempt contents), [`stats`] (endpoint statistics, replay candidates), [`tasks`]
+//! (background tasks) or [`idempotency`] (idempotency keys), and add its name to the list in the
+//! macro.
 
 mod catalog;
+mod engine;
+mod idempotency;
 mod queue;
+mod stats;
+mod tasks;
 
 pub use catalog::*;
+pub use engine::*;
+pub use idempotency::*;
 pub use queue::*;
+pub use stats::*;
+pub use tasks::*;
 
 use std::collections::BTreeMap;
 use std::slice;
@@ -98,6 +109,7 @@ macro_rules! store_conformance_tests {
             endpoint_is_found_by_id_and_by_uid_within_its_application,
             endpoint_uid_is_unique_per_application,
             endpoint_update_replaces_every_mutable_field,
+            endpoint_old_secrets_and_failing_since_round_trip,
             endpoint_delete_removes_it_and_stops_its_deliveries,
             endpoints_page_by_id_and_all_endpoints_lists_only_the_application,
             event_type_upsert_inserts_then_replaces_by_name,
@@ -124,6 +136,25 @@ macro_rules! store_conformance_tests {
             endpoint_deliveries_list_newest_message_first_and_filter_by_status,
             attempts_filter_by_status_and_status_code_class,
             deleting_an_application_removes_its_endpoints_messages_deliveries_and_attempts,
+            parked_delivery_is_never_claimed,
+            unpark_endpoint_makes_only_that_endpoints_parked_deliveries_due_now,
+            deferred_delivery_is_released_and_due_only_at_the_new_time,
+            delivery_parked_by_a_recorded_attempt_waits_for_its_endpoint_to_be_unparked,
+            exhausted_delivery_marks_its_endpoint_failing_from_the_first_exhaustion,
+            successful_attempt_clears_its_endpoints_failing_since,
+            manual_failures_do_not_mark_an_endpoint_failing,
+            attempt_headers_round_trip_in_order,
+            delivery_counts_cover_an_inclusive_window_of_creation_times,
+            attempt_counts_cover_an_inclusive_window_of_attempt_times,
+            missing_replay_picks_messages_never_sent_to_the_endpoint_in_id_order,
+            deliveries_replay_filters_by_status_type_channel_and_latest_response_class,
+            task_is_found_by_id_only_in_its_applications_environment,
+            task_update_replaces_status_data_and_update_time,
+            tasks_list_by_id_filtered_by_status_and_kind_in_pages,
+            release_stale_leases_fails_tasks_left_running,
+            idempotency_key_is_in_progress_until_its_claim_goes_stale,
+            completed_idempotency_key_replays_its_response_until_it_expires,
+            released_idempotency_key_starts_again_but_a_completed_one_is_kept,
         );
     };
 }

@@ -99,7 +99,10 @@ impl SendContext {
             &mut rand::thread_rng(),
         );
         if record.park {
-            self.disable(endpoint.clone(), "answered 410 Gone").await;
+            // Re-read: the cached copy may be seconds old and must not undo a recent edit.
+            if let Ok(Some(fresh)) = self.store.get_endpoint(&endpoint.app_id, &endpoint.id).await {
+                self.disable(fresh, "answered 410 Gone").await;
+            }
         }
         if d.trigger == TriggerType::Scheduled && !record.park {
             self.after_scheduled_attempt(&endpoint, message.event_id.as_deref(), &record)

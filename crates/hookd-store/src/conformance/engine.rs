@@ -1,0 +1,271 @@
+//! Conformance tests for the delivery engine around the queue: parking and deferring deliveries,
+//! the endpoint health that recorded attempts maintain, and what an attempt record keeps.
+
+use super::*;
+
+/// A delivery's next attempt time, read back through [`Store::get_delivery`].
+async fn next_attempt(store: &dyn Store, d: &NewDelivery) -> Option<DateTime<Utc>> {
+    let state = store.get_delivery(&d.msg_id, &d.endpoint_id).await.unwrap();
+    state
+        .unwrap_or_else(|| panic!("delivery {} is gone", d.id))
+        .next_attempt_at
+}
+
+/// An endpoint's `failing_since`, read back through [`Store::get_endpoint`].
+async fn failing_since(store: &dyn Store, ep: &Endpoint) -> Option<DateTime<Utc>> {
+    let found = store.get_endpoint(&ep.app_id, &ep.id).await.unwrap();
+    found
+        .unwrap_or_else(|| panic!("endpoint {} is gone", ep.id))
+        .failing_since
+}
+
+/// Records `outcome` alone.
+async fn record(store: &dyn Store, outcome: AttemptRecord) {
+    store.record_attempts(&[outcome]).await.expect("record");
+}
+
+/// The attempt of a receiver answering `410 Gone`: the delivery fails and is parked.
+fn gone(g: &mut Gen, d: &NewDelivery, when: i64) -> AttemptRecord {
+    AttemptRecord {
+        park: true,
+        ..g.outcome(d, at(when), 410, Fail, None)
+    }
+}
+
+/// A manual attempt (a resend) of `d` at `when` answered with `code`; the delivery finishes.
+fn manual(g: &mut Gen, d: &NewDelivery, when: i64, code: i64) -> AttemptRecord {
+    let status = if (200..300).contains(&code) { Success } else { Fail };
+    let mut outcome = g.outcome(d, at(when), code, status, None);
+    outcome.attempt.trigger_type = TriggerType::Manual;
+    outcome
+}
+
+// ----- parking and deferring -----
+
+/// A parked delivery keeps no due time: no claim takes it however late it is, not even after
+/// a restart releases every lease; the other deliveries of its endpoint carry on.
+pub async fn parked_delivery_is_never_claimed(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (msg, parked) = send(store, &mut g, &ep, 0).await;
+    let (_, other) = send(store, &mut g, &ep, 0).await;
+    assert_eq!(
+        claim(store, 0, 1000).await,
+        sorted([parked.id.clone(), other.id.clone()])
+    );
+
+    store.park_delivery(&parked.id).await.expect("park");
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
+    assert_eq!(
+        (state.id, state.status, state.next_attempt_at),
+        (parked.id, Pending, None)
+    );
+    assert_eq!(claim(store, 1001, 2000).await, vec![other.id.clone()]);
+    assert_eq!(claim(store, 10_000_000, 10_000_030).await, vec![other.id.clone()]);
+    store.release_stale_leases().await.expect("release");
+    assert_eq!(claim(store, 10_000_100, 10_000_130).await, vec![other.id]);
+}
+
+/// Unparking an endpoint makes each of its parked deliveries (parked directly or by a recorded
+/// attempt) due at `now`, lease-free, and returns how many; deliveries on their schedule and
+/// other endpoints' parked deliveries are left as they were.
+pub async fn unpark_endpoint_makes_only_that_endpoints_parked_deliveries_due_now(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app, ep) = app_with_endpoint(store, &mut g).await;
+    let other_ep = g.endpoint(&app.id, None, at(0));
+    store.create_endpoint(&other_ep).await.unwrap();
+    let (_, parked) = send(store, &mut g, &ep, 0).await;
+    let (_, was_gone) = send(store, &mut g, &ep, 1).await;
+    let (_, retrying) = send(store, &mut g, &ep, 2).await;
+    let (_, elsewhere) = send(store, &mut g, &other_ep, 3).await;
+    let later_msg = g.message(&app.id, "user.created", at(4));
+    let later = g.delivery(&later_msg, &ep.id, at(500));
+    store.create_message(&later_msg, slice::from_ref(&later)).await.unwrap();
+    let leased = sorted([&parked, &was_gone, &retrying, &elsewhere].map(|d| d.id.clone()));
+    assert_eq!(claim(store, 10, 1000).await, leased);
+    store.park_delivery(&parked.id).await.unwrap();
+    store.park_delivery(&elsewhere.id).await.unwrap();
+    let retry_at_300 = g.outcome(&retrying, at(11), 500, Sending, Some(at(300)));
+    let outcomes = [gone(&mut g, &was_gone, 11), retry_at_300];
+    store.record_attempts(&outcomes).await.unwrap();
+
+    assert_eq!(store.unpark_endpoint(&ep.id, at(100)).await.expect("unpark"), 2);
+    assert_eq!(next_attempt(store, &parked).await, Some(at(100)));
+    assert_eq!(next_attempt(store, &was_gone).await, Some(at(100)));
+    assert_eq!(next_attempt(store, &retrying).await, Some(at(300)));
+    assert_eq!(next_attempt(store, &later).await, Some(at(500)));
+    assert_eq!(next_attempt(store, &elsewhere).await, None);
+
+    assert_eq!(claim(store, 99, 200).await, Vec::<String>::new());
+    // Due at 100 although the claim at 10 leased them until 1000: parking released the lease.
+    assert_eq!(
+        claim(store, 100, 200).await,
+        sorted([parked.id.clone(), was_gone.id.clone()])
+    );
+    assert_eq!(store.unpark_endpoint(&ep.id, at(150)).await.unwrap(), 0);
+    let everything_due = sorted([parked.id, was_gone.id, retrying.id, later.id]);
+    assert_eq!(claim(store, 10_000, 10_100).await, everything_due);
+    assert_eq!(next_attempt(store, &elsewhere).await, None);
+}
+
+/// Deferring releases the lease and makes the delivery due at the new time, without counting an
+/// attempt or turning a manual resend into a scheduled one.
+pub async fn deferred_delivery_is_released_and_due_only_at_the_new_time(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (msg, d) = send(store, &mut g, &ep, 0).await;
+    assert_eq!(claim(store, 0, 1000).await, vec![d.id.clone()]);
+
+    store.defer_delivery(&d.id, at(50)).await.expect("defer");
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
+    assert_eq!((state.status, state.next_attempt_at), (Pending, Some(at(50))));
+    assert_eq!(claim(store, 49, 1000).await, Vec::<String>::new());
+    let claims = store.claim_due(at(51), at(1000), 10).await.unwrap();
+    let c = claimed(&claims, &d.id);
+    let counts = (c.trigger, c.scheduled_attempts, c.total_attempts);
+    assert_eq!(counts, (TriggerType::Scheduled, 0, 0));
+
+    let (_, resent) = send(store, &mut g, &ep, 1).await;
+    record(store, g.outcome(&resent, at(2), 500, Fail, None)).await;
+    store.schedule_manual(&resent, at(60)).await.unwrap();
+    assert_eq!(claim(store, 60, 1000).await, vec![resent.id.clone()]);
+    store.defer_delivery(&resent.id, at(90)).await.expect("defer");
+    assert_eq!(next_attempt(store, &resent).await, Some(at(90)));
+    assert_eq!(claim(store, 89, 1000).await, Vec::<String>::new());
+    let claims = store.claim_due(at(91), at(1000), 10).await.unwrap();
+    let c = claimed(&claims, &resent.id);
+    let counts = (c.trigger, c.scheduled_attempts, c.total_attempts);
+    assert_eq!(counts, (TriggerType::Manual, 1, 1));
+}
+
+/// An attempt recorded with `park` (the receiver answered `410 Gone`) is stored, and its delivery
+/// is claimed by no one until its endpoint is unparked; it then resumes with the attempt counted.
+pub async fn delivery_parked_by_a_recorded_attempt_waits_for_its_endpoint_to_be_unparked(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (msg, d) = send(store, &mut g, &ep, 0).await;
+    assert_eq!(claim(store, 0, 30).await, vec![d.id.clone()]);
+
+    let outcome = gone(&mut g, &d, 1);
+    record(store, outcome.clone()).await;
+    let found = store.get_attempt(&msg.id, &outcome.attempt.id).await.unwrap();
+    assert_eq!(found, Some(outcome.attempt));
+    assert_eq!(next_attempt(store, &d).await, None);
+    assert_eq!(claim(store, 31, 60).await, Vec::<String>::new());
+    assert_eq!(claim(store, 10_000_000, 10_000_030).await, Vec::<String>::new());
+
+    assert_eq!(store.unpark_endpoint(&ep.id, at(100)).await.expect("unpark"), 1);
+    assert_eq!(claim(store, 99, 130).await, Vec::<String>::new());
+    let claims = store.claim_due(at(100), at(130), 10).await.unwrap();
+    let c = claimed(&claims, &d.id);
+    let counts = (c.trigger, c.scheduled_attempts, c.total_attempts);
+    assert_eq!(counts, (TriggerType::Scheduled, 1, 1));
+}
+
+// ----- endpoint health -----
+
+/// A scheduled attempt that exhausts its delivery starts the endpoint's failing run at the
+/// attempt's time; failures with a retry still scheduled do not, and later exhaustions leave the
+/// start where it was. Other endpoints are untouched.
+pub async fn exhausted_delivery_marks_its_endpoint_failing_from_the_first_exhaustion(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app, ep) = app_with_endpoint(store, &mut g).await;
+    let healthy = g.endpoint(&app.id, None, at(0));
+    store.create_endpoint(&healthy).await.unwrap();
+    let (_, first) = send(store, &mut g, &ep, 0).await;
+    let (_, second) = send(store, &mut g, &ep, 1).await;
+    let (_, fine) = send(store, &mut g, &healthy, 2).await;
+
+    record(store, g.outcome(&first, at(5), 500, Sending, Some(at(9)))).await;
+    assert_eq!(failing_since(store, &ep).await, None);
+    record(store, g.outcome(&first, at(10), 500, Fail, None)).await;
+    assert_eq!(failing_since(store, &ep).await, Some(at(10)));
+    record(store, g.outcome(&second, at(20), 0, Fail, None)).await;
+    assert_eq!(failing_since(store, &ep).await, Some(at(10)));
+
+    record(store, g.outcome(&fine, at(21), 204, Success, None)).await;
+    assert_eq!(failing_since(store, &ep).await, Some(at(10)));
+    assert_eq!(failing_since(store, &healthy).await, None);
+}
+
+/// Any successful attempt ends the endpoint's failing run; the next exhaustion starts a new one.
+pub async fn successful_attempt_clears_its_endpoints_failing_since(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (_, exhausted) = send(store, &mut g, &ep, 0).await;
+    let (_, retried) = send(store, &mut g, &ep, 1).await;
+    let (_, later) = send(store, &mut g, &ep, 2).await;
+    record(store, g.outcome(&exhausted, at(10), 503, Fail, None)).await;
+    record(store, g.outcome(&retried, at(11), 503, Sending, Some(at(30)))).await;
+    assert_eq!(failing_since(store, &ep).await, Some(at(10)));
+
+    record(store, g.outcome(&retried, at(30), 200, Success, None)).await;
+    assert_eq!(failing_since(store, &ep).await, None);
+    record(store, g.outcome(&later, at(40), 500, Fail, None)).await;
+    assert_eq!(failing_since(store, &ep).await, Some(at(40)));
+}
+
+/// A failed manual attempt (a resend) finishes its delivery `Fail` but says nothing about the
+/// endpoint's health: it neither starts a failing run nor moves one.
+pub async fn manual_failures_do_not_mark_an_endpoint_failing(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (msg, d) = send(store, &mut g, &ep, 0).await;
+    let (_, other) = send(store, &mut g, &ep, 1).await;
+
+    record(store, manual(&mut g, &d, 10, 500)).await;
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
+    assert_eq!(state.status, Fail);
+    assert_eq!(failing_since(store, &ep).await, None);
+
+    record(store, g.outcome(&other, at(20), 500, Fail, None)).await;
+    assert_eq!(failing_since(store, &ep).await, Some(at(20)));
+    record(store, manual(&mut g, &d, 30, 0)).await;
+    assert_eq!(failing_since(store, &ep).await, Some(at(20)));
+}
+
+// ----- what an attempt keeps -----
+
+/// Request headers (a map) and response headers (in order received, repeats and casing kept)
+/// read back exactly through `get_attempt` and `list_attempts`, empty ones included.
+pub async fn attempt_headers_round_trip_in_order(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app, ep) = app_with_endpoint(store, &mut g).await;
+    let (msg, d) = send(store, &mut g, &ep, 0).await;
+    let (bare_msg, bare_d) = send(store, &mut g, &ep, 1).await;
+    let pairs = |items: &[(&str, &str)]| -> Vec<(String, String)> {
+        items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+
+    let mut full = g.outcome(&d, at(10), 200, Success, None);
+    full.attempt.request_headers = pairs(&[
+        ("content-type", "application/json"),
+        ("webhook-id", &msg.id),
+        ("webhook-signature", "[redacted]"),
+        ("X-Tenant", "Zürich ✓"),
+    ])
+    .into_iter()
+    .collect();
+    full.attempt.response_headers = pairs(&[
+        ("x-zulu", "first though last by name"),
+        ("Set-Cookie", "a=1; Path=/"),
+        ("content-type", "text/plain; charset=utf-8"),
+        ("Set-Cookie", "b=2"),
+        ("x-empty", ""),
+    ]);
+    let mut bare = g.outcome(&bare_d, at(11), 0, Sending, Some(at(60)));
+    bare.attempt.request_headers = BTreeMap::new();
+    bare.attempt.response_headers = Vec::new();
+    store.record_attempts(&[full.clone(), bare.clone()]).await.unwrap();
+
+    let found = store.get_attempt(&msg.id, &full.attempt.id).await.unwrap();
+    assert_eq!(found, Some(full.attempt.clone()));
+    let found = store.get_attempt(&bare_msg.id, &bare.attempt.id).await.unwrap();
+    assert_eq!(found, Some(bare.attempt.clone()));
+    let of_app = AttemptFilter {
+        app_id: app.id.clone(),
+        ..Default::default()
+    };
+    let listed = store.list_attempts(&of_app, &everything()).await.unwrap();
+    assert_eq!(listed.items, vec![bare.attempt, full.attempt]);
+}

@@ -1,0 +1,85 @@
+//! Conformance tests for idempotency keys: claiming, waiting on, replaying and releasing them.
+
+use crate::IdempotencyState::{self, Completed, InProgress, Started};
+
+use super::*;
+
+/// A day, the retention the tests give completed responses unless they say otherwise.
+const DAY: i64 = 86_400;
+
+/// Begins `key` at `now`, taking over claims made before `stale_before`, keeping a completed
+/// response until `expires_at`.
+async fn begin(store: &dyn Store, key: &str, now: i64, stale_before: i64, expires_at: i64) -> IdempotencyState {
+    let result = store
+        .idempotency_begin(key, at(now), at(stale_before), at(expires_at))
+        .await;
+    result.expect("idempotency_begin")
+}
+
+fn completed(status: u16, body: &[u8]) -> IdempotencyState {
+    Completed {
+        status,
+        body: body.to_vec(),
+    }
+}
+
+/// A new key is `Started`; beginning it again while that claim is fresh is `InProgress`, until
+/// the claim is older than `stale_before` and the newcomer takes it over (and holds it in turn).
+/// Keys are independent.
+pub async fn idempotency_key_is_in_progress_until_its_claim_goes_stale(store: &dyn Store) {
+    assert_eq!(begin(store, "key-a", 0, -60, DAY).await, Started);
+    assert_eq!(begin(store, "key-a", 10, -50, 10 + DAY).await, InProgress);
+    assert_eq!(begin(store, "key-b", 10, -50, 10 + DAY).await, Started);
+    assert_eq!(begin(store, "key-a", 59, -1, 59 + DAY).await, InProgress);
+
+    assert_eq!(begin(store, "key-a", 100, 1, 100 + DAY).await, Started);
+    assert_eq!(begin(store, "key-a", 110, 50, 110 + DAY).await, InProgress);
+    assert_eq!(begin(store, "key-b", 110, 50, 110 + DAY).await, Started);
+}
+
+/// A completed key replays its status and body (empty bodies too) to every later begin, however
+/// old its claim, until the `expires_at` of the claim that completed it has passed; then the key
+/// starts over.
+pub async fn completed_idempotency_key_replays_its_response_until_it_expires(store: &dyn Store) {
+    let body = br#"{"id":"app_1","name":"Acme"}"#;
+    assert_eq!(begin(store, "create", 0, -60, 1000).await, Started);
+    store.idempotency_complete("create", 201, body).await.expect("complete");
+    assert_eq!(begin(store, "empty", 0, -60, 1000).await, Started);
+    store.idempotency_complete("empty", 204, b"").await.expect("complete");
+
+    assert_eq!(begin(store, "create", 10, -50, 10 + DAY).await, completed(201, body));
+    assert_eq!(begin(store, "create", 999, 939, 999 + DAY).await, completed(201, body));
+    assert_eq!(begin(store, "empty", 999, 939, 999 + DAY).await, completed(204, b""));
+
+    assert_eq!(begin(store, "create", 1001, 941, 1001 + DAY).await, Started);
+    assert_eq!(begin(store, "create", 1002, 942, 1002 + DAY).await, InProgress);
+    store.idempotency_complete("create", 200, b"second").await.unwrap();
+    assert_eq!(
+        begin(store, "create", 1003, 943, 1003 + DAY).await,
+        completed(200, b"second")
+    );
+}
+
+/// Releasing a claim (the request failed) lets the next begin start at once, stale or not;
+/// releasing never drops a completed response, nor fails for a key that is not held.
+pub async fn released_idempotency_key_starts_again_but_a_completed_one_is_kept(store: &dyn Store) {
+    assert_eq!(begin(store, "retry", 0, -60, DAY).await, Started);
+    store.idempotency_release("retry").await.expect("release");
+    assert_eq!(begin(store, "retry", 1, -59, 1 + DAY).await, Started);
+    assert_eq!(begin(store, "retry", 2, -58, 2 + DAY).await, InProgress);
+
+    store.idempotency_complete("retry", 202, b"accepted").await.unwrap();
+    store
+        .idempotency_release("retry")
+        .await
+        .expect("release after completion");
+    assert_eq!(
+        begin(store, "retry", 3, -57, 3 + DAY).await,
+        completed(202, b"accepted")
+    );
+    store
+        .idempotency_release("never-begun")
+        .await
+        .expect("release of an unknown key");
+    assert_eq!(begin(store, "never-begun", 4, -56, 4 + DAY).await, Started);
+}
