@@ -275,6 +275,10 @@ pub async fn get_endpoint(state: &AppState, app: &Application, key: &str) -> Ops
 async fn save(state: &AppState, app: &Application, mut endpoint: Endpoint, was_disabled: bool) -> OpsResult<Endpoint> {
     check(state, app.env, &endpoint).await?;
     endpoint.updated_at = state.clock.now();
+    if was_disabled && !endpoint.disabled {
+        // Enabled again by someone: the auto-disable clock starts afresh.
+        endpoint.failing_since = None;
+    }
     state.store.update_endpoint(&endpoint).await.map_err(conflict)?;
     state.endpoints.invalidate(&app.id);
     state

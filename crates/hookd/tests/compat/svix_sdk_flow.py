@@ -10,8 +10,15 @@ import os
 import sys
 import time
 
+from datetime import datetime, timedelta, timezone
+
 from svix.api import (
     ApplicationIn,
+    BulkReplayIn,
+    EndpointSecretRotateIn,
+    EventExampleIn,
+    RecoverIn,
+    ReplayIn,
     ApplicationPatch,
     EndpointHeadersIn,
     EndpointIn,
@@ -112,6 +119,27 @@ assert [m.id for m in svix.message_attempt.list_attempted_messages(app.id, ep.id
 dests = svix.message_attempt.list_attempted_destinations(app.id, msg.id).data
 assert [d.id for d in dests] == [ep.id] and dests[0].status_text == "success"
 svix.message_attempt.resend(app.id, msg.id, ep.id)
+
+# Endpoint lifecycle routes and background tasks, parsed by the SDK's own models.
+stats = svix.endpoint.get_stats(app.id, ep.id)
+assert stats.success >= 1 and stats.canceled == 0, stats
+attempt_stats = svix.endpoint.get_attempt_stats(app.id, ep.id)
+assert attempt_stats.success >= 1 and attempt_stats.fail == 0, attempt_stats
+since = datetime.now(timezone.utc) - timedelta(hours=1)
+recovered = svix.endpoint.recover(app.id, ep.id, RecoverIn(since=since))
+assert recovered.id.startswith("qtask_") and str(recovered.task) == "endpoint.recover", recovered
+replayed = svix.endpoint.replay_missing(app.id, ep.id, ReplayIn(since=since))
+assert str(replayed.task) == "endpoint.replay", replayed
+bulk = svix.endpoint.bulk_replay(app.id, ep.id, BulkReplayIn(since=since, event_types=["content.published"]))
+assert str(bulk.task) == "endpoint.bulk-replay", bulk
+task = svix.background_task.get(recovered.id)
+assert task.id == recovered.id and isinstance(task.data, dict), task
+assert any(t.id == bulk.id for t in svix.background_task.list().data)
+example = svix.endpoint.send_example(app.id, ep.id, EventExampleIn(event_type="svix.ping"))
+assert example.payload == {"success": True}, example
+rotated = svix.endpoint.rotate_secret(app.id, ep.id, EndpointSecretRotateIn(grace_period_seconds=3600))
+assert rotated.key.startswith("whsec_") and rotated.key != secret
+assert svix.endpoint.get_secret(app.id, ep.id).key == rotated.key
 
 print(json.dumps({"secret": secret, "msg_id": msg.id, "app_id": app.id, "endpoint_id": ep.id}))
 sys.stdout.flush()
