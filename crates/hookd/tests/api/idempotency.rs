@@ -93,3 +93,20 @@ async fn get_requests_ignore_the_header_and_status_is_unchanged() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.headers().get("idempotent-replayed").is_none());
 }
+
+#[tokio::test]
+async fn a_key_is_replayed_for_24_hours_and_then_free_again() {
+    let app = TestApp::spawn().await;
+    let (_, first, _) = post_with_key(&app, &app.token, "/api/v1/app", "daily", json!({"name": "Day one"})).await;
+    app.clock.advance(std::time::Duration::from_secs(23 * 3600));
+    let (_, again, replayed) =
+        post_with_key(&app, &app.token, "/api/v1/app", "daily", json!({"name": "Day one"})).await;
+    assert!(replayed);
+    assert_eq!(again["id"], first["id"]);
+    app.clock.advance(std::time::Duration::from_secs(2 * 3600));
+    let (status, later, replayed) =
+        post_with_key(&app, &app.token, "/api/v1/app", "daily", json!({"name": "Day two"})).await;
+    assert_eq!(status, 201);
+    assert!(!replayed, "after 24 hours the key starts a new request");
+    assert_ne!(later["id"], first["id"]);
+}
