@@ -2,6 +2,8 @@
 # Runs hookd's whole test suite: unit tests, the store conformance suite, the integration tests
 # (including the kill -9 durability test) and the compatibility tests that drive hookd with the
 # official Svix Python SDK and verify deliveries with the Standard Webhooks library.
+# Set HOOKD_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run the
+# PostgreSQL backend's suites too; each test uses a schema of its own and drops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,3 +13,9 @@ if ! python3 -c "import svix, standardwebhooks" 2>/dev/null; then
 fi
 
 cargo test --workspace "$@"
+
+# With a PostgreSQL server named, the API suite runs a second time on it (the store
+# conformance suite and the several-node test already used it above).
+if [ -n "${HOOKD_TEST_POSTGRES_URL:-}" ]; then
+    HOOKD_TEST_BACKEND=postgres cargo test -p hookd --test api "$@"
+fi

@@ -17,4 +17,6 @@ async fn fresh_store() -> (SqliteStore, TempDir) {
     (store, dir)
 }
 
-hookd_store::store_conformance_tests!(fresh_store);
+// Embedded: this process is the database's only user, so the tests of what a restart releases
+// apply too.
+hookd_store::store_conformance_tests!(fresh_store, embedded);

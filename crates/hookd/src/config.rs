@@ -20,6 +20,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory holding the embedded database (`hookd.db`).
     pub data_dir: PathBuf,
+    /// `postgres://user@host/db` to use PostgreSQL (several nodes may share it); empty for the
+    /// embedded SQLite database in `data_dir`.
+    pub database: String,
     /// Delivery engine settings.
     pub delivery: DeliveryConfig,
     /// API settings.
@@ -97,6 +100,11 @@ pub struct ApiConfig {
 pub struct StorageConfig {
     /// SQLite commit durability: `full` (survives power loss) or `normal` (survives a crash).
     pub sqlite_synchronous: String,
+    /// Most PostgreSQL connections one node opens.
+    pub postgres_pool_size: u32,
+    /// PostgreSQL schema holding hookd's tables (it must exist); empty for the server's
+    /// `search_path`, usually `public`. Lets several installations share one database.
+    pub postgres_schema: String,
 }
 
 impl Default for Config {
@@ -104,6 +112,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8071)),
             data_dir: PathBuf::from("./hookd-data"),
+            database: String::new(),
             delivery: DeliveryConfig::default(),
             api: ApiConfig::default(),
             storage: StorageConfig::default(),
@@ -142,6 +151,8 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             sqlite_synchronous: "full".into(),
+            postgres_pool_size: 16,
+            postgres_schema: String::new(),
         }
     }
 }
@@ -226,6 +237,18 @@ impl Config {
                 reason: e.to_string(),
             })?;
         }
+        if !self.database.is_empty() && !self.uses_postgres() {
+            return Err(ConfigError::Invalid {
+                key: "database",
+                reason: "must be a postgres:// URL, or empty for SQLite".into(),
+            });
+        }
+        if self.storage.postgres_pool_size == 0 {
+            return Err(ConfigError::Invalid {
+                key: "storage.postgres_pool_size",
+                reason: "must be at least 1".into(),
+            });
+        }
         if !matches!(self.storage.sqlite_synchronous.as_str(), "full" | "normal") {
             return Err(ConfigError::Invalid {
                 key: "storage.sqlite_synchronous",
@@ -233,6 +256,11 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// Whether `database` names a PostgreSQL server.
+    pub fn uses_postgres(&self) -> bool {
+        self.database.starts_with("postgres://") || self.database.starts_with("postgresql://")
     }
 
     /// Path of the embedded database.

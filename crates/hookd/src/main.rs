@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => cli::serve::run(args).await,
             Command::Token(cmd) => cli::token::run(cmd).await,
+            Command::Migrate(args) => cli::migrate::run(args).await,
             Command::Verify(_) => unreachable!("handled above"),
         }
     });

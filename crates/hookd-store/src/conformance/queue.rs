@@ -320,7 +320,8 @@ pub async fn recording_an_attempt_releases_the_lease(store: &dyn Store) {
 }
 
 /// After a restart, deliveries leased by the dead process (claimed, or created leased) are
-/// claimable at once; finished ones stay finished.
+/// claimable at once; finished ones stay finished. Embedded stores only: a shared one must leave
+/// other nodes' leases alone (see `store_conformance_tests!(…, embedded)`).
 pub async fn release_stale_leases_makes_leased_deliveries_claimable_again(store: &dyn Store) {
     let mut g = Gen::new();
     let (app, ep) = app_with_endpoint(store, &mut g).await;

@@ -181,7 +181,8 @@ pub async fn tasks_list_by_id_filtered_by_status_and_kind_in_pages(store: &dyn S
 
 /// After a restart of an embedded store, tasks the dead process left running (in every
 /// environment) are failed with the reason in their data, their progress kept; finished and
-/// failed tasks are left alone. Only leases count in the result.
+/// failed tasks are left alone. Only leases count in the result. Embedded stores only: on a
+/// shared one another node may be running those tasks.
 pub async fn release_stale_leases_fails_tasks_left_running(store: &dyn Store) {
     let mut g = Gen::new();
     let (app, _) = app_with_endpoint(store, &mut g).await;

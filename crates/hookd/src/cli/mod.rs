@@ -1,12 +1,16 @@
 //! The `hookd` command line: one module per subcommand.
 
+pub mod migrate;
 pub mod serve;
 pub mod token;
 pub mod verify;
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand};
+use hookd_store::Store;
 
 /// hookd: self-hosted webhook delivery.
 #[derive(Debug, Parser)]
@@ -27,6 +31,8 @@ pub enum Command {
     Token(token::TokenCommand),
     /// Check a webhook's signature against a secret (exit 0 valid, 1 invalid).
     Verify(verify::VerifyArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Flags shared by commands that open the database.
@@ -38,6 +44,9 @@ pub struct StoreArgs {
     /// Data directory for the embedded database.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// `postgres://…` to use PostgreSQL instead of the embedded database.
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
 }
 
 impl StoreArgs {
@@ -47,12 +56,32 @@ impl StoreArgs {
         if let Some(dir) = &self.data_dir {
             config.data_dir = dir.clone();
         }
+        if let Some(url) = &self.database {
+            config.database = url.clone();
+        }
         Ok(config)
     }
 }
 
+/// Opens (and migrates) the database `config` names: PostgreSQL for a `postgres://` URL,
+/// otherwise the embedded SQLite file in the data directory.
+pub async fn open_store(config: &crate::Config) -> anyhow::Result<Arc<dyn Store>> {
+    if config.uses_postgres() {
+        let schema = Some(config.storage.postgres_schema.clone()).filter(|s| !s.is_empty());
+        let options = hookd_store_postgres::PostgresOptions {
+            max_connections: config.storage.postgres_pool_size,
+            schema,
+            ..hookd_store_postgres::PostgresOptions::default()
+        };
+        return Ok(Arc::new(
+            hookd_store_postgres::PostgresStore::connect(&config.database, options).await?,
+        ));
+    }
+    Ok(Arc::new(open_sqlite(config)?))
+}
+
 /// Opens the embedded store for `config`.
-pub fn open_store(config: &crate::Config) -> anyhow::Result<hookd_store_sqlite::SqliteStore> {
+pub fn open_sqlite(config: &crate::Config) -> anyhow::Result<hookd_store_sqlite::SqliteStore> {
     let synchronous = match config.storage.sqlite_synchronous.as_str() {
         "normal" => hookd_store_sqlite::Synchronous::Normal,
         _ => hookd_store_sqlite::Synchronous::Full,

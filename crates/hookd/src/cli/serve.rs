@@ -27,8 +27,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         config.listen = listen;
     }
     config.validate()?;
-    let first_start = !config.database_path().exists();
-    let store = Arc::new(super::open_store(&config)?);
+    let first_start = if config.uses_postgres() {
+        false
+    } else {
+        !config.database_path().exists()
+    };
+    let store = super::open_store(&config).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if first_start {
         let token =

@@ -24,9 +24,11 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create { store, description } => {
             let config = store.load()?;
-            let store = super::open_store(&config)?;
+            config.validate()?;
+            let store = super::open_store(&config).await?;
             let token =
-                crate::auth::create_admin_token(&store, Environment::Live, &description, SystemClock.now()).await?;
+                crate::auth::create_admin_token(store.as_ref(), Environment::Live, &description, SystemClock.now())
+                    .await?;
             println!("{token}");
             Ok(())
         }

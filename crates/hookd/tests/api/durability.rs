@@ -13,10 +13,13 @@ use tokio::sync::watch;
 use crate::helpers::{Receiver, WAIT};
 
 /// A `hookd serve` child process and what it printed at start.
-struct Process {
-    child: Child,
-    base: String,
-    token: Option<String>,
+pub struct Process {
+    /// The process.
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// The admin token printed at first start, if any.
+    pub token: Option<String>,
 }
 
 impl Drop for Process {
@@ -28,11 +31,17 @@ impl Drop for Process {
 }
 
 // The child moves into `Process`, whose Drop kills and reaps it; clippy cannot follow the move.
-#[allow(clippy::zombie_processes)]
 fn spawn_hookd(data_dir: &std::path::Path) -> Process {
+    spawn_serve(&["--data-dir", data_dir.to_str().unwrap()], &[])
+}
+
+/// Starts `hookd serve` on a free loopback port with `args` and `env` added to the test defaults.
+#[allow(clippy::zombie_processes)]
+pub fn spawn_serve(args: &[&str], env: &[(&str, &str)]) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied())
         .env("HOOKD_DELIVERY__POLL_INTERVAL_MS", "50")
         .env("HOOKD_DELIVERY__ALLOW_HTTP", "true")
         .env("HOOKD_DELIVERY__ALLOWED_SUBNETS", "127.0.0.0/8")

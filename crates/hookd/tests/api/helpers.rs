@@ -15,6 +15,7 @@ use hookd::clock::ManualClock;
 use hookd::dispatch::Dispatcher;
 use hookd::Config;
 use hookd_core::model::Environment;
+use hookd_store::Store;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -37,7 +38,8 @@ pub struct TestApp {
     /// Delivery engine handle.
     pub dispatcher: Dispatcher,
     /// The database, for setting up what the API cannot (tokens).
-    pub store: Arc<hookd_store_sqlite::SqliteStore>,
+    pub store: Arc<dyn Store>,
+    _schema: Option<hookd_store_postgres::testing::TestSchema>,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -73,7 +75,20 @@ impl TestApp {
         config.delivery.allowed_subnets = vec!["127.0.0.0/8".into()];
         change(&mut config, &receiver);
         config.validate().expect("valid test config");
-        let store = Arc::new(hookd::cli::open_store(&config).expect("open store"));
+        // HOOKD_TEST_BACKEND=postgres runs the whole API suite on PostgreSQL, each test in a
+        // fresh schema of HOOKD_TEST_POSTGRES_URL's database.
+        let schema = match std::env::var("HOOKD_TEST_BACKEND").as_deref() {
+            Ok("postgres") => {
+                let url =
+                    std::env::var("HOOKD_TEST_POSTGRES_URL").expect("HOOKD_TEST_POSTGRES_URL for the postgres backend");
+                let schema = hookd_store_postgres::testing::TestSchema::create(&url).await;
+                config.database = schema.store_url();
+                config.storage.postgres_schema = schema.name().to_string();
+                Some(schema)
+            }
+            _ => None,
+        };
+        let store = hookd::cli::open_store(&config).await.expect("open store");
         // Frozen at the real time, so signatures also verify with libraries that read the clock.
         let clock = Arc::new(ManualClock::new(Utc::now()));
         let token = hookd::auth::create_admin_token(store.as_ref(), Environment::Live, "test", Utc::now())
@@ -93,6 +108,7 @@ impl TestApp {
             clock,
             dispatcher: server.dispatcher,
             store,
+            _schema: schema,
             shutdown,
             _dir: dir,
         }

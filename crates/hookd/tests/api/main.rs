@@ -7,6 +7,7 @@ mod applications;
 mod attempts;
 mod auth;
 mod cli;
+mod cluster;
 mod compat;
 mod delivery;
 mod durability;

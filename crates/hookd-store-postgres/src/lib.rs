@@ -1,0 +1,141 @@
+//! hookd-store-postgres: the backend for scale and for several nodes.
+//!
+//! Any number of `hookd serve` nodes share one PostgreSQL database and coordinate only through
+//! it: every node serves the API and dispatches, and the delivery queue splits the work with
+//! leases taken by `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`, so two nodes
+//! never claim the same delivery and a node that dies only delays its deliveries until their
+//! leases run out. Each [`Store`](hookd_store::Store) call that writes several rows
+//! (`create_message`, `record_attempts`, deletes) runs in one transaction.
+//!
+//! Because the database is shared, nothing here may assume it is the only user:
+//! [`Store::release_stale_leases`](hookd_store::Store::release_stale_leases) does nothing (a
+//! starting node cannot tell a dead node's lease from a live one's), and the idempotency claim
+//! is decided by the database (`INSERT … ON CONFLICT`), never by a read followed by a write.
+//!
+//! The schema lives in the first schema of the connections' `search_path`
+//! ([`PostgresOptions::schema`] sets it), so one database can hold several installations; the
+//! migrations never name a schema. They are embedded in the binary and applied by
+//! [`PostgresStore::connect`] or [`PostgresStore::migrate`], one transaction each, under an
+//! advisory lock so nodes starting together apply each migration once.
+//!
+//! No TLS: the driver is built without it, so hookd reaches PostgreSQL over a trusted network
+//! or a local socket (or through a TLS-terminating proxy).
+//!
+//! Module map: [`migrate`] (the embedded migrations and their runner), `error` (driver errors
+//! to [`StoreError`]), `rows` (row ↔ record mapping), `store` (the `Store` implementation).
+
+mod error;
+pub mod migrate;
+mod rows;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::time::Duration;
+
+use hookd_store::{StoreError, StoreResult};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+pub(crate) use error::map_err;
+
+/// How to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresOptions {
+    /// Most connections the pool keeps open. Each node needs its own share of the server's
+    /// `max_connections`.
+    pub max_connections: u32,
+    /// How long a call waits for a connection before failing as
+    /// [`StoreError::Unavailable`] (the API then answers 503 instead of hanging).
+    pub acquire_timeout: Duration,
+    /// Schema holding hookd's tables, made the whole `search_path` of every connection; it must
+    /// exist. `None` keeps the server's (or the URL's) `search_path`, usually `public`.
+    pub schema: Option<String>,
+}
+
+impl Default for PostgresOptions {
+    /// 16 connections, a 5 second wait for one, the server's `search_path`.
+    fn default() -> Self {
+        PostgresOptions {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            schema: None,
+        }
+    }
+}
+
+/// The shared store: a connection pool. Cheap to clone (clones share the pool).
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+/// Shows the pool's state only: nothing that could carry the connection URL or its password
+/// reaches a log.
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("connections", &self.pool.size())
+            .field("idle", &self.pool.num_idle())
+            .field("closed", &self.pool.is_closed())
+            .finish()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/database`), applies pending migrations and
+    /// returns the store. Fails as [`StoreError::Unavailable`] when the server cannot be reached.
+    pub async fn connect(url: &str, options: PostgresOptions) -> StoreResult<PostgresStore> {
+        let store = PostgresStore::connect_unmigrated(url, options).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without touching the schema, e.g. for `hookd migrate` to apply and report the
+    /// migrations itself through [`PostgresStore::migrate`]. Until the schema is migrated, any
+    /// other call may fail.
+    pub async fn connect_unmigrated(url: &str, options: PostgresOptions) -> StoreResult<PostgresStore> {
+        let mut pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout);
+        if let Some(schema) = options.schema {
+            // Set per connection, before any statement is prepared on it, so every unqualified
+            // table name the store uses resolves to this schema. quote_ident keeps a schema
+            // name with capitals or punctuation one identifier.
+            pool = pool.after_connect(move |conn, _| {
+                let schema = schema.clone();
+                Box::pin(async move {
+                    sqlx::query("SELECT set_config('search_path', quote_ident($1), false)")
+                        .bind(schema)
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            });
+        }
+        // Connecting eagerly (one connection) makes a wrong URL or a down server fail here, at
+        // start, rather than on the first request.
+        let pool = pool.connect(url).await.map_err(map_err)?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// Applies every embedded migration the database has not seen yet and returns their
+    /// versions (empty when the schema was already current). Safe to run from several nodes
+    /// at once.
+    pub async fn migrate(&self) -> StoreResult<Vec<i64>> {
+        migrate::run(&self.pool).await
+    }
+
+    /// Closes every connection, waiting for calls in progress to return them.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `NotFound` when a statement meant to change one row changed none.
+pub(crate) fn expect_one(rows_affected: u64) -> StoreResult<()> {
+    if rows_affected == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,302 @@
+//! Runs the shared [`hookd_store::conformance`] suite against PostgreSQL, plus what only a
+//! backend shared by several nodes must do.
+//!
+//! The server comes from `HOOKD_TEST_POSTGRES_URL` (e.g.
+//! `postgres://postgres@127.0.0.1:5432/test`); without it every test says so on stderr and
+//! returns, so `cargo test` passes on a machine without PostgreSQL. Every test gets a schema of
+//! its own (`hookd_t_<random hex>`), made the search_path of its store's connections, so tests
+//! run in parallel on one database without seeing each other; the schema is dropped when the
+//! test ends, passed or failed.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use hookd_core::id::IdKind;
+use hookd_core::model::{Application, Attempt, Endpoint, Environment, Message, MessageStatus, TriggerType};
+use hookd_store::conformance::at;
+use hookd_store::{AttemptRecord, IdempotencyState, NewDelivery, Store, TaskRecord, TaskStatus};
+use hookd_store_postgres::testing::TestSchema;
+use hookd_store_postgres::PostgresStore;
+
+const URL_VAR: &str = "HOOKD_TEST_POSTGRES_URL";
+
+/// A fresh, migrated store in a schema of its own, or `None` (after saying so) when no server
+/// is configured.
+async fn fresh_store() -> Option<(PostgresStore, TestSchema)> {
+    let Ok(url) = std::env::var(URL_VAR) else {
+        // Straight to the process's stderr: the test harness captures `eprintln!` of passing
+        // tests, and a suite that silently ran nothing must not look like one that passed.
+        // One write, so lines from tests running in parallel do not interleave.
+        let line = format!("{URL_VAR} is not set; PostgreSQL conformance not run\n");
+        let _ = std::io::stderr().write_all(line.as_bytes());
+        return None;
+    };
+    let schema = TestSchema::create(&url).await;
+    let store = PostgresStore::connect(&schema.store_url(), schema.options())
+        .await
+        .expect("connect and migrate a fresh PostgreSQL store");
+    Some((store, schema))
+}
+
+hookd_store::store_conformance_tests!(fresh_store);
+
+// ----- what a shared backend does differently -----
+
+/// An application with one endpoint, stored, and ids from a fixed seed.
+async fn app_with_endpoint(store: &dyn Store, rng: &mut rand::rngs::StdRng) -> Endpoint {
+    let app = Application {
+        id: IdKind::Application.generate(at(0), rng),
+        env: Environment::Live,
+        uid: None,
+        name: "Acme".to_string(),
+        metadata: BTreeMap::new(),
+        throttle_rate: None,
+        created_at: at(0),
+        updated_at: at(0),
+    };
+    store.create_application(&app).await.unwrap();
+    let ep = Endpoint {
+        id: IdKind::Endpoint.generate(at(0), rng),
+        app_id: app.id.clone(),
+        uid: None,
+        url: "https://receiver.example/hooks".to_string(),
+        description: String::new(),
+        disabled: false,
+        event_types: None,
+        channels: None,
+        throttle_rate: None,
+        metadata: BTreeMap::new(),
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(),
+        headers: BTreeMap::new(),
+        old_secrets: Vec::new(),
+        failing_since: None,
+        created_at: at(0),
+        updated_at: at(0),
+    };
+    store.create_endpoint(&ep).await.unwrap();
+    ep
+}
+
+/// Stores a message created at `t` with one delivery to `ep`, due then.
+async fn send(store: &dyn Store, rng: &mut rand::rngs::StdRng, ep: &Endpoint, t: i64) -> NewDelivery {
+    let msg = Message {
+        id: IdKind::Message.generate(at(t), rng),
+        app_id: ep.app_id.clone(),
+        event_id: None,
+        event_type: "user.created".to_string(),
+        channels: None,
+        payload: Some("{}".to_string()),
+        created_at: at(t),
+        expires_at: at(t + 86_400),
+    };
+    let d = NewDelivery {
+        id: IdKind::Delivery.generate(at(t), rng),
+        msg_id: msg.id.clone(),
+        endpoint_id: ep.id.clone(),
+        app_id: ep.app_id.clone(),
+        due_at: at(t),
+        leased_until: None,
+    };
+    store.create_message(&msg, std::slice::from_ref(&d)).await.unwrap();
+    d
+}
+
+fn seeded() -> rand::rngs::StdRng {
+    rand::SeedableRng::seed_from_u64(0x5ba7_ed00)
+}
+
+/// A node starting up (another store on the same schema) releases nothing: a delivery leased
+/// by a running node stays unclaimable until its lease expires, and that node's running task
+/// stays running.
+#[tokio::test]
+async fn release_stale_leases_on_a_shared_backend_leaves_other_nodes_leases() {
+    let Some((node_a, schema)) = fresh_store().await else {
+        return;
+    };
+    let mut rng = seeded();
+    let ep = app_with_endpoint(&node_a, &mut rng).await;
+    let d = send(&node_a, &mut rng, &ep, 0).await;
+    let claimed = node_a.claim_due(at(0), at(1000), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let task = TaskRecord {
+        id: IdKind::Task.generate(at(1), &mut rng),
+        app_id: ep.app_id.clone(),
+        endpoint_id: Some(ep.id.clone()),
+        kind: "endpoint.recover".to_string(),
+        status: TaskStatus::Running,
+        data: serde_json::json!({"messagesSent": 3}),
+        created_at: at(1),
+        updated_at: at(1),
+    };
+    node_a.create_task(&task).await.unwrap();
+
+    let node_b = PostgresStore::connect(&schema.store_url(), schema.options())
+        .await
+        .expect("a second node");
+    assert_eq!(node_b.release_stale_leases().await.expect("release"), 0);
+
+    assert!(node_b.claim_due(at(10), at(40), 10).await.unwrap().is_empty());
+    assert!(node_a.claim_due(at(999), at(1030), 10).await.unwrap().is_empty());
+    let reclaimed = node_b.claim_due(at(1001), at(1030), 10).await.unwrap();
+    let ids: Vec<&str> = reclaimed.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, vec![d.id.as_str()]);
+    let kept = node_b.get_task(Environment::Live, &task.id).await.unwrap();
+    assert_eq!(kept, Some(task));
+    node_b.close().await;
+}
+
+/// Two nodes (two pools) claiming the same queue at once split it: no delivery is handed out
+/// twice, and between them every due delivery is handed out.
+#[tokio::test]
+async fn nodes_claiming_at_once_split_the_queue_between_them() {
+    let Some((node_a, schema)) = fresh_store().await else {
+        return;
+    };
+    let node_b = PostgresStore::connect(&schema.store_url(), schema.options())
+        .await
+        .expect("a second node");
+    let mut rng = seeded();
+    let ep = app_with_endpoint(&node_a, &mut rng).await;
+    let mut expected = Vec::new();
+    for t in 0..40 {
+        expected.push(send(&node_a, &mut rng, &ep, t).await.id);
+    }
+
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let (a, b) = tokio::join!(
+            node_a.claim_due(at(100), at(200), 3),
+            node_b.claim_due(at(100), at(200), 3)
+        );
+        seen.extend(a.unwrap().into_iter().chain(b.unwrap()).map(|c| c.id));
+    }
+    let handed_out = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), handed_out, "a delivery was claimed by both nodes");
+    let rest = node_a.claim_due(at(100), at(200), 100).await.unwrap();
+    seen.extend(rest.into_iter().map(|c| c.id));
+    seen.sort();
+    expected.sort();
+    assert_eq!(seen, expected);
+    node_b.close().await;
+}
+
+/// Migrating an up-to-date schema applies nothing, however many nodes start.
+#[tokio::test]
+async fn migrating_a_current_schema_applies_nothing() {
+    let Some((store, schema)) = fresh_store().await else {
+        return;
+    };
+    assert_eq!(store.migrate().await.expect("migrate again"), Vec::<i64>::new());
+    let late = PostgresStore::connect_unmigrated(&schema.store_url(), schema.options())
+        .await
+        .expect("connect without migrating");
+    let (a, b) = tokio::join!(store.migrate(), late.migrate());
+    assert_eq!((a.unwrap(), b.unwrap()), (vec![], vec![]));
+    late.close().await;
+}
+
+/// Requests racing for one idempotency key on two nodes: exactly one starts, every other sees
+/// it in progress.
+#[tokio::test]
+async fn idempotency_key_raced_by_two_nodes_is_started_exactly_once() {
+    let Some((node_a, schema)) = fresh_store().await else {
+        return;
+    };
+    let node_b = PostgresStore::connect(&schema.store_url(), schema.options())
+        .await
+        .expect("a second node");
+    let begin = |store: &PostgresStore| {
+        let store = store.clone();
+        async move { store.idempotency_begin("race", at(0), at(-60), at(86_400)).await }
+    };
+    let (a1, b1, a2, b2) = tokio::join!(begin(&node_a), begin(&node_b), begin(&node_a), begin(&node_b));
+    let states = [a1, b1, a2, b2].map(|r| r.expect("idempotency_begin"));
+    let started = states.iter().filter(|s| **s == IdempotencyState::Started).count();
+    let waiting = states.iter().filter(|s| **s == IdempotencyState::InProgress).count();
+    assert_eq!((started, waiting), (1, 3), "{states:?}");
+    node_b.close().await;
+}
+
+/// One batch holding several outcomes for the same delivery and endpoint ends where recording
+/// them one by one would: the last outcome decides the delivery's state, every outcome counts
+/// as an attempt, and endpoint health follows the order (an exhaustion after a success marks
+/// the endpoint failing from the exhaustion; a success after it clears it).
+#[tokio::test]
+async fn a_batch_recording_one_delivery_twice_ends_as_recording_in_turn_would() {
+    let Some((store, _schema)) = fresh_store().await else {
+        return;
+    };
+    let mut rng = seeded();
+    let ep = app_with_endpoint(&store, &mut rng).await;
+    let d = send(&store, &mut rng, &ep, 0).await;
+    let outcome = |rng: &mut rand::rngs::StdRng, when: i64, code: i64, status, next: Option<i64>| {
+        let ok = (200..300).contains(&code);
+        AttemptRecord {
+            delivery_id: d.id.clone(),
+            attempt: Attempt {
+                id: IdKind::Attempt.generate(at(when), rng),
+                msg_id: d.msg_id.clone(),
+                endpoint_id: ep.id.clone(),
+                url: ep.url.clone(),
+                response: String::new(),
+                response_status_code: code,
+                response_duration_ms: 1,
+                status: if ok {
+                    MessageStatus::Success
+                } else {
+                    MessageStatus::Fail
+                },
+                trigger_type: TriggerType::Scheduled,
+                attempt_number: 1,
+                request_headers: BTreeMap::new(),
+                response_headers: Vec::new(),
+                created_at: at(when),
+            },
+            delivery_status: status,
+            next_attempt_at: next.map(at),
+            scheduled_attempts: 1,
+            park: false,
+        }
+    };
+    let failing_since = || async {
+        let found = store.get_endpoint(&ep.app_id, &ep.id).await.unwrap();
+        found.expect("endpoint").failing_since
+    };
+
+    // Failing from an earlier run: a success in the batch must clear this before the
+    // exhaustion after it starts a new run.
+    let earlier = Endpoint {
+        failing_since: Some(at(-10)),
+        ..ep.clone()
+    };
+    store.update_endpoint(&earlier).await.unwrap();
+
+    let batch = [
+        outcome(&mut rng, 1, 500, MessageStatus::Sending, Some(2)),
+        outcome(&mut rng, 2, 200, MessageStatus::Success, None),
+        outcome(&mut rng, 3, 500, MessageStatus::Fail, None),
+        outcome(&mut rng, 4, 503, MessageStatus::Sending, Some(50)),
+    ];
+    store.record_attempts(&batch).await.expect("record");
+    let state = store.get_delivery(&d.msg_id, &ep.id).await.unwrap().expect("delivery");
+    assert_eq!(
+        (state.status, state.next_attempt_at),
+        (MessageStatus::Sending, Some(at(50)))
+    );
+    assert_eq!(failing_since().await, Some(at(3)));
+    let claims = store.claim_due(at(50), at(80), 10).await.unwrap();
+    let counts: Vec<(i64, i64)> = claims
+        .iter()
+        .map(|c| (c.scheduled_attempts, c.total_attempts))
+        .collect();
+    assert_eq!(counts, vec![(1, 4)]);
+
+    let batch = [
+        outcome(&mut rng, 60, 500, MessageStatus::Fail, None),
+        outcome(&mut rng, 61, 200, MessageStatus::Success, None),
+    ];
+    store.record_attempts(&batch).await.expect("record");
+    assert_eq!(failing_since().await, None);
+}

@@ -1,0 +1,177 @@
+//! Several `hookd serve` nodes on one PostgreSQL database: they share the work through claims
+//! and leases, and losing one to `kill -9` loses nothing. Runs when `HOOKD_TEST_POSTGRES_URL` is
+//! set (CI sets it); each run uses a fresh schema that is dropped afterwards.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookd_store_postgres::testing::TestSchema;
+use serde_json::json;
+
+use crate::durability::spawn_serve;
+use crate::helpers::Receiver;
+
+const MESSAGES: usize = 10_000;
+/// Sends in flight at once on one node, and the most attempt records a node holds unwritten
+/// (the recorder's queue and the batch being written): what a killed node can have sent without
+/// recording, i.e. the most duplicates its death can cause.
+const NODE_CONCURRENCY: usize = 16;
+const UNRECORDED_BOUND: usize = NODE_CONCURRENCY + 4 * 512 + 512;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_deliver_every_message_when_one_is_killed_mid_run() {
+    let Ok(url) = std::env::var("HOOKD_TEST_POSTGRES_URL") else {
+        eprintln!("HOOKD_TEST_POSTGRES_URL is not set; the several-node test was not run");
+        return;
+    };
+    let schema = TestSchema::create(&url).await;
+    let db = schema.store_url();
+
+    // `hookd token create --database` against the shared database.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+        .args(["token", "create", "--database", &db])
+        .env("HOOKD_STORAGE__POSTGRES_SCHEMA", schema.name())
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+
+    let receiver = Receiver::start().await;
+    let concurrency = NODE_CONCURRENCY.to_string();
+    let env = [
+        ("HOOKD_STORAGE__POSTGRES_SCHEMA", schema.name()),
+        ("HOOKD_DELIVERY__LEASE_SECS", "10"),
+        ("HOOKD_DELIVERY__TIMEOUT_SECS", "5"),
+        ("HOOKD_DELIVERY__MAX_CONCURRENCY", concurrency.as_str()),
+    ];
+    let mut nodes: Vec<_> = (0..3).map(|_| spawn_serve(&["--database", &db], &env)).collect();
+    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
+    let client = reqwest::Client::new();
+    let post = |base: &str, path: &str, body: serde_json::Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        post(&bases[0], "/api/v1/app", json!({"name": "Cluster", "uid": "ws_c"}))
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let ep = post(
+        &bases[1],
+        "/api/v1/app/ws_c/endpoint",
+        json!({"url": receiver.url("/ok")}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ep.status(), 201);
+
+    // Publishers spread messages over the nodes; a message whose node died is published again on
+    // another node with the same eventId (a 409 then means the first attempt was stored).
+    let acked = Arc::new(std::sync::Mutex::new(HashSet::<String>::new()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let dead = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut publishers = Vec::new();
+    for _ in 0..24 {
+        let (client, token, bases, acked, next, dead) = (
+            client.clone(),
+            token.clone(),
+            bases.clone(),
+            acked.clone(),
+            next.clone(),
+            dead.clone(),
+        );
+        publishers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= MESSAGES {
+                    return;
+                }
+                let event_id = format!("evt-{i}");
+                let body = json!({"eventType": "cluster.test", "eventId": event_id, "payload": {"i": i}});
+                for attempt in 0..6 {
+                    let mut node = (i + attempt) % 3;
+                    if node == 2 && dead.load(Ordering::Relaxed) {
+                        node = attempt % 2;
+                    }
+                    let base = &bases[node];
+                    let Ok(resp) = client
+                        .post(format!("{base}/api/v1/app/ws_c/msg"))
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await
+                    else {
+                        continue;
+                    };
+                    let id = match resp.status().as_u16() {
+                        202 => resp.json::<serde_json::Value>().await.unwrap()["id"]
+                            .as_str()
+                            .unwrap()
+                            .to_string(),
+                        409 => {
+                            let got = client
+                                .get(format!("{base}/api/v1/app/ws_c/msg/{event_id}"))
+                                .bearer_auth(&token)
+                                .send()
+                                .await
+                                .unwrap();
+                            got.json::<serde_json::Value>().await.unwrap()["id"]
+                                .as_str()
+                                .unwrap()
+                                .to_string()
+                        }
+                        other => panic!("publish answered {other}"),
+                    };
+                    acked.lock().unwrap().insert(id);
+                    break;
+                }
+            }
+        }));
+    }
+    // Kill one node a third of the way through.
+    while acked.lock().unwrap().len() < MESSAGES / 3 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    dead.store(true, Ordering::Relaxed);
+    nodes[2].child.kill().unwrap();
+    nodes[2].child.wait().unwrap();
+    for p in publishers {
+        p.await.unwrap();
+    }
+    let acked: HashSet<String> = acked.lock().unwrap().clone();
+    assert_eq!(acked.len(), MESSAGES, "every message was acknowledged by some node");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let missing = loop {
+        let seen: HashSet<String> = receiver
+            .requests()
+            .iter()
+            .filter_map(|r| r.header("webhook-id").map(String::from))
+            .collect();
+        let missing = acked.iter().filter(|id| !seen.contains(*id)).count();
+        if missing == 0 || tokio::time::Instant::now() > deadline {
+            break missing;
+        }
+        receiver.changed(Duration::from_millis(500)).await;
+    };
+    for n in nodes.iter_mut() {
+        let _ = n.child.kill();
+        let _ = n.child.wait();
+    }
+    assert_eq!(missing, 0, "{missing} acknowledged messages were never delivered");
+    let requests = receiver.requests().len();
+    let duplicates = requests - MESSAGES;
+    eprintln!("{MESSAGES} messages over 3 nodes, one killed: {requests} deliveries, {duplicates} duplicates");
+    assert!(
+        duplicates <= UNRECORDED_BOUND,
+        "{duplicates} duplicates exceed what the killed node could hold"
+    );
+}
