@@ -67,7 +67,14 @@ impl Default for PostgresOptions {
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The LISTEN connection for [`Store::wait_for_work`](hookd_store::Store::wait_for_work),
+    /// opened on first use and shared by the store's clones.
+    listener: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::postgres::PgListener>>>,
 }
+
+/// The NOTIFY channel for due work; the payload is the schema, so installations sharing a
+/// database wake only their own nodes.
+pub(crate) const WORK_CHANNEL: &str = "hookd_work";
 
 /// Shows the pool's state only: nothing that could carry the connection URL or its password
 /// reaches a log.
@@ -115,7 +122,10 @@ impl PostgresStore {
         // Connecting eagerly (one connection) makes a wrong URL or a down server fail here, at
         // start, rather than on the first request.
         let pool = pool.connect(url).await.map_err(map_err)?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            listener: Default::default(),
+        })
     }
 
     /// Applies every embedded migration the database has not seen yet and returns their

@@ -23,7 +23,7 @@ use crate::rows::{
     self, micros, qualified, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS,
     TASK_COLS, TOKEN_COLS,
 };
-use crate::{expect_one, map_err, PostgresStore};
+use crate::{expect_one, map_err, PostgresStore, WORK_CHANNEL};
 
 /// A statement assembled from optional filters; `$n` placeholders are numbered as values are
 /// bound.
@@ -164,6 +164,32 @@ impl Store for PostgresStore {
     /// running them.
     async fn release_stale_leases(&self) -> StoreResult<u64> {
         Ok(0)
+    }
+
+    async fn wait_for_work(&self) -> StoreResult<()> {
+        let mut guard = self.listener.lock().await;
+        if guard.is_none() {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+                .await
+                .map_err(map_err)?;
+            listener.listen(WORK_CHANNEL).await.map_err(map_err)?;
+            *guard = Some(listener);
+        }
+        let schema: String = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let listener = guard.as_mut().expect("listener was just set");
+        loop {
+            match listener.recv().await {
+                Ok(n) if n.payload() == schema => return Ok(()),
+                Ok(_) => continue, // another installation in the same database
+                Err(e) => {
+                    *guard = None; // reconnect on the next call
+                    return Err(map_err(e));
+                }
+            }
+        }
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -450,6 +476,10 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+            // Deliveries this node did not take itself are due now for any node: wake them.
+            if deliveries.iter().any(|d| d.leased_until.is_none()) {
+                notify_work(&mut *tx).await?;
+            }
         }
         tx.commit().await.map_err(map_err)
     }
@@ -627,7 +657,8 @@ impl Store for PostgresStore {
     async fn schedule_manual(&self, d: &NewDelivery, now: DateTime<Utc>) -> StoreResult<String> {
         // A delivery still on its schedule is simply made due now; a finished one gets one
         // manual attempt, after which it stays finished with that attempt's outcome.
-        sqlx::query_scalar(
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let id: String = sqlx::query_scalar(
             "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, next_trigger, \
              created_at, updated_at) VALUES ($1, $2, $3, $4, 1, $5, 1, $5, $5) \
              ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET next_attempt_at = EXCLUDED.next_attempt_at, \
@@ -641,9 +672,12 @@ impl Store for PostgresStore {
         .bind(&d.endpoint_id)
         .bind(&d.app_id)
         .bind(micros(now))
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
-        .map_err(map_err)
+        .map_err(map_err)?;
+        notify_work(&mut *tx).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(id)
     }
 
     async fn get_delivery(&self, msg_id: &str, endpoint_id: &str) -> StoreResult<Option<DeliveryState>> {
@@ -699,6 +733,9 @@ impl Store for PostgresStore {
                 .execute(&self.pool)
                 .await
                 .map_err(map_err)?;
+        if done.rows_affected() > 0 {
+            notify_work(&self.pool).await?;
+        }
         Ok(done.rows_affected())
     }
 
@@ -980,4 +1017,14 @@ impl Store for PostgresStore {
         self.fetch_optional(sqlx::query(&sql).bind(attempt_id).bind(msg_id), rows::attempt)
             .await
     }
+}
+
+/// Wakes the nodes of this installation (delivered when the surrounding transaction commits).
+async fn notify_work<'e, E: sqlx::Executor<'e, Database = Postgres>>(executor: E) -> StoreResult<()> {
+    sqlx::query("SELECT pg_notify($1, current_schema())")
+        .bind(WORK_CHANNEL)
+        .execute(executor)
+        .await
+        .map_err(map_err)?;
+    Ok(())
 }

@@ -52,6 +52,15 @@ pub trait Store: Send + Sync + 'static {
     /// Cheap liveness probe for `/api/v1/health`.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Resolves when another process may have made work due now (a message whose deliveries
+    /// it did not take itself, a resend, an endpoint enabled): PostgreSQL uses LISTEN/NOTIFY so
+    /// idle nodes wake at once. Embedded backends have no other process, and never resolve.
+    /// An error means the listening connection broke; callers retry after a pause, and the
+    /// dispatcher's polling covers the gap.
+    async fn wait_for_work(&self) -> StoreResult<()> {
+        std::future::pending().await
+    }
+
     // ----- tokens -----
 
     /// Stores a token (only its hash).

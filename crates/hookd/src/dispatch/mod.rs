@@ -200,6 +200,8 @@ impl Worker {
             self.lease,
             shutdown.clone(),
         ));
+        // Other nodes announce due work (PostgreSQL LISTEN/NOTIFY); polling is the fallback.
+        tracker.spawn(listen_loop(self.store.clone(), self.wake.clone(), shutdown.clone()));
         let ctx = Arc::new(attempt::SendContext {
             store: self.store.clone(),
             clock: self.clock.clone(),
@@ -268,6 +270,25 @@ impl Worker {
         map.entry(endpoint_id.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(self.endpoint_cap)))
             .clone()
+    }
+}
+
+/// Wakes the poller whenever the store reports work made due by another process.
+async fn listen_loop(store: Arc<dyn Store>, wake: Arc<Notify>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            signal = store.wait_for_work() => match signal {
+                Ok(()) => wake.notify_one(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "listening for other nodes' work failed; polling until it reconnects");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            },
+        }
     }
 }
 

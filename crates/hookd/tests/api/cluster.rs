@@ -175,3 +175,42 @@ async fn three_nodes_deliver_every_message_when_one_is_killed_mid_run() {
         "{duplicates} duplicates exceed what the killed node could hold"
     );
 }
+
+#[tokio::test]
+async fn an_idle_node_is_woken_at_once_by_work_another_node_makes_due() {
+    let Ok(url) = std::env::var("HOOKD_TEST_POSTGRES_URL") else {
+        eprintln!("HOOKD_TEST_POSTGRES_URL is not set; the wake-up test was not run");
+        return;
+    };
+    let schema = TestSchema::create(&url).await;
+    // Polling once an hour: only a notification can make this node act within the test.
+    let app = crate::helpers::TestApp::spawn_on_postgres(&schema, |c| c.delivery.poll_interval_ms = 3_600_000).await;
+    app.create_app("ws_wake").await;
+    let ep = app.create_endpoint("ws_wake", "/ok", json!({})).await;
+    let msg = app
+        .send_message("ws_wake", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    app.receiver.wait_for(1, |r| r.path == "/ok").await;
+
+    // Another node (here: another connection pool on the same schema) makes a resend due.
+    let other = hookd_store_postgres::PostgresStore::connect(&schema.store_url(), schema.options())
+        .await
+        .unwrap();
+    let store: &dyn hookd_store::Store = &other;
+    let app_id = app.get("/api/v1/app/ws_wake").await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let delivery = hookd_store::NewDelivery {
+        id: hookd_core::id::IdKind::Delivery.generate(app.clock_now(), &mut rand::thread_rng()),
+        msg_id: msg["id"].as_str().unwrap().to_string(),
+        endpoint_id: ep["id"].as_str().unwrap().to_string(),
+        app_id,
+        due_at: app.clock_now(),
+        leased_until: None,
+    };
+    store.schedule_manual(&delivery, app.clock_now()).await.unwrap();
+    let got = app.receiver.wait_for(2, |r| r.path == "/ok").await;
+    assert_eq!(got[1].header("webhook-id"), msg["id"].as_str());
+    other.close().await;
+}

@@ -61,6 +61,20 @@ impl TestApp {
         TestApp::spawn_with_receiver(|config, _| change(config)).await
     }
 
+    /// On PostgreSQL, in `schema` (which the caller keeps and drops).
+    pub async fn spawn_on_postgres(
+        schema: &hookd_store_postgres::testing::TestSchema,
+        change: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        let (url, name) = (schema.store_url(), schema.name().to_string());
+        TestApp::spawn_with(|c| {
+            c.database = url;
+            c.storage.postgres_schema = name;
+            change(c);
+        })
+        .await
+    }
+
     /// With configuration changes that need the receiver's address.
     pub async fn spawn_with_receiver(change: impl FnOnce(&mut Config, &Receiver)) -> TestApp {
         let receiver = Receiver::start().await;
@@ -78,7 +92,7 @@ impl TestApp {
         // HOOKD_TEST_BACKEND=postgres runs the whole API suite on PostgreSQL, each test in a
         // fresh schema of HOOKD_TEST_POSTGRES_URL's database.
         let schema = match std::env::var("HOOKD_TEST_BACKEND").as_deref() {
-            Ok("postgres") => {
+            Ok("postgres") if config.database.is_empty() => {
                 let url =
                     std::env::var("HOOKD_TEST_POSTGRES_URL").expect("HOOKD_TEST_POSTGRES_URL for the postgres backend");
                 let schema = hookd_store_postgres::testing::TestSchema::create(&url).await;
