@@ -18,4 +18,6 @@ cargo test --workspace "$@"
 # conformance suite and the several-node test already used it above).
 if [ -n "${HOOKD_TEST_POSTGRES_URL:-}" ]; then
     HOOKD_TEST_BACKEND=postgres cargo test -p hookd --test api "$@"
+    # Last and alone: this one stops and restarts the PostgreSQL server under load.
+    HOOKD_TEST_PG_OUTAGE=1 cargo test -p hookd --test api outage -- --test-threads=1
 fi

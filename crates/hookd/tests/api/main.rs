@@ -17,5 +17,6 @@ mod event_types;
 mod idempotency;
 mod lifecycle;
 mod messages;
+mod outage;
 mod replay;
 mod ssrf;
