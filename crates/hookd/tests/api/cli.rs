@@ -129,3 +129,52 @@ fn serve_with_zero_configuration_uses_hookd_data_and_prints_a_token_once() {
     child.wait().unwrap();
     assert!(dir.path().join("hookd-data/hookd.db").exists());
 }
+
+#[test]
+fn migrate_creates_the_embedded_schema_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = hookd()
+            .args(["migrate", "--data-dir"])
+            .arg(dir.path())
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("SQLite schema is up to date"));
+    }
+    assert!(dir.path().join("hookd.db").exists());
+}
+
+#[tokio::test]
+async fn migrate_and_token_create_work_against_postgres() {
+    let Ok(url) = std::env::var("HOOKD_TEST_POSTGRES_URL") else {
+        eprintln!("HOOKD_TEST_POSTGRES_URL is not set; the PostgreSQL CLI test was not run");
+        return;
+    };
+    let schema = hookd_store_postgres::testing::TestSchema::create(&url).await;
+    let run = |args: &[&str]| {
+        hookd()
+            .args(args)
+            .args(["--database", &schema.store_url()])
+            .env("HOOKD_STORAGE__POSTGRES_SCHEMA", schema.name())
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["migrate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PostgreSQL schema is up to date"));
+    let out = run(&["token", "create"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap();
+    assert!(token.trim().starts_with("hk_live_") && token.lines().count() == 1);
+    let store = hookd_store_postgres::PostgresStore::connect(&schema.store_url(), schema.options())
+        .await
+        .unwrap();
+    let found = hookd_store::Store::find_token(&store, &hookd::auth::hash_token(token.trim()))
+        .await
+        .unwrap();
+    assert!(found.is_some(), "the token is stored hashed in PostgreSQL");
+    store.close().await;
+}
