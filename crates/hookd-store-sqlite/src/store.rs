@@ -602,15 +602,7 @@ impl Store for SqliteStore {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> StoreResult<StatusCounts> {
-        let id = endpoint_id.to_string();
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT status, COUNT(*) FROM delivery WHERE endpoint_id = ?1 AND created_at >= ?2 AND created_at <= ?3 GROUP BY status",
-            )?;
-            let rows = stmt.query_map(params![id, micros(since), micros(until)], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
-            counts(rows)
-        })
-        .await
+        self.count_by_status("delivery", endpoint_id, since, until).await
     }
 
     async fn attempt_counts(
@@ -619,15 +611,7 @@ impl Store for SqliteStore {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> StoreResult<StatusCounts> {
-        let id = endpoint_id.to_string();
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT status, COUNT(*) FROM attempt WHERE endpoint_id = ?1 AND created_at >= ?2 AND created_at <= ?3 GROUP BY status",
-            )?;
-            let rows = stmt.query_map(params![id, micros(since), micros(until)], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
-            counts(rows)
-        })
-        .await
+        self.count_by_status("attempt", endpoint_id, since, until).await
     }
 
     async fn replay_candidates(
@@ -936,6 +920,31 @@ impl Store for SqliteStore {
             ))?
             .query_row(params![attempt_id, msg_id], rows::attempt)
             .optional()
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// Rows of `table` (`delivery` or `attempt`) of an endpoint created in `[since, until]`,
+    /// counted by status.
+    async fn count_by_status(
+        &self,
+        table: &'static str,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<StatusCounts> {
+        let id = endpoint_id.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT status, COUNT(*) FROM {table} WHERE endpoint_id = ?1 AND created_at >= ?2 AND created_at <= ?3 \
+                 GROUP BY status"
+            ))?;
+            let rows = stmt.query_map(params![id, micros(since), micros(until)], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            counts(rows)
         })
         .await
     }
