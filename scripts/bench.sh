@@ -5,6 +5,11 @@
 #   scripts/bench.sh              # (a) throughput, (b) latency at an offered 500 msgs/s
 #   scripts/bench.sh ARGS...      # one custom run; ARGS go to hookd-bench, e.g.
 #                                 #   scripts/bench.sh --messages 2000 --concurrency 8 --endpoints 4
+#                                 #   scripts/bench.sh --database postgres://… --nodes 2
+#
+# With HOOKD_BENCH_POSTGRES_URL=postgres://… set, the standard scenarios also run on PostgreSQL:
+# (a) and (b) with one node, then (a) with two nodes sharing the database. Each run uses a fresh
+# schema that it drops afterwards; psql must be on the PATH.
 #
 # Respects CARGO_TARGET_DIR (default: <repo>/target). HOOKD_* variables reach hookd, so its
 # configuration can be varied, e.g. HOOKD_STORAGE__SQLITE_SYNCHRONOUS=normal scripts/bench.sh.
@@ -31,6 +36,16 @@ if [[ $# -gt 0 ]]; then
 fi
 
 # (a) Throughput: as fast as 64 publishers can go.
-"${bench[@]}" --messages 20000 --concurrency 64
+throughput=(--messages 20000 --concurrency 64)
 # (b) Latency at a steady offered load well below saturation.
-"${bench[@]}" --messages 5000 --concurrency 32 --rate 500
+latency=(--messages 5000 --concurrency 32 --rate 500)
+
+"${bench[@]}" "${throughput[@]}"
+"${bench[@]}" "${latency[@]}"
+
+if [[ -n "${HOOKD_BENCH_POSTGRES_URL:-}" ]]; then
+    pg=(--database "$HOOKD_BENCH_POSTGRES_URL")
+    "${bench[@]}" "${pg[@]}" "${throughput[@]}"
+    "${bench[@]}" "${pg[@]}" "${latency[@]}"
+    "${bench[@]}" "${pg[@]}" --nodes 2 "${throughput[@]}"
+fi

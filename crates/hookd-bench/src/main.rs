@@ -6,19 +6,28 @@
 //! - **latency** per message: first arrival of its `webhook-id` at the receiver − the instant its
 //!   `POST` started, i.e. publish + commit + dispatch + sign + send (p50, p99, max).
 //!
-//! How: a fresh temp data dir; a receiver (axum on `127.0.0.1:0`) answering `200` at once and
-//! recording, per `webhook-id`, the arrivals and which endpoints were reached; `hookd serve` as a
-//! child (admin token read from its stdout, logs to `hookd.log` in the temp dir); one application
-//! with `--endpoints` endpoints at the receiver; `--messages` messages published by `--concurrency`
-//! workers, optionally paced to an offered `--rate` (msgs/s). It waits (at most `--timeout-secs`)
-//! for every accepted message to reach every endpoint, kills hookd and prints one JSON line.
-//! `HOOKD_*` variables reach hookd (e.g. `HOOKD_STORAGE__SQLITE_SYNCHRONOUS=normal`).
+//! How: a receiver (axum on `127.0.0.1:0`) answering `200` at once and recording, per
+//! `webhook-id`, the arrivals and which endpoints were reached; `hookd serve` as a child process
+//! (logs to `hookd-<node>.log` in a temp dir); one application with `--endpoints` endpoints at the
+//! receiver; `--messages` messages published by `--concurrency` workers, optionally paced to an
+//! offered `--rate` (msgs/s). It waits (at most `--timeout-secs`) for every accepted message to
+//! reach every endpoint, kills hookd and prints one JSON line. `HOOKD_*` variables reach hookd
+//! (e.g. `HOOKD_STORAGE__SQLITE_SYNCHRONOUS=normal`).
+//!
+//! Backends: by default hookd runs on SQLite in a fresh data dir inside the temp dir and its admin
+//! token is read from its stdout at first start. With `--database postgres://…` the harness creates
+//! a fresh schema `hookd_bench_<random hex>` (with `psql`), gets a token from `hookd token create`,
+//! starts `--nodes` `hookd serve` processes on that schema, creates the application on node 0,
+//! publishes round-robin over the nodes, and drops the schema at the end, on error and on Ctrl-C
+//! too.
 //!
 //! Caveats: publisher and receiver share the CPUs with hookd, so figures are a lower bound. Latency
 //! starts when a `POST` really starts: time a message waited for a free worker is not counted, so
 //! under saturation compare the ingest rate with the offered one.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -26,10 +35,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{anyhow, ensure, Context};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -59,11 +68,39 @@ struct Args {
     /// Bound on publishing (beyond the paced schedule) and, separately, on waiting for deliveries.
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
+    /// PostgreSQL database to run hookd on (`postgres://…`), in a fresh schema dropped afterwards;
+    /// needs `psql` on the PATH (default: SQLite in a temp dir).
+    #[arg(long, value_name = "URL", value_parser = postgres_url)]
+    database: Option<String>,
+    /// `hookd serve` nodes sharing the database, published to round-robin (more than one needs
+    /// `--database`: SQLite is one process's file).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    nodes: u64,
+}
+
+/// Accepts the URLs hookd itself takes for PostgreSQL, so a typo fails here rather than making
+/// hookd silently fall back to SQLite.
+fn postgres_url(url: &str) -> Result<String, String> {
+    match url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        true => Ok(url.to_string()),
+        false => Err("expected a postgres:// or postgresql:// URL".into()),
+    }
+}
+
+/// Where hookd keeps its data.
+#[derive(Clone, Copy)]
+enum Backend<'a> {
+    /// The embedded database in the temp dir.
+    Sqlite,
+    /// `schema`, created for this run, in the PostgreSQL database at `url`; shared by every node.
+    Postgres { url: &'a str, schema: &'a str },
 }
 
 /// The JSON line printed on stdout; a struct so the fields keep this order.
 #[derive(serde::Serialize)]
 struct Report {
+    backend: &'static str,
+    nodes: u64,
     messages: usize,
     endpoints: usize,
     concurrency: u64,
@@ -135,18 +172,17 @@ async fn start_receiver() -> anyhow::Result<(SocketAddr, Arc<Receiver>)> {
     Ok((addr, rx))
 }
 
-/// Starts hookd on a fresh data dir; returns the child (killed when dropped, so every early
-/// return stops it), the API base URL and the admin token read from its stdout.
-async fn start_hookd(bin: &Path, dir: &Path) -> anyhow::Result<(Child, String, String)> {
+/// A hookd command with what every invocation needs: run in `dir`, on `backend`'s schema, allowed
+/// to deliver to the receiver, and killed when dropped, so every early return stops it.
+fn hookd_command(bin: &Path, dir: &Path, backend: Backend) -> Command {
     let mut cmd = Command::new(bin);
-    // Port 0: the kernel picks a free port without a bind-then-release race; hookd prints it.
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("data"))
-        .current_dir(dir) // hookd reads ./hookd.toml when present: run it where there is none
+    cmd.current_dir(dir) // hookd reads ./hookd.toml when present: run it where there is none
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("hookd.log"))?)
         .kill_on_drop(true);
+    if let Backend::Postgres { schema, .. } = backend {
+        // Set even over the caller's value: the fresh schema is the one dropped at the end.
+        cmd.env("HOOKD_STORAGE__POSTGRES_SCHEMA", schema);
+    }
     // The receiver is plain http on loopback, which hookd refuses unless told otherwise; an
     // explicit HOOKD_* setting from the caller still wins.
     for (var, value) in [
@@ -161,6 +197,26 @@ async fn start_hookd(bin: &Path, dir: &Path) -> anyhow::Result<(Child, String, S
     for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
         cmd.env_remove(var).env_remove(var.to_lowercase());
     }
+    cmd
+}
+
+/// Starts `hookd serve` node `node`; returns the child, the API base URL and the admin token if
+/// hookd printed one (it does at first start on SQLite only).
+async fn start_node(
+    bin: &Path,
+    dir: &Path,
+    backend: Backend<'_>,
+    node: u64,
+) -> anyhow::Result<(Child, String, Option<String>)> {
+    let mut cmd = hookd_command(bin, dir, backend);
+    // Port 0: the kernel picks a free port without a bind-then-release race; hookd prints it.
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    match backend {
+        Backend::Sqlite => cmd.arg("--data-dir").arg(dir.join("data")),
+        Backend::Postgres { url, .. } => cmd.args(["--database", url]),
+    };
+    cmd.stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.join(format!("hookd-{node}.log")))?);
     let mut child = cmd.spawn().context("starting hookd")?;
     let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
     let (mut token, mut addr, mut token_next) = (None, None, false);
@@ -178,13 +234,49 @@ async fn start_hookd(bin: &Path, dir: &Path) -> anyhow::Result<(Child, String, S
         anyhow::Ok(())
     };
     let waited = tokio::time::timeout(Duration::from_secs(30), read).await;
-    waited.context("hookd did not print its address within 30 s")??;
-    let (Some(token), Some(addr)) = (token, addr) else {
-        bail!("hookd exited or printed no admin token and address");
-    };
+    waited.with_context(|| format!("hookd node {node} did not print its address within 30 s"))??;
+    let addr = addr.with_context(|| format!("hookd node {node} exited without printing its address"))?;
     // hookd prints nothing more today, but a full pipe would block it if it ever did.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok((child, format!("http://{addr}/api/v1"), token))
+}
+
+/// An admin token from `hookd token create`: on PostgreSQL `serve` prints none, since the
+/// database may already be in use by other nodes. Also migrates the fresh schema.
+async fn create_token(bin: &Path, dir: &Path, backend: Backend<'_>, url: &str) -> anyhow::Result<String> {
+    let mut cmd = hookd_command(bin, dir, backend);
+    cmd.args(["token", "create", "--database", url, "--description", "hookd-bench"]);
+    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output()).await;
+    let out = out
+        .context("hookd token create took over 30 s")?
+        .context("running hookd token create")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.success(),
+        "hookd token create: {}: {}",
+        out.status,
+        stderr.trim()
+    );
+    let token = String::from_utf8(out.stdout)?.trim().to_string();
+    ensure!(!token.is_empty(), "hookd token create printed no token");
+    Ok(token)
+}
+
+/// Runs one SQL statement with `psql`: two statements (create and drop the schema) do not
+/// warrant a database driver in the harness. Bounded, so a DROP waiting on locks cannot hang it.
+async fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
+    let mut cmd = Command::new("psql");
+    // -X: ignore ~/.psqlrc, which could change the output or the session.
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output()).await;
+    let out = out
+        .with_context(|| format!("psql -c '{sql}' took over 30 s"))?
+        .context("running psql")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "psql -c '{sql}': {}", stderr.trim());
+    Ok(())
 }
 
 /// POSTs `body` and expects `201 Created`.
@@ -199,7 +291,8 @@ async fn post(client: &reqwest::Client, url: &str, token: &str, body: Value) -> 
 /// Shared by the publishing workers.
 struct Publisher {
     client: reqwest::Client,
-    url: String,
+    /// Each node's publish URL; message `i` goes to node `i % nodes`.
+    urls: Vec<String>,
     token: String,
     pad: String,
     messages: usize,
@@ -252,7 +345,8 @@ async fn publish_worker(p: Arc<Publisher>) -> Published {
         let body = format!(r#"{{"eventType":"bench.event","payload":{payload}}}"#);
         let started = Instant::now();
         p.first_start.get_or_init(|| started);
-        let request = p.client.post(&p.url).bearer_auth(&p.token).body(body);
+        let url = &p.urls[i % p.urls.len()];
+        let request = p.client.post(url).bearer_auth(&p.token).body(body);
         let request = request.header("content-type", "application/json");
         let error = match request.send().await {
             Ok(r) if r.status().as_u16() == 202 => {
@@ -287,28 +381,51 @@ fn per_second(count: usize, from: Option<Instant>, to: Option<Instant>) -> Optio
     (secs > 0.0).then(|| round(count as f64 / secs, 1))
 }
 
-/// The whole benchmark; hookd is killed before this returns, whatever the outcome.
-async fn run(args: &Args, dir: &Path) -> anyhow::Result<Report> {
+/// The whole benchmark; every hookd node is killed before this returns (or is dropped), whatever
+/// the outcome.
+async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Report> {
     let (messages, endpoints) = (args.messages as usize, args.endpoints as usize);
     let timeout = Duration::from_secs(args.timeout_secs);
     // Absolute, because hookd runs in the temp dir where a relative path would mean otherwise.
     let bin = std::fs::canonicalize(&args.hookd).with_context(|| format!("hookd binary {}", args.hookd.display()))?;
     let (recv_addr, receiver) = start_receiver().await?;
-    let (mut child, base, token) = start_hookd(&bin, dir).await?;
+    let mut nodes = Vec::new();
+    let token = match backend {
+        Backend::Sqlite => {
+            let (child, base, token) = start_node(&bin, dir, backend, 0).await?;
+            nodes.push((child, base));
+            token.context("hookd printed no admin token at first start")?
+        }
+        Backend::Postgres { url, .. } => {
+            // First, so the schema is migrated once before the nodes open it.
+            let token = create_token(&bin, dir, backend, url).await?;
+            for node in 0..args.nodes {
+                let (child, base, _) = start_node(&bin, dir, backend, node).await?;
+                nodes.push((child, base));
+            }
+            token
+        }
+    };
+    let (mut children, bases): (Vec<Child>, Vec<String>) = nodes.into_iter().unzip();
     let client = reqwest::Client::builder()
         .no_proxy() // all traffic is to 127.0.0.1
         .pool_max_idle_per_host(args.concurrency as usize)
         .timeout(Duration::from_secs(30))
         .build()?;
     // hookd prints its address once bound, so this normally succeeds at once; bounded: 10 s.
-    for tries in 1.. {
-        let r = client.get(format!("{base}/health")).send().await;
-        if r.is_ok_and(|r| r.status().as_u16() == 200) {
-            break;
+    for (node, base) in bases.iter().enumerate() {
+        for tries in 1.. {
+            let r = client.get(format!("{base}/health")).send().await;
+            if r.is_ok_and(|r| r.status().as_u16() == 200) {
+                break;
+            }
+            ensure!(tries < 100, "hookd node {node} did not become healthy within 10 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        ensure!(tries < 100, "hookd did not become healthy within 10 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // All on node 0 and before any publish, so no node has cached the application or its
+    // endpoints yet: every node reads them from the shared database on its first message.
+    let base = &bases[0];
     let app = json!({"name": "bench", "uid": "bench"});
     post(&client, &format!("{base}/app"), &token, app).await?;
     let endpoint_url = format!("{base}/app/bench/endpoint");
@@ -322,7 +439,7 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<Report> {
     let t0 = Instant::now();
     let publisher = Arc::new(Publisher {
         client,
-        url: format!("{base}/app/bench/msg"),
+        urls: bases.iter().map(|base| format!("{base}/app/bench/msg")).collect(),
         token,
         pad: "x".repeat(args.payload_bytes.saturating_sub(overhead)),
         messages,
@@ -353,7 +470,9 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<Report> {
     let wait = tokio::time::timeout(timeout, delivered.wait_for(|&n| n >= expected));
     let complete = wait.await.is_ok();
     let ended = Instant::now();
-    child.kill().await.context("stopping hookd")?;
+    for child in &mut children {
+        child.kill().await.context("stopping hookd")?;
+    }
 
     let delivered = *delivered.borrow();
     let by_id = receiver.by_id.lock().expect("receiver lock poisoned");
@@ -370,6 +489,11 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<Report> {
     let last = by_id.values().map(|a| a.1).max();
     let end = if complete { last } else { Some(ended) };
     Ok(Report {
+        backend: match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres { .. } => "postgres",
+        },
+        nodes: bases.len() as u64,
         messages,
         endpoints,
         concurrency: args.concurrency,
@@ -390,12 +514,47 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<Report> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.nodes > 1 && args.database.is_none() {
+        let message = "--nodes above 1 needs --database: only PostgreSQL can be shared by several nodes";
+        Args::command()
+            .error(clap::error::ErrorKind::MissingRequiredArgument, message)
+            .exit();
+    }
     let dir = tempfile::Builder::new().prefix("hookd-bench-").tempdir()?;
-    let report = run(&args, dir.path()).await.map_err(|e| {
-        // Keep the data dir and hookd's log for a post-mortem.
-        let log = dir.keep().join("hookd.log");
-        anyhow::anyhow!("{e:#}\n(hookd's log is kept: {})", log.display())
-    })?;
-    println!("{}", serde_json::to_string(&report)?);
-    Ok(())
+    // RandomState is seeded from the OS: 64 random bits without a dependency for them.
+    let schema = format!("hookd_bench_{:016x}", RandomState::new().hash_one(std::process::id()));
+    let backend = match &args.database {
+        None => Backend::Sqlite,
+        Some(url) => {
+            psql(url, &format!("CREATE SCHEMA {schema}")).await?;
+            Backend::Postgres { url, schema: &schema }
+        }
+    };
+    // On Ctrl-C, `run` is dropped (which kills the nodes) and the cleanup below still runs.
+    let result = tokio::select! {
+        result = run(&args, backend, dir.path()) => result,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+    };
+    // No node is left to use the schema: `run` killed them all, or its drop did.
+    let cleanup = match backend {
+        Backend::Sqlite => Ok(()),
+        Backend::Postgres { url, schema } => psql(url, &format!("DROP SCHEMA {schema} CASCADE"))
+            .await
+            .with_context(|| format!("schema {schema} is left behind")),
+    };
+    let outcome = match result {
+        Ok(report) => serde_json::to_string(&report)
+            .map(|line| println!("{line}"))
+            .map_err(Into::into),
+        Err(e) => {
+            // Keep the data dir and hookd's logs for a post-mortem.
+            let kept = dir.keep();
+            Err(anyhow!("{e:#}\n(hookd's logs are kept in {})", kept.display()))
+        }
+    };
+    // A failed run's error comes first; a leftover schema is reported either way.
+    if let (Err(_), Err(e)) = (&outcome, &cleanup) {
+        eprintln!("hookd-bench: {e:#}");
+    }
+    outcome.and(cleanup)
 }
