@@ -23,7 +23,7 @@ pub const EVENT_TYPE_COLS: &str =
 pub const MESSAGE_COLS: &str = "id, app_id, event_id, event_type, channels, payload, created_at, expires_at";
 pub const ATTEMPT_COLS: &str = "id, msg_id, endpoint_id, url, response, response_status_code, \
     response_duration_ms, status, trigger_type, attempt_number, created_at, request_headers, response_headers";
-pub const DELIVERY_COLS: &str = "id, msg_id, endpoint_id, status, next_attempt_at, created_at";
+pub const DELIVERY_COLS: &str = "id, msg_id, endpoint_id, status, next_attempt_at, created_at, total_attempts";
 pub const TASK_COLS: &str = "id, app_id, endpoint_id, kind, status, data, created_at, updated_at";
 pub const TOKEN_COLS: &str = "id, hash, env, app_id, description, created_at, expires_at";
 
@@ -183,6 +183,7 @@ pub fn delivery(row: &PgRow) -> RowResult<DeliveryState> {
         status: status_at(row, 3)?,
         next_attempt_at: opt_time_at(row, 4)?,
         created_at: time_at(row, 5)?,
+        total_attempts: row.try_get(6)?,
     })
 }
 

@@ -711,7 +711,7 @@ impl Store for PostgresStore {
         }
         page_by(&mut q, "d.msg_id", page);
         let rows = self
-            .fetch(q, |r| Ok((rows::delivery(r)?, rows::message_at(r, 6)?)))
+            .fetch(q, |r| Ok((rows::delivery(r)?, rows::message_at(r, 7)?)))
             .await?;
         Ok(page.finish(rows))
     }

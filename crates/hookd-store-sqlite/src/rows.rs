@@ -18,7 +18,7 @@ pub const EVENT_TYPE_COLS: &str =
 pub const MESSAGE_COLS: &str = "id, app_id, event_id, event_type, channels, payload, created_at, expires_at";
 pub const ATTEMPT_COLS: &str = "id, msg_id, endpoint_id, url, response, response_status_code, \
     response_duration_ms, status, trigger_type, attempt_number, created_at, request_headers, response_headers";
-pub const DELIVERY_COLS: &str = "id, msg_id, endpoint_id, status, next_attempt_at, created_at";
+pub const DELIVERY_COLS: &str = "id, msg_id, endpoint_id, status, next_attempt_at, created_at, total_attempts";
 pub const TASK_COLS: &str = "id, app_id, endpoint_id, kind, status, data, created_at, updated_at";
 pub const TOKEN_COLS: &str = "id, hash, env, app_id, description, created_at, expires_at";
 
@@ -168,6 +168,7 @@ pub fn delivery(row: &Row) -> rusqlite::Result<DeliveryState> {
         status: status_at(row, 3)?,
         next_attempt_at: row.get::<_, Option<i64>>(4)?.map(from_micros),
         created_at: from_micros(row.get(5)?),
+        total_attempts: row.get(6)?,
     })
 }
 

@@ -852,7 +852,7 @@ impl Store for SqliteStore {
                 q.and("d.status = ?", [Value::Integer(status.code())]);
             }
             q.page("d.msg_id", &page);
-            let rows = q.fetch(c, |r| Ok((rows::delivery(r)?, rows::message_at(r, 6)?)))?;
+            let rows = q.fetch(c, |r| Ok((rows::delivery(r)?, rows::message_at(r, 7)?)))?;
             Ok(page.finish(rows))
         })
         .await

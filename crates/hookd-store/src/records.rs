@@ -92,6 +92,8 @@ pub struct DeliveryState {
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// When the delivery was created.
     pub created_at: DateTime<Utc>,
+    /// Attempts recorded so far (scheduled and manual).
+    pub total_attempts: i64,
 }
 
 /// Filters for message listings.

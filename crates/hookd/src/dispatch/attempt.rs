@@ -53,6 +53,9 @@ impl SendContext {
             }
             return None;
         }
+        if job.message.is_none() && self.is_stale(&job).await {
+            return None;
+        }
         let message = match job.message {
             Some(m) => m,
             None => match self.store.get_message(&d.app_id, &d.msg_id).await {
@@ -109,6 +112,21 @@ impl SendContext {
                 .await;
         }
         Some(record)
+    }
+
+    /// A claimed delivery whose attempt count moved since the claim was read has been attempted
+    /// meanwhile (its previous attempt committed between this claim's read and the in-flight
+    /// check); sending it again would be a duplicate with a stale attempt count.
+    async fn is_stale(&self, job: &Job) -> bool {
+        let d = &job.delivery;
+        match self.store.get_delivery(&d.msg_id, &d.endpoint_id).await {
+            Ok(Some(current)) => current.total_attempts != d.total_attempts,
+            Ok(None) => true, // endpoint or application deleted
+            Err(e) => {
+                tracing::warn!(error = %e, delivery = %d.id, "cannot check delivery; will retry after the lease");
+                true
+            }
+        }
     }
 
     /// The endpoint's own rate, else its application's.

@@ -166,18 +166,22 @@ async fn an_endpoint_that_only_exhausts_for_longer_than_the_threshold_is_disable
     app.create_app("ws_auto").await;
     app.create_endpoint("ws_auto", "/status/503", json!({"uid": "ep"}))
         .await;
-    app.send_message("ws_auto", json!({"eventType": "a.b", "payload": {}}))
+    let first = app
+        .send_message("ws_auto", json!({"eventType": "a.b", "payload": {}}))
         .await;
-    app.wait_recorded(1).await;
+    app.wait_delivery_status("ws_auto", first["id"].as_str().unwrap(), "fail")
+        .await;
     let (_, ep) = app.get("/api/v1/app/ws_auto/endpoint/ep").await;
     assert_eq!(
         ep["disabled"], false,
         "one exhaustion starts the clock, it does not disable"
     );
     app.clock.advance(Duration::from_secs(2 * 3_600));
-    app.send_message("ws_auto", json!({"eventType": "a.b", "payload": {}}))
+    let second = app
+        .send_message("ws_auto", json!({"eventType": "a.b", "payload": {}}))
         .await;
-    app.wait_recorded(2).await;
+    app.wait_delivery_status("ws_auto", second["id"].as_str().unwrap(), "fail")
+        .await;
     let event = wait_operational(&app, "endpoint.disabled").await;
     assert!(event["data"]["failSince"].is_string(), "{event}");
     let (_, ep) = app.get("/api/v1/app/ws_auto/endpoint/ep").await;

@@ -212,6 +212,26 @@ impl TestApp {
             .expect("dispatcher stopped");
     }
 
+    /// Waits (bounded) until the delivery of `msg_id` shows `status_text` (e.g. `fail`); for
+    /// tests where other deliveries (operational webhooks) make attempt counts ambiguous.
+    pub async fn wait_delivery_status(&self, app_uid: &str, msg_id: &str, status_text: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (_, dest) = self.get(&format!("/api/v1/app/{app_uid}/msg/{msg_id}/endpoint")).await;
+            if dest["data"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|e| e["statusText"] == status_text))
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "delivery of {msg_id} never became {status_text}: {dest}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Moves the clock forward and lets the dispatcher look for newly due work.
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
