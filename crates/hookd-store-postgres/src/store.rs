@@ -166,7 +166,7 @@ impl Store for PostgresStore {
         Ok(0)
     }
 
-    async fn wait_for_work(&self) -> StoreResult<()> {
+    async fn listen_for_work(&self) -> StoreResult<()> {
         let mut guard = self.listener.lock().await;
         if guard.is_none() {
             let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
@@ -175,11 +175,21 @@ impl Store for PostgresStore {
             listener.listen(WORK_CHANNEL).await.map_err(map_err)?;
             *guard = Some(listener);
         }
+        Ok(())
+    }
+
+    async fn wait_for_work(&self) -> StoreResult<()> {
+        self.listen_for_work().await?;
+        let mut guard = self.listener.lock().await;
         let schema: String = sqlx::query_scalar("SELECT current_schema()")
             .fetch_one(&self.pool)
             .await
             .map_err(map_err)?;
-        let listener = guard.as_mut().expect("listener was just set");
+        let Some(listener) = guard.as_mut() else {
+            return Err(hookd_store::StoreError::Unavailable(
+                "the LISTEN connection closed".into(),
+            ));
+        };
         loop {
             match listener.recv().await {
                 Ok(n) if n.payload() == schema => return Ok(()),

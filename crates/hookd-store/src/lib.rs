@@ -61,6 +61,12 @@ pub trait Store: Send + Sync + 'static {
         std::future::pending().await
     }
 
+    /// Starts listening for [`Store::wait_for_work`] signals now, so none sent after this
+    /// returns is missed (called once at start, before the API serves). No-op by default.
+    async fn listen_for_work(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     // ----- tokens -----
 
     /// Stores a token (only its hash).

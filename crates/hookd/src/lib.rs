@@ -59,6 +59,9 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
     let released = store.release_stale_leases().await?;
+    if let Err(e) = store.listen_for_work().await {
+        tracing::warn!(error = %e, "cannot listen for other nodes' work; polling only until it can");
+    }
     if released > 0 {
         tracing::info!(released, "resuming deliveries left in flight by the previous run");
     }
