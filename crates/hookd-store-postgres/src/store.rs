@@ -726,6 +726,19 @@ impl Store for PostgresStore {
         Ok(page.finish(rows))
     }
 
+    async fn release_leases(&self, delivery_ids: &[String]) -> StoreResult<()> {
+        if delivery_ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("UPDATE delivery SET lease_until = 0 WHERE id = ANY($1)")
+            .bind(delivery_ids)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        // They are due now for any node.
+        notify_work(&self.pool).await
+    }
+
     async fn park_delivery(&self, delivery_id: &str) -> StoreResult<()> {
         sqlx::query("UPDATE delivery SET parked = TRUE, next_attempt_at = NULL, lease_until = 0 WHERE id = $1")
             .bind(delivery_id)

@@ -557,6 +557,20 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn release_leases(&self, delivery_ids: &[String]) -> StoreResult<()> {
+        let ids = delivery_ids.to_vec();
+        self.write(move |c| {
+            let mut stmt = c
+                .prepare_cached("UPDATE delivery SET lease_until = 0 WHERE id = ?1")
+                .map_err(map_err)?;
+            for id in &ids {
+                stmt.execute([id]).map_err(map_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn park_delivery(&self, delivery_id: &str) -> StoreResult<()> {
         let id = delivery_id.to_string();
         self.write(move |c| {

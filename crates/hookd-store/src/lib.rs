@@ -161,6 +161,9 @@ pub trait Store: Send + Sync + 'static {
         page: &PageRequest,
     ) -> StoreResult<Page<(DeliveryState, Message)>>;
 
+    /// Gives back the leases of deliveries this process claimed but will not attempt (it is
+    /// shutting down), so any node can send them at once instead of after the lease.
+    async fn release_leases(&self, delivery_ids: &[String]) -> StoreResult<()>;
     /// Keeps a leased delivery without a due time (its endpoint is disabled), releasing the lease.
     async fn park_delivery(&self, delivery_id: &str) -> StoreResult<()>;
     /// Makes every parked delivery of an endpoint due at `now` (it was enabled again).

@@ -170,6 +170,30 @@ pub async fn claimed_delivery_is_claimed_again_once_its_lease_expires(store: &dy
     assert_eq!(claim(store, 59, 90).await, Vec::<String>::new());
 }
 
+/// Released leases (a node shutting down) make those deliveries claimable at once, and only
+/// those.
+pub async fn released_leases_make_deliveries_claimable_at_once(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (_, given_back) = send(store, &mut g, &ep, 0).await;
+    let (_, kept) = send(store, &mut g, &ep, 0).await;
+    let mut claimed = claim(store, 1, 300).await;
+    claimed.sort();
+    let mut both = vec![given_back.id.clone(), kept.id.clone()];
+    both.sort();
+    assert_eq!(claimed, both);
+    store
+        .release_leases(std::slice::from_ref(&given_back.id))
+        .await
+        .expect("release");
+    store.release_leases(&[]).await.expect("releasing nothing is fine");
+    assert_eq!(
+        claim(store, 2, 300).await,
+        vec![given_back.id.clone()],
+        "only the released one"
+    );
+}
+
 /// A delivery handed straight to the local dispatcher (created leased) is left alone by pollers
 /// until that lease ends.
 pub async fn delivery_created_with_a_lease_is_not_claimed_before_the_lease_ends(store: &dyn Store) {

@@ -8,6 +8,7 @@ use hookd_core::model::{Endpoint, Environment, MessageStatus, TriggerType};
 use hookd_core::retry::RetryPolicy;
 use hookd_store::{AttemptRecord, Store};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use super::guard::{Gate, Guards};
 use super::{record, send, Job};
@@ -30,13 +31,15 @@ pub(super) struct SendContext {
     pub guards: Arc<Guards>,
     pub notifier: Notifier,
     pub disable_after: chrono::Duration,
+    /// Deliveries claimed but given up because of a shutdown; their leases are released.
+    pub unsent: std::sync::Mutex<Vec<String>>,
 }
 
 impl SendContext {
     /// Attempts one delivery; `None` when there is nothing to record (the endpoint or
     /// application is gone, the delivery was parked or deferred, or a read failed and the lease
     /// will bring it back).
-    pub async fn attempt(&self, job: Job, global: &Semaphore) -> Option<AttemptRecord> {
+    pub async fn attempt(&self, job: Job, global: &Semaphore, stop: &CancellationToken) -> Option<AttemptRecord> {
         let d = &job.delivery;
         let endpoint = match self.endpoints.get(&d.app_id, &d.endpoint_id).await {
             Ok(Some(e)) => e,
@@ -76,21 +79,29 @@ impl SendContext {
             }
         }
         let wait = self.guards.pace(&endpoint.id, self.throttle_rate(&endpoint).await);
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        let started = self.clock.now();
-        let result = {
-            let _slot = global.acquire().await.ok()?;
-            match &message.payload {
-                Some(payload) => {
-                    self.sender
-                        .send(&endpoint, &message.id, payload, d.total_attempts + 1, started)
-                        .await
-                }
-                None => send::SendResult::not_sent("the message payload has expired; nothing was sent"),
-            }
+        // Waiting for pacing or a global slot ends with a shutdown: the delivery is given back.
+        let slot = tokio::select! {
+            biased;
+            _ = stop.cancelled() => None,
+            slot = async {
+                tokio::time::sleep(wait).await;
+                global.acquire().await.ok()
+            } => slot,
         };
+        let Some(slot) = slot else {
+            self.unsent(d.id.clone());
+            return None;
+        };
+        let started = self.clock.now();
+        let result = match &message.payload {
+            Some(payload) => {
+                self.sender
+                    .send(&endpoint, &message.id, payload, d.total_attempts + 1, started)
+                    .await
+            }
+            None => send::SendResult::not_sent("the message payload has expired; nothing was sent"),
+        };
+        drop(slot); // the global slot covers the request only
         self.guards.record(&endpoint.id, result.outcome.is_success(), started);
         let record = record::build(
             d,
@@ -127,6 +138,16 @@ impl SendContext {
                 true
             }
         }
+    }
+
+    /// Notes a delivery that will not be attempted by this process.
+    pub fn unsent(&self, delivery_id: String) {
+        self.unsent.lock().expect("unsent list poisoned").push(delivery_id);
+    }
+
+    /// The deliveries noted by [`SendContext::unsent`].
+    pub fn take_unsent(&self) -> Vec<String> {
+        std::mem::take(&mut *self.unsent.lock().expect("unsent list poisoned"))
     }
 
     /// The endpoint's own rate, else its application's.

@@ -213,6 +213,7 @@ impl Worker {
             guards: self.guards.clone(),
             notifier: self.notifier.clone(),
             disable_after: self.disable_after,
+            unsent: Mutex::new(Vec::new()),
         });
         loop {
             let job = tokio::select! {
@@ -229,20 +230,33 @@ impl Worker {
             }
             // Bound the deliveries held in memory: while the backlog is full the channel fills
             // up, the API stops handing work over, and the rest waits in the database.
-            let Ok(backlog) = self.backlog.clone().acquire_owned().await else {
-                break;
+            let backlog = tokio::select! {
+                _ = shutdown.cancelled() => {
+                    ctx.unsent(job.delivery.id);
+                    break;
+                }
+                permit = self.backlog.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
             };
             let endpoint_slot = self.endpoint_semaphore(&job.delivery.endpoint_id);
             let global = self.global.clone();
             let ctx = ctx.clone();
             let in_flight = self.in_flight.clone();
+            let stop = shutdown.clone();
             tracker.spawn(async move {
                 let delivery_id = job.delivery.id.clone();
                 // The endpoint's slot first: deliveries queued behind a slow endpoint wait here
-                // without holding a global slot (the attempt takes one only to send).
-                let record = match endpoint_slot.acquire_owned().await {
-                    Ok(_ep) => ctx.attempt(job, &global).await,
-                    Err(_) => None,
+                // without holding a global slot (the attempt takes one only to send). A shutdown
+                // while waiting gives the delivery back instead of sending it.
+                let record = tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => {
+                        ctx.unsent(delivery_id.clone());
+                        None
+                    }
+                    slot = endpoint_slot.acquire_owned() => match slot {
+                        Ok(_ep) => ctx.attempt(job, &global, &stop).await,
+                        Err(_) => None,
+                    },
                 };
                 // Slots are released before the record is queued: a slow database must not
                 // hold up sending. The delivery stays marked in flight until its record is
@@ -254,9 +268,22 @@ impl Worker {
                 drop(backlog);
             });
         }
+        // Shutting down: stop taking work, let requests already sent finish (each is bounded by
+        // the request timeout) and be recorded, and give back every delivery not yet sent.
+        self.rx.close();
+        while let Ok(job) = self.rx.try_recv() {
+            ctx.unsent(job.delivery.id);
+        }
         let _ = poller.await;
         tracker.close();
         tracker.wait().await;
+        let unsent = ctx.take_unsent();
+        if !unsent.is_empty() {
+            match self.store.release_leases(&unsent).await {
+                Ok(()) => tracing::info!(released = unsent.len(), "gave back deliveries not sent before shutdown"),
+                Err(e) => tracing::warn!(error = %e, "cannot release leases at shutdown; they expire on their own"),
+            }
+        }
         drop(ctx);
         let _ = record_task.await;
     }

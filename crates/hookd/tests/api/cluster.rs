@@ -214,3 +214,53 @@ async fn an_idle_node_is_woken_at_once_by_work_another_node_makes_due() {
     assert_eq!(got[1].header("webhook-id"), msg["id"].as_str());
     other.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shutdown_gives_back_unsent_deliveries_so_another_node_sends_them_at_once() {
+    let Ok(url) = std::env::var("HOOKD_TEST_POSTGRES_URL") else {
+        eprintln!("HOOKD_TEST_POSTGRES_URL is not set; the shutdown hand-over test was not run");
+        return;
+    };
+    let schema = TestSchema::create(&url).await;
+    let first = crate::helpers::TestApp::spawn_on_postgres(&schema, |c| c.delivery.endpoint_concurrency = 1).await;
+    first.create_app("ws_drain").await;
+    first.create_endpoint("ws_drain", "/slow/300", json!({})).await;
+    for i in 0..10 {
+        first
+            .send_message("ws_drain", json!({"eventType": "a.b", "payload": {"i": i}}))
+            .await;
+    }
+    let receiver = first.receiver.clone();
+    // One request is being sent (one at a time to this endpoint), the rest wait behind it.
+    receiver.wait_for(1, |r| r.path == "/slow/300").await;
+    first.stop().await;
+    let after_stop = receiver.requests().len();
+    assert!(after_stop <= 2, "a shutdown sends nothing new: {after_stop} requests");
+
+    // Another node on the same database takes over at once: with the default 5-minute lease,
+    // only given-back leases make that possible within the test's wait.
+    let second = crate::helpers::TestApp::spawn_on_postgres(&schema, |_| {}).await;
+    let deadline = tokio::time::Instant::now() + crate::helpers::WAIT;
+    loop {
+        let ids: HashSet<String> = receiver
+            .requests()
+            .iter()
+            .filter_map(|r| r.header("webhook-id").map(String::from))
+            .collect();
+        if ids.len() == 10 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of 10 messages delivered after the hand-over",
+            ids.len()
+        );
+        receiver.changed(Duration::from_millis(200)).await;
+    }
+    let total = receiver.requests().len();
+    assert!(
+        total <= 11,
+        "at most the one in-flight request is repeated: {total} requests for 10 messages"
+    );
+    drop(second);
+}

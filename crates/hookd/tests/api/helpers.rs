@@ -37,6 +37,7 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// Delivery engine handle.
     pub dispatcher: Dispatcher,
+    server: Option<hookd::Server>,
     /// The database, for setting up what the API cannot (tokens).
     pub store: Arc<dyn Store>,
     _schema: Option<hookd_store_postgres::testing::TestSchema>,
@@ -120,7 +121,8 @@ impl TestApp {
             client: reqwest::Client::new(),
             receiver,
             clock,
-            dispatcher: server.dispatcher,
+            dispatcher: server.dispatcher.clone(),
+            server: Some(server),
             store,
             _schema: schema,
             shutdown,
@@ -152,6 +154,14 @@ impl TestApp {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
         (status, value)
+    }
+
+    /// Shuts hookd down as SIGTERM does and waits until it has stopped.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.wait().await.expect("clean shutdown");
+        }
     }
 
     /// The time hookd sees now.
