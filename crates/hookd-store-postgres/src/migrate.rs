@@ -18,7 +18,10 @@ use sqlx::PgPool;
 use crate::map_err;
 
 /// Every migration, in order, as `(version, SQL)`.
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_initial.sql")),
+    (2, include_str!("../migrations/0002_payload_expiry.sql")),
+];
 
 /// First key of the advisory lock the runner takes (an arbitrary constant, "hook" in ASCII),
 /// so it cannot collide with locks the application or other software take in the same database.

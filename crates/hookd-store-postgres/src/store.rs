@@ -726,6 +726,40 @@ impl Store for PostgresStore {
         Ok(page.finish(rows))
     }
 
+    async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE message SET payload = NULL WHERE app_id = $1 AND id = $2")
+            .bind(app_id)
+            .bind(msg_id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        expect_one(done.rows_affected())
+    }
+
+    async fn expunge_attempt_content(&self, msg_id: &str, attempt_id: &str) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE attempt SET response = 'EXPUNGED' WHERE msg_id = $1 AND id = $2")
+            .bind(msg_id)
+            .bind(attempt_id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        expect_one(done.rows_affected())
+    }
+
+    async fn expire_payloads(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
+        // SKIP LOCKED: nodes running the expiry at once split the work instead of waiting.
+        let done = sqlx::query(
+            "UPDATE message SET payload = NULL WHERE id IN \
+             (SELECT id FROM message WHERE expires_at <= $1 AND payload IS NOT NULL LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(micros(now))
+        .bind(limit as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn release_leases(&self, delivery_ids: &[String]) -> StoreResult<()> {
         if delivery_ids.is_empty() {
             return Ok(());

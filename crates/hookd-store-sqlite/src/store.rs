@@ -557,6 +557,47 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> StoreResult<()> {
+        let (app_id, msg_id) = (app_id.to_string(), msg_id.to_string());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE message SET payload = NULL WHERE app_id = ?1 AND id = ?2",
+                    params![app_id, msg_id],
+                )
+                .map_err(map_err)?;
+            expect_one(n)
+        })
+        .await
+    }
+
+    async fn expunge_attempt_content(&self, msg_id: &str, attempt_id: &str) -> StoreResult<()> {
+        let (msg_id, attempt_id) = (msg_id.to_string(), attempt_id.to_string());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE attempt SET response = 'EXPUNGED' WHERE msg_id = ?1 AND id = ?2",
+                    params![msg_id, attempt_id],
+                )
+                .map_err(map_err)?;
+            expect_one(n)
+        })
+        .await
+    }
+
+    async fn expire_payloads(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
+        self.write(move |c| {
+            c.execute(
+                "UPDATE message SET payload = NULL WHERE id IN \
+                 (SELECT id FROM message WHERE expires_at <= ?1 AND payload IS NOT NULL LIMIT ?2)",
+                params![micros(now), limit as i64],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+
     async fn release_leases(&self, delivery_ids: &[String]) -> StoreResult<()> {
         let ids = delivery_ids.to_vec();
         self.write(move |c| {

@@ -133,6 +133,14 @@ pub trait Store: Send + Sync + 'static {
         page: &PageRequest,
     ) -> StoreResult<Page<Message>>;
 
+    /// Removes a message's payload (it then reads as expired); `NotFound` for an unknown message.
+    async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> StoreResult<()>;
+    /// Replaces an attempt's stored response body with `EXPUNGED`; `NotFound` if unknown.
+    async fn expunge_attempt_content(&self, msg_id: &str, attempt_id: &str) -> StoreResult<()>;
+    /// Removes the payloads of up to `limit` messages whose retention ended by `now`; returns
+    /// how many (callers repeat until it is less than `limit`).
+    async fn expire_payloads(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64>;
+
     /// Leases up to `limit` due deliveries until `lease_until`.
     async fn claim_due(
         &self,

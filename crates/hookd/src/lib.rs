@@ -12,6 +12,7 @@
 //! - [`dispatch`]: claim → sign → send → record, with bounded concurrency.
 //! - [`auth`]: API tokens (generated, hashed, checked).
 //! - [`operational`]: operational webhooks (hookd reporting on its own deliveries).
+//! - [`retention`]: removes payloads whose retention period has ended.
 //! - [`cli`]: one module per subcommand.
 //!
 //! Libraries never bind sockets or read the environment: [`serve`] takes a bound listener, a
@@ -25,6 +26,7 @@ pub mod config;
 pub mod dispatch;
 pub mod operational;
 pub mod ops;
+pub mod retention;
 pub mod state;
 
 use std::sync::Arc;
@@ -83,6 +85,7 @@ pub async fn start(
         caches.clone(),
         notifier.clone(),
     )?;
+    let (store_for_retention, clock_for_retention) = (store.clone(), clock.clone());
     let state = state::AppState::new(config, store, clock, dispatcher.clone(), caches, notifier);
     if let Some(rx) = operational_rx {
         tokio::spawn(operational::run(state.clone(), rx));
@@ -92,6 +95,11 @@ pub async fn start(
     let task = tokio::spawn(async move {
         let tracker = tokio_util::task::TaskTracker::new();
         tracker.spawn(worker.run(shutdown.clone()));
+        tracker.spawn(retention::run(
+            store_for_retention,
+            clock_for_retention,
+            shutdown.clone(),
+        ));
         let token = shutdown.clone();
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { token.cancelled().await })

@@ -147,6 +147,7 @@ macro_rules! store_conformance_tests {
             claim_due_leases_only_deliveries_that_are_due_and_unleased,
             claimed_delivery_is_claimed_again_once_its_lease_expires,
             released_leases_make_deliveries_claimable_at_once,
+            payloads_expire_in_batches_and_expunges_remove_content,
             delivery_created_with_a_lease_is_not_claimed_before_the_lease_ends,
             claim_due_takes_the_longest_overdue_first_up_to_the_limit,
             concurrent_claims_never_hand_out_the_same_delivery,

@@ -194,6 +194,79 @@ pub async fn released_leases_make_deliveries_claimable_at_once(store: &dyn Store
     );
 }
 
+/// Payloads whose retention ended are removed in batches; messages stay; expunges remove one
+/// payload or one attempt response on demand.
+pub async fn payloads_expire_in_batches_and_expunges_remove_content(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let mut ids = Vec::new();
+    for t in 0..3 {
+        let mut msg = g.message(&ep.app_id, "user.created", at(t));
+        msg.expires_at = at(100 + t);
+        store.create_message(&msg, &[]).await.unwrap();
+        ids.push(msg.id);
+    }
+    assert_eq!(
+        store.expire_payloads(at(99), 10).await.unwrap(),
+        0,
+        "nothing has expired yet"
+    );
+    assert_eq!(
+        store.expire_payloads(at(101), 1).await.unwrap(),
+        1,
+        "at most the batch size"
+    );
+    assert_eq!(store.expire_payloads(at(101), 10).await.unwrap(), 1);
+    assert_eq!(
+        store.expire_payloads(at(101), 10).await.unwrap(),
+        0,
+        "expired payloads are not counted twice"
+    );
+    let app_id = ep.app_id.clone();
+    let payload = |id: String| {
+        let app_id = app_id.clone();
+        async move {
+            store
+                .get_message(&app_id, &id)
+                .await
+                .unwrap()
+                .expect("message kept")
+                .payload
+        }
+    };
+    assert_eq!(payload(ids[0].clone()).await, None);
+    assert_eq!(payload(ids[1].clone()).await, None);
+    assert!(payload(ids[2].clone()).await.is_some());
+
+    store
+        .expunge_message_content(&ep.app_id, &ids[2])
+        .await
+        .expect("expunge");
+    assert_eq!(payload(ids[2].clone()).await, None);
+    assert!(matches!(
+        store.expunge_message_content(&ep.app_id, "msg_unknown").await,
+        Err(StoreError::NotFound)
+    ));
+
+    let (_, d) = send(store, &mut g, &ep, 10).await;
+    let outcome = g.outcome(&d, at(11), 500, Fail, None);
+    store.record_attempts(slice::from_ref(&outcome)).await.unwrap();
+    store
+        .expunge_attempt_content(&d.msg_id, &outcome.attempt.id)
+        .await
+        .expect("expunge attempt");
+    let attempt = store
+        .get_attempt(&d.msg_id, &outcome.attempt.id)
+        .await
+        .unwrap()
+        .expect("attempt kept");
+    assert_eq!(attempt.response, "EXPUNGED");
+    assert!(matches!(
+        store.expunge_attempt_content(&d.msg_id, "atmpt_unknown").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 /// A delivery handed straight to the local dispatcher (created leased) is left alone by pollers
 /// until that lease ends.
 pub async fn delivery_created_with_a_lease_is_not_claimed_before_the_lease_ends(store: &dyn Store) {

@@ -22,6 +22,10 @@ pub fn router() -> Router<AppState> {
         .route("/app/{app_id}/attempt/msg/{msg_id}", get(by_message))
         .route("/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", get(one))
         .route("/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/headers", get(headers))
+        .route(
+            "/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content",
+            axum::routing::delete(expunge_response),
+        )
         .route("/app/{app_id}/msg/{msg_id}/endpoint", get(destinations))
         .route("/app/{app_id}/endpoint/{endpoint_id}/msg", get(attempted_messages))
         .route("/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", post(resend))
@@ -175,4 +179,18 @@ async fn resend(
     let endpoint = endpoints::get_endpoint(&s, &app, &ep).await?;
     ops::resend(&s, &app, &message, &endpoint).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({}))))
+}
+
+/// Replaces the stored response body with `EXPUNGED`; 204.
+async fn expunge_response(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    let app = app_for(&s, &caller, &app_id).await?;
+    let message = messages::get_message(&s, &app, &msg_id).await?;
+    let attempt = ops::get_attempt(&s, &message, &attempt_id).await?;
+    s.store.expunge_attempt_content(&message.id, &attempt.id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

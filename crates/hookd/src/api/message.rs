@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::{Json, Router};
 use hookd_store::MessageFilter;
 
@@ -16,6 +16,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/app/{app_id}/msg", get(list).post(create))
         .route("/app/{app_id}/msg/{msg_id}", get(fetch))
+        .route("/app/{app_id}/msg/{msg_id}/content", delete(expunge))
 }
 
 /// Filters shared by the message and attempted-message listings.
@@ -74,4 +75,16 @@ async fn fetch(
         ops::get_message(&s, &app, &msg_id).await?,
         with_content,
     )))
+}
+
+/// Removes the payload now; 204.
+async fn expunge(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((app_id, msg_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    let app = app_for(&s, &caller, &app_id).await?;
+    ops::expunge_content(&s, &app, &msg_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

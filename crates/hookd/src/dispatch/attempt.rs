@@ -103,7 +103,7 @@ impl SendContext {
         };
         drop(slot); // the global slot covers the request only
         self.guards.record(&endpoint.id, result.outcome.is_success(), started);
-        let record = record::build(
+        let mut record = record::build(
             d,
             &endpoint,
             &message,
@@ -112,6 +112,11 @@ impl SendContext {
             &self.policy,
             &mut rand::thread_rng(),
         );
+        if message.payload.is_none() {
+            // Nothing left to send, ever: end the delivery now rather than retrying nothing.
+            record.next_attempt_at = None;
+            record.delivery_status = MessageStatus::Fail;
+        }
         if record.park {
             // Re-read: the cached copy may be seconds old and must not undo a recent edit.
             if let Ok(Some(fresh)) = self.store.get_endpoint(&endpoint.app_id, &endpoint.id).await {

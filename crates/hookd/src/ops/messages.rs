@@ -168,6 +168,12 @@ pub async fn publish(state: &AppState, app: &Application, input: MessageIn, only
     Ok(message)
 }
 
+/// Removes a message's payload at once (it then reads as expired).
+pub async fn expunge_content(state: &AppState, app: &Application, key: &str) -> OpsResult<()> {
+    let message = get_message(state, app, key).await?;
+    Ok(state.store.expunge_message_content(&app.id, &message.id).await?)
+}
+
 /// A message by id or event id.
 pub async fn get_message(state: &AppState, app: &Application, key: &str) -> OpsResult<Message> {
     state

@@ -19,4 +19,5 @@ mod lifecycle;
 mod messages;
 mod outage;
 mod replay;
+mod retention;
 mod ssrf;
