@@ -212,3 +212,20 @@ async fn list_filters_by_event_types_channel_and_time_newest_first() {
     assert_eq!(body["data"][0]["payload"], json!({}));
     assert_eq!(body["done"], false);
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_with_413_in_svix_shape() {
+    let app = TestApp::spawn_with(|c| c.api.max_body_bytes = 64 * 1024).await;
+    app.create_app("ws_big").await;
+    let big = "x".repeat(100 * 1024);
+    let (status, body) = app
+        .post(
+            "/api/v1/app/ws_big/msg",
+            json!({"eventType": "a.b", "payload": {"blob": big}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["code"], "payload_too_large");
+    let (_, list) = app.get("/api/v1/app/ws_big/msg").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0, "nothing was stored");
+}
