@@ -1003,20 +1003,28 @@ impl Store for PostgresStore {
         Ok(state)
     }
 
-    async fn idempotency_complete(&self, key: &str, status: u16, body: &[u8]) -> StoreResult<()> {
-        sqlx::query("UPDATE idempotency SET status = $2, body = $3 WHERE key = $1")
+    async fn idempotency_complete(
+        &self,
+        key: &str,
+        claimed_at: DateTime<Utc>,
+        status: u16,
+        body: &[u8],
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE idempotency SET status = $2, body = $3 WHERE key = $1 AND status = 0 AND created_at = $4")
             .bind(key)
             .bind(i32::from(status))
             .bind(body)
+            .bind(micros(claimed_at))
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
         Ok(())
     }
 
-    async fn idempotency_release(&self, key: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM idempotency WHERE key = $1 AND status = 0")
+    async fn idempotency_release(&self, key: &str, claimed_at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("DELETE FROM idempotency WHERE key = $1 AND status = 0 AND created_at = $2")
             .bind(key)
+            .bind(micros(claimed_at))
             .execute(&self.pool)
             .await
             .map_err(map_err)?;

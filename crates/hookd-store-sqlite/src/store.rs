@@ -840,12 +840,18 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn idempotency_complete(&self, key: &str, status: u16, body: &[u8]) -> StoreResult<()> {
+    async fn idempotency_complete(
+        &self,
+        key: &str,
+        claimed_at: DateTime<Utc>,
+        status: u16,
+        body: &[u8],
+    ) -> StoreResult<()> {
         let (key, body) = (key.to_string(), body.to_vec());
         self.write(move |c| {
             c.execute(
-                "UPDATE idempotency SET status = ?2, body = ?3 WHERE key = ?1",
-                params![key, status, body],
+                "UPDATE idempotency SET status = ?2, body = ?3 WHERE key = ?1 AND status = 0 AND created_at = ?4",
+                params![key, status, body, micros(claimed_at)],
             )
             .map_err(map_err)?;
             Ok(())
@@ -853,11 +859,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn idempotency_release(&self, key: &str) -> StoreResult<()> {
+    async fn idempotency_release(&self, key: &str, claimed_at: DateTime<Utc>) -> StoreResult<()> {
         let key = key.to_string();
         self.write(move |c| {
-            c.execute("DELETE FROM idempotency WHERE key = ?1 AND status = 0", [key])
-                .map_err(map_err)?;
+            c.execute(
+                "DELETE FROM idempotency WHERE key = ?1 AND status = 0 AND created_at = ?2",
+                params![key, micros(claimed_at)],
+            )
+            .map_err(map_err)?;
             Ok(())
         })
         .await

@@ -238,10 +238,18 @@ pub trait Store: Send + Sync + 'static {
         stale_before: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<IdempotencyState>;
-    /// Stores the response of a request that claimed `key`.
-    async fn idempotency_complete(&self, key: &str, status: u16, body: &[u8]) -> StoreResult<()>;
-    /// Gives up a claim (the request failed), so the key can be used again.
-    async fn idempotency_release(&self, key: &str) -> StoreResult<()>;
+    /// Stores the response of the request that claimed `key` at `claimed_at` (the `now` of its
+    /// `idempotency_begin`). A claim taken over since (it had gone stale) is left alone.
+    async fn idempotency_complete(
+        &self,
+        key: &str,
+        claimed_at: DateTime<Utc>,
+        status: u16,
+        body: &[u8],
+    ) -> StoreResult<()>;
+    /// Gives up the claim made at `claimed_at` (the request failed), so the key can be used
+    /// again; a completed key, or a claim taken over since, is left alone.
+    async fn idempotency_release(&self, key: &str, claimed_at: DateTime<Utc>) -> StoreResult<()>;
 
     // ----- attempts -----
 

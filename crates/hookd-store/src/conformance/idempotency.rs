@@ -43,9 +43,15 @@ pub async fn idempotency_key_is_in_progress_until_its_claim_goes_stale(store: &d
 pub async fn completed_idempotency_key_replays_its_response_until_it_expires(store: &dyn Store) {
     let body = br#"{"id":"app_1","name":"Acme"}"#;
     assert_eq!(begin(store, "create", 0, -60, 1000).await, Started);
-    store.idempotency_complete("create", 201, body).await.expect("complete");
+    store
+        .idempotency_complete("create", at(0), 201, body)
+        .await
+        .expect("complete");
     assert_eq!(begin(store, "empty", 0, -60, 1000).await, Started);
-    store.idempotency_complete("empty", 204, b"").await.expect("complete");
+    store
+        .idempotency_complete("empty", at(0), 204, b"")
+        .await
+        .expect("complete");
 
     assert_eq!(begin(store, "create", 10, -50, 10 + DAY).await, completed(201, body));
     assert_eq!(begin(store, "create", 999, 939, 999 + DAY).await, completed(201, body));
@@ -53,7 +59,10 @@ pub async fn completed_idempotency_key_replays_its_response_until_it_expires(sto
 
     assert_eq!(begin(store, "create", 1001, 941, 1001 + DAY).await, Started);
     assert_eq!(begin(store, "create", 1002, 942, 1002 + DAY).await, InProgress);
-    store.idempotency_complete("create", 200, b"second").await.unwrap();
+    store
+        .idempotency_complete("create", at(1001), 200, b"second")
+        .await
+        .unwrap();
     assert_eq!(
         begin(store, "create", 1003, 943, 1003 + DAY).await,
         completed(200, b"second")
@@ -64,13 +73,16 @@ pub async fn completed_idempotency_key_replays_its_response_until_it_expires(sto
 /// releasing never drops a completed response, nor fails for a key that is not held.
 pub async fn released_idempotency_key_starts_again_but_a_completed_one_is_kept(store: &dyn Store) {
     assert_eq!(begin(store, "retry", 0, -60, DAY).await, Started);
-    store.idempotency_release("retry").await.expect("release");
+    store.idempotency_release("retry", at(0)).await.expect("release");
     assert_eq!(begin(store, "retry", 1, -59, 1 + DAY).await, Started);
     assert_eq!(begin(store, "retry", 2, -58, 2 + DAY).await, InProgress);
 
-    store.idempotency_complete("retry", 202, b"accepted").await.unwrap();
     store
-        .idempotency_release("retry")
+        .idempotency_complete("retry", at(1), 202, b"accepted")
+        .await
+        .unwrap();
+    store
+        .idempotency_release("retry", at(1))
         .await
         .expect("release after completion");
     assert_eq!(
@@ -78,8 +90,27 @@ pub async fn released_idempotency_key_starts_again_but_a_completed_one_is_kept(s
         completed(202, b"accepted")
     );
     store
-        .idempotency_release("never-begun")
+        .idempotency_release("never-begun", at(0))
         .await
         .expect("release of an unknown key");
     assert_eq!(begin(store, "never-begun", 4, -56, 4 + DAY).await, Started);
+}
+
+/// A claim taken over after going stale belongs to the newcomer: the old owner's late release
+/// or completion changes nothing, the newcomer's own does.
+pub async fn a_stale_owners_late_release_or_completion_leaves_the_new_claim_alone(store: &dyn Store) {
+    assert_eq!(begin(store, "slow", 0, -60, DAY).await, Started);
+    assert_eq!(begin(store, "slow", 100, 1, 100 + DAY).await, Started, "taken over");
+    store.idempotency_release("slow", at(0)).await.expect("late release");
+    assert_eq!(begin(store, "slow", 101, 41, 101 + DAY).await, InProgress);
+    store
+        .idempotency_complete("slow", at(0), 500, b"stale")
+        .await
+        .expect("late completion");
+    assert_eq!(begin(store, "slow", 102, 42, 102 + DAY).await, InProgress);
+    store
+        .idempotency_complete("slow", at(100), 201, b"fresh")
+        .await
+        .expect("completion");
+    assert_eq!(begin(store, "slow", 103, 43, 103 + DAY).await, completed(201, b"fresh"));
 }

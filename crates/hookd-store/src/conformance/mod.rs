@@ -180,6 +180,7 @@ macro_rules! store_conformance_tests {
             idempotency_key_is_in_progress_until_its_claim_goes_stale,
             completed_idempotency_key_replays_its_response_until_it_expires,
             released_idempotency_key_starts_again_but_a_completed_one_is_kept,
+            a_stale_owners_late_release_or_completion_leaves_the_new_claim_alone,
             $($extra,)*
         );
     };

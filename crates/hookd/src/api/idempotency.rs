@@ -61,14 +61,14 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     let scope: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
 
     let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
-    loop {
+    let claimed_at = loop {
         let now = state.clock.now();
         match state
             .store
             .idempotency_begin(&scope, now, now - STALE_AFTER, now + RETENTION)
             .await
         {
-            Ok(IdempotencyState::Started) => break,
+            Ok(IdempotencyState::Started) => break now,
             Ok(IdempotencyState::Completed { status, body }) => return replay(status, body),
             Ok(IdempotencyState::InProgress) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(25)).await;
@@ -82,11 +82,11 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             }
             Err(e) => return ApiError::from(e).into_response(),
         }
-    }
+    };
 
     let response = next.run(req).await;
     if !response.status().is_success() {
-        if let Err(e) = state.store.idempotency_release(&scope).await {
+        if let Err(e) = state.store.idempotency_release(&scope, claimed_at).await {
             tracing::warn!(error = %e, "cannot release idempotency key");
         }
         return response;
@@ -98,7 +98,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     };
     if let Err(e) = state
         .store
-        .idempotency_complete(&scope, parts.status.as_u16(), &bytes)
+        .idempotency_complete(&scope, claimed_at, parts.status.as_u16(), &bytes)
         .await
     {
         // The work is done and committed; failing to remember it only weakens a later replay.
