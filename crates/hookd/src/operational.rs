@@ -134,12 +134,7 @@ pub async fn run(state: AppState, mut rx: mpsc::Receiver<OpEvent>) {
 }
 
 async fn app_uid(state: &AppState, app_id: &str) -> Option<String> {
-    for env in [Environment::Live, Environment::Test] {
-        if let Ok(Some(app)) = state.apps.get(env, app_id).await {
-            return app.uid;
-        }
-    }
-    None
+    state.apps.by_id(app_id).await.ok().flatten().and_then(|app| app.uid)
 }
 
 /// Creates (or brings up to date) the internal application and its endpoint from the config.

@@ -187,6 +187,29 @@ impl AppCache {
         Ok(found)
     }
 
+    /// The application with id `app_id`, whatever its environment (for workers, which know
+    /// the id but not the environment). Every environment's cache entry is checked before the
+    /// database, so a hit costs no query whichever environment the application is in.
+    pub async fn by_id(&self, app_id: &str) -> StoreResult<Option<Application>> {
+        const ENVS: [Environment; 2] = [Environment::Live, Environment::Test];
+        {
+            let entries = self.entries.read().expect("cache poisoned");
+            for env in ENVS {
+                if let Some((at, app)) = entries.get(&(env, app_id.to_string())) {
+                    if at.elapsed() < self.ttl {
+                        return Ok(Some(app.clone()));
+                    }
+                }
+            }
+        }
+        for env in ENVS {
+            if let Some(app) = self.get(env, app_id).await? {
+                return Ok(Some(app));
+            }
+        }
+        Ok(None)
+    }
+
     /// Forgets everything after an application was changed or deleted.
     pub fn invalidate(&self) {
         self.entries.write().expect("cache poisoned").clear();

@@ -12,7 +12,7 @@ use super::dto::{AttemptOut, EndpointMessageOut, ListResponse, MessageEndpointOu
 use super::error::ApiError;
 use super::extract::{Caller, Query};
 use super::message::message_filter;
-use super::{app_for, ApiResult};
+use super::{app_for, endpoint_for, ApiResult};
 use crate::ops::{attempts as ops, endpoints, messages};
 use crate::state::AppState;
 
@@ -66,8 +66,7 @@ async fn by_endpoint(
     Path((app_id, ep)): Path<(String, String)>,
     q: Query,
 ) -> ApiResult<Json<ListResponse<AttemptOut>>> {
-    let app = app_for(&s, &caller, &app_id).await?;
-    let endpoint = endpoints::get_endpoint(&s, &app, &ep).await?;
+    let (app, endpoint) = endpoint_for(&s, &caller, &app_id, &ep).await?;
     let filter = AttemptFilter {
         endpoint_id: Some(endpoint.id),
         ..attempt_filter(&q, &app.id)?
@@ -151,8 +150,7 @@ async fn attempted_messages(
     Path((app_id, ep)): Path<(String, String)>,
     q: Query,
 ) -> ApiResult<Json<ListResponse<EndpointMessageOut>>> {
-    let app = app_for(&s, &caller, &app_id).await?;
-    let endpoint = endpoints::get_endpoint(&s, &app, &ep).await?;
+    let (_, endpoint) = endpoint_for(&s, &caller, &app_id, &ep).await?;
     let with_content = q.bool("with_content", true)?;
     let filter = hookd_store::MessageFilter {
         status: status_param(&q)?,

@@ -37,13 +37,16 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     if req.method() != Method::POST {
         return next.run(req).await;
     }
-    let (Some(key), Some(auth)) = (header(&req, "idempotency-key"), req.headers().get(AUTHORIZATION)) else {
+    let (Some(raw_key), Some(auth)) = (req.headers().get("idempotency-key"), req.headers().get(AUTHORIZATION)) else {
         return next.run(req).await;
     };
+    // A key that cannot be read is refused, not ignored: ignoring it would silently drop the
+    // protection the client asked for.
+    let key = raw_key.to_str().map(str::trim).unwrap_or("");
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return ApiError::BadRequest {
             code: "invalid_idempotency_key",
-            detail: format!("idempotency-key must be 1 to {MAX_KEY_LEN} characters"),
+            detail: format!("idempotency-key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
         }
         .into_response();
     }
@@ -105,10 +108,6 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         tracing::warn!(error = %e, "cannot store idempotent response");
     }
     Response::from_parts(parts, Body::from(bytes))
-}
-
-fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
 fn replay(status: u16, body: Vec<u8>) -> Response {

@@ -64,3 +64,15 @@ pub(crate) async fn app_for(state: &AppState, caller: &Caller, key: &str) -> Api
     }
     Ok(app)
 }
+
+/// Resolves the application and the endpoint in the path (ids or uids).
+pub(crate) async fn endpoint_for(
+    state: &AppState,
+    caller: &Caller,
+    app_key: &str,
+    endpoint_key: &str,
+) -> ApiResult<(hookd_core::model::Application, hookd_core::model::Endpoint)> {
+    let app = app_for(state, caller, app_key).await?;
+    let endpoint = crate::ops::endpoints::get_endpoint(state, &app, endpoint_key).await?;
+    Ok((app, endpoint))
+}

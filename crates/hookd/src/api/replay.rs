@@ -10,8 +10,7 @@ use serde_json::{json, Value};
 use super::dto::{ts, ListResponse, MessageOut};
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, Query};
-use super::{app_for, ApiResult};
-use crate::ops::endpoints;
+use super::{endpoint_for, ApiResult};
 use crate::ops::replay::{self as ops, BulkReplayIn, EventExampleIn, WindowIn};
 use crate::state::AppState;
 
@@ -57,8 +56,7 @@ async fn recover(
     Path((app_id, ep)): Path<(String, String)>,
     JsonBody(body): JsonBody<WindowIn>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let app = app_for(&s, &caller, &app_id).await?;
-    let endpoint = endpoints::get_endpoint(&s, &app, &ep).await?;
+    let (app, endpoint) = endpoint_for(&s, &caller, &app_id, &ep).await?;
     Ok(started(ops::recover(&s, &app, &endpoint, body).await?))
 }
 
@@ -68,8 +66,7 @@ async fn replay_missing(
     Path((app_id, ep)): Path<(String, String)>,
     JsonBody(body): JsonBody<WindowIn>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let app = app_for(&s, &caller, &app_id).await?;
-    let endpoint = endpoints::get_endpoint(&s, &app, &ep).await?;
+    let (app, endpoint) = endpoint_for(&s, &caller, &app_id, &ep).await?;
     Ok(started(ops::replay_missing(&s, &app, &endpoint, body).await?))
 }
 
@@ -79,8 +76,7 @@ async fn bulk_replay(
     Path((app_id, ep)): Path<(String, String)>,
     JsonBody(body): JsonBody<BulkReplayIn>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let app = app_for(&s, &caller, &app_id).await?;
-    let endpoint = endpoints::get_endpoint(&s, &app, &ep).await?;
+    let (app, endpoint) = endpoint_for(&s, &caller, &app_id, &ep).await?;
     Ok(started(ops::bulk_replay(&s, &app, &endpoint, body).await?))
 }
 
@@ -92,8 +88,7 @@ async fn counts(
     q: &Query,
     attempts: bool,
 ) -> ApiResult<StatusCounts> {
-    let app = app_for(s, caller, app_id).await?;
-    let endpoint = endpoints::get_endpoint(s, &app, ep).await?;
+    let (_, endpoint) = endpoint_for(s, caller, app_id, ep).await?;
     Ok(ops::stats(s, &endpoint, q.datetime("since")?, q.datetime("until")?, attempts).await?)
 }
 
@@ -127,8 +122,7 @@ async fn send_example(
     Path((app_id, ep)): Path<(String, String)>,
     JsonBody(body): JsonBody<EventExampleIn>,
 ) -> ApiResult<Json<MessageOut>> {
-    let app = app_for(&s, &caller, &app_id).await?;
-    let endpoint = endpoints::get_endpoint(&s, &app, &ep).await?;
+    let (app, endpoint) = endpoint_for(&s, &caller, &app_id, &ep).await?;
     Ok(Json(MessageOut::new(
         ops::send_example(&s, &app, &endpoint, body).await?,
         true,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use hookd_core::model::{Endpoint, Environment, MessageStatus, TriggerType};
+use hookd_core::model::{Endpoint, MessageStatus, TriggerType};
 use hookd_core::retry::RetryPolicy;
 use hookd_store::{AttemptRecord, Store};
 use tokio::sync::Semaphore;
@@ -103,7 +103,7 @@ impl SendContext {
         };
         drop(slot); // the global slot covers the request only
         self.guards.record(&endpoint.id, result.outcome.is_success(), started);
-        let mut record = record::build(
+        let record = record::build(
             d,
             &endpoint,
             &message,
@@ -112,11 +112,6 @@ impl SendContext {
             &self.policy,
             &mut rand::thread_rng(),
         );
-        if message.payload.is_none() {
-            // Nothing left to send, ever: end the delivery now rather than retrying nothing.
-            record.next_attempt_at = None;
-            record.delivery_status = MessageStatus::Fail;
-        }
         if record.park {
             // Re-read: the cached copy may be seconds old and must not undo a recent edit.
             if let Ok(Some(fresh)) = self.store.get_endpoint(&endpoint.app_id, &endpoint.id).await {
@@ -160,12 +155,12 @@ impl SendContext {
         if endpoint.throttle_rate.is_some() {
             return endpoint.throttle_rate;
         }
-        for env in [Environment::Live, Environment::Test] {
-            if let Ok(Some(app)) = self.apps.get(env, &endpoint.app_id).await {
-                return app.throttle_rate;
-            }
-        }
-        None
+        self.apps
+            .by_id(&endpoint.app_id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|app| app.throttle_rate)
     }
 
     /// Operational webhooks and auto-disable after a scheduled attempt.
@@ -207,12 +202,7 @@ impl SendContext {
         match self.store.update_endpoint(&endpoint).await {
             Ok(()) => {
                 tracing::warn!(endpoint = %endpoint.id, "endpoint {why}; disabled");
-                let app = self.apps.get(Environment::Live, &endpoint.app_id).await.ok().flatten();
-                let app = match app {
-                    Some(a) => Some(a),
-                    None => self.apps.get(Environment::Test, &endpoint.app_id).await.ok().flatten(),
-                };
-                if let Some(app) = app {
+                if let Ok(Some(app)) = self.apps.by_id(&endpoint.app_id).await {
                     self.notifier
                         .notify(OpEvent::endpoint("endpoint.disabled", &app, &endpoint));
                 }

@@ -49,6 +49,8 @@ pub(super) fn build<R: Rng + ?Sized>(
             let made = d.scheduled_attempts + 1;
             match policy.next_delay(made as usize, &result.outcome, rng) {
                 _ if success => (MessageStatus::Success, None, made),
+                // The payload expired: there is nothing left to send, ever, so no retry.
+                Some(_) if message.payload.is_none() => (MessageStatus::Fail, None, made),
                 Some(delay) => {
                     let at = started + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
                     (MessageStatus::Sending, Some(at), made)

@@ -149,19 +149,7 @@ async fn three_nodes_deliver_every_message_when_one_is_killed_mid_run() {
     let acked: HashSet<String> = acked.lock().unwrap().clone();
     assert_eq!(acked.len(), MESSAGES, "every message was acknowledged by some node");
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    let missing = loop {
-        let seen: HashSet<String> = receiver
-            .requests()
-            .iter()
-            .filter_map(|r| r.header("webhook-id").map(String::from))
-            .collect();
-        let missing = acked.iter().filter(|id| !seen.contains(*id)).count();
-        if missing == 0 || tokio::time::Instant::now() > deadline {
-            break missing;
-        }
-        receiver.changed(Duration::from_millis(500)).await;
-    };
+    let missing = receiver.wait_for_webhook_ids(&acked, Duration::from_secs(120)).await;
     for n in nodes.iter_mut() {
         let _ = n.child.kill();
         let _ = n.child.wait();
@@ -242,11 +230,7 @@ async fn a_shutdown_gives_back_unsent_deliveries_so_another_node_sends_them_at_o
     let second = crate::helpers::TestApp::spawn_on_postgres(&schema, |_| {}).await;
     let deadline = tokio::time::Instant::now() + crate::helpers::WAIT;
     loop {
-        let ids: HashSet<String> = receiver
-            .requests()
-            .iter()
-            .filter_map(|r| r.header("webhook-id").map(String::from))
-            .collect();
+        let ids = receiver.webhook_ids();
         if ids.len() == 10 {
             break;
         }

@@ -151,19 +151,7 @@ async fn kill_9_under_load_then_restart_delivers_every_acknowledged_message() {
         second.token.is_none(),
         "a restart on an existing data dir prints no new token"
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    let missing = loop {
-        let seen: HashSet<String> = receiver
-            .requests()
-            .iter()
-            .filter_map(|r| r.header("webhook-id").map(String::from))
-            .collect();
-        let missing: Vec<&String> = acked.iter().filter(|id| !seen.contains(*id)).collect();
-        if missing.is_empty() || tokio::time::Instant::now() > deadline {
-            break missing.len();
-        }
-        receiver.changed(Duration::from_millis(500)).await;
-    };
+    let missing = receiver.wait_for_webhook_ids(&acked, Duration::from_secs(90)).await;
     second.child.kill().unwrap();
     second.child.wait().unwrap();
     assert_eq!(

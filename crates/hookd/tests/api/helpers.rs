@@ -351,6 +351,27 @@ impl Receiver {
         self.log.requests.lock().unwrap().clone()
     }
 
+    /// The distinct `webhook-id`s received so far.
+    pub fn webhook_ids(&self) -> std::collections::HashSet<String> {
+        self.requests()
+            .iter()
+            .filter_map(|r| r.header("webhook-id").map(String::from))
+            .collect()
+    }
+
+    /// Waits up to `max` until every id in `expected` has arrived; returns how many have not.
+    pub async fn wait_for_webhook_ids(&self, expected: &std::collections::HashSet<String>, max: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            let seen = self.webhook_ids();
+            let missing = expected.iter().filter(|id| !seen.contains(*id)).count();
+            if missing == 0 || tokio::time::Instant::now() > deadline {
+                return missing;
+            }
+            self.changed(Duration::from_millis(500)).await;
+        }
+    }
+
     /// Waits until a new request arrives or `max` passes, whichever is first.
     pub async fn changed(&self, max: Duration) {
         let _ = tokio::time::timeout(max, self.log.changed.notified()).await;

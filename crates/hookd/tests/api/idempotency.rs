@@ -110,3 +110,27 @@ async fn a_key_is_replayed_for_24_hours_and_then_free_again() {
     assert!(!replayed, "after 24 hours the key starts a new request");
     assert_ne!(later["id"], first["id"]);
 }
+
+#[tokio::test]
+async fn an_unreadable_or_oversized_key_is_refused_not_ignored() {
+    let app = TestApp::spawn().await;
+    for key in [
+        reqwest::header::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+        "k".repeat(257).parse().unwrap(),
+    ] {
+        let resp = app
+            .client
+            .post(format!("{}/api/v1/app", app.base))
+            .bearer_auth(&app.token)
+            .header("idempotency-key", key)
+            .json(&json!({"name": "A"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], "invalid_idempotency_key");
+    }
+    let (_, list) = app.get("/api/v1/app").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0, "nothing was created");
+}

@@ -128,20 +128,7 @@ async fn a_database_outage_answers_503_and_loses_no_acknowledged_message() {
         p.await.unwrap();
     }
     let acked: HashSet<String> = acked.lock().unwrap().clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    let missing = loop {
-        let seen: HashSet<String> = app
-            .receiver
-            .requests()
-            .iter()
-            .filter_map(|r| r.header("webhook-id").map(String::from))
-            .collect();
-        let missing = acked.iter().filter(|id| !seen.contains(*id)).count();
-        if missing == 0 || tokio::time::Instant::now() > deadline {
-            break missing;
-        }
-        app.receiver.changed(Duration::from_millis(500)).await;
-    };
+    let missing = app.receiver.wait_for_webhook_ids(&acked, Duration::from_secs(90)).await;
     assert_eq!(
         missing,
         0,
