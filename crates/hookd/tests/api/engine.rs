@@ -432,3 +432,18 @@ async fn a_gigantic_response_is_read_only_up_to_the_cap() {
     assert_eq!(response.len(), 20 * 1024);
     assert_eq!(list["data"][0]["responseStatusCode"], 200);
 }
+
+#[tokio::test]
+async fn a_410_reports_endpoint_disabled_to_the_operator() {
+    let app = with_operator(|_| {}).await;
+    let created = app.create_app("ws_gone_ops").await;
+    let ep = app
+        .create_endpoint("ws_gone_ops", "/status/410", json!({"uid": "gone"}))
+        .await;
+    app.send_message("ws_gone_ops", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    let event = wait_operational(&app, "endpoint.disabled").await;
+    assert_eq!(event["data"]["appId"], created["id"]);
+    assert_eq!(event["data"]["endpointId"], ep["id"]);
+    assert_eq!(event["data"]["endpointUid"], "gone");
+}
