@@ -122,6 +122,8 @@ pub struct EventType {
     pub deprecated: bool,
     /// Visibility flag (Svix `featureFlag`).
     pub feature_flag: Option<String>,
+    /// Group it is listed under (e.g. `content`).
+    pub group_name: Option<String>,
     /// JSON Schemas by version (`{"1": {...}}`).
     pub schemas: Option<serde_json::Value>,
     /// Creation time.

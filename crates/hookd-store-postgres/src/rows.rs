@@ -19,7 +19,7 @@ pub const APP_COLS: &str = "id, env, uid, name, metadata, throttle_rate, created
 pub const ENDPOINT_COLS: &str = "id, app_id, uid, url, description, disabled, event_types, channels, \
     throttle_rate, metadata, secret, headers, created_at, updated_at, old_secrets, failing_since";
 pub const EVENT_TYPE_COLS: &str =
-    "env, name, description, archived, deprecated, feature_flag, schemas, created_at, updated_at";
+    "env, name, description, archived, deprecated, feature_flag, schemas, created_at, updated_at, group_name";
 pub const MESSAGE_COLS: &str = "id, app_id, event_id, event_type, channels, payload, created_at, expires_at";
 pub const ATTEMPT_COLS: &str = "id, msg_id, endpoint_id, url, response, response_status_code, \
     response_duration_ms, status, trigger_type, attempt_number, created_at, request_headers, response_headers";
@@ -136,6 +136,7 @@ pub fn event_type(row: &PgRow) -> RowResult<EventType> {
         schemas: opt_json_at(row, 6)?,
         created_at: time_at(row, 7)?,
         updated_at: time_at(row, 8)?,
+        group_name: row.try_get(9)?,
     })
 }
 

@@ -393,10 +393,10 @@ impl Store for PostgresStore {
 
     async fn upsert_event_type(&self, et: &EventType) -> StoreResult<()> {
         sqlx::query(&format!(
-            "INSERT INTO event_type ({EVENT_TYPE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+            "INSERT INTO event_type ({EVENT_TYPE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (env, name) DO UPDATE SET description = EXCLUDED.description, archived = EXCLUDED.archived, \
              deprecated = EXCLUDED.deprecated, feature_flag = EXCLUDED.feature_flag, schemas = EXCLUDED.schemas, \
-             updated_at = EXCLUDED.updated_at"
+             updated_at = EXCLUDED.updated_at, group_name = EXCLUDED.group_name"
         ))
         .bind(et.env.as_str())
         .bind(&et.name)
@@ -407,6 +407,7 @@ impl Store for PostgresStore {
         .bind(et.schemas.as_ref().map(Json))
         .bind(micros(et.created_at))
         .bind(micros(et.updated_at))
+        .bind(&et.group_name)
         .execute(&self.pool)
         .await
         .map_err(map_err)?;

@@ -68,6 +68,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_initial.sql")),
     (2, include_str!("../migrations/0002_delivery_engine.sql")),
     (3, include_str!("../migrations/0003_payload_expiry.sql")),
+    (4, include_str!("../migrations/0004_event_type_group.sql")),
 ];
 /// Read-only connections kept open, and the most reads running at once.
 const READERS: usize = 8;

@@ -325,15 +325,15 @@ impl Store for SqliteStore {
         let et = et.clone();
         self.write(move |c| {
             c.prepare_cached(&format!(
-                "INSERT INTO event_type ({EVENT_TYPE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                "INSERT INTO event_type ({EVENT_TYPE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
                  ON CONFLICT (env, name) DO UPDATE SET description = excluded.description, archived = excluded.archived, \
                  deprecated = excluded.deprecated, feature_flag = excluded.feature_flag, schemas = excluded.schemas, \
-                 updated_at = excluded.updated_at"
+                 updated_at = excluded.updated_at, group_name = excluded.group_name"
             ))
             .and_then(|mut s| {
                 s.execute(params![
                     et.env.as_str(), et.name, et.description, et.archived, et.deprecated, et.feature_flag,
-                    et.schemas.as_ref().map(Json), micros(et.created_at), micros(et.updated_at)
+                    et.schemas.as_ref().map(Json), micros(et.created_at), micros(et.updated_at), et.group_name
                 ])
             })
             .map_err(map_err)?;

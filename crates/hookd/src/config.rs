@@ -31,6 +31,50 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Operational webhooks.
     pub operational_webhook: OperationalWebhookConfig,
+    /// The event catalog.
+    pub catalog: CatalogConfig,
+}
+
+/// What happens to a message whose payload does not match its event type's schema.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Validation {
+    /// Refuse it with 422, pointing into the payload.
+    Reject,
+    /// Accept it and log a warning.
+    Warn,
+    /// Do not validate.
+    Off,
+}
+
+/// Event catalog settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CatalogConfig {
+    /// Payload validation for both environments; unset means `reject` in the test environment
+    /// and `warn` in live.
+    pub validation: Option<Validation>,
+    /// Load the built-in event catalog into an environment that has never had an event type.
+    pub builtin: bool,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        CatalogConfig {
+            validation: None,
+            builtin: true,
+        }
+    }
+}
+
+impl CatalogConfig {
+    /// The validation mode of `env`.
+    pub fn validation_for(&self, env: hookd_core::model::Environment) -> Validation {
+        self.validation.unwrap_or(match env {
+            hookd_core::model::Environment::Live => Validation::Warn,
+            hookd_core::model::Environment::Test => Validation::Reject,
+        })
+    }
 }
 
 /// How messages are delivered.
@@ -117,6 +161,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             storage: StorageConfig::default(),
             operational_webhook: OperationalWebhookConfig::default(),
+            catalog: CatalogConfig::default(),
         }
     }
 }

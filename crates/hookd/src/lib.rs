@@ -11,6 +11,7 @@
 //! - [`api`]: the HTTP surface under `/api/v1`; the only place HTTP statuses are chosen.
 //! - [`dispatch`]: claim → sign → send → record, with bounded concurrency.
 //! - [`auth`]: API tokens (generated, hashed, checked).
+//! - [`catalog`]: the built-in event types, examples, and the compiled-schema cache.
 //! - [`operational`]: operational webhooks (hookd reporting on its own deliveries).
 //! - [`retention`]: removes payloads whose retention period has ended.
 //! - [`cli`]: one module per subcommand.
@@ -20,6 +21,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -66,6 +68,17 @@ pub async fn start(
     }
     if released > 0 {
         tracing::info!(released, "resuming deliveries left in flight by the previous run");
+    }
+    if config.catalog.builtin {
+        for env in [
+            hookd_core::model::Environment::Live,
+            hookd_core::model::Environment::Test,
+        ] {
+            let loaded = catalog::seed(store.as_ref(), env, clock.now()).await?;
+            if loaded > 0 {
+                tracing::info!(env = env.as_str(), loaded, "loaded the built-in event catalog");
+            }
+        }
     }
     let ttl = std::time::Duration::from_secs(10);
     let caches = (

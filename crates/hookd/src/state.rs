@@ -31,6 +31,8 @@ pub struct AppState {
     pub apps: Arc<AppCache>,
     /// Queue of operational webhooks.
     pub notifier: Notifier,
+    /// Compiled event type schemas.
+    pub schemas: Arc<crate::catalog::SchemaCache>,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
             config: Arc::new(config),
             endpoints,
             tokens: Arc::new(TokenCache::new(store.clone(), Duration::from_secs(30))),
+            schemas: Arc::new(crate::catalog::SchemaCache::new(store.clone(), Duration::from_secs(10))),
             apps,
             notifier,
             store,

@@ -430,6 +430,7 @@ pub async fn event_type_upsert_inserts_then_replaces_by_name(store: &dyn Store) 
         archived: true,
         deprecated: true,
         feature_flag: Some("beta".to_string()),
+        group_name: Some("user".to_string()),
         schemas: Some(serde_json::json!({"1": {"type": "object", "required": ["id"]}})),
         updated_at: at(60),
         ..created

@@ -329,6 +329,7 @@ fn event_type(env: Environment, name: &str, archived: bool, created: DateTime<Ut
         archived,
         deprecated: false,
         feature_flag: None,
+        group_name: None,
         schemas: None,
         created_at: created,
         updated_at: created,

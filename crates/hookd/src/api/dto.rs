@@ -149,6 +149,8 @@ pub struct EventTypeOut {
     pub schemas: Option<serde_json::Value>,
     /// Feature flag.
     pub feature_flag: Option<String>,
+    /// Group it is listed under.
+    pub group_name: Option<String>,
     /// Created.
     pub created_at: String,
     /// Updated.
@@ -165,6 +167,7 @@ impl EventTypeOut {
             deprecated: e.deprecated,
             schemas: if with_content { e.schemas } else { None },
             feature_flag: e.feature_flag,
+            group_name: e.group_name,
             created_at: ts(&e.created_at),
             updated_at: ts(&e.updated_at),
         }

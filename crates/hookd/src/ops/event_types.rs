@@ -1,7 +1,7 @@
 //! Event types: the catalog of what publishers send and endpoints subscribe to.
 
 use hookd_core::model::{Environment, EventType};
-use hookd_core::validate::{self, FieldError};
+use hookd_core::validate;
 use hookd_store::{Page, PageRequest};
 use serde::Deserialize;
 
@@ -29,6 +29,9 @@ pub struct EventTypeIn {
     /// JSON Schemas by version.
     #[serde(default)]
     pub schemas: Option<serde_json::Value>,
+    /// Group it is listed under.
+    #[serde(default)]
+    pub group_name: Option<String>,
 }
 
 /// Partial update (Svix `EventTypePatch`).
@@ -50,6 +53,9 @@ pub struct EventTypePatch {
     /// New schemas or `null`.
     #[serde(default, deserialize_with = "super::double_option")]
     pub schemas: Option<Option<serde_json::Value>>,
+    /// New group or `null`.
+    #[serde(default, deserialize_with = "super::double_option")]
+    pub group_name: Option<Option<String>>,
 }
 
 fn check(et: &EventType) -> OpsResult<()> {
@@ -57,11 +63,8 @@ fn check(et: &EventType) -> OpsResult<()> {
     p.check(validate::check_event_type_name("name", &et.name));
     p.check(validate::check_description("description", &et.description));
     if let Some(schemas) = &et.schemas {
-        if !schemas.is_object() {
-            p.check(Err(FieldError::new(
-                &["schemas"],
-                "schemas must be an object of JSON Schemas keyed by version",
-            )));
+        for problem in crate::catalog::check_schemas(schemas) {
+            p.check(Err(problem));
         }
     }
     p.finish()
@@ -76,19 +79,20 @@ async fn save(
     existing: Option<EventType>,
 ) -> OpsResult<EventType> {
     let now = state.clock.now();
-    let et = EventType {
-        name,
+    let mut et = crate::catalog::event_type_from(
         env,
-        description: input.description,
-        archived: input.archived.unwrap_or(false),
-        deprecated: input.deprecated.unwrap_or(false),
-        feature_flag: input.feature_flag,
-        schemas: input.schemas,
-        created_at: existing.map(|e| e.created_at).unwrap_or(now),
-        updated_at: now,
-    };
+        EventTypeIn {
+            name: Some(name),
+            ..input
+        },
+        now,
+    );
+    if let Some(e) = existing {
+        et.created_at = e.created_at;
+    }
     check(&et)?;
     state.store.upsert_event_type(&et).await?;
+    state.schemas.invalidate(env, &et.name);
     Ok(et)
 }
 
@@ -149,9 +153,13 @@ pub async fn patch_event_type(
     if let Some(s) = patch.schemas {
         et.schemas = s;
     }
+    if let Some(g) = patch.group_name {
+        et.group_name = g;
+    }
     check(&et)?;
     et.updated_at = state.clock.now();
     state.store.upsert_event_type(&et).await?;
+    state.schemas.invalidate(env, &et.name);
     Ok(et)
 }
 
@@ -160,10 +168,12 @@ pub async fn delete_event_type(state: &AppState, env: Environment, name: &str, e
     let mut et = get_event_type(state, env, name).await?;
     if expunge {
         state.store.delete_event_type(env, name).await?;
+        state.schemas.invalidate(env, name);
     } else {
         et.archived = true;
         et.updated_at = state.clock.now();
         state.store.upsert_event_type(&et).await?;
+        state.schemas.invalidate(env, &et.name);
     }
     Ok(())
 }

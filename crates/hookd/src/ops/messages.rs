@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 
 use super::applications::{create_application, ApplicationIn};
 use super::{OpsError, OpsResult, Problems};
+use crate::config::Validation;
 use crate::dispatch::Job;
 use crate::state::AppState;
 
@@ -105,8 +106,40 @@ pub async fn create_message(
     mut input: MessageIn,
 ) -> OpsResult<Message> {
     check(&input)?;
+    check_schema(state, env, &input).await?;
     let app = resolve_app(state, env, app_key, &mut input).await?;
     publish(state, &app, input, None).await
+}
+
+/// Validates the payload against its event type's schema, as `catalog.validation` says for
+/// `env`: a 422 pointing into the payload, a logged warning, or nothing.
+async fn check_schema(state: &AppState, env: Environment, input: &MessageIn) -> OpsResult<()> {
+    let mode = state.config.catalog.validation_for(env);
+    if mode == Validation::Off {
+        return Ok(());
+    }
+    let Some(validator) = state.schemas.get(env, &input.event_type).await? else {
+        return Ok(());
+    };
+    let payload: serde_json::Value = serde_json::from_str(input.payload.get())
+        .map_err(|e| OpsError::Invalid(vec![FieldError::new(&["payload"], e.to_string())]))?;
+    let problems = crate::catalog::violations(&validator, &payload);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    match mode {
+        Validation::Reject => Err(OpsError::Invalid(problems)),
+        _ => {
+            tracing::warn!(
+                env = env.as_str(),
+                event_type = %input.event_type,
+                problem = %problems[0].msg,
+                at = %problems[0].loc[1..].join("/"),
+                "payload does not match its event type's schema; accepted (catalog.validation = warn)"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Stores a message of `app` and its deliveries, to every endpoint whose filters accept it or,

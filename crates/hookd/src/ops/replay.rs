@@ -329,7 +329,8 @@ pub async fn stats(
 }
 
 /// Sends an event type's example (or `svix.ping`'s `{"success": true}`) to one endpoint, as a
-/// real message with the usual retries; the endpoint's filters still apply.
+/// real message with the usual retries; the endpoint's filters still apply. An envelope-shaped
+/// example gets a new event id and the current time, so each test event is distinct.
 pub async fn send_example(
     state: &AppState,
     app: &Application,
@@ -344,10 +345,13 @@ pub async fn send_example(
             .get_event_type(app.env, &input.event_type)
             .await?
             .ok_or(OpsError::NotFound("event type"))?;
-        example_of(et.schemas.as_ref(), input.example_index.unwrap_or(0)).ok_or_else(|| OpsError::BadRequest {
-            code: "invalid_scheme",
-            detail: "Unable to generate example message from event-type schema".into(),
-        })?
+        let mut example = crate::catalog::example_of(et.schemas.as_ref(), input.example_index.unwrap_or(0))
+            .ok_or_else(|| OpsError::BadRequest {
+                code: "invalid_scheme",
+                detail: "Unable to generate example message from event-type schema".into(),
+            })?;
+        crate::catalog::refresh_envelope(&mut example, state.clock.now());
+        example
     };
     let raw =
         serde_json::value::to_raw_value(&payload).map_err(|e| OpsError::Store(hookd_store::StoreError::internal(e)))?;
@@ -362,45 +366,9 @@ pub async fn send_example(
     publish(state, app, input, Some(&endpoint.id)).await
 }
 
-/// The `index`-th example of the newest schema version that has one (`examples` array, or a
-/// single `example`); only JSON objects qualify, since payloads are objects.
-fn example_of(schemas: Option<&serde_json::Value>, index: usize) -> Option<serde_json::Value> {
-    let versions = schemas?.as_object()?;
-    let mut keys: Vec<&String> = versions.keys().collect();
-    keys.sort_by_key(|k| std::cmp::Reverse(k.parse::<u64>().unwrap_or(0)));
-    keys.into_iter().find_map(|k| {
-        let schema = &versions[k];
-        let example = match schema.get("examples").and_then(|e| e.as_array()) {
-            Some(list) => list.get(index).cloned(),
-            None if index == 0 => schema.get("example").cloned(),
-            None => None,
-        };
-        example.filter(|e| e.is_object())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn examples_come_from_the_newest_schema_version() {
-        let schemas = json!({
-            "1": {"examples": [{"v": 1}]},
-            "2": {"examples": [{"v": 2}, {"v": 22}]},
-        });
-        assert_eq!(example_of(Some(&schemas), 0), Some(json!({"v": 2})));
-        assert_eq!(example_of(Some(&schemas), 1), Some(json!({"v": 22})));
-        assert_eq!(
-            example_of(Some(&json!({"1": {"example": {"a": 1}}})), 0),
-            Some(json!({"a": 1}))
-        );
-        assert_eq!(
-            example_of(Some(&json!({"1": {"examples": ["not an object"]}})), 0),
-            None
-        );
-        assert_eq!(example_of(None, 0), None);
-    }
 
     #[test]
     fn windows_must_be_ordered_and_bounded() {

@@ -88,6 +88,8 @@ impl TestApp {
         // The recording receiver listens on plain http on loopback, which live refuses by default.
         config.delivery.allow_http = true;
         config.delivery.allowed_subnets = vec!["127.0.0.0/8".into()];
+        // Most tests define their own event types; the catalog tests turn the built-in one on.
+        config.catalog.builtin = false;
         change(&mut config, &receiver);
         config.validate().expect("valid test config");
         // HOOKD_TEST_BACKEND=postgres runs the whole API suite on PostgreSQL, each test in a
