@@ -12,6 +12,7 @@
 //! - [`dispatch`]: claim → sign → send → record, with bounded concurrency.
 //! - [`auth`]: API tokens (generated, hashed, checked).
 //! - [`catalog`]: the built-in event types, examples, and the compiled-schema cache.
+//! - [`openapi`]: hookd's API description with the catalog as `webhooks`, and importing one.
 //! - [`operational`]: operational webhooks (hookd reporting on its own deliveries).
 //! - [`retention`]: removes payloads whose retention period has ended.
 //! - [`cli`]: one module per subcommand.
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dispatch;
+pub mod openapi;
 pub mod operational;
 pub mod ops;
 pub mod retention;

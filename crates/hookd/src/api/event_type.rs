@@ -8,13 +8,24 @@ use axum::{Json, Router};
 use super::dto::{EventTypeOut, ListResponse};
 use super::extract::{Caller, JsonBody, Query};
 use super::ApiResult;
-use crate::ops::event_types::{self as ops, EventTypeIn, EventTypePatch};
+use crate::ops::event_types::{self as ops, EventTypeIn, EventTypePatch, ImportOpenApiIn};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/event-type", get(list).post(create))
         .route("/event-type/{name}", get(fetch).put(upsert).patch(patch).delete(delete))
+        .route("/event-type/import/openapi", axum::routing::post(import_openapi))
+}
+
+async fn import_openapi(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<ImportOpenApiIn>,
+) -> ApiResult<Json<serde_json::Value>> {
+    caller.require_admin()?;
+    let out = ops::import_openapi(&s, caller.env, body).await?;
+    Ok(Json(serde_json::json!({ "data": out })))
 }
 
 async fn list(State(s): State<AppState>, caller: Caller, q: Query) -> ApiResult<Json<ListResponse<EventTypeOut>>> {

@@ -9,7 +9,7 @@ use hookd_store::MessageFilter;
 use super::dto::{ListResponse, MessageOut};
 use super::extract::{Caller, JsonBody, Query};
 use super::{app_for, ApiResult};
-use crate::ops::messages::{self as ops, MessageIn};
+use crate::ops::messages::{self as ops, MessageIn, PrecheckIn};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -17,6 +17,18 @@ pub fn router() -> Router<AppState> {
         .route("/app/{app_id}/msg", get(list).post(create))
         .route("/app/{app_id}/msg/{msg_id}", get(fetch))
         .route("/app/{app_id}/msg/{msg_id}/content", delete(expunge))
+        .route("/app/{app_id}/msg/precheck/active", axum::routing::post(precheck))
+}
+
+async fn precheck(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(app_id): Path<String>,
+    JsonBody(body): JsonBody<PrecheckIn>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let app = app_for(&s, &caller, &app_id).await?;
+    let active = ops::precheck(&s, &app, &body).await?;
+    Ok(Json(serde_json::json!({ "active": active })))
 }
 
 /// Filters shared by the message and attempted-message listings.

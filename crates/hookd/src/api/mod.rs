@@ -14,6 +14,7 @@ pub mod extract;
 mod health;
 pub mod idempotency;
 mod message;
+mod openapi;
 mod replay;
 
 use axum::extract::DefaultBodyLimit;
@@ -40,7 +41,8 @@ pub fn router(
         .merge(message::router())
         .merge(attempt::router())
         .merge(replay::router())
-        .merge(health::router());
+        .merge(health::router())
+        .merge(openapi::router());
     let app = Router::new()
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::NotFound })

@@ -3,7 +3,7 @@
 use hookd_core::model::{Environment, EventType};
 use hookd_core::validate;
 use hookd_store::{Page, PageRequest};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{OpsError, OpsResult, Problems};
 use crate::state::AppState;
@@ -186,4 +186,170 @@ pub async fn list_event_types(
     page: &PageRequest,
 ) -> OpsResult<Page<EventType>> {
     Ok(state.store.list_event_types(env, include_archived, page).await?)
+}
+
+/// `event-type/import/openapi` input (Svix `EventTypeImportOpenApiIn`): the document as JSON
+/// (`spec`) or as JSON or YAML text (`specRaw`).
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportOpenApiIn {
+    /// The parsed document.
+    #[serde(default)]
+    pub spec: Option<serde_json::Value>,
+    /// The document as text.
+    #[serde(default)]
+    pub spec_raw: Option<String>,
+    /// Report what would change without changing it.
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+    /// Archive every event type the document does not describe.
+    #[serde(default)]
+    pub replace_all: Option<bool>,
+}
+
+/// An event type as read from a document (Svix `EventTypeFromOpenApi`).
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeFromOpenApi {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Schemas by version.
+    pub schemas: Option<serde_json::Value>,
+    /// Deprecated.
+    pub deprecated: bool,
+    /// Group.
+    pub group_name: Option<String>,
+    /// Feature flags.
+    pub feature_flags: Option<Vec<String>>,
+}
+
+/// What an import changed (Svix `EventTypeImportOpenApiOutData`).
+#[derive(Debug, Serialize)]
+pub struct ImportOpenApiOut {
+    /// Names created, updated, restored or (with `replaceAll`) archived.
+    pub modified: Vec<String>,
+    /// With `dryRun`: what would be written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_modify: Option<Vec<EventTypeFromOpenApi>>,
+}
+
+/// Creates or updates the event types a document's `webhooks` describe. Types that already
+/// match are left alone; archived ones are restored; `replaceAll` archives the rest.
+pub async fn import_openapi(state: &AppState, env: Environment, input: ImportOpenApiIn) -> OpsResult<ImportOpenApiOut> {
+    let doc = match (input.spec, input.spec_raw) {
+        (Some(spec), None) => spec,
+        (None, Some(raw)) => crate::openapi::parse_raw(&raw).map_err(|detail| OpsError::BadRequest {
+            code: "invalid_spec",
+            detail,
+        })?,
+        _ => {
+            return Err(OpsError::BadRequest {
+                code: "invalid_spec",
+                detail: "give the document as exactly one of `spec` and `specRaw`".into(),
+            })
+        }
+    };
+    let imported = crate::openapi::event_types_of(&doc)?;
+    let mut p = Problems::default();
+    for et in &imported {
+        let name = et.name.as_deref().unwrap_or_default();
+        if let Err(mut e) = validate::check_event_type_name("name", name) {
+            e.loc = vec!["spec".into(), "webhooks".into(), name.into()];
+            p.check(Err(e));
+        }
+        if let Some(schemas) = &et.schemas {
+            for mut problem in crate::catalog::check_schemas(schemas) {
+                problem
+                    .loc
+                    .splice(0..0, ["spec".to_string(), "webhooks".to_string(), name.to_string()]);
+                p.check(Err(problem));
+            }
+        }
+    }
+    p.finish()?;
+
+    let existing: std::collections::HashMap<String, EventType> = all_event_types(state.store.as_ref(), env, true)
+        .await?
+        .into_iter()
+        .map(|e| (e.name.clone(), e))
+        .collect();
+    let named: std::collections::HashSet<String> = imported.iter().filter_map(|e| e.name.clone()).collect();
+    let retired: Vec<EventType> = if input.replace_all.unwrap_or(false) {
+        existing
+            .values()
+            .filter(|e| !e.archived && !named.contains(&e.name))
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let changes: Vec<EventTypeIn> = imported
+        .into_iter()
+        .filter(|new| {
+            existing.get(new.name.as_deref().unwrap_or_default()).is_none_or(|old| {
+                old.archived
+                    || old.description != new.description
+                    || old.schemas != new.schemas
+                    || Some(old.deprecated) != new.deprecated
+                    || old.group_name != new.group_name
+                    || old.feature_flag != new.feature_flag
+            })
+        })
+        .collect();
+    if input.dry_run.unwrap_or(false) {
+        let to_modify = changes
+            .into_iter()
+            .map(|e| EventTypeFromOpenApi {
+                name: e.name.unwrap_or_default(),
+                description: e.description,
+                schemas: e.schemas,
+                deprecated: e.deprecated.unwrap_or(false),
+                group_name: e.group_name,
+                feature_flags: e.feature_flag.map(|f| vec![f]),
+            })
+            .collect();
+        return Ok(ImportOpenApiOut {
+            modified: Vec::new(),
+            to_modify: Some(to_modify),
+        });
+    }
+    let mut modified = Vec::new();
+    for input in changes {
+        let name = input.name.clone().unwrap_or_default();
+        let old = existing.get(&name).cloned();
+        save(state, env, name.clone(), input, old).await?;
+        modified.push(name);
+    }
+    for mut et in retired {
+        et.archived = true;
+        et.updated_at = state.clock.now();
+        state.store.upsert_event_type(&et).await?;
+        state.schemas.invalidate(env, &et.name);
+        modified.push(et.name);
+    }
+    Ok(ImportOpenApiOut {
+        modified,
+        to_modify: None,
+    })
+}
+
+/// Every event type of `env` in name order (archived ones only with `include_archived`).
+pub async fn all_event_types(
+    store: &dyn hookd_store::Store,
+    env: Environment,
+    include_archived: bool,
+) -> OpsResult<Vec<EventType>> {
+    let mut all = Vec::new();
+    let mut page = PageRequest::first(250, true);
+    loop {
+        let batch = store.list_event_types(env, include_archived, &page).await?;
+        let last = batch.items.last().map(|e| e.name.clone());
+        all.extend(batch.items);
+        match (batch.has_more, last) {
+            (true, Some(key)) => page.cursor = Some(hookd_store::Cursor { key, backwards: false }),
+            _ => return Ok(all),
+        }
+    }
 }

@@ -225,3 +225,33 @@ pub async fn list_messages(
 ) -> OpsResult<Page<Message>> {
     Ok(state.store.list_messages(&app.id, filter, page).await?)
 }
+
+/// `msg/precheck/active` input (Svix `MessagePrecheckIn`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrecheckIn {
+    /// The event type a message would have.
+    pub event_type: String,
+    /// Its channels.
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
+}
+
+/// Whether a message of this event type and channels would reach any enabled endpoint of
+/// `app`, so a publisher can skip building payloads nobody receives.
+pub async fn precheck(state: &AppState, app: &Application, input: &PrecheckIn) -> OpsResult<bool> {
+    let mut p = Problems::default();
+    p.check(validate::check_event_type_name("eventType", &input.event_type));
+    if let Some(channels) = &input.channels {
+        p.check(validate::check_channels(
+            "channels",
+            channels,
+            validate::MAX_MESSAGE_CHANNELS,
+        ));
+    }
+    p.finish()?;
+    let endpoints = state.endpoints.for_app(&app.id).await?;
+    Ok(endpoints
+        .iter()
+        .any(|e| !e.disabled && endpoint_accepts(e, &input.event_type, input.channels.as_deref())))
+}

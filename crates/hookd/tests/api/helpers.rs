@@ -178,6 +178,13 @@ impl TestApp {
             .expect("token")
     }
 
+    /// An admin token for the sandbox (test) environment.
+    pub async fn test_token(&self) -> String {
+        hookd::auth::create_admin_token(self.store.as_ref(), Environment::Test, "sandbox", Utc::now())
+            .await
+            .expect("token")
+    }
+
     /// GET.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call("GET", path, None).await
