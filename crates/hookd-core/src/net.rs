@@ -183,12 +183,17 @@ pub fn forbidden_reason(ip: IpAddr) -> Option<&'static str> {
 pub struct AddressPolicy {
     /// Subnets deliveries may reach even though they lie in a refused range.
     pub allowed: Vec<IpNet>,
+    /// Subnets opened for the sandbox, except for metadata addresses inside them.
+    pub sandbox: Vec<IpNet>,
 }
 
 impl AddressPolicy {
     /// A policy opening exactly `allowed`.
     pub fn new(allowed: Vec<IpNet>) -> Self {
-        AddressPolicy { allowed }
+        AddressPolicy {
+            allowed,
+            sandbox: Vec::new(),
+        }
     }
 
     /// Parses CIDR strings ("10.0.0.0/8", "::1/128"; a bare IP is a /32 or /128). Surrounding
@@ -202,6 +207,19 @@ impl AddressPolicy {
             .map(AddressPolicy::new)
     }
 
+    /// The sandbox (test environment) policy: this one, plus loopback and the private networks
+    /// (RFC 1918, IPv6 unique-local) a developer's local receivers live on. Link-local addresses
+    /// (cloud metadata services) and every other refused range stay refused.
+    pub fn sandbox(&self) -> AddressPolicy {
+        AddressPolicy {
+            allowed: self.allowed.clone(),
+            sandbox: SANDBOX_OPEN
+                .iter()
+                .map(|s| s.parse::<IpNet>().expect("valid built-in subnet"))
+                .collect(),
+        }
+    }
+
     /// `Ok(())` when a connection to `ip` may be made; otherwise the refusal, worded for an
     /// attempt log, e.g. "refused: 127.0.0.1 is a loopback address (127.0.0.0/8); add it to
     /// delivery.allowed_subnets to allow it".
@@ -212,8 +230,10 @@ impl AddressPolicy {
     /// the gateway, not private ones.
     pub fn check(&self, ip: IpAddr) -> Result<(), String> {
         let a = assess(ip);
-        let own = a.own.filter(|_| !self.opens(ip) && !self.opens(a.canonical));
-        let carried = a.carried.filter(|(v4, _)| !self.opens(IpAddr::V4(*v4)));
+        let own = a
+            .own
+            .filter(|reason| !self.opens(ip, reason) && !self.opens(a.canonical, reason));
+        let carried = a.carried.filter(|(v4, reason)| !self.opens(IpAddr::V4(*v4), reason));
         // Show the IPv4 address a mapped form stands for: that is the address the reason is about.
         let shown = if a.canonical == ip {
             ip.to_string()
@@ -236,10 +256,21 @@ impl AddressPolicy {
         }
     }
 
-    fn opens(&self, ip: IpAddr) -> bool {
+    fn opens(&self, ip: IpAddr, reason: &str) -> bool {
         self.allowed.iter().any(|net| net.contains(&ip))
+            || (reason != METADATA && self.sandbox.iter().any(|net| net.contains(&ip)))
     }
 }
+
+/// What the sandbox may reach on top of the configured allow-list.
+const SANDBOX_OPEN: [&str; 6] = [
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+];
 
 fn parse_subnet(entry: &str) -> Result<IpNet, String> {
     let s = entry.trim();
@@ -406,6 +437,42 @@ mod tests {
         ("ff02::1", Some("ff00::/8")),
         ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", Some("ff00::/8")),
     ];
+
+    #[test]
+    fn the_sandbox_opens_loopback_and_private_networks_but_not_metadata() {
+        let live = AddressPolicy::default();
+        let sandbox = live.sandbox();
+        for ip in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "::1",
+            "10.1.2.3",
+            "172.20.0.5",
+            "192.168.1.10",
+            "fd00::5",
+            "::ffff:127.0.0.1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(live.check(ip).is_err(), "live refuses {ip}");
+            assert!(sandbox.check(ip).is_ok(), "sandbox allows {ip}");
+        }
+        for ip in [
+            "169.254.169.254",
+            "fe80::1",
+            "0.0.0.0",
+            "100.64.0.1",
+            "224.0.0.1",
+            "fd00:ec2::254",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            // fd00:ec2::254 (AWS's IPv6 metadata service) lies inside the unique-local range the
+            // sandbox opens; metadata addresses stay refused all the same.
+            assert!(sandbox.check(ip).is_err(), "sandbox still refuses {ip}");
+        }
+        // The operator's own allow-list carries over.
+        let configured = AddressPolicy::parse(&["203.0.113.0/24".to_string()]).unwrap().sandbox();
+        assert!(configured.check("203.0.113.7".parse().unwrap()).is_ok());
+    }
 
     #[test]
     fn each_refused_range_covers_exactly_its_addresses() {

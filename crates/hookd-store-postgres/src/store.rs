@@ -797,6 +797,20 @@ impl Store for PostgresStore {
         Ok(done.rows_affected())
     }
 
+    async fn hasten_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        let done =
+            sqlx::query("UPDATE delivery SET next_attempt_at = $2 WHERE endpoint_id = $1 AND next_attempt_at > $2")
+                .bind(endpoint_id)
+                .bind(micros(now))
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+        if done.rows_affected() > 0 {
+            notify_work(&self.pool).await?;
+        }
+        Ok(done.rows_affected())
+    }
+
     async fn defer_delivery(&self, delivery_id: &str, until: DateTime<Utc>) -> StoreResult<()> {
         sqlx::query("UPDATE delivery SET next_attempt_at = $2, lease_until = 0 WHERE id = $1")
             .bind(delivery_id)

@@ -638,6 +638,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn hasten_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        let id = endpoint_id.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE delivery SET next_attempt_at = ?2 WHERE endpoint_id = ?1 AND next_attempt_at > ?2",
+                params![id, micros(now)],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+
     async fn defer_delivery(&self, delivery_id: &str, until: DateTime<Utc>) -> StoreResult<()> {
         let id = delivery_id.to_string();
         self.write(move |c| {

@@ -176,6 +176,9 @@ pub trait Store: Send + Sync + 'static {
     async fn park_delivery(&self, delivery_id: &str) -> StoreResult<()>;
     /// Makes every parked delivery of an endpoint due at `now` (it was enabled again).
     async fn unpark_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Makes every delivery of an endpoint that waits for a later retry due at `now` (a
+    /// `hookd listen` session reconnected); parked and finished deliveries are left alone.
+    async fn hasten_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64>;
     /// Releases a leased delivery and makes it due at `until` without counting an attempt
     /// (the endpoint's circuit is open, or its rate limit is reached).
     async fn defer_delivery(&self, delivery_id: &str, until: DateTime<Utc>) -> StoreResult<()>;

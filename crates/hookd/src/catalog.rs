@@ -76,6 +76,60 @@ pub async fn seed(store: &dyn Store, env: Environment, now: DateTime<Utc>) -> St
     Ok(types.len())
 }
 
+/// One event type as `hookd catalog export` writes it (Svix `EventTypeIn` fields).
+pub fn export_entry(et: EventType) -> Value {
+    serde_json::json!({
+        "name": et.name,
+        "description": et.description,
+        "groupName": et.group_name,
+        "featureFlag": et.feature_flag,
+        "deprecated": et.deprecated,
+        "archived": et.archived,
+        "schemas": et.schemas,
+    })
+}
+
+/// Parses a catalog file (a JSON array of event types) and checks every entry: a valid name,
+/// a description, schemas that compile. The error names each bad entry.
+pub fn parse_import(text: &str) -> Result<Vec<EventTypeIn>, String> {
+    let types: Vec<EventTypeIn> = serde_json::from_str(text).map_err(|e| format!("not a catalog file: {e}"))?;
+    let mut problems = Vec::new();
+    for (i, et) in types.iter().enumerate() {
+        let name = et.name.as_deref().unwrap_or_default();
+        if let Err(e) = hookd_core::validate::check_event_type_name("name", name) {
+            problems.push(format!("entry {i} ({name:?}): {}", e.msg));
+        }
+        if let Some(schemas) = &et.schemas {
+            for p in check_schemas(schemas) {
+                problems.push(format!("entry {i} ({name}): {}: {}", p.loc.join("."), p.msg));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(types)
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+/// Creates or replaces `types` in `env`, keeping the creation time of those that exist.
+pub async fn import(
+    store: &dyn Store,
+    env: Environment,
+    types: Vec<EventTypeIn>,
+    now: DateTime<Utc>,
+) -> StoreResult<usize> {
+    let n = types.len();
+    for input in types {
+        let mut et = event_type_from(env, input, now);
+        if let Some(old) = store.get_event_type(env, &et.name).await? {
+            et.created_at = old.created_at;
+        }
+        store.upsert_event_type(&et).await?;
+    }
+    Ok(n)
+}
+
 /// An event type record from its input form.
 pub fn event_type_from(env: Environment, input: EventTypeIn, now: DateTime<Utc>) -> EventType {
     EventType {

@@ -14,6 +14,7 @@
 //! - [`catalog`]: the built-in event types, examples, and the compiled-schema cache.
 //! - [`openapi`]: hookd's API description with the catalog as `webhooks`, and importing one.
 //! - [`operational`]: operational webhooks (hookd reporting on its own deliveries).
+//! - [`relay`]: `hookd listen` sessions, deliveries carried over the CLI's WebSocket.
 //! - [`retention`]: removes payloads whose retention period has ended.
 //! - [`cli`]: one module per subcommand.
 //!
@@ -30,6 +31,7 @@ pub mod dispatch;
 pub mod openapi;
 pub mod operational;
 pub mod ops;
+pub mod relay;
 pub mod retention;
 pub mod state;
 
@@ -93,15 +95,18 @@ pub async fn start(
         let (n, rx) = operational::Notifier::channel();
         (n, Some(rx))
     };
+    let relay = Arc::new(relay::RelayHub::default());
     let (dispatcher, worker) = dispatch::Dispatcher::new(
         &config.delivery,
         store.clone(),
         clock.clone(),
         caches.clone(),
         notifier.clone(),
+        relay.clone(),
     )?;
     let (store_for_retention, clock_for_retention) = (store.clone(), clock.clone());
-    let state = state::AppState::new(config, store, clock, dispatcher.clone(), caches, notifier);
+    let mut state = state::AppState::new(config, store, clock, dispatcher.clone(), caches, notifier);
+    state.relay = relay;
     if let Some(rx) = operational_rx {
         tokio::spawn(operational::run(state.clone(), rx));
     }

@@ -23,6 +23,11 @@ fn main() -> ExitCode {
             Command::Serve(args) => cli::serve::run(args).await,
             Command::Token(cmd) => cli::token::run(cmd).await,
             Command::Migrate(args) => cli::migrate::run(args).await,
+            Command::Catalog(cmd) => cli::catalog::run(cmd).await,
+            Command::Listen(args) => cli::listen::run(args).await,
+            Command::Trigger(args) => cli::trigger::run(args).await,
+            Command::Receive(args) => cli::receive::run(args).await,
+            Command::Openapi(args) => cli::openapi::run(args).await,
             Command::Verify(_) => unreachable!("handled above"),
         }
     });

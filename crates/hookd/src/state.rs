@@ -33,6 +33,8 @@ pub struct AppState {
     pub notifier: Notifier,
     /// Compiled event type schemas.
     pub schemas: Arc<crate::catalog::SchemaCache>,
+    /// `hookd listen` sessions connected to this node.
+    pub relay: Arc<crate::relay::RelayHub>,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
             endpoints,
             tokens: Arc::new(TokenCache::new(store.clone(), Duration::from_secs(30))),
             schemas: Arc::new(crate::catalog::SchemaCache::new(store.clone(), Duration::from_secs(10))),
+            relay: Arc::default(),
             apps,
             notifier,
             store,

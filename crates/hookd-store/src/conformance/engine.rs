@@ -108,6 +108,39 @@ pub async fn unpark_endpoint_makes_only_that_endpoints_parked_deliveries_due_now
     assert_eq!(next_attempt(store, &elsewhere).await, None);
 }
 
+/// Hastening makes an endpoint's waiting retries due now; parked, finished, already due and
+/// other endpoints' deliveries keep their times.
+pub async fn hasten_endpoint_makes_only_that_endpoints_waiting_retries_due_now(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app, ep) = app_with_endpoint(store, &mut g).await;
+    let other_ep = g.endpoint(&app.id, None, at(0));
+    store.create_endpoint(&other_ep).await.unwrap();
+    let (_, retrying) = send(store, &mut g, &ep, 0).await;
+    let (_, parked) = send(store, &mut g, &ep, 1).await;
+    let (_, done) = send(store, &mut g, &ep, 2).await;
+    let (_, elsewhere) = send(store, &mut g, &other_ep, 3).await;
+    claim(store, 10, 1000).await;
+    store.park_delivery(&parked.id).await.unwrap();
+    let outcomes = [
+        g.outcome(&retrying, at(11), 500, Sending, Some(at(300))),
+        g.outcome(&done, at(11), 200, Success, None),
+        g.outcome(&elsewhere, at(11), 500, Sending, Some(at(300))),
+    ];
+    store.record_attempts(&outcomes).await.unwrap();
+
+    assert_eq!(store.hasten_endpoint(&ep.id, at(100)).await.expect("hasten"), 1);
+    assert_eq!(next_attempt(store, &retrying).await, Some(at(100)));
+    assert_eq!(next_attempt(store, &parked).await, None);
+    assert_eq!(next_attempt(store, &done).await, None);
+    assert_eq!(next_attempt(store, &elsewhere).await, Some(at(300)));
+    assert_eq!(claim(store, 100, 200).await, vec![retrying.id.clone()]);
+    assert_eq!(
+        store.hasten_endpoint(&ep.id, at(150)).await.unwrap(),
+        0,
+        "nothing waits any more"
+    );
+}
+
 /// Deferring releases the lease and makes the delivery due at the new time, without counting an
 /// attempt or turning a manual resend into a scheduled one.
 pub async fn deferred_delivery_is_released_and_due_only_at_the_new_time(store: &dyn Store) {

@@ -164,6 +164,7 @@ macro_rules! store_conformance_tests {
             deleting_an_application_removes_its_endpoints_messages_deliveries_and_attempts,
             parked_delivery_is_never_claimed,
             unpark_endpoint_makes_only_that_endpoints_parked_deliveries_due_now,
+            hasten_endpoint_makes_only_that_endpoints_waiting_retries_due_now,
             deferred_delivery_is_released_and_due_only_at_the_new_time,
             delivery_parked_by_a_recorded_attempt_waits_for_its_endpoint_to_be_unparked,
             exhausted_delivery_marks_its_endpoint_failing_from_the_first_exhaustion,

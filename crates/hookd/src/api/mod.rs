@@ -13,6 +13,7 @@ mod event_type;
 pub mod extract;
 mod health;
 pub mod idempotency;
+mod listen;
 mod message;
 mod openapi;
 mod replay;
@@ -42,6 +43,7 @@ pub fn router(
         .merge(attempt::router())
         .merge(replay::router())
         .merge(health::router())
+        .merge(listen::router())
         .merge(openapi::router());
     let app = Router::new()
         .nest("/api/v1", api)

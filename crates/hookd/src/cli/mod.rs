@@ -1,8 +1,14 @@
 //! The `hookd` command line: one module per subcommand.
 
+pub mod catalog;
+pub mod client;
+pub mod listen;
 pub mod migrate;
+pub mod openapi;
+pub mod receive;
 pub mod serve;
 pub mod token;
+pub mod trigger;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -33,6 +39,17 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate(migrate::MigrateArgs),
+    /// Export or import the event catalog (JSON).
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
+    /// Receive an application's webhooks on this machine: forward each delivery to a local URL.
+    Listen(listen::ListenArgs),
+    /// Publish a test event built from the catalog example.
+    Trigger(trigger::TriggerArgs),
+    /// Run a local mock receiver that prints and verifies webhooks.
+    Receive(receive::ReceiveArgs),
+    /// Print hookd's OpenAPI document (the event catalog as `webhooks`).
+    Openapi(openapi::OpenapiArgs),
 }
 
 /// Flags shared by commands that open the database.
@@ -61,6 +78,11 @@ impl StoreArgs {
         }
         Ok(config)
     }
+}
+
+/// Parses `live` or `test`.
+pub fn parse_environment(s: &str) -> Result<hookd_core::model::Environment, String> {
+    hookd_core::model::Environment::parse(s).ok_or_else(|| format!("`{s}` is not an environment (live or test)"))
 }
 
 /// Opens (and migrates) the database `config` names: PostgreSQL for a `postgres://` URL,

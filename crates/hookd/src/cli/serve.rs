@@ -45,17 +45,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("{token}");
     }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    println!("hookd: listening on http://{}", listener.local_addr()?);
+    let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         trigger.cancel();
     });
-    crate::serve(listener, config, store, clock, shutdown).await
+    let server = crate::start(listener, config, store, clock, shutdown).await?;
+    // Printed once start-up (migrations, the first-start catalog) is done.
+    println!("hookd: listening on http://{addr}");
+    server.wait().await
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -16,19 +16,25 @@ pub enum TokenCommand {
         /// Note stored with the token.
         #[arg(long, default_value = "created with hookd token create")]
         description: String,
+        /// Environment the token acts in: live, or test (the sandbox).
+        #[arg(long, default_value = "live", value_parser = super::parse_environment)]
+        environment: Environment,
     },
 }
 
 /// Runs a token subcommand.
 pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
-        TokenCommand::Create { store, description } => {
+        TokenCommand::Create {
+            store,
+            description,
+            environment,
+        } => {
             let config = store.load()?;
             config.validate()?;
             let store = super::open_store(&config).await?;
             let token =
-                crate::auth::create_admin_token(store.as_ref(), Environment::Live, &description, SystemClock.now())
-                    .await?;
+                crate::auth::create_admin_token(store.as_ref(), environment, &description, SystemClock.now()).await?;
             println!("{token}");
             Ok(())
         }

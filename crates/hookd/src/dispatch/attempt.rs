@@ -78,7 +78,17 @@ impl SendContext {
                 return None;
             }
         }
-        let wait = self.guards.pace(&endpoint.id, self.throttle_rate(&endpoint).await);
+        let app = match self.apps.by_id(&endpoint.app_id).await {
+            Ok(Some(app)) => app,
+            Ok(None) => return None, // application deleted
+            Err(e) => {
+                tracing::warn!(error = %e, delivery = %d.id, "cannot load application; will retry after the lease");
+                return None;
+            }
+        };
+        let wait = self
+            .guards
+            .pace(&endpoint.id, endpoint.throttle_rate.or(app.throttle_rate));
         // Waiting for pacing or a global slot ends with a shutdown: the delivery is given back.
         let slot = tokio::select! {
             biased;
@@ -95,9 +105,15 @@ impl SendContext {
         let started = self.clock.now();
         let result = match &message.payload {
             Some(payload) => {
-                self.sender
-                    .send(&endpoint, &message.id, payload, d.total_attempts + 1, started)
-                    .await
+                let out = send::Outgoing {
+                    env: app.env,
+                    endpoint: &endpoint,
+                    msg_id: &message.id,
+                    event_type: &message.event_type,
+                    payload,
+                    attempt: d.total_attempts + 1,
+                };
+                self.sender.send(out, started).await
             }
             None => send::SendResult::not_sent("the message payload has expired; nothing was sent"),
         };
@@ -148,19 +164,6 @@ impl SendContext {
     /// The deliveries noted by [`SendContext::unsent`].
     pub fn take_unsent(&self) -> Vec<String> {
         std::mem::take(&mut *self.unsent.lock().expect("unsent list poisoned"))
-    }
-
-    /// The endpoint's own rate, else its application's.
-    async fn throttle_rate(&self, endpoint: &Endpoint) -> Option<u16> {
-        if endpoint.throttle_rate.is_some() {
-            return endpoint.throttle_rate;
-        }
-        self.apps
-            .by_id(&endpoint.app_id)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|app| app.throttle_rate)
     }
 
     /// Operational webhooks and auto-disable after a scheduled attempt.

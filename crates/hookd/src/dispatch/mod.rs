@@ -91,6 +91,7 @@ impl Dispatcher {
         clock: Arc<dyn Clock>,
         caches: (Arc<EndpointCache>, Arc<AppCache>),
         notifier: Notifier,
+        relay: Arc<crate::relay::RelayHub>,
     ) -> anyhow::Result<(Dispatcher, Worker)> {
         let (endpoints, apps) = caches;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -113,6 +114,7 @@ impl Dispatcher {
             sender: send::Sender::new(
                 config.timeout(),
                 AddressPolicy::parse(&config.allowed_subnets).map_err(anyhow::Error::msg)?,
+                relay,
             )?,
             policy: RetryPolicy::with_schedule_secs(&config.retry_schedule),
             global: Arc::new(Semaphore::new(config.max_concurrency)),

@@ -12,13 +12,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use hookd_core::model::Endpoint;
+use hookd_core::model::{Endpoint, Environment};
 use hookd_core::net::AddressPolicy;
 use hookd_core::retry::Outcome;
 use hookd_core::validate;
 use hookd_signing::{signature_header_for, SigningKey};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+
+use crate::relay::{RelayHub, RelayRequest};
 
 /// `User-Agent` of every delivery.
 pub const USER_AGENT: &str = concat!("hookd/", env!("CARGO_PKG_VERSION"));
@@ -90,19 +92,20 @@ impl Resolve for PolicyResolver {
     }
 }
 
-/// The HTTP client, shared by all sends.
+/// Header marking deliveries from the sandbox.
+pub const ENVIRONMENT_HEADER: &str = "webhook-environment";
+
+/// An HTTP client bound to one address policy.
 #[derive(Clone)]
-pub struct Sender {
-    client: reqwest::Client,
+struct Client {
+    http: reqwest::Client,
     policy: Arc<AddressPolicy>,
 }
 
-impl Sender {
-    /// A client with the given timeout that never follows redirects and connects only where
-    /// `policy` allows.
-    pub fn new(timeout: Duration, policy: AddressPolicy) -> anyhow::Result<Sender> {
+impl Client {
+    fn new(timeout: Duration, policy: AddressPolicy) -> anyhow::Result<Client> {
         let policy = Arc::new(policy);
-        let client = reqwest::Client::builder()
+        let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
@@ -111,33 +114,90 @@ impl Sender {
             .no_proxy()
             .dns_resolver(Arc::new(PolicyResolver { policy: policy.clone() }))
             .build()?;
-        Ok(Sender { client, policy })
+        Ok(Client { http, policy })
     }
 
-    /// Sends `payload` to `endpoint`, signed for `msg_id` at `now` with every key that is still
-    /// valid (the current one and rotated ones within their grace period).
-    pub async fn send(
-        &self,
-        endpoint: &Endpoint,
-        msg_id: &str,
-        payload: &str,
-        attempt: i64,
-        now: DateTime<Utc>,
-    ) -> SendResult {
-        if let Err(why) = self.check_literal_host(&endpoint.url) {
-            return SendResult::not_sent(&why);
+    /// URLs naming an IP address skip DNS, so they are checked here.
+    fn check_literal_host(&self, url: &str) -> Result<(), String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+        let ip = match parsed.host() {
+            Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+            Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+            _ => return Ok(()),
+        };
+        self.policy.check(ip)
+    }
+}
+
+/// What one send is about.
+pub struct Outgoing<'a> {
+    /// The environment of the endpoint's application.
+    pub env: Environment,
+    /// Where it goes.
+    pub endpoint: &'a Endpoint,
+    /// The message id (`webhook-id`).
+    pub msg_id: &'a str,
+    /// The message's event type.
+    pub event_type: &'a str,
+    /// The payload.
+    pub payload: &'a str,
+    /// 1-based attempt number.
+    pub attempt: i64,
+}
+
+/// Sends deliveries: over HTTP with the live or the sandbox address policy, or through a
+/// `hookd listen` session.
+#[derive(Clone)]
+pub struct Sender {
+    live: Client,
+    sandbox: Client,
+    relay: Arc<RelayHub>,
+    timeout: Duration,
+}
+
+impl Sender {
+    /// Clients with the given timeout that never follow redirects and connect only where
+    /// `policy` allows (live) or where its sandbox widening allows (test environment).
+    pub fn new(timeout: Duration, policy: AddressPolicy, relay: Arc<RelayHub>) -> anyhow::Result<Sender> {
+        Ok(Sender {
+            sandbox: Client::new(timeout, policy.sandbox())?,
+            live: Client::new(timeout, policy)?,
+            relay,
+            timeout,
+        })
+    }
+
+    /// Sends the payload to the endpoint, signed at `now` with every key that is still valid
+    /// (the current one and rotated ones within their grace period).
+    pub async fn send(&self, out: Outgoing<'_>, now: DateTime<Utc>) -> SendResult {
+        let endpoint = out.endpoint;
+        let client = match out.env {
+            Environment::Live => &self.live,
+            Environment::Test => &self.sandbox,
+        };
+        let relayed = crate::relay::is_session_url(&endpoint.url);
+        if !relayed {
+            if let Err(why) = client.check_literal_host(&endpoint.url) {
+                return SendResult::not_sent(&why);
+            }
         }
-        let headers = match signed_headers(endpoint, msg_id, payload, attempt, now) {
+        let mut headers = match signed_headers(endpoint, out.msg_id, out.payload, out.attempt, now) {
             Ok(h) => h,
             Err(reason) => return SendResult::not_sent(&reason),
         };
+        if out.env == Environment::Test {
+            headers.insert(ENVIRONMENT_HEADER, HeaderValue::from_static("test"));
+        }
         let request_headers = redacted(&headers);
+        if relayed {
+            return self.relay(out, headers, request_headers).await;
+        }
         let started = Instant::now();
-        let response = self
-            .client
+        let response = client
+            .http
             .post(&endpoint.url)
             .headers(headers)
-            .body(payload.to_string())
+            .body(out.payload.to_string())
             .send()
             .await;
         let mut response = match response {
@@ -178,15 +238,69 @@ impl Sender {
         }
     }
 
-    /// URLs naming an IP address skip DNS, so they are checked here.
-    fn check_literal_host(&self, url: &str) -> Result<(), String> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
-        let ip = match parsed.host() {
-            Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
-            Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
-            _ => return Ok(()),
+    /// Hands the signed request to the endpoint's `hookd listen` session and turns the CLI's
+    /// answer into the attempt's result.
+    async fn relay(
+        &self,
+        out: Outgoing<'_>,
+        headers: HeaderMap,
+        request_headers: BTreeMap<String, String>,
+    ) -> SendResult {
+        let request = RelayRequest {
+            id: 0,
+            msg_id: out.msg_id.to_string(),
+            event_type: out.event_type.to_string(),
+            attempt: out.attempt,
+            headers: headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .chain([("user-agent".to_string(), USER_AGENT.to_string())])
+                .collect(),
+            body: out.payload.to_string(),
         };
-        self.policy.check(ip)
+        let started = Instant::now();
+        match self.relay.forward(&out.endpoint.id, request, self.timeout).await {
+            Ok(reply) if reply.error.is_none() && reply.status > 0 => {
+                let retry_after = reply
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+                    .and_then(|(_, v)| parse_retry_after(v, Utc::now()));
+                let mut body = reply.body.into_bytes();
+                body.truncate(RESPONSE_CAP);
+                SendResult {
+                    outcome: Outcome::from_status(reply.status, retry_after),
+                    status_code: reply.status,
+                    response: body_text(body),
+                    duration: Duration::from_millis(reply.duration_ms),
+                    request_headers,
+                    response_headers: reply.headers,
+                }
+            }
+            Ok(reply) => SendResult {
+                outcome: Outcome::Transport,
+                status_code: 0,
+                response: reply
+                    .error
+                    .unwrap_or_else(|| "the local receiver gave no answer".into()),
+                duration: Duration::from_millis(reply.duration_ms),
+                request_headers,
+                response_headers: Vec::new(),
+            },
+            Err(why) => SendResult {
+                outcome: Outcome::Transport,
+                status_code: 0,
+                response: why,
+                duration: started.elapsed(),
+                request_headers,
+                response_headers: Vec::new(),
+            },
+        }
     }
 }
 

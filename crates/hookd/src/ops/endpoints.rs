@@ -106,7 +106,10 @@ async fn check(state: &AppState, env: Environment, e: &Endpoint) -> OpsResult<()
     let mut p = Problems::default();
     // https is required in the live environment unless the operator allows plain http.
     let https_only = env == Environment::Live && !state.config.delivery.allow_http;
-    p.check(validate::check_endpoint_url("url", &e.url, https_only));
+    // `hookd-listen://…` endpoints are served by a `hookd listen` session, not over the network.
+    if !crate::relay::is_session_url(&e.url) {
+        p.check(validate::check_endpoint_url("url", &e.url, https_only));
+    }
     p.check(validate::check_description("description", &e.description));
     if let Some(uid) = &e.uid {
         p.check(validate::check_uid("uid", uid, IdKind::Endpoint.prefix()));

@@ -36,10 +36,15 @@ fn spawn_hookd(data_dir: &std::path::Path) -> Process {
 }
 
 /// Starts `hookd serve` on a free loopback port with `args` and `env` added to the test defaults.
-#[allow(clippy::zombie_processes)]
 pub fn spawn_serve(args: &[&str], env: &[(&str, &str)]) -> Process {
+    spawn_serve_on("127.0.0.1:0", args, env)
+}
+
+/// Starts `hookd serve` on `listen` with `args` and `env` added to the test defaults.
+#[allow(clippy::zombie_processes)]
+pub fn spawn_serve_on(listen: &str, args: &[&str], env: &[(&str, &str)]) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookd"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", listen])
         .args(args)
         .envs(env.iter().copied())
         .env("HOOKD_DELIVERY__POLL_INTERVAL_MS", "50")

@@ -21,4 +21,6 @@ mod messages;
 mod outage;
 mod replay;
 mod retention;
+mod sandbox;
 mod ssrf;
+mod tools;
