@@ -76,6 +76,11 @@ struct Args {
     /// `--database`: SQLite is one process's file).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     nodes: u64,
+    /// Publish this catalog event type (e.g. content.published) built from its example, with a
+    /// new `id` and `timestamp` per message, instead of padded `bench.event` envelopes; with
+    /// `HOOKD_CATALOG__VALIDATION=reject` or `off` this measures what payload validation costs.
+    #[arg(long, value_name = "EVENT_TYPE")]
+    catalog_event: Option<String>,
 }
 
 /// Accepts the URLs hookd itself takes for PostgreSQL, so a typo fails here rather than making
@@ -101,6 +106,8 @@ enum Backend<'a> {
 struct Report {
     backend: &'static str,
     nodes: u64,
+    /// `bench.event`, or the catalog event type published.
+    event_type: String,
     messages: usize,
     endpoints: usize,
     concurrency: u64,
@@ -295,6 +302,8 @@ struct Publisher {
     urls: Vec<String>,
     token: String,
     pad: String,
+    /// With `--catalog-event`: the event type and its example payload.
+    template: Option<(String, Value)>,
     messages: usize,
     rate: Option<u64>,
     /// Next message index; workers take indices from it, so exactly `messages` are attempted.
@@ -341,8 +350,18 @@ async fn publish_worker(p: Arc<Publisher>) -> Published {
             out.errors.push("not published: the deadline passed".into());
             continue;
         }
-        let payload = envelope(i, &now_rfc3339(), &p.pad);
-        let body = format!(r#"{{"eventType":"bench.event","payload":{payload}}}"#);
+        let body = match &p.template {
+            Some((event_type, example)) => {
+                let mut payload = example.clone();
+                payload["id"] = json!(format!("evt_{i:010}"));
+                payload["timestamp"] = json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                json!({"eventType": event_type, "payload": payload}).to_string()
+            }
+            None => {
+                let payload = envelope(i, &now_rfc3339(), &p.pad);
+                format!(r#"{{"eventType":"bench.event","payload":{payload}}}"#)
+            }
+        };
         let started = Instant::now();
         p.first_start.get_or_init(|| started);
         let url = &p.urls[i % p.urls.len()];
@@ -426,6 +445,25 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
     // All on node 0 and before any publish, so no node has cached the application or its
     // endpoints yet: every node reads them from the shared database on its first message.
     let base = &bases[0];
+    let template = match &args.catalog_event {
+        None => None,
+        Some(name) => {
+            let et: Value = client
+                .get(format!("{base}/event-type/{name}"))
+                .bearer_auth(&token)
+                .send()
+                .await?
+                .error_for_status()
+                .with_context(|| format!("event type {name}"))?
+                .json()
+                .await?;
+            let example = et
+                .pointer("/schemas/1/examples/0")
+                .cloned()
+                .with_context(|| format!("{name} has no example"))?;
+            Some((name.clone(), example))
+        }
+    };
     let app = json!({"name": "bench", "uid": "bench"});
     post(&client, &format!("{base}/app"), &token, app).await?;
     let endpoint_url = format!("{base}/app/bench/endpoint");
@@ -442,6 +480,7 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         urls: bases.iter().map(|base| format!("{base}/app/bench/msg")).collect(),
         token,
         pad: "x".repeat(args.payload_bytes.saturating_sub(overhead)),
+        template: template.clone(),
         messages,
         rate: args.rate,
         next: AtomicUsize::new(0),
@@ -498,7 +537,11 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         endpoints,
         concurrency: args.concurrency,
         offered_rate: args.rate,
-        payload_bytes: args.payload_bytes,
+        payload_bytes: match &template {
+            Some((_, example)) => example.to_string().len(),
+            None => args.payload_bytes,
+        },
+        event_type: args.catalog_event.clone().unwrap_or_else(|| "bench.event".into()),
         ingest_msgs_per_s: per_second(published.accepted.len(), start, published.last_accept),
         delivered_msgs_per_s: per_second(delivered, start, last),
         latency_ms: Latency {

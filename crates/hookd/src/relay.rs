@@ -76,7 +76,8 @@ pub enum Frame {
         app_id: String,
         /// The session's endpoint id (pass it as `session` to resume).
         endpoint_id: String,
-        /// The endpoint's signing secret, for the local receiver to verify with.
+        /// What the local receiver verifies with: the `whsec_` secret, or the `whpk_` public
+        /// key of an ed25519 endpoint.
         secret: String,
         /// Event types it receives (`null` for all).
         event_types: Option<Vec<String>>,
@@ -97,6 +98,24 @@ pub struct RelayJob {
     pub request: RelayRequest,
     /// Where the reply goes.
     pub reply: oneshot::Sender<RelayReply>,
+}
+
+/// Why a relayed attempt got no answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayFailure {
+    /// The CLI did not answer in time (retried like an HTTP timeout).
+    pub timed_out: bool,
+    /// For the attempt log.
+    pub reason: String,
+}
+
+impl RelayFailure {
+    fn gone(reason: &str) -> RelayFailure {
+        RelayFailure {
+            timed_out: false,
+            reason: reason.to_string(),
+        }
+    }
 }
 
 /// The sessions connected to this node, by endpoint id.
@@ -153,14 +172,14 @@ impl RelayHub {
         endpoint_id: &str,
         mut request: RelayRequest,
         timeout: Duration,
-    ) -> Result<RelayReply, String> {
+    ) -> Result<RelayReply, RelayFailure> {
         let tx = self
             .sessions
             .lock()
             .expect("relay lock")
             .get(endpoint_id)
             .map(|(_, tx)| tx.clone())
-            .ok_or("no hookd listen session is connected for this endpoint")?;
+            .ok_or_else(|| RelayFailure::gone("no hookd listen session is connected for this endpoint"))?;
         request.id = self.next_id();
         let (reply_tx, reply_rx) = oneshot::channel();
         tx.send(RelayJob {
@@ -168,14 +187,16 @@ impl RelayHub {
             reply: reply_tx,
         })
         .await
-        .map_err(|_| "the hookd listen session disconnected")?;
+        .map_err(|_| RelayFailure::gone("the hookd listen session disconnected"))?;
         match tokio::time::timeout(timeout, reply_rx).await {
             Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err("the hookd listen session disconnected during the attempt".into()),
-            Err(_) => Err(format!(
-                "the hookd listen session did not answer within {} s",
-                timeout.as_secs()
+            Ok(Err(_)) => Err(RelayFailure::gone(
+                "the hookd listen session disconnected during the attempt",
             )),
+            Err(_) => Err(RelayFailure {
+                timed_out: true,
+                reason: format!("the hookd listen session did not answer within {} s", timeout.as_secs()),
+            }),
         }
     }
 
@@ -220,7 +241,7 @@ mod tests {
             body: "{}".into(),
         };
         let none = hub.forward("ep_1", req.clone(), Duration::from_secs(1)).await;
-        assert!(none.unwrap_err().contains("no hookd listen session"));
+        assert!(none.unwrap_err().reason.contains("no hookd listen session"));
 
         let (tx, mut rx) = mpsc::channel(4);
         let registration = hub.register("ep_1", tx);
@@ -240,7 +261,7 @@ mod tests {
         let reply = hub.forward("ep_1", req.clone(), Duration::from_secs(5)).await.unwrap();
         assert_eq!(reply.status, 200);
         let lost = hub.forward("ep_1", req.clone(), Duration::from_secs(5)).await;
-        assert!(lost.unwrap_err().contains("disconnected"));
+        assert!(lost.unwrap_err().reason.contains("disconnected"));
         cli.await.unwrap();
 
         // A newer connection replaces the old one; the old registration's drop leaves it alone.

@@ -66,6 +66,11 @@ async fn listen(
 
 /// Runs one connected session until the socket closes.
 async fn session(state: AppState, endpoint: Endpoint, mut socket: WebSocket) {
+    // What the receiver verifies with: the secret itself for HMAC, the public key for ed25519.
+    let Ok(verification) = endpoints::verification_key(&endpoint) else {
+        tracing::warn!(endpoint = %endpoint.id, "listen session endpoint has an unusable key");
+        return;
+    };
     let (tx, mut jobs) = mpsc::channel::<RelayJob>(64);
     let registration = state.relay.register(&endpoint.id, tx);
     // Retries that were waiting because the session was away are due now.
@@ -82,7 +87,7 @@ async fn session(state: AppState, endpoint: Endpoint, mut socket: WebSocket) {
     let hello = Frame::Session {
         app_id: endpoint.app_id.clone(),
         endpoint_id: endpoint.id.clone(),
-        secret: endpoint.secret.clone(),
+        secret: verification,
         event_types: endpoint.event_types.clone(),
         resumed,
     };

@@ -37,8 +37,9 @@ pub struct ListenArgs {
     /// Resume an earlier session (its endpoint id) instead of starting a new one.
     #[arg(long, value_name = "ENDPOINT_ID")]
     pub session: Option<String>,
-    /// Seconds to wait for the local URL to answer.
-    #[arg(long, default_value_t = 30)]
+    /// Seconds to wait for the local URL to answer (hookd waits `delivery.timeout_secs`,
+    /// 15 by default, for the whole relayed attempt).
+    #[arg(long, default_value_t = 15)]
     pub timeout: u64,
     /// Server and token.
     #[command(flatten)]

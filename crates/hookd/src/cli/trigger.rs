@@ -82,16 +82,16 @@ pub async fn run(args: TriggerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The message's destinations once each has a first result, or after a few seconds.
+/// The message's destinations once each has a first result (`sending` means it failed and a
+/// retry is scheduled), or after a few seconds.
 async fn wait_for_outcomes(args: &TriggerArgs, msg_id: &str) -> anyhow::Result<Vec<Value>> {
     let path = format!("/api/v1/app/{}/msg/{msg_id}/endpoint", args.app);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let list = args.client.call(Method::GET, &path, None).await?;
         let items = list["data"].as_array().cloned().unwrap_or_default();
-        let settled = items
-            .iter()
-            .all(|d| !matches!(d["statusText"].as_str(), Some("pending" | "sending")));
+        // `pending` = not tried yet; anything else has a first result.
+        let settled = items.iter().all(|d| d["statusText"].as_str() != Some("pending"));
         if settled || tokio::time::Instant::now() >= deadline {
             return Ok(items);
         }

@@ -293,9 +293,13 @@ impl Sender {
                 response_headers: Vec::new(),
             },
             Err(why) => SendResult {
-                outcome: Outcome::Transport,
+                outcome: if why.timed_out {
+                    Outcome::Timeout
+                } else {
+                    Outcome::Transport
+                },
                 status_code: 0,
-                response: why,
+                response: why.reason,
                 duration: started.elapsed(),
                 request_headers,
                 response_headers: Vec::new(),

@@ -24,7 +24,9 @@ from svix.api import (
     EndpointIn,
     EndpointPatch,
     EventTypeIn,
+    EventTypeImportOpenApiIn,
     EventTypePatch,
+    MessagePrecheckIn,
     MessageAttemptListByMsgOptions,
     MessageGetOptions,
     MessageIn,
@@ -140,6 +142,34 @@ assert example.payload == {"success": True}, example
 rotated = svix.endpoint.rotate_secret(app.id, ep.id, EndpointSecretRotateIn(grace_period_seconds=3600))
 assert rotated.key.startswith("whsec_") and rotated.key != secret
 assert svix.endpoint.get_secret(app.id, ep.id).key == rotated.key
+
+# Precheck: would anyone receive it? (The endpoint filters on content.published.)
+assert svix.message.precheck(app.id, MessagePrecheckIn(event_type="content.published")).active is True
+assert svix.message.precheck(app.id, MessagePrecheckIn(event_type="user.created")).active is False
+
+# Event types from an OpenAPI document's webhooks, with groupName.
+spec = {
+    "openapi": "3.1.0",
+    "info": {"title": "SDK", "version": "1"},
+    "webhooks": {
+        "invoice.paid": {"post": {
+            "description": "An invoice was paid",
+            "tags": ["billing"],
+            "requestBody": {"content": {"application/json": {"schema": {
+                "type": "object", "required": ["invoice_id"],
+                "properties": {"invoice_id": {"type": "string"}},
+                "examples": [{"invoice_id": "inv_1"}],
+            }}}},
+        }},
+    },
+}
+dry = svix.event_type.import_openapi(EventTypeImportOpenApiIn(spec=spec, dry_run=True))
+assert dry.data.modified == [] and [t.name for t in dry.data.to_modify] == ["invoice.paid"], dry
+assert dry.data.to_modify[0].group_name == "billing", dry
+done = svix.event_type.import_openapi(EventTypeImportOpenApiIn(spec=spec))
+assert done.data.modified == ["invoice.paid"], done
+imported = svix.event_type.get("invoice.paid")
+assert imported.group_name == "billing" and imported.schemas["1"]["required"] == ["invoice_id"], imported
 
 print(json.dumps({"secret": secret, "msg_id": msg.id, "app_id": app.id, "endpoint_id": ep.id}))
 sys.stdout.flush()
