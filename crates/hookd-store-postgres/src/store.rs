@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
 use hookd_store::{
     AttemptFilter, AttemptRecord, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter, NewDelivery, Page,
-    PageRequest, ReplayKind, ReplayQuery, StatusCounts, Store, StoreResult, TaskFilter, TaskRecord, TaskStatus,
-    TokenRecord,
+    PageRequest, QueueStats, ReplayKind, ReplayQuery, StatusCounts, Store, StoreResult, TaskFilter, TaskRecord,
+    TaskStatus, TokenRecord,
 };
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -809,6 +809,35 @@ impl Store for PostgresStore {
             notify_work(&self.pool).await?;
         }
         Ok(done.rows_affected())
+    }
+
+    async fn queue_stats(&self, now: DateTime<Utc>) -> StoreResult<QueueStats> {
+        let row = sqlx::query(
+            "SELECT \
+               COUNT(*) FILTER (WHERE next_attempt_at <= $1 AND lease_until <= $1), \
+               COUNT(*) FILTER (WHERE next_attempt_at <= $1 AND lease_until > $1), \
+               COUNT(*) FILTER (WHERE next_attempt_at > $1), \
+               MIN(next_attempt_at) FILTER (WHERE next_attempt_at <= $1 AND lease_until <= $1), \
+               (SELECT COUNT(*) FROM delivery WHERE parked), \
+               (SELECT COUNT(*) FROM endpoint WHERE disabled) \
+             FROM delivery WHERE next_attempt_at IS NOT NULL",
+        )
+        .bind(micros(now))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let count =
+            |i: usize| -> StoreResult<u64> { Ok(sqlx::Row::try_get::<i64, _>(&row, i).map_err(map_err)? as u64) };
+        Ok(QueueStats {
+            due: count(0)?,
+            claimed: count(1)?,
+            scheduled: count(2)?,
+            oldest_due_at: sqlx::Row::try_get::<Option<i64>, _>(&row, 3)
+                .map_err(map_err)?
+                .map(crate::rows::from_micros),
+            parked: count(4)?,
+            disabled_endpoints: count(5)?,
+        })
     }
 
     async fn defer_delivery(&self, delivery_id: &str, until: DateTime<Utc>) -> StoreResult<()> {

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
 use hookd_store::{
     AttemptFilter, AttemptRecord, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter, NewDelivery, Page,
-    PageRequest, ReplayKind, ReplayQuery, StatusCounts, Store, StoreError, StoreResult, TaskFilter, TaskRecord,
-    TaskStatus, TokenRecord,
+    PageRequest, QueueStats, ReplayKind, ReplayQuery, StatusCounts, Store, StoreError, StoreResult, TaskFilter,
+    TaskRecord, TaskStatus, TokenRecord,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -647,6 +647,36 @@ impl Store for SqliteStore {
             )
             .map(|n| n as u64)
             .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn queue_stats(&self, now: DateTime<Utc>) -> StoreResult<QueueStats> {
+        let now = micros(now);
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT \
+                   COALESCE(SUM(next_attempt_at <= ?1 AND lease_until <= ?1), 0), \
+                   COALESCE(SUM(next_attempt_at <= ?1 AND lease_until > ?1), 0), \
+                   COALESCE(SUM(next_attempt_at > ?1), 0), \
+                   MIN(CASE WHEN lease_until <= ?1 THEN next_attempt_at END), \
+                   (SELECT COUNT(*) FROM delivery WHERE parked = 1), \
+                   (SELECT COUNT(*) FROM endpoint WHERE disabled = 1) \
+                 FROM delivery WHERE next_attempt_at IS NOT NULL",
+            )?
+            .query_row(params![now], |r| {
+                Ok(QueueStats {
+                    due: r.get::<_, i64>(0)? as u64,
+                    claimed: r.get::<_, i64>(1)? as u64,
+                    scheduled: r.get::<_, i64>(2)? as u64,
+                    oldest_due_at: r
+                        .get::<_, Option<i64>>(3)?
+                        .filter(|t| *t <= now)
+                        .map(crate::rows::from_micros),
+                    parked: r.get::<_, i64>(4)? as u64,
+                    disabled_endpoints: r.get::<_, i64>(5)? as u64,
+                })
+            })
         })
         .await
     }

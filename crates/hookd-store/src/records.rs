@@ -77,6 +77,23 @@ pub struct AttemptRecord {
     pub park: bool,
 }
 
+/// The delivery queue at one instant, for metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueStats {
+    /// Due and not claimed by any node.
+    pub due: u64,
+    /// Claimed (leased) and not yet recorded.
+    pub claimed: u64,
+    /// Waiting for a later attempt.
+    pub scheduled: u64,
+    /// Kept for a disabled endpoint.
+    pub parked: u64,
+    /// When the oldest due, unclaimed delivery became due.
+    pub oldest_due_at: Option<DateTime<Utc>>,
+    /// Disabled endpoints.
+    pub disabled_endpoints: u64,
+}
+
 /// A delivery's state, for listings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryState {

@@ -33,6 +33,28 @@ pub struct Config {
     pub operational_webhook: OperationalWebhookConfig,
     /// The event catalog.
     pub catalog: CatalogConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
+}
+
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` at all.
+    pub enabled: bool,
+    /// A separate address for `/metrics` (e.g. `0.0.0.0:9071` for a scraper on another host);
+    /// unset serves it on the API listener.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            listen: None,
+        }
+    }
 }
 
 /// What happens to a message whose payload does not match its event type's schema.
@@ -162,6 +184,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             operational_webhook: OperationalWebhookConfig::default(),
             catalog: CatalogConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

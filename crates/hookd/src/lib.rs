@@ -13,6 +13,7 @@
 //! - [`auth`]: API tokens (generated, hashed, checked).
 //! - [`catalog`]: the built-in event types, examples, and the compiled-schema cache.
 //! - [`openapi`]: hookd's API description with the catalog as `webhooks`, and importing one.
+//! - [`metrics`]: Prometheus counters, histograms and scrape-time queue gauges.
 //! - [`operational`]: operational webhooks (hookd reporting on its own deliveries).
 //! - [`relay`]: `hookd listen` sessions, deliveries carried over the CLI's WebSocket.
 //! - [`retention`]: removes payloads whose retention period has ended.
@@ -28,6 +29,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dispatch;
+pub mod metrics;
 pub mod openapi;
 pub mod operational;
 pub mod ops;
@@ -110,6 +112,12 @@ pub async fn start(
     if let Some(rx) = operational_rx {
         tokio::spawn(operational::run(state.clone(), rx));
     }
+    crate::metrics::handle();
+    let metrics_listener = match state.config.metrics.listen.filter(|_| state.config.metrics.enabled) {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    let metrics_app = api::metrics_router(state.clone());
     let app = api::router(state);
     tracing::info!(addr = %listener.local_addr()?, "hookd listening");
     let task = tokio::spawn(async move {
@@ -120,6 +128,17 @@ pub async fn start(
             clock_for_retention,
             shutdown.clone(),
         ));
+        if let Some(ml) = metrics_listener {
+            let token = shutdown.clone();
+            tracker.spawn(async move {
+                let served = axum::serve(ml, metrics_app)
+                    .with_graceful_shutdown(async move { token.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            });
+        }
         let token = shutdown.clone();
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { token.cancelled().await })

@@ -7,7 +7,7 @@ use hookd::cli::{self, Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format == "json");
     if let Command::Verify(args) = cli.command {
         return cli::verify::run(args);
     }
@@ -41,14 +41,14 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr (stdout is for output such as tokens); `RUST_LOG` sets the level,
-/// `HOOKD_LOG_FORMAT=json` switches to JSON lines.
-fn init_tracing() {
+/// `--log-format json` (or `HOOKD_LOG_FORMAT=json`) switches to JSON lines.
+fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if std::env::var("HOOKD_LOG_FORMAT").is_ok_and(|v| v == "json") {
+    if json {
         builder.json().init();
     } else {
         builder.init();

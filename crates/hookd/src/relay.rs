@@ -200,6 +200,16 @@ impl RelayHub {
         }
     }
 
+    /// Sessions connected here.
+    pub fn len(&self) -> usize {
+        self.sessions.lock().expect("relay lock").len()
+    }
+
+    /// Whether no session is connected here.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Whether a session for `endpoint_id` is connected here.
     pub fn is_connected(&self, endpoint_id: &str) -> bool {
         self.sessions.lock().expect("relay lock").contains_key(endpoint_id)

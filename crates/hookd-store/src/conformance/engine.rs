@@ -141,6 +141,49 @@ pub async fn hasten_endpoint_makes_only_that_endpoints_waiting_retries_due_now(s
     );
 }
 
+/// Queue statistics split deliveries by state and date the oldest due, unclaimed one.
+pub async fn queue_stats_count_due_claimed_scheduled_and_parked_deliveries(store: &dyn Store) {
+    let mut g = Gen::new();
+    assert_eq!(store.queue_stats(at(0)).await.unwrap(), QueueStats::default());
+    let (app, ep) = app_with_endpoint(store, &mut g).await;
+    let (_, claimed) = send(store, &mut g, &ep, 0).await;
+    let (_, parked) = send(store, &mut g, &ep, 1).await;
+    let (_, retrying) = send(store, &mut g, &ep, 2).await;
+    let (_, done) = send(store, &mut g, &ep, 3).await;
+    claim(store, 10, 1000).await;
+    store.park_delivery(&parked.id).await.unwrap();
+    store
+        .record_attempts(&[
+            g.outcome(&retrying, at(11), 500, Sending, Some(at(300))),
+            g.outcome(&done, at(11), 200, Success, None),
+        ])
+        .await
+        .unwrap();
+    let (_, due_early) = send(store, &mut g, &ep, 20).await;
+    let (_, due_late) = send(store, &mut g, &ep, 40).await;
+    let mut off = g.endpoint(&app.id, None, at(0));
+    off.disabled = true;
+    store.create_endpoint(&off).await.unwrap();
+
+    let stats = store.queue_stats(at(50)).await.unwrap();
+    assert_eq!(
+        stats,
+        QueueStats {
+            due: 2,
+            claimed: 1,
+            scheduled: 1,
+            parked: 1,
+            oldest_due_at: Some(at(20)),
+            disabled_endpoints: 1,
+        }
+    );
+    let _ = (claimed, due_early, due_late);
+    // Before the later one is due, only one is; at 400 the retry is due too.
+    assert_eq!(store.queue_stats(at(30)).await.unwrap().due, 1);
+    let later = store.queue_stats(at(400)).await.unwrap();
+    assert_eq!((later.scheduled, later.oldest_due_at), (0, Some(at(20))));
+}
+
 /// Deferring releases the lease and makes the delivery due at the new time, without counting an
 /// attempt or turning a manual resend into a scheduled one.
 pub async fn deferred_delivery_is_released_and_due_only_at_the_new_time(store: &dyn Store) {

@@ -44,9 +44,13 @@ pub fn router(
         .merge(replay::router())
         .merge(health::router())
         .merge(listen::router())
-        .merge(openapi::router());
-    let app = Router::new()
-        .nest("/api/v1", api)
+        .merge(openapi::router())
+        .route_layer(axum::middleware::from_fn(crate::metrics::track));
+    let mut app = Router::new().nest("/api/v1", api);
+    if state.config.metrics.enabled && state.config.metrics.listen.is_none() {
+        app = app.route("/metrics", axum::routing::get(crate::metrics::serve));
+    }
+    let app = app
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -57,6 +61,13 @@ pub fn router(
         .with_state(state);
     let app = NormalizePathLayer::trim_trailing_slash().layer(app);
     axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app)
+}
+
+/// `/metrics` alone, for a separate metrics listener.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(crate::metrics::serve))
+        .with_state(state)
 }
 
 /// Resolves the application in the path and checks the caller may touch it.

@@ -22,6 +22,9 @@ use hookd_store::Store;
 #[derive(Debug, Parser)]
 #[command(name = "hookd", version, about)]
 pub struct Cli {
+    /// Log format on standard error: `text` or `json` (one object per line, ids as fields).
+    #[arg(long, global = true, env = "HOOKD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

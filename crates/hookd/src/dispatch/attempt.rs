@@ -118,6 +118,7 @@ impl SendContext {
             None => send::SendResult::not_sent("the message payload has expired; nothing was sent"),
         };
         drop(slot); // the global slot covers the request only
+        crate::metrics::attempt(&result.outcome, result.status_code, result.duration.as_secs_f64());
         self.guards.record(&endpoint.id, result.outcome.is_success(), started);
         let record = record::build(
             d,
@@ -127,6 +128,20 @@ impl SendContext {
             started,
             &self.policy,
             &mut rand::thread_rng(),
+        );
+        match (record.park, record.delivery_status) {
+            (false, MessageStatus::Success) => crate::metrics::delivery_finished("success"),
+            (false, MessageStatus::Fail) => crate::metrics::delivery_finished("fail"),
+            _ => {}
+        }
+        tracing::debug!(
+            app = %endpoint.app_id,
+            endpoint = %endpoint.id,
+            msg = %message.id,
+            attempt = %record.attempt.id,
+            status_code = record.attempt.response_status_code,
+            delivery_status = record.delivery_status.text(),
+            "attempt made"
         );
         if record.park {
             // Re-read: the cached copy may be seconds old and must not undo a recent edit.

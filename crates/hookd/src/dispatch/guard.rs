@@ -65,6 +65,16 @@ impl Guards {
         f(map.entry(endpoint_id.to_string()).or_default())
     }
 
+    /// Endpoints whose circuit is open (or half-open, waiting for a probe's verdict).
+    pub fn open_circuits(&self) -> usize {
+        self.endpoints
+            .lock()
+            .expect("guard map poisoned")
+            .values()
+            .filter(|s| s.open_until.is_some())
+            .count()
+    }
+
     /// May a scheduled attempt to `endpoint_id` go out at `now`?
     pub fn admit(&self, endpoint_id: &str, now: DateTime<Utc>) -> Gate {
         if self.threshold == 0 {

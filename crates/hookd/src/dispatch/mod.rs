@@ -81,6 +81,18 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     lease: Duration,
     recorded: tokio::sync::watch::Receiver<u64>,
+    global: Arc<Semaphore>,
+    max_concurrency: usize,
+    guards: Arc<guard::Guards>,
+}
+
+/// The engine's state at one instant, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Requests being sent now.
+    pub in_flight: usize,
+    /// Endpoints whose circuit is open.
+    pub open_circuits: usize,
 }
 
 impl Dispatcher {
@@ -98,11 +110,19 @@ impl Dispatcher {
         let wake = Arc::new(Notify::new());
         let lease = Duration::from_secs(config.lease_secs);
         let (recorded_tx, recorded) = tokio::sync::watch::channel(0);
+        let global = Arc::new(Semaphore::new(config.max_concurrency));
+        let guards = Arc::new(guard::Guards::new(
+            config.circuit_breaker_threshold,
+            Duration::from_secs(config.circuit_breaker_cooldown_secs),
+        ));
         let handle = Dispatcher {
             jobs: tx.clone(),
             wake: wake.clone(),
             lease,
             recorded,
+            global: global.clone(),
+            max_concurrency: config.max_concurrency,
+            guards: guards.clone(),
         };
         let worker = Worker {
             rx,
@@ -117,7 +137,7 @@ impl Dispatcher {
                 relay,
             )?,
             policy: RetryPolicy::with_schedule_secs(&config.retry_schedule),
-            global: Arc::new(Semaphore::new(config.max_concurrency)),
+            global,
             backlog: Arc::new(Semaphore::new(BACKLOG)),
             endpoint_cap: config.endpoint_concurrency,
             per_endpoint: Arc::new(Mutex::new(HashMap::new())),
@@ -126,10 +146,7 @@ impl Dispatcher {
             lease,
             recorded: recorded_tx,
             apps,
-            guards: Arc::new(guard::Guards::new(
-                config.circuit_breaker_threshold,
-                Duration::from_secs(config.circuit_breaker_cooldown_secs),
-            )),
+            guards,
             notifier,
             disable_after: chrono::Duration::seconds(config.disable_after_secs.min(i64::MAX as u64) as i64),
         };
@@ -154,6 +171,14 @@ impl Dispatcher {
     /// callers (tests, the benchmark) wait for delivery work instead of sleeping.
     pub fn recorded(&self) -> tokio::sync::watch::Receiver<u64> {
         self.recorded.clone()
+    }
+
+    /// In-flight requests and open circuits, now.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            in_flight: self.max_concurrency.saturating_sub(self.global.available_permits()),
+            open_circuits: self.guards.open_circuits(),
+        }
     }
 
     /// Asks the poller to look for due work now.

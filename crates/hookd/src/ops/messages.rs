@@ -188,6 +188,7 @@ pub async fn publish(state: &AppState, app: &Application, input: MessageIn, only
         }
         Err(e) => return Err(e.into()),
     }
+    crate::metrics::message_ingested(app.env);
     match permits {
         Some(permits) => {
             let shared = Arc::new(message.clone());

@@ -18,6 +18,7 @@ mod event_types;
 mod idempotency;
 mod lifecycle;
 mod messages;
+mod metrics;
 mod outage;
 mod replay;
 mod retention;
