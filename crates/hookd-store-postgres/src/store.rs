@@ -229,6 +229,32 @@ impl Store for PostgresStore {
         self.fetch_optional(sqlx::query(&sql).bind(hash), rows::token).await
     }
 
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        let sql = format!("SELECT {TOKEN_COLS} FROM token ORDER BY id");
+        self.fetch(sqlx::QueryBuilder::new(sql), rows::token).await
+    }
+
+    async fn delete_token(&self, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM token WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn expire_app_tokens(&self, app_id: &str, at: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE token SET expires_at = $2 WHERE app_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(app_id)
+        .bind(micros(at))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn create_application(&self, a: &Application) -> StoreResult<()> {
         sqlx::query(&format!(
             "INSERT INTO application ({APP_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"

@@ -147,7 +147,7 @@ fn take_lock(db: &Path) -> StoreResult<File> {
         .open(PathBuf::from(lock_path))
         .map_err(StoreError::internal)?;
     file.try_lock()
-        .map_err(|_| StoreError::Unavailable(format!("{} is in use by another hookd process", db.display()).into()))?;
+        .map_err(|_| StoreError::Unavailable(format!("{} is in use by another hookd process (commands such as `hookd token` can reach a running server with --server and --token instead)", db.display()).into()))?;
     Ok(file)
 }
 

@@ -149,6 +149,38 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        self.read(move |c| {
+            let mut s = c.prepare_cached(&format!("SELECT {TOKEN_COLS} FROM token ORDER BY id"))?;
+            let rows = s.query_map([], rows::token)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn delete_token(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.write(move |c| {
+            c.execute("DELETE FROM token WHERE id = ?1", [id])
+                .map(|n| n > 0)
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn expire_app_tokens(&self, app_id: &str, at: DateTime<Utc>) -> StoreResult<u64> {
+        let (app_id, at) = (app_id.to_string(), micros(at));
+        self.write(move |c| {
+            c.execute(
+                "UPDATE token SET expires_at = ?2 WHERE app_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                params![app_id, at],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+
     async fn create_application(&self, app: &Application) -> StoreResult<()> {
         let a = app.clone();
         self.write(move |c| {

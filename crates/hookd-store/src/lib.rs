@@ -73,6 +73,13 @@ pub trait Store: Send + Sync + 'static {
     async fn create_token(&self, token: &TokenRecord) -> StoreResult<()>;
     /// Finds a live token by the hash of its secret.
     async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
+    /// Every token (hashes only), oldest first.
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
+    /// Removes a token; `false` when there was none with that id.
+    async fn delete_token(&self, id: &str) -> StoreResult<bool>;
+    /// Makes every token scoped to `app_id` expire at `at` at the latest; returns how many
+    /// changed.
+    async fn expire_app_tokens(&self, app_id: &str, at: DateTime<Utc>) -> StoreResult<u64>;
 
     // ----- applications -----
 

@@ -16,6 +16,40 @@ pub fn hash_token(token: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What a new token is for.
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    /// Environment it acts in.
+    pub env: Environment,
+    /// `Some(app_id)` for an application-scoped (consumer portal) token.
+    pub app_id: Option<&'a str>,
+    /// Name shown in listings.
+    pub name: &'a str,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Creates and stores a token; returns its id and the secret (shown once).
+pub async fn create_token(store: &dyn Store, new: NewToken<'_>, now: DateTime<Utc>) -> StoreResult<(String, String)> {
+    let (secret, id) = {
+        let mut rng = rand::thread_rng();
+        let secret = format!("hk_{}_{}", new.env.as_str(), Alphanumeric.sample_string(&mut rng, 32));
+        (secret, IdKind::Token.generate(now, &mut rng))
+    };
+    store
+        .create_token(&TokenRecord {
+            id: id.clone(),
+            hash: hash_token(&secret),
+            env: new.env,
+            app_id: new.app_id.map(str::to_string),
+            description: new.name.to_string(),
+            created_at: now,
+            expires_at: new.expires_at,
+        })
+        .await?;
+    Ok((id, secret))
+}
+
 /// Creates and stores a new admin token for `env`; returns the secret (shown once).
 pub async fn create_admin_token(
     store: &dyn Store,
@@ -23,20 +57,13 @@ pub async fn create_admin_token(
     description: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<String> {
-    let mut rng = rand::thread_rng();
-    let secret = format!("hk_{}_{}", env.as_str(), Alphanumeric.sample_string(&mut rng, 32));
-    store
-        .create_token(&TokenRecord {
-            id: IdKind::Token.generate(now, &mut rng),
-            hash: hash_token(&secret),
-            env,
-            app_id: None,
-            description: description.to_string(),
-            created_at: now,
-            expires_at: None,
-        })
-        .await?;
-    Ok(secret)
+    let new = NewToken {
+        env,
+        app_id: None,
+        name: description,
+        expires_at: None,
+    };
+    Ok(create_token(store, new, now).await?.1)
 }
 
 #[cfg(test)]

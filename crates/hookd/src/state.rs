@@ -51,7 +51,9 @@ impl AppState {
         AppState {
             config: Arc::new(config),
             endpoints,
-            tokens: Arc::new(TokenCache::new(store.clone(), Duration::from_secs(30))),
+            // Short: a token revoked on another node (or by `hookd token revoke`) stops working
+            // within a second; revocations through this node clear the cache at once.
+            tokens: Arc::new(TokenCache::new(store.clone(), Duration::from_secs(1))),
             schemas: Arc::new(crate::catalog::SchemaCache::new(store.clone(), Duration::from_secs(10))),
             relay: Arc::default(),
             apps,
@@ -150,6 +152,11 @@ impl TokenCache {
                 .insert(hash.to_string(), (Instant::now(), t.clone()));
         }
         Ok(found)
+    }
+
+    /// Forgets every cached token (after a revocation on this node).
+    pub fn clear(&self) {
+        self.entries.write().expect("cache poisoned").clear();
     }
 }
 

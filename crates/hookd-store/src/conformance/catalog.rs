@@ -40,6 +40,52 @@ pub async fn token_is_found_by_the_hash_of_its_secret(store: &dyn Store) {
     assert_eq!(store.find_token(&"c".repeat(64)).await.unwrap(), None);
 }
 
+/// Tokens list oldest first; deleting removes one; expiring an application's tokens moves only
+/// its later-or-unset expiries earlier.
+pub async fn tokens_list_delete_and_expire_by_application(store: &dyn Store) {
+    let mut g = Gen::new();
+    let app = g.id(IdKind::Application, at(0));
+    let token = |g: &mut Gen, n: i64, app_id: Option<&str>, expires: Option<i64>| TokenRecord {
+        id: g.id(IdKind::Token, at(n)),
+        hash: format!("{n:064}"),
+        env: Live,
+        app_id: app_id.map(str::to_string),
+        description: format!("token {n}"),
+        created_at: at(n),
+        expires_at: expires.map(at),
+    };
+    let admin = token(&mut g, 1, None, None);
+    let portal_open = token(&mut g, 2, Some(&app), None);
+    let portal_late = token(&mut g, 3, Some(&app), Some(10_000));
+    let portal_soon = token(&mut g, 4, Some(&app), Some(50));
+    let other_app = token(&mut g, 5, Some("app_other"), None);
+    for t in [&admin, &portal_open, &portal_late, &portal_soon, &other_app] {
+        store.create_token(t).await.unwrap();
+    }
+    let ids: Vec<String> = store.list_tokens().await.unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(
+        ids,
+        [&admin, &portal_open, &portal_late, &portal_soon, &other_app].map(|t| t.id.clone())
+    );
+
+    assert_eq!(store.expire_app_tokens(&app, at(100)).await.unwrap(), 2);
+    let expiry = |h: String| async move { store.find_token(&h).await.unwrap().unwrap().expires_at };
+    assert_eq!(expiry(portal_open.hash.clone()).await, Some(at(100)));
+    assert_eq!(expiry(portal_late.hash.clone()).await, Some(at(100)));
+    assert_eq!(
+        expiry(portal_soon.hash.clone()).await,
+        Some(at(50)),
+        "an earlier expiry stays"
+    );
+    assert_eq!(expiry(other_app.hash.clone()).await, None);
+    assert_eq!(expiry(admin.hash.clone()).await, None);
+
+    assert!(store.delete_token(&admin.id).await.unwrap());
+    assert!(!store.delete_token(&admin.id).await.unwrap());
+    assert_eq!(store.find_token(&admin.hash).await.unwrap(), None);
+    assert_eq!(store.list_tokens().await.unwrap().len(), 4);
+}
+
 // ----- applications -----
 
 /// An application reads back equal by its id and by its uid; unknown keys find nothing.

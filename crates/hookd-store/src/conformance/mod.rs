@@ -124,6 +124,7 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@each $make;
             ping_answers_on_a_fresh_store,
             token_is_found_by_the_hash_of_its_secret,
+            tokens_list_delete_and_expire_by_application,
             application_is_found_by_id_and_by_uid,
             application_uid_taken_in_the_environment_is_a_conflict,
             applications_are_invisible_from_the_other_environment,

@@ -22,6 +22,8 @@ pub struct Caller {
     pub env: Environment,
     /// Set for application-scoped tokens.
     pub app_id: Option<String>,
+    /// The token's id (`tok_…`), never its secret.
+    pub token_id: String,
 }
 
 impl Caller {
@@ -62,6 +64,7 @@ impl FromRequestParts<AppState> for Caller {
         Ok(Caller {
             env: record.env,
             app_id: record.app_id,
+            token_id: record.id,
         })
     }
 }

@@ -6,6 +6,7 @@
 
 mod application;
 mod attempt;
+mod auth;
 pub mod dto;
 mod endpoint;
 pub mod error;
@@ -37,6 +38,7 @@ pub fn router(
     let limit = state.config.api.max_body_bytes;
     let api = Router::new()
         .merge(application::router())
+        .merge(auth::router())
         .merge(endpoint::router())
         .merge(event_type::router())
         .merge(message::router())

@@ -24,4 +24,5 @@ mod replay;
 mod retention;
 mod sandbox;
 mod ssrf;
+mod tokens;
 mod tools;

@@ -13,7 +13,9 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from svix.api import (
+    AppPortalAccessIn,
     ApplicationIn,
+    ApplicationTokenExpireIn,
     BulkReplayIn,
     EndpointSecretRotateIn,
     EventExampleIn,
@@ -170,6 +172,19 @@ done = svix.event_type.import_openapi(EventTypeImportOpenApiIn(spec=spec))
 assert done.data.modified == ["invoice.paid"], done
 imported = svix.event_type.get("invoice.paid")
 assert imported.group_name == "billing" and imported.schemas["1"]["required"] == ["invoice_id"], imported
+
+# Consumer-portal tokens: scoped to the application, logged out, expired all at once.
+portal = svix.authentication.app_portal_access(app.id, AppPortalAccessIn(expiry=3600))
+assert portal.token.startswith("hk_live_") and portal.token in portal.url, portal
+scoped = Svix(portal.token, SvixOptions(server_url=url))
+assert scoped.application.get(app.id).id == app.id
+expect_error(HttpError, 403, lambda: scoped.application.list())
+scoped.authentication.logout()
+expect_error(HttpError, 401, lambda: scoped.application.get(app.id))
+second = Svix(svix.authentication.app_portal_access(app.id, AppPortalAccessIn()).token, SvixOptions(server_url=url))
+assert second.endpoint.get(app.id, ep.id).id == ep.id
+svix.authentication.expire_all(app.id, ApplicationTokenExpireIn())
+expect_error(HttpError, 401, lambda: second.endpoint.get(app.id, ep.id))
 
 print(json.dumps({"secret": secret, "msg_id": msg.id, "app_id": app.id, "endpoint_id": ep.id}))
 sys.stdout.flush()

@@ -1,0 +1,205 @@
+//! `/api/v1/auth`: application-scoped tokens for the consumer portal, logging a token out, and
+//! expiring every token of an application.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::extract::{Caller, JsonBody};
+use super::{app_for, ApiResult};
+use crate::auth::{create_token, NewToken};
+use crate::ops::applications::{create_application, ApplicationIn};
+use crate::state::AppState;
+
+/// Lifetime of a portal token when the request names none: 28 days.
+pub const DEFAULT_PORTAL_EXPIRY_SECS: u64 = 28 * 24 * 3600;
+/// Shortest and longest lifetime a request may ask for.
+const PORTAL_EXPIRY: std::ops::RangeInclusive<u64> = 3600..=90 * 24 * 3600;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/app-portal-access/{app_id}", post(portal_access))
+        .route("/auth/logout", post(logout))
+        .route("/auth/app/{app_id}/expire-all", post(expire_all))
+        .route("/auth/token", axum::routing::get(list_tokens).post(new_token))
+        .route("/auth/token/{token_id}", axum::routing::delete(revoke_token))
+}
+
+/// A token as listed (never its secret).
+fn token_out(t: &hookd_store::TokenRecord) -> Value {
+    json!({
+        "id": t.id,
+        "environment": t.env.as_str(),
+        "appId": t.app_id,
+        "name": t.description,
+        "createdAt": super::dto::ts(&t.created_at),
+        "expiresAt": t.expires_at.as_ref().map(super::dto::ts),
+    })
+}
+
+/// `GET /api/v1/auth/token`: the caller's environment's tokens (hookd's own route).
+async fn list_tokens(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require_admin()?;
+    let tokens = s.store.list_tokens().await.map_err(crate::ops::OpsError::from)?;
+    let data: Vec<Value> = tokens.iter().filter(|t| t.env == caller.env).map(token_out).collect();
+    Ok(Json(json!({ "data": data })))
+}
+
+/// `POST /api/v1/auth/token` body.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct TokenIn {
+    /// Name shown in listings.
+    name: String,
+    /// Days until it stops working (default: never).
+    #[serde(default)]
+    expires_in_days: Option<u32>,
+}
+
+/// `POST /api/v1/auth/token`: a new admin token of the caller's environment; the answer is the
+/// only place its secret appears.
+async fn new_token(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<TokenIn>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require_admin()?;
+    if body.name.trim().is_empty() || body.name.len() > 256 {
+        return Err(ApiError::field(&["body", "name"], "name must be 1 to 256 characters"));
+    }
+    if body.expires_in_days.is_some_and(|d| !(1..=3650).contains(&d)) {
+        return Err(ApiError::field(
+            &["body", "expiresInDays"],
+            "expiresInDays must be 1 to 3650",
+        ));
+    }
+    let now = s.clock.now();
+    let new = NewToken {
+        env: caller.env,
+        app_id: None,
+        name: &body.name,
+        expires_at: body.expires_in_days.map(|d| now + chrono::Duration::days(i64::from(d))),
+    };
+    let (id, token) = create_token(s.store.as_ref(), new, now)
+        .await
+        .map_err(crate::ops::OpsError::from)?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id, "token": token }))))
+}
+
+/// `DELETE /api/v1/auth/token/{token_id}`: revokes a token of the caller's environment.
+async fn revoke_token(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(token_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    let tokens = s.store.list_tokens().await.map_err(crate::ops::OpsError::from)?;
+    if !tokens.iter().any(|t| t.id == token_id && t.env == caller.env) {
+        return Err(ApiError::NotFound);
+    }
+    s.store
+        .delete_token(&token_id)
+        .await
+        .map_err(crate::ops::OpsError::from)?;
+    s.tokens.clear();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Svix `AppPortalAccessIn` (capability fields are accepted; a portal token may act on its
+/// application's routes).
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct PortalAccessIn {
+    /// Seconds until the token expires.
+    #[serde(default)]
+    expiry: Option<u64>,
+    /// Creates the application when the path names none that exists.
+    #[serde(default)]
+    application: Option<ApplicationIn>,
+    /// Recorded with the token's name.
+    #[serde(default)]
+    session_id: Option<String>,
+}
+
+/// Svix `ApplicationTokenExpireIn`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ExpireIn {
+    /// Seconds the tokens keep working; none or 0 ends them now.
+    #[serde(default)]
+    expiry: Option<u64>,
+}
+
+async fn portal_access(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(app_id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<PortalAccessIn>,
+) -> ApiResult<Json<Value>> {
+    caller.require_admin()?;
+    let expiry = body.expiry.unwrap_or(DEFAULT_PORTAL_EXPIRY_SECS);
+    if !PORTAL_EXPIRY.contains(&expiry) {
+        return Err(ApiError::field(
+            &["body", "expiry"],
+            "expiry must be between 3600 seconds (1 hour) and 7776000 seconds (90 days)",
+        ));
+    }
+    let app = match (app_for(&s, &caller, &app_id).await, body.application) {
+        (Ok(app), _) => app,
+        (Err(ApiError::NotFound), Some(app_in)) if app_in.uid.as_deref() == Some(app_id.as_str()) => {
+            create_application(&s, caller.env, app_in, true).await?.0
+        }
+        (Err(e), _) => return Err(e),
+    };
+    let now = s.clock.now();
+    let name = match &body.session_id {
+        Some(session) => format!("consumer portal session {session}"),
+        None => "consumer portal".to_string(),
+    };
+    let new = NewToken {
+        env: caller.env,
+        app_id: Some(&app.id),
+        name: &name,
+        expires_at: Some(now + chrono::Duration::seconds(expiry as i64)),
+    };
+    let (_, token) = create_token(s.store.as_ref(), new, now)
+        .await
+        .map_err(crate::ops::OpsError::from)?;
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1:8071");
+    let url = format!("http://{host}/portal/#token={token}");
+    Ok(Json(json!({ "url": url, "token": token })))
+}
+
+async fn logout(State(s): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+    s.store
+        .delete_token(&caller.token_id)
+        .await
+        .map_err(crate::ops::OpsError::from)?;
+    s.tokens.clear();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn expire_all(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(app_id): Path<String>,
+    JsonBody(body): JsonBody<ExpireIn>,
+) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    let app = app_for(&s, &caller, &app_id).await?;
+    let at = s.clock.now() + chrono::Duration::seconds((*PORTAL_EXPIRY.end()).min(body.expiry.unwrap_or(0)) as i64);
+    s.store
+        .expire_app_tokens(&app.id, at)
+        .await
+        .map_err(crate::ops::OpsError::from)?;
+    s.tokens.clear();
+    Ok(StatusCode::NO_CONTENT)
+}
