@@ -28,6 +28,10 @@ cd "$root"
 
 cargo build --release -p hookd -p hookd-bench >&2
 
+# The harness publishes with one token far above the default per-token rate limit; measure the
+# engine, not the limiter (set it explicitly to measure with a limit).
+export HOOKD_API__RATE_LIMIT_PER_SEC="${HOOKD_API__RATE_LIMIT_PER_SEC:-0}"
+
 bench=("$target/release/hookd-bench" --hookd "$target/release/hookd")
 
 if [[ $# -gt 0 ]]; then

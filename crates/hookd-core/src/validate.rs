@@ -37,6 +37,12 @@ pub const MAX_ENDPOINT_CHANNELS: usize = 10;
 pub const MAX_URL_LEN: usize = 65_536;
 /// Longest custom header value.
 pub const MAX_HEADER_VALUE_LEN: usize = 4_096;
+/// Most custom headers on an endpoint.
+pub const MAX_ENDPOINT_HEADERS: usize = 20;
+/// Most event types in an endpoint's filter.
+pub const MAX_FILTER_TYPES: usize = 100;
+/// Most metadata entries.
+pub const MAX_METADATA_ENTRIES: usize = 50;
 
 fn key_chars_ok(s: &str) -> bool {
     s.bytes()
@@ -182,6 +188,13 @@ pub fn check_headers<'a>(
     field: &str,
     headers: impl IntoIterator<Item = (&'a String, &'a String)>,
 ) -> Result<(), FieldError> {
+    let headers: Vec<_> = headers.into_iter().collect();
+    if headers.len() > MAX_ENDPOINT_HEADERS {
+        return Err(FieldError::new(
+            &[field],
+            format!("at most {MAX_ENDPOINT_HEADERS} custom headers"),
+        ));
+    }
     for (name, value) in headers {
         let lower = name.to_ascii_lowercase();
         let valid_name = !name.is_empty()
@@ -211,6 +224,12 @@ pub fn check_headers<'a>(
 pub fn check_metadata(field: &str, metadata: &BTreeMap<String, String>) -> Result<(), FieldError> {
     if metadata.keys().any(String::is_empty) {
         return Err(FieldError::new(&[field], "metadata keys must not be empty"));
+    }
+    if metadata.len() > MAX_METADATA_ENTRIES {
+        return Err(FieldError::new(
+            &[field],
+            format!("at most {MAX_METADATA_ENTRIES} metadata entries"),
+        ));
     }
     Ok(())
 }

@@ -158,6 +158,12 @@ impl std::fmt::Debug for OperationalWebhookConfig {
 pub struct ApiConfig {
     /// Largest accepted request body in bytes (larger → 413).
     pub max_body_bytes: usize,
+    /// Requests per second one token may make (0 turns the limit off); more → 429.
+    pub rate_limit_per_sec: u32,
+    /// Requests a token may make at once above its steady rate.
+    pub rate_limit_burst: u32,
+    /// Longest a request may take, in seconds, reading its body included (longer → 503).
+    pub request_timeout_secs: u64,
 }
 
 /// Database settings.
@@ -211,6 +217,9 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             max_body_bytes: 1024 * 1024,
+            rate_limit_per_sec: 5000,
+            rate_limit_burst: 10_000,
+            request_timeout_secs: 30,
         }
     }
 }

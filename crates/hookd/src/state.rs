@@ -35,6 +35,8 @@ pub struct AppState {
     pub schemas: Arc<crate::catalog::SchemaCache>,
     /// `hookd listen` sessions connected to this node.
     pub relay: Arc<crate::relay::RelayHub>,
+    /// Per-token request rate limit (`None` when turned off).
+    pub limiter: Option<Arc<governor::DefaultKeyedRateLimiter<String>>>,
 }
 
 impl AppState {
@@ -48,7 +50,15 @@ impl AppState {
         notifier: Notifier,
     ) -> AppState {
         let (endpoints, apps) = caches;
+        let limiter = std::num::NonZeroU32::new(config.api.rate_limit_per_sec).map(|rate| {
+            let burst = std::num::NonZeroU32::new(config.api.rate_limit_burst.max(config.api.rate_limit_per_sec))
+                .unwrap_or(rate);
+            Arc::new(governor::RateLimiter::keyed(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ))
+        });
         AppState {
+            limiter,
             config: Arc::new(config),
             endpoints,
             // Short: a token revoked on another node (or by `hookd token revoke`) stops working

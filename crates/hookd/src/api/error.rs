@@ -55,6 +55,12 @@ pub enum ApiError {
     /// Body over the limit.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The token made too many requests; retry after this long.
+    #[error("rate limited")]
+    RateLimited(std::time::Duration),
+    /// The request took longer than the server allows.
+    #[error("request timed out")]
+    Timeout(u64),
     /// Database down.
     #[error("service unavailable")]
     Unavailable(#[source] StoreError),
@@ -142,6 +148,24 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "Request body is too large".to_string(),
+            ),
+            ApiError::RateLimited(wait) => {
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                let body = json!({
+                    "code": "rate_limit_exceeded",
+                    "detail": format!("Too many requests for this token; retry in {secs} s"),
+                });
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(axum::http::header::RETRY_AFTER, secs.to_string())],
+                    Json(body),
+                )
+                    .into_response();
+            }
+            ApiError::Timeout(secs) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                format!("The request took longer than {secs} s"),
             ),
             ApiError::Validation(items) => {
                 return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "detail": items }))).into_response();

@@ -61,6 +61,13 @@ impl FromRequestParts<AppState> for Caller {
         if record.expires_at.is_some_and(|at| at <= state.clock.now()) {
             return Err(ApiError::Unauthorized);
         }
+        if let Some(limiter) = &state.limiter {
+            if let Err(not_until) = limiter.check_key(&record.id) {
+                let wait =
+                    not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+                return Err(ApiError::RateLimited(wait));
+            }
+        }
         Ok(Caller {
             env: record.env,
             app_id: record.app_id,

@@ -59,10 +59,26 @@ pub fn router(
             idempotency::idempotency,
         ))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), request_timeout))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state);
     let app = NormalizePathLayer::trim_trailing_slash().layer(app);
     axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app)
+}
+
+/// Ends a request that takes longer than `api.request_timeout_secs` (body reading included)
+/// with a 503 in the Svix error shape.
+async fn request_timeout(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let secs = state.config.api.request_timeout_secs;
+    match tokio::time::timeout(std::time::Duration::from_secs(secs), next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout(secs).into_response(),
+    }
 }
 
 /// `/metrics` alone, for a separate metrics listener.

@@ -136,6 +136,12 @@ async fn check(state: &AppState, env: Environment, e: &Endpoint) -> OpsResult<()
                 "eventTypes must name at least one event type, or be null",
             )));
         }
+        if types.len() > validate::MAX_FILTER_TYPES {
+            return Err(OpsError::Invalid(vec![FieldError::new(
+                &["eventTypes"],
+                format!("at most {} event types", validate::MAX_FILTER_TYPES),
+            )]));
+        }
         let mut missing = Vec::new();
         for t in types {
             match state.store.get_event_type(env, t).await? {

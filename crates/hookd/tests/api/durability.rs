@@ -50,6 +50,8 @@ pub fn spawn_serve_on(listen: &str, args: &[&str], env: &[(&str, &str)]) -> Proc
         .env("HOOKD_DELIVERY__POLL_INTERVAL_MS", "50")
         .env("HOOKD_DELIVERY__ALLOW_HTTP", "true")
         .env("HOOKD_DELIVERY__ALLOWED_SUBNETS", "127.0.0.0/8")
+        // The load tests publish faster than the default per-token rate.
+        .env("HOOKD_API__RATE_LIMIT_PER_SEC", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -90,6 +90,8 @@ impl TestApp {
         config.delivery.allowed_subnets = vec!["127.0.0.0/8".into()];
         // Most tests define their own event types; the catalog tests turn the built-in one on.
         config.catalog.builtin = false;
+        // Off unless a test is about it: load tests publish faster than the default rate.
+        config.api.rate_limit_per_sec = 0;
         change(&mut config, &receiver);
         config.validate().expect("valid test config");
         // HOOKD_TEST_BACKEND=postgres runs the whole API suite on PostgreSQL, each test in a

@@ -17,6 +17,7 @@ mod engine;
 mod event_types;
 mod idempotency;
 mod lifecycle;
+mod limits;
 mod messages;
 mod metrics;
 mod outage;
