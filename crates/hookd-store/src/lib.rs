@@ -147,6 +147,14 @@ pub trait Store: Send + Sync + 'static {
     /// Removes the payloads of up to `limit` messages whose retention ended by `now`; returns
     /// how many (callers repeat until it is less than `limit`).
     async fn expire_payloads(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64>;
+    /// Removes the payload of every message of an application; returns how many it removed.
+    async fn expunge_app_contents(&self, app_id: &str) -> StoreResult<u64>;
+    /// Deletes up to `limit` messages with ids below `below` (older messages; see
+    /// [`IdKind::lower_bound`](hookd_core::id::IdKind::lower_bound)) together with their
+    /// deliveries and attempts, skipping any message that still has a delivery waiting for an
+    /// attempt or parked; returns how many messages (callers repeat until it is less than
+    /// `limit`).
+    async fn prune_messages(&self, below: &str, limit: usize) -> StoreResult<u64>;
 
     /// Leases up to `limit` due deliveries until `lease_until`.
     async fn claim_due(

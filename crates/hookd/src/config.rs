@@ -35,6 +35,17 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
+    /// Deleting old messages.
+    pub retention: RetentionConfig,
+}
+
+/// How long messages are kept (payloads expire on their own `payloadRetentionPeriod`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct RetentionConfig {
+    /// Delete messages (with their deliveries and attempts) this many days after they were
+    /// published, once every delivery is finished; unset keeps them.
+    pub prune_after_days: Option<u32>,
 }
 
 /// Where `/metrics` is served.
@@ -191,6 +202,7 @@ impl Default for Config {
             operational_webhook: OperationalWebhookConfig::default(),
             catalog: CatalogConfig::default(),
             metrics: MetricsConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }

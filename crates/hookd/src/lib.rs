@@ -107,6 +107,7 @@ pub async fn start(
         relay.clone(),
     )?;
     let (store_for_retention, clock_for_retention) = (store.clone(), clock.clone());
+    let prune_after_days = config.retention.prune_after_days;
     let mut state = state::AppState::new(config, store, clock, dispatcher.clone(), caches, notifier);
     state.relay = relay;
     if let Some(rx) = operational_rx {
@@ -126,6 +127,7 @@ pub async fn start(
         tracker.spawn(retention::run(
             store_for_retention,
             clock_for_retention,
+            prune_after_days,
             shutdown.clone(),
         ));
         if let Some(ml) = metrics_listener {

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
             Command::Trigger(args) => cli::trigger::run(args).await,
             Command::Receive(args) => cli::receive::run(args).await,
             Command::Openapi(args) => cli::openapi::run(args).await,
+            Command::Prune(args) => cli::prune::run(args).await,
             Command::Verify(_) => unreachable!("handled above"),
         }
     });

@@ -32,13 +32,50 @@ pub async fn run_once(store: &dyn Store, clock: &dyn Clock) -> StoreResult<u64> 
     }
 }
 
+/// Deletes messages created more than `days` ago whose deliveries are all finished (with their
+/// deliveries and attempts), in batches so delivery never waits long for the database; returns
+/// how many. Messages with a delivery still waiting or parked are kept: nothing unsent is lost.
+pub async fn prune(store: &dyn Store, clock: &dyn Clock, days: u32) -> StoreResult<u64> {
+    let below = hookd_core::id::IdKind::Message.lower_bound(clock.now() - chrono::Duration::days(i64::from(days)));
+    let mut total = 0;
+    loop {
+        let n = store.prune_messages(&below, PRUNE_BATCH).await?;
+        total += n;
+        if (n as usize) < PRUNE_BATCH {
+            return Ok(total);
+        }
+        // Let deliveries in between batches.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Messages deleted per statement.
+const PRUNE_BATCH: usize = 500;
+
 /// Runs [`run_once`] every [`INTERVAL`] until `shutdown`.
-pub async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
+/// With `prune_after_days`, each pass also deletes finished messages older than that.
+pub async fn run(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    prune_after_days: Option<u32>,
+    shutdown: CancellationToken,
+) {
     loop {
         match run_once(store.as_ref(), clock.as_ref()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "removed payloads past their retention"),
             Err(e) => tracing::warn!(error = %e, "payload expiry failed; retrying at the next pass"),
+        }
+        if let Some(days) = prune_after_days {
+            match prune(store.as_ref(), clock.as_ref(), days).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    deleted = n,
+                    days,
+                    "deleted finished messages past retention.prune_after_days"
+                ),
+                Err(e) => tracing::warn!(error = %e, "pruning failed; retrying at the next pass"),
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

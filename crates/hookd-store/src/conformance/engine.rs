@@ -141,6 +141,104 @@ pub async fn hasten_endpoint_makes_only_that_endpoints_waiting_retries_due_now(s
     );
 }
 
+/// Pruning deletes old messages whose deliveries are all finished, with their deliveries and
+/// attempts, a batch at a time; messages still waiting for an attempt or parked stay.
+pub async fn pruning_deletes_old_finished_messages_in_batches_and_keeps_unfinished_ones(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let mut finished = Vec::new();
+    for t in 0..3 {
+        let (m, d) = send(store, &mut g, &ep, t).await;
+        finished.push((m, d));
+    }
+    let (waiting, waiting_d) = send(store, &mut g, &ep, 5).await;
+    let (parked, parked_d) = send(store, &mut g, &ep, 6).await;
+    let (recent, _) = send(store, &mut g, &ep, 500).await;
+    claim(store, 10, 20).await;
+    let mut outcomes: Vec<AttemptRecord> = finished
+        .iter()
+        .map(|(_, d)| g.outcome(d, at(11), 200, Success, None))
+        .collect();
+    outcomes.push(g.outcome(&waiting_d, at(11), 500, Sending, Some(at(900))));
+    store.record_attempts(&outcomes).await.unwrap();
+    store.park_delivery(&parked_d.id).await.unwrap();
+
+    let below = IdKind::Message.lower_bound(at(100));
+    assert_eq!(store.prune_messages(&below, 2).await.unwrap(), 2, "a batch of two");
+    assert_eq!(
+        store.prune_messages(&below, 2).await.unwrap(),
+        1,
+        "the last finished one"
+    );
+    assert_eq!(store.prune_messages(&below, 2).await.unwrap(), 0);
+    for (m, d) in &finished {
+        assert_eq!(store.get_message(&m.app_id, &m.id).await.unwrap(), None);
+        assert_eq!(store.get_delivery(&m.id, &d.endpoint_id).await.unwrap(), None);
+        let filter = AttemptFilter {
+            app_id: m.app_id.clone(),
+            msg_id: Some(m.id.clone()),
+            ..AttemptFilter::default()
+        };
+        assert!(store
+            .list_attempts(&filter, &PageRequest::first(10, false))
+            .await
+            .unwrap()
+            .items
+            .is_empty());
+    }
+    for m in [&waiting, &parked, &recent] {
+        assert!(
+            store.get_message(&m.app_id, &m.id).await.unwrap().is_some(),
+            "{} kept",
+            m.id
+        );
+    }
+    let kept = AttemptFilter {
+        app_id: waiting.app_id.clone(),
+        msg_id: Some(waiting.id.clone()),
+        ..AttemptFilter::default()
+    };
+    assert_eq!(
+        store
+            .list_attempts(&kept, &PageRequest::first(10, false))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1,
+        "a kept message keeps its attempts"
+    );
+}
+
+/// Expunging an application's contents empties its payloads and no other application's.
+pub async fn expunging_an_application_removes_only_its_payloads(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (_, other_ep) = app_with_endpoint(store, &mut g).await;
+    let (a1, _) = send(store, &mut g, &ep, 1).await;
+    let (a2, _) = send(store, &mut g, &ep, 2).await;
+    let (b1, _) = send(store, &mut g, &other_ep, 3).await;
+    assert_eq!(store.expunge_app_contents(&ep.app_id).await.unwrap(), 2);
+    assert_eq!(
+        store.expunge_app_contents(&ep.app_id).await.unwrap(),
+        0,
+        "already empty"
+    );
+    for m in [&a1, &a2] {
+        assert_eq!(
+            store.get_message(&m.app_id, &m.id).await.unwrap().unwrap().payload,
+            None
+        );
+    }
+    assert!(store
+        .get_message(&b1.app_id, &b1.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .payload
+        .is_some());
+}
+
 /// Queue statistics split deliveries by state and date the oldest due, unclaimed one.
 pub async fn queue_stats_count_due_claimed_scheduled_and_parked_deliveries(store: &dyn Store) {
     let mut g = Gen::new();

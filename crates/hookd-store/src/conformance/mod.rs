@@ -149,6 +149,8 @@ macro_rules! store_conformance_tests {
             claimed_delivery_is_claimed_again_once_its_lease_expires,
             released_leases_make_deliveries_claimable_at_once,
             payloads_expire_in_batches_and_expunges_remove_content,
+            pruning_deletes_old_finished_messages_in_batches_and_keeps_unfinished_ones,
+            expunging_an_application_removes_only_its_payloads,
             delivery_created_with_a_lease_is_not_claimed_before_the_lease_ends,
             claim_due_takes_the_longest_overdue_first_up_to_the_limit,
             concurrent_claims_never_hand_out_the_same_delivery,

@@ -18,6 +18,42 @@ pub fn router() -> Router<AppState> {
         .route("/app/{app_id}/msg/{msg_id}", get(fetch))
         .route("/app/{app_id}/msg/{msg_id}/content", delete(expunge))
         .route("/app/{app_id}/msg/precheck/active", axum::routing::post(precheck))
+        .route("/app/{app_id}/msg/bulk-expunge", axum::routing::post(bulk_expunge))
+        .route(
+            "/app/{app_id}/msg/expunge-all-contents",
+            axum::routing::post(expunge_all),
+        )
+}
+
+/// Svix `BulkExpungeContentsIn`.
+#[derive(Debug, serde::Deserialize, Default)]
+struct BulkExpungeIn {
+    /// Message ids or event ids.
+    #[serde(default)]
+    ids: Vec<String>,
+}
+
+async fn bulk_expunge(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(app_id): Path<String>,
+    JsonBody(body): JsonBody<BulkExpungeIn>,
+) -> ApiResult<Json<serde_json::Value>> {
+    caller.require_admin()?;
+    let app = app_for(&s, &caller, &app_id).await?;
+    let results = ops::bulk_expunge(&s, &app, &body.ids).await?;
+    Ok(Json(serde_json::json!({ "results": results })))
+}
+
+async fn expunge_all(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(app_id): Path<String>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    caller.require_admin()?;
+    let app = app_for(&s, &caller, &app_id).await?;
+    let task = ops::expunge_all_contents(&s, &app).await?;
+    Ok((StatusCode::ACCEPTED, Json(super::replay::task_out(task))))
 }
 
 async fn precheck(

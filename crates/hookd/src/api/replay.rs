@@ -40,7 +40,7 @@ fn started(task: TaskRecord) -> (StatusCode, Json<Value>) {
 }
 
 /// `BackgroundTaskOut`.
-fn task_out(task: TaskRecord) -> Value {
+pub(super) fn task_out(task: TaskRecord) -> Value {
     json!({
         "id": task.id,
         "status": task.status.as_str(),

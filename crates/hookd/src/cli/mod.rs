@@ -5,6 +5,7 @@ pub mod client;
 pub mod listen;
 pub mod migrate;
 pub mod openapi;
+pub mod prune;
 pub mod receive;
 pub mod serve;
 pub mod token;
@@ -53,6 +54,8 @@ pub enum Command {
     Receive(receive::ReceiveArgs),
     /// Print hookd's OpenAPI document (the event catalog as `webhooks`).
     Openapi(openapi::OpenapiArgs),
+    /// Delete finished messages older than some days, with their deliveries and attempts.
+    Prune(prune::PruneArgs),
 }
 
 /// Flags shared by commands that open the database.

@@ -256,3 +256,52 @@ pub async fn precheck(state: &AppState, app: &Application, input: &PrecheckIn) -
         .iter()
         .any(|e| !e.disabled && endpoint_accepts(e, &input.event_type, input.channels.as_deref())))
 }
+
+/// Most messages one `bulk-expunge` may name.
+pub const MAX_BULK_EXPUNGE: usize = 250;
+
+/// Removes the payloads of the named messages (ids, or event ids); answers per name whether it
+/// was `expunged` or `not-found`.
+pub async fn bulk_expunge(
+    state: &AppState,
+    app: &Application,
+    ids: &[String],
+) -> OpsResult<std::collections::BTreeMap<String, &'static str>> {
+    if ids.len() > MAX_BULK_EXPUNGE {
+        return Err(OpsError::Invalid(vec![FieldError::new(
+            &["ids"],
+            format!("at most {MAX_BULK_EXPUNGE} messages at once"),
+        )]));
+    }
+    let mut results = std::collections::BTreeMap::new();
+    for key in ids {
+        let outcome = match state.store.get_message(&app.id, key).await? {
+            Some(m) => {
+                state.store.expunge_message_content(&app.id, &m.id).await?;
+                "expunged"
+            }
+            None => "not-found",
+        };
+        results.insert(key.clone(), outcome);
+    }
+    Ok(results)
+}
+
+/// Removes every payload of `app` and records it as a finished `application.purge_content`
+/// background task.
+pub async fn expunge_all_contents(state: &AppState, app: &Application) -> OpsResult<hookd_store::TaskRecord> {
+    let purged = state.store.expunge_app_contents(&app.id).await?;
+    let now = state.clock.now();
+    let task = hookd_store::TaskRecord {
+        id: IdKind::Task.generate(now, &mut rand::thread_rng()),
+        app_id: app.id.clone(),
+        endpoint_id: None,
+        kind: "application.purge_content".into(),
+        status: hookd_store::TaskStatus::Finished,
+        data: serde_json::json!({ "messagesPurged": purged }),
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_task(&task).await?;
+    Ok(task)
+}

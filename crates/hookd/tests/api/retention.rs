@@ -128,3 +128,195 @@ async fn payloads_expire_after_their_retention_and_pending_retries_then_end_fail
         (json!("fail"), json!(null))
     );
 }
+
+#[tokio::test]
+async fn bulk_expunge_and_expunge_all_contents_remove_payloads() {
+    let app = TestApp::spawn().await;
+    app.create_app("ws_bx").await;
+    let ep = app.create_endpoint("ws_bx", "/ok", json!({})).await;
+    let m1 = app
+        .send_message("ws_bx", json!({"eventType": "a.b", "payload": {"secret": 1}}))
+        .await;
+    let m2 = app
+        .send_message(
+            "ws_bx",
+            json!({"eventType": "a.b", "eventId": "evt_two", "payload": {"secret": 2}}),
+        )
+        .await;
+    let m3 = app
+        .send_message("ws_bx", json!({"eventType": "a.b", "payload": {"secret": 3}}))
+        .await;
+    let id = |m: &serde_json::Value| m["id"].as_str().unwrap().to_string();
+
+    let (status, out) = app
+        .post(
+            "/api/v1/app/ws_bx/msg/bulk-expunge",
+            json!({"ids": [id(&m1), "evt_two", "msg_missing"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(
+        out["results"],
+        json!({id(&m1): "expunged", "evt_two": "expunged", "msg_missing": "not-found"})
+    );
+    for m in [&m1, &m2] {
+        let (_, got) = app.get(&format!("/api/v1/app/ws_bx/msg/{}", id(m))).await;
+        assert_eq!(got["payload"], json!({"expired": true}));
+    }
+    let (_, got) = app.get(&format!("/api/v1/app/ws_bx/msg/{}", id(&m3))).await;
+    assert_eq!(
+        got["payload"],
+        json!({"secret": 3}),
+        "an unnamed message keeps its payload"
+    );
+    let too_many: Vec<String> = (0..251).map(|i| format!("msg_{i}")).collect();
+    let (status, _) = app
+        .post("/api/v1/app/ws_bx/msg/bulk-expunge", json!({"ids": too_many}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (status, task) = app.post("/api/v1/app/ws_bx/msg/expunge-all-contents", json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{task}");
+    assert_eq!(task["task"], json!("application.purge_content"));
+    assert_eq!(task["status"], json!("finished"));
+    assert_eq!(task["data"]["messagesPurged"], json!(1));
+    let (_, fetched) = app
+        .get(&format!("/api/v1/background-task/{}", task["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(fetched["id"], task["id"]);
+    let (_, got) = app.get(&format!("/api/v1/app/ws_bx/msg/{}", id(&m3))).await;
+    assert_eq!(got["payload"], json!({"expired": true}));
+    let (status, body) = app
+        .post(
+            &format!(
+                "/api/v1/app/ws_bx/msg/{}/endpoint/{}/resend",
+                id(&m3),
+                ep["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("missing_payload"))
+    );
+}
+
+#[tokio::test]
+async fn pruning_deletes_old_finished_messages_and_keeps_those_still_being_delivered() {
+    let app = TestApp::spawn().await;
+    app.create_app("ws_pr").await;
+    app.create_endpoint("ws_pr", "/ok", json!({"filterTypes": null, "channels": ["ok"]}))
+        .await;
+    app.create_endpoint("ws_pr", "/status/500", json!({"channels": ["failing"]}))
+        .await;
+    let done = app
+        .send_message("ws_pr", json!({"eventType": "a.b", "channels": ["ok"], "payload": {}}))
+        .await;
+    let retrying = app
+        .send_message(
+            "ws_pr",
+            json!({"eventType": "a.b", "channels": ["failing"], "payload": {}}),
+        )
+        .await;
+    app.wait_recorded(2).await;
+    app.advance(std::time::Duration::from_secs(2 * 86_400 + 5));
+    // Two days on, the failing delivery has a retry scheduled again after its next attempt.
+    let young = app
+        .send_message("ws_pr", json!({"eventType": "a.b", "channels": ["ok"], "payload": {}}))
+        .await;
+    app.wait_recorded(4).await;
+    let deleted = hookd::retention::prune(app.store.as_ref(), app.clock.as_ref(), 1)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let get = |m: &serde_json::Value| format!("/api/v1/app/ws_pr/msg/{}", m["id"].as_str().unwrap());
+    assert_eq!(app.get(&get(&done)).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(&get(&retrying)).await.0,
+        StatusCode::OK,
+        "still being delivered"
+    );
+    assert_eq!(app.get(&get(&young)).await.0, StatusCode::OK, "younger than a day");
+    let (_, attempts) = app
+        .get(&format!(
+            "/api/v1/app/ws_pr/attempt/msg/{}",
+            done["id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(
+        attempts["data"].as_array().is_none_or(|a| a.is_empty()),
+        "its attempts went with it: {attempts}"
+    );
+}
+
+#[test]
+fn prune_cli_deletes_in_batches_on_the_embedded_database() {
+    use hookd_core::id::IdKind;
+    use hookd_core::model::{Application, Environment, Message};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hookd.db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let old = chrono::Utc::now() - chrono::Duration::days(40);
+    let open = || {
+        hookd_store_sqlite::SqliteStore::open(&hookd_store_sqlite::SqliteOptions {
+            path: path.clone(),
+            synchronous: hookd_store_sqlite::Synchronous::Full,
+        })
+        .unwrap()
+    };
+    let app_id = rt.block_on(async {
+        let store = open();
+        let app = Application {
+            id: IdKind::Application.generate(old, &mut rand::thread_rng()),
+            env: Environment::Live,
+            uid: None,
+            name: "old".into(),
+            metadata: Default::default(),
+            throttle_rate: None,
+            created_at: old,
+            updated_at: old,
+        };
+        hookd_store::Store::create_application(&store, &app).await.unwrap();
+        for age in [40, 35, 5] {
+            let at = chrono::Utc::now() - chrono::Duration::days(age);
+            let m = Message {
+                id: IdKind::Message.generate(at, &mut rand::thread_rng()),
+                app_id: app.id.clone(),
+                event_id: None,
+                event_type: "a.b".into(),
+                channels: None,
+                payload: Some("{}".into()),
+                created_at: at,
+                expires_at: at + chrono::Duration::days(90),
+            };
+            hookd_store::Store::create_message(&store, &m, &[]).await.unwrap();
+        }
+        app.id
+    });
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+        .args(["prune", "--older-than", "30", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "deleted 2 messages older than 30 days"
+    );
+    let left = rt.block_on(async {
+        let store = open();
+        hookd_store::Store::list_messages(
+            &store,
+            &app_id,
+            &hookd_store::MessageFilter::default(),
+            &hookd_store::PageRequest::first(10, false),
+        )
+        .await
+        .unwrap()
+        .items
+        .len()
+    });
+    assert_eq!(left, 1);
+}

@@ -16,6 +16,7 @@ from svix.api import (
     AppPortalAccessIn,
     ApplicationIn,
     ApplicationTokenExpireIn,
+    BulkExpungeContentsIn,
     BulkReplayIn,
     EndpointSecretRotateIn,
     EventExampleIn,
@@ -185,6 +186,13 @@ second = Svix(svix.authentication.app_portal_access(app.id, AppPortalAccessIn())
 assert second.endpoint.get(app.id, ep.id).id == ep.id
 svix.authentication.expire_all(app.id, ApplicationTokenExpireIn())
 expect_error(HttpError, 401, lambda: second.endpoint.get(app.id, ep.id))
+
+# Expunging: by id (bulk) and everything of the application.
+extra = svix.message.create(app.id, MessageIn(event_type="content.published", payload={"secret": "x"}))
+bulk_out = svix.message.bulk_expunge_content(app.id, BulkExpungeContentsIn(ids=[extra.id, "msg_unknown"]))
+assert str(bulk_out.results[extra.id]) == "expunged" and str(bulk_out.results["msg_unknown"]) == "not-found", bulk_out
+purge = svix.message.expunge_all_contents(app.id)
+assert purge.id.startswith("qtask_") and str(purge.task) == "application.purge_content", purge
 
 print(json.dumps({"secret": secret, "msg_id": msg.id, "app_id": app.id, "endpoint_id": ep.id}))
 sys.stdout.flush()
