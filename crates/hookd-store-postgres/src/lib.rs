@@ -70,6 +70,8 @@ pub struct PostgresStore {
     /// The LISTEN connection for [`Store::wait_for_work`](hookd_store::Store::wait_for_work),
     /// opened on first use and shared by the store's clones.
     listener: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::postgres::PgListener>>>,
+    /// Seals endpoint secrets at rest when set.
+    pub(crate) secrets: Option<std::sync::Arc<hookd_store::secrets::SecretBox>>,
 }
 
 /// The NOTIFY channel for due work; the payload is the schema, so installations sharing a
@@ -125,7 +127,15 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             listener: Default::default(),
+            secrets: None,
         })
+    }
+
+    /// Seals endpoint secrets and sensitive header values with `secrets` from now on (and opens
+    /// them with it).
+    pub fn with_secrets(mut self, secrets: Option<std::sync::Arc<hookd_store::secrets::SecretBox>>) -> PostgresStore {
+        self.secrets = secrets;
+        self
     }
 
     /// Applies every embedded migration the database has not seen yet and returns their

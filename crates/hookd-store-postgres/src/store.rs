@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
+use hookd_store::secrets::{open_endpoint, seal_endpoint};
 use hookd_store::{
     AttemptFilter, AttemptRecord, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter, NewDelivery, Page,
     PageRequest, QueueStats, ReplayKind, ReplayQuery, StatusCounts, Store, StoreResult, TaskFilter, TaskRecord,
@@ -325,6 +326,8 @@ impl Store for PostgresStore {
     }
 
     async fn create_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
+        let sealed = seal_endpoint(self.secrets.as_deref(), e);
+        let e = sealed.as_ref();
         sqlx::query(&format!(
             "INSERT INTO endpoint ({ENDPOINT_COLS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
@@ -356,10 +359,14 @@ impl Store for PostgresStore {
             "SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = $1 AND (id = $2 OR uid = $2) ORDER BY id = $2 DESC LIMIT 1"
         );
         self.fetch_optional(sqlx::query(&sql).bind(app_id).bind(key), rows::endpoint)
-            .await
+            .await?
+            .map(|e| open_endpoint(self.secrets.as_deref(), e))
+            .transpose()
     }
 
     async fn update_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
+        let sealed = seal_endpoint(self.secrets.as_deref(), e);
+        let e = sealed.as_ref();
         let done = sqlx::query(
             "UPDATE endpoint SET uid = $3, url = $4, description = $5, disabled = $6, event_types = $7, channels = $8, \
              throttle_rate = $9, metadata = $10, secret = $11, headers = $12, updated_at = $13, old_secrets = $14, \
@@ -408,13 +415,26 @@ impl Store for PostgresStore {
         let mut q = Query::new(format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = "));
         q.push_bind(app_id.to_string());
         page_by(&mut q, "id", page);
-        Ok(page.finish(self.fetch(q, rows::endpoint).await?))
+        let found = page.finish(self.fetch(q, rows::endpoint).await?);
+        let items = found
+            .items
+            .into_iter()
+            .map(|e| open_endpoint(self.secrets.as_deref(), e))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page {
+            items,
+            has_more: found.has_more,
+        })
     }
 
     async fn all_endpoints(&self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
         let mut q = Query::new(format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = "));
         q.push_bind(app_id.to_string()).push(" ORDER BY id");
-        self.fetch(q, rows::endpoint).await
+        self.fetch(q, rows::endpoint)
+            .await?
+            .into_iter()
+            .map(|e| open_endpoint(self.secrets.as_deref(), e))
+            .collect()
     }
 
     async fn upsert_event_type(&self, et: &EventType) -> StoreResult<()> {

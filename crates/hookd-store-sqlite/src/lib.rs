@@ -52,6 +52,8 @@ pub struct SqliteOptions {
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
+    /// Seals endpoint secrets at rest when set.
+    pub(crate) secrets: Option<Arc<hookd_store::secrets::SecretBox>>,
 }
 
 struct Inner {
@@ -74,6 +76,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
 const READERS: usize = 8;
 
 impl SqliteStore {
+    /// Seals endpoint secrets and sensitive header values with `secrets` from now on (and opens
+    /// them with it).
+    pub fn with_secrets(mut self, secrets: Option<Arc<hookd_store::secrets::SecretBox>>) -> SqliteStore {
+        self.secrets = secrets;
+        self
+    }
+
     /// Opens (creating if needed) and migrates the database, and starts the writer thread.
     pub fn open(options: &SqliteOptions) -> StoreResult<SqliteStore> {
         if let Some(dir) = options.path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -99,6 +108,7 @@ impl SqliteStore {
                 read_slots: tokio::sync::Semaphore::new(READERS),
                 _lock: lock,
             }),
+            secrets: None,
         })
     }
 

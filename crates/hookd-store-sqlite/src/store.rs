@@ -16,6 +16,7 @@ use crate::rows::{
     TOKEN_COLS,
 };
 use crate::{map_err, SqliteStore};
+use hookd_store::secrets::{open_endpoint, seal_endpoint};
 
 /// A statement assembled from optional filters, with its positional parameters.
 struct Query {
@@ -260,7 +261,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
-        let e = e.clone();
+        let e = seal_endpoint(self.secrets.as_deref(), e).into_owned();
         self.write(move |c| {
             c.prepare_cached(&format!(
                 "INSERT INTO endpoint ({ENDPOINT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
@@ -287,11 +288,13 @@ impl Store for SqliteStore {
             .query_row(params![app_id, key], rows::endpoint)
             .optional()
         })
-        .await
+        .await?
+        .map(|e| open_endpoint(self.secrets.as_deref(), e))
+        .transpose()
     }
 
     async fn update_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
-        let e = e.clone();
+        let e = seal_endpoint(self.secrets.as_deref(), e).into_owned();
         self.write(move |c| {
             let n = c
                 .prepare_cached(
@@ -339,6 +342,15 @@ impl Store for SqliteStore {
             Ok(page.finish(q.fetch(c, rows::endpoint)?))
         })
         .await
+        .and_then(|p: Page<Endpoint>| {
+            let has_more = p.has_more;
+            let items = p
+                .items
+                .into_iter()
+                .map(|e| open_endpoint(self.secrets.as_deref(), e))
+                .collect::<StoreResult<Vec<_>>>()?;
+            Ok(Page { items, has_more })
+        })
     }
 
     async fn all_endpoints(&self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
@@ -348,9 +360,12 @@ impl Store for SqliteStore {
                 "SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = ?1 ORDER BY id"
             ))?;
             let rows = stmt.query_map([app_id], rows::endpoint)?;
-            rows.collect()
+            rows.collect::<rusqlite::Result<Vec<Endpoint>>>()
         })
-        .await
+        .await?
+        .into_iter()
+        .map(|e| open_endpoint(self.secrets.as_deref(), e))
+        .collect()
     }
 
     async fn upsert_event_type(&self, et: &EventType) -> StoreResult<()> {

@@ -22,4 +22,9 @@ impl StoreError {
     pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
         StoreError::Internal(Box::new(e))
     }
+
+    /// An internal error described by a sentence.
+    pub fn message(msg: impl Into<String>) -> StoreError {
+        StoreError::Internal(msg.into().into())
+    }
 }

@@ -17,6 +17,7 @@
 pub mod error;
 pub mod page;
 pub mod records;
+pub mod secrets;
 
 #[cfg(feature = "testing")]
 pub mod conformance;

@@ -37,6 +37,45 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Deleting old messages.
     pub retention: RetentionConfig,
+    /// Encryption of endpoint secrets at rest.
+    pub secrets: SecretsConfig,
+}
+
+/// Keys that seal endpoint secrets and sensitive header values in the database.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct SecretsConfig {
+    /// Base64 of 32 random bytes (`hookd secrets generate-key`); seals new values. Empty keeps
+    /// secrets unencrypted (hookd warns at start).
+    pub main_key: String,
+    /// Earlier keys, still accepted for reading while `hookd secrets rotate` re-seals.
+    #[serde(deserialize_with = "string_list")]
+    pub previous_keys: Vec<String>,
+}
+
+impl std::fmt::Debug for SecretsConfig {
+    /// Keys never reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsConfig")
+            .field("main_key", &if self.main_key.is_empty() { "" } else { "[redacted]" })
+            .field("previous_keys", &self.previous_keys.len())
+            .finish()
+    }
+}
+
+impl SecretsConfig {
+    /// The box built from the keys, or `None` without a main key.
+    pub fn secret_box(&self) -> Result<Option<std::sync::Arc<hookd_store::secrets::SecretBox>>, ConfigError> {
+        if self.main_key.is_empty() {
+            return Ok(None);
+        }
+        hookd_store::secrets::SecretBox::new(&self.main_key, &self.previous_keys)
+            .map(|b| Some(std::sync::Arc::new(b)))
+            .map_err(|reason| ConfigError::Invalid {
+                key: "secrets.main_key",
+                reason,
+            })
+    }
 }
 
 /// How long messages are kept (payloads expire on their own `payloadRetentionPeriod`).
@@ -203,6 +242,7 @@ impl Default for Config {
             catalog: CatalogConfig::default(),
             metrics: MetricsConfig::default(),
             retention: RetentionConfig::default(),
+            secrets: SecretsConfig::default(),
         }
     }
 }
@@ -284,6 +324,7 @@ impl Config {
 
     /// Checks ranges; call after flags are applied.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.secrets.secret_box()?;
         let d = &self.delivery;
         if !(1..=30).contains(&d.timeout_secs) {
             return Err(ConfigError::Invalid {

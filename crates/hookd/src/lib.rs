@@ -68,6 +68,12 @@ pub async fn start(
     clock: Arc<dyn clock::Clock>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
+    if config.secrets.main_key.is_empty() {
+        tracing::warn!(
+            "secrets.main_key is not set: endpoint secrets and sensitive headers are stored unencrypted \
+             (create a key with `hookd secrets generate-key`)"
+        );
+    }
     let released = store.release_stale_leases().await?;
     if let Err(e) = store.listen_for_work().await {
         tracing::warn!(error = %e, "cannot listen for other nodes' work; polling only until it can");

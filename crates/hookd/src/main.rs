@@ -29,6 +29,7 @@ fn main() -> ExitCode {
             Command::Receive(args) => cli::receive::run(args).await,
             Command::Openapi(args) => cli::openapi::run(args).await,
             Command::Prune(args) => cli::prune::run(args).await,
+            Command::Secrets(cmd) => cli::secrets::run(cmd).await,
             Command::Verify(_) => unreachable!("handled above"),
         }
     });

@@ -7,6 +7,7 @@ pub mod migrate;
 pub mod openapi;
 pub mod prune;
 pub mod receive;
+pub mod secrets;
 pub mod serve;
 pub mod token;
 pub mod trigger;
@@ -56,6 +57,9 @@ pub enum Command {
     Openapi(openapi::OpenapiArgs),
     /// Delete finished messages older than some days, with their deliveries and attempts.
     Prune(prune::PruneArgs),
+    /// Encryption keys for endpoint secrets at rest.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
 }
 
 /// Flags shared by commands that open the database.
@@ -94,6 +98,7 @@ pub fn parse_environment(s: &str) -> Result<hookd_core::model::Environment, Stri
 /// Opens (and migrates) the database `config` names: PostgreSQL for a `postgres://` URL,
 /// otherwise the embedded SQLite file in the data directory.
 pub async fn open_store(config: &crate::Config) -> anyhow::Result<Arc<dyn Store>> {
+    let secrets = config.secrets.secret_box()?;
     if config.uses_postgres() {
         let schema = Some(config.storage.postgres_schema.clone()).filter(|s| !s.is_empty());
         let options = hookd_store_postgres::PostgresOptions {
@@ -102,10 +107,12 @@ pub async fn open_store(config: &crate::Config) -> anyhow::Result<Arc<dyn Store>
             ..hookd_store_postgres::PostgresOptions::default()
         };
         return Ok(Arc::new(
-            hookd_store_postgres::PostgresStore::connect(&config.database, options).await?,
+            hookd_store_postgres::PostgresStore::connect(&config.database, options)
+                .await?
+                .with_secrets(secrets),
         ));
     }
-    Ok(Arc::new(open_sqlite(config)?))
+    Ok(Arc::new(open_sqlite(config)?.with_secrets(secrets)))
 }
 
 /// Opens the embedded store for `config`.

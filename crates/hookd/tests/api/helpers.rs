@@ -168,6 +168,11 @@ impl TestApp {
         }
     }
 
+    /// The data directory (the embedded database lives there).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// The time hookd sees now.
     pub fn clock_now(&self) -> chrono::DateTime<Utc> {
         hookd::clock::Clock::now(self.clock.as_ref())

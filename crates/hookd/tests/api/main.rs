@@ -24,6 +24,7 @@ mod outage;
 mod replay;
 mod retention;
 mod sandbox;
+mod secrets;
 mod ssrf;
 mod tokens;
 mod tools;
