@@ -180,6 +180,9 @@ pub struct DeliveryConfig {
     /// How long an open circuit defers an endpoint's deliveries before one probe, in seconds;
     /// doubles after each failed probe, up to 10 minutes.
     pub circuit_breaker_cooldown_secs: u64,
+    /// At shutdown, how long requests already in flight may take to finish (and be recorded)
+    /// before they are abandoned and their deliveries given back, in seconds.
+    pub shutdown_grace_secs: u64,
 }
 
 /// Where hookd reports on its own deliveries (Svix's operational webhooks).
@@ -261,6 +264,7 @@ impl Default for DeliveryConfig {
             disable_after_secs: 5 * 24 * 3600,
             circuit_breaker_threshold: 10,
             circuit_breaker_cooldown_secs: 30,
+            shutdown_grace_secs: 30,
         }
     }
 }

@@ -140,6 +140,7 @@ impl Dispatcher {
             global,
             backlog: Arc::new(Semaphore::new(BACKLOG)),
             endpoint_cap: config.endpoint_concurrency,
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
             per_endpoint: Arc::new(Mutex::new(HashMap::new())),
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             poll_interval: Duration::from_millis(config.poll_interval_ms),
@@ -189,6 +190,8 @@ impl Dispatcher {
 
 /// The engine; [`Worker::run`] drives it until shutdown.
 pub struct Worker {
+    /// How long requests in flight at shutdown may take before they are abandoned.
+    shutdown_grace: Duration,
     rx: mpsc::Receiver<Job>,
     jobs: mpsc::Sender<Job>,
     wake: Arc<Notify>,
@@ -229,6 +232,9 @@ impl Worker {
         ));
         // Other nodes announce due work (PostgreSQL LISTEN/NOTIFY); polling is the fallback.
         tracker.spawn(listen_loop(self.store.clone(), self.wake.clone(), shutdown.clone()));
+        // Fires `shutdown_grace` after the shutdown: requests still in flight then are abandoned
+        // and their deliveries given back.
+        let abandon = CancellationToken::new();
         let ctx = Arc::new(attempt::SendContext {
             store: self.store.clone(),
             clock: self.clock.clone(),
@@ -269,6 +275,7 @@ impl Worker {
             let ctx = ctx.clone();
             let in_flight = self.in_flight.clone();
             let stop = shutdown.clone();
+            let abandon = abandon.clone();
             tracker.spawn(async move {
                 let delivery_id = job.delivery.id.clone();
                 // The endpoint's slot first: deliveries queued behind a slow endpoint wait here
@@ -281,7 +288,15 @@ impl Worker {
                         None
                     }
                     slot = endpoint_slot.acquire_owned() => match slot {
-                        Ok(_ep) => ctx.attempt(job, &global, &stop).await,
+                        Ok(_ep) => tokio::select! {
+                            record = ctx.attempt(job, &global, &stop) => record,
+                            _ = abandon.cancelled() => {
+                                // Dropping the attempt cancels its request; the delivery goes
+                                // back to the queue and is sent again (it was in flight).
+                                ctx.unsent(delivery_id.clone());
+                                None
+                            }
+                        },
                         Err(_) => None,
                     },
                 };
@@ -295,8 +310,14 @@ impl Worker {
                 drop(backlog);
             });
         }
-        // Shutting down: stop taking work, let requests already sent finish (each is bounded by
-        // the request timeout) and be recorded, and give back every delivery not yet sent.
+        // Shutting down: stop taking work, let requests already sent finish within the grace
+        // period and be recorded, and give back every delivery not sent (or abandoned).
+        let grace = self.shutdown_grace;
+        let timer = abandon.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            timer.cancel();
+        });
         self.rx.close();
         while let Ok(job) = self.rx.try_recv() {
             ctx.unsent(job.delivery.id);

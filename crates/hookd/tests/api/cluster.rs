@@ -248,3 +248,38 @@ async fn a_shutdown_gives_back_unsent_deliveries_so_another_node_sends_them_at_o
     );
     drop(second);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_still_in_flight_after_the_grace_period_is_abandoned_and_given_back() {
+    let app = crate::helpers::TestApp::spawn_with(|c| c.delivery.shutdown_grace_secs = 1).await;
+    app.create_app("ws_grace").await;
+    app.create_endpoint("ws_grace", "/slow/10000", json!({})).await;
+    let msg = app
+        .send_message("ws_grace", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    // The receiver records a slow request only when it answers; the engine knows it is sending.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while app.dispatcher.stats().in_flight == 0 {
+        assert!(std::time::Instant::now() < deadline, "the request never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let store = app.store.clone();
+    let now = app.clock_now();
+    let started = std::time::Instant::now();
+    app.stop().await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "waited the grace period, not the 10 s request: {took:?}"
+    );
+    // Nothing was recorded for the abandoned request, and its delivery is claimable at once
+    // (not after the 5-minute lease): a restart or another node sends it again.
+    let msg_id = msg["id"].as_str().unwrap();
+    let claimed = store
+        .claim_due(now, now + chrono::Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "given back");
+    assert_eq!(claimed[0].msg_id, msg_id);
+    assert_eq!(claimed[0].total_attempts, 0, "no attempt was recorded");
+}
