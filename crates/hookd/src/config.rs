@@ -183,6 +183,13 @@ pub struct DeliveryConfig {
     /// At shutdown, how long requests already in flight may take to finish (and be recorded)
     /// before they are abandoned and their deliveries given back, in seconds.
     pub shutdown_grace_secs: u64,
+    /// Send every delivery through this proxy (`http://host:port` for HTTP CONNECT, or
+    /// `socks5://host:port`), so consumers can allow-list the proxy's address; empty sends
+    /// directly. Credentials go in the URL (`http://user:pass@host:port`).
+    pub proxy: String,
+    /// Local address deliveries are sent from (for hosts with several addresses); empty lets
+    /// the system choose.
+    pub source_address: String,
 }
 
 /// Where hookd reports on its own deliveries (Svix's operational webhooks).
@@ -265,6 +272,8 @@ impl Default for DeliveryConfig {
             circuit_breaker_threshold: 10,
             circuit_breaker_cooldown_secs: 30,
             shutdown_grace_secs: 30,
+            proxy: String::new(),
+            source_address: String::new(),
         }
     }
 }
@@ -329,6 +338,23 @@ impl Config {
     /// Checks ranges; call after flags are applied.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.secrets.secret_box()?;
+        if !self.delivery.proxy.is_empty() {
+            let ok = url::Url::parse(&self.delivery.proxy)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https" | "socks5" | "socks5h") && u.host().is_some());
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key: "delivery.proxy",
+                    reason: "must be an http://, https:// or socks5:// URL with a host".into(),
+                });
+            }
+        }
+        if !self.delivery.source_address.is_empty() && self.delivery.source_address.parse::<std::net::IpAddr>().is_err()
+        {
+            return Err(ConfigError::Invalid {
+                key: "delivery.source_address",
+                reason: "must be an IP address".into(),
+            });
+        }
         let d = &self.delivery;
         if !(1..=30).contains(&d.timeout_secs) {
             return Err(ConfigError::Invalid {

@@ -134,6 +134,10 @@ impl Dispatcher {
             sender: send::Sender::new(
                 config.timeout(),
                 AddressPolicy::parse(&config.allowed_subnets).map_err(anyhow::Error::msg)?,
+                &send::Egress {
+                    proxy: Some(config.proxy.clone()).filter(|p| !p.is_empty()),
+                    source_address: config.source_address.parse().ok(),
+                },
                 relay,
             )?,
             policy: RetryPolicy::with_schedule_secs(&config.retry_schedule),

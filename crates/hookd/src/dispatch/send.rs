@@ -4,7 +4,10 @@
 //! [`PolicyResolver`], which drops refused addresses, and the connection is made to exactly the
 //! addresses it returned, so a DNS answer cannot change between the check and the connect. URLs
 //! with an IP literal are checked before any connection is attempted. Proxies from the
-//! environment are ignored, so the check cannot be bypassed through one.
+//! environment are ignored, so the check cannot be bypassed through one. With a configured
+//! egress proxy (`delivery.proxy`) the proxy connects to the target: its addresses are checked
+//! here before each send, and the proxy should enforce the same rules. Sandbox endpoints use a
+//! wider policy; `hookd listen` endpoints go through their session instead of the network.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -100,21 +103,63 @@ pub const ENVIRONMENT_HEADER: &str = "webhook-environment";
 struct Client {
     http: reqwest::Client,
     policy: Arc<AddressPolicy>,
+    proxied: bool,
+}
+
+/// How deliveries leave the machine.
+#[derive(Debug, Clone, Default)]
+pub struct Egress {
+    /// Proxy URL (`http://…` or `socks5://…`).
+    pub proxy: Option<String>,
+    /// Local source address.
+    pub source_address: Option<IpAddr>,
 }
 
 impl Client {
-    fn new(timeout: Duration, policy: AddressPolicy) -> anyhow::Result<Client> {
+    fn new(timeout: Duration, policy: AddressPolicy, egress: &Egress) -> anyhow::Result<Client> {
         let policy = Arc::new(policy);
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(USER_AGENT)
             .pool_max_idle_per_host(64)
-            .no_proxy()
-            .dns_resolver(Arc::new(PolicyResolver { policy: policy.clone() }))
-            .build()?;
-        Ok(Client { http, policy })
+            .local_address(egress.source_address);
+        builder = match &egress.proxy {
+            // Through a proxy, the proxy resolves and connects to the target; the target's
+            // addresses are checked before each send instead (`check_target`).
+            Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy.as_str())?),
+            // Directly: connections go only to addresses the policy resolver returned. Proxies
+            // from the environment are ignored, so the check cannot be bypassed through one.
+            None => builder
+                .no_proxy()
+                .dns_resolver(Arc::new(PolicyResolver { policy: policy.clone() })),
+        };
+        Ok(Client {
+            http: builder.build()?,
+            policy,
+            proxied: egress.proxy.is_some(),
+        })
+    }
+
+    /// Through a proxy: resolves the target here and refuses it if any address is refused.
+    async fn check_target(&self, url: &str) -> Result<(), String> {
+        if !self.proxied {
+            return Ok(());
+        }
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+        let host = match parsed.host() {
+            Some(url::Host::Domain(d)) => d.to_string(),
+            _ => return Ok(()), // IP literals are checked by check_literal_host
+        };
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let found = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| format!("{host} did not resolve: {e}"))?;
+        for addr in found {
+            self.policy.check(addr.ip())?;
+        }
+        Ok(())
     }
 
     /// URLs naming an IP address skip DNS, so they are checked here.
@@ -158,10 +203,15 @@ pub struct Sender {
 impl Sender {
     /// Clients with the given timeout that never follow redirects and connect only where
     /// `policy` allows (live) or where its sandbox widening allows (test environment).
-    pub fn new(timeout: Duration, policy: AddressPolicy, relay: Arc<RelayHub>) -> anyhow::Result<Sender> {
+    pub fn new(
+        timeout: Duration,
+        policy: AddressPolicy,
+        egress: &Egress,
+        relay: Arc<RelayHub>,
+    ) -> anyhow::Result<Sender> {
         Ok(Sender {
-            sandbox: Client::new(timeout, policy.sandbox())?,
-            live: Client::new(timeout, policy)?,
+            sandbox: Client::new(timeout, policy.sandbox(), egress)?,
+            live: Client::new(timeout, policy, egress)?,
             relay,
             timeout,
         })
@@ -178,6 +228,9 @@ impl Sender {
         let relayed = crate::relay::is_session_url(&endpoint.url);
         if !relayed {
             if let Err(why) = client.check_literal_host(&endpoint.url) {
+                return SendResult::not_sent(&why);
+            }
+            if let Err(why) = client.check_target(&endpoint.url).await {
                 return SendResult::not_sent(&why);
             }
         }

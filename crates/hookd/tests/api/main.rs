@@ -12,6 +12,7 @@ mod cluster;
 mod compat;
 mod delivery;
 mod durability;
+mod egress;
 mod endpoints;
 mod engine;
 mod event_types;
