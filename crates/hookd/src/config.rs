@@ -338,6 +338,18 @@ impl Config {
     /// Checks ranges; call after flags are applied.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.secrets.secret_box()?;
+        if self.api.request_timeout_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "api.request_timeout_secs",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.retention.prune_after_days == Some(0) {
+            return Err(ConfigError::Invalid {
+                key: "retention.prune_after_days",
+                reason: "must be at least 1 (or unset to keep messages)".into(),
+            });
+        }
         if !self.delivery.proxy.is_empty() {
             let ok = url::Url::parse(&self.delivery.proxy)
                 .is_ok_and(|u| matches!(u.scheme(), "http" | "https" | "socks5" | "socks5h") && u.host().is_some());

@@ -1,8 +1,9 @@
 //! Prometheus metrics at `/metrics`.
 //!
 //! Counters and histograms are recorded as things happen through the `metrics` facade (one
-//! recorder per process); gauges that describe this node's queue and engine are read at scrape
-//! time from the database and the dispatcher and appended to the same text. Labels never carry
+//! recorder per process); gauges are read at scrape time and appended to the same text: the
+//! queue gauges from the database (the same on every node sharing it), the engine gauges from
+//! this node's dispatcher. Labels never carry
 //! ids: routes are templates (`/api/v1/app/{app_id}/msg`), statuses are classes (`2xx`).
 
 use std::fmt::Write as _;

@@ -40,8 +40,29 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
-        let header = parts
-            .headers
+        let record = authenticate(&parts.headers, state).await?;
+        if let Some(limiter) = &state.limiter {
+            if let Err(not_until) = limiter.check_key(&record.id) {
+                let wait =
+                    not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+                return Err(ApiError::RateLimited(wait));
+            }
+        }
+        Ok(Caller {
+            env: record.env,
+            app_id: record.app_id,
+            token_id: record.id,
+        })
+    }
+}
+
+/// The valid, unexpired token of a request's `Authorization` header.
+pub(crate) async fn authenticate(
+    headers: &axum::http::HeaderMap,
+    state: &AppState,
+) -> Result<hookd_store::TokenRecord, ApiError> {
+    {
+        let header = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .ok_or(ApiError::Unauthorized)?;
@@ -61,18 +82,7 @@ impl FromRequestParts<AppState> for Caller {
         if record.expires_at.is_some_and(|at| at <= state.clock.now()) {
             return Err(ApiError::Unauthorized);
         }
-        if let Some(limiter) = &state.limiter {
-            if let Err(not_until) = limiter.check_key(&record.id) {
-                let wait =
-                    not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-                return Err(ApiError::RateLimited(wait));
-            }
-        }
-        Ok(Caller {
-            env: record.env,
-            app_id: record.app_id,
-            token_id: record.id,
-        })
+        Ok(record)
     }
 }
 

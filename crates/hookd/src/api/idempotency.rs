@@ -37,9 +37,17 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     if req.method() != Method::POST {
         return next.run(req).await;
     }
+    // Answers that carry new tokens are never stored.
+    if req.uri().path().starts_with("/api/v1/auth/") {
+        return next.run(req).await;
+    }
     let (Some(raw_key), Some(auth)) = (req.headers().get("idempotency-key"), req.headers().get(AUTHORIZATION)) else {
         return next.run(req).await;
     };
+    // Only a currently valid token may have a stored answer replayed to it.
+    if let Err(e) = super::extract::authenticate(req.headers(), &state).await {
+        return e.into_response();
+    }
     // A key that cannot be read is refused, not ignored: ignoring it would silently drop the
     // protection the client asked for.
     let key = raw_key.to_str().map(str::trim).unwrap_or("");

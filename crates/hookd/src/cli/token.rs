@@ -16,7 +16,7 @@ pub struct Remote {
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
     /// Admin token for --server.
-    #[arg(long = "token", env = "HOOKD_TOKEN", hide_env_values = true, requires = "server")]
+    #[arg(long = "token", env = "HOOKD_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 }
 

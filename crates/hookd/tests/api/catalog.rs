@@ -425,3 +425,74 @@ async fn the_served_openapi_document_lists_every_catalog_event_as_a_webhook() {
     let (status, _) = app.get("/api/v1/openapi.json?environment=staging").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// Every `.route(PATH, METHOD(…)…)` in the API's source, as (method, "/api/v1" + path).
+fn routes_in_source() -> Vec<(String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let mut from = 0;
+        while let Some(i) = text[from..].find(".route(") {
+            let start = from + i + ".route(".len();
+            // The call's extent: up to its matching parenthesis.
+            let mut depth = 1;
+            let mut end = start;
+            for (j, c) in text[start..].char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                if depth == 0 {
+                    end = start + j;
+                    break;
+                }
+            }
+            let call = &text[start..end];
+            let path = call.split('"').nth(1).expect("a route path literal").to_string();
+            from = end;
+            if path == "/metrics" {
+                continue; // served beside the API, not under /api/v1
+            }
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let needle = format!("{method}(");
+                let found = call.match_indices(&needle).any(|(k, _)| {
+                    k == 0 || !call.as_bytes()[k - 1].is_ascii_alphanumeric() && call.as_bytes()[k - 1] != b'_'
+                });
+                if found {
+                    out.push((method.to_string(), format!("/api/v1{path}")));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_openapi_document_describes_every_route_the_server_serves() {
+    let routes = routes_in_source();
+    assert!(routes.len() > 50, "the scan finds the routes: {routes:?}");
+    assert!(routes.contains(&("post".into(), "/api/v1/app/{app_id}/msg".into())));
+    let doc = hookd::openapi::spec(&[]);
+    let mut missing = Vec::new();
+    for (method, path) in &routes {
+        if !doc["paths"][path.as_str()][method.as_str()].is_object() {
+            missing.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "routes missing from openapi/hookd-api.json: {missing:#?}"
+    );
+    // And every documented operation has a unique operationId.
+    let mut ids = std::collections::HashSet::new();
+    for (_, item) in doc["paths"].as_object().unwrap() {
+        for (_, op) in item.as_object().unwrap() {
+            if let Some(id) = op.get("operationId").and_then(Value::as_str) {
+                assert!(ids.insert(id.to_string()), "duplicate operationId {id}");
+            }
+        }
+    }
+}

@@ -365,3 +365,59 @@ fn get_with(base: &str, token: &str) -> u16 {
             .as_u16()
     })
 }
+
+#[tokio::test]
+async fn a_revoked_token_gets_no_stored_idempotent_answer_and_new_tokens_are_never_stored() {
+    let app = TestApp::spawn().await;
+    let (status, created) = app.post("/api/v1/auth/token", json!({"name": "short"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let token = created["token"].as_str().unwrap().to_string();
+    let post = |token: String, key: &'static str, path: &'static str, body: serde_json::Value| {
+        let (client, base) = (app.client.clone(), app.base.clone());
+        async move {
+            client
+                .post(format!("{base}{path}"))
+                .bearer_auth(token)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first = post(token.clone(), "k1", "/api/v1/app", json!({"name": "Once"})).await;
+    assert_eq!(first.status().as_u16(), 201);
+    let again = post(token.clone(), "k1", "/api/v1/app", json!({"name": "Once"})).await;
+    assert_eq!(again.status().as_u16(), 201);
+    assert!(again.headers().contains_key("idempotent-replayed"));
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/auth/token/{}", created["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let revoked = post(token, "k1", "/api/v1/app", json!({"name": "Once"})).await;
+    assert_eq!(revoked.status().as_u16(), 401, "no replay for a revoked token");
+
+    app.create_app("ws_idem").await;
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let resp = post(
+            app.token.clone(),
+            "same",
+            "/api/v1/auth/app-portal-access/ws_idem",
+            json!({}),
+        )
+        .await;
+        assert_eq!(resp.status().as_u16(), 200);
+        assert!(!resp.headers().contains_key("idempotent-replayed"));
+        let body: serde_json::Value = resp.json().await.unwrap();
+        tokens.push(body["token"].as_str().unwrap().to_string());
+    }
+    assert_ne!(
+        tokens[0], tokens[1],
+        "answers carrying tokens are not stored for replay"
+    );
+}
