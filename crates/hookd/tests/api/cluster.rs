@@ -266,7 +266,7 @@ async fn a_request_still_in_flight_after_the_grace_period_is_abandoned_and_given
     let store = app.store.clone();
     let now = app.clock_now();
     let started = std::time::Instant::now();
-    app.stop().await;
+    let _data = app.stop_keeping_data().await;
     let took = started.elapsed();
     assert!(
         took >= Duration::from_millis(900) && took < Duration::from_secs(5),

@@ -168,6 +168,17 @@ impl TestApp {
         }
     }
 
+    /// Like [`TestApp::stop`], but the database (directory or schema) lives on until the
+    /// returned guard is dropped, so a test can inspect what the shutdown left.
+    pub async fn stop_keeping_data(mut self) -> impl Sized {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.wait().await.expect("clean shutdown");
+        }
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
+        (self._schema.take(), dir)
+    }
+
     /// The data directory (the embedded database lives there).
     pub fn data_dir(&self) -> &std::path::Path {
         self._dir.path()
