@@ -171,6 +171,10 @@ const FORBIDDEN_PREFIXES: &[&str] = &[
 /// Headers whose values are never shown back (only their names).
 const SENSITIVE_HEADERS: &[&str] = &[
     "authorization",
+    "cookie",
+    "api-key",
+    "x-access-token",
+    "x-api-token",
     "x-auth-token",
     "x-api-key",
     "www-authenticate",
@@ -289,6 +293,8 @@ mod tests {
     fn authorization_like_headers_are_sensitive() {
         assert!(is_sensitive_header("Authorization"));
         assert!(is_sensitive_header("x-api-key"));
+        assert!(is_sensitive_header("Cookie"));
+        assert!(is_sensitive_header("X-Access-Token"));
         assert!(!is_sensitive_header("X-Workspace"));
     }
 
