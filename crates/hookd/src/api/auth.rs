@@ -8,8 +8,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use axum::response::{IntoResponse, Response};
+
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody};
+use super::idempotency::NotReplayable;
 use super::{app_for, ApiResult};
 use crate::auth::{create_token, NewToken};
 use crate::ops::applications::{create_application, ApplicationIn};
@@ -44,7 +47,7 @@ fn token_out(t: &hookd_store::TokenRecord) -> Value {
 /// `GET /api/v1/auth/token`: the caller's environment's tokens (hookd's own route).
 async fn list_tokens(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
-    let tokens = s.store.list_tokens().await.map_err(crate::ops::OpsError::from)?;
+    let tokens = s.store.list_tokens().await?;
     let data: Vec<Value> = tokens.iter().filter(|t| t.env == caller.env).map(token_out).collect();
     Ok(Json(json!({ "data": data })))
 }
@@ -66,7 +69,7 @@ async fn new_token(
     State(s): State<AppState>,
     caller: Caller,
     JsonBody(body): JsonBody<TokenIn>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     caller.require_admin()?;
     if body.name.trim().is_empty() || body.name.len() > 256 {
         return Err(ApiError::field(&["body", "name"], "name must be 1 to 256 characters"));
@@ -84,10 +87,10 @@ async fn new_token(
         name: &body.name,
         expires_at: body.expires_in_days.map(|d| now + chrono::Duration::days(i64::from(d))),
     };
-    let (id, token) = create_token(s.store.as_ref(), new, now)
-        .await
-        .map_err(crate::ops::OpsError::from)?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id, "token": token }))))
+    let (id, token) = create_token(s.store.as_ref(), new, now).await?;
+    let mut response = (StatusCode::CREATED, Json(json!({ "id": id, "token": token }))).into_response();
+    response.extensions_mut().insert(NotReplayable);
+    Ok(response)
 }
 
 /// `DELETE /api/v1/auth/token/{token_id}`: revokes a token of the caller's environment.
@@ -97,14 +100,11 @@ async fn revoke_token(
     Path(token_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
-    let tokens = s.store.list_tokens().await.map_err(crate::ops::OpsError::from)?;
+    let tokens = s.store.list_tokens().await?;
     if !tokens.iter().any(|t| t.id == token_id && t.env == caller.env) {
         return Err(ApiError::NotFound);
     }
-    s.store
-        .delete_token(&token_id)
-        .await
-        .map_err(crate::ops::OpsError::from)?;
+    s.store.delete_token(&token_id).await?;
     s.tokens.clear();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -140,7 +140,7 @@ async fn portal_access(
     Path(app_id): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<PortalAccessIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     caller.require_admin()?;
     let expiry = body.expiry.unwrap_or(DEFAULT_PORTAL_EXPIRY_SECS);
     if !PORTAL_EXPIRY.contains(&expiry) {
@@ -167,22 +167,19 @@ async fn portal_access(
         name: &name,
         expires_at: Some(now + chrono::Duration::seconds(expiry as i64)),
     };
-    let (_, token) = create_token(s.store.as_ref(), new, now)
-        .await
-        .map_err(crate::ops::OpsError::from)?;
+    let (_, token) = create_token(s.store.as_ref(), new, now).await?;
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1:8071");
     let url = format!("http://{host}/portal/#token={token}");
-    Ok(Json(json!({ "url": url, "token": token })))
+    let mut response = Json(json!({ "url": url, "token": token })).into_response();
+    response.extensions_mut().insert(NotReplayable);
+    Ok(response)
 }
 
 async fn logout(State(s): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
-    s.store
-        .delete_token(&caller.token_id)
-        .await
-        .map_err(crate::ops::OpsError::from)?;
+    s.store.delete_token(&caller.token_id).await?;
     s.tokens.clear();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -196,10 +193,7 @@ async fn expire_all(
     caller.require_admin()?;
     let app = app_for(&s, &caller, &app_id).await?;
     let at = s.clock.now() + chrono::Duration::seconds((*PORTAL_EXPIRY.end()).min(body.expiry.unwrap_or(0)) as i64);
-    s.store
-        .expire_app_tokens(&app.id, at)
-        .await
-        .map_err(crate::ops::OpsError::from)?;
+    s.store.expire_app_tokens(&app.id, at).await?;
     s.tokens.clear();
     Ok(StatusCode::NO_CONTENT)
 }

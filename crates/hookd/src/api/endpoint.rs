@@ -111,9 +111,13 @@ async fn rotate(
     caller: Caller,
     Path((app_id, ep)): Path<(String, String)>,
     JsonBody(body): JsonBody<RotateIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     let app = app_for(&s, &caller, &app_id).await?;
-    Ok(Json(json!({ "key": ops::rotate_secret(&s, &app, &ep, body).await? })))
+    let mut response = Json(json!({ "key": ops::rotate_secret(&s, &app, &ep, body).await? })).into_response();
+    // The answer is the new signing key: it must not sit in the idempotency table in the clear.
+    response.extensions_mut().insert(super::idempotency::NotReplayable);
+    Ok(response)
 }
 
 async fn headers(

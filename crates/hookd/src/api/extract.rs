@@ -61,29 +61,27 @@ pub(crate) async fn authenticate(
     headers: &axum::http::HeaderMap,
     state: &AppState,
 ) -> Result<hookd_store::TokenRecord, ApiError> {
-    {
-        let header = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .unwrap_or(header)
-            .trim();
-        if token.is_empty() {
-            return Err(ApiError::Unauthorized);
-        }
-        let record = state
-            .tokens
-            .find(&hash_token(token))
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        if record.expires_at.is_some_and(|at| at <= state.clock.now()) {
-            return Err(ApiError::Unauthorized);
-        }
-        Ok(record)
+    let header = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::Unauthorized)?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .unwrap_or(header)
+        .trim();
+    if token.is_empty() {
+        return Err(ApiError::Unauthorized);
     }
+    let record = state
+        .tokens
+        .find(&hash_token(token))
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if record.expires_at.is_some_and(|at| at <= state.clock.now()) {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(record)
 }
 
 /// A JSON body; an empty body reads as `{}` (the SDKs send none on some POSTs).

@@ -32,13 +32,14 @@ const MAX_KEY_LEN: usize = 256;
 /// Header set on replayed responses.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
+/// Marks a response that must not be stored for replay (it carries a newly created token, which
+/// the database must never hold in the clear).
+#[derive(Debug, Clone, Copy)]
+pub struct NotReplayable;
+
 /// The middleware.
 pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.method() != Method::POST {
-        return next.run(req).await;
-    }
-    // Answers that carry new tokens are never stored.
-    if req.uri().path().starts_with("/api/v1/auth/") {
         return next.run(req).await;
     }
     let (Some(raw_key), Some(auth)) = (req.headers().get("idempotency-key"), req.headers().get(AUTHORIZATION)) else {
@@ -96,7 +97,8 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     };
 
     let response = next.run(req).await;
-    if !response.status().is_success() {
+    // Failures are not kept (the key can be retried), nor answers marked as not replayable.
+    if !response.status().is_success() || response.extensions().get::<NotReplayable>().is_some() {
         if let Err(e) = state.store.idempotency_release(&scope, claimed_at).await {
             tracing::warn!(error = %e, "cannot release idempotency key");
         }

@@ -188,3 +188,35 @@ fn serve_without_a_key_warns_at_start() {
     let _ = child.wait();
     assert!(warned);
 }
+
+#[tokio::test]
+async fn a_rotation_answer_is_not_kept_for_replay() {
+    let app = TestApp::spawn().await;
+    app.create_app("ws_rot").await;
+    let ep = app.create_endpoint("ws_rot", "/ok", json!({})).await;
+    let path = format!(
+        "{}/api/v1/app/ws_rot/endpoint/{}/secret/rotate",
+        app.base,
+        ep["id"].as_str().unwrap()
+    );
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let resp = app
+            .client
+            .post(&path)
+            .bearer_auth(&app.token)
+            .header("idempotency-key", "rotate-once")
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        assert!(!resp.headers().contains_key("idempotent-replayed"));
+        let body: serde_json::Value = resp.json().await.unwrap();
+        keys.push(body["key"].as_str().unwrap().to_string());
+    }
+    assert_ne!(
+        keys[0], keys[1],
+        "a repeat rotates again rather than replaying a stored key"
+    );
+}
