@@ -237,6 +237,9 @@ pub fn violations(validator: &jsonschema::Validator, payload: &Value) -> Vec<Fie
         .collect()
 }
 
+/// Most event types whose schema (or lack of one) is remembered at once.
+const MAX_CACHED_SCHEMAS: usize = 10_000;
+
 /// A compiled schema, or none for an event type without one (or with no such type).
 type Compiled = Option<Arc<jsonschema::Validator>>;
 
@@ -276,10 +279,12 @@ impl SchemaCache {
             .filter(|et| !et.archived)
             .and_then(|et| newest_schema(et.schemas.as_ref()).and_then(|s| compile(s).ok()))
             .map(Arc::new);
-        self.entries
-            .write()
-            .expect("schema cache lock")
-            .insert(key, (Instant::now(), compiled.clone()));
+        let mut entries = self.entries.write().expect("schema cache lock");
+        if entries.len() >= MAX_CACHED_SCHEMAS {
+            // Publishers may use any number of event type names: start over rather than grow.
+            entries.clear();
+        }
+        entries.insert(key, (Instant::now(), compiled.clone()));
         Ok(compiled)
     }
 
