@@ -263,7 +263,22 @@ impl Worker {
                 .expect("in-flight set poisoned")
                 .insert(job.delivery.id.clone())
             {
-                continue; // already being sent by this process
+                // Claimed again while its previous attempt is still being recorded (its lease ran
+                // out meanwhile): the new claim holds a lease, so dropping the job would leave the
+                // delivery waiting for that lease to expire. Hand it back once the attempt before
+                // it is recorded; the stale-claim check then sends it or lets it go.
+                let (in_flight, jobs) = (self.in_flight.clone(), self.jobs.clone());
+                tokio::spawn(async move {
+                    while in_flight
+                        .lock()
+                        .expect("in-flight set poisoned")
+                        .contains(&job.delivery.id)
+                    {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    let _ = jobs.send(job).await;
+                });
+                continue;
             }
             // Bound the deliveries held in memory: while the backlog is full the channel fills
             // up, the API stops handing work over, and the rest waits in the database.
