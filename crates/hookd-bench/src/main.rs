@@ -226,13 +226,11 @@ async fn start_node(
         .stderr(std::fs::File::create(dir.join(format!("hookd-{node}.log")))?);
     let mut child = cmd.spawn().context("starting hookd")?;
     let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
-    let (mut token, mut addr, mut token_next) = (None, None, false);
+    let (mut token, mut addr) = (None, None);
     let read = async {
         while let Some(line) = lines.next_line().await? {
-            if std::mem::take(&mut token_next) {
-                token = Some(line.trim().to_string());
-            } else if line.starts_with("hookd: created") {
-                token_next = true; // the token follows alone on the next line
+            if line.starts_with("hk_live_") {
+                token = Some(line.trim().to_string()); // the live admin token, alone on its line
             } else if let Some(a) = line.strip_prefix("hookd: listening on http://") {
                 addr = Some(a.trim().parse::<SocketAddr>()?);
                 break;

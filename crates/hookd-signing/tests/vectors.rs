@@ -10,7 +10,7 @@ use hookd_signing::{verify, Secret, SecretError, VerifyError, WebhookHeaders};
 use serde_json::Value;
 use sha2::Sha256;
 
-const VECTORS: &str = include_str!("../../../../shared/reference/standard-webhooks-vectors.json");
+const VECTORS: &str = include_str!("data/standard-webhooks-vectors.json");
 const TOLERANCE: i64 = hookd_signing::DEFAULT_TOLERANCE_SECS;
 /// Fixed "now": verification takes time as an input, so no clock is needed.
 const NOW: i64 = 1_700_000_000;

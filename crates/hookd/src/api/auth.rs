@@ -5,13 +5,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
+use hookd_core::model::Environment;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, JsonBody, Query};
 use super::idempotency::NotReplayable;
 use super::{app_for, ApiResult};
 use crate::auth::{create_token, NewToken};
@@ -44,11 +45,28 @@ fn token_out(t: &hookd_store::TokenRecord) -> Value {
     })
 }
 
-/// `GET /api/v1/auth/token`: the caller's environment's tokens (hookd's own route).
-async fn list_tokens(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+/// The environment an admin token manages tokens of: its own, unless it asks for another. A live
+/// admin token owns the installation and may manage the sandbox's tokens; a test admin token
+/// reaches only the sandbox (403 for live), so a sandbox credential can never mint a live one.
+fn managed_env(caller: &Caller, asked: Option<&str>) -> Result<Environment, ApiError> {
     caller.require_admin()?;
+    let Some(asked) = asked else { return Ok(caller.env) };
+    let env = Environment::parse(asked)
+        .ok_or_else(|| ApiError::field(&["body", "environment"], "environment must be live or test"))?;
+    match (caller.env, env) {
+        (a, b) if a == b => Ok(env),
+        (Environment::Live, Environment::Test) => Ok(env),
+        _ => Err(ApiError::Forbidden),
+    }
+}
+
+/// `GET /api/v1/auth/token`: the tokens of the caller's environment, or of the one it names and
+/// may manage (hookd's own route).
+async fn list_tokens(State(s): State<AppState>, caller: Caller, query: Query) -> ApiResult<Json<Value>> {
+    // `?environment=live|test`; the caller's own by default.
+    let env = managed_env(&caller, query.get("environment"))?;
     let tokens = s.store.list_tokens().await?;
-    let data: Vec<Value> = tokens.iter().filter(|t| t.env == caller.env).map(token_out).collect();
+    let data: Vec<Value> = tokens.iter().filter(|t| t.env == env).map(token_out).collect();
     Ok(Json(json!({ "data": data })))
 }
 
@@ -61,16 +79,19 @@ struct TokenIn {
     /// Days until it stops working (default: never).
     #[serde(default)]
     expires_in_days: Option<u32>,
+    /// `live` or `test`: the environment the new token acts in (the caller's by default).
+    #[serde(default)]
+    environment: Option<String>,
 }
 
-/// `POST /api/v1/auth/token`: a new admin token of the caller's environment; the answer is the
-/// only place its secret appears.
+/// `POST /api/v1/auth/token`: a new admin token of the caller's environment, or of the one it
+/// names and may manage ([`managed_env`]); the answer is the only place its secret appears.
 async fn new_token(
     State(s): State<AppState>,
     caller: Caller,
     JsonBody(body): JsonBody<TokenIn>,
 ) -> ApiResult<Response> {
-    caller.require_admin()?;
+    let env = managed_env(&caller, body.environment.as_deref())?;
     if body.name.trim().is_empty() || body.name.len() > 256 {
         return Err(ApiError::field(&["body", "name"], "name must be 1 to 256 characters"));
     }
@@ -82,18 +103,20 @@ async fn new_token(
     }
     let now = s.clock.now();
     let new = NewToken {
-        env: caller.env,
+        env,
         app_id: None,
         name: &body.name,
         expires_at: body.expires_in_days.map(|d| now + chrono::Duration::days(i64::from(d))),
     };
     let (id, token) = create_token(s.store.as_ref(), new, now).await?;
-    let mut response = (StatusCode::CREATED, Json(json!({ "id": id, "token": token }))).into_response();
+    let body = json!({ "id": id, "token": token, "environment": env.as_str() });
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
     response.extensions_mut().insert(NotReplayable);
     Ok(response)
 }
 
-/// `DELETE /api/v1/auth/token/{token_id}`: revokes a token of the caller's environment.
+/// `DELETE /api/v1/auth/token/{token_id}`: revokes a token of an environment the caller may
+/// manage (its own; a live admin also the sandbox's).
 async fn revoke_token(
     State(s): State<AppState>,
     caller: Caller,
@@ -101,7 +124,8 @@ async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
     let tokens = s.store.list_tokens().await?;
-    if !tokens.iter().any(|t| t.id == token_id && t.env == caller.env) {
+    let may = |env: Environment| managed_env(&caller, Some(env.as_str())).is_ok();
+    if !tokens.iter().any(|t| t.id == token_id && may(t.env)) {
         return Err(ApiError::NotFound);
     }
     s.store.delete_token(&token_id).await?;

@@ -35,14 +35,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = super::open_store(&config).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if first_start {
-        let token =
-            crate::auth::create_admin_token(store.as_ref(), Environment::Live, "created at first start", clock.now())
-                .await?;
+        // Both environments get an admin token at once, so the sandbox can be tried while
+        // `serve` holds the embedded database (the quickstart uses the test token).
+        let now = clock.now();
+        let live =
+            crate::auth::create_admin_token(store.as_ref(), Environment::Live, "created at first start", now).await?;
+        let test =
+            crate::auth::create_admin_token(store.as_ref(), Environment::Test, "created at first start", now).await?;
         println!(
-            "hookd: created {} — admin token for the live environment (shown once):",
+            "hookd: created {} — admin tokens (shown once)",
             config.database_path().display()
         );
-        println!("{token}");
+        println!("hookd: live environment (production):");
+        println!("{live}");
+        println!("hookd: test environment (sandbox: http:// and local endpoints allowed):");
+        println!("{test}");
     }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;

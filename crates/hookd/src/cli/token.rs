@@ -90,14 +90,20 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
             expires_in_days,
         } => {
             if let Some(api) = remote.client()? {
-                let mut body = serde_json::json!({ "name": name });
+                // The server mints the environment asked for or refuses (a test admin token
+                // cannot mint live tokens); never silently another one.
+                let mut body = serde_json::json!({ "name": name, "environment": environment.as_str() });
                 if let Some(d) = expires_in_days {
                     body["expiresInDays"] = d.into();
                 }
                 let out = api
                     .call(reqwest::Method::POST, "/api/v1/auth/token", Some(&body))
                     .await?;
-                println!("{}", out["token"].as_str().unwrap_or_default());
+                let token = out["token"].as_str().unwrap_or_default();
+                if out["environment"].as_str() != Some(environment.as_str()) || token.is_empty() {
+                    anyhow::bail!("the server did not create a {} token: {out}", environment.as_str());
+                }
+                println!("{token}");
                 return Ok(());
             }
             let config = store.load()?;
@@ -120,7 +126,13 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
             environment,
         } => {
             let tokens = match remote.client()? {
-                Some(api) => from_api(&api.call(reqwest::Method::GET, "/api/v1/auth/token", None).await?)?,
+                Some(api) => {
+                    let path = match environment {
+                        Some(env) => format!("/api/v1/auth/token?environment={}", env.as_str()),
+                        None => "/api/v1/auth/token".to_string(),
+                    };
+                    from_api(&api.call(reqwest::Method::GET, &path, None).await?)?
+                }
                 None => {
                     let config = store.load()?;
                     super::open_store(&config).await?.list_tokens().await?

@@ -118,8 +118,13 @@ fn serve_with_zero_configuration_uses_hookd_data_and_prints_a_token_once() {
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
     let first = lines.next().unwrap().unwrap();
     assert!(first.contains("hookd-data/hookd.db"), "{first}");
+    // One admin token per environment, each alone on its line under a heading.
+    assert!(lines.next().unwrap().unwrap().starts_with("hookd: live environment"));
     let token = lines.next().unwrap().unwrap();
     assert!(token.starts_with("hk_live_"));
+    assert!(lines.next().unwrap().unwrap().starts_with("hookd: test environment"));
+    let sandbox = lines.next().unwrap().unwrap();
+    assert!(sandbox.starts_with("hk_test_"), "{sandbox}");
     assert!(lines
         .next()
         .unwrap()

@@ -61,7 +61,7 @@ pub fn spawn_serve_on(listen: &str, args: &[&str], env: &[(&str, &str)]) -> Proc
     let mut token = None;
     loop {
         let line = lines.next().expect("hookd exited before listening").unwrap();
-        if line.starts_with("hk_") {
+        if line.starts_with("hk_live_") {
             token = Some(line);
         } else if let Some(addr) = line.strip_prefix("hookd: listening on ") {
             // Keep draining stdout so the child never blocks on a full pipe.

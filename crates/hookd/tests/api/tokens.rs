@@ -339,6 +339,79 @@ fn token_cli_creates_lists_and_revokes_directly_or_through_a_running_server() {
         })
     };
     assert_eq!(get(&second), 200);
+
+    // `--environment` is honoured through the API: a live admin token mints a sandbox token
+    // (which works in the sandbox, where an http loopback endpoint is accepted), and lists and
+    // revokes the sandbox's tokens.
+    let minted = ok(&[
+        &["token", "create", "--name", "remote sandbox", "--environment", "test"][..],
+        &remote,
+    ]
+    .concat())
+    .trim()
+    .to_string();
+    assert!(
+        minted.starts_with("hk_test_"),
+        "a sandbox token, not a live one: {minted}"
+    );
+    let sandbox_list = ok(&[&["token", "list", "--environment", "test"][..], &remote].concat());
+    assert!(
+        sandbox_list.contains("remote sandbox") && !sandbox_list.contains("ci deploys"),
+        "{sandbox_list}"
+    );
+    let rt2 = tokio::runtime::Runtime::new().unwrap();
+    let base = server.base.clone();
+    let (created, answer) = rt2.block_on(async {
+        let client = reqwest::Client::new();
+        let app = client
+            .post(format!("{base}/api/v1/app"))
+            .bearer_auth(&minted)
+            .json(&serde_json::json!({"name": "Local", "uid": "local"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(app.status().as_u16(), 201);
+        let endpoint = client
+            .post(format!("{base}/api/v1/app/local/endpoint"))
+            .bearer_auth(&minted)
+            .json(&serde_json::json!({"url": "http://127.0.0.1:3000/webhooks"}))
+            .send()
+            .await
+            .unwrap();
+        (endpoint.status().as_u16(), endpoint.text().await.unwrap())
+    });
+    assert_eq!(created, 201, "the sandbox accepts a local http endpoint: {answer}");
+    // A sandbox admin token may not mint a live token: a clear refusal, no token printed.
+    let (success, stdout, stderr) = hookd(
+        &[
+            &["token", "create", "--name", "escalate", "--environment", "live"][..],
+            &["--server", server.base.as_str(), "--token", minted.as_str()],
+        ]
+        .concat(),
+    );
+    assert!(!success && stdout.trim().is_empty(), "refused: {stdout} {stderr}");
+    assert!(stderr.contains("403"), "{stderr}");
+    let (success, _, stderr) = hookd(
+        &[
+            &["token", "list", "--environment", "live"][..],
+            &["--server", server.base.as_str(), "--token", minted.as_str()],
+        ]
+        .concat(),
+    );
+    assert!(!success && stderr.contains("403"), "{stderr}");
+    let sandbox_id = sandbox_list
+        .lines()
+        .find(|l| l.ends_with("remote sandbox"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    ok(&[&["token", "revoke", &sandbox_id][..], &remote].concat());
+    assert_eq!(
+        get_with(&server.base, &minted),
+        401,
+        "the live admin revoked the sandbox token"
+    );
+
     ok(&[&["token", "revoke", &id("second")][..], &remote].concat());
     assert_eq!(get(&second), 401, "refused at once");
     assert_eq!(get(&token), 200, "other tokens are untouched");
