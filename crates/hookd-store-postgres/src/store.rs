@@ -598,7 +598,10 @@ impl Store for PostgresStore {
 
         // An attempt whose delivery is gone (its endpoint or application was deleted while it
         // was in flight) is dropped by the join, as on SQLite.
-        let attempts: Vec<&Attempt> = outcomes.iter().map(|o| &o.attempt).collect();
+        let attempts: Vec<std::borrow::Cow<'_, Attempt>> = outcomes
+            .iter()
+            .map(|o| hookd_store::storable_attempt(&o.attempt))
+            .collect();
         let text = |f: fn(&Attempt) -> &String| attempts.iter().map(|a| f(a).clone()).collect::<Vec<String>>();
         let int = |f: fn(&Attempt) -> i64| attempts.iter().map(|a| f(a)).collect::<Vec<i64>>();
         let small = |f: fn(&Attempt) -> i64| attempts.iter().map(|a| f(a) as i16).collect::<Vec<i16>>();

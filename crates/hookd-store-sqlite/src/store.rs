@@ -544,7 +544,7 @@ impl Store for SqliteStore {
                 .prepare_cached("UPDATE endpoint SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL")
                 .map_err(map_err)?;
             for o in &outcomes {
-                let a = &o.attempt;
+                let a = hookd_store::storable_attempt(&o.attempt);
                 insert
                     .execute(params![
                         o.delivery_id,

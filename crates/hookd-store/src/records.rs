@@ -1,7 +1,7 @@
 //! Store inputs and outputs that are not plain domain records.
 
 use chrono::{DateTime, Utc};
-use hookd_core::model::{Environment, MessageStatus, TriggerType};
+use hookd_core::model::{Attempt, Environment, MessageStatus, TriggerType};
 
 /// An API token as stored: never the secret itself, only its SHA-256.
 #[derive(Debug, Clone, PartialEq)]
@@ -273,4 +273,28 @@ pub struct TaskFilter {
     pub status: Option<TaskStatus>,
     /// Only tasks of this kind.
     pub kind: Option<String>,
+}
+
+/// The attempt as a backend stores it: every text field free of NUL (written `\x00`, the rule of
+/// [`hookd_core::text`]), which PostgreSQL's `text` and `jsonb` refuse. Borrowed when nothing
+/// needed changing. The dispatcher already escapes what receivers send; this keeps any other
+/// caller's text from making a batch unstorable.
+pub fn storable_attempt(a: &Attempt) -> std::borrow::Cow<'_, Attempt> {
+    use hookd_core::text::without_nul;
+    let has_nul = |s: &str| s.contains('\0');
+    let dirty = has_nul(&a.url)
+        || has_nul(&a.response)
+        || a.request_headers.iter().any(|(k, v)| has_nul(k) || has_nul(v))
+        || a.response_headers.iter().any(|(k, v)| has_nul(k) || has_nul(v));
+    if !dirty {
+        return std::borrow::Cow::Borrowed(a);
+    }
+    let clean = |s: &str| without_nul(s).into_owned();
+    std::borrow::Cow::Owned(Attempt {
+        url: clean(&a.url),
+        response: clean(&a.response),
+        request_headers: a.request_headers.iter().map(|(k, v)| (clean(k), clean(v))).collect(),
+        response_headers: a.response_headers.iter().map(|(k, v)| (clean(k), clean(v))).collect(),
+        ..a.clone()
+    })
 }

@@ -443,3 +443,62 @@ pub async fn attempt_headers_round_trip_in_order(store: &dyn Store) {
     let listed = store.list_attempts(&of_app, &everything()).await.unwrap();
     assert_eq!(listed.items, vec![bare.attempt, full.attempt]);
 }
+
+/// Whatever a receiver sent cannot make a batch unstorable: NUL characters in the response body
+/// and in header names and values are stored as `\x00` (the rule of [`hookd_core::text`]), text
+/// escaped from invalid UTF-8 and very long header values round-trip exactly, and the clean
+/// attempts of the same batch are stored beside them unchanged.
+pub async fn receiver_text_with_nul_invalid_utf8_and_long_headers_is_stored_safely(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (msg, d) = send(store, &mut g, &ep, 0).await;
+    let (clean_msg, clean_d) = send(store, &mut g, &ep, 1).await;
+
+    let mut hostile = g.outcome(&d, at(10), 200, Success, None);
+    hostile.attempt.response = "ok\0bad".to_string();
+    // What the dispatcher makes of a body with a lone surrogate and invalid bytes.
+    let escaped = hookd_core::text::escape_bytes(b"\xed\xa0\x80 \xff\xfe end");
+    let long = "v".repeat(64 * 1024);
+    hostile.attempt.response_headers = vec![
+        ("x-nul\0name".to_string(), "a\0b".to_string()),
+        ("x-escaped".to_string(), escaped.clone()),
+        ("x-long".to_string(), long.clone()),
+    ];
+    hostile
+        .attempt
+        .request_headers
+        .insert("x-custom".to_string(), "c\0d".to_string());
+    let clean = g.outcome(&clean_d, at(11), 200, Success, None);
+    store
+        .record_attempts(&[hostile.clone(), clean.clone()])
+        .await
+        .expect("a batch with receiver NULs is stored");
+
+    let found = store
+        .get_attempt(&msg.id, &hostile.attempt.id)
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(found.response, "ok\\x00bad");
+    assert_eq!(
+        found.response_headers,
+        vec![
+            ("x-nul\\x00name".to_string(), "a\\x00b".to_string()),
+            ("x-escaped".to_string(), escaped),
+            ("x-long".to_string(), long),
+        ]
+    );
+    assert_eq!(found.request_headers["x-custom"], "c\\x00d");
+    assert_eq!(
+        store
+            .get_delivery(&msg.id, &ep.id)
+            .await
+            .unwrap()
+            .expect("delivery")
+            .status,
+        Success,
+        "the delivery's outcome was recorded with it"
+    );
+    let found = store.get_attempt(&clean_msg.id, &clean.attempt.id).await.unwrap();
+    assert_eq!(found, Some(clean.attempt));
+}

@@ -175,6 +175,7 @@ macro_rules! store_conformance_tests {
             successful_attempt_clears_its_endpoints_failing_since,
             manual_failures_do_not_mark_an_endpoint_failing,
             attempt_headers_round_trip_in_order,
+            receiver_text_with_nul_invalid_utf8_and_long_headers_is_stored_safely,
             delivery_counts_cover_an_inclusive_window_of_creation_times,
             attempt_counts_cover_an_inclusive_window_of_attempt_times,
             missing_replay_picks_messages_never_sent_to_the_endpoint_in_id_order,

@@ -223,7 +223,11 @@ impl Worker {
     /// requests in flight and flushes their records.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
-        let (recorder, record_task) = record::Recorder::start(self.store.clone(), self.recorded.clone());
+        // Fires `shutdown_grace` after the shutdown: requests still in flight then are abandoned
+        // and their deliveries given back, and the recorder stops waiting for the database.
+        let abandon = CancellationToken::new();
+        let (recorder, record_task) =
+            record::Recorder::start(self.store.clone(), self.recorded.clone(), abandon.clone());
         let poller = tracker.spawn(poll_loop(
             self.store.clone(),
             self.clock.clone(),
@@ -236,9 +240,6 @@ impl Worker {
         ));
         // Other nodes announce due work (PostgreSQL LISTEN/NOTIFY); polling is the fallback.
         tracker.spawn(listen_loop(self.store.clone(), self.wake.clone(), shutdown.clone()));
-        // Fires `shutdown_grace` after the shutdown: requests still in flight then are abandoned
-        // and their deliveries given back.
-        let abandon = CancellationToken::new();
         let ctx = Arc::new(attempt::SendContext {
             store: self.store.clone(),
             clock: self.clock.clone(),

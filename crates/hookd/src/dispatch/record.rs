@@ -7,10 +7,11 @@ use chrono::{DateTime, Utc};
 use hookd_core::id::IdKind;
 use hookd_core::model::{Attempt, Endpoint, Message, MessageStatus, TriggerType};
 use hookd_core::retry::RetryPolicy;
-use hookd_store::{AttemptRecord, ClaimedDelivery, Store};
+use hookd_store::{AttemptRecord, ClaimedDelivery, Store, StoreError};
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::send::SendResult;
 
@@ -98,9 +99,16 @@ type Queued = (AttemptRecord, oneshot::Sender<()>);
 
 impl Recorder {
     /// Starts the writer task; it ends when every `Recorder` is dropped and the queue is drained.
-    pub(super) fn start(store: Arc<dyn Store>, recorded: watch::Sender<u64>) -> (Recorder, JoinHandle<()>) {
+    /// Once `give_up` fires (the shutdown's grace period is over) a batch the database will not
+    /// take is tried once more, briefly, and then left: its deliveries keep their leases and
+    /// are sent again after them, so nothing is lost, and the shutdown is never held up.
+    pub(super) fn start(
+        store: Arc<dyn Store>,
+        recorded: watch::Sender<u64>,
+        give_up: CancellationToken,
+    ) -> (Recorder, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4 * BATCH);
-        (Recorder { tx }, tokio::spawn(write_loop(store, rx, recorded)))
+        (Recorder { tx }, tokio::spawn(write_loop(store, rx, recorded, give_up)))
     }
 
     /// Queues a record and waits until it is committed, so the caller can keep the delivery
@@ -115,21 +123,206 @@ impl Recorder {
     }
 }
 
-async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Queued>, recorded: watch::Sender<u64>) {
+/// How long one store call may take once the recorder is giving up (after the shutdown grace).
+const LAST_TRY: Duration = Duration::from_secs(3);
+
+async fn write_loop(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Queued>,
+    recorded: watch::Sender<u64>,
+    give_up: CancellationToken,
+) {
     let mut queued = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut queued, BATCH).await > 0 {
         let (batch, waiters): (Vec<AttemptRecord>, Vec<oneshot::Sender<()>>) = queued.drain(..).unzip();
-        let mut delay = Duration::from_millis(50);
-        // A database outage must not drop results: keep trying (bounded backoff). If hookd
-        // stops meanwhile, the leases expire and the deliveries are attempted again.
-        while let Err(e) = store.record_attempts(&batch).await {
-            tracing::warn!(error = %e, records = batch.len(), "recording attempts failed; retrying");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
-        recorded.send_modify(|n| *n += batch.len() as u64);
+        let written = write_isolating(store.as_ref(), batch, &give_up).await;
+        recorded.send_modify(|n| *n += written);
         for waiter in waiters {
             let _ = waiter.send(());
         }
+    }
+}
+
+/// Writes a batch; returns how many records were stored.
+///
+/// A database that cannot be reached (`Unavailable`) is waited for with a bounded backoff: the
+/// results are kept, not dropped. Any other refusal is about the data, so the batch is split in
+/// halves until the refused record is alone; that record is stored once more with its response
+/// replaced by a note saying why, and if even that is refused it is left (logged) and its
+/// delivery is sent again after the lease. One bad record never holds up the others.
+async fn write_isolating<S: RecordSink + ?Sized>(
+    sink: &S,
+    batch: Vec<AttemptRecord>,
+    give_up: &CancellationToken,
+) -> u64 {
+    let mut written = 0;
+    let mut pending = vec![batch];
+    while let Some(part) = pending.pop() {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match store_once(sink, &part, give_up).await {
+                Ok(()) => {
+                    written += part.len() as u64;
+                    break;
+                }
+                Err(StoreError::Unavailable(e)) if !give_up.is_cancelled() => {
+                    tracing::warn!(error = %e, records = part.len(), "recording attempts failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = give_up.cancelled() => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e @ StoreError::Unavailable(_)) => {
+                    tracing::error!(error = %e, records = part.len(),
+                        "cannot record attempts before shutdown; their deliveries are sent again after the lease");
+                    break;
+                }
+                Err(e) if part.len() > 1 => {
+                    tracing::warn!(error = %e, records = part.len(), "a record was refused; isolating it");
+                    let mut left = part;
+                    let right = left.split_off(left.len() / 2);
+                    pending.push(right);
+                    pending.push(left);
+                    break;
+                }
+                Err(e) => {
+                    let mut record = part.into_iter().next().expect("one record");
+                    tracing::error!(error = %e, attempt = %record.attempt.id, delivery = %record.delivery_id,
+                        "the database refused an attempt record; storing it without the response");
+                    let cause = std::error::Error::source(&e)
+                        .map(|c| format!(": {c}"))
+                        .unwrap_or_default();
+                    record.attempt.response = format!("(hookd could not store this response: {e}{cause})");
+                    record.attempt.response_headers.clear();
+                    match store_once(sink, std::slice::from_ref(&record), give_up).await {
+                        Ok(()) => written += 1,
+                        Err(e) => tracing::error!(error = %e, delivery = %record.delivery_id,
+                            "the attempt could not be recorded; the delivery is sent again after its lease"),
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    written
+}
+
+/// Where records go: the store, or a stand-in in tests.
+#[async_trait::async_trait]
+trait RecordSink: Send + Sync {
+    async fn write(&self, records: &[AttemptRecord]) -> Result<(), StoreError>;
+}
+
+#[async_trait::async_trait]
+impl RecordSink for dyn Store {
+    async fn write(&self, records: &[AttemptRecord]) -> Result<(), StoreError> {
+        self.record_attempts(records).await
+    }
+}
+
+/// One store call, bounded in time once the recorder is giving up.
+async fn store_once<S: RecordSink + ?Sized>(
+    sink: &S,
+    records: &[AttemptRecord],
+    give_up: &CancellationToken,
+) -> Result<(), StoreError> {
+    if !give_up.is_cancelled() {
+        return sink.write(records).await;
+    }
+    match tokio::time::timeout(LAST_TRY, sink.write(records)).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Unavailable("the last try timed out".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn record(response: &str) -> AttemptRecord {
+        let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        AttemptRecord {
+            delivery_id: format!("msgep_{response}"),
+            attempt: Attempt {
+                id: format!("atmpt_{response}"),
+                msg_id: "msg_1".into(),
+                endpoint_id: "ep_1".into(),
+                url: "http://127.0.0.1:1/".into(),
+                response: response.into(),
+                response_status_code: 200,
+                response_duration_ms: 1,
+                status: MessageStatus::Success,
+                trigger_type: TriggerType::Scheduled,
+                attempt_number: 1,
+                request_headers: Default::default(),
+                response_headers: vec![("x-poison".into(), response.into())],
+                created_at: at,
+            },
+            delivery_status: MessageStatus::Success,
+            next_attempt_at: None,
+            scheduled_attempts: 1,
+            park: false,
+        }
+    }
+
+    /// A store that refuses, as a data error, any batch holding a response that says "poison",
+    /// or (when `down`) answers that it cannot be reached.
+    #[derive(Default)]
+    struct Picky {
+        stored: Mutex<Vec<String>>,
+        calls: Mutex<u32>,
+        down: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl RecordSink for Picky {
+        async fn write(&self, records: &[AttemptRecord]) -> Result<(), StoreError> {
+            *self.calls.lock().unwrap() += 1;
+            if self.down {
+                return Err(StoreError::Unavailable("down".into()));
+            }
+            if records.iter().any(|r| r.attempt.response.contains("poison")) {
+                return Err(StoreError::message("invalid byte sequence"));
+            }
+            let mut stored = self.stored.lock().unwrap();
+            stored.extend(records.iter().map(|r| r.attempt.response.clone()));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_record_is_isolated_and_stored_without_its_response() {
+        let sink = Picky::default();
+        let batch: Vec<AttemptRecord> = ["a", "b", "poison", "c", "d"].into_iter().map(record).collect();
+        let written = write_isolating(&sink, batch, &CancellationToken::new()).await;
+        assert_eq!(written, 5, "every record is stored, the refused one with a note");
+        let stored = sink.stored.into_inner().unwrap();
+        let (notes, clean): (Vec<String>, Vec<String>) = stored.into_iter().partition(|r| r.starts_with('('));
+        assert_eq!(clean, ["a", "b", "c", "d"], "the others are stored as they were");
+        assert_eq!(
+            notes,
+            ["(hookd could not store this response: storage failure: invalid byte sequence)"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_database_is_retried_until_the_recorder_gives_up() {
+        let sink = Picky {
+            down: true,
+            ..Picky::default()
+        };
+        let give_up = CancellationToken::new();
+        let stop = give_up.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            stop.cancel();
+        });
+        let written = write_isolating(&sink, vec![record("a")], &give_up).await;
+        assert_eq!(written, 0, "nothing was stored, and the call returned");
+        let calls = *sink.calls.lock().unwrap();
+        assert!(calls > 5, "retried while the shutdown grace lasted: {calls}");
+        assert!(give_up.is_cancelled());
     }
 }

@@ -39,7 +39,7 @@ pub struct SendResult {
     pub outcome: Outcome,
     /// HTTP status, 0 when there was no response.
     pub status_code: u16,
-    /// Body prefix (UTF-8, or base64 when the body is binary) or the error text.
+    /// Body prefix (UTF-8, NUL and invalid bytes escaped as `\xNN`) or the error text.
     pub response: String,
     /// Time to the end of the (capped) body.
     pub duration: Duration,
@@ -263,16 +263,12 @@ impl Sender {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, Utc::now()));
-        let response_headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        let response_headers = hookd_core::text::headers(
+            response
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
+        );
         let mut body = Vec::new();
         // Read only up to the cap: a huge response must not be buffered.
         while body.len() < RESPONSE_CAP {
@@ -332,7 +328,9 @@ impl Sender {
                     response: body_text(body),
                     duration: Duration::from_millis(reply.duration_ms),
                     request_headers,
-                    response_headers: reply.headers,
+                    response_headers: hookd_core::text::headers(
+                        reply.headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+                    ),
                 }
             }
             Ok(reply) => SendResult {
@@ -445,23 +443,18 @@ fn redacted(headers: &HeaderMap) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The response text stored with an attempt: UTF-8 as is (cut at a character boundary),
-/// binary as base64.
-fn body_text(body: Vec<u8>) -> String {
-    match String::from_utf8(body) {
-        Ok(s) => s,
-        Err(e) => {
-            let valid = e.utf8_error().valid_up_to();
-            let bytes = e.into_bytes();
-            // A cap can split a multi-byte character: keep the valid prefix if only the tail broke.
-            if bytes.len() - valid < 4 && bytes.len() == RESPONSE_CAP {
-                String::from_utf8_lossy(&bytes[..valid]).into_owned()
-            } else {
-                use base64::Engine;
-                base64::engine::general_purpose::STANDARD.encode(&bytes)
+/// The response text stored with an attempt: UTF-8 as is (cut at a character boundary), NUL
+/// and invalid bytes escaped as `\xNN` ([`hookd_core::text`]).
+fn body_text(mut body: Vec<u8>) -> String {
+    // A cap can split a multi-byte character: drop the broken tail rather than escape it.
+    if body.len() == RESPONSE_CAP {
+        if let Err(e) = std::str::from_utf8(&body) {
+            if e.error_len().is_none() {
+                body.truncate(e.valid_up_to());
             }
         }
     }
+    hookd_core::text::escape_bytes(&body)
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -497,8 +490,13 @@ mod tests {
     }
 
     #[test]
-    fn binary_bodies_are_base64_and_text_is_kept() {
+    fn text_is_kept_and_nul_or_invalid_bytes_are_escaped() {
         assert_eq!(body_text(b"ok".to_vec()), "ok");
-        assert_eq!(body_text(vec![0xff, 0xfe]), "//4=");
+        assert_eq!(body_text(b"ok\0bad".to_vec()), "ok\\x00bad");
+        assert_eq!(body_text(vec![0xff, 0xfe]), "\\xff\\xfe");
+        // A character split by the cap is dropped, not escaped.
+        let mut capped = vec![b'a'; RESPONSE_CAP - 1];
+        capped.push(0xc3);
+        assert_eq!(body_text(capped), "a".repeat(RESPONSE_CAP - 1));
     }
 }

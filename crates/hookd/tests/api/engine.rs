@@ -414,6 +414,72 @@ async fn the_default_28_hour_schedule_runs_to_exhaustion_on_a_manual_clock() {
 }
 
 #[tokio::test]
+async fn a_reply_with_nul_and_invalid_utf8_is_recorded_escaped_and_holds_up_nothing() {
+    let app = TestApp::spawn().await;
+    app.create_app("ws_garbage").await;
+    app.create_endpoint("ws_garbage", "/garbage", json!({"uid": "garbage"}))
+        .await;
+    app.create_endpoint("ws_garbage", "/ok", json!({"uid": "fine"})).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let m = app
+            .send_message("ws_garbage", json!({"eventType": "a.b", "payload": {"i": i}}))
+            .await;
+        ids.push(m["id"].as_str().unwrap().to_string());
+    }
+    app.wait_recorded(10).await;
+    for id in &ids {
+        let (_, list) = app
+            .get(&format!("/api/v1/app/ws_garbage/attempt/msg/{id}?endpoint_id=garbage"))
+            .await;
+        let attempt = &list["data"][0];
+        assert_eq!(attempt["response"], "ok\\x00bad\\xff", "{attempt}");
+        assert_eq!(attempt["responseStatusCode"], 200);
+        let (_, deliveries) = app.get(&format!("/api/v1/app/ws_garbage/msg/{id}/endpoint")).await;
+        let statuses: Vec<&Value> = deliveries["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| &d["status"])
+            .collect();
+        assert_eq!(
+            statuses,
+            [&json!(0), &json!(0)],
+            "both deliveries finished: {deliveries}"
+        );
+    }
+    let stored = app
+        .store
+        .list_attempts(
+            &hookd_store::AttemptFilter {
+                app_id: app.get("/api/v1/app/ws_garbage").await.1["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                ..Default::default()
+            },
+            &hookd_store::PageRequest::first(50, false),
+        )
+        .await
+        .unwrap();
+    let odd = stored
+        .items
+        .iter()
+        .find(|a| a.response.starts_with("ok"))
+        .and_then(|a| a.response_headers.iter().find(|(k, _)| k == "x-odd"))
+        .map(|(_, v)| v.clone());
+    assert_eq!(
+        odd.as_deref(),
+        Some("caf\\xe9"),
+        "header bytes that are not UTF-8 are escaped too"
+    );
+    // Nothing is stuck: the node stops at once.
+    let started = std::time::Instant::now();
+    app.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
 async fn a_gigantic_response_is_read_only_up_to_the_cap() {
     let app = TestApp::spawn().await;
     app.create_app("ws_huge").await;

@@ -305,7 +305,8 @@ struct Log {
 /// A local HTTP server that records every request and answers according to its path:
 /// `/ok` → 200, `/status/CODE` → CODE, `/slow/MS` → 200 after MS milliseconds, `/big/N` → 200
 /// with an N-byte body, `/retry-after/CODE/VALUE` → CODE with that `Retry-After`, `/endless` → 200
-/// with a 1 GiB body streamed lazily.
+/// with a 1 GiB body streamed lazily, `/garbage` → 200 with NUL and invalid UTF-8 in the body
+/// and a Latin-1 header value.
 #[derive(Clone)]
 pub struct Receiver {
     base: String,
@@ -347,6 +348,15 @@ impl Receiver {
                         [("retry-after", value)],
                         "slow down",
                     )
+                }),
+            )
+            .route(
+                "/garbage",
+                post(|s, h, b| async move {
+                    record(s, "/garbage".into(), h, b, StatusCode::OK, 0).await;
+                    // A NUL, a byte that is not UTF-8, and a header value in Latin-1.
+                    let odd = axum::http::HeaderValue::from_bytes(b"caf\xe9").unwrap();
+                    ([("x-odd", odd)], b"ok\0bad\xff".to_vec())
                 }),
             )
             .route(
