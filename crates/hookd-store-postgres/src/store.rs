@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
 use hookd_store::secrets::{open_endpoint, seal_endpoint};
 use hookd_store::{
-    AttemptFilter, AttemptRecord, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter, NewDelivery, Page,
+    AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter, NewDelivery, Page,
     PageRequest, QueueStats, ReplayKind, ReplayQuery, StatusCounts, Store, StoreResult, TaskFilter, TaskRecord,
-    TaskStatus, TokenRecord,
+    TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
 };
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -563,24 +563,47 @@ impl Store for PostgresStore {
         Ok(page.finish(self.fetch(q, rows::message).await?))
     }
 
-    async fn claim_due(
+    async fn claim_due_within(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
+        bounds: &ClaimBounds,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        // SKIP LOCKED lets nodes claiming at the same moment take disjoint batches instead of
-        // queueing on each other's rows; a row another claim has just leased and committed is
-        // re-checked against `lease_until <= now` when locked, so it is not taken twice.
+        let (skip, ids, rooms) = bounds.room_lists();
+        let per_endpoint = i64::try_from(bounds.per_endpoint).unwrap_or(i64::MAX);
+        let scan = i64::try_from(limit.saturating_mul(CLAIM_SCAN_FACTOR)).unwrap_or(i64::MAX);
+        // The candidates are the longest overdue rows of endpoints and applications that may
+        // take more (a bounded index walk, read without locks); each endpoint's first `room` of
+        // them are then locked with SKIP LOCKED, so nodes claiming at the same moment take
+        // disjoint rows, and re-checked, so a row another claim has just leased and committed
+        // is not taken twice.
         let rows = sqlx::query(
-            "UPDATE delivery SET lease_until = $1 WHERE id IN (SELECT id FROM delivery \
-             WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $2 AND lease_until <= $2 \
-             ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, msg_id, endpoint_id, app_id, scheduled_attempts, total_attempts, next_trigger",
+            "WITH room AS (SELECT * FROM UNNEST($5::text[], $6::bigint[]) AS r(endpoint_id, room)), \
+             cand AS (SELECT d.id, d.endpoint_id, d.next_attempt_at FROM delivery d \
+               WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $2 AND d.lease_until <= $2 \
+                 AND NOT (d.endpoint_id = ANY($4::text[])) AND NOT (d.app_id = ANY($8::text[])) \
+               ORDER BY d.next_attempt_at LIMIT $9), \
+             ranked AS (SELECT c.id, c.next_attempt_at, \
+                 row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS rn, \
+                 COALESCE(r.room, $7) AS room \
+               FROM cand c LEFT JOIN room r ON r.endpoint_id = c.endpoint_id), \
+             picked AS (SELECT d.id FROM delivery d JOIN ranked k ON k.id = d.id \
+               WHERE k.rn <= k.room AND d.next_attempt_at <= $2 AND d.lease_until <= $2 \
+               ORDER BY k.next_attempt_at LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
+             UPDATE delivery SET lease_until = $1 FROM picked WHERE delivery.id = picked.id \
+             RETURNING delivery.id, delivery.msg_id, delivery.endpoint_id, delivery.app_id, \
+               delivery.scheduled_attempts, delivery.total_attempts, delivery.next_trigger",
         )
         .bind(micros(lease_until))
         .bind(micros(now))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(skip)
+        .bind(ids)
+        .bind(rooms)
+        .bind(per_endpoint)
+        .bind(&bounds.skip_apps)
+        .bind(scan)
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;

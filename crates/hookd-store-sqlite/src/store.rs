@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
 use hookd_store::{
-    AttemptFilter, AttemptRecord, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter, NewDelivery, Page,
+    AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter, NewDelivery, Page,
     PageRequest, QueueStats, ReplayKind, ReplayQuery, StatusCounts, Store, StoreError, StoreResult, TaskFilter,
-    TaskRecord, TaskStatus, TokenRecord,
+    TaskRecord, TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -487,34 +487,57 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_due(
+    async fn claim_due_within(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
+        bounds: &ClaimBounds,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let (skip, ids, rooms) = bounds.room_lists();
+        let room: serde_json::Map<String, serde_json::Value> =
+            ids.into_iter().zip(rooms).map(|(id, r)| (id, r.into())).collect();
+        let skip = serde_json::to_string(&skip).map_err(StoreError::internal)?;
+        let room = serde_json::to_string(&room).map_err(StoreError::internal)?;
+        let skip_apps = serde_json::to_string(&bounds.skip_apps).map_err(StoreError::internal)?;
+        let per_endpoint = i64::try_from(bounds.per_endpoint).unwrap_or(i64::MAX);
+        let scan = i64::try_from(limit.saturating_mul(CLAIM_SCAN_FACTOR)).unwrap_or(i64::MAX);
         self.write(move |c| {
+            // The candidates are the longest overdue rows of endpoints and applications that
+            // may take more (a bounded index walk); each endpoint's first `room` of them are
+            // leased.
             let mut stmt = c
                 .prepare_cached(
-                    "UPDATE delivery SET lease_until = ?1 WHERE id IN (SELECT id FROM delivery \
-                     WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?2 AND lease_until <= ?2 \
-                     ORDER BY next_attempt_at LIMIT ?3) \
+                    "UPDATE delivery SET lease_until = ?1 WHERE id IN (SELECT id FROM ( \
+                       SELECT c.id, c.next_attempt_at, \
+                         row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS rn, \
+                         COALESCE(r.value, ?6) AS room \
+                       FROM (SELECT id, endpoint_id, next_attempt_at FROM delivery \
+                             WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?2 AND lease_until <= ?2 \
+                               AND endpoint_id NOT IN (SELECT value FROM json_each(?4)) \
+                               AND app_id NOT IN (SELECT value FROM json_each(?7)) \
+                             ORDER BY next_attempt_at LIMIT ?8) c \
+                       LEFT JOIN json_each(?5) r ON r.key = c.endpoint_id) \
+                     WHERE rn <= room ORDER BY next_attempt_at LIMIT ?3) \
                      RETURNING id, msg_id, endpoint_id, app_id, scheduled_attempts, total_attempts, next_trigger",
                 )
                 .map_err(map_err)?;
             let rows = stmt
-                .query_map(params![micros(lease_until), micros(now), limit as i64], |r| {
-                    Ok(ClaimedDelivery {
-                        id: r.get(0)?,
-                        msg_id: r.get(1)?,
-                        endpoint_id: r.get(2)?,
-                        app_id: r.get(3)?,
-                        scheduled_attempts: r.get(4)?,
-                        total_attempts: r.get(5)?,
-                        trigger: hookd_core::model::TriggerType::from_code(r.get(6)?)
-                            .unwrap_or(hookd_core::model::TriggerType::Scheduled),
-                    })
-                })
+                .query_map(
+                    params![micros(lease_until), micros(now), limit as i64, skip, room, per_endpoint, skip_apps, scan],
+                    |r| {
+                        Ok(ClaimedDelivery {
+                            id: r.get(0)?,
+                            msg_id: r.get(1)?,
+                            endpoint_id: r.get(2)?,
+                            app_id: r.get(3)?,
+                            scheduled_attempts: r.get(4)?,
+                            total_attempts: r.get(5)?,
+                            trigger: hookd_core::model::TriggerType::from_code(r.get(6)?)
+                                .unwrap_or(hookd_core::model::TriggerType::Scheduled),
+                        })
+                    },
+                )
                 .map_err(map_err)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
         })

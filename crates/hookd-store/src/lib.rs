@@ -157,12 +157,32 @@ pub trait Store: Send + Sync + 'static {
     /// `limit`).
     async fn prune_messages(&self, below: &str, limit: usize) -> StoreResult<u64>;
 
-    /// Leases up to `limit` due deliveries until `lease_until`.
+    /// Leases up to `limit` due deliveries until `lease_until`, the longest overdue first,
+    /// with no per-endpoint bound (see [`Store::claim_due_within`]).
     async fn claim_due(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let bounds = ClaimBounds {
+            per_endpoint: limit,
+            ..ClaimBounds::default()
+        };
+        self.claim_due_within(now, lease_until, limit, &bounds).await
+    }
+    /// Leases up to `limit` due deliveries until `lease_until`, the longest overdue first, but
+    /// never more of one endpoint than its room in `bounds` and none of a skipped application:
+    /// one endpoint's backlog cannot fill a claim while others wait. Only the
+    /// [`CLAIM_SCAN_FACTOR`]` × limit` longest overdue candidates (skipped endpoints and
+    /// applications left out) are considered per call, so a claim's cost does not grow with
+    /// the queue.
+    async fn claim_due_within(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        bounds: &ClaimBounds,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Records attempts and the resulting delivery states in one transaction, releasing leases.
     /// Endpoint health for auto-disable is kept in the same transaction: a successful attempt

@@ -40,6 +40,40 @@ pub struct NewDelivery {
     pub leased_until: Option<DateTime<Utc>>,
 }
 
+/// How many overdue candidates per claimed row a fair claim looks at (see
+/// [`Store::claim_due_within`](crate::Store::claim_due_within)).
+pub const CLAIM_SCAN_FACTOR: usize = 8;
+
+/// Per-tenant bounds on one claim: what the claiming process can still take of each endpoint
+/// and application, so work it cannot hold yet stays in the database.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClaimBounds {
+    /// Most deliveries of any one endpoint not named in `endpoint_room`.
+    pub per_endpoint: usize,
+    /// Room left for particular endpoints (those the caller already holds work for, or whose
+    /// circuit or pacing says wait); `0` skips the endpoint.
+    pub endpoint_room: std::collections::HashMap<String, usize>,
+    /// Applications whose share the caller has used up: none of their deliveries is claimed.
+    pub skip_apps: Vec<String>,
+}
+
+impl ClaimBounds {
+    /// The endpoints to skip, and the others' room, as two parallel lists.
+    pub fn room_lists(&self) -> (Vec<String>, Vec<String>, Vec<i64>) {
+        let mut skip = Vec::new();
+        let (mut ids, mut rooms) = (Vec::new(), Vec::new());
+        for (id, room) in &self.endpoint_room {
+            if *room == 0 {
+                skip.push(id.clone());
+            } else {
+                ids.push(id.clone());
+                rooms.push(i64::try_from(*room).unwrap_or(i64::MAX));
+            }
+        }
+        (skip, ids, rooms)
+    }
+}
+
 /// A delivery leased to a worker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedDelivery {
