@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
 use hookd_store::secrets::{open_endpoint, seal_endpoint};
 use hookd_store::{
-    AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter, NewDelivery, Page,
-    PageRequest, QueueStats, ReplayKind, ReplayQuery, StatusCounts, Store, StoreResult, TaskFilter, TaskRecord,
-    TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
+    AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter,
+    NewDelivery, Page, PageRequest, QueueStats, ReplayKind, ReplayQuery, StatusCounts, Store, StoreResult, TaskFilter,
+    TaskRecord, TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
 };
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;

@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
 use hookd_store::{
-    AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter, NewDelivery, Page,
-    PageRequest, QueueStats, ReplayKind, ReplayQuery, StatusCounts, Store, StoreError, StoreResult, TaskFilter,
-    TaskRecord, TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
+    AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter,
+    NewDelivery, Page, PageRequest, QueueStats, ReplayKind, ReplayQuery, StatusCounts, Store, StoreError, StoreResult,
+    TaskFilter, TaskRecord, TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -524,7 +524,16 @@ impl Store for SqliteStore {
                 .map_err(map_err)?;
             let rows = stmt
                 .query_map(
-                    params![micros(lease_until), micros(now), limit as i64, skip, room, per_endpoint, skip_apps, scan],
+                    params![
+                        micros(lease_until),
+                        micros(now),
+                        limit as i64,
+                        skip,
+                        room,
+                        per_endpoint,
+                        skip_apps,
+                        scan
+                    ],
                     |r| {
                         Ok(ClaimedDelivery {
                             id: r.get(0)?,

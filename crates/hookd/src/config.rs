@@ -162,6 +162,14 @@ pub struct DeliveryConfig {
     pub max_concurrency: usize,
     /// Most requests in flight to one endpoint.
     pub endpoint_concurrency: usize,
+    /// Most requests in flight to the endpoints of one application.
+    pub app_concurrency: usize,
+    /// Most deliveries held in memory (waiting for a slot or being sent), in total.
+    pub backlog: usize,
+    /// Most of them for one endpoint; the rest of its due work waits in the database.
+    pub endpoint_backlog: usize,
+    /// Most of them for one application.
+    pub app_backlog: usize,
     /// How often due retries are looked for, in milliseconds.
     pub poll_interval_ms: u64,
     /// How long a claimed delivery stays reserved for its worker, in seconds.
@@ -264,6 +272,10 @@ impl Default for DeliveryConfig {
             timeout_secs: 15,
             max_concurrency: 512,
             endpoint_concurrency: 64,
+            app_concurrency: 128,
+            backlog: 10_000,
+            endpoint_backlog: 128,
+            app_backlog: 1_000,
             poll_interval_ms: 500,
             lease_secs: 300,
             allowed_subnets: Vec::new(),
@@ -374,10 +386,16 @@ impl Config {
                 reason: "must be between 1 and 30".into(),
             });
         }
-        if d.max_concurrency == 0 || d.endpoint_concurrency == 0 {
+        if d.max_concurrency == 0 || d.endpoint_concurrency == 0 || d.app_concurrency == 0 {
             return Err(ConfigError::Invalid {
                 key: "delivery.max_concurrency",
                 reason: "concurrency limits must be at least 1".into(),
+            });
+        }
+        if d.backlog == 0 || d.endpoint_backlog == 0 || d.app_backlog == 0 {
+            return Err(ConfigError::Invalid {
+                key: "delivery.backlog",
+                reason: "backlog limits must be at least 1".into(),
             });
         }
         if d.lease_secs <= d.timeout_secs {

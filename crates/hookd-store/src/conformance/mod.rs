@@ -55,7 +55,7 @@ pub use queue::*;
 pub use stats::*;
 pub use tasks::*;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::slice;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -67,8 +67,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::{
-    AttemptFilter, AttemptRecord, ClaimedDelivery, Cursor, DeliveryState, MessageFilter, NewDelivery, Page,
-    PageRequest, QueueStats, Store, StoreError, StoreResult, TokenRecord,
+    AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, Cursor, DeliveryState, MessageFilter, NewDelivery,
+    Page, PageRequest, QueueStats, Store, StoreError, StoreResult, TokenRecord,
 };
 
 /// What a backend's factory hands the suite: the store under test, plus anything that must live
@@ -153,6 +153,7 @@ macro_rules! store_conformance_tests {
             expunging_an_application_removes_only_its_payloads,
             delivery_created_with_a_lease_is_not_claimed_before_the_lease_ends,
             claim_due_takes_the_longest_overdue_first_up_to_the_limit,
+            fair_claim_takes_each_endpoints_room_and_skips_full_endpoints_and_applications,
             concurrent_claims_never_hand_out_the_same_delivery,
             recorded_attempt_is_readable_and_listed_by_message_and_endpoint,
             delivery_with_a_retry_scheduled_is_not_claimed_before_it_is_due,

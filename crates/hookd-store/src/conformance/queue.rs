@@ -729,3 +729,77 @@ pub async fn deleting_an_application_removes_its_endpoints_messages_deliveries_a
     assert_eq!(found, Some(kept_msg));
     assert_eq!(store.all_endpoints(&kept.id).await.unwrap(), vec![kept_ep]);
 }
+
+/// A fair claim takes at most `per_endpoint` of any endpoint (the longest overdue of each),
+/// only the named room of endpoints listed in `endpoint_room`, none of an endpoint whose room is
+/// 0 and none of a skipped application, so one endpoint's backlog never fills a claim while
+/// another endpoint's work waits behind it.
+pub async fn fair_claim_takes_each_endpoints_room_and_skips_full_endpoints_and_applications(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app_a, busy) = app_with_endpoint(store, &mut g).await;
+    let quiet = g.endpoint(&app_a.id, None, at(0));
+    store.create_endpoint(&quiet).await.unwrap();
+    let (app_b, other) = app_with_endpoint(store, &mut g).await;
+    // The busy endpoint's backlog is older than everything else.
+    let mut busy_ids = Vec::new();
+    for t in 0..20 {
+        busy_ids.push(send(store, &mut g, &busy, t).await.1.id);
+    }
+    let quiet_ids: Vec<String> = [
+        send(store, &mut g, &quiet, 30).await.1.id,
+        send(store, &mut g, &quiet, 31).await.1.id,
+        send(store, &mut g, &quiet, 32).await.1.id,
+    ]
+    .into();
+    let other_id = send(store, &mut g, &other, 40).await.1.id;
+    let claim = |bounds: ClaimBounds, limit: usize| async move {
+        let claims = store.claim_due_within(at(100), at(200), limit, &bounds).await.unwrap();
+        sorted(claims.into_iter().map(|c| c.id))
+    };
+
+    let first = claim(
+        ClaimBounds {
+            per_endpoint: 2,
+            ..ClaimBounds::default()
+        },
+        10,
+    )
+    .await;
+    assert_eq!(
+        first,
+        sorted([
+            busy_ids[0].clone(),
+            busy_ids[1].clone(),
+            quiet_ids[0].clone(),
+            quiet_ids[1].clone(),
+            other_id.clone()
+        ]),
+        "two of each endpoint, the oldest first, although the busy one alone could fill it"
+    );
+
+    let second = claim(
+        ClaimBounds {
+            per_endpoint: 2,
+            endpoint_room: HashMap::from([(busy.id.clone(), 0), (quiet.id.clone(), 1)]),
+            skip_apps: vec![app_b.id.clone()],
+        },
+        10,
+    )
+    .await;
+    assert_eq!(second, vec![quiet_ids[2].clone()], "busy skipped, quiet's room of one");
+
+    let third = claim(
+        ClaimBounds {
+            per_endpoint: 2,
+            endpoint_room: HashMap::from([(busy.id.clone(), 5)]),
+            skip_apps: vec![],
+        },
+        10,
+    )
+    .await;
+    assert_eq!(
+        third,
+        sorted(busy_ids[2..7].to_vec()),
+        "a listed room above the default is honoured"
+    );
+}

@@ -35,11 +35,18 @@ pub(super) struct SendContext {
     pub unsent: std::sync::Mutex<Vec<String>>,
 }
 
+/// The shared slots an attempt takes only for its request, after pacing: its application's
+/// and the global one.
+pub(super) struct Slots<'a> {
+    pub app: &'a Semaphore,
+    pub global: &'a Semaphore,
+}
+
 impl SendContext {
     /// Attempts one delivery; `None` when there is nothing to record (the endpoint or
     /// application is gone, the delivery was parked or deferred, or a read failed and the lease
     /// will bring it back).
-    pub async fn attempt(&self, job: Job, global: &Semaphore, stop: &CancellationToken) -> Option<AttemptRecord> {
+    pub async fn attempt(&self, job: Job, slots: Slots<'_>, stop: &CancellationToken) -> Option<AttemptRecord> {
         let d = &job.delivery;
         let endpoint = match self.endpoints.get(&d.app_id, &d.endpoint_id).await {
             Ok(Some(e)) => e,
@@ -86,16 +93,32 @@ impl SendContext {
                 return None;
             }
         };
-        let wait = self
+        let wait = match self
             .guards
-            .pace(&endpoint.id, endpoint.throttle_rate.or(app.throttle_rate));
-        // Waiting for pacing or a global slot ends with a shutdown: the delivery is given back.
+            .pace(&endpoint.id, endpoint.throttle_rate.or(app.throttle_rate))
+        {
+            Ok(wait) => wait,
+            Err(later) => {
+                // Its send slot is beyond the pacing horizon: wait in the database, holding no
+                // memory or slot meanwhile; no attempt is spent.
+                let until = self.clock.now() + chrono::Duration::from_std(later).unwrap_or(chrono::Duration::MAX);
+                if let Err(e) = self.store.defer_delivery(&d.id, until).await {
+                    tracing::warn!(error = %e, delivery = %d.id, "cannot defer delivery; will retry after the lease");
+                }
+                return None;
+            }
+        };
+        // Waiting for pacing or a shared slot ends with a shutdown: the delivery is given back.
+        // The application's slot, then the global one, are taken only once pacing allows the
+        // request, so a paced endpoint never sits on a shared slot.
         let slot = tokio::select! {
             biased;
             _ = stop.cancelled() => None,
             slot = async {
                 tokio::time::sleep(wait).await;
-                global.acquire().await.ok()
+                let app = slots.app.acquire().await.ok()?;
+                let global = slots.global.acquire().await.ok()?;
+                Some((app, global))
             } => slot,
         };
         let Some(slot) = slot else {
@@ -117,7 +140,7 @@ impl SendContext {
             }
             None => send::SendResult::not_sent("the message payload has expired; nothing was sent"),
         };
-        drop(slot); // the global slot covers the request only
+        drop(slot); // the shared slots cover the request only
         crate::metrics::attempt(&result.outcome, result.status_code, result.duration.as_secs_f64());
         self.guards.record(&endpoint.id, result.outcome.is_success(), started);
         let record = record::build(

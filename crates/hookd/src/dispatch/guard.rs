@@ -20,6 +20,10 @@ use chrono::{DateTime, Utc};
 pub const MAX_COOLDOWN: Duration = Duration::from_secs(600);
 /// Endpoints remembered before idle entries are forgotten.
 const MAX_TRACKED: usize = 50_000;
+/// How far ahead an endpoint's pacing may book sends for deliveries held in memory. A delivery
+/// whose slot is further away goes back to the database until then, so a throttled endpoint
+/// holds about `rate × PACE_HORIZON` deliveries in memory, never its whole backlog.
+pub const PACE_HORIZON: Duration = Duration::from_secs(1);
 
 /// Whether a delivery may be attempted now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +41,8 @@ struct EndpointState {
     probing: bool,
     cooldown: Duration,
     next_send: Option<tokio::time::Instant>,
+    /// The endpoint's rate limit as last seen by [`Guards::pace`].
+    rate: Option<u16>,
 }
 
 /// The breaker and pacer for every endpoint.
@@ -102,6 +108,7 @@ impl Guards {
             if success {
                 *s = EndpointState {
                     next_send: s.next_send,
+                    rate: s.rate,
                     ..EndpointState::default()
                 };
                 return;
@@ -127,18 +134,56 @@ impl Guards {
     }
 
     /// Reserves the next send slot of an endpoint limited to `rate` messages per second and
-    /// returns how long to wait for it (zero when there is no limit or the slot is free).
-    pub fn pace(&self, endpoint_id: &str, rate: Option<u16>) -> Duration {
-        let Some(rate) = rate.filter(|r| *r > 0) else {
-            return Duration::ZERO;
-        };
-        let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    /// returns how long to wait for it (zero when there is no limit or the slot is free); or,
+    /// when that slot is more than [`PACE_HORIZON`] away, reserves nothing and returns
+    /// `Err(wait)`: the caller gives the delivery back to the database until then.
+    pub fn pace(&self, endpoint_id: &str, rate: Option<u16>) -> Result<Duration, Duration> {
+        let rate = rate.filter(|r| *r > 0);
         let now = tokio::time::Instant::now();
         self.with(endpoint_id, |s| {
+            s.rate = rate;
+            let Some(rate) = rate else {
+                return Ok(Duration::ZERO);
+            };
+            let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
             let slot = s.next_send.map_or(now, |next| next.max(now));
+            if slot - now > PACE_HORIZON {
+                return Err(slot - now);
+            }
             s.next_send = Some(slot + interval);
-            slot - now
+            Ok(slot - now)
         })
+    }
+
+    /// Endpoints whose in-memory share is lower than usual right now, with that share: `0`
+    /// while a circuit is open (nothing is sent until the probe) or pacing is booked beyond
+    /// [`PACE_HORIZON`]; one at probe time; about `rate × PACE_HORIZON` for a paced endpoint.
+    pub fn hold_limits(&self, now: DateTime<Utc>) -> HashMap<String, usize> {
+        let instant = tokio::time::Instant::now();
+        let map = self.endpoints.lock().expect("guard map poisoned");
+        map.iter()
+            .filter_map(|(id, s)| Some((id.clone(), Self::limit_of(s, now, instant)?)))
+            .collect()
+    }
+
+    /// One endpoint's share as [`Guards::hold_limits`] gives it; `None` when it is not lowered.
+    pub fn hold_limit(&self, endpoint_id: &str, now: DateTime<Utc>) -> Option<usize> {
+        let map = self.endpoints.lock().expect("guard map poisoned");
+        Self::limit_of(map.get(endpoint_id)?, now, tokio::time::Instant::now())
+    }
+
+    fn limit_of(s: &EndpointState, now: DateTime<Utc>, instant: tokio::time::Instant) -> Option<usize> {
+        match s.open_until {
+            Some(until) if now < until => return Some(0),
+            Some(_) if s.probing => return Some(0),
+            Some(_) => return Some(1),
+            None => {}
+        }
+        let rate = s.rate?;
+        if s.next_send.is_some_and(|next| next > instant + PACE_HORIZON) {
+            return Some(0);
+        }
+        Some((f64::from(rate) * PACE_HORIZON.as_secs_f64()).ceil() as usize + 1)
     }
 }
 
@@ -201,15 +246,55 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn pacing_spaces_sends_by_the_rate() {
         let g = Guards::new(0, Duration::from_secs(1));
-        assert_eq!(g.pace("ep", None), Duration::ZERO);
-        assert_eq!(g.pace("ep", Some(4)), Duration::ZERO);
-        assert_eq!(g.pace("ep", Some(4)), Duration::from_millis(250));
-        assert_eq!(g.pace("ep", Some(4)), Duration::from_millis(500));
+        assert_eq!(g.pace("ep", None), Ok(Duration::ZERO));
+        assert_eq!(g.pace("ep", Some(4)), Ok(Duration::ZERO));
+        assert_eq!(g.pace("ep", Some(4)), Ok(Duration::from_millis(250)));
+        assert_eq!(g.pace("ep", Some(4)), Ok(Duration::from_millis(500)));
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(
             g.pace("ep", Some(4)),
-            Duration::ZERO,
+            Ok(Duration::ZERO),
             "an idle endpoint does not bank a burst"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pacing_never_books_beyond_the_horizon_and_lowers_the_share_meanwhile() {
+        let g = Guards::new(3, Duration::from_secs(30));
+        assert_eq!(g.hold_limit("ep", t(0)), None, "unknown endpoints are not limited");
+        assert_eq!(g.pace("ep", Some(1)), Ok(Duration::ZERO));
+        assert_eq!(g.hold_limit("ep", t(0)), Some(2), "rate × horizon + 1");
+        assert_eq!(g.pace("ep", Some(1)), Ok(Duration::from_secs(1)));
+        assert_eq!(
+            g.hold_limit("ep", t(0)),
+            Some(0),
+            "booked beyond the horizon: take none"
+        );
+        assert_eq!(g.hold_limits(t(0)), HashMap::from([("ep".to_string(), 0)]));
+        assert_eq!(
+            g.pace("ep", Some(1)),
+            Err(Duration::from_secs(2)),
+            "two seconds ahead is past the horizon: not booked"
+        );
+        assert_eq!(g.pace("ep", Some(1)), Err(Duration::from_secs(2)), "still not booked");
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        assert_eq!(
+            g.hold_limit("ep", t(0)),
+            Some(2),
+            "the booking is within the horizon again"
+        );
+        assert_eq!(g.pace("ep", Some(1)), Ok(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn an_open_circuit_takes_nothing_until_its_probe_then_one() {
+        let g = Guards::new(1, Duration::from_secs(30));
+        g.record("ep", false, t(0));
+        assert_eq!(g.hold_limit("ep", t(10)), Some(0));
+        assert_eq!(g.hold_limit("ep", t(30)), Some(1), "probe time: one");
+        assert_eq!(g.admit("ep", t(30)), Gate::Go);
+        assert_eq!(g.hold_limit("ep", t(31)), Some(0), "the probe is out");
+        g.record("ep", true, t(31));
+        assert_eq!(g.hold_limit("ep", t(31)), None, "closed again");
     }
 }

@@ -16,6 +16,7 @@
 //! process dies first, the lease runs out (or is released at the next start) and it is sent again.
 
 mod attempt;
+mod fair;
 mod guard;
 mod record;
 mod send;
@@ -40,13 +41,13 @@ use crate::state::{AppCache, EndpointCache};
 
 pub use send::USER_AGENT;
 
-/// Largest number of deliveries handed over but not yet taken by the send loop.
+/// Largest number of deliveries handed over but not yet taken by the send loop (which takes
+/// them at once: it never waits while holding one).
 const QUEUE_CAPACITY: usize = 10_000;
-/// Largest number of deliveries taken by the send loop and not finished (waiting for a slot or
-/// being sent). Together with the queue this bounds the memory held by pending deliveries.
-const BACKLOG: usize = 10_000;
 /// Most deliveries claimed by one poll.
 const CLAIM_BATCH: usize = 500;
+/// Most leases waiting to be given back at once; beyond it they simply run out.
+const OVERFLOW_CAP: usize = 100_000;
 
 /// One delivery to attempt.
 #[derive(Debug)]
@@ -127,7 +128,7 @@ impl Dispatcher {
         let worker = Worker {
             rx,
             jobs: tx,
-            wake,
+            wake: wake.clone(),
             store,
             clock,
             endpoints,
@@ -142,8 +143,15 @@ impl Dispatcher {
             )?,
             policy: RetryPolicy::with_schedule_secs(&config.retry_schedule),
             global,
-            backlog: Arc::new(Semaphore::new(BACKLOG)),
+            fair: fair::Fairness::new(
+                config.backlog,
+                config.endpoint_backlog,
+                config.app_backlog,
+                wake.clone(),
+            ),
             endpoint_cap: config.endpoint_concurrency,
+            app_cap: config.app_concurrency,
+            per_app: Arc::new(Mutex::new(HashMap::new())),
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
             per_endpoint: Arc::new(Mutex::new(HashMap::new())),
             in_flight: Arc::new(Mutex::new(HashSet::new())),
@@ -205,9 +213,12 @@ pub struct Worker {
     sender: send::Sender,
     policy: RetryPolicy,
     global: Arc<Semaphore>,
-    backlog: Arc<Semaphore>,
+    /// What one endpoint and one application may hold in memory.
+    fair: Arc<fair::Fairness>,
     endpoint_cap: usize,
     per_endpoint: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+    app_cap: usize,
+    per_app: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
     in_flight: Arc<Mutex<HashSet<String>>>,
     poll_interval: Duration,
     lease: Duration,
@@ -229,15 +240,21 @@ impl Worker {
         let (recorder, record_task) =
             record::Recorder::start(self.store.clone(), self.recorded.clone(), abandon.clone());
         let poller = tracker.spawn(poll_loop(
-            self.store.clone(),
-            self.clock.clone(),
-            self.jobs.clone(),
-            self.wake.clone(),
-            self.in_flight.clone(),
-            self.poll_interval,
-            self.lease,
+            PollContext {
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                jobs: self.jobs.clone(),
+                wake: self.wake.clone(),
+                fair: self.fair.clone(),
+                guards: self.guards.clone(),
+                interval: self.poll_interval,
+                lease: self.lease,
+            },
             shutdown.clone(),
         ));
+        // Deliveries whose share of memory is full go back to the database, in batches.
+        let overflow = Arc::new(Overflow::default());
+        let flusher = tracker.spawn(overflow.clone().flush_loop(self.store.clone(), shutdown.clone()));
         // Other nodes announce due work (PostgreSQL LISTEN/NOTIFY); polling is the fallback.
         tracker.spawn(listen_loop(self.store.clone(), self.wake.clone(), shutdown.clone()));
         let ctx = Arc::new(attempt::SendContext {
@@ -281,16 +298,23 @@ impl Worker {
                 });
                 continue;
             }
-            // Bound the deliveries held in memory: while the backlog is full the channel fills
-            // up, the API stops handing work over, and the rest waits in the database.
-            let backlog = tokio::select! {
-                _ = shutdown.cancelled() => {
-                    ctx.unsent(job.delivery.id);
-                    break;
-                }
-                permit = self.backlog.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+            // Bound what one endpoint and one application hold in memory: beyond their share a
+            // delivery waits in the database (its lease given back) and the poller claims it
+            // when there is room. The loop never waits here, so one tenant cannot block it.
+            let limit = self.guards.hold_limit(&job.delivery.endpoint_id, self.clock.now());
+            let Some(hold) = self
+                .fair
+                .try_hold(&job.delivery.endpoint_id, &job.delivery.app_id, limit)
+            else {
+                self.in_flight
+                    .lock()
+                    .expect("in-flight set poisoned")
+                    .remove(&job.delivery.id);
+                overflow.push(job.delivery.id);
+                continue;
             };
-            let endpoint_slot = self.endpoint_semaphore(&job.delivery.endpoint_id);
+            let endpoint_slot = Self::semaphore(&self.per_endpoint, &job.delivery.endpoint_id, self.endpoint_cap);
+            let app_slot = Self::semaphore(&self.per_app, &job.delivery.app_id, self.app_cap);
             let global = self.global.clone();
             let ctx = ctx.clone();
             let in_flight = self.in_flight.clone();
@@ -299,8 +323,8 @@ impl Worker {
             tracker.spawn(async move {
                 let delivery_id = job.delivery.id.clone();
                 // The endpoint's slot first: deliveries queued behind a slow endpoint wait here
-                // without holding a global slot (the attempt takes one only to send). A shutdown
-                // while waiting gives the delivery back instead of sending it.
+                // without holding an application or global slot (the attempt takes those only
+                // to send). A shutdown while waiting gives the delivery back instead of sending it.
                 let record = tokio::select! {
                     biased;
                     _ = stop.cancelled() => {
@@ -309,7 +333,7 @@ impl Worker {
                     }
                     slot = endpoint_slot.acquire_owned() => match slot {
                         Ok(_ep) => tokio::select! {
-                            record = ctx.attempt(job, &global, &stop) => record,
+                            record = ctx.attempt(job, attempt::Slots { app: &app_slot, global: &global }, &stop) => record,
                             _ = abandon.cancelled() => {
                                 // Dropping the attempt cancels its request; the delivery goes
                                 // back to the queue and is sent again (it was in flight).
@@ -327,7 +351,7 @@ impl Worker {
                     ctx.recorder.push(record).await;
                 }
                 in_flight.lock().expect("in-flight set poisoned").remove(&delivery_id);
-                drop(backlog);
+                drop(hold);
             });
         }
         // Shutting down: stop taking work, let requests already sent finish within the grace
@@ -343,6 +367,10 @@ impl Worker {
             ctx.unsent(job.delivery.id);
         }
         let _ = poller.await;
+        let _ = flusher.await;
+        for id in overflow.take() {
+            ctx.unsent(id);
+        }
         tracker.close();
         tracker.wait().await;
         let unsent = ctx.take_unsent();
@@ -356,15 +384,56 @@ impl Worker {
         let _ = record_task.await;
     }
 
-    fn endpoint_semaphore(&self, endpoint_id: &str) -> Arc<Semaphore> {
-        let mut map = self.per_endpoint.lock().expect("semaphore map poisoned");
+    /// The semaphore of `key` (an endpoint or application) in `map`, made with `cap` permits.
+    fn semaphore(map: &Mutex<HashMap<String, Arc<Semaphore>>>, key: &str, cap: usize) -> Arc<Semaphore> {
+        let mut map = map.lock().expect("semaphore map poisoned");
         if map.len() > 10_000 {
-            // Forget idle endpoints so the map does not grow without bound.
-            map.retain(|_, s| s.available_permits() < self.endpoint_cap);
+            // Forget idle entries so the map does not grow without bound.
+            map.retain(|_, s| s.available_permits() < cap);
         }
-        map.entry(endpoint_id.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.endpoint_cap)))
+        map.entry(key.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(cap)))
             .clone()
+    }
+}
+
+/// Leases to give back: deliveries that found their share of memory full.
+#[derive(Default)]
+struct Overflow {
+    ids: Mutex<Vec<String>>,
+    added: Notify,
+}
+
+impl Overflow {
+    fn push(&self, id: String) {
+        let mut ids = self.ids.lock().expect("overflow poisoned");
+        // Beyond the cap (the database is not taking writes) the lease simply runs out.
+        if ids.len() < OVERFLOW_CAP {
+            ids.push(id);
+        }
+        drop(ids);
+        self.added.notify_one();
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.ids.lock().expect("overflow poisoned"))
+    }
+
+    /// Gives the leases back as they come, a batch at a time, until shutdown.
+    async fn flush_loop(self: Arc<Self>, store: Arc<dyn Store>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.added.notified() => {}
+            }
+            let ids = self.take();
+            if ids.is_empty() {
+                continue;
+            }
+            if let Err(e) = store.release_leases(&ids).await {
+                tracing::warn!(error = %e, deliveries = ids.len(), "cannot give back leases; they run out on their own");
+            }
+        }
     }
 }
 
@@ -387,49 +456,74 @@ async fn listen_loop(store: Arc<dyn Store>, wake: Arc<Notify>, shutdown: Cancell
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn poll_loop(
+/// What the poller needs.
+struct PollContext {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     jobs: mpsc::Sender<Job>,
     wake: Arc<Notify>,
-    in_flight: Arc<Mutex<HashSet<String>>>,
+    fair: Arc<fair::Fairness>,
+    guards: Arc<guard::Guards>,
     interval: Duration,
     lease: Duration,
-    shutdown: CancellationToken,
-) {
+}
+
+async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
     let mut backoff = Duration::ZERO;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(interval + backoff) => {}
+            _ = p.wake.notified() => {}
+            _ = tokio::time::sleep(p.interval + backoff) => {}
         }
-        let room = jobs.capacity().min(CLAIM_BATCH);
+        let room = p.jobs.capacity().min(CLAIM_BATCH).min(p.fair.room());
         if room == 0 {
             continue;
         }
-        let now = clock.now();
-        match store.claim_due(now, now + lease, room).await {
+        let now = p.clock.now();
+        // Only what each endpoint and application can take now: the rest stays in the database.
+        let bounds = p.fair.claim_bounds(&p.guards.hold_limits(now));
+        match p.store.claim_due_within(now, now + p.lease, room, &bounds).await {
             Ok(claimed) => {
                 backoff = Duration::ZERO;
                 let full_batch = claimed.len() == room;
-                for delivery in claimed {
-                    if in_flight.lock().expect("in-flight set poisoned").contains(&delivery.id) {
-                        continue;
-                    }
-                    if jobs
-                        .try_send(Job {
-                            delivery,
-                            message: None,
-                        })
-                        .is_err()
+                // An endpoint that filled its room may have more waiting: claim again as soon
+                // as one of its deliveries finishes.
+                let mut per_endpoint: HashMap<&str, usize> = HashMap::new();
+                for d in &claimed {
+                    *per_endpoint.entry(d.endpoint_id.as_str()).or_default() += 1;
+                }
+                for (endpoint, n) in per_endpoint {
+                    if n >= bounds
+                        .endpoint_room
+                        .get(endpoint)
+                        .copied()
+                        .unwrap_or(bounds.per_endpoint)
                     {
-                        break; // queue full: the lease expires and it is claimed again later
+                        p.fair.note_waiting(endpoint);
                     }
                 }
-                if full_batch {
-                    wake.notify_one(); // more may be due right now
+                let mut unsent = Vec::new();
+                for delivery in claimed {
+                    if !unsent.is_empty() {
+                        unsent.push(delivery.id);
+                        continue;
+                    }
+                    if let Err(e) = p.jobs.try_send(Job {
+                        delivery,
+                        message: None,
+                    }) {
+                        unsent.push(e.into_inner().delivery.id);
+                    }
+                }
+                if !unsent.is_empty() {
+                    // The queue filled meanwhile: give these back at once rather than let them
+                    // wait for their leases.
+                    if let Err(e) = p.store.release_leases(&unsent).await {
+                        tracing::warn!(error = %e, "cannot give back claimed deliveries; they wait for their leases");
+                    }
+                } else if full_batch {
+                    p.wake.notify_one(); // more may be due right now
                 }
             }
             Err(e) => {
