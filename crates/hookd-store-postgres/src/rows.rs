@@ -190,7 +190,8 @@ pub fn delivery(row: &PgRow) -> RowResult<DeliveryState> {
 
 /// A claim's `RETURNING id, msg_id, endpoint_id, app_id, scheduled_attempts, total_attempts,
 /// next_trigger`.
-pub fn claimed(row: &PgRow) -> RowResult<hookd_store::ClaimedDelivery> {
+/// A claimed delivery; `lease_token` is the claim's.
+pub fn claimed(row: &PgRow, lease_token: i64) -> RowResult<hookd_store::ClaimedDelivery> {
     Ok(hookd_store::ClaimedDelivery {
         id: row.try_get(0)?,
         msg_id: row.try_get(1)?,
@@ -199,6 +200,7 @@ pub fn claimed(row: &PgRow) -> RowResult<hookd_store::ClaimedDelivery> {
         scheduled_attempts: row.try_get(4)?,
         total_attempts: row.try_get(5)?,
         trigger: trigger_at(row, 6)?,
+        lease_token,
     })
 }
 

@@ -515,12 +515,13 @@ impl Store for PostgresStore {
                 .iter()
                 .map(|d| d.leased_until.map(micros).unwrap_or(0))
                 .collect();
+            let tokens: Vec<i64> = deliveries.iter().map(|d| d.lease_token).collect();
             sqlx::query(
                 "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, lease_until, \
-                 created_at, updated_at) \
-                 SELECT id, msg_id, endpoint_id, app_id, $5, due, lease, $8, $8 \
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $6::bigint[], $7::bigint[]) \
-                 AS d(id, msg_id, endpoint_id, app_id, due, lease)",
+                 lease_token, created_at, updated_at) \
+                 SELECT id, msg_id, endpoint_id, app_id, $5, due, lease, token, $8, $8 \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $6::bigint[], $7::bigint[], $9::bigint[]) \
+                 AS d(id, msg_id, endpoint_id, app_id, due, lease, token)",
             )
             .bind(col(|d| &d.id))
             .bind(col(|d| &d.msg_id))
@@ -530,6 +531,7 @@ impl Store for PostgresStore {
             .bind(due)
             .bind(lease)
             .bind(micros(m.created_at))
+            .bind(tokens)
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
@@ -573,6 +575,7 @@ impl Store for PostgresStore {
         let (skip, ids, rooms) = bounds.room_lists();
         let per_endpoint = i64::try_from(bounds.per_endpoint).unwrap_or(i64::MAX);
         let scan = i64::try_from(limit.saturating_mul(CLAIM_SCAN_FACTOR)).unwrap_or(i64::MAX);
+        let token = hookd_store::new_lease_token(&mut rand::thread_rng());
         // The candidates are the longest overdue rows of endpoints and applications that may
         // take more (a bounded index walk, read without locks); each endpoint's first `room` of
         // them are then locked with SKIP LOCKED, so nodes claiming at the same moment take
@@ -591,9 +594,9 @@ impl Store for PostgresStore {
              picked AS (SELECT d.id FROM delivery d JOIN ranked k ON k.id = d.id \
                WHERE k.rn <= k.room AND d.next_attempt_at <= $2 AND d.lease_until <= $2 \
                ORDER BY k.next_attempt_at LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
-             UPDATE delivery SET lease_until = $1 FROM picked WHERE delivery.id = picked.id \
+             UPDATE delivery SET lease_until = $1, lease_token = $10 FROM picked WHERE delivery.id = picked.id \
              RETURNING delivery.id, delivery.msg_id, delivery.endpoint_id, delivery.app_id, \
-               delivery.scheduled_attempts, delivery.total_attempts, delivery.next_trigger",
+               delivery.scheduled_attempts, delivery.total_attempts, LEAST(delivery.next_trigger, 1)::smallint",
         )
         .bind(micros(lease_until))
         .bind(micros(now))
@@ -604,10 +607,11 @@ impl Store for PostgresStore {
         .bind(per_endpoint)
         .bind(&bounds.skip_apps)
         .bind(scan)
+        .bind(token)
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        rows.iter().map(|r| rows::claimed(r).map_err(map_err)).collect()
+        rows.iter().map(|r| rows::claimed(r, token).map_err(map_err)).collect()
     }
 
     async fn record_attempts(&self, outcomes: &[AttemptRecord]) -> StoreResult<()> {
@@ -618,6 +622,32 @@ impl Store for PostgresStore {
         // endpoints' health. Each is folded in Rust so that the result is the one applying the
         // outcomes one by one, in order, would give.
         let mut tx = self.pool.begin().await.map_err(map_err)?;
+
+        // Fencing: lock the deliveries (in id order, as every writer does) and keep only records
+        // made under their current lease, or unfenced ones. A claim skips locked rows, so the
+        // tokens cannot change before the commit.
+        let mut delivery_ids: Vec<String> = outcomes.iter().map(|o| o.delivery_id.clone()).collect();
+        delivery_ids.sort();
+        delivery_ids.dedup();
+        let current: std::collections::HashMap<String, i64> =
+            sqlx::query_as("SELECT id, lease_token FROM delivery WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(&delivery_ids)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .into_iter()
+                .collect();
+        let kept: Vec<AttemptRecord> = hookd_store::fenced(outcomes, &current).into_iter().cloned().collect();
+        if kept.len() < outcomes.len() {
+            tracing::debug!(
+                dropped = outcomes.len() - kept.len(),
+                "attempt records whose lease was taken over"
+            );
+        }
+        let outcomes = kept.as_slice();
+        if outcomes.is_empty() {
+            return tx.commit().await.map_err(map_err);
+        }
 
         // An attempt whose delivery is gone (its endpoint or application was deleted while it
         // was in flight) is dropped by the join, as on SQLite.
@@ -679,11 +709,15 @@ impl Store for PostgresStore {
         let next: Vec<Option<i64>> = updates.values().map(|u| u.last.next_attempt_at.map(micros)).collect();
         let park: Vec<bool> = updates.values().map(|u| u.last.park).collect();
         let counts: Vec<i64> = updates.values().map(|u| u.attempts).collect();
+        // A resend requested while an attempt was in flight (`next_trigger` 2, see
+        // `schedule_manual`) keeps its due time and becomes a manual attempt: the record must not
+        // swallow it.
         sqlx::query(
             "UPDATE delivery d SET status = u.status, scheduled_attempts = u.scheduled, \
              total_attempts = d.total_attempts + u.attempts, \
-             next_attempt_at = CASE WHEN u.park THEN NULL ELSE u.next END, next_trigger = 0, lease_until = 0, \
-             updated_at = u.at, parked = u.park \
+             next_attempt_at = CASE WHEN d.next_trigger = 2 THEN d.next_attempt_at WHEN u.park THEN NULL ELSE u.next END, \
+             next_trigger = CASE WHEN d.next_trigger = 2 THEN 1 ELSE 0 END, lease_until = 0, \
+             updated_at = u.at, parked = u.park AND d.next_trigger <> 2 \
              FROM UNNEST($1::text[], $2::smallint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], \
              $7::boolean[]) AS u(id, status, scheduled, next, attempts, at, park) \
              WHERE d.id = u.id",
@@ -746,7 +780,8 @@ impl Store for PostgresStore {
              created_at, updated_at) VALUES ($1, $2, $3, $4, 1, $5, 1, $5, $5) \
              ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET next_attempt_at = EXCLUDED.next_attempt_at, \
              parked = FALSE, \
-             next_trigger = CASE WHEN delivery.status IN (1, 3) THEN delivery.next_trigger ELSE 1 END, \
+             next_trigger = CASE WHEN delivery.lease_until > EXCLUDED.updated_at THEN 2 \
+               WHEN delivery.status IN (1, 3) THEN delivery.next_trigger ELSE 1 END, \
              updated_at = EXCLUDED.updated_at \
              RETURNING id",
         )
@@ -853,11 +888,34 @@ impl Store for PostgresStore {
     async fn expire_payloads(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
         // SKIP LOCKED: nodes running the expiry at once split the work instead of waiting.
         let done = sqlx::query(
+            // A message with a delivery still waiting for an attempt (due, scheduled or parked)
+            // keeps its payload until that delivery is finished.
             "UPDATE message SET payload = NULL WHERE id IN \
-             (SELECT id FROM message WHERE expires_at <= $1 AND payload IS NOT NULL LIMIT $2 FOR UPDATE SKIP LOCKED)",
+             (SELECT id FROM message WHERE expires_at <= $1 AND payload IS NOT NULL \
+              AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = message.id \
+                              AND (d.next_attempt_at IS NOT NULL OR d.parked)) \
+              LIMIT $2 FOR UPDATE SKIP LOCKED)",
         )
         .bind(micros(now))
         .bind(limit as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn renew_leases(&self, leases: &[(String, i64)], lease_until: DateTime<Utc>) -> StoreResult<u64> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        let (ids, tokens): (Vec<String>, Vec<i64>) = leases.iter().cloned().unzip();
+        let done = sqlx::query(
+            "UPDATE delivery d SET lease_until = $3 FROM UNNEST($1::text[], $2::bigint[]) AS u(id, token) \
+             WHERE d.id = u.id AND d.lease_token = u.token AND d.lease_until > 0",
+        )
+        .bind(ids)
+        .bind(tokens)
+        .bind(micros(lease_until))
         .execute(&self.pool)
         .await
         .map_err(map_err)?;

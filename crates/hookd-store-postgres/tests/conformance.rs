@@ -96,6 +96,7 @@ async fn send(store: &dyn Store, rng: &mut rand::rngs::StdRng, ep: &Endpoint, t:
         app_id: ep.app_id.clone(),
         due_at: at(t),
         leased_until: None,
+        lease_token: 0,
     };
     store.create_message(&msg, std::slice::from_ref(&d)).await.unwrap();
     d
@@ -258,6 +259,7 @@ async fn a_batch_recording_one_delivery_twice_ends_as_recording_in_turn_would() 
             next_attempt_at: next.map(at),
             scheduled_attempts: 1,
             park: false,
+            lease_token: 0,
         }
     };
     let failing_since = || async {

@@ -71,6 +71,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_delivery_engine.sql")),
     (3, include_str!("../migrations/0003_payload_expiry.sql")),
     (4, include_str!("../migrations/0004_event_type_group.sql")),
+    (5, include_str!("../migrations/0005_lease_token.sql")),
 ];
 /// Read-only connections kept open, and the most reads running at once.
 const READERS: usize = 8;

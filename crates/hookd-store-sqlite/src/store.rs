@@ -502,13 +502,14 @@ impl Store for SqliteStore {
         let skip_apps = serde_json::to_string(&bounds.skip_apps).map_err(StoreError::internal)?;
         let per_endpoint = i64::try_from(bounds.per_endpoint).unwrap_or(i64::MAX);
         let scan = i64::try_from(limit.saturating_mul(CLAIM_SCAN_FACTOR)).unwrap_or(i64::MAX);
+        let token = hookd_store::new_lease_token(&mut rand::thread_rng());
         self.write(move |c| {
             // The candidates are the longest overdue rows of endpoints and applications that
             // may take more (a bounded index walk); each endpoint's first `room` of them are
             // leased.
             let mut stmt = c
                 .prepare_cached(
-                    "UPDATE delivery SET lease_until = ?1 WHERE id IN (SELECT id FROM ( \
+                    "UPDATE delivery SET lease_until = ?1, lease_token = ?9 WHERE id IN (SELECT id FROM ( \
                        SELECT c.id, c.next_attempt_at, \
                          row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS rn, \
                          COALESCE(r.value, ?6) AS room \
@@ -519,7 +520,7 @@ impl Store for SqliteStore {
                              ORDER BY next_attempt_at LIMIT ?8) c \
                        LEFT JOIN json_each(?5) r ON r.key = c.endpoint_id) \
                      WHERE rn <= room ORDER BY next_attempt_at LIMIT ?3) \
-                     RETURNING id, msg_id, endpoint_id, app_id, scheduled_attempts, total_attempts, next_trigger",
+                     RETURNING id, msg_id, endpoint_id, app_id, scheduled_attempts, total_attempts, MIN(next_trigger, 1)",
                 )
                 .map_err(map_err)?;
             let rows = stmt
@@ -532,7 +533,8 @@ impl Store for SqliteStore {
                         room,
                         per_endpoint,
                         skip_apps,
-                        scan
+                        scan,
+                        token
                     ],
                     |r| {
                         Ok(ClaimedDelivery {
@@ -544,6 +546,7 @@ impl Store for SqliteStore {
                             total_attempts: r.get(5)?,
                             trigger: hookd_core::model::TriggerType::from_code(r.get(6)?)
                                 .unwrap_or(hookd_core::model::TriggerType::Scheduled),
+                            lease_token: token,
                         })
                     },
                 )
@@ -564,9 +567,13 @@ impl Store for SqliteStore {
                 .map_err(map_err)?;
             let mut update = c
                 .prepare_cached(
+                    // A resend requested while an attempt was in flight (`next_trigger` 2, see
+                    // `schedule_manual`) keeps its due time and becomes a manual attempt.
                     "UPDATE delivery SET status = ?2, scheduled_attempts = ?3, total_attempts = total_attempts + 1, \
-                     next_attempt_at = CASE WHEN ?6 THEN NULL ELSE ?4 END, next_trigger = 0, lease_until = 0, \
-                     updated_at = ?5, parked = ?6 WHERE id = ?1",
+                     next_attempt_at = CASE WHEN next_trigger = 2 THEN next_attempt_at WHEN ?6 THEN NULL ELSE ?4 END, \
+                     parked = ?6 AND next_trigger <> 2, \
+                     next_trigger = CASE WHEN next_trigger = 2 THEN 1 ELSE 0 END, lease_until = 0, \
+                     updated_at = ?5 WHERE id = ?1",
                 )
                 .map_err(map_err)?;
             let mut healthy = c
@@ -575,7 +582,22 @@ impl Store for SqliteStore {
             let mut failing = c
                 .prepare_cached("UPDATE endpoint SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL")
                 .map_err(map_err)?;
+            // Fencing: only records made under the delivery's current lease (or unfenced ones).
+            // The writer thread is the only writer, so nothing changes between read and write.
+            let mut token_of = c
+                .prepare_cached("SELECT lease_token FROM delivery WHERE id = ?1")
+                .map_err(map_err)?;
+            let mut current = std::collections::HashMap::new();
             for o in &outcomes {
+                if let Some(token) = token_of
+                    .query_row([&o.delivery_id], |r| r.get::<_, i64>(0))
+                    .optional()
+                    .map_err(map_err)?
+                {
+                    current.insert(o.delivery_id.clone(), token);
+                }
+            }
+            for o in hookd_store::fenced(&outcomes, &current) {
                 let a = hookd_store::storable_attempt(&o.attempt);
                 insert
                     .execute(params![
@@ -627,7 +649,8 @@ impl Store for SqliteStore {
                 "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, next_trigger, created_at, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, 1, ?5, 1, ?5, ?5) \
                  ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET next_attempt_at = ?5, parked = 0, \
-                 next_trigger = CASE WHEN status IN (1, 3) THEN next_trigger ELSE 1 END, updated_at = ?5 \
+                 next_trigger = CASE WHEN lease_until > ?5 THEN 2 WHEN status IN (1, 3) THEN next_trigger ELSE 1 END, \
+                 updated_at = ?5 \
                  RETURNING id",
             )
             .and_then(|mut s| s.query_row(params![d.id, d.msg_id, d.endpoint_id, d.app_id, micros(now)], |r| r.get(0)))
@@ -711,12 +734,34 @@ impl Store for SqliteStore {
     async fn expire_payloads(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
         self.write(move |c| {
             c.execute(
+                // A message with a delivery still waiting for an attempt (due, scheduled or
+                // parked) keeps its payload until that delivery is finished.
                 "UPDATE message SET payload = NULL WHERE id IN \
-                 (SELECT id FROM message WHERE expires_at <= ?1 AND payload IS NOT NULL LIMIT ?2)",
+                 (SELECT id FROM message WHERE expires_at <= ?1 AND payload IS NOT NULL \
+                  AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = message.id \
+                                  AND (d.next_attempt_at IS NOT NULL OR d.parked = 1)) \
+                  LIMIT ?2)",
                 params![micros(now), limit as i64],
             )
             .map(|n| n as u64)
             .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn renew_leases(&self, leases: &[(String, i64)], lease_until: DateTime<Utc>) -> StoreResult<u64> {
+        let leases = leases.to_vec();
+        self.write(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "UPDATE delivery SET lease_until = ?3 WHERE id = ?1 AND lease_token = ?2 AND lease_until > 0",
+                )
+                .map_err(map_err)?;
+            let mut renewed = 0;
+            for (id, token) in &leases {
+                renewed += stmt.execute(params![id, token, micros(lease_until)]).map_err(map_err)? as u64;
+            }
+            Ok(renewed)
         })
         .await
     }
@@ -1198,8 +1243,8 @@ fn counts(rows: impl Iterator<Item = rusqlite::Result<(i64, i64)>>) -> rusqlite:
 fn insert_deliveries(c: &Connection, deliveries: &[NewDelivery], created_at: i64) -> StoreResult<()> {
     let mut stmt = c
         .prepare_cached(
-            "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, lease_until, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+            "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, lease_until, lease_token, \
+             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?8, ?8)",
         )
         .map_err(map_err)?;
     for d in deliveries {
@@ -1211,7 +1256,8 @@ fn insert_deliveries(c: &Connection, deliveries: &[NewDelivery], created_at: i64
             MessageStatus::Pending.code(),
             micros(d.due_at),
             d.leased_until.map(micros).unwrap_or(0),
-            created_at
+            created_at,
+            d.lease_token
         ])
         .map_err(map_err)?;
     }

@@ -146,7 +146,9 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces an attempt's stored response body with `EXPUNGED`; `NotFound` if unknown.
     async fn expunge_attempt_content(&self, msg_id: &str, attempt_id: &str) -> StoreResult<()>;
     /// Removes the payloads of up to `limit` messages whose retention ended by `now`; returns
-    /// how many (callers repeat until it is less than `limit`).
+    /// how many (callers repeat until it is less than `limit`). A message with a delivery still
+    /// waiting for an attempt (due, on its retry schedule, or parked) keeps its payload until
+    /// that delivery is finished, so retention never makes a pending delivery fail.
     async fn expire_payloads(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64>;
     /// Removes the payload of every message of an application; returns how many it removed.
     async fn expunge_app_contents(&self, app_id: &str) -> StoreResult<u64>;
@@ -185,6 +187,8 @@ pub trait Store: Send + Sync + 'static {
         bounds: &ClaimBounds,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Records attempts and the resulting delivery states in one transaction, releasing leases.
+    /// Fenced: a record whose `lease_token` is not 0 and no longer the delivery's (another
+    /// claim took it over after this lease ran out) is dropped, attempt and state alike.
     /// Endpoint health for auto-disable is kept in the same transaction: a successful attempt
     /// clears the endpoint's `failing_since`; a scheduled attempt that leaves its delivery
     /// `Fail` sets it to the attempt's time unless it is already set. A parked record leaves
@@ -205,6 +209,12 @@ pub trait Store: Send + Sync + 'static {
         page: &PageRequest,
     ) -> StoreResult<Page<(DeliveryState, Message)>>;
 
+    /// Extends the leases this process still holds to `lease_until`: each `(delivery id,
+    /// lease token)` whose delivery still holds that lease (see
+    /// [`ClaimedDelivery::lease_token`]). Called well within the lease for every delivery in
+    /// memory, so leases can be short and a dead node's work is taken over within one lease.
+    /// Returns how many leases were extended.
+    async fn renew_leases(&self, leases: &[(String, i64)], lease_until: DateTime<Utc>) -> StoreResult<u64>;
     /// Gives back the leases of deliveries this process claimed but will not attempt (it is
     /// shutting down), so any node can send them at once instead of after the lease.
     async fn release_leases(&self, delivery_ids: &[String]) -> StoreResult<()>;

@@ -38,6 +38,9 @@ pub struct NewDelivery {
     /// When set, the delivery is created already leased to this process (handed straight to the
     /// local dispatcher); a poller will not claim it before then.
     pub leased_until: Option<DateTime<Utc>>,
+    /// The lease's fencing token when `leased_until` is set (see [`ClaimedDelivery::lease_token`]);
+    /// 0 otherwise.
+    pub lease_token: i64,
 }
 
 /// How many overdue candidates per claimed row a fair claim looks at (see
@@ -91,6 +94,10 @@ pub struct ClaimedDelivery {
     pub total_attempts: i64,
     /// Whether this attempt is manual (no retries follow it).
     pub trigger: TriggerType,
+    /// The fencing token of this lease: a number no other claim of the delivery shares. Records
+    /// and renewals carrying it take effect only while the delivery still holds this lease, so
+    /// a worker whose lease was taken over can never undo the newer owner's outcome.
+    pub lease_token: i64,
 }
 
 /// One finished attempt and what follows it.
@@ -109,6 +116,30 @@ pub struct AttemptRecord {
     /// Keep the delivery without a due time until its endpoint is enabled again (the endpoint
     /// was disabled, e.g. by a `410 Gone`), instead of scheduling or finishing it.
     pub park: bool,
+    /// The lease the attempt was made under: the record is applied only while the delivery
+    /// still holds it ([`ClaimedDelivery::lease_token`]). `0` applies it whatever the lease.
+    pub lease_token: i64,
+}
+
+/// A fresh, non-zero fencing token for a lease.
+pub fn new_lease_token<R: rand::Rng + ?Sized>(rng: &mut R) -> i64 {
+    rng.gen_range(1..=i64::MAX)
+}
+
+/// The records of `outcomes` that may be applied, given each delivery's current lease token
+/// (`current`; deliveries that are gone are absent and their records dropped): unfenced
+/// records (token 0) and those whose lease is still the one the attempt was made under.
+pub fn fenced<'a>(
+    outcomes: &'a [AttemptRecord],
+    current: &std::collections::HashMap<String, i64>,
+) -> Vec<&'a AttemptRecord> {
+    outcomes
+        .iter()
+        .filter(|o| match current.get(&o.delivery_id) {
+            Some(token) => o.lease_token == 0 || o.lease_token == *token,
+            None => false,
+        })
+        .collect()
 }
 
 /// The delivery queue at one instant, for metrics.

@@ -277,7 +277,7 @@ impl Default for DeliveryConfig {
             endpoint_backlog: 128,
             app_backlog: 1_000,
             poll_interval_ms: 500,
-            lease_secs: 300,
+            lease_secs: 20,
             allowed_subnets: Vec::new(),
             allow_http: false,
             disable_after_secs: 5 * 24 * 3600,
@@ -398,10 +398,10 @@ impl Config {
                 reason: "backlog limits must be at least 1".into(),
             });
         }
-        if d.lease_secs <= d.timeout_secs {
+        if d.lease_secs < 4 {
             return Err(ConfigError::Invalid {
                 key: "delivery.lease_secs",
-                reason: "must exceed delivery.timeout_secs".into(),
+                reason: "must be at least 4 (leases are renewed every quarter lease)".into(),
             });
         }
         if d.poll_interval_ms == 0 {

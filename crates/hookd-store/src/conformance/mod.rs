@@ -154,6 +154,10 @@ macro_rules! store_conformance_tests {
             delivery_created_with_a_lease_is_not_claimed_before_the_lease_ends,
             claim_due_takes_the_longest_overdue_first_up_to_the_limit,
             fair_claim_takes_each_endpoints_room_and_skips_full_endpoints_and_applications,
+            a_late_record_under_a_lease_taken_over_changes_nothing,
+            renewing_extends_only_leases_still_held,
+            a_resend_during_an_attempt_in_flight_survives_its_record,
+            a_payload_outlives_its_retention_while_a_delivery_still_needs_it,
             concurrent_claims_never_hand_out_the_same_delivery,
             recorded_attempt_is_readable_and_listed_by_message_and_endpoint,
             delivery_with_a_retry_scheduled_is_not_claimed_before_it_is_due,
@@ -288,6 +292,7 @@ impl Gen {
             app_id: msg.app_id.clone(),
             due_at: due,
             leased_until: None,
+            lease_token: 0,
         }
     }
 
@@ -324,6 +329,7 @@ impl Gen {
             next_attempt_at: next,
             scheduled_attempts: 1,
             park: false,
+            lease_token: 0,
         }
     }
 }

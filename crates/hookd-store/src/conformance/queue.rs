@@ -151,7 +151,9 @@ pub async fn claim_due_leases_only_deliveries_that_are_due_and_unleased(store: &
         scheduled_attempts: 0,
         total_attempts: 0,
         trigger: TriggerType::Scheduled,
+        lease_token: claims.first().map_or(0, |c| c.lease_token),
     };
+    assert_ne!(expected.lease_token, 0, "a claim carries a fencing token");
     assert_eq!(claims, vec![expected]);
     assert_eq!(claim(store, 20, 50).await, Vec::<String>::new());
     let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
@@ -802,4 +804,159 @@ pub async fn fair_claim_takes_each_endpoints_room_and_skips_full_endpoints_and_a
         sorted(busy_ids[2..7].to_vec()),
         "a listed room above the default is honoured"
     );
+}
+
+/// Fencing: after a lease ran out and another claim took the delivery, a late record made under
+/// the old lease changes nothing (no attempt, no state); the current owner's record applies.
+/// Unfenced records (token 0) still apply.
+pub async fn a_late_record_under_a_lease_taken_over_changes_nothing(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (msg, d) = send(store, &mut g, &ep, 0).await;
+    let first = store.claim_due(at(1), at(30), 10).await.unwrap();
+    let second = store.claim_due(at(31), at(60), 10).await.unwrap();
+    let (old, new) = (claimed(&first, &d.id).lease_token, claimed(&second, &d.id).lease_token);
+    assert!(old != 0 && new != 0 && old != new, "each claim has its own token");
+
+    let mut late = g.outcome(&d, at(40), 200, Success, None);
+    late.lease_token = old;
+    store.record_attempts(&[late.clone()]).await.unwrap();
+    assert_eq!(store.get_attempt(&msg.id, &late.attempt.id).await.unwrap(), None);
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
+    assert_eq!(
+        (state.status, state.next_attempt_at),
+        (Pending, Some(at(0))),
+        "untouched"
+    );
+
+    let mut current = g.outcome(&d, at(41), 500, Sending, Some(at(100)));
+    current.lease_token = new;
+    store.record_attempts(&[current.clone()]).await.unwrap();
+    assert!(store.get_attempt(&msg.id, &current.attempt.id).await.unwrap().is_some());
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
+    assert_eq!((state.status, state.next_attempt_at), (Sending, Some(at(100))));
+
+    let unfenced = g.outcome(&d, at(42), 200, Success, None);
+    store.record_attempts(&[unfenced]).await.unwrap();
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
+    assert_eq!(state.status, Success, "token 0 applies whatever the lease");
+}
+
+/// A renewal extends only the leases still held under the given token, and only while leased:
+/// a renewed delivery is not claimed until the new end, a taken-over one is not extended.
+pub async fn renewing_extends_only_leases_still_held(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (_, kept) = send(store, &mut g, &ep, 0).await;
+    let (_, lost) = send(store, &mut g, &ep, 0).await;
+    let claims = store.claim_due(at(1), at(30), 10).await.unwrap();
+    let kept_token = claimed(&claims, &kept.id).lease_token;
+    let lost_token = claimed(&claims, &lost.id).lease_token;
+    assert_eq!(
+        store
+            .renew_leases(
+                &[(kept.id.clone(), kept_token), (lost.id.clone(), lost_token + 1)],
+                at(90)
+            )
+            .await
+            .unwrap(),
+        1,
+        "a token that is not the delivery's renews nothing"
+    );
+    assert_eq!(
+        claim(store, 40, 70).await,
+        vec![lost.id.clone()],
+        "only the unrenewed lease ran out"
+    );
+    assert_eq!(
+        store
+            .renew_leases(&[(lost.id.clone(), lost_token)], at(200))
+            .await
+            .unwrap(),
+        0,
+        "taken over by the claim at 40: the old token renews nothing"
+    );
+    assert_eq!(
+        claim(store, 80, 200).await,
+        vec![lost.id],
+        "the renewed lease still holds"
+    );
+    assert_eq!(claim(store, 91, 120).await, vec![kept.id]);
+}
+
+/// A resend requested while a scheduled attempt is in flight is not swallowed by that attempt's
+/// record: the delivery stays due at the resend's time, as a manual attempt.
+pub async fn a_resend_during_an_attempt_in_flight_survives_its_record(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (msg, d) = send(store, &mut g, &ep, 0).await;
+    let claims = store.claim_due(at(1), at(30), 10).await.unwrap();
+    assert_eq!(claimed(&claims, &d.id).trigger, TriggerType::Scheduled);
+    store.schedule_manual(&d, at(5)).await.unwrap();
+    let mut outcome = g.outcome(&d, at(6), 200, Success, None);
+    outcome.lease_token = claimed(&claims, &d.id).lease_token;
+    store.record_attempts(&[outcome]).await.unwrap();
+
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
+    assert_eq!(
+        (state.status, state.next_attempt_at),
+        (Success, Some(at(5))),
+        "still due"
+    );
+    let again = store.claim_due(at(7), at(40), 10).await.unwrap();
+    assert_eq!(
+        claimed(&again, &d.id).trigger,
+        TriggerType::Manual,
+        "the resend is sent"
+    );
+}
+
+/// Retention never starves delivery: a message whose retention ended keeps its payload while a
+/// delivery still waits for an attempt (due, on its retry schedule, or parked), and loses it
+/// once that delivery is finished.
+pub async fn a_payload_outlives_its_retention_while_a_delivery_still_needs_it(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let mut msg = g.message(&ep.app_id, "user.created", at(0));
+    msg.expires_at = at(10);
+    let d = g.delivery(&msg, &ep.id, at(0));
+    store.create_message(&msg, std::slice::from_ref(&d)).await.unwrap();
+    let mut parked_msg = g.message(&ep.app_id, "user.created", at(1));
+    parked_msg.expires_at = at(10);
+    let parked = g.delivery(&parked_msg, &ep.id, at(1));
+    store
+        .create_message(&parked_msg, std::slice::from_ref(&parked))
+        .await
+        .unwrap();
+    store.park_delivery(&parked.id).await.unwrap();
+
+    // A failed first attempt: the delivery waits for its retry.
+    store
+        .record_attempts(&[g.outcome(&d, at(5), 500, Sending, Some(at(500)))])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.expire_payloads(at(100), 10).await.unwrap(),
+        0,
+        "both still needed"
+    );
+    let app_id = ep.app_id.clone();
+    let payload = |id: String| {
+        let app_id = app_id.clone();
+        async move { store.get_message(&app_id, &id).await.unwrap().expect("message").payload }
+    };
+    assert!(payload(msg.id.clone()).await.is_some());
+    assert!(payload(parked_msg.id.clone()).await.is_some());
+
+    store
+        .record_attempts(&[g.outcome(&d, at(500), 200, Success, None)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.expire_payloads(at(600), 10).await.unwrap(),
+        1,
+        "finished: it goes"
+    );
+    assert!(payload(msg.id).await.is_none());
+    assert!(payload(parked_msg.id).await.is_some(), "the parked one still waits");
 }

@@ -18,6 +18,9 @@ use chrono::{DateTime, Utc};
 
 /// Longest an open circuit waits before its next probe.
 pub const MAX_COOLDOWN: Duration = Duration::from_secs(600);
+/// How long a probe may be out before another is allowed: longer than any request (30 s at
+/// most) and its recording, so a probe whose outcome never comes cannot keep a circuit shut.
+pub const PROBE_DEADLINE: chrono::TimeDelta = chrono::TimeDelta::seconds(90);
 /// Endpoints remembered before idle entries are forgotten.
 const MAX_TRACKED: usize = 50_000;
 /// How far ahead an endpoint's pacing may book sends for deliveries held in memory. A delivery
@@ -38,7 +41,9 @@ pub enum Gate {
 struct EndpointState {
     failures: u32,
     open_until: Option<DateTime<Utc>>,
-    probing: bool,
+    /// When the probe now out was let through; a probe not recorded by [`PROBE_DEADLINE`]
+    /// after that (its attempt was deferred, given back or lost) no longer blocks the next.
+    probing: Option<DateTime<Utc>>,
     cooldown: Duration,
     next_send: Option<tokio::time::Instant>,
     /// The endpoint's rate limit as last seen by [`Guards::pace`].
@@ -89,8 +94,8 @@ impl Guards {
         self.with(endpoint_id, |s| match s.open_until {
             None => Gate::Go,
             Some(until) if now < until => Gate::Defer(until),
-            Some(_) if !s.probing => {
-                s.probing = true;
+            Some(_) if s.probing.is_none_or(|since| now - since >= PROBE_DEADLINE) => {
+                s.probing = Some(now);
                 Gate::Go
             }
             // A probe is out: wait for its verdict (retry shortly after).
@@ -114,14 +119,14 @@ impl Guards {
                 return;
             }
             s.failures = s.failures.saturating_add(1);
-            let cooldown = if s.probing {
+            let cooldown = if s.probing.is_some() {
                 (s.cooldown * 2).clamp(base, MAX_COOLDOWN.max(base))
             } else if s.failures >= threshold && s.open_until.is_none() {
                 base
             } else {
                 return;
             };
-            s.probing = false;
+            s.probing = None;
             s.cooldown = cooldown;
             s.open_until = Some(now + chrono::Duration::from_std(cooldown).unwrap_or(chrono::Duration::MAX));
             tracing::warn!(
@@ -175,7 +180,7 @@ impl Guards {
     fn limit_of(s: &EndpointState, now: DateTime<Utc>, instant: tokio::time::Instant) -> Option<usize> {
         match s.open_until {
             Some(until) if now < until => return Some(0),
-            Some(_) if s.probing => return Some(0),
+            Some(_) if s.probing.is_some_and(|since| now - since < PROBE_DEADLINE) => return Some(0),
             Some(_) => return Some(1),
             None => {}
         }
@@ -284,6 +289,25 @@ mod tests {
             "the booking is within the horizon again"
         );
         assert_eq!(g.pace("ep", Some(1)), Ok(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn a_probe_whose_outcome_never_comes_does_not_keep_the_circuit_shut() {
+        let g = Guards::new(1, Duration::from_secs(30));
+        g.record("ep", false, t(0));
+        assert_eq!(g.admit("ep", t(30)), Gate::Go, "the probe");
+        // Its attempt is deferred or given back: nothing is ever recorded for it.
+        assert!(matches!(g.admit("ep", t(60)), Gate::Defer(_)));
+        assert_eq!(g.hold_limit("ep", t(60)), Some(0));
+        let after = t(30) + PROBE_DEADLINE;
+        assert_eq!(
+            g.hold_limit("ep", after),
+            Some(1),
+            "past the deadline: room for a new probe"
+        );
+        assert_eq!(g.admit("ep", after), Gate::Go, "a new probe goes out");
+        g.record("ep", true, after);
+        assert_eq!(g.admit("ep", after), Gate::Go, "and its success closes the circuit");
     }
 
     #[test]

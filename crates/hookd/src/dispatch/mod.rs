@@ -21,7 +21,7 @@ mod guard;
 mod record;
 mod send;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,6 +69,7 @@ impl Job {
                 scheduled_attempts: 0,
                 total_attempts: 0,
                 trigger: TriggerType::Scheduled,
+                lease_token: d.lease_token,
             },
             message: Some(message),
         }
@@ -154,7 +155,7 @@ impl Dispatcher {
             per_app: Arc::new(Mutex::new(HashMap::new())),
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
             per_endpoint: Arc::new(Mutex::new(HashMap::new())),
-            in_flight: Arc::new(Mutex::new(HashSet::new())),
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
             poll_interval: Duration::from_millis(config.poll_interval_ms),
             lease,
             recorded: recorded_tx,
@@ -219,7 +220,8 @@ pub struct Worker {
     per_endpoint: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
     app_cap: usize,
     per_app: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
-    in_flight: Arc<Mutex<HashSet<String>>>,
+    /// Deliveries taken and not yet recorded, with their lease tokens (renewed while held).
+    in_flight: Arc<Mutex<HashMap<String, i64>>>,
     poll_interval: Duration,
     lease: Duration,
     recorded: tokio::sync::watch::Sender<u64>,
@@ -252,6 +254,15 @@ impl Worker {
             },
             shutdown.clone(),
         ));
+        // Leases are short and renewed while their deliveries are held, so a dead node's work is
+        // taken over within one lease.
+        tracker.spawn(renew_loop(
+            self.store.clone(),
+            self.clock.clone(),
+            self.in_flight.clone(),
+            self.lease,
+            shutdown.clone(),
+        ));
         // Deliveries whose share of memory is full go back to the database, in batches.
         let overflow = Arc::new(Overflow::default());
         let flusher = tracker.spawn(overflow.clone().flush_loop(self.store.clone(), shutdown.clone()));
@@ -275,12 +286,17 @@ impl Worker {
                 _ = shutdown.cancelled() => break,
                 job = self.rx.recv() => match job { Some(j) => j, None => break },
             };
-            if !self
-                .in_flight
-                .lock()
-                .expect("in-flight set poisoned")
-                .insert(job.delivery.id.clone())
-            {
+            let taken = {
+                let mut in_flight = self.in_flight.lock().expect("in-flight set poisoned");
+                match in_flight.entry(job.delivery.id.clone()) {
+                    std::collections::hash_map::Entry::Occupied(_) => false,
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(job.delivery.lease_token);
+                        true
+                    }
+                }
+            };
+            if !taken {
                 // Claimed again while its previous attempt is still being recorded (its lease ran
                 // out meanwhile): the new claim holds a lease, so dropping the job would leave the
                 // delivery waiting for that lease to expire. Hand it back once the attempt before
@@ -290,7 +306,7 @@ impl Worker {
                     while in_flight
                         .lock()
                         .expect("in-flight set poisoned")
-                        .contains(&job.delivery.id)
+                        .contains_key(&job.delivery.id)
                     {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
@@ -317,7 +333,12 @@ impl Worker {
             let app_slot = Self::semaphore(&self.per_app, &job.delivery.app_id, self.app_cap);
             let global = self.global.clone();
             let ctx = ctx.clone();
-            let in_flight = self.in_flight.clone();
+            // Leaves the in-flight set when the task ends, however it ends (a panic included),
+            // so the delivery can never be stuck as "in flight" in this process.
+            let entry = InFlightEntry {
+                set: self.in_flight.clone(),
+                id: job.delivery.id.clone(),
+            };
             let stop = shutdown.clone();
             let abandon = abandon.clone();
             tracker.spawn(async move {
@@ -350,7 +371,7 @@ impl Worker {
                 if let Some(record) = record {
                     ctx.recorder.push(record).await;
                 }
-                in_flight.lock().expect("in-flight set poisoned").remove(&delivery_id);
+                drop(entry);
                 drop(hold);
             });
         }
@@ -397,6 +418,20 @@ impl Worker {
     }
 }
 
+/// A delivery's place in the in-flight set, removed when dropped.
+struct InFlightEntry {
+    set: Arc<Mutex<HashMap<String, i64>>>,
+    id: String,
+}
+
+impl Drop for InFlightEntry {
+    fn drop(&mut self) {
+        // A poisoned lock (a panic while it was held) must not stop the removal either.
+        let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        set.remove(&self.id);
+    }
+}
+
 /// Leases to give back: deliveries that found their share of memory full.
 #[derive(Default)]
 struct Overflow {
@@ -433,6 +468,40 @@ impl Overflow {
             if let Err(e) = store.release_leases(&ids).await {
                 tracing::warn!(error = %e, deliveries = ids.len(), "cannot give back leases; they run out on their own");
             }
+        }
+    }
+}
+
+/// Extends the leases of every delivery this process holds, every quarter lease, until shutdown.
+/// A renewal that fails (the database is away) is tried again at the next tick; if the lease
+/// runs out meanwhile another node may send the delivery too, and fencing keeps the newer
+/// outcome.
+async fn renew_loop(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    in_flight: Arc<Mutex<HashMap<String, i64>>>,
+    lease: Duration,
+    shutdown: CancellationToken,
+) {
+    let every = (lease / 4).max(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let held: Vec<(String, i64)> = in_flight
+            .lock()
+            .expect("in-flight set poisoned")
+            .iter()
+            .filter(|(_, token)| **token != 0)
+            .map(|(id, token)| (id.clone(), *token))
+            .collect();
+        if held.is_empty() {
+            continue;
+        }
+        let until = clock.now() + lease;
+        if let Err(e) = store.renew_leases(&held, until).await {
+            tracing::warn!(error = %e, leases = held.len(), "renewing leases failed; retrying at the next tick");
         }
     }
 }
@@ -531,5 +600,28 @@ async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
                 tracing::warn!(error = %e, "claiming due deliveries failed; retrying");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_attempt_task_leaves_the_in_flight_set() {
+        let set = Arc::new(Mutex::new(HashMap::from([("msgep_1".to_string(), 7)])));
+        let entry = InFlightEntry {
+            set: set.clone(),
+            id: "msgep_1".to_string(),
+        };
+        let task = tokio::spawn(async move {
+            let _entry = entry;
+            panic!("a bug in an attempt");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        assert!(
+            set.lock().unwrap().is_empty(),
+            "the delivery is no longer marked in flight"
+        );
     }
 }

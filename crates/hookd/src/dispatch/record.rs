@@ -85,6 +85,7 @@ pub(super) fn build<R: Rng + ?Sized>(
         next_attempt_at: next,
         scheduled_attempts: scheduled,
         park: gone,
+        lease_token: d.lease_token,
     }
 }
 
@@ -264,6 +265,7 @@ mod tests {
             next_attempt_at: None,
             scheduled_attempts: 1,
             park: false,
+            lease_token: 7,
         }
     }
 

@@ -73,6 +73,7 @@ pub async fn resend(state: &AppState, app: &Application, message: &Message, endp
         app_id: app.id.clone(),
         due_at: now,
         leased_until: None,
+        lease_token: 0,
     };
     state.store.schedule_manual(&delivery, now).await?;
     state.dispatcher.wake();

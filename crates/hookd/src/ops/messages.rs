@@ -177,6 +177,10 @@ pub async fn publish(state: &AppState, app: &Application, input: MessageIn, only
             app_id: app.id.clone(),
             due_at: now,
             leased_until: lease,
+            lease_token: match lease {
+                Some(_) => hookd_store::new_lease_token(&mut rand::thread_rng()),
+                None => 0,
+            },
         })
         .collect();
     match state.store.create_message(&message, &deliveries).await {

@@ -209,6 +209,7 @@ async fn schedule(state: &AppState, m: &Message, endpoint: &Endpoint) -> OpsResu
         app_id: endpoint.app_id.clone(),
         due_at: now,
         leased_until: None,
+        lease_token: 0,
     };
     state.store.schedule_manual(&d, now).await?;
     Ok(())

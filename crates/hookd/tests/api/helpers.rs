@@ -85,6 +85,10 @@ impl TestApp {
             ..Config::default()
         };
         config.delivery.poll_interval_ms = 20;
+        // Tests jump the manual clock by hours while attempts may be in flight; a jump past a
+        // lease would hand the delivery to a new claim (and fence the first attempt's record
+        // out), which real time never does between two renewals. Lease tests set their own.
+        config.delivery.lease_secs = 7 * 24 * 3600;
         // The recording receiver listens on plain http on loopback, which live refuses by default.
         config.delivery.allow_http = true;
         config.delivery.allowed_subnets = vec!["127.0.0.0/8".into()];

@@ -71,7 +71,7 @@ async fn expunging_an_attempt_replaces_its_response_body() {
 }
 
 #[tokio::test]
-async fn payloads_expire_after_their_retention_and_pending_retries_then_end_failed() {
+async fn payloads_outlive_their_retention_until_their_retries_end_and_expunged_ones_end_failed() {
     let app = TestApp::spawn_with(|c| c.delivery.retry_schedule = vec![3 * 86_400]).await;
     app.create_app("ws_ret").await;
     app.create_endpoint("ws_ret", "/status/500", json!({})).await;
@@ -81,27 +81,24 @@ async fn payloads_expire_after_their_retention_and_pending_retries_then_end_fail
             json!({"eventType": "a.b", "payload": {"n": 1}, "payloadRetentionPeriod": 1}),
         )
         .await;
+    let short_id = short["id"].as_str().unwrap().to_string();
     let long = app
         .send_message("ws_ret", json!({"eventType": "a.b", "payload": {"n": 2}}))
         .await;
     app.wait_recorded(2).await;
 
+    // Two days on, the short message's retention has ended but its retry (due on day 3) still
+    // needs the payload: retention never starves delivery.
     app.clock.advance(Duration::from_secs(2 * 86_400));
     let expired = hookd::retention::run_once(app.store.as_ref(), app.clock.as_ref())
         .await
         .unwrap();
-    assert_eq!(expired, 1);
-    let (_, got) = app
-        .get(&format!("/api/v1/app/ws_ret/msg/{}", short["id"].as_str().unwrap()))
-        .await;
-    assert_eq!(got["payload"], json!({"expired": true}));
-    let (_, kept) = app
-        .get(&format!("/api/v1/app/ws_ret/msg/{}", long["id"].as_str().unwrap()))
-        .await;
-    assert_eq!(kept["payload"], json!({"n": 2}), "the default 90 days still run");
+    assert_eq!(expired, 0, "still needed by a pending retry");
+    let (_, got) = app.get(&format!("/api/v1/app/ws_ret/msg/{short_id}")).await;
+    assert_eq!(got["payload"], json!({"n": 1}));
 
-    // The expired message's retry comes due: nothing is sent and the delivery ends failed.
-    app.advance(Duration::from_secs(4 * 86_400));
+    // The retry is sent with the payload; the delivery then ends failed and the payload goes.
+    app.advance(Duration::from_secs(2 * 86_400));
     app.wait_recorded(4).await;
     let sent: Vec<String> = app
         .receiver
@@ -111,15 +108,41 @@ async fn payloads_expire_after_their_retention_and_pending_retries_then_end_fail
         .collect();
     assert_eq!(
         sent.iter().filter(|b| b.as_str() == r#"{"n":1}"#).count(),
-        1,
-        "only the first try: {sent:?}"
+        2,
+        "the first try and the retry: {sent:?}"
     );
-    let (_, dest) = app
-        .get(&format!(
-            "/api/v1/app/ws_ret/msg/{}/endpoint",
-            short["id"].as_str().unwrap()
-        ))
+    let expired = hookd::retention::run_once(app.store.as_ref(), app.clock.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(expired, 1);
+    let (_, got) = app.get(&format!("/api/v1/app/ws_ret/msg/{short_id}")).await;
+    assert_eq!(got["payload"], json!({"expired": true}));
+    let (_, kept) = app
+        .get(&format!("/api/v1/app/ws_ret/msg/{}", long["id"].as_str().unwrap()))
         .await;
+    assert_eq!(kept["payload"], json!({"n": 2}), "the default 90 days still run");
+
+    // A payload removed on purpose while a retry is pending: nothing is sent, the delivery
+    // ends failed with the reason.
+    let gone = app
+        .send_message("ws_ret", json!({"eventType": "a.b", "payload": {"n": 3}}))
+        .await;
+    let gone_id = gone["id"].as_str().unwrap().to_string();
+    app.wait_recorded(5).await;
+    let (status, _) = app
+        .call("DELETE", &format!("/api/v1/app/ws_ret/msg/{gone_id}/content"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    app.advance(Duration::from_secs(4 * 86_400));
+    app.wait_recorded(6).await;
+    let sent_n3 = app
+        .receiver
+        .requests()
+        .iter()
+        .filter(|r| r.body.as_ref() == br#"{"n":3}"#)
+        .count();
+    assert_eq!(sent_n3, 1, "only the first try");
+    let (_, dest) = app.get(&format!("/api/v1/app/ws_ret/msg/{gone_id}/endpoint")).await;
     assert_eq!(
         (
             dest["data"][0]["statusText"].clone(),
