@@ -207,13 +207,19 @@ impl AddressPolicy {
             .map(AddressPolicy::new)
     }
 
-    /// The sandbox (test environment) policy: this one, plus loopback and the private networks
-    /// (RFC 1918, IPv6 unique-local) a developer's local receivers live on. Link-local addresses
-    /// (cloud metadata services) and every other refused range stay refused.
-    pub fn sandbox(&self) -> AddressPolicy {
+    /// The sandbox (test environment) policy: this one, plus loopback (a developer's local
+    /// receiver) and, when `private_networks` is set, the private networks (RFC 1918, IPv6
+    /// unique-local). Link-local addresses (cloud metadata services) and every other refused
+    /// range stay refused.
+    pub fn sandbox(&self, private_networks: bool) -> AddressPolicy {
+        let open: &[&str] = if private_networks {
+            &SANDBOX_OPEN
+        } else {
+            &SANDBOX_OPEN[..2]
+        };
         AddressPolicy {
             allowed: self.allowed.clone(),
-            sandbox: SANDBOX_OPEN
+            sandbox: open
                 .iter()
                 .map(|s| s.parse::<IpNet>().expect("valid built-in subnet"))
                 .collect(),
@@ -262,7 +268,8 @@ impl AddressPolicy {
     }
 }
 
-/// What the sandbox may reach on top of the configured allow-list.
+/// What the sandbox may reach on top of the configured allow-list: loopback (the first two),
+/// then the private networks, opened only with `sandbox.allow_private_networks`.
 const SANDBOX_OPEN: [&str; 6] = [
     "127.0.0.0/8",
     "::1/128",
@@ -439,9 +446,19 @@ mod tests {
     ];
 
     #[test]
-    fn the_sandbox_opens_loopback_and_private_networks_but_not_metadata() {
+    fn the_sandbox_opens_loopback_and_only_on_request_private_networks_never_metadata() {
         let live = AddressPolicy::default();
-        let sandbox = live.sandbox();
+        let loopback_only = live.sandbox(false);
+        for ip in ["127.0.0.1", "::1"] {
+            assert!(loopback_only.check(ip.parse().unwrap()).is_ok(), "sandbox allows {ip}");
+        }
+        for ip in ["10.1.2.3", "172.20.0.5", "192.168.1.10", "fd00::5", "169.254.169.254"] {
+            assert!(
+                loopback_only.check(ip.parse().unwrap()).is_err(),
+                "without allow_private_networks the sandbox refuses {ip}"
+            );
+        }
+        let sandbox = live.sandbox(true);
         for ip in [
             "127.0.0.1",
             "127.9.9.9",
@@ -470,7 +487,9 @@ mod tests {
             assert!(sandbox.check(ip).is_err(), "sandbox still refuses {ip}");
         }
         // The operator's own allow-list carries over.
-        let configured = AddressPolicy::parse(&["203.0.113.0/24".to_string()]).unwrap().sandbox();
+        let configured = AddressPolicy::parse(&["203.0.113.0/24".to_string()])
+            .unwrap()
+            .sandbox(false);
         assert!(configured.check("203.0.113.7".parse().unwrap()).is_ok());
     }
 

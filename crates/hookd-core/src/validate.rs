@@ -220,9 +220,18 @@ pub fn check_headers<'a>(
                 format!("header values are at most {MAX_HEADER_VALUE_LEN} bytes without line breaks"),
             ));
         }
+        if value.starts_with(SEALED_PREFIX) {
+            return Err(FieldError::new(
+                &[field, name],
+                format!("header values cannot start with {SEALED_PREFIX} (hookd's marker for encrypted values)"),
+            ));
+        }
     }
     Ok(())
 }
+
+/// How hookd marks a value it encrypted at rest; no value a client sends may start with it.
+pub const SEALED_PREFIX: &str = "hkenc1:";
 
 /// Metadata: string keys and values; keys non-empty.
 pub fn check_metadata(field: &str, metadata: &BTreeMap<String, String>) -> Result<(), FieldError> {
@@ -287,6 +296,11 @@ mod tests {
         assert!(check_headers("headers", &h("Bad Name", "x")).is_err());
         assert!(check_headers("headers", &h("X-Ok", "line\r\nbreak")).is_err());
         assert!(check_headers("headers", &h("X-Ok", &"v".repeat(4097))).is_err());
+        assert!(
+            check_headers("headers", &h("X-Note", "hkenc1:abc")).is_err(),
+            "the encryption marker is refused"
+        );
+        assert!(check_headers("headers", &h("X-Note", "a hkenc1: inside")).is_ok());
     }
 
     #[test]

@@ -13,8 +13,8 @@ use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, 
 use hookd_store::secrets::{open_endpoint, seal_endpoint};
 use hookd_store::{
     AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter,
-    NewDelivery, Page, PageRequest, QueueStats, ReplayKind, ReplayQuery, StatusCounts, Store, StoreResult, TaskFilter,
-    TaskRecord, TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
+    NewDelivery, OutboxEvent, Page, PageRequest, QueueStats, ReplayKind, ReplayQuery, StatusCounts, Store, StoreResult,
+    TaskFilter, TaskRecord, TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
 };
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -648,6 +648,8 @@ impl Store for PostgresStore {
         if outcomes.is_empty() {
             return tx.commit().await.map_err(map_err);
         }
+        let events: Vec<OutboxEvent> = outcomes.iter().flat_map(|o| o.events.iter().cloned()).collect();
+        insert_outbox(&mut tx, &events).await?;
 
         // An attempt whose delivery is gone (its endpoint or application was deleted while it
         // was in flight) is dropped by the join, as on SQLite.
@@ -898,6 +900,56 @@ impl Store for PostgresStore {
         )
         .bind(micros(now))
         .bind(limit as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn add_outbox(&self, events: &[OutboxEvent]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        insert_outbox(&mut tx, events).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn outbox_events(&self, limit: usize) -> StoreResult<Vec<OutboxEvent>> {
+        let rows =
+            sqlx::query("SELECT id, kind, app_id, data::text, created_at FROM outbox ORDER BY created_at, id LIMIT $1")
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                use sqlx::Row as _;
+                let data: String = r.try_get(3).map_err(map_err)?;
+                Ok(OutboxEvent {
+                    id: r.try_get(0).map_err(map_err)?,
+                    kind: r.try_get(1).map_err(map_err)?,
+                    app_id: r.try_get(2).map_err(map_err)?,
+                    data: serde_json::from_str(&data).map_err(hookd_store::StoreError::internal)?,
+                    created_at: rows::from_micros(r.try_get(4).map_err(map_err)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn remove_outbox(&self, ids: &[String]) -> StoreResult<()> {
+        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn delete_expired_idempotency(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM idempotency WHERE key IN \
+             (SELECT key FROM idempotency WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(micros(now))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
@@ -1296,5 +1348,30 @@ async fn notify_work<'e, E: sqlx::Executor<'e, Database = Postgres>>(executor: E
         .execute(executor)
         .await
         .map_err(map_err)?;
+    Ok(())
+}
+
+/// Adds events to the outbox inside `tx`.
+async fn insert_outbox(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, events: &[OutboxEvent]) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut data = Vec::with_capacity(events.len());
+    for e in events {
+        data.push(serde_json::to_string(&e.data).map_err(hookd_store::StoreError::internal)?);
+    }
+    sqlx::query(
+        "INSERT INTO outbox (id, kind, app_id, data, created_at) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]::jsonb[], $5::bigint[]) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(events.iter().map(|e| e.id.clone()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.kind.clone()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.app_id.clone()).collect::<Vec<_>>())
+    .bind(data)
+    .bind(events.iter().map(|e| micros(e.created_at)).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
     Ok(())
 }

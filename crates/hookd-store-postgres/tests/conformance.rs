@@ -260,6 +260,7 @@ async fn a_batch_recording_one_delivery_twice_ends_as_recording_in_turn_would() 
             scheduled_attempts: 1,
             park: false,
             lease_token: 0,
+            events: Vec::new(),
         }
     };
     let failing_since = || async {

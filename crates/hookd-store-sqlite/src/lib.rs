@@ -71,7 +71,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_delivery_engine.sql")),
     (3, include_str!("../migrations/0003_payload_expiry.sql")),
     (4, include_str!("../migrations/0004_event_type_group.sql")),
-    (5, include_str!("../migrations/0005_lease_token.sql")),
+    (5, include_str!("../migrations/0005_leases_and_outbox.sql")),
 ];
 /// Read-only connections kept open, and the most reads running at once.
 const READERS: usize = 8;
@@ -96,7 +96,7 @@ impl SqliteStore {
             Synchronous::Normal => "NORMAL",
         };
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=5000; \
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=5000; PRAGMA secure_delete=ON; \
              PRAGMA temp_store=MEMORY; PRAGMA cache_size=-32000;"
         ))
         .map_err(unavailable)?;

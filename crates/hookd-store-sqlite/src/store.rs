@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
 use hookd_store::{
     AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter,
-    NewDelivery, Page, PageRequest, QueueStats, ReplayKind, ReplayQuery, StatusCounts, Store, StoreError, StoreResult,
-    TaskFilter, TaskRecord, TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
+    NewDelivery, OutboxEvent, Page, PageRequest, QueueStats, ReplayKind, ReplayQuery, StatusCounts, Store, StoreError,
+    StoreResult, TaskFilter, TaskRecord, TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -597,7 +597,15 @@ impl Store for SqliteStore {
                     current.insert(o.delivery_id.clone(), token);
                 }
             }
+            let mut outbox = c
+                .prepare_cached("INSERT INTO outbox (id, kind, app_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(map_err)?;
             for o in hookd_store::fenced(&outcomes, &current) {
+                for e in &o.events {
+                    outbox
+                        .execute(params![e.id, e.kind, e.app_id, Json(&e.data), micros(e.created_at)])
+                        .map_err(map_err)?;
+                }
                 let a = hookd_store::storable_attempt(&o.attempt);
                 insert
                     .execute(params![
@@ -741,6 +749,66 @@ impl Store for SqliteStore {
                   AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = message.id \
                                   AND (d.next_attempt_at IS NOT NULL OR d.parked = 1)) \
                   LIMIT ?2)",
+                params![micros(now), limit as i64],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn add_outbox(&self, events: &[OutboxEvent]) -> StoreResult<()> {
+        let events = events.to_vec();
+        self.write(move |c| {
+            let mut stmt = c
+                .prepare_cached("INSERT INTO outbox (id, kind, app_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(map_err)?;
+            for e in &events {
+                stmt.execute(params![e.id, e.kind, e.app_id, Json(&e.data), micros(e.created_at)])
+                    .map_err(map_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn outbox_events(&self, limit: usize) -> StoreResult<Vec<OutboxEvent>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, kind, app_id, data, created_at FROM outbox ORDER BY created_at, id LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit as i64], |r| {
+                let data: String = r.get(3)?;
+                Ok(OutboxEvent {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    app_id: r.get(2)?,
+                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+                    created_at: rows::from_micros(r.get(4)?),
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await
+    }
+
+    async fn remove_outbox(&self, ids: &[String]) -> StoreResult<()> {
+        let ids = ids.to_vec();
+        self.write(move |c| {
+            let mut stmt = c.prepare_cached("DELETE FROM outbox WHERE id = ?1").map_err(map_err)?;
+            for id in &ids {
+                stmt.execute([id]).map_err(map_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_expired_idempotency(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM idempotency WHERE key IN \
+                 (SELECT key FROM idempotency WHERE expires_at <= ?1 LIMIT ?2)",
                 params![micros(now), limit as i64],
             )
             .map(|n| n as u64)

@@ -188,7 +188,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Records attempts and the resulting delivery states in one transaction, releasing leases.
     /// Fenced: a record whose `lease_token` is not 0 and no longer the delivery's (another
-    /// claim took it over after this lease ran out) is dropped, attempt and state alike.
+    /// claim took it over after this lease ran out) is dropped, attempt and state alike. The
+    /// `events` of every applied record go to the outbox in the same transaction.
     /// Endpoint health for auto-disable is kept in the same transaction: a successful attempt
     /// clears the endpoint's `failing_since`; a scheduled attempt that leaves its delivery
     /// `Fail` sets it to the attempt's time unless it is already set. A parked record leaves
@@ -209,6 +210,12 @@ pub trait Store: Send + Sync + 'static {
         page: &PageRequest,
     ) -> StoreResult<Page<(DeliveryState, Message)>>;
 
+    /// Adds operational events to the outbox (their cause is already stored).
+    async fn add_outbox(&self, events: &[OutboxEvent]) -> StoreResult<()>;
+    /// Up to `limit` events of the outbox, oldest first.
+    async fn outbox_events(&self, limit: usize) -> StoreResult<Vec<OutboxEvent>>;
+    /// Removes published events from the outbox.
+    async fn remove_outbox(&self, ids: &[String]) -> StoreResult<()>;
     /// Extends the leases this process still holds to `lease_until`: each `(delivery id,
     /// lease token)` whose delivery still holds that lease (see
     /// [`ClaimedDelivery::lease_token`]). Called well within the lease for every delivery in
@@ -298,6 +305,9 @@ pub trait Store: Send + Sync + 'static {
         status: u16,
         body: &[u8],
     ) -> StoreResult<()>;
+    /// Deletes up to `limit` idempotency keys that expired by `now`; returns how many (callers
+    /// repeat until it is less than `limit`).
+    async fn delete_expired_idempotency(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64>;
     /// Gives up the claim made at `claimed_at` (the request failed), so the key can be used
     /// again; a completed key, or a claim taken over since, is left alone.
     async fn idempotency_release(&self, key: &str, claimed_at: DateTime<Utc>) -> StoreResult<()>;

@@ -119,6 +119,24 @@ pub struct AttemptRecord {
     /// The lease the attempt was made under: the record is applied only while the delivery
     /// still holds it ([`ClaimedDelivery::lease_token`]). `0` applies it whatever the lease.
     pub lease_token: i64,
+    /// Operational events this attempt causes (failing, exhausted, recovered), stored in the
+    /// outbox in the same transaction as the record, and only if the record is applied.
+    pub events: Vec<OutboxEvent>,
+}
+
+/// An operational event waiting in the outbox to be published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEvent {
+    /// Unique; also the published message's `eventId`, so publishing twice stores it once.
+    pub id: String,
+    /// Svix event name, e.g. `message.attempt.exhausted`.
+    pub kind: String,
+    /// Application the event is about.
+    pub app_id: String,
+    /// The event's `data`.
+    pub data: serde_json::Value,
+    /// When it happened.
+    pub created_at: DateTime<Utc>,
 }
 
 /// A fresh, non-zero fencing token for a lease.

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{StoreError, StoreResult};
 
-const PREFIX: &str = "hkenc1:";
+const PREFIX: &str = hookd_core::validate::SEALED_PREFIX;
 
 /// The keys that seal and open secrets: the first seals, all of them open.
 pub struct SecretBox {
@@ -135,8 +135,10 @@ impl SecretBox {
             old.key = self.open(&old.key, &format!("{}:old_secret", e.id))?;
         }
         let id = e.id.clone();
+        // By field, not by content: only the headers sealed on write are opened, so a value of
+        // another header can never make the endpoint unreadable, whatever it holds.
         for (name, value) in e.headers.iter_mut() {
-            if value.starts_with(PREFIX) {
+            if hookd_core::validate::is_sensitive_header(name) && value.starts_with(PREFIX) {
                 *value = self.open(value, &format!("{id}:header:{}", name.to_ascii_lowercase()))?;
             }
         }
@@ -201,5 +203,41 @@ mod tests {
         assert!(format!("{err:?}").contains("not among"), "{err:?}");
         assert!(SecretBox::new("not base64!", &[]).is_err());
         assert!(SecretBox::new(&STANDARD.encode([0u8; 16]), &[]).is_err());
+    }
+
+    #[test]
+    fn only_sensitive_headers_are_opened_so_other_values_never_break_a_read() {
+        let b = SecretBox::new(&generate_key(), &[]).unwrap();
+        let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let endpoint = Endpoint {
+            id: "ep_1".into(),
+            app_id: "app_1".into(),
+            uid: None,
+            url: "https://receiver.example/hooks".into(),
+            description: String::new(),
+            disabled: false,
+            event_types: None,
+            channels: None,
+            throttle_rate: None,
+            metadata: Default::default(),
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            // Stored before input refused the marker: a plain value that merely looks sealed.
+            headers: std::collections::BTreeMap::from([
+                ("X-Note".to_string(), "hkenc1:not-really".to_string()),
+                ("Authorization".to_string(), "Bearer s3cret".to_string()),
+            ]),
+            old_secrets: Vec::new(),
+            failing_since: None,
+            created_at: at,
+            updated_at: at,
+        };
+        let sealed = b.seal_endpoint(&endpoint);
+        assert_eq!(
+            sealed.headers["X-Note"], "hkenc1:not-really",
+            "not sealed: not sensitive"
+        );
+        assert_ne!(sealed.headers["Authorization"], "Bearer s3cret");
+        let opened = b.open_endpoint(sealed).expect("readable");
+        assert_eq!(opened, endpoint);
     }
 }

@@ -39,6 +39,18 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Encryption of endpoint secrets at rest.
     pub secrets: SecretsConfig,
+    /// What the sandbox (test environment) may reach.
+    pub sandbox: SandboxConfig,
+}
+
+/// What the sandbox may reach beyond the live environment's address policy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct SandboxConfig {
+    /// Let test-environment deliveries reach private networks (RFC 1918, IPv6 unique-local) as
+    /// well as loopback. Off by default: anyone holding a sandbox token (a portal link of the
+    /// test environment included) could otherwise make hookd probe the services around it.
+    pub allow_private_networks: bool,
 }
 
 /// Keys that seal endpoint secrets and sensitive header values in the database.
@@ -261,6 +273,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             retention: RetentionConfig::default(),
             secrets: SecretsConfig::default(),
+            sandbox: SandboxConfig::default(),
         }
     }
 }

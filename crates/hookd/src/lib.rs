@@ -97,15 +97,14 @@ pub async fn start(
         Arc::new(state::EndpointCache::new(store.clone(), ttl)),
         Arc::new(state::AppCache::new(store.clone(), ttl)),
     );
-    let (notifier, operational_rx) = if config.operational_webhook.url.is_empty() {
-        (operational::Notifier::default(), None)
+    let notifier = if config.operational_webhook.url.is_empty() {
+        operational::Notifier::default()
     } else {
-        let (n, rx) = operational::Notifier::channel();
-        (n, Some(rx))
+        operational::Notifier::to_outbox(store.clone(), clock.clone())
     };
     let relay = Arc::new(relay::RelayHub::default());
     let (dispatcher, worker) = dispatch::Dispatcher::new(
-        &config.delivery,
+        (&config.delivery, &config.sandbox),
         store.clone(),
         clock.clone(),
         caches.clone(),
@@ -116,20 +115,19 @@ pub async fn start(
     let prune_after_days = config.retention.prune_after_days;
     let mut state = state::AppState::new(config, store, clock, dispatcher.clone(), caches, notifier);
     state.relay = relay;
-    if let Some(rx) = operational_rx {
-        tokio::spawn(operational::run(state.clone(), rx));
-    }
     crate::metrics::handle();
     let metrics_listener = match state.config.metrics.listen.filter(|_| state.config.metrics.enabled) {
         Some(addr) => Some(TcpListener::bind(addr).await?),
         None => None,
     };
     let metrics_app = api::metrics_router(state.clone());
+    let operational_state = state.clone();
     let app = api::router(state);
     tracing::info!(addr = %listener.local_addr()?, "hookd listening");
     let task = tokio::spawn(async move {
         let tracker = tokio_util::task::TaskTracker::new();
         tracker.spawn(worker.run(shutdown.clone()));
+        tracker.spawn(operational::run(operational_state, shutdown.clone()));
         tracker.spawn(retention::run(
             store_for_retention,
             clock_for_retention,

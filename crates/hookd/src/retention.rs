@@ -19,7 +19,8 @@ pub const INTERVAL: Duration = Duration::from_secs(60);
 /// Payloads removed per statement, so one pass never holds the database for long.
 const BATCH: usize = 5_000;
 
-/// Removes every payload whose retention ended by now; returns how many.
+/// Removes every payload whose retention ended by now, and every expired idempotency key;
+/// returns how many payloads.
 pub async fn run_once(store: &dyn Store, clock: &dyn Clock) -> StoreResult<u64> {
     let now = clock.now();
     let mut total = 0;
@@ -27,9 +28,12 @@ pub async fn run_once(store: &dyn Store, clock: &dyn Clock) -> StoreResult<u64> 
         let n = store.expire_payloads(now, BATCH).await?;
         total += n;
         if (n as usize) < BATCH {
-            return Ok(total);
+            break;
         }
     }
+    // Keys are replayed for 24 hours; after that their rows are only weight.
+    while store.delete_expired_idempotency(now, BATCH).await? as usize == BATCH {}
+    Ok(total)
 }
 
 /// Deletes messages created more than `days` ago whose deliveries are all finished (with their

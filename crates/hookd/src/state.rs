@@ -76,7 +76,36 @@ impl AppState {
 }
 
 /// When an application's endpoint list was loaded, and the list.
-type CachedEndpoints = (Instant, Arc<Vec<Endpoint>>);
+type CachedEndpoints = (Instant, Arc<AppEndpoints>);
+
+/// An application's endpoints as cached: the list for fan-out, and an index by id so the
+/// dispatcher finds an attempt's endpoint in O(1) however many the application has.
+#[derive(Debug, Default)]
+pub struct AppEndpoints {
+    list: Vec<Endpoint>,
+    by_id: HashMap<String, usize>,
+}
+
+impl AppEndpoints {
+    /// Indexes `list`.
+    pub fn new(list: Vec<Endpoint>) -> AppEndpoints {
+        let by_id = list.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
+        AppEndpoints { list, by_id }
+    }
+
+    /// The endpoint with this id.
+    pub fn by_id(&self, id: &str) -> Option<&Endpoint> {
+        self.by_id.get(id).map(|i| &self.list[*i])
+    }
+}
+
+impl std::ops::Deref for AppEndpoints {
+    type Target = [Endpoint];
+
+    fn deref(&self) -> &[Endpoint] {
+        &self.list
+    }
+}
 
 /// Endpoints per application, cached for fan-out and dispatch.
 ///
@@ -99,13 +128,13 @@ impl EndpointCache {
     }
 
     /// Every endpoint of `app_id`.
-    pub async fn for_app(&self, app_id: &str) -> StoreResult<Arc<Vec<Endpoint>>> {
+    pub async fn for_app(&self, app_id: &str) -> StoreResult<Arc<AppEndpoints>> {
         if let Some((at, list)) = self.entries.read().expect("cache poisoned").get(app_id) {
             if at.elapsed() < self.ttl {
                 return Ok(list.clone());
             }
         }
-        let list = Arc::new(self.store.all_endpoints(app_id).await?);
+        let list = Arc::new(AppEndpoints::new(self.store.all_endpoints(app_id).await?));
         self.entries
             .write()
             .expect("cache poisoned")
@@ -115,12 +144,7 @@ impl EndpointCache {
 
     /// One endpoint by id.
     pub async fn get(&self, app_id: &str, endpoint_id: &str) -> StoreResult<Option<Endpoint>> {
-        Ok(self
-            .for_app(app_id)
-            .await?
-            .iter()
-            .find(|e| e.id == endpoint_id)
-            .cloned())
+        Ok(self.for_app(app_id).await?.by_id(endpoint_id).cloned())
     }
 
     /// Forgets `app_id`'s endpoints after a write.

@@ -67,8 +67,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::{
-    AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, Cursor, DeliveryState, MessageFilter, NewDelivery,
-    Page, PageRequest, QueueStats, Store, StoreError, StoreResult, TokenRecord,
+    AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, Cursor, DeliveryState, IdempotencyState, MessageFilter,
+    NewDelivery, OutboxEvent, Page, PageRequest, QueueStats, Store, StoreError, StoreResult, TokenRecord,
 };
 
 /// What a backend's factory hands the suite: the store under test, plus anything that must live
@@ -158,6 +158,7 @@ macro_rules! store_conformance_tests {
             renewing_extends_only_leases_still_held,
             a_resend_during_an_attempt_in_flight_survives_its_record,
             a_payload_outlives_its_retention_while_a_delivery_still_needs_it,
+            expired_idempotency_keys_are_deleted_in_batches,
             concurrent_claims_never_hand_out_the_same_delivery,
             recorded_attempt_is_readable_and_listed_by_message_and_endpoint,
             delivery_with_a_retry_scheduled_is_not_claimed_before_it_is_due,
@@ -181,6 +182,7 @@ macro_rules! store_conformance_tests {
             manual_failures_do_not_mark_an_endpoint_failing,
             attempt_headers_round_trip_in_order,
             receiver_text_with_nul_invalid_utf8_and_long_headers_is_stored_safely,
+            outbox_events_are_stored_with_their_record_and_removed_once_published,
             delivery_counts_cover_an_inclusive_window_of_creation_times,
             attempt_counts_cover_an_inclusive_window_of_attempt_times,
             missing_replay_picks_messages_never_sent_to_the_endpoint_in_id_order,
@@ -330,6 +332,7 @@ impl Gen {
             scheduled_attempts: 1,
             park: false,
             lease_token: 0,
+            events: Vec::new(),
         }
     }
 }

@@ -37,6 +37,20 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 #[derive(Debug, Clone, Copy)]
 pub struct NotReplayable;
 
+/// The form of a response to store for replay instead of its body: a message's answer is kept
+/// with its payload replaced by [`payload_ref`], so the idempotency table never holds a copy of
+/// a payload (it would outlive retention and expunges); the payload is read again on replay.
+#[derive(Debug, Clone)]
+pub struct StoredForm(pub Vec<u8>);
+
+/// Key of the object that stands for a message's payload in a stored answer.
+const PAYLOAD_REF: &str = "$hookdPayloadOf";
+
+/// What a stored answer holds in place of the payload of message `msg_id` of `app_id`.
+pub fn payload_ref(app_id: &str, msg_id: &str) -> serde_json::Value {
+    serde_json::json!({ PAYLOAD_REF: [app_id, msg_id] })
+}
+
 /// The middleware.
 pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.method() != Method::POST {
@@ -81,7 +95,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             .await
         {
             Ok(IdempotencyState::Started) => break now,
-            Ok(IdempotencyState::Completed { status, body }) => return replay(status, body),
+            Ok(IdempotencyState::Completed { status, body }) => return replay(&state, status, body).await,
             Ok(IdempotencyState::InProgress) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
@@ -109,9 +123,10 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         Ok(b) => b,
         Err(e) => return ApiError::Internal(Box::new(e)).into_response(),
     };
+    let stored = parts.extensions.get::<StoredForm>().map_or(&bytes[..], |f| &f.0[..]);
     if let Err(e) = state
         .store
-        .idempotency_complete(&scope, claimed_at, parts.status.as_u16(), &bytes)
+        .idempotency_complete(&scope, claimed_at, parts.status.as_u16(), stored)
         .await
     {
         // The work is done and committed; failing to remember it only weakens a later replay.
@@ -120,8 +135,29 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     Response::from_parts(parts, Body::from(bytes))
 }
 
-fn replay(status: u16, body: Vec<u8>) -> Response {
+async fn replay(state: &AppState, status: u16, mut body: Vec<u8>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    // A message's answer: put its payload back as it is now (`{"expired":true}` once it has
+    // been expunged or has expired).
+    if let Ok(answer) = serde_json::from_slice::<serde_json::Value>(&body) {
+        let reference = answer
+            .get("payload")
+            .and_then(|p| p.get(PAYLOAD_REF))
+            .and_then(|r| Some((r.get(0)?.as_str()?.to_string(), r.get(1)?.as_str()?.to_string())));
+        if let Some((app_id, msg_id)) = reference {
+            let payload = match state.store.get_message(&app_id, &msg_id).await {
+                Ok(Some(m)) => m.payload,
+                Ok(None) => None,
+                Err(e) => return ApiError::from(e).into_response(),
+            };
+            // Spliced in as text: the payload's bytes come back exactly as published.
+            let marker = payload_ref(&app_id, &msg_id).to_string();
+            let payload = payload.unwrap_or_else(|| r#"{"expired":true}"#.to_string());
+            if let Ok(text) = std::str::from_utf8(&body) {
+                body = text.replacen(&marker, &payload, 1).into_bytes();
+            }
+        }
+    }
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

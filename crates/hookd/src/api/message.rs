@@ -2,11 +2,13 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use hookd_store::MessageFilter;
 
 use super::dto::{ListResponse, MessageOut};
+use super::error::ApiError;
 use super::extract::{Caller, JsonBody, Query};
 use super::{app_for, ApiResult};
 use crate::ops::messages::{self as ops, MessageIn, PrecheckIn};
@@ -100,14 +102,24 @@ async fn create(
     Path(app_id): Path<String>,
     q: Query,
     JsonBody(body): JsonBody<MessageIn>,
-) -> ApiResult<(StatusCode, Json<MessageOut>)> {
+) -> ApiResult<axum::response::Response> {
     if caller.app_id.is_some() {
         // Scoped tokens may publish only to their own application (404 for any other).
         app_for(&s, &caller, &app_id).await?;
     }
     let with_content = q.bool("with_content", true)?;
     let message = ops::create_message(&s, caller.env, &app_id, body).await?;
-    Ok((StatusCode::ACCEPTED, Json(MessageOut::new(message, with_content))))
+    let (app, id) = (message.app_id.clone(), message.id.clone());
+    let out = MessageOut::new(message, with_content);
+    // Kept for idempotent replay without the payload, which is read again then.
+    let mut stored = serde_json::to_value(&out).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    if with_content {
+        stored["payload"] = super::idempotency::payload_ref(&app, &id);
+    }
+    let stored = serde_json::to_vec(&stored).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let mut response = (StatusCode::ACCEPTED, Json(out)).into_response();
+    response.extensions_mut().insert(super::idempotency::StoredForm(stored));
+    Ok(response)
 }
 
 async fn fetch(

@@ -166,6 +166,7 @@ impl SendContext {
             delivery_status = record.delivery_status.text(),
             "attempt made"
         );
+        let mut record = record;
         if record.park {
             // Re-read: the cached copy may be seconds old and must not undo a recent edit.
             if let Ok(Some(fresh)) = self.store.get_endpoint(&endpoint.app_id, &endpoint.id).await {
@@ -173,7 +174,7 @@ impl SendContext {
             }
         }
         if d.trigger == TriggerType::Scheduled && !record.park {
-            self.after_scheduled_attempt(&endpoint, message.event_id.as_deref(), &record)
+            self.after_scheduled_attempt(&endpoint, message.event_id.as_deref(), &mut record)
                 .await;
         }
         Some(record)
@@ -204,8 +205,9 @@ impl SendContext {
         std::mem::take(&mut *self.unsent.lock().expect("unsent list poisoned"))
     }
 
-    /// Operational webhooks and auto-disable after a scheduled attempt.
-    async fn after_scheduled_attempt(&self, endpoint: &Endpoint, event_id: Option<&str>, record: &AttemptRecord) {
+    /// Operational webhooks and auto-disable after a scheduled attempt. The attempt's events
+    /// travel with its record, into the outbox in the same transaction.
+    async fn after_scheduled_attempt(&self, endpoint: &Endpoint, event_id: Option<&str>, record: &mut AttemptRecord) {
         let a = &record.attempt;
         let kind = match (a.status, record.delivery_status) {
             (MessageStatus::Success, _) if record.scheduled_attempts > FAILING_AT => Some("message.attempt.recovered"),
@@ -213,10 +215,13 @@ impl SendContext {
             (MessageStatus::Fail, _) if record.scheduled_attempts == FAILING_AT => Some("message.attempt.failing"),
             _ => None,
         };
-        if let Some(kind) = kind {
+        if let Some(event) = kind.and_then(|kind| {
             self.notifier
-                .notify(OpEvent::attempt(kind, &endpoint.app_id, event_id, a));
+                .event(OpEvent::attempt(kind, &endpoint.app_id, event_id, a))
+        }) {
+            record.events.push(event);
         }
+        let a = &record.attempt;
         if record.delivery_status != MessageStatus::Fail {
             return;
         }
@@ -245,7 +250,8 @@ impl SendContext {
                 tracing::warn!(endpoint = %endpoint.id, "endpoint {why}; disabled");
                 if let Ok(Some(app)) = self.apps.by_id(&endpoint.app_id).await {
                     self.notifier
-                        .notify(OpEvent::endpoint("endpoint.disabled", &app, &endpoint));
+                        .notify(OpEvent::endpoint("endpoint.disabled", &app, &endpoint))
+                        .await;
                 }
             }
             Err(e) => tracing::error!(error = %e, endpoint = %endpoint.id, "cannot disable endpoint"),

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::config::DeliveryConfig;
+use crate::config::{DeliveryConfig, SandboxConfig};
 use crate::operational::Notifier;
 use crate::state::{AppCache, EndpointCache};
 
@@ -100,7 +100,7 @@ pub struct EngineStats {
 impl Dispatcher {
     /// Builds the handle and the worker that serves it.
     pub fn new(
-        config: &DeliveryConfig,
+        (config, sandbox): (&DeliveryConfig, &SandboxConfig),
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         caches: (Arc<EndpointCache>, Arc<AppCache>),
@@ -136,6 +136,7 @@ impl Dispatcher {
             sender: send::Sender::new(
                 config.timeout(),
                 AddressPolicy::parse(&config.allowed_subnets).map_err(anyhow::Error::msg)?,
+                sandbox.allow_private_networks,
                 &send::Egress {
                     proxy: Some(config.proxy.clone()).filter(|p| !p.is_empty()),
                     source_address: config.source_address.parse().ok(),
@@ -369,7 +370,11 @@ impl Worker {
                 // hold up sending. The delivery stays marked in flight until its record is
                 // committed, so a poll in between cannot send it again.
                 if let Some(record) = record {
+                    let events = !record.events.is_empty();
                     ctx.recorder.push(record).await;
+                    if events {
+                        ctx.notifier.wake();
+                    }
                 }
                 drop(entry);
                 drop(hold);

@@ -202,15 +202,17 @@ pub struct Sender {
 
 impl Sender {
     /// Clients with the given timeout that never follow redirects and connect only where
-    /// `policy` allows (live) or where its sandbox widening allows (test environment).
+    /// `policy` allows (live) or where its sandbox widening allows (test environment: loopback,
+    /// and private networks when `sandbox_private_networks`).
     pub fn new(
         timeout: Duration,
         policy: AddressPolicy,
+        sandbox_private_networks: bool,
         egress: &Egress,
         relay: Arc<RelayHub>,
     ) -> anyhow::Result<Sender> {
         Ok(Sender {
-            sandbox: Client::new(timeout, policy.sandbox(), egress)?,
+            sandbox: Client::new(timeout, policy.sandbox(sandbox_private_networks), egress)?,
             live: Client::new(timeout, policy, egress)?,
             relay,
             timeout,

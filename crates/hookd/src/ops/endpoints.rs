@@ -266,7 +266,8 @@ pub async fn create_endpoint(state: &AppState, app: &Application, input: Endpoin
     state.endpoints.invalidate(&app.id);
     state
         .notifier
-        .notify(OpEvent::endpoint("endpoint.created", app, &endpoint));
+        .notify(OpEvent::endpoint("endpoint.created", app, &endpoint))
+        .await;
     Ok(endpoint)
 }
 
@@ -292,14 +293,21 @@ async fn save(state: &AppState, app: &Application, mut endpoint: Endpoint, was_d
     state.endpoints.invalidate(&app.id);
     state
         .notifier
-        .notify(OpEvent::endpoint("endpoint.updated", app, &endpoint));
+        .notify(OpEvent::endpoint("endpoint.updated", app, &endpoint))
+        .await;
     match (was_disabled, endpoint.disabled) {
-        (false, true) => state
-            .notifier
-            .notify(OpEvent::endpoint("endpoint.disabled", app, &endpoint)),
-        (true, false) => state
-            .notifier
-            .notify(OpEvent::endpoint("endpoint.enabled", app, &endpoint)),
+        (false, true) => {
+            state
+                .notifier
+                .notify(OpEvent::endpoint("endpoint.disabled", app, &endpoint))
+                .await
+        }
+        (true, false) => {
+            state
+                .notifier
+                .notify(OpEvent::endpoint("endpoint.enabled", app, &endpoint))
+                .await
+        }
         _ => {}
     }
     if was_disabled && !endpoint.disabled {
@@ -375,7 +383,10 @@ pub async fn delete_endpoint(state: &AppState, app: &Application, key: &str) -> 
     let e = get_endpoint(state, app, key).await?;
     state.store.delete_endpoint(&app.id, &e.id).await?;
     state.endpoints.invalidate(&app.id);
-    state.notifier.notify(OpEvent::endpoint("endpoint.deleted", app, &e));
+    state
+        .notifier
+        .notify(OpEvent::endpoint("endpoint.deleted", app, &e))
+        .await;
     Ok(())
 }
 

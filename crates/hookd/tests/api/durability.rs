@@ -176,3 +176,96 @@ async fn kill_9_under_load_then_restart_delivers_every_acknowledged_message() {
         distinct.len()
     );
 }
+
+/// Operational webhooks are at least once: an exhaustion recorded just before a `kill -9`
+/// reaches the operator after the restart. The event waits in the database's outbox (stored
+/// with the attempt that caused it), not in a queue in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhaustion_just_before_a_kill_9_reaches_the_operator_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start().await;
+    let operator = receiver.url("/ok");
+    let data_dir = ["--data-dir", dir.path().to_str().unwrap()];
+    let env = [
+        ("HOOKD_OPERATIONAL_WEBHOOK__URL", operator.as_str()),
+        (
+            "HOOKD_OPERATIONAL_WEBHOOK__SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ),
+        ("HOOKD_DELIVERY__RETRY_SCHEDULE", "1"),
+    ];
+    let mut first = spawn_serve(&data_dir, &env);
+    let token = first.token.clone().expect("first start prints a token");
+    let client = reqwest::Client::new();
+    let call = |base: String, method: reqwest::Method, path: String, body: Option<serde_json::Value>| {
+        let request = client.request(method, format!("{base}{path}")).bearer_auth(&token);
+        let request = match body {
+            Some(b) => request.json(&b),
+            None => request,
+        };
+        async move {
+            let resp = request.send().await.unwrap();
+            (
+                resp.status().as_u16(),
+                resp.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let post = reqwest::Method::POST;
+    let (status, _) = call(
+        first.base.clone(),
+        post.clone(),
+        "/api/v1/app".into(),
+        Some(json!({"name": "Ops", "uid": "ws_ops"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let failing = json!({"url": receiver.url("/status/500"), "uid": "failing"});
+    let (status, _) = call(
+        first.base.clone(),
+        post.clone(),
+        "/api/v1/app/ws_ops/endpoint".into(),
+        Some(failing),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, msg) = call(
+        first.base.clone(),
+        post,
+        "/api/v1/app/ws_ops/msg".into(),
+        Some(json!({"eventType": "a.b", "payload": {"n": 1}})),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let msg_id = msg["id"].as_str().unwrap().to_string();
+
+    // Kill the moment the delivery shows as exhausted: its event is committed with it.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (_, dest) = call(
+            first.base.clone(),
+            reqwest::Method::GET,
+            format!("/api/v1/app/ws_ops/msg/{msg_id}/endpoint"),
+            None,
+        )
+        .await;
+        if dest["data"][0]["statusText"] == "fail" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never exhausted: {dest}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    let _second = spawn_serve(&data_dir, &env);
+    let reported = receiver
+        .wait_for(1, |r| {
+            r.path == "/ok" && r.header("content-type").is_some() && {
+                let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                body["type"] == "message.attempt.exhausted" && body["data"]["msgId"] == msg_id.as_str()
+            }
+        })
+        .await;
+    assert!(!reported.is_empty());
+}

@@ -134,3 +134,61 @@ async fn an_unreadable_or_oversized_key_is_refused_not_ignored() {
     let (_, list) = app.get("/api/v1/app").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 0, "nothing was created");
 }
+
+/// Counts the rows of `table` and whether `needle` appears anywhere in the embedded database's
+/// files, after a checkpoint (the write-ahead log folded in).
+fn embedded_db(app: &TestApp, table: &str, needle: &str) -> (i64, bool) {
+    let path = app.data_dir().join("hookd.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+    let rows: i64 = conn
+        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap();
+    let mut found = false;
+    for suffix in ["", "-wal"] {
+        if let Ok(bytes) = std::fs::read(format!("{}{suffix}", path.display())) {
+            found |= bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+        }
+    }
+    (rows, found)
+}
+
+/// Stored answers keep no copy of a message's payload: a replay reads it again (exactly as
+/// published, or `{"expired":true}` once expunged), so after `expunge-all-contents` no byte of
+/// it is left in the database; and expired keys are deleted by the retention pass.
+#[tokio::test]
+async fn stored_answers_hold_no_payload_and_expired_keys_are_deleted() {
+    if std::env::var("HOOKD_TEST_BACKEND").as_deref() == Ok("postgres") {
+        return; // reads the embedded database's file
+    }
+    let app = TestApp::spawn().await;
+    app.create_app("ws_idem").await;
+    let body = json!({"eventType": "a.b", "payload": {"note": "PAYLOAD-XYZZY-7", "n":  1}});
+    let (status, first, _) = post_with_key(&app, &app.token, "/api/v1/app/ws_idem/msg", "pay", body.clone()).await;
+    assert_eq!(status, 202);
+    let (status, again, replayed) =
+        post_with_key(&app, &app.token, "/api/v1/app/ws_idem/msg", "pay", body.clone()).await;
+    assert!(replayed && status == 202);
+    assert_eq!(again, first, "the replay carries the payload, read again");
+    let (keys, found) = embedded_db(&app, "idempotency", "PAYLOAD-XYZZY-7");
+    assert_eq!(keys, 1);
+    assert!(found, "the message itself holds the payload (the search works)");
+
+    let (status, _) = app
+        .post("/api/v1/app/ws_idem/msg/expunge-all-contents", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, found) = embedded_db(&app, "idempotency", "PAYLOAD-XYZZY-7");
+    assert!(!found, "no byte of the payload is left in the database");
+    let (_, expunged, replayed) = post_with_key(&app, &app.token, "/api/v1/app/ws_idem/msg", "pay", body).await;
+    assert!(replayed);
+    assert_eq!(expunged["payload"], json!({"expired": true}));
+    assert_eq!(expunged["id"], first["id"]);
+
+    app.clock.advance(std::time::Duration::from_secs(25 * 3600));
+    hookd::retention::run_once(app.store.as_ref(), app.clock.as_ref())
+        .await
+        .unwrap();
+    let (keys, _) = embedded_db(&app, "idempotency", "PAYLOAD-XYZZY-7");
+    assert_eq!(keys, 0, "expired keys are deleted");
+}

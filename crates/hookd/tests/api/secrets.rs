@@ -220,3 +220,39 @@ async fn a_rotation_answer_is_not_kept_for_replay() {
         "a repeat rotates again rather than replaying a stored key"
     );
 }
+
+/// A header value that merely looks sealed cannot make an application unreadable: the marker
+/// is refused on input (422), and values are opened by field (only sensitive headers), so the
+/// application keeps publishing and its endpoint can still be deleted.
+#[tokio::test]
+async fn a_header_value_with_the_sealed_marker_is_refused_and_cannot_break_reads() {
+    let app = TestApp::spawn_with(|c| c.secrets.main_key = hookd_store::secrets::generate_key()).await;
+    app.create_app("ws_marker").await;
+    let (status, body) = app
+        .post(
+            "/api/v1/app/ws_marker/endpoint",
+            json!({"url": app.receiver.url("/ok"), "headers": {"X-Note": "hkenc1:abc:def"}}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 422, "{body}");
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "headers", "X-Note"]), "{body}");
+    let ep = app
+        .create_endpoint(
+            "ws_marker",
+            "/ok",
+            json!({"uid": "fine", "headers": {"X-Note": "plain"}}),
+        )
+        .await;
+    let m = app
+        .send_message("ws_marker", json!({"eventType": "a.b", "payload": {"n": 1}}))
+        .await;
+    assert!(m["id"].is_string());
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/app/ws_marker/endpoint/{}", ep["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(status.as_u16(), 204);
+}
