@@ -124,7 +124,10 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+        // Through the writer thread: a stuck or dead writer makes the node unhealthy, not only
+        // an unreadable file.
+        self.write(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
+            .await
     }
 
     async fn create_token(&self, t: &TokenRecord) -> StoreResult<()> {

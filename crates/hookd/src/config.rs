@@ -12,8 +12,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// Everything `hookd serve` can be told.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// Everything `hookd serve` can be told. Its `Debug` form hides secrets (the database URL's
+/// password, the metrics token, keys).
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Config {
     /// Address the API listens on.
@@ -108,6 +109,8 @@ pub struct MetricsConfig {
     /// A separate address for `/metrics` (e.g. `0.0.0.0:9071` for a scraper on another host);
     /// unset serves it on the API listener.
     pub listen: Option<SocketAddr>,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <token>`.
+    pub token: String,
 }
 
 impl Default for MetricsConfig {
@@ -115,7 +118,41 @@ impl Default for MetricsConfig {
         MetricsConfig {
             enabled: true,
             listen: None,
+            token: String::new(),
         }
+    }
+}
+
+/// The URL with its password, if any, replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let metrics_token = if self.metrics.token.is_empty() { "" } else { "***" };
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database", &redact_url(&self.database))
+            .field("delivery", &self.delivery)
+            .field("api", &self.api)
+            .field("storage", &self.storage)
+            .field("operational_webhook", &self.operational_webhook)
+            .field("catalog", &self.catalog)
+            .field("metrics.enabled", &self.metrics.enabled)
+            .field("metrics.listen", &self.metrics.listen)
+            .field("metrics.token", &metrics_token)
+            .field("retention", &self.retention)
+            .field("secrets", &self.secrets)
+            .field("sandbox", &self.sandbox)
+            .finish()
     }
 }
 
@@ -525,6 +562,28 @@ fn seconds_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_hides_the_database_password_and_the_metrics_token() {
+        let config = Config {
+            database: "postgres://hookd:hunter2@db.internal:5432/hookd".into(),
+            metrics: MetricsConfig {
+                token: "scrape-s3cret".into(),
+                ..MetricsConfig::default()
+            },
+            ..Config::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("scrape-s3cret"),
+            "{shown}"
+        );
+        assert!(shown.contains("postgres://hookd:***@db.internal:5432/hookd"), "{shown}");
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+    }
 
     #[test]
     fn defaults_are_valid_and_zero_config() {

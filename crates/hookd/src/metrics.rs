@@ -85,7 +85,18 @@ pub fn delivery_finished(status: &'static str) {
 }
 
 /// `GET /metrics`: everything in the Prometheus text format.
-pub async fn serve(State(state): State<AppState>) -> Response {
+pub async fn serve(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let token = &state.config.metrics.token;
+    if !token.is_empty() {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.as_bytes())) {
+            return (StatusCode::UNAUTHORIZED, "metrics.token is required\n").into_response();
+        }
+    }
     let h = handle();
     h.run_upkeep();
     let mut text = h.render();
@@ -106,7 +117,7 @@ pub async fn serve(State(state): State<AppState>) -> Response {
 /// This node's view of the queue and the engine, read now.
 async fn gauges(state: &AppState) -> hookd_store::StoreResult<String> {
     let now = state.clock.now();
-    let q = state.store.queue_stats(now).await?;
+    let q = state.queue_stats().await?;
     let lag = q
         .oldest_due_at
         .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)

@@ -182,17 +182,21 @@ impl RelayHub {
             .ok_or_else(|| RelayFailure::gone("no hookd listen session is connected for this endpoint"))?;
         request.id = self.next_id();
         let (reply_tx, reply_rx) = oneshot::channel();
-        tx.send(RelayJob {
-            request,
-            reply: reply_tx,
-        })
-        .await
-        .map_err(|_| RelayFailure::gone("the hookd listen session disconnected"))?;
-        match tokio::time::timeout(timeout, reply_rx).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(RelayFailure::gone(
-                "the hookd listen session disconnected during the attempt",
-            )),
+        // One deadline for the whole forward, queueing included: a session whose CLI stopped
+        // reading (its queue full) cannot hold the attempt, or its send slots, past the timeout.
+        let forward = async {
+            tx.send(RelayJob {
+                request,
+                reply: reply_tx,
+            })
+            .await
+            .map_err(|_| RelayFailure::gone("the hookd listen session disconnected"))?;
+            reply_rx
+                .await
+                .map_err(|_| RelayFailure::gone("the hookd listen session disconnected during the attempt"))
+        };
+        match tokio::time::timeout(timeout, forward).await {
+            Ok(result) => result,
             Err(_) => Err(RelayFailure {
                 timed_out: true,
                 reason: format!("the hookd listen session did not answer within {} s", timeout.as_secs()),
@@ -281,5 +285,28 @@ mod tests {
         assert!(hub.is_connected("ep_1"));
         drop(newer);
         assert!(!hub.is_connected("ep_1"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_that_stops_reading_cannot_hold_an_attempt_past_the_timeout() {
+        let hub = RelayHub::default();
+        // A queue of one that nobody reads: the CLI stopped reading its socket.
+        let (tx, _stuck) = mpsc::channel(1);
+        let _registration = hub.register("ep_1", tx);
+        let req = RelayRequest {
+            id: 0,
+            msg_id: "msg_1".into(),
+            event_type: "a.b".into(),
+            attempt: 1,
+            headers: BTreeMap::new(),
+            body: "{}".into(),
+        };
+        let first = hub.forward("ep_1", req.clone(), Duration::from_secs(3)).await;
+        assert!(first.unwrap_err().timed_out, "queued but never answered");
+        // The queue is now full: the next forward waits to queue, and still ends on time.
+        let started = tokio::time::Instant::now();
+        let second = hub.forward("ep_1", req, Duration::from_secs(3)).await;
+        assert!(second.unwrap_err().timed_out);
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
     }
 }

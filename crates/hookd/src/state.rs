@@ -37,6 +37,31 @@ pub struct AppState {
     pub relay: Arc<crate::relay::RelayHub>,
     /// Per-token request rate limit (`None` when turned off).
     pub limiter: Option<Arc<governor::DefaultKeyedRateLimiter<String>>>,
+    /// The last queue count, so scrapes count the queue at most every [`QUEUE_STATS_TTL`].
+    queue_stats: Arc<tokio::sync::Mutex<Option<CountedQueue>>>,
+}
+
+/// A queue count and when (by hookd's clock) it was taken.
+type CountedQueue = (chrono::DateTime<chrono::Utc>, hookd_store::QueueStats);
+
+/// How long a queue count serves `/metrics` before it is taken again: however many scrapers,
+/// the queue table is counted at most this often.
+pub const QUEUE_STATS_TTL: Duration = Duration::from_secs(10);
+
+impl AppState {
+    /// The queue as counted at most [`QUEUE_STATS_TTL`] ago.
+    pub async fn queue_stats(&self) -> StoreResult<hookd_store::QueueStats> {
+        let now = self.clock.now();
+        let mut cached = self.queue_stats.lock().await;
+        if let Some((at, stats)) = cached.as_ref() {
+            if (now - *at).to_std().is_ok_and(|age| age < QUEUE_STATS_TTL) {
+                return Ok(stats.clone());
+            }
+        }
+        let stats = self.store.queue_stats(now).await?;
+        *cached = Some((now, stats.clone()));
+        Ok(stats)
+    }
 }
 
 impl AppState {
@@ -59,6 +84,7 @@ impl AppState {
         });
         AppState {
             limiter,
+            queue_stats: Arc::default(),
             config: Arc::new(config),
             endpoints,
             // Short: a token revoked on another node (or by `hookd token revoke`) stops working
@@ -74,6 +100,9 @@ impl AppState {
         }
     }
 }
+
+/// Most entries a cache keeps (applications' endpoint lists, tokens) before it evicts.
+const MAX_CACHED: usize = 10_000;
 
 /// When an application's endpoint list was loaded, and the list.
 type CachedEndpoints = (Instant, Arc<AppEndpoints>);
@@ -135,10 +164,16 @@ impl EndpointCache {
             }
         }
         let list = Arc::new(AppEndpoints::new(self.store.all_endpoints(app_id).await?));
-        self.entries
-            .write()
-            .expect("cache poisoned")
-            .insert(app_id.to_string(), (Instant::now(), list.clone()));
+        let mut entries = self.entries.write().expect("cache poisoned");
+        if entries.len() >= MAX_CACHED {
+            // Bounded: drop what has expired, and everything if that was not enough.
+            let ttl = self.ttl;
+            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            if entries.len() >= MAX_CACHED {
+                entries.clear();
+            }
+        }
+        entries.insert(app_id.to_string(), (Instant::now(), list.clone()));
         Ok(list)
     }
 
@@ -180,10 +215,16 @@ impl TokenCache {
         }
         let found = self.store.find_token(hash).await?;
         if let Some(t) = &found {
-            self.entries
-                .write()
-                .expect("cache poisoned")
-                .insert(hash.to_string(), (Instant::now(), t.clone()));
+            let mut entries = self.entries.write().expect("cache poisoned");
+            if entries.len() >= MAX_CACHED {
+                // Bounded: drop what has expired, and everything if that was not enough.
+                let ttl = self.ttl;
+                entries.retain(|_, (at, _)| at.elapsed() < ttl);
+                if entries.len() >= MAX_CACHED {
+                    entries.clear();
+                }
+            }
+            entries.insert(hash.to_string(), (Instant::now(), t.clone()));
         }
         Ok(found)
     }
@@ -257,8 +298,72 @@ impl AppCache {
         Ok(None)
     }
 
-    /// Forgets everything after an application was changed or deleted.
-    pub fn invalidate(&self) {
-        self.entries.write().expect("cache poisoned").clear();
+    /// Forgets application `app_id` (under its id and any uid) after it was changed or
+    /// deleted; other applications stay cached.
+    pub fn invalidate(&self, app_id: &str) {
+        self.entries
+            .write()
+            .expect("cache poisoned")
+            .retain(|_, (_, app)| app.id != app_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn application(id: &str, uid: &str, name: &str) -> Application {
+        let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        Application {
+            id: id.into(),
+            env: Environment::Live,
+            uid: Some(uid.into()),
+            name: name.into(),
+            metadata: BTreeMap::new(),
+            throttle_rate: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[tokio::test]
+    async fn invalidating_one_application_keeps_the_others_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            hookd_store_sqlite::SqliteStore::open(&hookd_store_sqlite::SqliteOptions {
+                path: dir.path().join("hookd.db"),
+                synchronous: hookd_store_sqlite::Synchronous::Normal,
+            })
+            .unwrap(),
+        );
+        let (a, b) = (application("app_a", "ws_a", "A"), application("app_b", "ws_b", "B"));
+        store.create_application(&a).await.unwrap();
+        store.create_application(&b).await.unwrap();
+        let cache = AppCache::new(store.clone(), Duration::from_secs(3600));
+        for key in ["app_a", "ws_a", "app_b"] {
+            assert!(cache.get(Environment::Live, key).await.unwrap().is_some());
+        }
+        // Both change in the database; only A is invalidated.
+        store
+            .update_application(&application("app_a", "ws_a", "A2"))
+            .await
+            .unwrap();
+        store
+            .update_application(&application("app_b", "ws_b", "B2"))
+            .await
+            .unwrap();
+        cache.invalidate("app_a");
+        let name = |key: &'static str| {
+            let cache = &cache;
+            async move { cache.get(Environment::Live, key).await.unwrap().unwrap().name }
+        };
+        assert_eq!(name("ws_a").await, "A2", "under its uid too");
+        assert_eq!(name("app_a").await, "A2");
+        assert_eq!(
+            name("app_b").await,
+            "B",
+            "the other application is still served from the cache"
+        );
     }
 }

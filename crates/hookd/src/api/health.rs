@@ -15,11 +15,24 @@ pub fn router() -> Router<AppState> {
         .route("/health/ping", get(|| async { StatusCode::NO_CONTENT }))
 }
 
-/// 200 when the database answers, 503 otherwise; the queue lives in the database.
+/// Longest the database may take to answer a health check through its writer.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// 200 when the database answers (through the embedded database's writer thread, so a stuck
+/// or dead writer counts) and the attempt recorder is alive and writing; 503 otherwise, with the
+/// reason. The queue lives in the database.
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let db = state.store.ping().await;
-    let status = if db.is_ok() { "ok" } else { "error" };
-    let code = if db.is_ok() {
+    let db = match tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err("the database cannot be reached"),
+        Err(_) => Err("the database did not answer within 3 s"),
+    };
+    let recorder = state.dispatcher.recorder_health();
+    let part = |r: &Result<(), &str>| match r {
+        Ok(()) => json!({"status": "ok"}),
+        Err(why) => json!({"status": "error", "detail": why}),
+    };
+    let code = if db.is_ok() && recorder.is_ok() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -27,8 +40,9 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
     (
         code,
         Json(json!({
-            "database": {"status": status},
-            "queue": {"status": status},
+            "database": part(&db),
+            "queue": part(&db),
+            "recorder": part(&recorder),
             "cache": {"status": "ok"},
         })),
     )

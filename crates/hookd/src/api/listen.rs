@@ -148,7 +148,17 @@ async fn session(state: AppState, endpoint: Endpoint, mut socket: WebSocket) {
     }
 }
 
+/// Longest a frame may take to be written: a CLI that stops reading has its session closed
+/// instead of holding the deliveries queued for it.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn send(socket: &mut WebSocket, frame: &Frame) -> Result<(), axum::Error> {
     let text = serde_json::to_string(frame).expect("frames serialize");
-    socket.send(Message::Text(text.into())).await
+    match tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Text(text.into()))).await {
+        Ok(sent) => sent,
+        Err(_) => Err(axum::Error::new(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the hookd listen client stopped reading",
+        ))),
+    }
 }

@@ -86,6 +86,7 @@ pub struct Dispatcher {
     global: Arc<Semaphore>,
     max_concurrency: usize,
     guards: Arc<guard::Guards>,
+    recorder_health: Arc<record::RecorderHealth>,
 }
 
 /// The engine's state at one instant, for metrics.
@@ -113,6 +114,7 @@ impl Dispatcher {
         let lease = Duration::from_secs(config.lease_secs);
         let (recorded_tx, recorded) = tokio::sync::watch::channel(0);
         let global = Arc::new(Semaphore::new(config.max_concurrency));
+        let recorder_health = Arc::new(record::RecorderHealth::default());
         let guards = Arc::new(guard::Guards::new(
             config.circuit_breaker_threshold,
             Duration::from_secs(config.circuit_breaker_cooldown_secs),
@@ -125,6 +127,7 @@ impl Dispatcher {
             global: global.clone(),
             max_concurrency: config.max_concurrency,
             guards: guards.clone(),
+            recorder_health: recorder_health.clone(),
         };
         let worker = Worker {
             rx,
@@ -164,6 +167,7 @@ impl Dispatcher {
             guards,
             notifier,
             disable_after: chrono::Duration::seconds(config.disable_after_secs.min(i64::MAX as u64) as i64),
+            recorder_health,
         };
         Ok((handle, worker))
     }
@@ -194,6 +198,12 @@ impl Dispatcher {
             in_flight: self.max_concurrency.saturating_sub(self.global.available_permits()),
             open_circuits: self.guards.open_circuits(),
         }
+    }
+
+    /// `Err(reason)` when the attempt recorder has stopped or cannot write.
+    pub fn recorder_health(&self) -> Result<(), &'static str> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        self.recorder_health.check(now_ms)
     }
 
     /// Asks the poller to look for due work now.
@@ -230,6 +240,7 @@ pub struct Worker {
     guards: Arc<guard::Guards>,
     notifier: Notifier,
     disable_after: chrono::Duration,
+    recorder_health: Arc<record::RecorderHealth>,
 }
 
 impl Worker {
@@ -240,8 +251,12 @@ impl Worker {
         // Fires `shutdown_grace` after the shutdown: requests still in flight then are abandoned
         // and their deliveries given back, and the recorder stops waiting for the database.
         let abandon = CancellationToken::new();
-        let (recorder, record_task) =
-            record::Recorder::start(self.store.clone(), self.recorded.clone(), abandon.clone());
+        let (recorder, record_task) = record::Recorder::start(
+            self.store.clone(),
+            self.recorded.clone(),
+            abandon.clone(),
+            self.recorder_health.clone(),
+        );
         let poller = tracker.spawn(poll_loop(
             PollContext {
                 store: self.store.clone(),

@@ -90,6 +90,40 @@ pub(super) fn build<R: Rng + ?Sized>(
     }
 }
 
+/// Whether the recorder is alive and keeping up, for `/api/v1/health`.
+#[derive(Debug, Default)]
+pub struct RecorderHealth {
+    /// Unix milliseconds when the batch being written began; 0 while idle.
+    busy_since_ms: std::sync::atomic::AtomicI64,
+    /// Set when the writer task has ended (it only ends at shutdown).
+    ended: std::sync::atomic::AtomicBool,
+}
+
+/// A batch still being written after this long means the recorder is stuck.
+pub const STUCK_AFTER: Duration = Duration::from_secs(30);
+
+impl RecorderHealth {
+    /// `Err(reason)` when the recorder has stopped, or has been writing one batch for longer
+    /// than [`STUCK_AFTER`] (the database is refusing or hanging).
+    pub fn check(&self, now_ms: i64) -> Result<(), &'static str> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.ended.load(Relaxed) {
+            return Err("the attempt recorder has stopped");
+        }
+        let since = self.busy_since_ms.load(Relaxed);
+        if since != 0 && now_ms - since > STUCK_AFTER.as_millis() as i64 {
+            return Err("the attempt recorder has been unable to write for over 30 s");
+        }
+        Ok(())
+    }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Queue in front of the batch writer.
 #[derive(Clone)]
 pub(super) struct Recorder {
@@ -108,9 +142,14 @@ impl Recorder {
         store: Arc<dyn Store>,
         recorded: watch::Sender<u64>,
         give_up: CancellationToken,
+        health: Arc<RecorderHealth>,
     ) -> (Recorder, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4 * BATCH);
-        (Recorder { tx }, tokio::spawn(write_loop(store, rx, recorded, give_up)))
+        let task = tokio::spawn(async move {
+            write_loop(store, rx, recorded, give_up, &health).await;
+            health.ended.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        (Recorder { tx }, task)
     }
 
     /// Queues a record and waits until it is committed, so the caller can keep the delivery
@@ -133,11 +172,15 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Queued>,
     recorded: watch::Sender<u64>,
     give_up: CancellationToken,
+    health: &RecorderHealth,
 ) {
+    use std::sync::atomic::Ordering::Relaxed;
     let mut queued = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut queued, BATCH).await > 0 {
         let (batch, waiters): (Vec<AttemptRecord>, Vec<oneshot::Sender<()>>) = queued.drain(..).unzip();
+        health.busy_since_ms.store(unix_ms(), Relaxed);
         let written = write_isolating(store.as_ref(), batch, &give_up).await;
+        health.busy_since_ms.store(0, Relaxed);
         recorded.send_modify(|n| *n += written);
         for waiter in waiters {
             let _ = waiter.send(());
@@ -294,6 +337,19 @@ mod tests {
             stored.extend(records.iter().map(|r| r.attempt.response.clone()));
             Ok(())
         }
+    }
+
+    #[test]
+    fn the_recorder_is_unhealthy_when_stopped_or_stuck_on_one_batch() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let health = RecorderHealth::default();
+        assert_eq!(health.check(1_000_000), Ok(()), "idle");
+        health.busy_since_ms.store(1_000_000, Relaxed);
+        assert_eq!(health.check(1_000_000 + 29_000), Ok(()), "writing, within bounds");
+        assert!(health.check(1_000_000 + 31_000).is_err(), "one batch for over 30 s");
+        health.busy_since_ms.store(0, Relaxed);
+        health.ended.store(true, Relaxed);
+        assert_eq!(health.check(1_000_000), Err("the attempt recorder has stopped"));
     }
 
     #[tokio::test]

@@ -148,7 +148,7 @@ pub async fn upsert_application(
             app.throttle_rate = input.throttle_rate;
             app.updated_at = state.clock.now();
             state.store.update_application(&app).await.map_err(conflict)?;
-            state.apps.invalidate();
+            state.apps.invalidate(&app.id);
             Ok((app, false))
         }
     }
@@ -177,7 +177,7 @@ pub async fn patch_application(
     check(&app.name, app.uid.as_deref(), &app.metadata, app.throttle_rate)?;
     app.updated_at = state.clock.now();
     state.store.update_application(&app).await.map_err(conflict)?;
-    state.apps.invalidate();
+    state.apps.invalidate(&app.id);
     Ok(app)
 }
 
@@ -185,7 +185,7 @@ pub async fn patch_application(
 pub async fn delete_application(state: &AppState, env: Environment, key: &str) -> OpsResult<()> {
     let app = get_application(state, env, key).await?;
     state.store.delete_application(env, &app.id).await?;
-    state.apps.invalidate();
+    state.apps.invalidate(&app.id);
     state.endpoints.invalidate(&app.id);
     Ok(())
 }

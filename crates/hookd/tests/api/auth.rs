@@ -81,6 +81,7 @@ async fn health_answers_without_a_token() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["database"]["status"], "ok");
     assert_eq!(body["queue"]["status"], "ok");
+    assert_eq!(body["recorder"]["status"], "ok");
     let ping = app
         .client
         .get(format!("{}/api/v1/health/ping/", app.base))

@@ -84,6 +84,8 @@ async fn metrics_count_requests_messages_and_attempts_and_report_the_queue() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // The queue is counted at most once per QUEUE_STATS_TTL (of hookd's clock).
+        app.clock.advance(hookd::state::QUEUE_STATS_TTL);
     }
     let m = parse(&text);
     assert_eq!(m.get("hookd_deliveries_parked"), Some(&3.0), "{text}");
@@ -216,4 +218,18 @@ async fn json_logs_carry_the_ids_of_each_attempt_as_fields() {
     assert!(f["attempt"].as_str().unwrap().starts_with("atmpt_"));
     assert_eq!(f["status_code"], json!(200));
     assert!(!found.to_string().contains(&token), "tokens are never logged");
+}
+
+#[tokio::test]
+async fn metrics_token_is_required_when_configured() {
+    let app = TestApp::spawn_with(|c| c.metrics.token = "scrape-s3cret".into()).await;
+    let url = format!("{}/metrics", app.base);
+    let (status, body) = scrape(&url).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(!body.contains("hookd_"), "nothing leaks without the token");
+    let wrong = app.client.get(&url).bearer_auth("guess").send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let right = app.client.get(&url).bearer_auth("scrape-s3cret").send().await.unwrap();
+    assert_eq!(right.status(), StatusCode::OK);
+    assert!(right.text().await.unwrap().contains("hookd_deliveries_due"));
 }
