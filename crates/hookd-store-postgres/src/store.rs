@@ -230,6 +230,20 @@ impl Store for PostgresStore {
         self.fetch_optional(sqlx::query(&sql).bind(hash), rows::token).await
     }
 
+    async fn get_token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
+        let sql = format!("SELECT {TOKEN_COLS} FROM token WHERE id = $1");
+        self.fetch_optional(sqlx::query(&sql).bind(id), rows::token).await
+    }
+
+    async fn delete_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM token WHERE expires_at IS NOT NULL AND expires_at < $1")
+            .bind(micros(now))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
         let sql = format!("SELECT {TOKEN_COLS} FROM token ORDER BY id");
         self.fetch(sqlx::QueryBuilder::new(sql), rows::token).await
@@ -1162,6 +1176,20 @@ impl Store for PostgresStore {
         .await
         .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn fail_stale_tasks(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE task SET status = 'failed', updated_at = $2, \
+             data = jsonb_set(data, '{error}', '\"its node stopped before it finished; start it again\"') \
+             WHERE status = 'running' AND updated_at < $1",
+        )
+        .bind(micros(before))
+        .bind(micros(now))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
     }
 
     async fn update_task(

@@ -153,6 +153,28 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn get_token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {TOKEN_COLS} FROM token WHERE id = ?1"))?
+                .query_row([id], rows::token)
+                .optional()
+        })
+        .await
+    }
+
+    async fn delete_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM token WHERE expires_at IS NOT NULL AND expires_at < ?1",
+                [micros(now)],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
         self.read(move |c| {
             let mut s = c.prepare_cached(&format!("SELECT {TOKEN_COLS} FROM token ORDER BY id"))?;
@@ -1019,6 +1041,20 @@ impl Store for SqliteStore {
             )
             .map_err(map_err)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn fail_stale_tasks(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.write(move |c| {
+            c.execute(
+                "UPDATE task SET status = 'failed', updated_at = ?2, \
+                 data = json_set(data, '$.error', 'its node stopped before it finished; start it again') \
+                 WHERE status = 'running' AND updated_at < ?1",
+                params![micros(before), micros(now)],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
         })
         .await
     }

@@ -13,6 +13,9 @@ use tokio::sync::oneshot;
 
 /// Most jobs sharing one transaction (bounds the latency of the first caller in a batch).
 pub const MAX_BATCH: usize = 1024;
+/// Most jobs waiting for the writer. Beyond it a write is refused at once as `Unavailable`
+/// (the API answers 503 with `Retry-After`) instead of queueing without limit.
+pub const QUEUE_CAPACITY: usize = 16 * MAX_BATCH;
 
 type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
 /// A job gets the connection inside the open transaction, or `None` when no transaction could
@@ -21,13 +24,18 @@ type Job = Box<dyn FnOnce(Option<&Connection>) -> Finish + Send>;
 
 /// Handle to the writer thread; dropping every handle stops the thread.
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
 }
 
 impl Writer {
     /// Starts the thread that owns `conn`.
     pub fn start(conn: Connection) -> Writer {
-        let (jobs, rx) = mpsc::channel::<Job>();
+        Writer::with_capacity(conn, QUEUE_CAPACITY)
+    }
+
+    /// Starts the thread with room for `capacity` waiting jobs.
+    pub fn with_capacity(conn: Connection, capacity: usize) -> Writer {
+        let (jobs, rx) = mpsc::sync_channel::<Job>(capacity);
         std::thread::Builder::new()
             .name("hookd-sqlite-writer".into())
             .spawn(move || run_loop(conn, rx))
@@ -41,8 +49,13 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = oneshot::channel::<StoreResult<R>>();
         let job: Job = Box::new(move |conn| {
+            // The caller is gone (its request timed out and was answered 503): do not commit
+            // on its behalf what it already reported as not done.
+            if tx.is_closed() {
+                return Box::new(|_: Option<&str>| {});
+            }
             let result = match conn {
                 Some(conn) => in_savepoint(conn, f),
                 None => Err(StoreError::Unavailable("could not open a SQLite transaction".into())),
@@ -55,9 +68,10 @@ impl Writer {
                 let _ = tx.send(answer);
             })
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => StoreError::Unavailable("the SQLite writer's queue is full".into()),
+            mpsc::TrySendError::Disconnected(_) => StoreError::Unavailable("the SQLite writer has stopped".into()),
+        })?;
         rx.await
             .map_err(|_| StoreError::Unavailable("the SQLite writer dropped a request".into()))?
     }
@@ -99,5 +113,87 @@ fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
         for finish in finishers {
             finish(error.as_deref());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn writer(capacity: usize) -> Writer {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER)").unwrap();
+        Writer::with_capacity(conn, capacity)
+    }
+
+    /// Keeps the writer thread busy for `ms`.
+    async fn hold(w: &Writer, ms: u64) {
+        w.run(move |_| {
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+
+    async fn count(w: &Writer) -> i64 {
+        w.run(|c| {
+            c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                .map_err(crate::map_err)
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_whose_caller_gave_up_is_not_committed() {
+        let w = std::sync::Arc::new(writer(16));
+        let busy = tokio::spawn({
+            let w = w.clone();
+            async move { hold(&w, 300).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Queued behind the busy job, then abandoned (a request timeout drops the future).
+        let insert = w.run(|c| {
+            c.execute("INSERT INTO t VALUES (1)", [])
+                .map(|_| ())
+                .map_err(crate::map_err)
+        });
+        assert!(tokio::time::timeout(Duration::from_millis(50), insert).await.is_err());
+        busy.await.unwrap();
+        assert_eq!(count(&w).await, 0, "the abandoned insert never ran");
+        w.run(|c| {
+            c.execute("INSERT INTO t VALUES (2)", [])
+                .map(|_| ())
+                .map_err(crate::map_err)
+        })
+        .await
+        .unwrap();
+        assert_eq!(count(&w).await, 1, "a caller that waits is served as before");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_at_once_instead_of_growing() {
+        let w = std::sync::Arc::new(writer(2));
+        let busy = tokio::spawn({
+            let w = w.clone();
+            async move { hold(&w, 300).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let queued: Vec<_> = (0..2)
+            .map(|_| {
+                let w = w.clone();
+                tokio::spawn(async move { hold(&w, 0).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let refused = w.run(|_| Ok(())).await;
+        assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
+        busy.await.unwrap();
+        for q in queued {
+            q.await.unwrap();
+        }
+        assert!(w.run(|_| Ok(())).await.is_ok(), "room again once drained");
     }
 }

@@ -74,6 +74,10 @@ pub trait Store: Send + Sync + 'static {
     async fn create_token(&self, token: &TokenRecord) -> StoreResult<()>;
     /// Finds a live token by the hash of its secret.
     async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
+    /// One token by id (`tok_…`).
+    async fn get_token(&self, id: &str) -> StoreResult<Option<TokenRecord>>;
+    /// Deletes tokens that expired before `now`; returns how many.
+    async fn delete_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64>;
     /// Every token (hashes only), oldest first.
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
     /// Removes a token; `false` when there was none with that id.
@@ -274,6 +278,10 @@ pub trait Store: Send + Sync + 'static {
         data: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// Marks `failed` every task still `running` whose progress was last saved before `before`
+    /// (its node died: a running task saves progress at least every batch), keeping its
+    /// progress and saying why under `"error"`; returns how many.
+    async fn fail_stale_tasks(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64>;
     /// One task of an environment.
     async fn get_task(&self, env: Environment, id: &str) -> StoreResult<Option<TaskRecord>>;
     /// Tasks of an environment, newest first by default.

@@ -14,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 
+/// A running task saves its progress at least every batch of a few hundred messages; one
+/// silent for this long belongs to a node that died.
+pub const STALE_TASK: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 /// Time between passes.
 pub const INTERVAL: Duration = Duration::from_secs(60);
 /// Payloads removed per statement, so one pass never holds the database for long.
@@ -31,8 +34,12 @@ pub async fn run_once(store: &dyn Store, clock: &dyn Clock) -> StoreResult<u64> 
             break;
         }
     }
-    // Keys are replayed for 24 hours; after that their rows are only weight.
+    // Keys are replayed for 24 hours; after that their rows are only weight. Expired tokens
+    // are refused already; their rows go too.
     while store.delete_expired_idempotency(now, BATCH).await? as usize == BATCH {}
+    store.delete_expired_tokens(now).await?;
+    // A task whose node died stays `running` with no progress saved: report it failed.
+    store.fail_stale_tasks(now - STALE_TASK, now).await?;
     Ok(total)
 }
 

@@ -80,10 +80,32 @@ pub async fn tokens_list_delete_and_expire_by_application(store: &dyn Store) {
     assert_eq!(expiry(other_app.hash.clone()).await, None);
     assert_eq!(expiry(admin.hash.clone()).await, None);
 
+    assert_eq!(
+        store.get_token(&admin.id).await.unwrap().as_ref(),
+        Some(&admin),
+        "by id"
+    );
     assert!(store.delete_token(&admin.id).await.unwrap());
     assert!(!store.delete_token(&admin.id).await.unwrap());
     assert_eq!(store.find_token(&admin.hash).await.unwrap(), None);
-    assert_eq!(store.list_tokens().await.unwrap().len(), 4);
+    assert_eq!(store.get_token(&admin.id).await.unwrap(), None);
+
+    // Expired rows are deleted; the others stay.
+    assert_eq!(
+        store.delete_expired_tokens(at(60)).await.unwrap(),
+        1,
+        "the one that expired at 50"
+    );
+    assert_eq!(store.find_token(&portal_soon.hash).await.unwrap(), None);
+    assert!(
+        store.find_token(&portal_late.hash).await.unwrap().is_some(),
+        "expires at 100, later"
+    );
+    assert!(
+        store.find_token(&other_app.hash).await.unwrap().is_some(),
+        "never expires"
+    );
+    assert_eq!(store.list_tokens().await.unwrap().len(), 3);
 }
 
 // ----- applications -----

@@ -190,6 +190,7 @@ macro_rules! store_conformance_tests {
             task_is_found_by_id_only_in_its_applications_environment,
             task_update_replaces_status_data_and_update_time,
             tasks_list_by_id_filtered_by_status_and_kind_in_pages,
+            running_tasks_silent_since_before_the_cut_off_are_failed,
             idempotency_key_is_in_progress_until_its_claim_goes_stale,
             completed_idempotency_key_replays_its_response_until_it_expires,
             released_idempotency_key_starts_again_but_a_completed_one_is_kept,

@@ -219,3 +219,30 @@ pub async fn release_stale_leases_fails_tasks_left_running(store: &dyn Store) {
     assert_eq!(store.get_task(Live, &finished.id).await.unwrap(), Some(finished));
     assert_eq!(store.get_task(Live, &failed.id).await.unwrap(), Some(failed));
 }
+
+/// A task still `running` whose progress was last saved before the cut-off (its node died) is
+/// marked `failed` with the reason and its progress kept; recent and finished tasks are left.
+pub async fn running_tasks_silent_since_before_the_cut_off_are_failed(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app, _) = app_with_endpoint(store, &mut g).await;
+    let mut stale = g.task(&app.id, RECOVER, TaskStatus::Running, at(0));
+    stale.data = json!({"messagesSent": 7});
+    let fresh = g.task(&app.id, REPLAY, TaskStatus::Running, at(500));
+    let done = g.task(&app.id, BULK_REPLAY, TaskStatus::Finished, at(0));
+    for t in [&stale, &fresh, &done] {
+        store.create_task(t).await.unwrap();
+    }
+    assert_eq!(store.fail_stale_tasks(at(300), at(600)).await.unwrap(), 1);
+    let got = store.get_task(Live, &stale.id).await.unwrap().expect("task");
+    assert_eq!(got.status, TaskStatus::Failed);
+    assert_eq!(got.data["messagesSent"], json!(7), "progress kept");
+    assert!(
+        got.data["error"].as_str().is_some_and(|e| e.contains("stopped")),
+        "{}",
+        got.data
+    );
+    let fresh_now = store.get_task(Live, &fresh.id).await.unwrap().expect("task");
+    assert_eq!(fresh_now.status, TaskStatus::Running);
+    let done_now = store.get_task(Live, &done.id).await.unwrap().expect("task");
+    assert_eq!(done_now.status, TaskStatus::Finished);
+}

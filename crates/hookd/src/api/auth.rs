@@ -123,9 +123,8 @@ async fn revoke_token(
     Path(token_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
-    let tokens = s.store.list_tokens().await?;
     let may = |env: Environment| managed_env(&caller, Some(env.as_str())).is_ok();
-    if !tokens.iter().any(|t| t.id == token_id && may(t.env)) {
+    if !s.store.get_token(&token_id).await?.is_some_and(|t| may(t.env)) {
         return Err(ApiError::NotFound);
     }
     s.store.delete_token(&token_id).await?;

@@ -172,11 +172,16 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unavailable(e) => {
                 tracing::warn!(error = ?e, "database unavailable");
-                (
+                let body = json!({
+                    "code": "service_unavailable",
+                    "detail": "The database is unavailable or busy; retry shortly",
+                });
+                return (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "service_unavailable",
-                    "The database is unavailable; retry shortly".to_string(),
+                    [(axum::http::header::RETRY_AFTER, "1")],
+                    Json(body),
                 )
+                    .into_response();
             }
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");

@@ -126,6 +126,16 @@ async fn start(
     until: DateTime<Utc>,
     kind: ReplayKind,
 ) -> OpsResult<TaskRecord> {
+    // Bounded per application and per node: one customer's replays cannot crowd out the rest.
+    let slot = state.tasks.try_take(&app.id).ok_or_else(|| OpsError::Conflict {
+        code: "too_many_tasks",
+        detail: format!(
+            "{} background tasks are already running for this application (at most {} on this node); \
+             retry when one finishes",
+            crate::state::TASKS_PER_APP,
+            crate::state::TASKS_PER_NODE
+        ),
+    })?;
     let now = state.clock.now();
     let record = TaskRecord {
         id: IdKind::Task.generate(now, &mut rand::thread_rng()),
@@ -147,6 +157,7 @@ async fn start(
     };
     let (state2, endpoint2, id) = (state.clone(), endpoint.clone(), record.id.clone());
     tokio::spawn(async move {
+        let _slot = slot;
         let (status, data) = match run(&state2, &endpoint2, &id, &query).await {
             Ok(sent) => (TaskStatus::Finished, json!({"messagesSent": sent})),
             Err(e) => {
