@@ -50,7 +50,18 @@ impl SendContext {
         let d = &job.delivery;
         let endpoint = match self.endpoints.get(&d.app_id, &d.endpoint_id).await {
             Ok(Some(e)) => e,
-            Ok(None) => return None, // endpoint deleted: its deliveries went with it
+            Ok(None) => {
+                // Not in this node's cached list. Deleted (its deliveries went with it), or
+                // created moments ago on another node: then refresh the list and give the
+                // lease back so the delivery is sent at once, not after the lease.
+                if let Ok(Some(_)) = self.store.get_endpoint(&d.app_id, &d.endpoint_id).await {
+                    self.endpoints.invalidate(&d.app_id);
+                    if let Err(e) = self.store.release_leases(std::slice::from_ref(&d.id)).await {
+                        tracing::warn!(error = %e, delivery = %d.id, "cannot give back a lease; it runs out on its own");
+                    }
+                }
+                return None;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, delivery = %d.id, "cannot load endpoint; will retry after the lease");
                 return None;
