@@ -163,7 +163,7 @@ impl Store for PostgresStore {
     /// alone, a dead node's leases simply expire and its deliveries are claimed again then.
     /// For the same reason background tasks left `running` are not failed: another node may be
     /// running them.
-    async fn release_stale_leases(&self) -> StoreResult<u64> {
+    async fn release_stale_leases(&self, _now: DateTime<Utc>) -> StoreResult<u64> {
         Ok(0)
     }
 
@@ -524,7 +524,11 @@ impl Store for PostgresStore {
         if !deliveries.is_empty() {
             // The whole fan-out in one statement: one round trip however many endpoints.
             let col = |f: fn(&NewDelivery) -> &String| deliveries.iter().map(f).cloned().collect::<Vec<String>>();
-            let due: Vec<i64> = deliveries.iter().map(|d| micros(d.due_at)).collect();
+            // Created leased: due again when that lease ends, like a claimed delivery.
+            let due: Vec<i64> = deliveries
+                .iter()
+                .map(|d| micros(d.leased_until.unwrap_or(d.due_at)))
+                .collect();
             let lease: Vec<i64> = deliveries
                 .iter()
                 .map(|d| d.leased_until.map(micros).unwrap_or(0))
@@ -608,7 +612,8 @@ impl Store for PostgresStore {
              picked AS (SELECT d.id FROM delivery d JOIN ranked k ON k.id = d.id \
                WHERE k.rn <= k.room AND d.next_attempt_at <= $2 AND d.lease_until <= $2 \
                ORDER BY k.next_attempt_at LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
-             UPDATE delivery SET lease_until = $1, lease_token = $10 FROM picked WHERE delivery.id = picked.id \
+             UPDATE delivery SET lease_until = $1, lease_token = $10, next_attempt_at = $1 \
+             FROM picked WHERE delivery.id = picked.id \
              RETURNING delivery.id, delivery.msg_id, delivery.endpoint_id, delivery.app_id, \
                delivery.scheduled_attempts, delivery.total_attempts, LEAST(delivery.next_trigger, 1)::smallint",
         )
@@ -976,7 +981,9 @@ impl Store for PostgresStore {
         }
         let (ids, tokens): (Vec<String>, Vec<i64>) = leases.iter().cloned().unzip();
         let done = sqlx::query(
-            "UPDATE delivery d SET lease_until = $3 FROM UNNEST($1::text[], $2::bigint[]) AS u(id, token) \
+            "UPDATE delivery d SET lease_until = $3, \
+             next_attempt_at = CASE WHEN d.next_trigger = 2 THEN d.next_attempt_at ELSE $3 END \
+             FROM UNNEST($1::text[], $2::bigint[]) AS u(id, token) \
              WHERE d.id = u.id AND d.lease_token = u.token AND d.lease_until > 0",
         )
         .bind(ids)
@@ -988,15 +995,18 @@ impl Store for PostgresStore {
         Ok(done.rows_affected())
     }
 
-    async fn release_leases(&self, delivery_ids: &[String]) -> StoreResult<()> {
+    async fn release_leases(&self, delivery_ids: &[String], now: DateTime<Utc>) -> StoreResult<()> {
         if delivery_ids.is_empty() {
             return Ok(());
         }
-        sqlx::query("UPDATE delivery SET lease_until = 0 WHERE id = ANY($1)")
-            .bind(delivery_ids)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE delivery SET lease_until = 0, next_attempt_at = LEAST(next_attempt_at, $2) WHERE id = ANY($1)",
+        )
+        .bind(delivery_ids)
+        .bind(micros(now))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
         // They are due now for any node.
         notify_work(&self.pool).await
     }
@@ -1025,13 +1035,15 @@ impl Store for PostgresStore {
     }
 
     async fn hasten_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
-        let done =
-            sqlx::query("UPDATE delivery SET next_attempt_at = $2 WHERE endpoint_id = $1 AND next_attempt_at > $2")
-                .bind(endpoint_id)
-                .bind(micros(now))
-                .execute(&self.pool)
-                .await
-                .map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE delivery SET next_attempt_at = $2 WHERE endpoint_id = $1 AND next_attempt_at > $2 \
+                 AND lease_until <= $2",
+        )
+        .bind(endpoint_id)
+        .bind(micros(now))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
         if done.rows_affected() > 0 {
             notify_work(&self.pool).await?;
         }
@@ -1042,8 +1054,8 @@ impl Store for PostgresStore {
         let row = sqlx::query(
             "SELECT \
                COUNT(*) FILTER (WHERE next_attempt_at <= $1 AND lease_until <= $1), \
-               COUNT(*) FILTER (WHERE next_attempt_at <= $1 AND lease_until > $1), \
-               COUNT(*) FILTER (WHERE next_attempt_at > $1), \
+               COUNT(*) FILTER (WHERE lease_until > $1), \
+               COUNT(*) FILTER (WHERE next_attempt_at > $1 AND lease_until <= $1), \
                MIN(next_attempt_at) FILTER (WHERE next_attempt_at <= $1 AND lease_until <= $1), \
                (SELECT COUNT(*) FROM delivery WHERE parked), \
                (SELECT COUNT(*) FROM endpoint WHERE disabled) \

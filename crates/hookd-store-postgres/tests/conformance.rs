@@ -134,7 +134,7 @@ async fn release_stale_leases_on_a_shared_backend_leaves_other_nodes_leases() {
     let node_b = PostgresStore::connect(&schema.store_url(), schema.options())
         .await
         .expect("a second node");
-    assert_eq!(node_b.release_stale_leases().await.expect("release"), 0);
+    assert_eq!(node_b.release_stale_leases(at(0)).await.expect("release"), 0);
 
     assert!(node_b.claim_due(at(10), at(40), 10).await.unwrap().is_empty());
     assert!(node_a.claim_due(at(999), at(1030), 10).await.unwrap().is_empty());

@@ -106,8 +106,9 @@ fn expect_one(changed: usize) -> StoreResult<()> {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn release_stale_leases(&self) -> StoreResult<u64> {
-        self.write(|c| {
+    async fn release_stale_leases(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let now = micros(now);
+        self.write(move |c| {
             // Tasks left running by a killed process will not finish: say so instead of
             // leaving them "running" forever.
             c.execute(
@@ -116,9 +117,15 @@ impl Store for SqliteStore {
                 [],
             )
             .map_err(map_err)?;
-            c.execute("UPDATE delivery SET lease_until = 0 WHERE lease_until > 0", [])
-                .map(|n| n as u64)
-                .map_err(map_err)
+            // A claim moved their due time to the lease's end: they are due now.
+            c.execute(
+                "UPDATE delivery SET lease_until = 0, \
+                 next_attempt_at = CASE WHEN next_attempt_at > ?1 THEN ?1 ELSE next_attempt_at END \
+                 WHERE lease_until > 0",
+                [now],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
         })
         .await
     }
@@ -534,7 +541,10 @@ impl Store for SqliteStore {
             // leased.
             let mut stmt = c
                 .prepare_cached(
-                    "UPDATE delivery SET lease_until = ?1, lease_token = ?9 WHERE id IN (SELECT id FROM ( \
+                    // A claimed delivery is due again when its lease ends (unless an attempt is
+                    // recorded first), so the due-time index never walks leased rows.
+                    "UPDATE delivery SET lease_until = ?1, lease_token = ?9, next_attempt_at = ?1 \
+                     WHERE id IN (SELECT id FROM ( \
                        SELECT c.id, c.next_attempt_at, \
                          row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS rn, \
                          COALESCE(r.value, ?6) AS room \
@@ -847,7 +857,9 @@ impl Store for SqliteStore {
         self.write(move |c| {
             let mut stmt = c
                 .prepare_cached(
-                    "UPDATE delivery SET lease_until = ?3 WHERE id = ?1 AND lease_token = ?2 AND lease_until > 0",
+                    "UPDATE delivery SET lease_until = ?3, \
+                 next_attempt_at = CASE WHEN next_trigger = 2 THEN next_attempt_at ELSE ?3 END \
+                 WHERE id = ?1 AND lease_token = ?2 AND lease_until > 0",
                 )
                 .map_err(map_err)?;
             let mut renewed = 0;
@@ -859,14 +871,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn release_leases(&self, delivery_ids: &[String]) -> StoreResult<()> {
-        let ids = delivery_ids.to_vec();
+    async fn release_leases(&self, delivery_ids: &[String], now: DateTime<Utc>) -> StoreResult<()> {
+        let (ids, now) = (delivery_ids.to_vec(), micros(now));
         self.write(move |c| {
             let mut stmt = c
-                .prepare_cached("UPDATE delivery SET lease_until = 0 WHERE id = ?1")
+                .prepare_cached(
+                    "UPDATE delivery SET lease_until = 0, \
+                     next_attempt_at = CASE WHEN next_attempt_at > ?2 THEN ?2 ELSE next_attempt_at END WHERE id = ?1",
+                )
                 .map_err(map_err)?;
             for id in &ids {
-                stmt.execute([id]).map_err(map_err)?;
+                stmt.execute(params![id, now]).map_err(map_err)?;
             }
             Ok(())
         })
@@ -903,7 +918,8 @@ impl Store for SqliteStore {
         let id = endpoint_id.to_string();
         self.write(move |c| {
             c.execute(
-                "UPDATE delivery SET next_attempt_at = ?2 WHERE endpoint_id = ?1 AND next_attempt_at > ?2",
+                "UPDATE delivery SET next_attempt_at = ?2 WHERE endpoint_id = ?1 AND next_attempt_at > ?2 \
+                 AND lease_until <= ?2",
                 params![id, micros(now)],
             )
             .map(|n| n as u64)
@@ -918,8 +934,8 @@ impl Store for SqliteStore {
             c.prepare_cached(
                 "SELECT \
                    COALESCE(SUM(next_attempt_at <= ?1 AND lease_until <= ?1), 0), \
-                   COALESCE(SUM(next_attempt_at <= ?1 AND lease_until > ?1), 0), \
-                   COALESCE(SUM(next_attempt_at > ?1), 0), \
+                   COALESCE(SUM(lease_until > ?1), 0), \
+                   COALESCE(SUM(next_attempt_at > ?1 AND lease_until <= ?1), 0), \
                    MIN(CASE WHEN lease_until <= ?1 THEN next_attempt_at END), \
                    (SELECT COUNT(*) FROM delivery WHERE parked = 1), \
                    (SELECT COUNT(*) FROM endpoint WHERE disabled = 1) \
@@ -1361,7 +1377,8 @@ fn insert_deliveries(c: &Connection, deliveries: &[NewDelivery], created_at: i64
             d.endpoint_id,
             d.app_id,
             MessageStatus::Pending.code(),
-            micros(d.due_at),
+            // Created leased: due again when that lease ends, like a claimed delivery.
+            micros(d.leased_until.unwrap_or(d.due_at)),
             d.leased_until.map(micros).unwrap_or(0),
             created_at,
             d.lease_token

@@ -48,7 +48,7 @@ pub trait Store: Send + Sync + 'static {
     /// `failed` with the reason under `"error"` in their data, their other progress kept.
     /// Returns the number of leases released (tasks are not counted). Backends shared by several
     /// nodes leave leases to expire, and running tasks alone, instead.
-    async fn release_stale_leases(&self) -> StoreResult<u64>;
+    async fn release_stale_leases(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 
     /// Cheap liveness probe for `/api/v1/health`.
     async fn ping(&self) -> StoreResult<()>;
@@ -228,7 +228,7 @@ pub trait Store: Send + Sync + 'static {
     async fn renew_leases(&self, leases: &[(String, i64)], lease_until: DateTime<Utc>) -> StoreResult<u64>;
     /// Gives back the leases of deliveries this process claimed but will not attempt (it is
     /// shutting down), so any node can send them at once instead of after the lease.
-    async fn release_leases(&self, delivery_ids: &[String]) -> StoreResult<()>;
+    async fn release_leases(&self, delivery_ids: &[String], now: DateTime<Utc>) -> StoreResult<()>;
     /// Keeps a leased delivery without a due time (its endpoint is disabled), releasing the lease.
     async fn park_delivery(&self, delivery_id: &str) -> StoreResult<()>;
     /// Makes every parked delivery of an endpoint due at `now` (it was enabled again).

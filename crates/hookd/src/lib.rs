@@ -74,7 +74,7 @@ pub async fn start(
              (create a key with `hookd secrets generate-key`)"
         );
     }
-    let released = store.release_stale_leases().await?;
+    let released = store.release_stale_leases(clock.now()).await?;
     if let Err(e) = store.listen_for_work().await {
         tracing::warn!(error = %e, "cannot listen for other nodes' work; polling only until it can");
     }

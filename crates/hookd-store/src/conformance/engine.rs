@@ -62,7 +62,7 @@ pub async fn parked_delivery_is_never_claimed(store: &dyn Store) {
     );
     assert_eq!(claim(store, 1001, 2000).await, vec![other.id.clone()]);
     assert_eq!(claim(store, 10_000_000, 10_000_030).await, vec![other.id.clone()]);
-    store.release_stale_leases().await.expect("release");
+    store.release_stale_leases(at(0)).await.expect("release");
     assert_eq!(claim(store, 10_000_100, 10_000_130).await, vec![other.id]);
 }
 

@@ -185,10 +185,13 @@ pub async fn released_leases_make_deliveries_claimable_at_once(store: &dyn Store
     both.sort();
     assert_eq!(claimed, both);
     store
-        .release_leases(std::slice::from_ref(&given_back.id))
+        .release_leases(std::slice::from_ref(&given_back.id), at(2))
         .await
         .expect("release");
-    store.release_leases(&[]).await.expect("releasing nothing is fine");
+    store
+        .release_leases(&[], at(2))
+        .await
+        .expect("releasing nothing is fine");
     assert_eq!(
         claim(store, 2, 300).await,
         vec![given_back.id.clone()],
@@ -436,7 +439,7 @@ pub async fn release_stale_leases_makes_leased_deliveries_claimable_again(store:
     store.record_attempts(&[success]).await.unwrap();
     assert_eq!(claim(store, 10, 1000).await, Vec::<String>::new());
 
-    assert_eq!(store.release_stale_leases().await.expect("release"), 2);
+    assert_eq!(store.release_stale_leases(at(0)).await.expect("release"), 2);
     let expected = sorted([claimed_before.id, handed_over.id]);
     assert_eq!(claim(store, 10, 1000).await, expected);
 }
@@ -825,8 +828,8 @@ pub async fn a_late_record_under_a_lease_taken_over_changes_nothing(store: &dyn 
     let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
     assert_eq!(
         (state.status, state.next_attempt_at),
-        (Pending, Some(at(0))),
-        "untouched"
+        (Pending, Some(at(60))),
+        "untouched: due again when the current owner's lease ends"
     );
 
     let mut current = g.outcome(&d, at(41), 500, Sending, Some(at(100)));

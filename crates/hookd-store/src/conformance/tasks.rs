@@ -205,7 +205,7 @@ pub async fn release_stale_leases_fails_tasks_left_running(store: &dyn Store) {
         store.create_task(task).await.unwrap();
     }
 
-    assert_eq!(store.release_stale_leases().await.expect("release"), 0);
+    assert_eq!(store.release_stale_leases(at(0)).await.expect("release"), 0);
 
     for (env, before) in [(Live, &interrupted), (Test, &sandboxed)] {
         let after = store.get_task(env, &before.id).await.unwrap().expect("task");

@@ -56,7 +56,11 @@ impl SendContext {
                 // lease back so the delivery is sent at once, not after the lease.
                 if let Ok(Some(_)) = self.store.get_endpoint(&d.app_id, &d.endpoint_id).await {
                     self.endpoints.invalidate(&d.app_id);
-                    if let Err(e) = self.store.release_leases(std::slice::from_ref(&d.id)).await {
+                    if let Err(e) = self
+                        .store
+                        .release_leases(std::slice::from_ref(&d.id), self.clock.now())
+                        .await
+                    {
                         tracing::warn!(error = %e, delivery = %d.id, "cannot give back a lease; it runs out on its own");
                     }
                 }

@@ -281,7 +281,11 @@ impl Worker {
         ));
         // Deliveries whose share of memory is full go back to the database, in batches.
         let overflow = Arc::new(Overflow::default());
-        let flusher = tracker.spawn(overflow.clone().flush_loop(self.store.clone(), shutdown.clone()));
+        let flusher = tracker.spawn(overflow.clone().flush_loop(
+            self.store.clone(),
+            self.clock.clone(),
+            shutdown.clone(),
+        ));
         // Other nodes announce due work (PostgreSQL LISTEN/NOTIFY); polling is the fallback.
         tracker.spawn(listen_loop(self.store.clone(), self.wake.clone(), shutdown.clone()));
         let ctx = Arc::new(attempt::SendContext {
@@ -416,7 +420,7 @@ impl Worker {
         tracker.wait().await;
         let unsent = ctx.take_unsent();
         if !unsent.is_empty() {
-            match self.store.release_leases(&unsent).await {
+            match self.store.release_leases(&unsent, self.clock.now()).await {
                 Ok(()) => tracing::info!(released = unsent.len(), "gave back deliveries not sent before shutdown"),
                 Err(e) => tracing::warn!(error = %e, "cannot release leases at shutdown; they expire on their own"),
             }
@@ -475,7 +479,7 @@ impl Overflow {
     }
 
     /// Gives the leases back as they come, a batch at a time, until shutdown.
-    async fn flush_loop(self: Arc<Self>, store: Arc<dyn Store>, shutdown: CancellationToken) {
+    async fn flush_loop(self: Arc<Self>, store: Arc<dyn Store>, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -485,7 +489,7 @@ impl Overflow {
             if ids.is_empty() {
                 continue;
             }
-            if let Err(e) = store.release_leases(&ids).await {
+            if let Err(e) = store.release_leases(&ids, clock.now()).await {
                 tracing::warn!(error = %e, deliveries = ids.len(), "cannot give back leases; they run out on their own");
             }
         }
@@ -608,7 +612,7 @@ async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
                 if !unsent.is_empty() {
                     // The queue filled meanwhile: give these back at once rather than let them
                     // wait for their leases.
-                    if let Err(e) = p.store.release_leases(&unsent).await {
+                    if let Err(e) = p.store.release_leases(&unsent, p.clock.now()).await {
                         tracing::warn!(error = %e, "cannot give back claimed deliveries; they wait for their leases");
                     }
                 } else if full_batch {
