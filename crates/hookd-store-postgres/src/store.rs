@@ -591,6 +591,7 @@ impl Store for PostgresStore {
         bounds: &ClaimBounds,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let (skip, ids, rooms) = bounds.room_lists();
+        let (app_ids, app_rooms, per_app) = bounds.app_lists();
         let per_endpoint = i64::try_from(bounds.per_endpoint).unwrap_or(i64::MAX);
         let scan = i64::try_from(limit.saturating_mul(CLAIM_SCAN_FACTOR)).unwrap_or(i64::MAX);
         let token = hookd_store::new_lease_token(&mut rand::thread_rng());
@@ -601,18 +602,24 @@ impl Store for PostgresStore {
         // is not taken twice.
         let rows = sqlx::query(
             "WITH room AS (SELECT * FROM UNNEST($5::text[], $6::bigint[]) AS r(endpoint_id, room)), \
-             cand AS (SELECT d.id, d.endpoint_id, d.next_attempt_at FROM delivery d \
+             app_room AS (SELECT * FROM UNNEST($11::text[], $12::bigint[]) AS a(app_id, room)), \
+             cand AS (SELECT d.id, d.endpoint_id, d.app_id, d.next_attempt_at FROM delivery d \
                WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $2 AND d.lease_until <= $2 \
                  AND NOT (d.endpoint_id = ANY($4::text[])) AND NOT (d.app_id = ANY($8::text[])) \
                ORDER BY d.next_attempt_at LIMIT $9), \
-             ranked AS (SELECT c.id, c.next_attempt_at, \
+             ranked AS (SELECT c.id, c.app_id, c.next_attempt_at, \
                  row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS rn, \
                  COALESCE(r.room, $7) AS room \
                FROM cand c LEFT JOIN room r ON r.endpoint_id = c.endpoint_id), \
-             picked AS (SELECT d.id FROM delivery d JOIN ranked k ON k.id = d.id \
+             ranked_app AS (SELECT k.id, k.next_attempt_at, \
+                 row_number() OVER (PARTITION BY k.app_id ORDER BY k.next_attempt_at, k.id) AS rn, \
+                 COALESCE(a.room, $13) AS room \
+               FROM ranked k LEFT JOIN app_room a ON a.app_id = k.app_id WHERE k.rn <= k.room), \
+             picked AS (SELECT d.id FROM delivery d JOIN ranked_app k ON k.id = d.id \
                WHERE k.rn <= k.room AND d.next_attempt_at <= $2 AND d.lease_until <= $2 \
                ORDER BY k.next_attempt_at LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
-             UPDATE delivery SET lease_until = $1, lease_token = $10, next_attempt_at = $1 \
+             UPDATE delivery SET lease_until = $1, lease_token = $10, next_attempt_at = $1, \
+               next_trigger = LEAST(delivery.next_trigger, 1) \
              FROM picked WHERE delivery.id = picked.id \
              RETURNING delivery.id, delivery.msg_id, delivery.endpoint_id, delivery.app_id, \
                delivery.scheduled_attempts, delivery.total_attempts, LEAST(delivery.next_trigger, 1)::smallint",
@@ -627,6 +634,9 @@ impl Store for PostgresStore {
         .bind(&bounds.skip_apps)
         .bind(scan)
         .bind(token)
+        .bind(app_ids)
+        .bind(app_rooms)
+        .bind(per_app)
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
@@ -731,13 +741,16 @@ impl Store for PostgresStore {
         let park: Vec<bool> = updates.values().map(|u| u.last.park).collect();
         let counts: Vec<i64> = updates.values().map(|u| u.attempts).collect();
         // A resend requested while an attempt was in flight (`next_trigger` 2, see
-        // `schedule_manual`) keeps its due time and becomes a manual attempt: the record must not
-        // swallow it.
+        // `schedule_manual`) is not swallowed: a delivery still on its schedule has its next
+        // attempt brought forward to the resend's time; a finished one gets one manual attempt.
         sqlx::query(
             "UPDATE delivery d SET status = u.status, scheduled_attempts = u.scheduled, \
              total_attempts = d.total_attempts + u.attempts, \
-             next_attempt_at = CASE WHEN d.next_trigger = 2 THEN d.next_attempt_at WHEN u.park THEN NULL ELSE u.next END, \
-             next_trigger = CASE WHEN d.next_trigger = 2 THEN 1 ELSE 0 END, lease_until = 0, \
+             next_attempt_at = CASE WHEN d.next_trigger = 2 AND u.next IS NOT NULL AND NOT u.park \
+               THEN LEAST(d.next_attempt_at, u.next) \
+               WHEN d.next_trigger = 2 THEN d.next_attempt_at WHEN u.park THEN NULL ELSE u.next END, \
+             next_trigger = CASE WHEN d.next_trigger = 2 AND (u.next IS NULL OR u.park) THEN 1 ELSE 0 END, \
+             lease_until = 0, \
              updated_at = u.at, parked = u.park AND d.next_trigger <> 2 \
              FROM UNNEST($1::text[], $2::smallint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], \
              $7::boolean[]) AS u(id, status, scheduled, next, attempts, at, park) \

@@ -532,6 +532,13 @@ impl Store for SqliteStore {
         let skip = serde_json::to_string(&skip).map_err(StoreError::internal)?;
         let room = serde_json::to_string(&room).map_err(StoreError::internal)?;
         let skip_apps = serde_json::to_string(&bounds.skip_apps).map_err(StoreError::internal)?;
+        let (app_ids, app_rooms, per_app) = bounds.app_lists();
+        let app_room: serde_json::Map<String, serde_json::Value> = app_ids
+            .into_iter()
+            .zip(app_rooms)
+            .map(|(id, r)| (id, r.into()))
+            .collect();
+        let app_room = serde_json::to_string(&app_room).map_err(StoreError::internal)?;
         let per_endpoint = i64::try_from(bounds.per_endpoint).unwrap_or(i64::MAX);
         let scan = i64::try_from(limit.saturating_mul(CLAIM_SCAN_FACTOR)).unwrap_or(i64::MAX);
         let token = hookd_store::new_lease_token(&mut rand::thread_rng());
@@ -543,18 +550,24 @@ impl Store for SqliteStore {
                 .prepare_cached(
                     // A claimed delivery is due again when its lease ends (unless an attempt is
                     // recorded first), so the due-time index never walks leased rows.
-                    "UPDATE delivery SET lease_until = ?1, lease_token = ?9, next_attempt_at = ?1 \
+                    "UPDATE delivery SET lease_until = ?1, lease_token = ?9, next_attempt_at = ?1, \
+                     next_trigger = MIN(next_trigger, 1) \
                      WHERE id IN (SELECT id FROM ( \
-                       SELECT c.id, c.next_attempt_at, \
-                         row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS rn, \
-                         COALESCE(r.value, ?6) AS room \
-                       FROM (SELECT id, endpoint_id, next_attempt_at FROM delivery \
-                             WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?2 AND lease_until <= ?2 \
-                               AND endpoint_id NOT IN (SELECT value FROM json_each(?4)) \
-                               AND app_id NOT IN (SELECT value FROM json_each(?7)) \
-                             ORDER BY next_attempt_at LIMIT ?8) c \
-                       LEFT JOIN json_each(?5) r ON r.key = c.endpoint_id) \
-                     WHERE rn <= room ORDER BY next_attempt_at LIMIT ?3) \
+                       SELECT e.id, e.next_attempt_at, \
+                         row_number() OVER (PARTITION BY e.app_id ORDER BY e.next_attempt_at, e.id) AS rn_app, \
+                         COALESCE(ra.value, ?11) AS room_app \
+                       FROM (SELECT c.id, c.app_id, c.next_attempt_at, \
+                               row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS rn, \
+                               COALESCE(r.value, ?6) AS room \
+                             FROM (SELECT id, endpoint_id, app_id, next_attempt_at FROM delivery \
+                                   WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?2 AND lease_until <= ?2 \
+                                     AND endpoint_id NOT IN (SELECT value FROM json_each(?4)) \
+                                     AND app_id NOT IN (SELECT value FROM json_each(?7)) \
+                                   ORDER BY next_attempt_at LIMIT ?8) c \
+                             LEFT JOIN json_each(?5) r ON r.key = c.endpoint_id) e \
+                       LEFT JOIN json_each(?10) ra ON ra.key = e.app_id \
+                       WHERE e.rn <= e.room) \
+                     WHERE rn_app <= room_app ORDER BY next_attempt_at LIMIT ?3) \
                      RETURNING id, msg_id, endpoint_id, app_id, scheduled_attempts, total_attempts, MIN(next_trigger, 1)",
                 )
                 .map_err(map_err)?;
@@ -569,7 +582,9 @@ impl Store for SqliteStore {
                         per_endpoint,
                         skip_apps,
                         scan,
-                        token
+                        token,
+                        app_room,
+                        per_app
                     ],
                     |r| {
                         Ok(ClaimedDelivery {
@@ -603,11 +618,14 @@ impl Store for SqliteStore {
             let mut update = c
                 .prepare_cached(
                     // A resend requested while an attempt was in flight (`next_trigger` 2, see
-                    // `schedule_manual`) keeps its due time and becomes a manual attempt.
+                    // `schedule_manual`) is not swallowed: a delivery still on its schedule has
+                    // its next attempt brought forward to the resend's time; a finished one gets
+                    // one manual attempt then.
                     "UPDATE delivery SET status = ?2, scheduled_attempts = ?3, total_attempts = total_attempts + 1, \
-                     next_attempt_at = CASE WHEN next_trigger = 2 THEN next_attempt_at WHEN ?6 THEN NULL ELSE ?4 END, \
+                     next_attempt_at = CASE WHEN next_trigger = 2 AND ?4 IS NOT NULL AND NOT ?6 THEN MIN(next_attempt_at, ?4) \
+                       WHEN next_trigger = 2 THEN next_attempt_at WHEN ?6 THEN NULL ELSE ?4 END, \
                      parked = ?6 AND next_trigger <> 2, \
-                     next_trigger = CASE WHEN next_trigger = 2 THEN 1 ELSE 0 END, lease_until = 0, \
+                     next_trigger = CASE WHEN next_trigger = 2 AND (?4 IS NULL OR ?6) THEN 1 ELSE 0 END, lease_until = 0, \
                      updated_at = ?5 WHERE id = ?1",
                 )
                 .map_err(map_err)?;

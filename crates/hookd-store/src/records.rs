@@ -58,9 +58,28 @@ pub struct ClaimBounds {
     pub endpoint_room: std::collections::HashMap<String, usize>,
     /// Applications whose share the caller has used up: none of their deliveries is claimed.
     pub skip_apps: Vec<String>,
+    /// Most deliveries of any one application not named in `app_room`; 0: no bound.
+    pub per_app: usize,
+    /// Room left for particular applications (those the caller already holds work for).
+    pub app_room: std::collections::HashMap<String, usize>,
 }
 
 impl ClaimBounds {
+    /// The applications' room as two parallel lists, and the default room (`per_app`, or
+    /// unbounded when 0).
+    pub fn app_lists(&self) -> (Vec<String>, Vec<i64>, i64) {
+        let (ids, rooms) = self
+            .app_room
+            .iter()
+            .map(|(id, room)| (id.clone(), i64::try_from(*room).unwrap_or(i64::MAX)))
+            .unzip();
+        let default = match self.per_app {
+            0 => i64::MAX,
+            n => i64::try_from(n).unwrap_or(i64::MAX),
+        };
+        (ids, rooms, default)
+    }
+
     /// The endpoints to skip, and the others' room, as two parallel lists.
     pub fn room_lists(&self) -> (Vec<String>, Vec<String>, Vec<i64>) {
         let mut skip = Vec::new();

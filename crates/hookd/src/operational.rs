@@ -213,10 +213,15 @@ pub async fn publish_batch(state: &AppState, app: &Application) -> anyhow::Resul
             match publish(state, app, input, None).await {
                 // Published before (by another node, or before a crash): stored once.
                 Ok(_) | Err(OpsError::Conflict { .. }) => {}
-                Err(e) => {
+                // The database is away: keep this and the rest for the next pass.
+                Err(OpsError::Store(e)) => {
                     state.store.remove_outbox(&done).await?;
                     return Err(anyhow::Error::new(e).context(format!("publishing {}", event.kind)));
                 }
+                // Refused for good (it can never be published): log it and go on, so one bad
+                // event cannot hold up every later one.
+                Err(e) => tracing::error!(error = %e, kind = %event.kind, id = %event.id,
+                    "an operational webhook event cannot be published; dropped"),
             }
         }
         done.push(event.id.clone());

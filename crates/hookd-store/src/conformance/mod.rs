@@ -154,6 +154,7 @@ macro_rules! store_conformance_tests {
             delivery_created_with_a_lease_is_not_claimed_before_the_lease_ends,
             claim_due_takes_the_longest_overdue_first_up_to_the_limit,
             fair_claim_takes_each_endpoints_room_and_skips_full_endpoints_and_applications,
+            fair_claim_bounds_each_application_across_its_endpoints,
             a_late_record_under_a_lease_taken_over_changes_nothing,
             renewing_extends_only_leases_still_held,
             a_resend_during_an_attempt_in_flight_survives_its_record,

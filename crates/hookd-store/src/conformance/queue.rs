@@ -787,6 +787,7 @@ pub async fn fair_claim_takes_each_endpoints_room_and_skips_full_endpoints_and_a
             per_endpoint: 2,
             endpoint_room: HashMap::from([(busy.id.clone(), 0), (quiet.id.clone(), 1)]),
             skip_apps: vec![app_b.id.clone()],
+            ..ClaimBounds::default()
         },
         10,
     )
@@ -797,7 +798,7 @@ pub async fn fair_claim_takes_each_endpoints_room_and_skips_full_endpoints_and_a
         ClaimBounds {
             per_endpoint: 2,
             endpoint_room: HashMap::from([(busy.id.clone(), 5)]),
-            skip_apps: vec![],
+            ..ClaimBounds::default()
         },
         10,
     )
@@ -888,7 +889,8 @@ pub async fn renewing_extends_only_leases_still_held(store: &dyn Store) {
 }
 
 /// A resend requested while a scheduled attempt is in flight is not swallowed by that attempt's
-/// record: the delivery stays due at the resend's time, as a manual attempt.
+/// record: a delivery that attempt finishes stays due at the resend's time as a manual attempt;
+/// one still on its schedule keeps its retries and has the next one brought forward.
 pub async fn a_resend_during_an_attempt_in_flight_survives_its_record(store: &dyn Store) {
     let mut g = Gen::new();
     let (_, ep) = app_with_endpoint(store, &mut g).await;
@@ -912,6 +914,19 @@ pub async fn a_resend_during_an_attempt_in_flight_survives_its_record(store: &dy
         TriggerType::Manual,
         "the resend is sent"
     );
+
+    // Still on its schedule: the failed attempt's retry (at 500) is brought forward to the
+    // resend (at 52) and stays a scheduled attempt, so no retry is lost.
+    let (msg2, d2) = send(store, &mut g, &ep, 50).await;
+    let claims = store.claim_due(at(51), at(80), 10).await.unwrap();
+    store.schedule_manual(&d2, at(52)).await.unwrap();
+    let mut failed = g.outcome(&d2, at(53), 500, Sending, Some(at(500)));
+    failed.lease_token = claimed(&claims, &d2.id).lease_token;
+    store.record_attempts(&[failed]).await.unwrap();
+    let state = store.get_delivery(&msg2.id, &ep.id).await.unwrap().expect("delivery");
+    assert_eq!((state.status, state.next_attempt_at), (Sending, Some(at(52))));
+    let next = store.claim_due(at(54), at(90), 10).await.unwrap();
+    assert_eq!(claimed(&next, &d2.id).trigger, TriggerType::Scheduled);
 }
 
 /// Retention never starves delivery: a message whose retention ended keeps its payload while a
@@ -982,4 +997,44 @@ pub async fn expired_idempotency_keys_are_deleted_in_batches(store: &dyn Store) 
         store.idempotency_begin("c", at(30), at(-30), at(2000)).await.unwrap(),
         IdempotencyState::Completed { .. }
     ));
+}
+
+/// A fair claim also bounds each application: at most `per_app` of one application's due
+/// deliveries (the longest overdue across its endpoints), or its listed room, so one tenant's
+/// many endpoints cannot fill a claim either.
+pub async fn fair_claim_bounds_each_application_across_its_endpoints(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app, first) = app_with_endpoint(store, &mut g).await;
+    let second = g.endpoint(&app.id, None, at(0));
+    store.create_endpoint(&second).await.unwrap();
+    let (_, other) = app_with_endpoint(store, &mut g).await;
+    let mut tenant = Vec::new();
+    for t in 0..4 {
+        tenant.push(send(store, &mut g, &first, 2 * t).await.1.id);
+        tenant.push(send(store, &mut g, &second, 2 * t + 1).await.1.id);
+    }
+    let neighbour = send(store, &mut g, &other, 20).await.1.id;
+    let claim = |bounds: ClaimBounds| async move {
+        let claims = store.claim_due_within(at(100), at(200), 50, &bounds).await.unwrap();
+        sorted(claims.into_iter().map(|c| c.id))
+    };
+    let got = claim(ClaimBounds {
+        per_endpoint: 10,
+        per_app: 3,
+        ..ClaimBounds::default()
+    })
+    .await;
+    assert_eq!(
+        got,
+        sorted([tenant[0].clone(), tenant[1].clone(), tenant[2].clone(), neighbour]),
+        "three of the tenant's, oldest first across its endpoints; the neighbour's too"
+    );
+    let got = claim(ClaimBounds {
+        per_endpoint: 10,
+        per_app: 3,
+        app_room: HashMap::from([(app.id.clone(), 1)]),
+        ..ClaimBounds::default()
+    })
+    .await;
+    assert_eq!(got, vec![tenant[3].clone()], "its listed room of one");
 }

@@ -108,7 +108,12 @@ impl Fairness {
         let mut held = self.held.lock().expect("fairness poisoned");
         let of_endpoint = held.endpoints.get(endpoint).copied().unwrap_or(0);
         let of_app = held.apps.get(app).copied().unwrap_or(0);
-        if held.total >= self.total || of_endpoint >= endpoint_limit || of_app >= self.app_share {
+        if held.total >= self.total || of_app >= self.app_share {
+            return None;
+        }
+        if of_endpoint >= endpoint_limit {
+            // Only a full endpoint share marks work waiting for this endpoint: a full
+            // application or node must not make every finished delivery trigger a claim.
             if held.waiting.len() < self.total {
                 held.waiting.insert(endpoint.to_string());
             }
@@ -149,10 +154,17 @@ impl Fairness {
             .filter(|(_, n)| **n >= self.app_share)
             .map(|(id, _)| id.clone())
             .collect();
+        let app_room = held
+            .apps
+            .iter()
+            .map(|(id, n)| (id.clone(), self.app_share.saturating_sub(*n)))
+            .collect();
         ClaimBounds {
             per_endpoint: self.endpoint_share,
             endpoint_room,
             skip_apps,
+            per_app: self.app_share,
+            app_room,
         }
     }
 }

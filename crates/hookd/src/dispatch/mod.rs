@@ -272,12 +272,15 @@ impl Worker {
         ));
         // Leases are short and renewed while their deliveries are held, so a dead node's work is
         // taken over within one lease.
-        tracker.spawn(renew_loop(
+        // Renewal goes on through the shutdown grace period, while requests still in flight
+        // finish and are recorded; it stops only once they are all done.
+        let renew_stop = CancellationToken::new();
+        let renewer = tokio::spawn(renew_loop(
             self.store.clone(),
             self.clock.clone(),
             self.in_flight.clone(),
             self.lease,
-            shutdown.clone(),
+            renew_stop.clone(),
         ));
         // Deliveries whose share of memory is full go back to the database, in batches.
         let overflow = Arc::new(Overflow::default());
@@ -309,7 +312,13 @@ impl Worker {
             let taken = {
                 let mut in_flight = self.in_flight.lock().expect("in-flight set poisoned");
                 match in_flight.entry(job.delivery.id.clone()) {
-                    std::collections::hash_map::Entry::Occupied(_) => false,
+                    std::collections::hash_map::Entry::Occupied(mut held) => {
+                        // Claimed again by this node while its attempt is still out (the lease
+                        // ran out meanwhile): that attempt's record must apply under the new
+                        // lease, or fencing would drop it and the delivery be sent twice.
+                        held.insert(job.delivery.lease_token);
+                        false
+                    }
                     std::collections::hash_map::Entry::Vacant(v) => {
                         v.insert(job.delivery.lease_token);
                         true
@@ -388,7 +397,9 @@ impl Worker {
                 // Slots are released before the record is queued: a slow database must not
                 // hold up sending. The delivery stays marked in flight until its record is
                 // committed, so a poll in between cannot send it again.
-                if let Some(record) = record {
+                if let Some(mut record) = record {
+                    // The lease this process holds now (a re-claim may have replaced it).
+                    record.lease_token = entry.token();
                     let events = !record.events.is_empty();
                     ctx.recorder.push(record).await;
                     if events {
@@ -418,6 +429,8 @@ impl Worker {
         }
         tracker.close();
         tracker.wait().await;
+        renew_stop.cancel();
+        let _ = renewer.await;
         let unsent = ctx.take_unsent();
         if !unsent.is_empty() {
             match self.store.release_leases(&unsent, self.clock.now()).await {
@@ -446,6 +459,14 @@ impl Worker {
 struct InFlightEntry {
     set: Arc<Mutex<HashMap<String, i64>>>,
     id: String,
+}
+
+impl InFlightEntry {
+    /// The lease token the delivery is held under now.
+    fn token(&self) -> i64 {
+        let set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        set.get(&self.id).copied().unwrap_or(0)
+    }
 }
 
 impl Drop for InFlightEntry {
