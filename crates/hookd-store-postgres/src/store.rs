@@ -1008,15 +1008,19 @@ impl Store for PostgresStore {
         Ok(done.rows_affected())
     }
 
-    async fn release_leases(&self, delivery_ids: &[String], now: DateTime<Utc>) -> StoreResult<()> {
-        if delivery_ids.is_empty() {
+    async fn release_leases(&self, leases: &[(String, i64)], now: DateTime<Utc>) -> StoreResult<()> {
+        if leases.is_empty() {
             return Ok(());
         }
+        let (ids, tokens): (Vec<String>, Vec<i64>) = leases.iter().cloned().unzip();
         sqlx::query(
-            "UPDATE delivery SET lease_until = 0, next_attempt_at = LEAST(next_attempt_at, $2) WHERE id = ANY($1)",
+            "UPDATE delivery d SET lease_until = 0, next_attempt_at = LEAST(d.next_attempt_at, $2) \
+             FROM UNNEST($1::text[], $3::bigint[]) AS u(id, token) \
+             WHERE d.id = u.id AND (u.token = 0 OR d.lease_token = u.token)",
         )
-        .bind(delivery_ids)
+        .bind(ids)
         .bind(micros(now))
+        .bind(tokens)
         .execute(&self.pool)
         .await
         .map_err(map_err)?;

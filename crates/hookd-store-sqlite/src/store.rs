@@ -889,17 +889,18 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn release_leases(&self, delivery_ids: &[String], now: DateTime<Utc>) -> StoreResult<()> {
-        let (ids, now) = (delivery_ids.to_vec(), micros(now));
+    async fn release_leases(&self, leases: &[(String, i64)], now: DateTime<Utc>) -> StoreResult<()> {
+        let (ids, now) = (leases.to_vec(), micros(now));
         self.write(move |c| {
             let mut stmt = c
                 .prepare_cached(
                     "UPDATE delivery SET lease_until = 0, \
-                     next_attempt_at = CASE WHEN next_attempt_at > ?2 THEN ?2 ELSE next_attempt_at END WHERE id = ?1",
+                     next_attempt_at = CASE WHEN next_attempt_at > ?2 THEN ?2 ELSE next_attempt_at END \
+                     WHERE id = ?1 AND (?3 = 0 OR lease_token = ?3)",
                 )
                 .map_err(map_err)?;
-            for id in &ids {
-                stmt.execute(params![id, now]).map_err(map_err)?;
+            for (id, token) in &ids {
+                stmt.execute(params![id, now, token]).map_err(map_err)?;
             }
             Ok(())
         })

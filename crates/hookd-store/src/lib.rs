@@ -228,7 +228,10 @@ pub trait Store: Send + Sync + 'static {
     async fn renew_leases(&self, leases: &[(String, i64)], lease_until: DateTime<Utc>) -> StoreResult<u64>;
     /// Gives back the leases of deliveries this process claimed but will not attempt (it is
     /// shutting down), so any node can send them at once instead of after the lease.
-    async fn release_leases(&self, delivery_ids: &[String], now: DateTime<Utc>) -> StoreResult<()>;
+    /// Fenced: each `(delivery id, lease token)` is released only while the delivery still holds
+    /// that lease (token 0: whatever it holds), so a late release can never free a lease another
+    /// claim has taken since. Released deliveries are due at `now`.
+    async fn release_leases(&self, leases: &[(String, i64)], now: DateTime<Utc>) -> StoreResult<()>;
     /// Keeps a leased delivery without a due time (its endpoint is disabled), releasing the lease.
     async fn park_delivery(&self, delivery_id: &str) -> StoreResult<()>;
     /// Makes every parked delivery of an endpoint due at `now` (it was enabled again).

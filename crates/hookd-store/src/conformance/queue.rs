@@ -185,7 +185,7 @@ pub async fn released_leases_make_deliveries_claimable_at_once(store: &dyn Store
     both.sort();
     assert_eq!(claimed, both);
     store
-        .release_leases(std::slice::from_ref(&given_back.id), at(2))
+        .release_leases(&[(given_back.id.clone(), 0)], at(2))
         .await
         .expect("release");
     store
@@ -810,8 +810,9 @@ pub async fn fair_claim_takes_each_endpoints_room_and_skips_full_endpoints_and_a
     );
 }
 
-/// Fencing: after a lease ran out and another claim took the delivery, a late record made under
-/// the old lease changes nothing (no attempt, no state); the current owner's record applies.
+/// Fencing: after a lease ran out and another claim took the delivery, a late record (or
+/// release) made under the old lease changes nothing (no attempt, no state, the new lease
+/// kept); the current owner's record applies.
 /// Unfenced records (token 0) still apply.
 pub async fn a_late_record_under_a_lease_taken_over_changes_nothing(store: &dyn Store) {
     let mut g = Gen::new();
@@ -831,6 +832,14 @@ pub async fn a_late_record_under_a_lease_taken_over_changes_nothing(store: &dyn 
         (state.status, state.next_attempt_at),
         (Pending, Some(at(60))),
         "untouched: due again when the current owner's lease ends"
+    );
+
+    // A late release under the old lease leaves the new owner's lease in place.
+    store.release_leases(&[(d.id.clone(), old)], at(42)).await.unwrap();
+    assert_eq!(
+        claim(store, 43, 70).await,
+        Vec::<String>::new(),
+        "still leased by the new owner"
     );
 
     let mut current = g.outcome(&d, at(41), 500, Sending, Some(at(100)));

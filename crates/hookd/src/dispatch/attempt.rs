@@ -31,8 +31,9 @@ pub(super) struct SendContext {
     pub guards: Arc<Guards>,
     pub notifier: Notifier,
     pub disable_after: chrono::Duration,
-    /// Deliveries claimed but given up because of a shutdown; their leases are released.
-    pub unsent: std::sync::Mutex<Vec<String>>,
+    /// Deliveries claimed but given up because of a shutdown, with their lease tokens; their
+    /// leases are released.
+    pub unsent: std::sync::Mutex<Vec<(String, i64)>>,
 }
 
 /// The shared slots an attempt takes only for its request, after pacing: its application's
@@ -58,7 +59,7 @@ impl SendContext {
                     self.endpoints.invalidate(&d.app_id);
                     if let Err(e) = self
                         .store
-                        .release_leases(std::slice::from_ref(&d.id), self.clock.now())
+                        .release_leases(&[(d.id.clone(), d.lease_token)], self.clock.now())
                         .await
                     {
                         tracing::warn!(error = %e, delivery = %d.id, "cannot give back a lease; it runs out on its own");
@@ -137,7 +138,7 @@ impl SendContext {
             } => slot,
         };
         let Some(slot) = slot else {
-            self.unsent(d.id.clone());
+            self.unsent(d.id.clone(), d.lease_token);
             return None;
         };
         let started = self.clock.now();
@@ -210,13 +211,17 @@ impl SendContext {
         }
     }
 
-    /// Notes a delivery that will not be attempted by this process.
-    pub fn unsent(&self, delivery_id: String) {
-        self.unsent.lock().expect("unsent list poisoned").push(delivery_id);
+    /// Notes a delivery (and the lease it is held under) that will not be attempted by this
+    /// process.
+    pub fn unsent(&self, delivery_id: String, lease_token: i64) {
+        self.unsent
+            .lock()
+            .expect("unsent list poisoned")
+            .push((delivery_id, lease_token));
     }
 
     /// The deliveries noted by [`SendContext::unsent`].
-    pub fn take_unsent(&self) -> Vec<String> {
+    pub fn take_unsent(&self) -> Vec<(String, i64)> {
         std::mem::take(&mut *self.unsent.lock().expect("unsent list poisoned"))
     }
 

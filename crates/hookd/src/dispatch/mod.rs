@@ -355,7 +355,7 @@ impl Worker {
                     .lock()
                     .expect("in-flight set poisoned")
                     .remove(&job.delivery.id);
-                overflow.push(job.delivery.id);
+                overflow.push(job.delivery.id, job.delivery.lease_token);
                 continue;
             };
             let endpoint_slot = Self::semaphore(&self.per_endpoint, &job.delivery.endpoint_id, self.endpoint_cap);
@@ -372,13 +372,14 @@ impl Worker {
             let abandon = abandon.clone();
             tracker.spawn(async move {
                 let delivery_id = job.delivery.id.clone();
+                let lease_token = job.delivery.lease_token;
                 // The endpoint's slot first: deliveries queued behind a slow endpoint wait here
                 // without holding an application or global slot (the attempt takes those only
                 // to send). A shutdown while waiting gives the delivery back instead of sending it.
                 let record = tokio::select! {
                     biased;
                     _ = stop.cancelled() => {
-                        ctx.unsent(delivery_id.clone());
+                        ctx.unsent(delivery_id.clone(), lease_token);
                         None
                     }
                     slot = endpoint_slot.acquire_owned() => match slot {
@@ -387,7 +388,7 @@ impl Worker {
                             _ = abandon.cancelled() => {
                                 // Dropping the attempt cancels its request; the delivery goes
                                 // back to the queue and is sent again (it was in flight).
-                                ctx.unsent(delivery_id.clone());
+                                ctx.unsent(delivery_id.clone(), lease_token);
                                 None
                             }
                         },
@@ -420,12 +421,12 @@ impl Worker {
         });
         self.rx.close();
         while let Ok(job) = self.rx.try_recv() {
-            ctx.unsent(job.delivery.id);
+            ctx.unsent(job.delivery.id, job.delivery.lease_token);
         }
         let _ = poller.await;
         let _ = flusher.await;
-        for id in overflow.take() {
-            ctx.unsent(id);
+        for (id, token) in overflow.take() {
+            ctx.unsent(id, token);
         }
         tracker.close();
         tracker.wait().await;
@@ -480,22 +481,22 @@ impl Drop for InFlightEntry {
 /// Leases to give back: deliveries that found their share of memory full.
 #[derive(Default)]
 struct Overflow {
-    ids: Mutex<Vec<String>>,
+    ids: Mutex<Vec<(String, i64)>>,
     added: Notify,
 }
 
 impl Overflow {
-    fn push(&self, id: String) {
+    fn push(&self, id: String, lease_token: i64) {
         let mut ids = self.ids.lock().expect("overflow poisoned");
         // Beyond the cap (the database is not taking writes) the lease simply runs out.
         if ids.len() < OVERFLOW_CAP {
-            ids.push(id);
+            ids.push((id, lease_token));
         }
         drop(ids);
         self.added.notify_one();
     }
 
-    fn take(&self) -> Vec<String> {
+    fn take(&self) -> Vec<(String, i64)> {
         std::mem::take(&mut *self.ids.lock().expect("overflow poisoned"))
     }
 
@@ -620,14 +621,15 @@ async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
                 let mut unsent = Vec::new();
                 for delivery in claimed {
                     if !unsent.is_empty() {
-                        unsent.push(delivery.id);
+                        unsent.push((delivery.id, delivery.lease_token));
                         continue;
                     }
                     if let Err(e) = p.jobs.try_send(Job {
                         delivery,
                         message: None,
                     }) {
-                        unsent.push(e.into_inner().delivery.id);
+                        let d = e.into_inner().delivery;
+                        unsent.push((d.id, d.lease_token));
                     }
                 }
                 if !unsent.is_empty() {
