@@ -154,6 +154,17 @@ impl AppState {
 /// Most entries a cache keeps (applications' endpoint lists, tokens) before it evicts.
 const MAX_CACHED: usize = 10_000;
 
+/// Keeps a cache below [`MAX_CACHED`] before an insert: drops what has outlived `ttl`, and
+/// everything if that was not enough (the cache refills with what is in use).
+fn make_room<V>(entries: &mut HashMap<String, (Instant, V)>, ttl: Duration) {
+    if entries.len() >= MAX_CACHED {
+        entries.retain(|_, (at, _)| at.elapsed() < ttl);
+        if entries.len() >= MAX_CACHED {
+            entries.clear();
+        }
+    }
+}
+
 /// When an application's endpoint list was loaded, and the list.
 type CachedEndpoints = (Instant, Arc<AppEndpoints>);
 
@@ -215,14 +226,7 @@ impl EndpointCache {
         }
         let list = Arc::new(AppEndpoints::new(self.store.all_endpoints(app_id).await?));
         let mut entries = self.entries.write().expect("cache poisoned");
-        if entries.len() >= MAX_CACHED {
-            // Bounded: drop what has expired, and everything if that was not enough.
-            let ttl = self.ttl;
-            entries.retain(|_, (at, _)| at.elapsed() < ttl);
-            if entries.len() >= MAX_CACHED {
-                entries.clear();
-            }
-        }
+        make_room(&mut entries, self.ttl);
         entries.insert(app_id.to_string(), (Instant::now(), list.clone()));
         Ok(list)
     }
@@ -266,14 +270,7 @@ impl TokenCache {
         let found = self.store.find_token(hash).await?;
         if let Some(t) = &found {
             let mut entries = self.entries.write().expect("cache poisoned");
-            if entries.len() >= MAX_CACHED {
-                // Bounded: drop what has expired, and everything if that was not enough.
-                let ttl = self.ttl;
-                entries.retain(|_, (at, _)| at.elapsed() < ttl);
-                if entries.len() >= MAX_CACHED {
-                    entries.clear();
-                }
-            }
+            make_room(&mut entries, self.ttl);
             entries.insert(hash.to_string(), (Instant::now(), t.clone()));
         }
         Ok(found)
@@ -375,6 +372,23 @@ mod tests {
             created_at: at,
             updated_at: at,
         }
+    }
+
+    #[test]
+    fn a_full_cache_drops_expired_entries_first_and_everything_if_needed() {
+        let mut entries: HashMap<String, (Instant, u8)> = HashMap::new();
+        let old = Instant::now() - Duration::from_secs(60);
+        for i in 0..MAX_CACHED - 1 {
+            entries.insert(format!("old{i}"), (old, 0));
+        }
+        entries.insert("fresh".into(), (Instant::now(), 1));
+        make_room(&mut entries, Duration::from_secs(10));
+        assert_eq!(entries.len(), 1, "the expired ones went, the fresh one stayed");
+        for i in 0..MAX_CACHED {
+            entries.insert(format!("new{i}"), (Instant::now(), 2));
+        }
+        make_room(&mut entries, Duration::from_secs(10));
+        assert!(entries.is_empty(), "all fresh and still too many: cleared");
     }
 
     #[test]
