@@ -137,6 +137,36 @@ mod tests {
         .unwrap();
     }
 
+    /// Starts a job that keeps the writer thread busy for `ms`, and returns once the thread is
+    /// inside it (so whatever is submitted next waits behind it).
+    async fn occupy(w: &std::sync::Arc<Writer>, ms: u64) -> tokio::task::JoinHandle<()> {
+        let (started, inside) = std::sync::mpsc::channel();
+        let w = w.clone();
+        let busy = tokio::spawn(async move {
+            w.run(move |_| {
+                let _ = started.send(());
+                std::thread::sleep(Duration::from_millis(ms));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        });
+        tokio::task::spawn_blocking(move || inside.recv().unwrap())
+            .await
+            .unwrap();
+        busy
+    }
+
+    /// Polls `f` once; `true` while it is still pending.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(f: &mut F) -> bool {
+        let mut f = Some(f);
+        std::future::poll_fn(move |cx| {
+            let pending = std::pin::Pin::new(f.take().unwrap()).poll(cx).is_pending();
+            std::task::Poll::Ready(pending)
+        })
+        .await
+    }
+
     async fn count(w: &Writer) -> i64 {
         w.run(|c| {
             c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
@@ -149,11 +179,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_whose_caller_gave_up_is_not_committed() {
         let w = std::sync::Arc::new(writer(16));
-        let busy = tokio::spawn({
-            let w = w.clone();
-            async move { hold(&w, 300).await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let busy = occupy(&w, 300).await;
         // Queued behind the busy job, then abandoned (a request timeout drops the future).
         let insert = w.run(|c| {
             c.execute("INSERT INTO t VALUES (1)", [])
@@ -176,18 +202,15 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_refuses_at_once_instead_of_growing() {
         let w = std::sync::Arc::new(writer(2));
-        let busy = tokio::spawn({
-            let w = w.clone();
-            async move { hold(&w, 300).await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let queued: Vec<_> = (0..2)
-            .map(|_| {
-                let w = w.clone();
-                tokio::spawn(async move { hold(&w, 0).await })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let busy = occupy(&w, 500).await;
+        // Two jobs fill the queue behind it (each is queued at its first poll).
+        let mut queued = Vec::new();
+        for _ in 0..2 {
+            let w2 = w.clone();
+            let mut job = Box::pin(async move { hold(&w2, 0).await });
+            assert!(futures_poll_once(&mut job).await, "queued, not done");
+            queued.push(tokio::spawn(job));
+        }
         let refused = w.run(|_| Ok(())).await;
         assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
         busy.await.unwrap();
