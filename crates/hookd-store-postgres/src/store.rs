@@ -666,14 +666,15 @@ impl Store for PostgresStore {
                 .map_err(map_err)?
                 .into_iter()
                 .collect();
-        let kept: Vec<AttemptRecord> = hookd_store::fenced(outcomes, &current).into_iter().cloned().collect();
+        // References, not copies: a batch carries every attempt's response body.
+        let kept: Vec<&AttemptRecord> = hookd_store::fenced(outcomes, &current);
         if kept.len() < outcomes.len() {
             tracing::debug!(
                 dropped = outcomes.len() - kept.len(),
                 "attempt records whose lease was taken over"
             );
         }
-        let outcomes = kept.as_slice();
+        let outcomes = kept;
         if outcomes.is_empty() {
             return tx.commit().await.map_err(map_err);
         }
@@ -727,7 +728,7 @@ impl Store for PostgresStore {
         // Deliveries: the last outcome of each decides its state; every outcome counts as an
         // attempt. Sorted by id so concurrent batches lock shared rows in the same order.
         let mut updates: BTreeMap<&str, DeliveryUpdate> = BTreeMap::new();
-        for o in outcomes {
+        for &o in &outcomes {
             let entry = updates
                 .entry(&o.delivery_id)
                 .or_insert(DeliveryUpdate { last: o, attempts: 0 });
@@ -770,7 +771,7 @@ impl Store for PostgresStore {
         // Endpoint health for auto-disable: any success ends a failing run; a scheduled attempt
         // that exhausts its delivery starts one if none is running.
         let mut health: BTreeMap<&str, Health> = BTreeMap::new();
-        for o in outcomes {
+        for &o in &outcomes {
             let a = &o.attempt;
             let at = micros(a.created_at);
             if a.status == MessageStatus::Success {

@@ -178,8 +178,11 @@ pub trait Store: Send + Sync + 'static {
         self.claim_due_within(now, lease_until, limit, &bounds).await
     }
     /// Leases up to `limit` due deliveries until `lease_until`, the longest overdue first, but
-    /// never more of one endpoint than its room in `bounds` and none of a skipped application:
-    /// one endpoint's backlog cannot fill a claim while others wait. Only the
+    /// never more of one endpoint or one application than its room in `bounds`, and none of a
+    /// skipped endpoint or application: one tenant's backlog cannot fill a claim while others
+    /// wait. Each claimed delivery gets a fresh lease token and its due time moves to
+    /// `lease_until`, so it is due again by itself if its lease runs out, and later claims
+    /// never walk leased rows. Only the
     /// [`CLAIM_SCAN_FACTOR`]` × limit` longest overdue candidates (skipped endpoints and
     /// applications left out) are considered per call, so a claim's cost does not grow with
     /// the queue.

@@ -224,6 +224,18 @@ impl RelayHub {
 mod tests {
     use super::*;
 
+    /// A delivery request as the dispatcher hands it over.
+    fn request() -> RelayRequest {
+        RelayRequest {
+            id: 0,
+            msg_id: "msg_1".into(),
+            event_type: "a.b".into(),
+            attempt: 1,
+            headers: BTreeMap::new(),
+            body: "{}".into(),
+        }
+    }
+
     #[test]
     fn frames_are_tagged_json() {
         let f = Frame::Result(RelayReply {
@@ -246,14 +258,7 @@ mod tests {
     #[tokio::test]
     async fn a_reply_reaches_the_waiting_attempt_and_a_drop_fails_it() {
         let hub = RelayHub::default();
-        let req = RelayRequest {
-            id: 0,
-            msg_id: "msg_1".into(),
-            event_type: "a.b".into(),
-            attempt: 1,
-            headers: BTreeMap::new(),
-            body: "{}".into(),
-        };
+        let req = request();
         let none = hub.forward("ep_1", req.clone(), Duration::from_secs(1)).await;
         assert!(none.unwrap_err().reason.contains("no hookd listen session"));
 
@@ -293,14 +298,7 @@ mod tests {
         // A queue of one that nobody reads: the CLI stopped reading its socket.
         let (tx, _stuck) = mpsc::channel(1);
         let _registration = hub.register("ep_1", tx);
-        let req = RelayRequest {
-            id: 0,
-            msg_id: "msg_1".into(),
-            event_type: "a.b".into(),
-            attempt: 1,
-            headers: BTreeMap::new(),
-            body: "{}".into(),
-        };
+        let req = request();
         let first = hub.forward("ep_1", req.clone(), Duration::from_secs(3)).await;
         assert!(first.unwrap_err().timed_out, "queued but never answered");
         // The queue is now full: the next forward waits to queue, and still ends on time.

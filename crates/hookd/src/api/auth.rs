@@ -48,11 +48,12 @@ fn token_out(t: &hookd_store::TokenRecord) -> Value {
 /// The environment an admin token manages tokens of: its own, unless it asks for another. A live
 /// admin token owns the installation and may manage the sandbox's tokens; a test admin token
 /// reaches only the sandbox (403 for live), so a sandbox credential can never mint a live one.
-fn managed_env(caller: &Caller, asked: Option<&str>) -> Result<Environment, ApiError> {
+/// `loc` is where `asked` came from, for the 422 (`["body", "environment"]` or
+/// `["query", "environment"]`).
+fn managed_env(caller: &Caller, asked: Option<&str>, loc: &[&str]) -> Result<Environment, ApiError> {
     caller.require_admin()?;
     let Some(asked) = asked else { return Ok(caller.env) };
-    let env = Environment::parse(asked)
-        .ok_or_else(|| ApiError::field(&["body", "environment"], "environment must be live or test"))?;
+    let env = Environment::parse(asked).ok_or_else(|| ApiError::field(loc, "environment must be live or test"))?;
     match (caller.env, env) {
         (a, b) if a == b => Ok(env),
         (Environment::Live, Environment::Test) => Ok(env),
@@ -64,7 +65,7 @@ fn managed_env(caller: &Caller, asked: Option<&str>) -> Result<Environment, ApiE
 /// may manage (hookd's own route).
 async fn list_tokens(State(s): State<AppState>, caller: Caller, query: Query) -> ApiResult<Json<Value>> {
     // `?environment=live|test`; the caller's own by default.
-    let env = managed_env(&caller, query.get("environment"))?;
+    let env = managed_env(&caller, query.get("environment"), &["query", "environment"])?;
     let tokens = s.store.list_tokens().await?;
     let data: Vec<Value> = tokens.iter().filter(|t| t.env == env).map(token_out).collect();
     Ok(Json(json!({ "data": data })))
@@ -91,7 +92,7 @@ async fn new_token(
     caller: Caller,
     JsonBody(body): JsonBody<TokenIn>,
 ) -> ApiResult<Response> {
-    let env = managed_env(&caller, body.environment.as_deref())?;
+    let env = managed_env(&caller, body.environment.as_deref(), &["body", "environment"])?;
     if body.name.trim().is_empty() || body.name.len() > 256 {
         return Err(ApiError::field(&["body", "name"], "name must be 1 to 256 characters"));
     }
@@ -123,7 +124,7 @@ async fn revoke_token(
     Path(token_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
-    let may = |env: Environment| managed_env(&caller, Some(env.as_str())).is_ok();
+    let may = |env: Environment| managed_env(&caller, Some(env.as_str()), &[]).is_ok();
     if !s.store.get_token(&token_id).await?.is_some_and(|t| may(t.env)) {
         return Err(ApiError::NotFound);
     }
