@@ -62,8 +62,8 @@ struct Args {
     /// Approximate size of each message payload in bytes.
     #[arg(long, default_value_t = 1024)]
     payload_bytes: usize,
-    /// Endpoints subscribed to every message (1 to 64).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    /// Endpoints subscribed to every message (1 to 1,000).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=MAX_ENDPOINTS as u64))]
     endpoints: u64,
     /// Bound on publishing (beyond the paced schedule) and, separately, on waiting for deliveries.
     #[arg(long, default_value_t = 120)]
@@ -130,10 +130,18 @@ struct Latency {
     max: Option<f64>,
 }
 
+/// Words of the per-message bitset of endpoints reached: room for [`MAX_ENDPOINTS`].
+const REACHED_WORDS: usize = MAX_ENDPOINTS.div_ceil(64);
+/// One bit per endpoint.
+type Reached = [u64; REACHED_WORDS];
+/// Most endpoints a run may create.
+const MAX_ENDPOINTS: usize = 1000;
+
 /// The fake webhook consumer shared by its handlers.
 struct Receiver {
-    /// Per message id: first and latest arrival, and a bitmask of the endpoints reached.
-    by_id: Mutex<HashMap<String, (Instant, Instant, u64)>>,
+    /// Per message id: first and latest arrival, and which endpoints it reached (one bit per
+    /// endpoint).
+    by_id: Mutex<HashMap<String, (Instant, Instant, Reached)>>,
     /// (message, endpoint) pairs that arrived again: redeliveries, which should not happen here.
     duplicates: AtomicUsize,
     /// Distinct (message, endpoint) deliveries; a watch, so `run` can await a count, not poll.
@@ -151,11 +159,15 @@ async fn receive(
     let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) else {
         return StatusCode::BAD_REQUEST;
     };
+    let Some(word) = usize::try_from(endpoint / 64).ok().filter(|w| *w < REACHED_WORDS) else {
+        return StatusCode::NOT_FOUND;
+    };
     let bit = 1u64 << (endpoint % 64);
     let mut by_id = rx.by_id.lock().expect("receiver lock poisoned");
-    let entry = by_id.entry(id.to_string()).or_insert((now, now, 0));
-    if entry.2 & bit == 0 {
-        (entry.1, entry.2) = (entry.1.max(now), entry.2 | bit);
+    let entry = by_id.entry(id.to_string()).or_insert((now, now, [0; REACHED_WORDS]));
+    if entry.2[word] & bit == 0 {
+        entry.1 = entry.1.max(now);
+        entry.2[word] |= bit;
         rx.delivered.send_modify(|n| *n += 1);
     } else {
         rx.duplicates.fetch_add(1, Ordering::Relaxed);

@@ -441,14 +441,14 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn all_endpoints(&self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
+    async fn all_endpoints_sealed(&self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
         let mut q = Query::new(format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = "));
         q.push_bind(app_id.to_string()).push(" ORDER BY id");
-        self.fetch(q, rows::endpoint)
-            .await?
-            .into_iter()
-            .map(|e| open_endpoint(self.secrets.as_deref(), e))
-            .collect()
+        self.fetch(q, rows::endpoint).await
+    }
+
+    fn open_endpoint_secrets(&self, endpoint: Endpoint) -> StoreResult<Endpoint> {
+        open_endpoint(self.secrets.as_deref(), endpoint)
     }
 
     async fn upsert_event_type(&self, et: &EventType) -> StoreResult<()> {

@@ -72,6 +72,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_payload_expiry.sql")),
     (4, include_str!("../migrations/0004_event_type_group.sql")),
     (5, include_str!("../migrations/0005_leases_and_outbox.sql")),
+    (6, include_str!("../migrations/0006_claim_index.sql")),
 ];
 /// Read-only connections kept open, and the most reads running at once.
 const READERS: usize = 8;

@@ -385,7 +385,7 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn all_endpoints(&self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
+    async fn all_endpoints_sealed(&self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
         let app_id = app_id.to_string();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -394,10 +394,11 @@ impl Store for SqliteStore {
             let rows = stmt.query_map([app_id], rows::endpoint)?;
             rows.collect::<rusqlite::Result<Vec<Endpoint>>>()
         })
-        .await?
-        .into_iter()
-        .map(|e| open_endpoint(self.secrets.as_deref(), e))
-        .collect()
+        .await
+    }
+
+    fn open_endpoint_secrets(&self, endpoint: Endpoint) -> StoreResult<Endpoint> {
+        open_endpoint(self.secrets.as_deref(), endpoint)
     }
 
     async fn upsert_event_type(&self, et: &EventType) -> StoreResult<()> {
@@ -526,82 +527,65 @@ impl Store for SqliteStore {
         limit: usize,
         bounds: &ClaimBounds,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        let (skip, ids, rooms) = bounds.room_lists();
-        let room: serde_json::Map<String, serde_json::Value> =
-            ids.into_iter().zip(rooms).map(|(id, r)| (id, r.into())).collect();
+        let (skip, _, _) = bounds.room_lists();
         let skip = serde_json::to_string(&skip).map_err(StoreError::internal)?;
-        let room = serde_json::to_string(&room).map_err(StoreError::internal)?;
         let skip_apps = serde_json::to_string(&bounds.skip_apps).map_err(StoreError::internal)?;
-        let (app_ids, app_rooms, per_app) = bounds.app_lists();
-        let app_room: serde_json::Map<String, serde_json::Value> = app_ids
-            .into_iter()
-            .zip(app_rooms)
-            .map(|(id, r)| (id, r.into()))
-            .collect();
-        let app_room = serde_json::to_string(&app_room).map_err(StoreError::internal)?;
-        let per_endpoint = i64::try_from(bounds.per_endpoint).unwrap_or(i64::MAX);
         let scan = i64::try_from(limit.saturating_mul(CLAIM_SCAN_FACTOR)).unwrap_or(i64::MAX);
         let token = hookd_store::new_lease_token(&mut rand::thread_rng());
+        let bounds = bounds.clone();
         self.write(move |c| {
-            // The candidates are the longest overdue rows of endpoints and applications that
-            // may take more (a bounded index walk); each endpoint's first `room` of them are
-            // leased.
-            let mut stmt = c
+            // The candidates: the longest overdue rows of endpoints and applications that may
+            // take more, a bounded walk of the due index (which covers the columns read). Each
+            // endpoint's and application's room is then applied in order, here rather than in
+            // SQL, where joining the room lists costs more than the walk itself.
+            let mut candidates = c
                 .prepare_cached(
-                    // A claimed delivery is due again when its lease ends (unless an attempt is
-                    // recorded first), so the due-time index never walks leased rows.
-                    "UPDATE delivery SET lease_until = ?1, lease_token = ?9, next_attempt_at = ?1, \
-                     next_trigger = MIN(next_trigger, 1) \
-                     WHERE id IN (SELECT id FROM ( \
-                       SELECT e.id, e.next_attempt_at, \
-                         row_number() OVER (PARTITION BY e.app_id ORDER BY e.next_attempt_at, e.id) AS rn_app, \
-                         COALESCE(ra.value, ?11) AS room_app \
-                       FROM (SELECT c.id, c.app_id, c.next_attempt_at, \
-                               row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS rn, \
-                               COALESCE(r.value, ?6) AS room \
-                             FROM (SELECT id, endpoint_id, app_id, next_attempt_at FROM delivery \
-                                   WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?2 AND lease_until <= ?2 \
-                                     AND endpoint_id NOT IN (SELECT value FROM json_each(?4)) \
-                                     AND app_id NOT IN (SELECT value FROM json_each(?7)) \
-                                   ORDER BY next_attempt_at LIMIT ?8) c \
-                             LEFT JOIN json_each(?5) r ON r.key = c.endpoint_id) e \
-                       LEFT JOIN json_each(?10) ra ON ra.key = e.app_id \
-                       WHERE e.rn <= e.room) \
-                     WHERE rn_app <= room_app ORDER BY next_attempt_at LIMIT ?3) \
-                     RETURNING id, msg_id, endpoint_id, app_id, scheduled_attempts, total_attempts, MIN(next_trigger, 1)",
+                    "WITH skip(k) AS MATERIALIZED (SELECT value FROM json_each(?3)), \
+                          skip_app(k) AS MATERIALIZED (SELECT value FROM json_each(?4)) \
+                     SELECT id, endpoint_id, app_id FROM delivery INDEXED BY delivery_due_claim \
+                     WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 AND lease_until <= ?1 \
+                       AND endpoint_id NOT IN (SELECT k FROM skip) AND app_id NOT IN (SELECT k FROM skip_app) \
+                     ORDER BY next_attempt_at LIMIT ?2",
                 )
                 .map_err(map_err)?;
-            let rows = stmt
-                .query_map(
-                    params![
-                        micros(lease_until),
-                        micros(now),
-                        limit as i64,
-                        skip,
-                        room,
-                        per_endpoint,
-                        skip_apps,
-                        scan,
-                        token,
-                        app_room,
-                        per_app
-                    ],
-                    |r| {
-                        Ok(ClaimedDelivery {
-                            id: r.get(0)?,
-                            msg_id: r.get(1)?,
-                            endpoint_id: r.get(2)?,
-                            app_id: r.get(3)?,
-                            scheduled_attempts: r.get(4)?,
-                            total_attempts: r.get(5)?,
-                            trigger: hookd_core::model::TriggerType::from_code(r.get(6)?)
-                                .unwrap_or(hookd_core::model::TriggerType::Scheduled),
-                            lease_token: token,
-                        })
-                    },
+            let rows = candidates
+                .query_map(params![micros(now), scan, skip, skip_apps], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                })
+                .map_err(map_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_err)?;
+            let picked = bounds.pick(rows.iter().map(|(_, e, a)| (e.as_str(), a.as_str())), limit);
+            // A claimed delivery is due again when its lease ends (unless an attempt is
+            // recorded first), so the due index never walks leased rows.
+            let mut lease = c
+                .prepare_cached(
+                    "UPDATE delivery SET lease_until = ?2, lease_token = ?3, next_attempt_at = ?2, \
+                     next_trigger = MIN(next_trigger, 1) WHERE id = ?1 \
+                     RETURNING msg_id, scheduled_attempts, total_attempts, MIN(next_trigger, 1)",
                 )
                 .map_err(map_err)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+            let mut claimed = Vec::with_capacity(picked.len());
+            for i in picked {
+                let (id, endpoint_id, app_id) = &rows[i];
+                let (msg_id, scheduled_attempts, total_attempts, trigger) = lease
+                    .query_row(params![id, micros(lease_until), token], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .map_err(map_err)?;
+                claimed.push(ClaimedDelivery {
+                    id: id.clone(),
+                    msg_id,
+                    endpoint_id: endpoint_id.clone(),
+                    app_id: app_id.clone(),
+                    scheduled_attempts,
+                    total_attempts,
+                    trigger: hookd_core::model::TriggerType::from_code(trigger)
+                        .unwrap_or(hookd_core::model::TriggerType::Scheduled),
+                    lease_token: token,
+                });
+            }
+            Ok(claimed)
         })
         .await
     }

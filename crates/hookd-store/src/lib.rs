@@ -111,8 +111,18 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()>;
     /// Keyset page ordered by id.
     async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>>;
-    /// Every endpoint of an application (for fan-out; callers cache it).
-    async fn all_endpoints(&self, app_id: &str) -> StoreResult<Vec<Endpoint>>;
+    /// Every endpoint of an application, its secrets and sensitive header values opened.
+    async fn all_endpoints(&self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
+        let sealed = self.all_endpoints_sealed(app_id).await?;
+        sealed.into_iter().map(|e| self.open_endpoint_secrets(e)).collect()
+    }
+    /// Every endpoint of an application with its secrets and sensitive header values as stored
+    /// (sealed when `secrets.main_key` is set), for callers that cache the list and open only
+    /// the endpoints they sign for, with [`Store::open_endpoint_secrets`].
+    async fn all_endpoints_sealed(&self, app_id: &str) -> StoreResult<Vec<Endpoint>>;
+    /// Opens the secrets and sensitive header values of an endpoint read by
+    /// [`Store::all_endpoints_sealed`].
+    fn open_endpoint_secrets(&self, endpoint: Endpoint) -> StoreResult<Endpoint>;
 
     // ----- event types -----
 

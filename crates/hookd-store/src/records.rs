@@ -80,6 +80,37 @@ impl ClaimBounds {
         (ids, rooms, default)
     }
 
+    /// Which of `candidates` (endpoint and application of each, longest overdue first) a claim
+    /// takes: in order, each while its endpoint and its application have room left, at most
+    /// `limit`. Returns their positions.
+    pub fn pick<'a>(&self, candidates: impl IntoIterator<Item = (&'a str, &'a str)>, limit: usize) -> Vec<usize> {
+        use std::collections::HashMap;
+        let mut taken_of_endpoint: HashMap<&str, usize> = HashMap::new();
+        let mut taken_of_app: HashMap<&str, usize> = HashMap::new();
+        let skip_apps: std::collections::HashSet<&str> = self.skip_apps.iter().map(String::as_str).collect();
+        let mut picked = Vec::new();
+        for (i, (endpoint, app)) in candidates.into_iter().enumerate() {
+            if picked.len() >= limit {
+                break;
+            }
+            let endpoint_room = self.endpoint_room.get(endpoint).copied().unwrap_or(self.per_endpoint);
+            let app_room = match (self.app_room.get(app), self.per_app) {
+                (Some(room), _) => *room,
+                (None, 0) => usize::MAX,
+                (None, per_app) => per_app,
+            };
+            let of_endpoint = taken_of_endpoint.entry(endpoint).or_default();
+            let of_app = taken_of_app.entry(app).or_default();
+            if *of_endpoint >= endpoint_room || *of_app >= app_room || skip_apps.contains(app) {
+                continue;
+            }
+            *of_endpoint += 1;
+            *of_app += 1;
+            picked.push(i);
+        }
+        picked
+    }
+
     /// The endpoints to skip, and the others' room, as two parallel lists.
     pub fn room_lists(&self) -> (Vec<String>, Vec<String>, Vec<i64>) {
         let mut skip = Vec::new();
@@ -399,4 +430,46 @@ pub fn storable_attempt(a: &Attempt) -> std::borrow::Cow<'_, Attempt> {
         response_headers: a.response_headers.iter().map(|(k, v)| (clean(k), clean(v))).collect(),
         ..a.clone()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pick_takes_candidates_in_order_within_each_endpoints_and_applications_room() {
+        let bounds = ClaimBounds {
+            per_endpoint: 2,
+            endpoint_room: [("ep_slow".to_string(), 1), ("ep_off".to_string(), 0)].into(),
+            skip_apps: vec!["app_full".into()],
+            per_app: 3,
+            app_room: [("app_busy".to_string(), 1)].into(),
+        };
+        let candidates = [
+            ("ep_a", "app_1"),    // 0: taken
+            ("ep_a", "app_1"),    // 1: taken (ep_a's second)
+            ("ep_a", "app_1"),    // 2: ep_a full (per_endpoint 2)
+            ("ep_slow", "app_1"), // 3: taken, ep_slow's room is 1; app_1's third
+            ("ep_slow", "app_1"), // 4: ep_slow full
+            ("ep_off", "app_2"),  // 5: room 0
+            ("ep_b", "app_1"),    // 6: app_1 full (per_app 3)
+            ("ep_c", "app_full"), // 7: skipped application
+            ("ep_d", "app_busy"), // 8: taken, app_busy's room is 1
+            ("ep_e", "app_busy"), // 9: app_busy full
+            ("ep_f", "app_2"),    // 10: taken
+            ("ep_g", "app_3"),    // 11: beyond the limit
+        ];
+        assert_eq!(bounds.pick(candidates, 5), vec![0, 1, 3, 8, 10]);
+        assert_eq!(bounds.pick(candidates, 2), vec![0, 1], "never more than the limit");
+        let unbounded_apps = ClaimBounds {
+            per_endpoint: 1,
+            ..ClaimBounds::default()
+        };
+        let same_app = [("e1", "a"), ("e2", "a"), ("e3", "a"), ("e1", "a")];
+        assert_eq!(
+            unbounded_apps.pick(same_app, 10),
+            vec![0, 1, 2],
+            "per_app 0 bounds no application"
+        );
+    }
 }

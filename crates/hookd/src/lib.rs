@@ -36,6 +36,8 @@ pub mod ops;
 pub mod relay;
 pub mod retention;
 pub mod state;
+#[cfg(test)]
+mod testing;
 
 use std::sync::Arc;
 

@@ -170,22 +170,50 @@ type CachedEndpoints = (Instant, Arc<AppEndpoints>);
 
 /// An application's endpoints as cached: the list for fan-out, and an index by id so the
 /// dispatcher finds an attempt's endpoint in O(1) however many the application has.
+///
+/// The list holds secrets and sensitive header values as stored (sealed when
+/// `secrets.main_key` is set): fan-out reads only filters, so a reload decrypts nothing. An
+/// endpoint's secrets are opened the first time the dispatcher signs for it, once per load.
 #[derive(Debug, Default)]
 pub struct AppEndpoints {
     list: Vec<Endpoint>,
     by_id: HashMap<String, usize>,
+    opened: Vec<std::sync::OnceLock<Arc<Endpoint>>>,
 }
 
 impl AppEndpoints {
-    /// Indexes `list`.
+    /// Indexes `list` (secrets as stored).
     pub fn new(list: Vec<Endpoint>) -> AppEndpoints {
         let by_id = list.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
-        AppEndpoints { list, by_id }
+        let opened = list.iter().map(|_| std::sync::OnceLock::new()).collect();
+        AppEndpoints { list, by_id, opened }
     }
 
-    /// The endpoint with this id.
+    /// The endpoint with this id, secrets as stored (for its filters, URL and state).
     pub fn by_id(&self, id: &str) -> Option<&Endpoint> {
         self.by_id.get(id).map(|i| &self.list[*i])
+    }
+
+    /// The endpoint with this id with its secrets opened by `open`, which runs at most once per
+    /// endpoint while this list is cached.
+    pub fn opened(
+        &self,
+        id: &str,
+        open: impl FnOnce(Endpoint) -> StoreResult<Endpoint>,
+    ) -> StoreResult<Option<Arc<Endpoint>>> {
+        let Some(&i) = self.by_id.get(id) else {
+            return Ok(None);
+        };
+        if let Some(e) = self.opened[i].get() {
+            return Ok(Some(e.clone()));
+        }
+        let e = Arc::new(open(self.list[i].clone())?);
+        Ok(Some(self.opened[i].get_or_init(|| e).clone()))
+    }
+
+    /// How many endpoints have had their secrets opened (for tests).
+    pub fn opened_count(&self) -> usize {
+        self.opened.iter().filter(|o| o.get().is_some()).count()
     }
 }
 
@@ -217,23 +245,26 @@ impl EndpointCache {
         }
     }
 
-    /// Every endpoint of `app_id`.
+    /// Every endpoint of `app_id`, secrets as stored (see [`AppEndpoints`]).
     pub async fn for_app(&self, app_id: &str) -> StoreResult<Arc<AppEndpoints>> {
         if let Some((at, list)) = self.entries.read().expect("cache poisoned").get(app_id) {
             if at.elapsed() < self.ttl {
                 return Ok(list.clone());
             }
         }
-        let list = Arc::new(AppEndpoints::new(self.store.all_endpoints(app_id).await?));
+        let list = Arc::new(AppEndpoints::new(self.store.all_endpoints_sealed(app_id).await?));
         let mut entries = self.entries.write().expect("cache poisoned");
         make_room(&mut entries, self.ttl);
         entries.insert(app_id.to_string(), (Instant::now(), list.clone()));
         Ok(list)
     }
 
-    /// One endpoint by id.
-    pub async fn get(&self, app_id: &str, endpoint_id: &str) -> StoreResult<Option<Endpoint>> {
-        Ok(self.for_app(app_id).await?.by_id(endpoint_id).cloned())
+    /// One endpoint by id, with its secrets opened (to sign for it).
+    pub async fn get(&self, app_id: &str, endpoint_id: &str) -> StoreResult<Option<Arc<Endpoint>>> {
+        let store = &self.store;
+        self.for_app(app_id)
+            .await?
+            .opened(endpoint_id, |e| store.open_endpoint_secrets(e))
     }
 
     /// Forgets `app_id`'s endpoints after a write.
@@ -358,21 +389,8 @@ impl AppCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{application, endpoint, sqlite_store};
     use std::collections::BTreeMap;
-
-    fn application(id: &str, uid: &str, name: &str) -> Application {
-        let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-        Application {
-            id: id.into(),
-            env: Environment::Live,
-            uid: Some(uid.into()),
-            name: name.into(),
-            metadata: BTreeMap::new(),
-            throttle_rate: None,
-            created_at: at,
-            updated_at: at,
-        }
-    }
 
     #[test]
     fn a_full_cache_drops_expired_entries_first_and_everything_if_needed() {
@@ -410,15 +428,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cached_endpoint_list_opens_only_the_secrets_signed_for_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = hookd_store::secrets::generate_key();
+        let sealer = Arc::new(hookd_store::secrets::SecretBox::new(&key, &[]).unwrap());
+        let store = sqlite_store(&dir, Some(sealer));
+        let app = application("app_a", "ws_a", "A");
+        store.create_application(&app).await.unwrap();
+        for i in 0..50 {
+            let endpoint = Endpoint {
+                secret: format!("whsec_plain{i:02}"),
+                headers: BTreeMap::from([("Authorization".to_string(), format!("Bearer t{i}"))]),
+                ..endpoint(&format!("ep_{i:02}"), &app.id)
+            };
+            store.create_endpoint(&endpoint).await.unwrap();
+        }
+        let cache = EndpointCache::new(store.clone(), Duration::from_secs(3600));
+        let list = cache.for_app(&app.id).await.unwrap();
+        assert_eq!(list.len(), 50);
+        assert!(
+            list.iter()
+                .all(|e| e.secret.starts_with(hookd_core::validate::SEALED_PREFIX)),
+            "loading the list for fan-out decrypts nothing"
+        );
+        assert_eq!(list.opened_count(), 0);
+
+        let signed = cache.get(&app.id, "ep_07").await.unwrap().unwrap();
+        assert_eq!(signed.secret, "whsec_plain07");
+        assert_eq!(signed.headers["Authorization"], "Bearer t7");
+        assert_eq!(list.opened_count(), 1, "only the endpoint signed for was opened");
+        let again = cache.get(&app.id, "ep_07").await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&signed, &again), "opened once, then served from the cache");
+        assert_eq!(list.opened_count(), 1);
+        assert!(cache.get(&app.id, "ep_missing").await.unwrap().is_none());
+
+        // A stored value that does not open is an error for that endpoint alone.
+        let broken = AppEndpoints::new(vec![signed.as_ref().clone()]);
+        let failed = broken.opened("ep_07", |_| Err(hookd_store::StoreError::message("does not open")));
+        assert!(failed.is_err());
+        assert_eq!(broken.opened_count(), 0, "a failed open is not cached");
+    }
+
+    #[tokio::test]
     async fn invalidating_one_application_keeps_the_others_cached() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            hookd_store_sqlite::SqliteStore::open(&hookd_store_sqlite::SqliteOptions {
-                path: dir.path().join("hookd.db"),
-                synchronous: hookd_store_sqlite::Synchronous::Normal,
-            })
-            .unwrap(),
-        );
+        let store = sqlite_store(&dir, None);
         let (a, b) = (application("app_a", "ws_a", "A"), application("app_b", "ws_b", "B"));
         store.create_application(&a).await.unwrap();
         store.create_application(&b).await.unwrap();

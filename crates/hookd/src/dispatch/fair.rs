@@ -43,6 +43,12 @@ struct Held {
     /// Endpoints with more due work in the database than they could take (a delivery found
     /// their share full, or the last claim filled their room). At most `total` entries.
     waiting: HashSet<String>,
+    /// Applications likewise; the poller is woken when one has drained to half its share.
+    /// At most `total` entries.
+    waiting_apps: HashSet<String>,
+    /// Work waits in the database because the total was used up; the poller is woken when
+    /// half of it is free again.
+    waiting_total: bool,
 }
 
 /// A delivery's place in memory; given back when dropped.
@@ -59,10 +65,29 @@ impl Drop for Hold {
         held.total -= 1;
         release(&mut held.endpoints, &self.endpoint);
         release(&mut held.apps, &self.app);
-        if held.waiting.contains(&self.endpoint) {
-            // Room for work that waits in the database: claim it now, not at the next poll.
+        // Room for work that waits in the database: claim it now, not at the next poll. An
+        // application or the node is reported only once it has drained to half its share, so
+        // a full one does not make every finished delivery trigger a claim.
+        let mut wake = held.waiting.contains(&self.endpoint);
+        if held.waiting_total && held.total <= self.fair.total / 2 {
+            held.waiting_total = false;
+            wake = true;
+        }
+        if held.apps.get(&self.app).copied().unwrap_or(0) <= self.fair.app_share / 2
+            && held.waiting_apps.remove(&self.app)
+        {
+            wake = true;
+        }
+        if wake {
             self.fair.wake.notify_one();
         }
+    }
+}
+
+/// Marks `app` as having work waiting, within the bound of `total` entries.
+fn note_app(held: &mut Held, app: &str, total: usize) {
+    if held.waiting_apps.len() < total {
+        held.waiting_apps.insert(app.to_string());
     }
 }
 
@@ -96,6 +121,59 @@ impl Fairness {
         }
     }
 
+    /// Notes that `app` has more due work in the database than the last claim took.
+    pub fn note_app_waiting(&self, app: &str) {
+        let mut held = self.held.lock().expect("fairness poisoned");
+        note_app(&mut held, app, self.total);
+    }
+
+    /// Notes that work waits in the database while the total is used up.
+    pub fn note_total_waiting(&self) {
+        self.held.lock().expect("fairness poisoned").waiting_total = true;
+    }
+
+    /// Places for one delivery to each of `endpoints` (all of `app`), all or none: `None` when
+    /// the total, the application's share or any endpoint's share has no room for them. Taken
+    /// when deliveries are created, so they are handed over with their places and never find
+    /// their share full afterwards. When refused, the deliveries wait in the database and the
+    /// poller is woken once the application (or the node) has room.
+    pub fn try_hold_all(self: &Arc<Self>, app: &str, endpoints: &[&str]) -> Option<Vec<Hold>> {
+        let mut held = self.held.lock().expect("fairness poisoned");
+        let n = endpoints.len();
+        if held.total + n > self.total {
+            held.waiting_total = true;
+            return None;
+        }
+        if held.apps.get(app).copied().unwrap_or(0) + n > self.app_share {
+            note_app(&mut held, app, self.total);
+            return None;
+        }
+        // An endpoint is named at most once per message, so one place each is enough.
+        if let Some(full) = endpoints
+            .iter()
+            .find(|e| held.endpoints.get(**e).copied().unwrap_or(0) >= self.endpoint_share)
+        {
+            if held.waiting.len() < self.total {
+                held.waiting.insert(full.to_string());
+            }
+            return None;
+        }
+        held.total += n;
+        *held.apps.entry(app.to_string()).or_default() += n;
+        let holds = endpoints
+            .iter()
+            .map(|e| {
+                *held.endpoints.entry(e.to_string()).or_default() += 1;
+                Hold {
+                    fair: self.clone(),
+                    endpoint: e.to_string(),
+                    app: app.to_string(),
+                }
+            })
+            .collect();
+        Some(holds)
+    }
+
     /// The endpoint's share: `limit` (from its pacing or circuit) when that is lower.
     fn endpoint_limit(&self, limit: Option<usize>) -> usize {
         limit.map_or(self.endpoint_share, |l| l.min(self.endpoint_share))
@@ -108,7 +186,12 @@ impl Fairness {
         let mut held = self.held.lock().expect("fairness poisoned");
         let of_endpoint = held.endpoints.get(endpoint).copied().unwrap_or(0);
         let of_app = held.apps.get(app).copied().unwrap_or(0);
-        if held.total >= self.total || of_app >= self.app_share {
+        if held.total >= self.total {
+            held.waiting_total = true;
+            return None;
+        }
+        if of_app >= self.app_share {
+            note_app(&mut held, app, self.total);
             return None;
         }
         if of_endpoint >= endpoint_limit {
@@ -140,6 +223,8 @@ impl Fairness {
     pub fn claim_bounds(&self, limits: &HashMap<String, usize>) -> ClaimBounds {
         let mut held = self.held.lock().expect("fairness poisoned");
         held.waiting.clear();
+        held.waiting_apps.clear();
+        held.waiting_total = false;
         let mut endpoint_room: HashMap<String, usize> = limits
             .iter()
             .map(|(id, limit)| (id.clone(), self.endpoint_limit(Some(*limit))))
@@ -194,6 +279,63 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(1), wake.notified())
             .await
             .expect("the poller is woken for the waiting work");
+    }
+
+    async fn woken(wake: &Notify) -> bool {
+        tokio::time::timeout(std::time::Duration::from_millis(20), wake.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_full_application_wakes_the_poller_once_it_has_drained_to_half_its_share() {
+        let wake = Arc::new(Notify::new());
+        let fair = Fairness::new(100, 10, 4, wake.clone());
+        let mut holds: Vec<Hold> = (0..4)
+            .map(|i| fair.try_hold(&format!("ep{i}"), "app", None).unwrap())
+            .collect();
+        assert!(
+            fair.try_hold("ep9", "app", None).is_none(),
+            "the application's share is full"
+        );
+        holds.pop();
+        assert!(!woken(&wake).await, "three of four held: not yet");
+        holds.pop();
+        assert!(woken(&wake).await, "half the share free: claim its waiting work");
+        holds.pop();
+        assert!(!woken(&wake).await, "woken once per wait");
+    }
+
+    #[tokio::test]
+    async fn a_full_node_wakes_the_poller_once_half_of_it_is_free() {
+        let wake = Arc::new(Notify::new());
+        let fair = Fairness::new(4, 4, 4, wake.clone());
+        let mut holds = fair.try_hold_all("app", &["e1", "e2", "e3", "e4"]).unwrap();
+        assert!(fair.try_hold("e5", "other", None).is_none());
+        holds.pop();
+        assert!(!woken(&wake).await);
+        holds.pop();
+        assert!(woken(&wake).await);
+    }
+
+    #[test]
+    fn places_for_a_messages_deliveries_are_taken_all_or_none() {
+        let fair = Fairness::new(10, 1, 3, Arc::new(Notify::new()));
+        let three = fair.try_hold_all("app", &["e1", "e2", "e3"]).expect("room for three");
+        assert_eq!(fair.room(), 7);
+        assert!(
+            fair.try_hold_all("app", &["e4"]).is_none(),
+            "beyond the application's share: none taken"
+        );
+        assert!(
+            fair.try_hold_all("other", &["e1", "e5"]).is_none(),
+            "e1's share is full: e5 is not taken either"
+        );
+        assert_eq!(fair.room(), 7, "a refused reservation holds nothing");
+        assert!(fair.try_hold_all("other", &["e5", "e6"]).is_some());
+        drop(three);
+        assert_eq!(fair.room(), 10);
+        assert!(fair.try_hold_all("big", &["a"; 11]).is_none(), "beyond the total");
     }
 
     #[test]

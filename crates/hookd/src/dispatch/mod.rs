@@ -55,6 +55,8 @@ pub struct Job {
     delivery: ClaimedDelivery,
     /// The message, when the caller already has it (fresh deliveries).
     message: Option<Arc<Message>>,
+    /// Its place in memory, when taken before it was handed over (fresh deliveries).
+    hold: Option<fair::Hold>,
 }
 
 impl Job {
@@ -72,6 +74,7 @@ impl Job {
                 lease_token: d.lease_token,
             },
             message: Some(message),
+            hold: None,
         }
     }
 }
@@ -87,6 +90,25 @@ pub struct Dispatcher {
     max_concurrency: usize,
     guards: Arc<guard::Guards>,
     recorder_health: Arc<record::RecorderHealth>,
+    fair: Arc<fair::Fairness>,
+}
+
+/// Room taken for a message's fresh deliveries: a place in the queue and in memory for each.
+pub struct Reservation<'a> {
+    permits: mpsc::PermitIterator<'a, Job>,
+    holds: Vec<fair::Hold>,
+}
+
+impl Reservation<'_> {
+    /// Hands the committed deliveries (in the order their endpoints were reserved) to the
+    /// engine.
+    pub fn send(self, deliveries: Vec<NewDelivery>, message: Arc<Message>) {
+        for ((permit, hold), d) in self.permits.zip(self.holds).zip(deliveries) {
+            let mut job = Job::fresh(d, message.clone());
+            job.hold = Some(hold);
+            permit.send(job);
+        }
+    }
 }
 
 /// The engine's state at one instant, for metrics.
@@ -119,7 +141,14 @@ impl Dispatcher {
             config.circuit_breaker_threshold,
             Duration::from_secs(config.circuit_breaker_cooldown_secs),
         ));
+        let fair = fair::Fairness::new(
+            config.backlog,
+            config.endpoint_backlog,
+            config.app_backlog,
+            wake.clone(),
+        );
         let handle = Dispatcher {
+            fair: fair.clone(),
             jobs: tx.clone(),
             wake: wake.clone(),
             lease,
@@ -148,12 +177,7 @@ impl Dispatcher {
             )?,
             policy: RetryPolicy::with_schedule_secs(&config.retry_schedule),
             global,
-            fair: fair::Fairness::new(
-                config.backlog,
-                config.endpoint_backlog,
-                config.app_backlog,
-                wake.clone(),
-            ),
+            fair,
             endpoint_cap: config.endpoint_concurrency,
             app_cap: config.app_concurrency,
             per_app: Arc::new(Mutex::new(HashMap::new())),
@@ -172,13 +196,17 @@ impl Dispatcher {
         Ok((handle, worker))
     }
 
-    /// Reserves room for `n` deliveries in the in-memory queue, or `None` when it is full
-    /// (they are then left to the poller).
-    pub fn try_reserve(&self, n: usize) -> Option<mpsc::PermitIterator<'_, Job>> {
-        if n == 0 {
+    /// Reserves room for one fresh delivery of `app_id` to each of `endpoints`: places in the
+    /// in-memory queue and in the application's and endpoints' shares of memory. `None` when
+    /// any of them is full; the deliveries are then left to the poller, which is woken once
+    /// there is room.
+    pub fn try_reserve(&self, app_id: &str, endpoints: &[&str]) -> Option<Reservation<'_>> {
+        if endpoints.is_empty() {
             return None;
         }
-        self.jobs.try_reserve_many(n).ok()
+        let holds = self.fair.try_hold_all(app_id, endpoints)?;
+        let permits = self.jobs.try_reserve_many(endpoints.len()).ok()?;
+        Some(Reservation { permits, holds })
     }
 
     /// When a lease taken at `now` runs out.
@@ -305,7 +333,7 @@ impl Worker {
             unsent: Mutex::new(Vec::new()),
         });
         loop {
-            let job = tokio::select! {
+            let mut job = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 job = self.rx.recv() => match job { Some(j) => j, None => break },
             };
@@ -346,11 +374,15 @@ impl Worker {
             // Bound what one endpoint and one application hold in memory: beyond their share a
             // delivery waits in the database (its lease given back) and the poller claims it
             // when there is room. The loop never waits here, so one tenant cannot block it.
-            let limit = self.guards.hold_limit(&job.delivery.endpoint_id, self.clock.now());
-            let Some(hold) = self
-                .fair
-                .try_hold(&job.delivery.endpoint_id, &job.delivery.app_id, limit)
-            else {
+            let hold = match job.hold.take() {
+                Some(hold) => Some(hold),
+                None => {
+                    let limit = self.guards.hold_limit(&job.delivery.endpoint_id, self.clock.now());
+                    self.fair
+                        .try_hold(&job.delivery.endpoint_id, &job.delivery.app_id, limit)
+                }
+            };
+            let Some(hold) = hold else {
                 self.in_flight
                     .lock()
                     .expect("in-flight set poisoned")
@@ -593,6 +625,8 @@ async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
         }
         let room = p.jobs.capacity().min(CLAIM_BATCH).min(p.fair.room());
         if room == 0 {
+            // Whatever is due waits until half the node's share is free again.
+            p.fair.note_total_waiting();
             continue;
         }
         let now = p.clock.now();
@@ -605,8 +639,15 @@ async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
                 // An endpoint that filled its room may have more waiting: claim again as soon
                 // as one of its deliveries finishes.
                 let mut per_endpoint: HashMap<&str, usize> = HashMap::new();
+                let mut per_app: HashMap<&str, usize> = HashMap::new();
                 for d in &claimed {
                     *per_endpoint.entry(d.endpoint_id.as_str()).or_default() += 1;
+                    *per_app.entry(d.app_id.as_str()).or_default() += 1;
+                }
+                for (app, n) in per_app {
+                    if n >= bounds.app_room.get(app).copied().unwrap_or(bounds.per_app) {
+                        p.fair.note_app_waiting(app);
+                    }
                 }
                 for (endpoint, n) in per_endpoint {
                     if n >= bounds
@@ -618,27 +659,8 @@ async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
                         p.fair.note_waiting(endpoint);
                     }
                 }
-                let mut unsent = Vec::new();
-                for delivery in claimed {
-                    if !unsent.is_empty() {
-                        unsent.push((delivery.id, delivery.lease_token));
-                        continue;
-                    }
-                    if let Err(e) = p.jobs.try_send(Job {
-                        delivery,
-                        message: None,
-                    }) {
-                        let d = e.into_inner().delivery;
-                        unsent.push((d.id, d.lease_token));
-                    }
-                }
-                if !unsent.is_empty() {
-                    // The queue filled meanwhile: give these back at once rather than let them
-                    // wait for their leases.
-                    if let Err(e) = p.store.release_leases(&unsent, p.clock.now()).await {
-                        tracing::warn!(error = %e, "cannot give back claimed deliveries; they wait for their leases");
-                    }
-                } else if full_batch {
+                let all_queued = hand_over(&p.jobs, claimed, p.store.as_ref(), p.clock.now()).await;
+                if all_queued && full_batch {
                     p.wake.notify_one(); // more may be due right now
                 }
             }
@@ -650,9 +672,87 @@ async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
     }
 }
 
+/// Queues claimed deliveries for the send loop. Those the queue has no room for (it filled
+/// between the claim and now) are given back at once rather than left to wait for their
+/// leases. True when all were queued.
+async fn hand_over(
+    jobs: &mpsc::Sender<Job>,
+    claimed: Vec<ClaimedDelivery>,
+    store: &dyn Store,
+    now: DateTime<Utc>,
+) -> bool {
+    let mut unsent = Vec::new();
+    for delivery in claimed {
+        if !unsent.is_empty() {
+            unsent.push((delivery.id, delivery.lease_token));
+            continue;
+        }
+        if let Err(e) = jobs.try_send(Job {
+            delivery,
+            message: None,
+            hold: None,
+        }) {
+            let d = e.into_inner().delivery;
+            unsent.push((d.id, d.lease_token));
+        }
+    }
+    if unsent.is_empty() {
+        return true;
+    }
+    if let Err(e) = store.release_leases(&unsent, now).await {
+        tracing::warn!(error = %e, "cannot give back claimed deliveries; they wait for their leases");
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn claimed_deliveries_the_queue_cannot_take_are_given_back_at_once() {
+        use crate::testing::{application, at, endpoint, message, sqlite_store};
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir, None);
+        let app = application("app_a", "ws_a", "A");
+        store.create_application(&app).await.unwrap();
+        store.create_endpoint(&endpoint("ep_a", &app.id)).await.unwrap();
+        for i in 0..3 {
+            let msg = message(&format!("msg_{i}"), &app.id);
+            let delivery = NewDelivery {
+                id: format!("msgep_{i}"),
+                msg_id: msg.id.clone(),
+                endpoint_id: "ep_a".into(),
+                app_id: app.id.clone(),
+                due_at: at(),
+                leased_until: None,
+                lease_token: 0,
+            };
+            store.create_message(&msg, &[delivery]).await.unwrap();
+        }
+        let now = at() + chrono::Duration::seconds(1);
+        let hour = chrono::Duration::hours(1);
+        let claimed = store.claim_due(now, now + hour, 10).await.unwrap();
+        assert_eq!(claimed.len(), 3);
+
+        // Room for one job: the other two go back to the database.
+        let (jobs, mut queue) = mpsc::channel(1);
+        assert!(!hand_over(&jobs, claimed, store.as_ref(), now).await);
+        let queued = queue.try_recv().expect("one job queued").delivery.id;
+        assert_eq!(queued, "msgep_0", "the longest overdue is queued first");
+        let again = store.claim_due(now, now + hour, 10).await.unwrap();
+        let ids: Vec<&str> = again.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["msgep_1", "msgep_2"],
+            "given back and due now, not after their hour-long leases; the queued one stays held"
+        );
+        let (jobs, mut queue) = mpsc::channel(8);
+        assert!(hand_over(&jobs, again, store.as_ref(), now).await, "room for both");
+        assert_eq!(queue.try_recv().unwrap().delivery.id, "msgep_1");
+        assert_eq!(queue.try_recv().unwrap().delivery.id, "msgep_2");
+        assert!(store.claim_due(now, now + hour, 10).await.unwrap().is_empty());
+    }
 
     #[tokio::test]
     async fn a_panicking_attempt_task_leaves_the_in_flight_set() {

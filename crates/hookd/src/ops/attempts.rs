@@ -35,13 +35,7 @@ pub async fn attempted_destinations(
     let items = deliveries
         .items
         .into_iter()
-        .filter_map(|d| {
-            endpoints
-                .iter()
-                .find(|e| e.id == d.endpoint_id)
-                .cloned()
-                .map(|e| (d, e))
-        })
+        .filter_map(|d| endpoints.by_id(&d.endpoint_id).cloned().map(|e| (d, e)))
         .collect();
     Ok(Page { items, has_more })
 }

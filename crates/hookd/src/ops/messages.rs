@@ -14,7 +14,6 @@ use serde_json::value::RawValue;
 use super::applications::{create_application, ApplicationIn};
 use super::{OpsError, OpsResult, Problems};
 use crate::config::Validation;
-use crate::dispatch::Job;
 use crate::state::AppState;
 
 /// Shortest and longest payload retention, in days.
@@ -166,8 +165,9 @@ pub async fn publish(state: &AppState, app: &Application, input: MessageIn, only
         .collect();
     // Deliveries the local dispatcher has room for are created already leased to it and
     // handed over after the commit; the rest wait for the poller.
-    let permits = state.dispatcher.try_reserve(targets.len());
-    let lease = permits.as_ref().map(|_| state.dispatcher.lease_until(now));
+    let endpoint_ids: Vec<&str> = targets.iter().map(|e| e.id.as_str()).collect();
+    let reserved = state.dispatcher.try_reserve(&app.id, &endpoint_ids);
+    let lease = reserved.as_ref().map(|_| state.dispatcher.lease_until(now));
     let deliveries: Vec<NewDelivery> = targets
         .iter()
         .map(|e| NewDelivery {
@@ -194,13 +194,8 @@ pub async fn publish(state: &AppState, app: &Application, input: MessageIn, only
         Err(e) => return Err(e.into()),
     }
     crate::metrics::message_ingested(app.env);
-    match permits {
-        Some(permits) => {
-            let shared = Arc::new(message.clone());
-            for (permit, d) in permits.zip(deliveries) {
-                permit.send(Job::fresh(d, shared.clone()));
-            }
-        }
+    match reserved {
+        Some(reserved) => reserved.send(deliveries, Arc::new(message.clone())),
         None if !deliveries.is_empty() => state.dispatcher.wake(),
         None => {}
     }

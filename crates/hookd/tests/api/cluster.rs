@@ -218,6 +218,70 @@ async fn an_idle_node_is_woken_at_once_by_work_another_node_makes_due() {
     other.close().await;
 }
 
+#[tokio::test]
+async fn a_delivery_to_an_endpoint_made_on_another_node_is_sent_at_once_despite_a_stale_cache() {
+    let Ok(url) = std::env::var("HOOKD_TEST_POSTGRES_URL") else {
+        eprintln!("HOOKD_TEST_POSTGRES_URL is not set; the stale-cache test was not run");
+        return;
+    };
+    let schema = TestSchema::create(&url).await;
+    // Leases of ten minutes: a delivery this node claimed and dropped would wait that long.
+    let app = crate::helpers::TestApp::spawn_on_postgres(&schema, |c| c.delivery.lease_secs = 600).await;
+    app.create_app("ws_stale").await;
+    app.create_endpoint("ws_stale", "/ok", json!({})).await;
+    let msg = app
+        .send_message("ws_stale", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    // The node has now cached the application's endpoint list: only `/ok`.
+    app.receiver.wait_for(1, |r| r.path == "/ok").await;
+
+    // Another node adds an endpoint and resends the message to it.
+    let other = hookd_store_postgres::PostgresStore::connect(&schema.store_url(), schema.options())
+        .await
+        .unwrap();
+    let store: &dyn hookd_store::Store = &other;
+    let app_id = app.get("/api/v1/app/ws_stale").await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let now = app.clock_now();
+    let endpoint = hookd_core::model::Endpoint {
+        id: hookd_core::id::IdKind::Endpoint.generate(now, &mut rand::thread_rng()),
+        app_id: app_id.clone(),
+        uid: None,
+        url: app.receiver.url("/status/200"),
+        description: String::new(),
+        disabled: false,
+        event_types: None,
+        channels: None,
+        throttle_rate: None,
+        metadata: Default::default(),
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        headers: Default::default(),
+        old_secrets: Vec::new(),
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_endpoint(&endpoint).await.unwrap();
+    let delivery = hookd_store::NewDelivery {
+        id: hookd_core::id::IdKind::Delivery.generate(now, &mut rand::thread_rng()),
+        msg_id: msg["id"].as_str().unwrap().to_string(),
+        endpoint_id: endpoint.id.clone(),
+        app_id,
+        due_at: now,
+        leased_until: None,
+        lease_token: 0,
+    };
+    store.schedule_manual(&delivery, now).await.unwrap();
+
+    // The node claims it, misses the endpoint in its cached list, finds it in the database,
+    // and gives the lease back after refreshing the list: it arrives well within the lease.
+    let got = app.receiver.wait_for(1, |r| r.path == "/status/200").await;
+    assert_eq!(got[0].header("webhook-id"), msg["id"].as_str());
+    other.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_shutdown_gives_back_unsent_deliveries_so_another_node_sends_them_at_once() {
     let Ok(url) = std::env::var("HOOKD_TEST_POSTGRES_URL") else {
