@@ -209,6 +209,7 @@ impl Store for PostgresStore {
     }
 
     async fn create_token(&self, t: &TokenRecord) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         sqlx::query(&format!(
             "INSERT INTO token ({TOKEN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         ))
@@ -236,6 +237,7 @@ impl Store for PostgresStore {
     }
 
     async fn delete_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        hookd_store::gate::begin_write()?;
         let done = sqlx::query("DELETE FROM token WHERE expires_at IS NOT NULL AND expires_at < $1")
             .bind(micros(now))
             .execute(&self.pool)
@@ -250,6 +252,7 @@ impl Store for PostgresStore {
     }
 
     async fn delete_token(&self, id: &str) -> StoreResult<bool> {
+        hookd_store::gate::begin_write()?;
         let done = sqlx::query("DELETE FROM token WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
@@ -259,6 +262,7 @@ impl Store for PostgresStore {
     }
 
     async fn expire_app_tokens(&self, app_id: &str, at: DateTime<Utc>) -> StoreResult<u64> {
+        hookd_store::gate::begin_write()?;
         let done = sqlx::query(
             "UPDATE token SET expires_at = $2 WHERE app_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
         )
@@ -271,6 +275,7 @@ impl Store for PostgresStore {
     }
 
     async fn create_application(&self, a: &Application) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         sqlx::query(&format!(
             "INSERT INTO application ({APP_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
@@ -298,6 +303,7 @@ impl Store for PostgresStore {
     }
 
     async fn update_application(&self, a: &Application) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         let done = sqlx::query(
             "UPDATE application SET uid = $2, name = $3, metadata = $4, throttle_rate = $5, updated_at = $6 WHERE id = $1",
         )
@@ -314,6 +320,7 @@ impl Store for PostgresStore {
     }
 
     async fn delete_application(&self, env: Environment, id: &str) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let done = sqlx::query("DELETE FROM application WHERE env = $1 AND id = $2")
             .bind(env.as_str())
@@ -340,6 +347,7 @@ impl Store for PostgresStore {
     }
 
     async fn create_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         let sealed = seal_endpoint(self.secrets.as_deref(), e);
         let e = sealed.as_ref();
         sqlx::query(&format!(
@@ -379,6 +387,7 @@ impl Store for PostgresStore {
     }
 
     async fn update_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         let sealed = seal_endpoint(self.secrets.as_deref(), e);
         let e = sealed.as_ref();
         let done = sqlx::query(
@@ -408,6 +417,7 @@ impl Store for PostgresStore {
     }
 
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let done = sqlx::query("DELETE FROM endpoint WHERE app_id = $1 AND id = $2")
             .bind(app_id)
@@ -452,6 +462,7 @@ impl Store for PostgresStore {
     }
 
     async fn upsert_event_type(&self, et: &EventType) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         sqlx::query(&format!(
             "INSERT INTO event_type ({EVENT_TYPE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (env, name) DO UPDATE SET description = EXCLUDED.description, archived = EXCLUDED.archived, \
@@ -481,6 +492,7 @@ impl Store for PostgresStore {
     }
 
     async fn delete_event_type(&self, env: Environment, name: &str) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         let done = sqlx::query("DELETE FROM event_type WHERE env = $1 AND name = $2")
             .bind(env.as_str())
             .bind(name)
@@ -506,6 +518,7 @@ impl Store for PostgresStore {
     }
 
     async fn create_message(&self, m: &Message, deliveries: &[NewDelivery]) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         sqlx::query(&format!(
             "INSERT INTO message ({MESSAGE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -590,6 +603,7 @@ impl Store for PostgresStore {
         limit: usize,
         bounds: &ClaimBounds,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
+        hookd_store::gate::begin_write()?;
         let (skip, ids, rooms) = bounds.room_lists();
         let (app_ids, app_rooms, per_app) = bounds.app_lists();
         let per_endpoint = i64::try_from(bounds.per_endpoint).unwrap_or(i64::MAX);
@@ -644,6 +658,7 @@ impl Store for PostgresStore {
     }
 
     async fn record_attempts(&self, outcomes: &[AttemptRecord]) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         if outcomes.is_empty() {
             return Ok(());
         }
@@ -807,6 +822,7 @@ impl Store for PostgresStore {
     }
 
     async fn schedule_manual(&self, d: &NewDelivery, now: DateTime<Utc>) -> StoreResult<String> {
+        hookd_store::gate::begin_write()?;
         // A delivery still on its schedule is simply made due now; a finished one gets one
         // manual attempt, after which it stays finished with that attempt's outcome.
         let mut tx = self.pool.begin().await.map_err(map_err)?;
@@ -870,6 +886,7 @@ impl Store for PostgresStore {
     }
 
     async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         let done = sqlx::query("UPDATE message SET payload = NULL WHERE app_id = $1 AND id = $2")
             .bind(app_id)
             .bind(msg_id)
@@ -880,6 +897,7 @@ impl Store for PostgresStore {
     }
 
     async fn expunge_app_contents(&self, app_id: &str) -> StoreResult<u64> {
+        hookd_store::gate::begin_write()?;
         let done = sqlx::query("UPDATE message SET payload = NULL WHERE app_id = $1 AND payload IS NOT NULL")
             .bind(app_id)
             .execute(&self.pool)
@@ -889,6 +907,7 @@ impl Store for PostgresStore {
     }
 
     async fn prune_messages(&self, below: &str, limit: usize) -> StoreResult<u64> {
+        hookd_store::gate::begin_write()?;
         // One statement: the chosen messages are locked (others' choices skipped), then their
         // attempts, deliveries and the messages themselves go in one transaction.
         let row = sqlx::query(
@@ -911,6 +930,7 @@ impl Store for PostgresStore {
     }
 
     async fn expunge_attempt_content(&self, msg_id: &str, attempt_id: &str) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         let done = sqlx::query("UPDATE attempt SET response = 'EXPUNGED' WHERE msg_id = $1 AND id = $2")
             .bind(msg_id)
             .bind(attempt_id)
@@ -921,6 +941,7 @@ impl Store for PostgresStore {
     }
 
     async fn expire_payloads(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
+        hookd_store::gate::begin_write()?;
         // SKIP LOCKED: nodes running the expiry at once split the work instead of waiting.
         let done = sqlx::query(
             // A message with a delivery still waiting for an attempt (due, scheduled or parked)
@@ -940,6 +961,7 @@ impl Store for PostgresStore {
     }
 
     async fn add_outbox(&self, events: &[OutboxEvent]) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         insert_outbox(&mut tx, events).await?;
         tx.commit().await.map_err(map_err)
@@ -968,6 +990,7 @@ impl Store for PostgresStore {
     }
 
     async fn remove_outbox(&self, ids: &[String]) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
             .bind(ids)
             .execute(&self.pool)
@@ -977,6 +1000,7 @@ impl Store for PostgresStore {
     }
 
     async fn delete_expired_idempotency(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
+        hookd_store::gate::begin_write()?;
         let done = sqlx::query(
             "DELETE FROM idempotency WHERE key IN \
              (SELECT key FROM idempotency WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
@@ -990,6 +1014,7 @@ impl Store for PostgresStore {
     }
 
     async fn renew_leases(&self, leases: &[(String, i64)], lease_until: DateTime<Utc>) -> StoreResult<u64> {
+        hookd_store::gate::begin_write()?;
         if leases.is_empty() {
             return Ok(0);
         }
@@ -1010,6 +1035,7 @@ impl Store for PostgresStore {
     }
 
     async fn release_leases(&self, leases: &[(String, i64)], now: DateTime<Utc>) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         if leases.is_empty() {
             return Ok(());
         }
@@ -1030,6 +1056,7 @@ impl Store for PostgresStore {
     }
 
     async fn park_delivery(&self, delivery_id: &str) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         sqlx::query("UPDATE delivery SET parked = TRUE, next_attempt_at = NULL, lease_until = 0 WHERE id = $1")
             .bind(delivery_id)
             .execute(&self.pool)
@@ -1039,6 +1066,7 @@ impl Store for PostgresStore {
     }
 
     async fn unpark_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        hookd_store::gate::begin_write()?;
         let done =
             sqlx::query("UPDATE delivery SET parked = FALSE, next_attempt_at = $2 WHERE endpoint_id = $1 AND parked")
                 .bind(endpoint_id)
@@ -1053,6 +1081,7 @@ impl Store for PostgresStore {
     }
 
     async fn hasten_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        hookd_store::gate::begin_write()?;
         let done = sqlx::query(
             "UPDATE delivery SET next_attempt_at = $2 WHERE endpoint_id = $1 AND next_attempt_at > $2 \
                  AND lease_until <= $2",
@@ -1098,6 +1127,7 @@ impl Store for PostgresStore {
     }
 
     async fn defer_delivery(&self, delivery_id: &str, until: DateTime<Utc>) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         sqlx::query("UPDATE delivery SET next_attempt_at = $2, lease_until = 0 WHERE id = $1")
             .bind(delivery_id)
             .bind(micros(until))
@@ -1191,6 +1221,7 @@ impl Store for PostgresStore {
     }
 
     async fn create_task(&self, t: &TaskRecord) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         sqlx::query(&format!(
             "INSERT INTO task ({TASK_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
@@ -1209,6 +1240,7 @@ impl Store for PostgresStore {
     }
 
     async fn fail_stale_tasks(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64> {
+        hookd_store::gate::begin_write()?;
         let done = sqlx::query(
             "UPDATE task SET status = 'failed', updated_at = $2, \
              data = jsonb_set(data, '{error}', '\"its node stopped before it finished; start it again\"') \
@@ -1229,6 +1261,7 @@ impl Store for PostgresStore {
         data: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
         let done = sqlx::query("UPDATE task SET status = $2, data = $3, updated_at = $4 WHERE id = $1")
             .bind(id)
             .bind(status.as_str())
@@ -1277,6 +1310,7 @@ impl Store for PostgresStore {
         stale_before: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<IdempotencyState> {
+        // Bookkeeping of the request, not its effect: never opens or needs the gate.
         // Nodes race for a key here, so the claim is one statement: the insert wins for a new
         // key, and for an existing one the update happens only if the key may be taken over
         // (its entry expired, or it is an in-progress claim gone stale). Either way the row is
@@ -1325,6 +1359,7 @@ impl Store for PostgresStore {
         status: u16,
         body: &[u8],
     ) -> StoreResult<()> {
+        // Bookkeeping of the request, not its effect: never opens or needs the gate.
         sqlx::query("UPDATE idempotency SET status = $2, body = $3 WHERE key = $1 AND status = 0 AND created_at = $4")
             .bind(key)
             .bind(i32::from(status))
@@ -1337,6 +1372,7 @@ impl Store for PostgresStore {
     }
 
     async fn idempotency_release(&self, key: &str, claimed_at: DateTime<Utc>) -> StoreResult<()> {
+        // Bookkeeping of the request, not its effect: never opens or needs the gate.
         sqlx::query("DELETE FROM idempotency WHERE key = $1 AND status = 0 AND created_at = $2")
             .bind(key)
             .bind(micros(claimed_at))

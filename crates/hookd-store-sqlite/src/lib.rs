@@ -145,6 +145,17 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     {
+        hookd_store::gate::begin_write()?;
+        self.inner.writer.run(f).await
+    }
+
+    /// [`SqliteStore::write`] for a request's bookkeeping (its idempotency key), which is not
+    /// the request's effect: it neither needs nor opens the request's write gate.
+    pub(crate) async fn write_bookkeeping<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
         self.inner.writer.run(f).await
     }
 }

@@ -15,6 +15,7 @@
 //! are not plain domain records), [`conformance`].
 
 pub mod error;
+pub mod gate;
 pub mod page;
 pub mod records;
 pub mod secrets;

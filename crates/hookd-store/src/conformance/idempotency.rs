@@ -114,3 +114,39 @@ pub async fn a_stale_owners_late_release_or_completion_leaves_the_new_claim_alon
         .expect("completion");
     assert_eq!(begin(store, "slow", 103, 43, 103 + DAY).await, completed(201, b"fresh"));
 }
+
+/// A request whose write gate its deadline closed changes nothing: its writes fail as
+/// `Unavailable` without reaching the database, while its idempotency bookkeeping still works.
+/// A request's first write opens its gate for good (the deadline then waits for its outcome).
+pub async fn a_request_closed_by_its_deadline_writes_nothing_and_one_that_wrote_is_awaited(store: &dyn Store) {
+    use crate::gate::WriteGate;
+    let mut g = Gen::new();
+    let late = g.app(Live, None, at(0));
+    let closed = WriteGate::new();
+    assert!(closed.close());
+    let (created, begun) = closed
+        .clone()
+        .scope(async {
+            let created = store.create_application(&late).await;
+            let begun = store.idempotency_begin("gated", at(0), at(-60), at(DAY)).await;
+            (created, begun)
+        })
+        .await;
+    assert!(
+        matches!(created, Err(StoreError::Unavailable(_))),
+        "refused: {created:?}"
+    );
+    assert_eq!(store.get_application(Live, &late.id).await.unwrap(), None);
+    assert_eq!(begun.expect("bookkeeping passes a closed gate"), Started);
+    assert!(!closed.has_written());
+
+    let prompt = g.app(Live, None, at(1));
+    let open = WriteGate::new();
+    open.clone()
+        .scope(store.create_application(&prompt))
+        .await
+        .expect("an open gate lets the write through");
+    assert!(open.has_written());
+    assert!(!open.close(), "the deadline can no longer cut it off");
+    assert!(store.get_application(Live, &prompt.id).await.unwrap().is_some());
+}

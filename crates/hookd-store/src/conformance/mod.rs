@@ -196,6 +196,7 @@ macro_rules! store_conformance_tests {
             completed_idempotency_key_replays_its_response_until_it_expires,
             released_idempotency_key_starts_again_but_a_completed_one_is_kept,
             a_stale_owners_late_release_or_completion_leaves_the_new_claim_alone,
+            a_request_closed_by_its_deadline_writes_nothing_and_one_that_wrote_is_awaited,
             $($extra,)*
         );
     };

@@ -67,17 +67,38 @@ pub fn router(
 }
 
 /// Ends a request that takes longer than `api.request_timeout_secs` (body reading included)
-/// with a 503 in the Svix error shape.
+/// with a 503 in the Svix error shape, unless it has begun writing: see [`with_deadline`].
 async fn request_timeout(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse;
     let secs = state.config.api.request_timeout_secs;
-    match tokio::time::timeout(std::time::Duration::from_secs(secs), next.run(req)).await {
+    with_deadline(std::time::Duration::from_secs(secs), next.run(req)).await
+}
+
+/// Runs a request's handler under a write gate ([`hookd_store::gate`]). At the deadline a
+/// request that has not written is answered `503` and can no longer write, so it never commits
+/// after that answer; a request that has begun writing is answered with its real outcome once
+/// its handler finishes, so a client is never told "failed" about a change that was made.
+pub(crate) async fn with_deadline(
+    deadline: std::time::Duration,
+    handler: impl std::future::Future<Output = axum::response::Response> + Send + 'static,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let gate = hookd_store::gate::WriteGate::new();
+    let mut task = tokio::spawn(gate.clone().scope(handler));
+    let finished = match tokio::time::timeout(deadline, &mut task).await {
+        Ok(finished) => finished,
+        Err(_) if gate.close() => {
+            task.abort();
+            return ApiError::Timeout(deadline.as_secs()).into_response();
+        }
+        Err(_) => task.await,
+    };
+    match finished {
         Ok(response) => response,
-        Err(_) => ApiError::Timeout(secs).into_response(),
+        Err(e) => ApiError::Internal(Box::new(e)).into_response(),
     }
 }
 
@@ -108,4 +129,49 @@ pub(crate) async fn endpoint_for(
     let app = app_for(state, caller, app_key).await?;
     let endpoint = crate::ops::endpoints::get_endpoint(state, &app, endpoint_key).await?;
     Ok((app, endpoint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const DEADLINE: Duration = Duration::from_millis(50);
+
+    // Two workers: the handler blocks one of them past the deadline (so cancelling it cannot
+    // stop it), and the deadline fires on the other.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_past_its_deadline_before_writing_is_answered_503_and_never_writes() {
+        let wrote = Arc::new(AtomicBool::new(false));
+        let flag = wrote.clone();
+        let slow = async move {
+            // Sleeps past the deadline, then tries to write (as a handler blocked on a slow
+            // read and then writing would).
+            std::thread::sleep(Duration::from_millis(150));
+            if hookd_store::gate::begin_write().is_ok() {
+                flag.store(true, Ordering::SeqCst);
+            }
+            StatusCode::CREATED.into_response()
+        };
+        let answer = with_deadline(DEADLINE, slow).await;
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!wrote.load(Ordering::SeqCst), "a request answered 503 wrote afterwards");
+    }
+
+    #[tokio::test]
+    async fn a_request_that_began_writing_is_answered_with_its_outcome_after_the_deadline() {
+        let committing = async {
+            hookd_store::gate::begin_write().unwrap();
+            tokio::time::sleep(Duration::from_millis(150)).await; // a slow commit
+            StatusCode::CREATED.into_response()
+        };
+        assert_eq!(with_deadline(DEADLINE, committing).await.status(), StatusCode::CREATED);
+        let quick = async { StatusCode::ACCEPTED.into_response() };
+        assert_eq!(with_deadline(DEADLINE, quick).await.status(), StatusCode::ACCEPTED);
+    }
 }
