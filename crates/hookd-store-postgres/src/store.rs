@@ -1097,18 +1097,25 @@ impl Store for PostgresStore {
         Ok(done.rows_affected())
     }
 
-    async fn queue_stats(&self, now: DateTime<Utc>) -> StoreResult<QueueStats> {
+    async fn queue_stats(&self, now: DateTime<Utc>, cap: usize) -> StoreResult<QueueStats> {
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        // The first `cap` entries of the due index: due deliveries come first (a claimed one is
+        // due only at its lease's end), so the due count and the oldest due time are exact
+        // below the cap.
         let row = sqlx::query(
             "SELECT \
                COUNT(*) FILTER (WHERE next_attempt_at <= $1 AND lease_until <= $1), \
                COUNT(*) FILTER (WHERE lease_until > $1), \
                COUNT(*) FILTER (WHERE next_attempt_at > $1 AND lease_until <= $1), \
                MIN(next_attempt_at) FILTER (WHERE next_attempt_at <= $1 AND lease_until <= $1), \
-               (SELECT COUNT(*) FROM delivery WHERE parked), \
-               (SELECT COUNT(*) FROM endpoint WHERE disabled) \
-             FROM delivery WHERE next_attempt_at IS NOT NULL",
+               (SELECT COUNT(*) FROM (SELECT 1 FROM delivery WHERE parked LIMIT $2) p), \
+               (SELECT COUNT(*) FROM endpoint WHERE disabled), \
+               COUNT(*) \
+             FROM (SELECT next_attempt_at, lease_until FROM delivery \
+                   WHERE next_attempt_at IS NOT NULL ORDER BY next_attempt_at LIMIT $2) w",
         )
         .bind(micros(now))
+        .bind(cap)
         .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
@@ -1123,6 +1130,7 @@ impl Store for PostgresStore {
                 .map(crate::rows::from_micros),
             parked: count(4)?,
             disabled_endpoints: count(5)?,
+            capped: count(6)? >= cap as u64 || count(4)? >= cap as u64,
         })
     }
 

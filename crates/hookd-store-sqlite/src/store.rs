@@ -931,21 +931,29 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn queue_stats(&self, now: DateTime<Utc>) -> StoreResult<QueueStats> {
+    async fn queue_stats(&self, now: DateTime<Utc>, cap: usize) -> StoreResult<QueueStats> {
         let now = micros(now);
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
         self.read(move |c| {
+            // The first `cap` entries of the due index: due deliveries come first (a claimed
+            // one is due only at its lease's end), so the due count and the oldest due time
+            // are exact below the cap.
             c.prepare_cached(
                 "SELECT \
                    COALESCE(SUM(next_attempt_at <= ?1 AND lease_until <= ?1), 0), \
                    COALESCE(SUM(lease_until > ?1), 0), \
                    COALESCE(SUM(next_attempt_at > ?1 AND lease_until <= ?1), 0), \
                    MIN(CASE WHEN lease_until <= ?1 THEN next_attempt_at END), \
-                   (SELECT COUNT(*) FROM delivery WHERE parked = 1), \
-                   (SELECT COUNT(*) FROM endpoint WHERE disabled = 1) \
-                 FROM delivery WHERE next_attempt_at IS NOT NULL",
+                   (SELECT COUNT(*) FROM (SELECT 1 FROM delivery WHERE parked = 1 LIMIT ?2)), \
+                   (SELECT COUNT(*) FROM endpoint WHERE disabled = 1), \
+                   COUNT(*) \
+                 FROM (SELECT next_attempt_at, lease_until FROM delivery INDEXED BY delivery_due_claim \
+                       WHERE next_attempt_at IS NOT NULL ORDER BY next_attempt_at LIMIT ?2)",
             )?
-            .query_row(params![now], |r| {
+            .query_row(params![now, cap], |r| {
+                let (pending, parked) = (r.get::<_, i64>(6)?, r.get::<_, i64>(4)?);
                 Ok(QueueStats {
+                    capped: pending >= cap || parked >= cap,
                     due: r.get::<_, i64>(0)? as u64,
                     claimed: r.get::<_, i64>(1)? as u64,
                     scheduled: r.get::<_, i64>(2)? as u64,

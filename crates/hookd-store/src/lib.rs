@@ -253,8 +253,12 @@ pub trait Store: Send + Sync + 'static {
     /// Makes every delivery of an endpoint that waits for a later retry due at `now` (a
     /// `hookd listen` session reconnected); parked and finished deliveries are left alone.
     async fn hasten_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64>;
-    /// Counts the delivery queue as of `now` (for metrics).
-    async fn queue_stats(&self, now: DateTime<Utc>) -> StoreResult<QueueStats>;
+    /// Counts the delivery queue as of `now` (for metrics), looking at no more than `cap`
+    /// pending deliveries (the longest overdue first) and `cap` parked ones, so a count costs
+    /// the same however long the queue is. Counts beyond the cap stop there and say so in
+    /// [`QueueStats::capped`]; the due count and the oldest due time are exact whenever fewer
+    /// than `cap` deliveries are due.
+    async fn queue_stats(&self, now: DateTime<Utc>, cap: usize) -> StoreResult<QueueStats>;
     /// Releases a leased delivery and makes it due at `until` without counting an attempt
     /// (the endpoint's circuit is open, or its rate limit is reached).
     async fn defer_delivery(&self, delivery_id: &str, until: DateTime<Utc>) -> StoreResult<()>;

@@ -225,6 +225,8 @@ pub struct QueueStats {
     pub oldest_due_at: Option<DateTime<Utc>>,
     /// Disabled endpoints.
     pub disabled_endpoints: u64,
+    /// The counts stopped at the cap they were taken with: the queue holds at least that many.
+    pub capped: bool,
 }
 
 /// A delivery's state, for listings.

@@ -158,6 +158,14 @@ async fn gauges(state: &AppState) -> hookd_store::StoreResult<String> {
         q.disabled_endpoints as f64,
     );
     gauge(
+        "hookd_queue_counts_capped",
+        &format!(
+            "1 when the delivery counts stopped at {} deliveries: the queue holds at least that many.",
+            crate::state::QUEUE_COUNT_CAP
+        ),
+        if q.capped { 1.0 } else { 0.0 },
+    );
+    gauge(
         "hookd_endpoints_circuit_open",
         "Endpoints whose circuit is open on this node.",
         engine.open_circuits as f64,

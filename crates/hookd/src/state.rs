@@ -93,6 +93,11 @@ impl Drop for TaskSlot {
 /// A queue count and when (by hookd's clock) it was taken.
 type CountedQueue = (chrono::DateTime<chrono::Utc>, hookd_store::QueueStats);
 
+/// Most pending (and, separately, parked) deliveries a queue count looks at: a scrape costs the
+/// same however long the queue is; beyond it the counts read as this many and
+/// `hookd_queue_counts_capped` is 1.
+pub const QUEUE_COUNT_CAP: usize = 100_000;
+
 /// How long a queue count serves `/metrics` before it is taken again: however many scrapers,
 /// the queue table is counted at most this often.
 pub const QUEUE_STATS_TTL: Duration = Duration::from_secs(10);
@@ -107,7 +112,7 @@ impl AppState {
                 return Ok(stats.clone());
             }
         }
-        let stats = self.store.queue_stats(now).await?;
+        let stats = self.store.queue_stats(now, QUEUE_COUNT_CAP).await?;
         *cached = Some((now, stats.clone()));
         Ok(stats)
     }

@@ -242,7 +242,7 @@ pub async fn expunging_an_application_removes_only_its_payloads(store: &dyn Stor
 /// Queue statistics split deliveries by state and date the oldest due, unclaimed one.
 pub async fn queue_stats_count_due_claimed_scheduled_and_parked_deliveries(store: &dyn Store) {
     let mut g = Gen::new();
-    assert_eq!(store.queue_stats(at(0)).await.unwrap(), QueueStats::default());
+    assert_eq!(store.queue_stats(at(0), 1000).await.unwrap(), QueueStats::default());
     let (app, ep) = app_with_endpoint(store, &mut g).await;
     let (_, claimed) = send(store, &mut g, &ep, 0).await;
     let (_, parked) = send(store, &mut g, &ep, 1).await;
@@ -263,7 +263,7 @@ pub async fn queue_stats_count_due_claimed_scheduled_and_parked_deliveries(store
     off.disabled = true;
     store.create_endpoint(&off).await.unwrap();
 
-    let stats = store.queue_stats(at(50)).await.unwrap();
+    let stats = store.queue_stats(at(50), 1000).await.unwrap();
     assert_eq!(
         stats,
         QueueStats {
@@ -273,13 +273,39 @@ pub async fn queue_stats_count_due_claimed_scheduled_and_parked_deliveries(store
             parked: 1,
             oldest_due_at: Some(at(20)),
             disabled_endpoints: 1,
+            capped: false,
         }
     );
     let _ = (claimed, due_early, due_late);
     // Before the later one is due, only one is; at 400 the retry is due too.
-    assert_eq!(store.queue_stats(at(30)).await.unwrap().due, 1);
-    let later = store.queue_stats(at(400)).await.unwrap();
+    assert_eq!(store.queue_stats(at(30), 1000).await.unwrap().due, 1);
+    let later = store.queue_stats(at(400), 1000).await.unwrap();
     assert_eq!((later.scheduled, later.oldest_due_at), (0, Some(at(20))));
+}
+
+/// A queue count looks at no more than its cap of pending deliveries, the longest overdue
+/// first, and says when it stopped there; below the cap the due count and the oldest due time
+/// are exact even when other pending deliveries are left out.
+pub async fn queue_counts_stop_at_their_cap_and_say_so(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    for t in 0..5 {
+        send(store, &mut g, &ep, 10 + t).await;
+    }
+    let (_, waiting) = send(store, &mut g, &ep, 20).await;
+    let retry = g.outcome(&waiting, at(21), 500, Sending, Some(at(900)));
+    store.record_attempts(slice::from_ref(&retry)).await.unwrap();
+
+    let all = store.queue_stats(at(100), 1000).await.unwrap();
+    assert_eq!((all.due, all.scheduled, all.capped), (5, 1, false));
+    let capped = store.queue_stats(at(100), 5).await.unwrap();
+    assert_eq!(
+        (capped.due, capped.scheduled, capped.oldest_due_at, capped.capped),
+        (5, 0, Some(at(10)), true),
+        "the five due come first; the retry beyond the cap is not counted"
+    );
+    let tight = store.queue_stats(at(100), 2).await.unwrap();
+    assert_eq!((tight.due, tight.oldest_due_at, tight.capped), (2, Some(at(10)), true));
 }
 
 /// Deferring releases the lease and makes the delivery due at the new time, without counting an

@@ -176,6 +176,7 @@ macro_rules! store_conformance_tests {
             unpark_endpoint_makes_only_that_endpoints_parked_deliveries_due_now,
             hasten_endpoint_makes_only_that_endpoints_waiting_retries_due_now,
             queue_stats_count_due_claimed_scheduled_and_parked_deliveries,
+            queue_counts_stop_at_their_cap_and_say_so,
             deferred_delivery_is_released_and_due_only_at_the_new_time,
             delivery_parked_by_a_recorded_attempt_waits_for_its_endpoint_to_be_unparked,
             exhausted_delivery_marks_its_endpoint_failing_from_the_first_exhaustion,
