@@ -149,8 +149,8 @@ impl SqliteStore {
         self.inner.writer.run(f).await
     }
 
-    /// [`SqliteStore::write`] for a request's bookkeeping (its idempotency key), which is not
-    /// the request's effect: it neither needs nor opens the request's write gate.
+    /// [`SqliteStore::write`] for what is not a request's effect (its idempotency key, the
+    /// health check's ping): it neither needs nor opens the request's write gate.
     pub(crate) async fn write_bookkeeping<R, F>(&self, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
@@ -234,5 +234,46 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
         }
         rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
         _ => StoreError::Internal(Box::new(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookd_store::Store;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stuck_writer_makes_ping_fail_though_reads_still_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&SqliteOptions {
+            path: dir.path().join("hookd.db"),
+            synchronous: Synchronous::Normal,
+        })
+        .unwrap();
+        store.ping().await.expect("a free writer answers");
+        // The writer thread is stuck inside one job for two seconds.
+        let (inside, entered) = std::sync::mpsc::channel();
+        let stuck = store.clone();
+        let job = tokio::spawn(async move {
+            stuck
+                .write(move |_| {
+                    let _ = inside.send(());
+                    std::thread::sleep(Duration::from_secs(2));
+                    Ok(())
+                })
+                .await
+        });
+        tokio::task::spawn_blocking(move || entered.recv().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            store.list_tokens().await.is_ok(),
+            "reads still answer, so a read-only check would call the node healthy"
+        );
+        let ping = tokio::time::timeout(Duration::from_millis(500), store.ping()).await;
+        assert!(ping.is_err(), "the health check's ping waits on the stuck writer");
+        job.await.unwrap().unwrap();
+        store.ping().await.expect("answers again once the writer is free");
     }
 }

@@ -133,7 +133,7 @@ impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         // Through the writer thread: a stuck or dead writer makes the node unhealthy, not only
         // an unreadable file.
-        self.write(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
+        self.write_bookkeeping(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
             .await
     }
 

@@ -63,7 +63,11 @@ async fn metrics_count_requests_messages_and_attempts_and_report_the_queue() {
     assert_eq!(get("hookd_queue_lag_seconds"), 0.0);
     assert_eq!(get("hookd_attempts_in_flight"), 0.0);
     assert_eq!(get("hookd_endpoints_disabled"), 0.0);
-    assert_eq!(get("hookd_queue_counts_capped"), 0.0, "a short queue is counted in full");
+    assert_eq!(
+        get("hookd_queue_counts_capped"),
+        0.0,
+        "a short queue is counted in full"
+    );
     assert_eq!(get("hookd_endpoints_circuit_open"), 0.0);
     assert_eq!(get("hookd_listen_sessions"), 0.0);
 
