@@ -1055,13 +1055,17 @@ impl Store for PostgresStore {
         notify_work(&self.pool).await
     }
 
-    async fn park_delivery(&self, delivery_id: &str) -> StoreResult<()> {
+    async fn park_delivery(&self, delivery_id: &str, lease_token: i64) -> StoreResult<()> {
         hookd_store::gate::begin_write()?;
-        sqlx::query("UPDATE delivery SET parked = TRUE, next_attempt_at = NULL, lease_until = 0 WHERE id = $1")
-            .bind(delivery_id)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE delivery SET parked = TRUE, next_attempt_at = NULL, lease_until = 0 \
+             WHERE id = $1 AND ($2 = 0 OR lease_token = $2)",
+        )
+        .bind(delivery_id)
+        .bind(lease_token)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
         Ok(())
     }
 
@@ -1134,14 +1138,17 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn defer_delivery(&self, delivery_id: &str, until: DateTime<Utc>) -> StoreResult<()> {
+    async fn defer_delivery(&self, delivery_id: &str, lease_token: i64, until: DateTime<Utc>) -> StoreResult<()> {
         hookd_store::gate::begin_write()?;
-        sqlx::query("UPDATE delivery SET next_attempt_at = $2, lease_until = 0 WHERE id = $1")
-            .bind(delivery_id)
-            .bind(micros(until))
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE delivery SET next_attempt_at = $2, lease_until = 0 WHERE id = $1 AND ($3 = 0 OR lease_token = $3)",
+        )
+        .bind(delivery_id)
+        .bind(micros(until))
+        .bind(lease_token)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
         Ok(())
     }
 

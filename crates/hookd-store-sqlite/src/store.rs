@@ -891,12 +891,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn park_delivery(&self, delivery_id: &str) -> StoreResult<()> {
+    async fn park_delivery(&self, delivery_id: &str, lease_token: i64) -> StoreResult<()> {
         let id = delivery_id.to_string();
         self.write(move |c| {
             c.execute(
-                "UPDATE delivery SET parked = 1, next_attempt_at = NULL, lease_until = 0 WHERE id = ?1",
-                [id],
+                "UPDATE delivery SET parked = 1, next_attempt_at = NULL, lease_until = 0 \
+                 WHERE id = ?1 AND (?2 = 0 OR lease_token = ?2)",
+                params![id, lease_token],
             )
             .map_err(map_err)?;
             Ok(())
@@ -969,12 +970,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn defer_delivery(&self, delivery_id: &str, until: DateTime<Utc>) -> StoreResult<()> {
+    async fn defer_delivery(&self, delivery_id: &str, lease_token: i64, until: DateTime<Utc>) -> StoreResult<()> {
         let id = delivery_id.to_string();
         self.write(move |c| {
             c.execute(
-                "UPDATE delivery SET next_attempt_at = ?2, lease_until = 0 WHERE id = ?1",
-                params![id, micros(until)],
+                "UPDATE delivery SET next_attempt_at = ?2, lease_until = 0 \
+                 WHERE id = ?1 AND (?3 = 0 OR lease_token = ?3)",
+                params![id, micros(until), lease_token],
             )
             .map_err(map_err)?;
             Ok(())

@@ -247,7 +247,9 @@ pub trait Store: Send + Sync + 'static {
     /// claim has taken since. Released deliveries are due at `now`.
     async fn release_leases(&self, leases: &[(String, i64)], now: DateTime<Utc>) -> StoreResult<()>;
     /// Keeps a leased delivery without a due time (its endpoint is disabled), releasing the lease.
-    async fn park_delivery(&self, delivery_id: &str) -> StoreResult<()>;
+    /// Fenced like [`Store::release_leases`]: only while the delivery still holds the lease
+    /// `lease_token` (0: whatever it holds).
+    async fn park_delivery(&self, delivery_id: &str, lease_token: i64) -> StoreResult<()>;
     /// Makes every parked delivery of an endpoint due at `now` (it was enabled again).
     async fn unpark_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64>;
     /// Makes every delivery of an endpoint that waits for a later retry due at `now` (a
@@ -260,8 +262,10 @@ pub trait Store: Send + Sync + 'static {
     /// than `cap` deliveries are due.
     async fn queue_stats(&self, now: DateTime<Utc>, cap: usize) -> StoreResult<QueueStats>;
     /// Releases a leased delivery and makes it due at `until` without counting an attempt
-    /// (the endpoint's circuit is open, or its rate limit is reached).
-    async fn defer_delivery(&self, delivery_id: &str, until: DateTime<Utc>) -> StoreResult<()>;
+    /// (the endpoint's circuit is open, or its rate limit is reached). Fenced like
+    /// [`Store::release_leases`]: only while the delivery still holds the lease `lease_token`
+    /// (0: whatever it holds), so a node whose lease was taken over cannot move the delivery.
+    async fn defer_delivery(&self, delivery_id: &str, lease_token: i64, until: DateTime<Utc>) -> StoreResult<()>;
 
     // ----- endpoint statistics and replays -----
 

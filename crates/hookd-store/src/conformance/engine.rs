@@ -54,7 +54,7 @@ pub async fn parked_delivery_is_never_claimed(store: &dyn Store) {
         sorted([parked.id.clone(), other.id.clone()])
     );
 
-    store.park_delivery(&parked.id).await.expect("park");
+    store.park_delivery(&parked.id, 0).await.expect("park");
     let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
     assert_eq!(
         (state.id, state.status, state.next_attempt_at),
@@ -83,8 +83,8 @@ pub async fn unpark_endpoint_makes_only_that_endpoints_parked_deliveries_due_now
     store.create_message(&later_msg, slice::from_ref(&later)).await.unwrap();
     let leased = sorted([&parked, &was_gone, &retrying, &elsewhere].map(|d| d.id.clone()));
     assert_eq!(claim(store, 10, 1000).await, leased);
-    store.park_delivery(&parked.id).await.unwrap();
-    store.park_delivery(&elsewhere.id).await.unwrap();
+    store.park_delivery(&parked.id, 0).await.unwrap();
+    store.park_delivery(&elsewhere.id, 0).await.unwrap();
     let retry_at_300 = g.outcome(&retrying, at(11), 500, Sending, Some(at(300)));
     let outcomes = [gone(&mut g, &was_gone, 11), retry_at_300];
     store.record_attempts(&outcomes).await.unwrap();
@@ -120,7 +120,7 @@ pub async fn hasten_endpoint_makes_only_that_endpoints_waiting_retries_due_now(s
     let (_, done) = send(store, &mut g, &ep, 2).await;
     let (_, elsewhere) = send(store, &mut g, &other_ep, 3).await;
     claim(store, 10, 1000).await;
-    store.park_delivery(&parked.id).await.unwrap();
+    store.park_delivery(&parked.id, 0).await.unwrap();
     let outcomes = [
         g.outcome(&retrying, at(11), 500, Sending, Some(at(300))),
         g.outcome(&done, at(11), 200, Success, None),
@@ -161,7 +161,7 @@ pub async fn pruning_deletes_old_finished_messages_in_batches_and_keeps_unfinish
         .collect();
     outcomes.push(g.outcome(&waiting_d, at(11), 500, Sending, Some(at(900))));
     store.record_attempts(&outcomes).await.unwrap();
-    store.park_delivery(&parked_d.id).await.unwrap();
+    store.park_delivery(&parked_d.id, 0).await.unwrap();
 
     let below = IdKind::Message.lower_bound(at(100));
     assert_eq!(store.prune_messages(&below, 2).await.unwrap(), 2, "a batch of two");
@@ -249,7 +249,7 @@ pub async fn queue_stats_count_due_claimed_scheduled_and_parked_deliveries(store
     let (_, retrying) = send(store, &mut g, &ep, 2).await;
     let (_, done) = send(store, &mut g, &ep, 3).await;
     claim(store, 10, 1000).await;
-    store.park_delivery(&parked.id).await.unwrap();
+    store.park_delivery(&parked.id, 0).await.unwrap();
     store
         .record_attempts(&[
             g.outcome(&retrying, at(11), 500, Sending, Some(at(300))),
@@ -316,7 +316,7 @@ pub async fn deferred_delivery_is_released_and_due_only_at_the_new_time(store: &
     let (msg, d) = send(store, &mut g, &ep, 0).await;
     assert_eq!(claim(store, 0, 1000).await, vec![d.id.clone()]);
 
-    store.defer_delivery(&d.id, at(50)).await.expect("defer");
+    store.defer_delivery(&d.id, 0, at(50)).await.expect("defer");
     let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
     assert_eq!((state.status, state.next_attempt_at), (Pending, Some(at(50))));
     assert_eq!(claim(store, 49, 1000).await, Vec::<String>::new());
@@ -329,7 +329,7 @@ pub async fn deferred_delivery_is_released_and_due_only_at_the_new_time(store: &
     record(store, g.outcome(&resent, at(2), 500, Fail, None)).await;
     store.schedule_manual(&resent, at(60)).await.unwrap();
     assert_eq!(claim(store, 60, 1000).await, vec![resent.id.clone()]);
-    store.defer_delivery(&resent.id, at(90)).await.expect("defer");
+    store.defer_delivery(&resent.id, 0, at(90)).await.expect("defer");
     assert_eq!(next_attempt(store, &resent).await, Some(at(90)));
     assert_eq!(claim(store, 89, 1000).await, Vec::<String>::new());
     let claims = store.claim_due(at(91), at(1000), 10).await.unwrap();

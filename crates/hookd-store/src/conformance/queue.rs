@@ -811,7 +811,7 @@ pub async fn fair_claim_takes_each_endpoints_room_and_skips_full_endpoints_and_a
 }
 
 /// Fencing: after a lease ran out and another claim took the delivery, a late record (or
-/// release) made under the old lease changes nothing (no attempt, no state, the new lease
+/// release, deferral or parking) made under the old lease changes nothing (no attempt, no state, the new lease
 /// kept); the current owner's record applies.
 /// Unfenced records (token 0) still apply.
 pub async fn a_late_record_under_a_lease_taken_over_changes_nothing(store: &dyn Store) {
@@ -834,12 +834,21 @@ pub async fn a_late_record_under_a_lease_taken_over_changes_nothing(store: &dyn 
         "untouched: due again when the current owner's lease ends"
     );
 
-    // A late release under the old lease leaves the new owner's lease in place.
+    // A late release, deferral or parking under the old lease leaves the new owner's lease in
+    // place.
     store.release_leases(&[(d.id.clone(), old)], at(42)).await.unwrap();
+    store.defer_delivery(&d.id, old, at(42)).await.unwrap();
+    store.park_delivery(&d.id, old).await.unwrap();
     assert_eq!(
         claim(store, 43, 70).await,
         Vec::<String>::new(),
         "still leased by the new owner"
+    );
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
+    assert_eq!(
+        state.next_attempt_at,
+        Some(at(60)),
+        "neither deferred nor parked by the old owner"
     );
 
     let mut current = g.outcome(&d, at(41), 500, Sending, Some(at(100)));
@@ -955,7 +964,7 @@ pub async fn a_payload_outlives_its_retention_while_a_delivery_still_needs_it(st
         .create_message(&parked_msg, std::slice::from_ref(&parked))
         .await
         .unwrap();
-    store.park_delivery(&parked.id).await.unwrap();
+    store.park_delivery(&parked.id, 0).await.unwrap();
 
     // A failed first attempt: the delivery waits for its retry.
     store

@@ -74,7 +74,7 @@ impl SendContext {
         };
         if endpoint.disabled {
             // Kept, not sent: enabling the endpoint makes it due again.
-            if let Err(e) = self.store.park_delivery(&d.id).await {
+            if let Err(e) = self.store.park_delivery(&d.id, d.lease_token).await {
                 tracing::warn!(error = %e, delivery = %d.id, "cannot park delivery; will retry after the lease");
             }
             return None;
@@ -95,7 +95,7 @@ impl SendContext {
         };
         if d.trigger == TriggerType::Scheduled {
             if let Gate::Defer(until) = self.guards.admit(&endpoint.id, self.clock.now()) {
-                if let Err(e) = self.store.defer_delivery(&d.id, until).await {
+                if let Err(e) = self.store.defer_delivery(&d.id, d.lease_token, until).await {
                     tracing::warn!(error = %e, delivery = %d.id, "cannot defer delivery; will retry after the lease");
                 }
                 return None;
@@ -118,7 +118,7 @@ impl SendContext {
                 // Its send slot is beyond the pacing horizon: wait in the database, holding no
                 // memory or slot meanwhile; no attempt is spent.
                 let until = self.clock.now() + chrono::Duration::from_std(later).unwrap_or(chrono::Duration::MAX);
-                if let Err(e) = self.store.defer_delivery(&d.id, until).await {
+                if let Err(e) = self.store.defer_delivery(&d.id, d.lease_token, until).await {
                     tracing::warn!(error = %e, delivery = %d.id, "cannot defer delivery; will retry after the lease");
                 }
                 return None;
