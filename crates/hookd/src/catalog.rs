@@ -10,9 +10,34 @@ use hookd_core::model::{Environment, EventType};
 use hookd_core::validate::FieldError;
 use hookd_store::{PageRequest, Store, StoreResult};
 use rand::distributions::{Alphanumeric, DistString};
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::ops::event_types::EventTypeIn;
+/// A new event type (Svix `EventTypeIn`); for PUT the name comes from the path.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeIn {
+    /// Dotted name (taken from the path on PUT).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What the event means.
+    pub description: String,
+    /// Hidden from lists and subscriptions.
+    #[serde(default)]
+    pub archived: Option<bool>,
+    /// Discouraged.
+    #[serde(default)]
+    pub deprecated: Option<bool>,
+    /// Visibility flag.
+    #[serde(default)]
+    pub feature_flag: Option<String>,
+    /// JSON Schemas by version.
+    #[serde(default)]
+    pub schemas: Option<serde_json::Value>,
+    /// Group it is listed under.
+    #[serde(default)]
+    pub group_name: Option<String>,
+}
 
 /// The built-in catalog, one JSON file per event type (Svix `EventTypeIn` shape).
 const BUILTIN: [(&str, &str); 16] = [

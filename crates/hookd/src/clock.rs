@@ -51,3 +51,8 @@ impl Clock for ManualClock {
         *self.now.lock().expect("clock poisoned")
     }
 }
+
+/// Svix's timestamp form: RFC 3339, microseconds, `Z`.
+pub fn ts(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

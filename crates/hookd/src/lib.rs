@@ -4,26 +4,34 @@
 //! durably, signs it with Standard Webhooks signatures, fans it out to every subscribed endpoint
 //! and retries until it is delivered or visibly failed.
 //!
-//! Layout:
-//! - [`config`]: the one configuration struct and its layered loading.
-//! - [`state`]: what every request and worker shares (store, caches, clock, dispatcher handle).
-//! - [`ops`]: use-cases shared by the API and the CLI; every rule is written once here.
-//! - [`api`]: the HTTP surface under `/api/v1`; the only place HTTP statuses are chosen.
-//! - [`dispatch`]: claim → sign → send → record, with bounded concurrency.
-//! - [`auth`]: API tokens (generated, hashed, checked).
-//! - [`catalog`]: the built-in event types, examples, and the compiled-schema cache.
-//! - [`openapi`]: hookd's API description with the catalog as `webhooks`, and importing one.
-//! - [`metrics`]: Prometheus counters, histograms and scrape-time queue gauges.
-//! - [`operational`]: operational webhooks (hookd reporting on its own deliveries).
-//! - [`relay`]: `hookd listen` sessions, deliveries carried over the CLI's WebSocket.
-//! - [`retention`]: removes payloads whose retention period has ended.
-//! - [`cli`]: one module per subcommand.
+//! Layers: each top-level module uses only modules on lines above its own, so the modules form
+//! a directed acyclic graph (the test `tests::top_level_modules_form_the_layer_map` reads the
+//! sources and fails on any `crate::` reference that breaks this map).
+//!
+//! 1. Leaves, using no other module:
+//!    [`clock`] (time as an input, Svix timestamps), [`config`] (the configuration and its
+//!    layered loading), [`auth`] (API tokens: generated, hashed, checked), [`cache`] (endpoints,
+//!    tokens and applications cached on the hot path), [`metrics`] (Prometheus counters and
+//!    histograms), [`catalog`] (the built-in event types, `EventTypeIn`, the compiled-schema
+//!    cache), [`relay`] (`hookd listen` sessions).
+//! 2. [`openapi`] (hookd's API description with the catalog as `webhooks`, and importing one;
+//!    uses catalog), [`operational`] (the operational-webhook events and the sink that stores
+//!    them in the outbox; uses clock), [`retention`] (payload expiry; uses clock).
+//! 3. [`dispatch`]: claim → sign → send → record, with bounded concurrency and per-tenant
+//!    shares; uses the store, the caches, the operational sink, relay, metrics, config, clock.
+//! 4. [`state`]: what every request and worker shares (store, caches, clock, dispatcher
+//!    handle, the operational sink).
+//! 5. [`ops`]: use-cases shared by the API and the CLI, every rule written once (including
+//!    publishing the operational outbox); uses state and the layers below.
+//! 6. Composition roots: [`api`] (the HTTP surface under `/api/v1`, `/metrics`; the only place
+//!    HTTP statuses are chosen) and [`cli`] (one module per subcommand).
 //!
 //! Libraries never bind sockets or read the environment: [`serve`] takes a bound listener, a
 //! loaded config, a store and a shutdown token.
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod clock;
@@ -129,7 +137,7 @@ pub async fn start(
     let task = tokio::spawn(async move {
         let tracker = tokio_util::task::TaskTracker::new();
         tracker.spawn(worker.run(shutdown.clone()));
-        tracker.spawn(operational::run(operational_state, shutdown.clone()));
+        tracker.spawn(ops::outbox::run(operational_state, shutdown.clone()));
         tracker.spawn(retention::run(
             store_for_retention,
             clock_for_retention,
@@ -168,4 +176,134 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     start(listener, config, store, clock, shutdown).await?.wait().await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    /// The layer of each top-level module, as the module docs above list them.
+    const LAYERS: &[(&str, u8)] = &[
+        ("clock", 1),
+        ("config", 1),
+        ("auth", 1),
+        ("cache", 1),
+        ("metrics", 1),
+        ("catalog", 1),
+        ("relay", 1),
+        ("openapi", 2),
+        ("operational", 2),
+        ("retention", 2),
+        ("dispatch", 3),
+        ("state", 4),
+        ("ops", 5),
+        ("api", 6),
+        ("cli", 6),
+    ];
+
+    /// Modules compiled for tests only, outside the map.
+    const TEST_ONLY: &[&str] = &["testing"];
+
+    /// The top-level modules each `crate::` path in `source` names (comments and the unit-test
+    /// module left out).
+    fn referenced(source: &str) -> Vec<String> {
+        let code = source.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+        let code: String = code
+            .lines()
+            .map(|l| l.split("//").next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let ident = |s: &str| -> String { s.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect() };
+        let mut found = Vec::new();
+        for (at, _) in code.match_indices("crate::") {
+            if code[..at].ends_with('$') {
+                continue;
+            }
+            let rest = &code[at + "crate::".len()..];
+            match rest.strip_prefix('{') {
+                None => found.push(ident(rest)),
+                Some(group) => {
+                    // `use crate::{a, b::c, d::{e, f}}`: the names at the group's first level.
+                    let (mut depth, mut expect) = (0, true);
+                    for (i, c) in group.char_indices() {
+                        match c {
+                            '{' => depth += 1,
+                            '}' if depth == 0 => break,
+                            '}' => depth -= 1,
+                            ',' if depth == 0 => expect = true,
+                            c if expect && depth == 0 && !c.is_whitespace() => {
+                                found.push(ident(&group[i..]));
+                                expect = false;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    fn sources(dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn top_level_modules_form_the_layer_map() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let layers: BTreeMap<&str, u8> = LAYERS.iter().copied().collect();
+        let mut broken = Vec::new();
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().unwrap().to_string_lossy().to_string();
+            if name == "lib" || name == "main" || TEST_ONLY.contains(&name.as_str()) {
+                continue;
+            }
+            let Some(&layer) = layers.get(name.as_str()) else {
+                panic!("module `{name}` is not in the layer map (lib.rs docs and LAYERS)");
+            };
+            seen += 1;
+            let mut files = Vec::new();
+            if path.is_dir() {
+                sources(&path, &mut files);
+            } else {
+                files.push(std::fs::read_to_string(&path).unwrap());
+            }
+            for used in files.iter().flat_map(|f| referenced(f)) {
+                match layers.get(used.as_str()) {
+                    Some(&l) if used != name && l >= layer => {
+                        broken.push(format!("{name} (layer {layer}) uses {used} (layer {l})"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(seen, LAYERS.len(), "every module in the map exists");
+        broken.sort();
+        broken.dedup();
+        assert!(
+            broken.is_empty(),
+            "references against the layer map:\n{}",
+            broken.join("\n")
+        );
+    }
+
+    #[test]
+    fn references_are_read_from_paths_and_use_groups_but_not_comments() {
+        let source = "use crate::{clock::Clock, ops::{a, b}, state};\n\
+                      // crate::api in a comment\n\
+                      let x = crate::cache::AppCache::new();\n\
+                      macro_rules! m { () => { $crate::x } }\n\
+                      #[cfg(test)]\nmod tests { use crate::api; }\n";
+        assert_eq!(referenced(source), ["clock", "ops", "state", "cache"]);
+    }
 }

@@ -8,7 +8,7 @@ use hookd_core::validate::FieldError;
 use serde_json::{json, Map, Value};
 
 use crate::catalog::newest_schema;
-use crate::ops::event_types::EventTypeIn;
+use crate::catalog::EventTypeIn;
 
 /// The hand-kept description of every route; `webhooks` is filled from the catalog.
 const API_SPEC: &str = include_str!("../openapi/hookd-api.json");

@@ -3,16 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use hookd_core::model::{Application, Attempt, Endpoint, EventType, Message, MessageStatus};
 use hookd_store::{DeliveryState, Page};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-/// Svix's timestamp form: RFC 3339, microseconds, `Z`.
-pub fn ts(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
+pub use crate::clock::ts;
 
 /// Paginated list (`ListResponse_X_`).
 #[derive(Debug, Serialize)]

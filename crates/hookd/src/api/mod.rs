@@ -16,6 +16,7 @@ mod health;
 pub mod idempotency;
 mod listen;
 mod message;
+pub mod metrics;
 mod openapi;
 mod replay;
 
@@ -50,7 +51,7 @@ pub fn router(
         .route_layer(axum::middleware::from_fn(crate::metrics::track));
     let mut app = Router::new().nest("/api/v1", api);
     if state.config.metrics.enabled && state.config.metrics.listen.is_none() {
-        app = app.route("/metrics", axum::routing::get(crate::metrics::serve));
+        app = app.route("/metrics", axum::routing::get(metrics::serve));
     }
     let app = app
         .fallback(|| async { ApiError::NotFound })
@@ -105,7 +106,7 @@ pub(crate) async fn with_deadline(
 /// `/metrics` alone, for a separate metrics listener.
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
-        .route("/metrics", axum::routing::get(crate::metrics::serve))
+        .route("/metrics", axum::routing::get(metrics::serve))
         .with_state(state)
 }
 

@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::guard::{Gate, Guards};
 use super::{record, send, Job};
+use crate::cache::{AppCache, EndpointCache};
 use crate::clock::Clock;
 use crate::operational::{Notifier, OpEvent};
-use crate::state::{AppCache, EndpointCache};
 
 /// The scheduled attempt whose failure makes a delivery "failing" (Svix: the 4th).
 const FAILING_AT: i64 = 4;

@@ -34,10 +34,10 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cache::{AppCache, EndpointCache};
 use crate::clock::Clock;
 use crate::config::{DeliveryConfig, SandboxConfig};
 use crate::operational::Notifier;
-use crate::state::{AppCache, EndpointCache};
 
 pub use send::USER_AGENT;
 

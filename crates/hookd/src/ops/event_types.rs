@@ -8,31 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{OpsError, OpsResult, Problems};
 use crate::state::AppState;
 
-/// A new event type (Svix `EventTypeIn`); for PUT the name comes from the path.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct EventTypeIn {
-    /// Dotted name (taken from the path on PUT).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// What the event means.
-    pub description: String,
-    /// Hidden from lists and subscriptions.
-    #[serde(default)]
-    pub archived: Option<bool>,
-    /// Discouraged.
-    #[serde(default)]
-    pub deprecated: Option<bool>,
-    /// Visibility flag.
-    #[serde(default)]
-    pub feature_flag: Option<String>,
-    /// JSON Schemas by version.
-    #[serde(default)]
-    pub schemas: Option<serde_json::Value>,
-    /// Group it is listed under.
-    #[serde(default)]
-    pub group_name: Option<String>,
-}
+pub use crate::catalog::EventTypeIn;
 
 /// Partial update (Svix `EventTypePatch`).
 #[derive(Debug, Clone, Deserialize, Default)]

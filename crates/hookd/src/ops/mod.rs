@@ -9,6 +9,7 @@ pub mod attempts;
 pub mod endpoints;
 pub mod event_types;
 pub mod messages;
+pub mod outbox;
 pub mod replay;
 
 use hookd_core::validate::FieldError;
