@@ -89,6 +89,12 @@ pub(crate) async fn with_deadline(
     use axum::response::IntoResponse;
     let gate = hookd_store::gate::WriteGate::new();
     let mut task = tokio::spawn(gate.clone().scope(handler));
+    // The client going away drops this future: a handler that has not written is stopped (and
+    // can no longer write); one that has is left to finish its change.
+    let _stop_if_abandoned = StopUnlessWriting {
+        gate: gate.clone(),
+        task: task.abort_handle(),
+    };
     let finished = match tokio::time::timeout(deadline, &mut task).await {
         Ok(finished) => finished,
         Err(_) if gate.close() => {
@@ -100,6 +106,20 @@ pub(crate) async fn with_deadline(
     match finished {
         Ok(response) => response,
         Err(e) => ApiError::Internal(Box::new(e)).into_response(),
+    }
+}
+
+/// Stops a request's handler when dropped, unless it has begun writing.
+struct StopUnlessWriting {
+    gate: hookd_store::gate::WriteGate,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for StopUnlessWriting {
+    fn drop(&mut self) {
+        if !self.task.is_finished() && self.gate.close() {
+            self.task.abort();
+        }
     }
 }
 
@@ -174,5 +194,47 @@ mod tests {
         assert_eq!(with_deadline(DEADLINE, committing).await.status(), StatusCode::CREATED);
         let quick = async { StatusCode::ACCEPTED.into_response() };
         assert_eq!(with_deadline(DEADLINE, quick).await.status(), StatusCode::ACCEPTED);
+    }
+
+    #[tokio::test]
+    async fn a_client_going_away_stops_a_handler_that_has_not_written_but_not_one_that_has() {
+        let reached = |flag: &Arc<AtomicBool>| {
+            let flag = flag.clone();
+            move || flag.store(true, Ordering::SeqCst)
+        };
+        let (idle_end, writing_end) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let (idle_done, writing_done) = (reached(&idle_end), reached(&writing_end));
+        let idle = async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            idle_done();
+            StatusCode::OK.into_response()
+        };
+        let writing = async move {
+            hookd_store::gate::begin_write().unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            writing_done();
+            StatusCode::OK.into_response()
+        };
+        // Each request is dropped (its client disconnected) after 20 ms.
+        let long = Duration::from_secs(30);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), with_deadline(long, idle))
+                .await
+                .is_err()
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), with_deadline(long, writing))
+                .await
+                .is_err()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(
+            !idle_end.load(Ordering::SeqCst),
+            "a handler that had not written was stopped"
+        );
+        assert!(
+            writing_end.load(Ordering::SeqCst),
+            "a handler that had begun writing finished"
+        );
     }
 }
