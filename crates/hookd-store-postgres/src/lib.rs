@@ -8,7 +8,7 @@
 //! (`create_message`, `record_attempts`, deletes) runs in one transaction.
 //!
 //! Because the database is shared, nothing here may assume it is the only user:
-//! [`Store::release_stale_leases`](hookd_store::Store::release_stale_leases) does nothing (a
+//! [`QueueStore::release_stale_leases`](hookd_store::QueueStore::release_stale_leases) does nothing (a
 //! starting node cannot tell a dead node's lease from a live one's), and the idempotency claim
 //! is decided by the database (`INSERT … ON CONFLICT`), never by a read followed by a write.
 //!
@@ -67,7 +67,7 @@ impl Default for PostgresOptions {
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    /// The LISTEN connection for [`Store::wait_for_work`](hookd_store::Store::wait_for_work),
+    /// The LISTEN connection for [`QueueStore::wait_for_work`](hookd_store::QueueStore::wait_for_work),
     /// opened on first use and shared by the store's clones.
     listener: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::postgres::PgListener>>>,
     /// Seals endpoint secrets at rest when set.

@@ -14,7 +14,8 @@ use std::io::Write;
 use hookd_core::id::IdKind;
 use hookd_core::model::{Application, Attempt, Endpoint, Environment, Message, MessageStatus, TriggerType};
 use hookd_store::conformance::at;
-use hookd_store::{AttemptRecord, IdempotencyState, NewDelivery, Store, TaskRecord, TaskStatus};
+use hookd_store::prelude::*;
+use hookd_store::{AttemptRecord, IdempotencyState, NewDelivery, TaskRecord, TaskStatus};
 use hookd_store_postgres::testing::TestSchema;
 use hookd_store_postgres::PostgresStore;
 

@@ -11,7 +11,7 @@
 //! `NORMAL` survives a process crash only and is an opt-in trade.
 //!
 //! Only one process may use a database file: [`SqliteStore::open`] takes an exclusive lock on
-//! `<file>.lock`, which is what makes [`Store::release_stale_leases`] safe at start.
+//! `<file>.lock`, which is what makes [`QueueStore::release_stale_leases`] safe at start.
 //!
 //! Modules: [`writer`] (the group-commit thread), `rows` (row ↔ record mapping), `store` (the
 //! [`Store`] implementation).
@@ -240,7 +240,7 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hookd_store::Store;
+    use hookd_store::prelude::*;
     use std::time::Duration;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,9 +3,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
+use hookd_store::prelude::*;
 use hookd_store::{
     AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter,
-    NewDelivery, OutboxEvent, Page, PageRequest, QueueStats, ReplayKind, ReplayQuery, StatusCounts, Store, StoreError,
+    NewDelivery, OutboxEvent, Page, PageRequest, QueueStats, ReplayKind, ReplayQuery, StatusCounts, StoreError,
     StoreResult, TaskFilter, TaskRecord, TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
 };
 use rusqlite::types::Value;
@@ -105,7 +106,7 @@ fn expect_one(changed: usize) -> StoreResult<()> {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl QueueStore for SqliteStore {
     async fn release_stale_leases(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let now = micros(now);
         self.write(move |c| {
@@ -137,6 +138,266 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn claim_due_within(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        bounds: &ClaimBounds,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let (skip, _, _) = bounds.room_lists();
+        let skip = serde_json::to_string(&skip).map_err(StoreError::internal)?;
+        let skip_apps = serde_json::to_string(&bounds.skip_apps).map_err(StoreError::internal)?;
+        let scan = i64::try_from(limit.saturating_mul(CLAIM_SCAN_FACTOR)).unwrap_or(i64::MAX);
+        let token = hookd_store::new_lease_token(&mut rand::thread_rng());
+        let bounds = bounds.clone();
+        self.write(move |c| {
+            // The candidates: the longest overdue rows of endpoints and applications that may
+            // take more, a bounded walk of the due index (which covers the columns read). Each
+            // endpoint's and application's room is then applied in order, here rather than in
+            // SQL, where joining the room lists costs more than the walk itself.
+            let mut candidates = c
+                .prepare_cached(
+                    "WITH skip(k) AS MATERIALIZED (SELECT value FROM json_each(?3)), \
+                          skip_app(k) AS MATERIALIZED (SELECT value FROM json_each(?4)) \
+                     SELECT id, endpoint_id, app_id FROM delivery INDEXED BY delivery_due_claim \
+                     WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 AND lease_until <= ?1 \
+                       AND endpoint_id NOT IN (SELECT k FROM skip) AND app_id NOT IN (SELECT k FROM skip_app) \
+                     ORDER BY next_attempt_at LIMIT ?2",
+                )
+                .map_err(map_err)?;
+            let rows = candidates
+                .query_map(params![micros(now), scan, skip, skip_apps], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                })
+                .map_err(map_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_err)?;
+            let picked = bounds.pick(rows.iter().map(|(_, e, a)| (e.as_str(), a.as_str())), limit);
+            // A claimed delivery is due again when its lease ends (unless an attempt is
+            // recorded first), so the due index never walks leased rows.
+            let mut lease = c
+                .prepare_cached(
+                    "UPDATE delivery SET lease_until = ?2, lease_token = ?3, next_attempt_at = ?2, \
+                     next_trigger = MIN(next_trigger, 1) WHERE id = ?1 \
+                     RETURNING msg_id, scheduled_attempts, total_attempts, MIN(next_trigger, 1)",
+                )
+                .map_err(map_err)?;
+            let mut claimed = Vec::with_capacity(picked.len());
+            for i in picked {
+                let (id, endpoint_id, app_id) = &rows[i];
+                let (msg_id, scheduled_attempts, total_attempts, trigger) = lease
+                    .query_row(params![id, micros(lease_until), token], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .map_err(map_err)?;
+                claimed.push(ClaimedDelivery {
+                    id: id.clone(),
+                    msg_id,
+                    endpoint_id: endpoint_id.clone(),
+                    app_id: app_id.clone(),
+                    scheduled_attempts,
+                    total_attempts,
+                    trigger: hookd_core::model::TriggerType::from_code(trigger)
+                        .unwrap_or(hookd_core::model::TriggerType::Scheduled),
+                    lease_token: token,
+                });
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn record_attempts(&self, outcomes: &[AttemptRecord]) -> StoreResult<()> {
+        let outcomes = outcomes.to_vec();
+        self.write(move |c| {
+            let mut insert = c
+                .prepare_cached(&format!(
+                    "INSERT INTO attempt (delivery_id, app_id, {ATTEMPT_COLS}) \
+                     SELECT ?1, app_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 FROM delivery WHERE id = ?1"
+                ))
+                .map_err(map_err)?;
+            let mut update = c
+                .prepare_cached(
+                    // A resend requested while an attempt was in flight (`next_trigger` 2, see
+                    // `schedule_manual`) is not swallowed: a delivery still on its schedule has
+                    // its next attempt brought forward to the resend's time; a finished one gets
+                    // one manual attempt then.
+                    "UPDATE delivery SET status = ?2, scheduled_attempts = ?3, total_attempts = total_attempts + 1, \
+                     next_attempt_at = CASE WHEN next_trigger = 2 AND ?4 IS NOT NULL AND NOT ?6 THEN MIN(next_attempt_at, ?4) \
+                       WHEN next_trigger = 2 THEN next_attempt_at WHEN ?6 THEN NULL ELSE ?4 END, \
+                     parked = ?6 AND next_trigger <> 2, \
+                     next_trigger = CASE WHEN next_trigger = 2 AND (?4 IS NULL OR ?6) THEN 1 ELSE 0 END, lease_until = 0, \
+                     updated_at = ?5 WHERE id = ?1",
+                )
+                .map_err(map_err)?;
+            let mut healthy = c
+                .prepare_cached("UPDATE endpoint SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL")
+                .map_err(map_err)?;
+            let mut failing = c
+                .prepare_cached("UPDATE endpoint SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL")
+                .map_err(map_err)?;
+            // Fencing: only records made under the delivery's current lease (or unfenced ones).
+            // The writer thread is the only writer, so nothing changes between read and write.
+            let mut token_of = c
+                .prepare_cached("SELECT lease_token FROM delivery WHERE id = ?1")
+                .map_err(map_err)?;
+            let mut current = std::collections::HashMap::new();
+            for o in &outcomes {
+                if let Some(token) = token_of
+                    .query_row([&o.delivery_id], |r| r.get::<_, i64>(0))
+                    .optional()
+                    .map_err(map_err)?
+                {
+                    current.insert(o.delivery_id.clone(), token);
+                }
+            }
+            let mut outbox = c
+                .prepare_cached("INSERT INTO outbox (id, kind, app_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(map_err)?;
+            for o in hookd_store::fenced(&outcomes, &current) {
+                for e in &o.events {
+                    outbox
+                        .execute(params![e.id, e.kind, e.app_id, Json(&e.data), micros(e.created_at)])
+                        .map_err(map_err)?;
+                }
+                let a = hookd_store::storable_attempt(&o.attempt);
+                insert
+                    .execute(params![
+                        o.delivery_id,
+                        a.id,
+                        a.msg_id,
+                        a.endpoint_id,
+                        a.url,
+                        a.response,
+                        a.response_status_code,
+                        a.response_duration_ms,
+                        a.status.code(),
+                        a.trigger_type.code(),
+                        a.attempt_number,
+                        micros(a.created_at),
+                        Json(&a.request_headers),
+                        Json(&a.response_headers)
+                    ])
+                    .map_err(map_err)?;
+                update
+                    .execute(params![
+                        o.delivery_id,
+                        o.delivery_status.code(),
+                        o.scheduled_attempts,
+                        o.next_attempt_at.map(micros),
+                        micros(a.created_at),
+                        o.park
+                    ])
+                    .map_err(map_err)?;
+                // Endpoint health for auto-disable: any success ends a failing run; an
+                // exhausted delivery starts one if none is running.
+                if a.status == MessageStatus::Success {
+                    healthy.execute([&a.endpoint_id]).map_err(map_err)?;
+                } else if o.delivery_status == MessageStatus::Fail && a.trigger_type == TriggerType::Scheduled {
+                    failing.execute(params![a.endpoint_id, micros(a.created_at)]).map_err(map_err)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn renew_leases(&self, leases: &[(String, i64)], lease_until: DateTime<Utc>) -> StoreResult<u64> {
+        let leases = leases.to_vec();
+        self.write(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "UPDATE delivery SET lease_until = ?3, \
+                 next_attempt_at = CASE WHEN next_trigger = 2 THEN next_attempt_at ELSE ?3 END \
+                 WHERE id = ?1 AND lease_token = ?2 AND lease_until > 0",
+                )
+                .map_err(map_err)?;
+            let mut renewed = 0;
+            for (id, token) in &leases {
+                renewed += stmt.execute(params![id, token, micros(lease_until)]).map_err(map_err)? as u64;
+            }
+            Ok(renewed)
+        })
+        .await
+    }
+
+    async fn release_leases(&self, leases: &[(String, i64)], now: DateTime<Utc>) -> StoreResult<()> {
+        let (ids, now) = (leases.to_vec(), micros(now));
+        self.write(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "UPDATE delivery SET lease_until = 0, \
+                     next_attempt_at = CASE WHEN next_attempt_at > ?2 THEN ?2 ELSE next_attempt_at END \
+                     WHERE id = ?1 AND (?3 = 0 OR lease_token = ?3)",
+                )
+                .map_err(map_err)?;
+            for (id, token) in &ids {
+                stmt.execute(params![id, now, token]).map_err(map_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn park_delivery(&self, delivery_id: &str, lease_token: i64) -> StoreResult<()> {
+        let id = delivery_id.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE delivery SET parked = 1, next_attempt_at = NULL, lease_until = 0 \
+                 WHERE id = ?1 AND (?2 = 0 OR lease_token = ?2)",
+                params![id, lease_token],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unpark_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        let id = endpoint_id.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE delivery SET parked = 0, next_attempt_at = ?2 WHERE endpoint_id = ?1 AND parked = 1",
+                params![id, micros(now)],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn hasten_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        let id = endpoint_id.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE delivery SET next_attempt_at = ?2 WHERE endpoint_id = ?1 AND next_attempt_at > ?2 \
+                 AND lease_until <= ?2",
+                params![id, micros(now)],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn defer_delivery(&self, delivery_id: &str, lease_token: i64, until: DateTime<Utc>) -> StoreResult<()> {
+        let id = delivery_id.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE delivery SET next_attempt_at = ?2, lease_until = 0 \
+                 WHERE id = ?1 AND (?3 = 0 OR lease_token = ?3)",
+                params![id, micros(until), lease_token],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
     async fn create_token(&self, t: &TokenRecord) -> StoreResult<()> {
         let t = t.clone();
         self.write(move |c| {
@@ -213,7 +474,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl CatalogStore for SqliteStore {
     async fn create_application(&self, app: &Application) -> StoreResult<()> {
         let a = app.clone();
         self.write(move |c| {
@@ -466,7 +730,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl MessageStore for SqliteStore {
     async fn create_message(&self, m: &Message, deliveries: &[NewDelivery]) -> StoreResult<()> {
         let (m, deliveries) = (m.clone(), deliveries.to_vec());
         self.write(move |c| {
@@ -520,171 +787,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_due_within(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: usize,
-        bounds: &ClaimBounds,
-    ) -> StoreResult<Vec<ClaimedDelivery>> {
-        let (skip, _, _) = bounds.room_lists();
-        let skip = serde_json::to_string(&skip).map_err(StoreError::internal)?;
-        let skip_apps = serde_json::to_string(&bounds.skip_apps).map_err(StoreError::internal)?;
-        let scan = i64::try_from(limit.saturating_mul(CLAIM_SCAN_FACTOR)).unwrap_or(i64::MAX);
-        let token = hookd_store::new_lease_token(&mut rand::thread_rng());
-        let bounds = bounds.clone();
-        self.write(move |c| {
-            // The candidates: the longest overdue rows of endpoints and applications that may
-            // take more, a bounded walk of the due index (which covers the columns read). Each
-            // endpoint's and application's room is then applied in order, here rather than in
-            // SQL, where joining the room lists costs more than the walk itself.
-            let mut candidates = c
-                .prepare_cached(
-                    "WITH skip(k) AS MATERIALIZED (SELECT value FROM json_each(?3)), \
-                          skip_app(k) AS MATERIALIZED (SELECT value FROM json_each(?4)) \
-                     SELECT id, endpoint_id, app_id FROM delivery INDEXED BY delivery_due_claim \
-                     WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 AND lease_until <= ?1 \
-                       AND endpoint_id NOT IN (SELECT k FROM skip) AND app_id NOT IN (SELECT k FROM skip_app) \
-                     ORDER BY next_attempt_at LIMIT ?2",
-                )
-                .map_err(map_err)?;
-            let rows = candidates
-                .query_map(params![micros(now), scan, skip, skip_apps], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-                })
-                .map_err(map_err)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(map_err)?;
-            let picked = bounds.pick(rows.iter().map(|(_, e, a)| (e.as_str(), a.as_str())), limit);
-            // A claimed delivery is due again when its lease ends (unless an attempt is
-            // recorded first), so the due index never walks leased rows.
-            let mut lease = c
-                .prepare_cached(
-                    "UPDATE delivery SET lease_until = ?2, lease_token = ?3, next_attempt_at = ?2, \
-                     next_trigger = MIN(next_trigger, 1) WHERE id = ?1 \
-                     RETURNING msg_id, scheduled_attempts, total_attempts, MIN(next_trigger, 1)",
-                )
-                .map_err(map_err)?;
-            let mut claimed = Vec::with_capacity(picked.len());
-            for i in picked {
-                let (id, endpoint_id, app_id) = &rows[i];
-                let (msg_id, scheduled_attempts, total_attempts, trigger) = lease
-                    .query_row(params![id, micros(lease_until), token], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                    })
-                    .map_err(map_err)?;
-                claimed.push(ClaimedDelivery {
-                    id: id.clone(),
-                    msg_id,
-                    endpoint_id: endpoint_id.clone(),
-                    app_id: app_id.clone(),
-                    scheduled_attempts,
-                    total_attempts,
-                    trigger: hookd_core::model::TriggerType::from_code(trigger)
-                        .unwrap_or(hookd_core::model::TriggerType::Scheduled),
-                    lease_token: token,
-                });
-            }
-            Ok(claimed)
-        })
-        .await
-    }
-
-    async fn record_attempts(&self, outcomes: &[AttemptRecord]) -> StoreResult<()> {
-        let outcomes = outcomes.to_vec();
-        self.write(move |c| {
-            let mut insert = c
-                .prepare_cached(&format!(
-                    "INSERT INTO attempt (delivery_id, app_id, {ATTEMPT_COLS}) \
-                     SELECT ?1, app_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 FROM delivery WHERE id = ?1"
-                ))
-                .map_err(map_err)?;
-            let mut update = c
-                .prepare_cached(
-                    // A resend requested while an attempt was in flight (`next_trigger` 2, see
-                    // `schedule_manual`) is not swallowed: a delivery still on its schedule has
-                    // its next attempt brought forward to the resend's time; a finished one gets
-                    // one manual attempt then.
-                    "UPDATE delivery SET status = ?2, scheduled_attempts = ?3, total_attempts = total_attempts + 1, \
-                     next_attempt_at = CASE WHEN next_trigger = 2 AND ?4 IS NOT NULL AND NOT ?6 THEN MIN(next_attempt_at, ?4) \
-                       WHEN next_trigger = 2 THEN next_attempt_at WHEN ?6 THEN NULL ELSE ?4 END, \
-                     parked = ?6 AND next_trigger <> 2, \
-                     next_trigger = CASE WHEN next_trigger = 2 AND (?4 IS NULL OR ?6) THEN 1 ELSE 0 END, lease_until = 0, \
-                     updated_at = ?5 WHERE id = ?1",
-                )
-                .map_err(map_err)?;
-            let mut healthy = c
-                .prepare_cached("UPDATE endpoint SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL")
-                .map_err(map_err)?;
-            let mut failing = c
-                .prepare_cached("UPDATE endpoint SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL")
-                .map_err(map_err)?;
-            // Fencing: only records made under the delivery's current lease (or unfenced ones).
-            // The writer thread is the only writer, so nothing changes between read and write.
-            let mut token_of = c
-                .prepare_cached("SELECT lease_token FROM delivery WHERE id = ?1")
-                .map_err(map_err)?;
-            let mut current = std::collections::HashMap::new();
-            for o in &outcomes {
-                if let Some(token) = token_of
-                    .query_row([&o.delivery_id], |r| r.get::<_, i64>(0))
-                    .optional()
-                    .map_err(map_err)?
-                {
-                    current.insert(o.delivery_id.clone(), token);
-                }
-            }
-            let mut outbox = c
-                .prepare_cached("INSERT INTO outbox (id, kind, app_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
-                .map_err(map_err)?;
-            for o in hookd_store::fenced(&outcomes, &current) {
-                for e in &o.events {
-                    outbox
-                        .execute(params![e.id, e.kind, e.app_id, Json(&e.data), micros(e.created_at)])
-                        .map_err(map_err)?;
-                }
-                let a = hookd_store::storable_attempt(&o.attempt);
-                insert
-                    .execute(params![
-                        o.delivery_id,
-                        a.id,
-                        a.msg_id,
-                        a.endpoint_id,
-                        a.url,
-                        a.response,
-                        a.response_status_code,
-                        a.response_duration_ms,
-                        a.status.code(),
-                        a.trigger_type.code(),
-                        a.attempt_number,
-                        micros(a.created_at),
-                        Json(&a.request_headers),
-                        Json(&a.response_headers)
-                    ])
-                    .map_err(map_err)?;
-                update
-                    .execute(params![
-                        o.delivery_id,
-                        o.delivery_status.code(),
-                        o.scheduled_attempts,
-                        o.next_attempt_at.map(micros),
-                        micros(a.created_at),
-                        o.park
-                    ])
-                    .map_err(map_err)?;
-                // Endpoint health for auto-disable: any success ends a failing run; an
-                // exhausted delivery starts one if none is running.
-                if a.status == MessageStatus::Success {
-                    healthy.execute([&a.endpoint_id]).map_err(map_err)?;
-                } else if o.delivery_status == MessageStatus::Fail && a.trigger_type == TriggerType::Scheduled {
-                    failing.execute(params![a.endpoint_id, micros(a.created_at)]).map_err(map_err)?;
-                }
-            }
-            Ok(())
-        })
-        .await
-    }
-
     async fn schedule_manual(&self, d: &NewDelivery, now: DateTime<Utc>) -> StoreResult<String> {
         let d = d.clone();
         self.write(move |c| {
@@ -700,521 +802,6 @@ impl Store for SqliteStore {
             )
             .and_then(|mut s| s.query_row(params![d.id, d.msg_id, d.endpoint_id, d.app_id, micros(now)], |r| r.get(0)))
             .map_err(map_err)
-        })
-        .await
-    }
-
-    async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> StoreResult<()> {
-        let (app_id, msg_id) = (app_id.to_string(), msg_id.to_string());
-        self.write(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE message SET payload = NULL WHERE app_id = ?1 AND id = ?2",
-                    params![app_id, msg_id],
-                )
-                .map_err(map_err)?;
-            expect_one(n)
-        })
-        .await
-    }
-
-    async fn expunge_app_contents(&self, app_id: &str) -> StoreResult<u64> {
-        let app_id = app_id.to_string();
-        self.write(move |c| {
-            c.execute(
-                "UPDATE message SET payload = NULL WHERE app_id = ?1 AND payload IS NOT NULL",
-                [app_id],
-            )
-            .map(|n| n as u64)
-            .map_err(map_err)
-        })
-        .await
-    }
-
-    async fn prune_messages(&self, below: &str, limit: usize) -> StoreResult<u64> {
-        let below = below.to_string();
-        self.write(move |c| {
-            let ids: Vec<String> = c
-                .prepare_cached(
-                    "SELECT m.id FROM message m WHERE m.id < ?1 AND NOT EXISTS (\
-                       SELECT 1 FROM delivery d WHERE d.msg_id = m.id \
-                       AND (d.next_attempt_at IS NOT NULL OR d.parked = 1)) \
-                     ORDER BY m.id LIMIT ?2",
-                )
-                .and_then(|mut s| {
-                    s.query_map(params![below, limit as i64], |r| r.get(0))?
-                        .collect::<rusqlite::Result<Vec<String>>>()
-                })
-                .map_err(map_err)?;
-            for id in &ids {
-                for sql in [
-                    "DELETE FROM attempt WHERE msg_id = ?1",
-                    "DELETE FROM delivery WHERE msg_id = ?1",
-                    "DELETE FROM message WHERE id = ?1",
-                ] {
-                    c.prepare_cached(sql)
-                        .and_then(|mut s| s.execute([id]))
-                        .map_err(map_err)?;
-                }
-            }
-            Ok(ids.len() as u64)
-        })
-        .await
-    }
-
-    async fn expunge_attempt_content(&self, msg_id: &str, attempt_id: &str) -> StoreResult<()> {
-        let (msg_id, attempt_id) = (msg_id.to_string(), attempt_id.to_string());
-        self.write(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE attempt SET response = 'EXPUNGED' WHERE msg_id = ?1 AND id = ?2",
-                    params![msg_id, attempt_id],
-                )
-                .map_err(map_err)?;
-            expect_one(n)
-        })
-        .await
-    }
-
-    async fn expire_payloads(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
-        self.write(move |c| {
-            c.execute(
-                // A message with a delivery still waiting for an attempt (due, scheduled or
-                // parked) keeps its payload until that delivery is finished.
-                "UPDATE message SET payload = NULL WHERE id IN \
-                 (SELECT id FROM message WHERE expires_at <= ?1 AND payload IS NOT NULL \
-                  AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = message.id \
-                                  AND (d.next_attempt_at IS NOT NULL OR d.parked = 1)) \
-                  LIMIT ?2)",
-                params![micros(now), limit as i64],
-            )
-            .map(|n| n as u64)
-            .map_err(map_err)
-        })
-        .await
-    }
-
-    async fn add_outbox(&self, events: &[OutboxEvent]) -> StoreResult<()> {
-        let events = events.to_vec();
-        self.write(move |c| {
-            let mut stmt = c
-                .prepare_cached("INSERT INTO outbox (id, kind, app_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
-                .map_err(map_err)?;
-            for e in &events {
-                stmt.execute(params![e.id, e.kind, e.app_id, Json(&e.data), micros(e.created_at)])
-                    .map_err(map_err)?;
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    async fn outbox_events(&self, limit: usize) -> StoreResult<Vec<OutboxEvent>> {
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT id, kind, app_id, data, created_at FROM outbox ORDER BY created_at, id LIMIT ?1",
-            )?;
-            let rows = stmt.query_map([limit as i64], |r| {
-                let data: String = r.get(3)?;
-                Ok(OutboxEvent {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    app_id: r.get(2)?,
-                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-                    created_at: rows::from_micros(r.get(4)?),
-                })
-            })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .await
-    }
-
-    async fn remove_outbox(&self, ids: &[String]) -> StoreResult<()> {
-        let ids = ids.to_vec();
-        self.write(move |c| {
-            let mut stmt = c.prepare_cached("DELETE FROM outbox WHERE id = ?1").map_err(map_err)?;
-            for id in &ids {
-                stmt.execute([id]).map_err(map_err)?;
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    async fn delete_expired_idempotency(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
-        self.write(move |c| {
-            c.execute(
-                "DELETE FROM idempotency WHERE key IN \
-                 (SELECT key FROM idempotency WHERE expires_at <= ?1 LIMIT ?2)",
-                params![micros(now), limit as i64],
-            )
-            .map(|n| n as u64)
-            .map_err(map_err)
-        })
-        .await
-    }
-
-    async fn renew_leases(&self, leases: &[(String, i64)], lease_until: DateTime<Utc>) -> StoreResult<u64> {
-        let leases = leases.to_vec();
-        self.write(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "UPDATE delivery SET lease_until = ?3, \
-                 next_attempt_at = CASE WHEN next_trigger = 2 THEN next_attempt_at ELSE ?3 END \
-                 WHERE id = ?1 AND lease_token = ?2 AND lease_until > 0",
-                )
-                .map_err(map_err)?;
-            let mut renewed = 0;
-            for (id, token) in &leases {
-                renewed += stmt.execute(params![id, token, micros(lease_until)]).map_err(map_err)? as u64;
-            }
-            Ok(renewed)
-        })
-        .await
-    }
-
-    async fn release_leases(&self, leases: &[(String, i64)], now: DateTime<Utc>) -> StoreResult<()> {
-        let (ids, now) = (leases.to_vec(), micros(now));
-        self.write(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "UPDATE delivery SET lease_until = 0, \
-                     next_attempt_at = CASE WHEN next_attempt_at > ?2 THEN ?2 ELSE next_attempt_at END \
-                     WHERE id = ?1 AND (?3 = 0 OR lease_token = ?3)",
-                )
-                .map_err(map_err)?;
-            for (id, token) in &ids {
-                stmt.execute(params![id, now, token]).map_err(map_err)?;
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    async fn park_delivery(&self, delivery_id: &str, lease_token: i64) -> StoreResult<()> {
-        let id = delivery_id.to_string();
-        self.write(move |c| {
-            c.execute(
-                "UPDATE delivery SET parked = 1, next_attempt_at = NULL, lease_until = 0 \
-                 WHERE id = ?1 AND (?2 = 0 OR lease_token = ?2)",
-                params![id, lease_token],
-            )
-            .map_err(map_err)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn unpark_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
-        let id = endpoint_id.to_string();
-        self.write(move |c| {
-            c.execute(
-                "UPDATE delivery SET parked = 0, next_attempt_at = ?2 WHERE endpoint_id = ?1 AND parked = 1",
-                params![id, micros(now)],
-            )
-            .map(|n| n as u64)
-            .map_err(map_err)
-        })
-        .await
-    }
-
-    async fn hasten_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
-        let id = endpoint_id.to_string();
-        self.write(move |c| {
-            c.execute(
-                "UPDATE delivery SET next_attempt_at = ?2 WHERE endpoint_id = ?1 AND next_attempt_at > ?2 \
-                 AND lease_until <= ?2",
-                params![id, micros(now)],
-            )
-            .map(|n| n as u64)
-            .map_err(map_err)
-        })
-        .await
-    }
-
-    async fn queue_stats(&self, now: DateTime<Utc>, cap: usize) -> StoreResult<QueueStats> {
-        let now = micros(now);
-        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
-        self.read(move |c| {
-            // The first `cap` entries of the due index: due deliveries come first (a claimed
-            // one is due only at its lease's end), so the due count and the oldest due time
-            // are exact below the cap.
-            c.prepare_cached(
-                "SELECT \
-                   COALESCE(SUM(next_attempt_at <= ?1 AND lease_until <= ?1), 0), \
-                   COALESCE(SUM(lease_until > ?1), 0), \
-                   COALESCE(SUM(next_attempt_at > ?1 AND lease_until <= ?1), 0), \
-                   MIN(CASE WHEN lease_until <= ?1 THEN next_attempt_at END), \
-                   (SELECT COUNT(*) FROM (SELECT 1 FROM delivery WHERE parked = 1 LIMIT ?2)), \
-                   (SELECT COUNT(*) FROM endpoint WHERE disabled = 1), \
-                   COUNT(*) \
-                 FROM (SELECT next_attempt_at, lease_until FROM delivery INDEXED BY delivery_due_claim \
-                       WHERE next_attempt_at IS NOT NULL ORDER BY next_attempt_at LIMIT ?2)",
-            )?
-            .query_row(params![now, cap], |r| {
-                let (pending, parked) = (r.get::<_, i64>(6)?, r.get::<_, i64>(4)?);
-                Ok(QueueStats {
-                    capped: pending >= cap || parked >= cap,
-                    due: r.get::<_, i64>(0)? as u64,
-                    claimed: r.get::<_, i64>(1)? as u64,
-                    scheduled: r.get::<_, i64>(2)? as u64,
-                    oldest_due_at: r
-                        .get::<_, Option<i64>>(3)?
-                        .filter(|t| *t <= now)
-                        .map(crate::rows::from_micros),
-                    parked: r.get::<_, i64>(4)? as u64,
-                    disabled_endpoints: r.get::<_, i64>(5)? as u64,
-                })
-            })
-        })
-        .await
-    }
-
-    async fn defer_delivery(&self, delivery_id: &str, lease_token: i64, until: DateTime<Utc>) -> StoreResult<()> {
-        let id = delivery_id.to_string();
-        self.write(move |c| {
-            c.execute(
-                "UPDATE delivery SET next_attempt_at = ?2, lease_until = 0 \
-                 WHERE id = ?1 AND (?3 = 0 OR lease_token = ?3)",
-                params![id, micros(until), lease_token],
-            )
-            .map_err(map_err)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn delivery_counts(
-        &self,
-        endpoint_id: &str,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> StoreResult<StatusCounts> {
-        self.count_by_status("delivery", endpoint_id, since, until).await
-    }
-
-    async fn attempt_counts(
-        &self,
-        endpoint_id: &str,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> StoreResult<StatusCounts> {
-        self.count_by_status("attempt", endpoint_id, since, until).await
-    }
-
-    async fn replay_candidates(
-        &self,
-        query: &ReplayQuery,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<Message>> {
-        let (query, after) = (query.clone(), after.map(String::from));
-        self.read(move |c| {
-            let mcols: Vec<String> = MESSAGE_COLS.split(", ").map(|col| format!("m.{col}")).collect();
-            let mut q = match &query.kind {
-                ReplayKind::Missing => {
-                    let mut q = Query::new(&format!(
-                        "SELECT {} FROM message m WHERE m.app_id = ? AND NOT EXISTS \
-                         (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = ?)",
-                        mcols.join(", ")
-                    ));
-                    q.params.extend([text(&query.app_id), text(&query.endpoint_id)]);
-                    q
-                }
-                ReplayKind::Deliveries { statuses, event_types, channel, status_code_class } => {
-                    let mut q = Query::new(&format!(
-                        "SELECT {} FROM delivery d JOIN message m ON m.id = d.msg_id WHERE d.endpoint_id = ?",
-                        mcols.join(", ")
-                    ));
-                    q.params.push(text(&query.endpoint_id));
-                    let codes: Vec<String> = statuses.iter().map(|s| s.code().to_string()).collect();
-                    q.and(&format!("d.status IN ({})", if codes.is_empty() { "-1".into() } else { codes.join(", ") }), []);
-                    message_filters(&mut q, "m", &MessageFilter { event_types: event_types.clone(), channel: channel.clone(), ..MessageFilter::default() });
-                    if let Some(class) = status_code_class {
-                        // The class of the delivery's latest response.
-                        let (lo, hi) = if *class == 0 { (0, 1) } else { (*class, class + 100) };
-                        q.and(
-                            "(SELECT a.response_status_code FROM attempt a WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id \
-                             ORDER BY a.id DESC LIMIT 1) BETWEEN ? AND ?",
-                            [Value::Integer(lo), Value::Integer(hi - 1)],
-                        );
-                    }
-                    q
-                }
-            };
-            q.and("m.created_at >= ? AND m.created_at <= ?", [Value::Integer(micros(query.since)), Value::Integer(micros(query.until))]);
-            if let Some(after) = after {
-                q.and("m.id > ?", [Value::Text(after)]);
-            }
-            q.sql.push_str(&format!(" ORDER BY m.id ASC LIMIT {limit}"));
-            q.fetch(c, rows::message)
-        })
-        .await
-    }
-
-    async fn create_task(&self, t: &TaskRecord) -> StoreResult<()> {
-        let t = t.clone();
-        self.write(move |c| {
-            c.execute(
-                &format!("INSERT INTO task ({TASK_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
-                params![
-                    t.id,
-                    t.app_id,
-                    t.endpoint_id,
-                    t.kind,
-                    t.status.as_str(),
-                    Json(&t.data),
-                    micros(t.created_at),
-                    micros(t.updated_at)
-                ],
-            )
-            .map_err(map_err)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn fail_stale_tasks(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64> {
-        self.write(move |c| {
-            c.execute(
-                "UPDATE task SET status = 'failed', updated_at = ?2, \
-                 data = json_set(data, '$.error', 'its node stopped before it finished; start it again') \
-                 WHERE status = 'running' AND updated_at < ?1",
-                params![micros(before), micros(now)],
-            )
-            .map(|n| n as u64)
-            .map_err(map_err)
-        })
-        .await
-    }
-
-    async fn update_task(
-        &self,
-        id: &str,
-        status: TaskStatus,
-        data: &serde_json::Value,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let (id, data) = (id.to_string(), data.clone());
-        self.write(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE task SET status = ?2, data = ?3, updated_at = ?4 WHERE id = ?1",
-                    params![id, status.as_str(), Json(&data), micros(now)],
-                )
-                .map_err(map_err)?;
-            expect_one(n)
-        })
-        .await
-    }
-
-    async fn get_task(&self, env: Environment, id: &str) -> StoreResult<Option<TaskRecord>> {
-        let id = id.to_string();
-        self.read(move |c| {
-            let cols: Vec<String> = TASK_COLS.split(", ").map(|col| format!("t.{col}")).collect();
-            c.prepare_cached(&format!(
-                "SELECT {} FROM task t JOIN application a ON a.id = t.app_id WHERE t.id = ?1 AND a.env = ?2",
-                cols.join(", ")
-            ))?
-            .query_row(params![id, env.as_str()], rows::task)
-            .optional()
-        })
-        .await
-    }
-
-    async fn list_tasks(
-        &self,
-        env: Environment,
-        filter: &TaskFilter,
-        page: &PageRequest,
-    ) -> StoreResult<Page<TaskRecord>> {
-        let (filter, page) = (filter.clone(), page.clone());
-        self.read(move |c| {
-            let cols: Vec<String> = TASK_COLS.split(", ").map(|col| format!("t.{col}")).collect();
-            let mut q = Query::new(&format!(
-                "SELECT {} FROM task t JOIN application a ON a.id = t.app_id WHERE a.env = ?",
-                cols.join(", ")
-            ));
-            q.params.push(text(env.as_str()));
-            if let Some(status) = filter.status {
-                q.and("t.status = ?", [text(status.as_str())]);
-            }
-            if let Some(kind) = &filter.kind {
-                q.and("t.kind = ?", [text(kind)]);
-            }
-            q.page("t.id", &page);
-            Ok(page.finish(q.fetch(c, rows::task)?))
-        })
-        .await
-    }
-
-    async fn idempotency_begin(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-        stale_before: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<IdempotencyState> {
-        let key = key.to_string();
-        self.write_bookkeeping(move |c| {
-            let existing: Option<(i64, Option<Vec<u8>>, i64, i64)> = c
-                .prepare_cached("SELECT status, body, created_at, expires_at FROM idempotency WHERE key = ?1")
-                .and_then(|mut s| {
-                    s.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                        .optional()
-                })
-                .map_err(map_err)?;
-            match existing {
-                Some((status, body, _, expires)) if status > 0 && expires > micros(now) => {
-                    return Ok(IdempotencyState::Completed {
-                        status: status as u16,
-                        body: body.unwrap_or_default(),
-                    })
-                }
-                Some((0, _, created, expires)) if created >= micros(stale_before) && expires > micros(now) => {
-                    return Ok(IdempotencyState::InProgress)
-                }
-                _ => {}
-            }
-            c.execute(
-                "INSERT INTO idempotency (key, status, body, created_at, expires_at) VALUES (?1, 0, NULL, ?2, ?3) \
-                 ON CONFLICT (key) DO UPDATE SET status = 0, body = NULL, created_at = ?2, expires_at = ?3",
-                params![key, micros(now), micros(expires_at)],
-            )
-            .map_err(map_err)?;
-            Ok(IdempotencyState::Started)
-        })
-        .await
-    }
-
-    async fn idempotency_complete(
-        &self,
-        key: &str,
-        claimed_at: DateTime<Utc>,
-        status: u16,
-        body: &[u8],
-    ) -> StoreResult<()> {
-        let (key, body) = (key.to_string(), body.to_vec());
-        self.write_bookkeeping(move |c| {
-            c.execute(
-                "UPDATE idempotency SET status = ?2, body = ?3 WHERE key = ?1 AND status = 0 AND created_at = ?4",
-                params![key, status, body, micros(claimed_at)],
-            )
-            .map_err(map_err)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn idempotency_release(&self, key: &str, claimed_at: DateTime<Utc>) -> StoreResult<()> {
-        let key = key.to_string();
-        self.write_bookkeeping(move |c| {
-            c.execute(
-                "DELETE FROM idempotency WHERE key = ?1 AND status = 0 AND created_at = ?2",
-                params![key, micros(claimed_at)],
-            )
-            .map_err(map_err)?;
-            Ok(())
         })
         .await
     }
@@ -1331,6 +918,444 @@ impl Store for SqliteStore {
             ))?
             .query_row(params![attempt_id, msg_id], rows::attempt)
             .optional()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl RetentionStore for SqliteStore {
+    async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> StoreResult<()> {
+        let (app_id, msg_id) = (app_id.to_string(), msg_id.to_string());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE message SET payload = NULL WHERE app_id = ?1 AND id = ?2",
+                    params![app_id, msg_id],
+                )
+                .map_err(map_err)?;
+            expect_one(n)
+        })
+        .await
+    }
+
+    async fn expunge_app_contents(&self, app_id: &str) -> StoreResult<u64> {
+        let app_id = app_id.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE message SET payload = NULL WHERE app_id = ?1 AND payload IS NOT NULL",
+                [app_id],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn prune_messages(&self, below: &str, limit: usize) -> StoreResult<u64> {
+        let below = below.to_string();
+        self.write(move |c| {
+            let ids: Vec<String> = c
+                .prepare_cached(
+                    "SELECT m.id FROM message m WHERE m.id < ?1 AND NOT EXISTS (\
+                       SELECT 1 FROM delivery d WHERE d.msg_id = m.id \
+                       AND (d.next_attempt_at IS NOT NULL OR d.parked = 1)) \
+                     ORDER BY m.id LIMIT ?2",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![below, limit as i64], |r| r.get(0))?
+                        .collect::<rusqlite::Result<Vec<String>>>()
+                })
+                .map_err(map_err)?;
+            for id in &ids {
+                for sql in [
+                    "DELETE FROM attempt WHERE msg_id = ?1",
+                    "DELETE FROM delivery WHERE msg_id = ?1",
+                    "DELETE FROM message WHERE id = ?1",
+                ] {
+                    c.prepare_cached(sql)
+                        .and_then(|mut s| s.execute([id]))
+                        .map_err(map_err)?;
+                }
+            }
+            Ok(ids.len() as u64)
+        })
+        .await
+    }
+
+    async fn expunge_attempt_content(&self, msg_id: &str, attempt_id: &str) -> StoreResult<()> {
+        let (msg_id, attempt_id) = (msg_id.to_string(), attempt_id.to_string());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE attempt SET response = 'EXPUNGED' WHERE msg_id = ?1 AND id = ?2",
+                    params![msg_id, attempt_id],
+                )
+                .map_err(map_err)?;
+            expect_one(n)
+        })
+        .await
+    }
+
+    async fn expire_payloads(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
+        self.write(move |c| {
+            c.execute(
+                // A message with a delivery still waiting for an attempt (due, scheduled or
+                // parked) keeps its payload until that delivery is finished.
+                "UPDATE message SET payload = NULL WHERE id IN \
+                 (SELECT id FROM message WHERE expires_at <= ?1 AND payload IS NOT NULL \
+                  AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = message.id \
+                                  AND (d.next_attempt_at IS NOT NULL OR d.parked = 1)) \
+                  LIMIT ?2)",
+                params![micros(now), limit as i64],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl OutboxStore for SqliteStore {
+    async fn add_outbox(&self, events: &[OutboxEvent]) -> StoreResult<()> {
+        let events = events.to_vec();
+        self.write(move |c| {
+            let mut stmt = c
+                .prepare_cached("INSERT INTO outbox (id, kind, app_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(map_err)?;
+            for e in &events {
+                stmt.execute(params![e.id, e.kind, e.app_id, Json(&e.data), micros(e.created_at)])
+                    .map_err(map_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn outbox_events(&self, limit: usize) -> StoreResult<Vec<OutboxEvent>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, kind, app_id, data, created_at FROM outbox ORDER BY created_at, id LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit as i64], |r| {
+                let data: String = r.get(3)?;
+                Ok(OutboxEvent {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    app_id: r.get(2)?,
+                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+                    created_at: rows::from_micros(r.get(4)?),
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await
+    }
+
+    async fn remove_outbox(&self, ids: &[String]) -> StoreResult<()> {
+        let ids = ids.to_vec();
+        self.write(move |c| {
+            let mut stmt = c.prepare_cached("DELETE FROM outbox WHERE id = ?1").map_err(map_err)?;
+            for id in &ids {
+                stmt.execute([id]).map_err(map_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl StatsStore for SqliteStore {
+    async fn queue_stats(&self, now: DateTime<Utc>, cap: usize) -> StoreResult<QueueStats> {
+        let now = micros(now);
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            // The first `cap` entries of the due index: due deliveries come first (a claimed
+            // one is due only at its lease's end), so the due count and the oldest due time
+            // are exact below the cap.
+            c.prepare_cached(
+                "SELECT \
+                   COALESCE(SUM(next_attempt_at <= ?1 AND lease_until <= ?1), 0), \
+                   COALESCE(SUM(lease_until > ?1), 0), \
+                   COALESCE(SUM(next_attempt_at > ?1 AND lease_until <= ?1), 0), \
+                   MIN(CASE WHEN lease_until <= ?1 THEN next_attempt_at END), \
+                   (SELECT COUNT(*) FROM (SELECT 1 FROM delivery WHERE parked = 1 LIMIT ?2)), \
+                   (SELECT COUNT(*) FROM endpoint WHERE disabled = 1), \
+                   COUNT(*) \
+                 FROM (SELECT next_attempt_at, lease_until FROM delivery INDEXED BY delivery_due_claim \
+                       WHERE next_attempt_at IS NOT NULL ORDER BY next_attempt_at LIMIT ?2)",
+            )?
+            .query_row(params![now, cap], |r| {
+                let (pending, parked) = (r.get::<_, i64>(6)?, r.get::<_, i64>(4)?);
+                Ok(QueueStats {
+                    capped: pending >= cap || parked >= cap,
+                    due: r.get::<_, i64>(0)? as u64,
+                    claimed: r.get::<_, i64>(1)? as u64,
+                    scheduled: r.get::<_, i64>(2)? as u64,
+                    oldest_due_at: r
+                        .get::<_, Option<i64>>(3)?
+                        .filter(|t| *t <= now)
+                        .map(crate::rows::from_micros),
+                    parked: r.get::<_, i64>(4)? as u64,
+                    disabled_endpoints: r.get::<_, i64>(5)? as u64,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn delivery_counts(
+        &self,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<StatusCounts> {
+        self.count_by_status("delivery", endpoint_id, since, until).await
+    }
+
+    async fn attempt_counts(
+        &self,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<StatusCounts> {
+        self.count_by_status("attempt", endpoint_id, since, until).await
+    }
+
+    async fn replay_candidates(
+        &self,
+        query: &ReplayQuery,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let (query, after) = (query.clone(), after.map(String::from));
+        self.read(move |c| {
+            let mcols: Vec<String> = MESSAGE_COLS.split(", ").map(|col| format!("m.{col}")).collect();
+            let mut q = match &query.kind {
+                ReplayKind::Missing => {
+                    let mut q = Query::new(&format!(
+                        "SELECT {} FROM message m WHERE m.app_id = ? AND NOT EXISTS \
+                         (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = ?)",
+                        mcols.join(", ")
+                    ));
+                    q.params.extend([text(&query.app_id), text(&query.endpoint_id)]);
+                    q
+                }
+                ReplayKind::Deliveries { statuses, event_types, channel, status_code_class } => {
+                    let mut q = Query::new(&format!(
+                        "SELECT {} FROM delivery d JOIN message m ON m.id = d.msg_id WHERE d.endpoint_id = ?",
+                        mcols.join(", ")
+                    ));
+                    q.params.push(text(&query.endpoint_id));
+                    let codes: Vec<String> = statuses.iter().map(|s| s.code().to_string()).collect();
+                    q.and(&format!("d.status IN ({})", if codes.is_empty() { "-1".into() } else { codes.join(", ") }), []);
+                    message_filters(&mut q, "m", &MessageFilter { event_types: event_types.clone(), channel: channel.clone(), ..MessageFilter::default() });
+                    if let Some(class) = status_code_class {
+                        // The class of the delivery's latest response.
+                        let (lo, hi) = if *class == 0 { (0, 1) } else { (*class, class + 100) };
+                        q.and(
+                            "(SELECT a.response_status_code FROM attempt a WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id \
+                             ORDER BY a.id DESC LIMIT 1) BETWEEN ? AND ?",
+                            [Value::Integer(lo), Value::Integer(hi - 1)],
+                        );
+                    }
+                    q
+                }
+            };
+            q.and("m.created_at >= ? AND m.created_at <= ?", [Value::Integer(micros(query.since)), Value::Integer(micros(query.until))]);
+            if let Some(after) = after {
+                q.and("m.id > ?", [Value::Text(after)]);
+            }
+            q.sql.push_str(&format!(" ORDER BY m.id ASC LIMIT {limit}"));
+            q.fetch(c, rows::message)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl TaskStore for SqliteStore {
+    async fn create_task(&self, t: &TaskRecord) -> StoreResult<()> {
+        let t = t.clone();
+        self.write(move |c| {
+            c.execute(
+                &format!("INSERT INTO task ({TASK_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                params![
+                    t.id,
+                    t.app_id,
+                    t.endpoint_id,
+                    t.kind,
+                    t.status.as_str(),
+                    Json(&t.data),
+                    micros(t.created_at),
+                    micros(t.updated_at)
+                ],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn fail_stale_tasks(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.write(move |c| {
+            c.execute(
+                "UPDATE task SET status = 'failed', updated_at = ?2, \
+                 data = json_set(data, '$.error', 'its node stopped before it finished; start it again') \
+                 WHERE status = 'running' AND updated_at < ?1",
+                params![micros(before), micros(now)],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn update_task(
+        &self,
+        id: &str,
+        status: TaskStatus,
+        data: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (id, data) = (id.to_string(), data.clone());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE task SET status = ?2, data = ?3, updated_at = ?4 WHERE id = ?1",
+                    params![id, status.as_str(), Json(&data), micros(now)],
+                )
+                .map_err(map_err)?;
+            expect_one(n)
+        })
+        .await
+    }
+
+    async fn get_task(&self, env: Environment, id: &str) -> StoreResult<Option<TaskRecord>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            let cols: Vec<String> = TASK_COLS.split(", ").map(|col| format!("t.{col}")).collect();
+            c.prepare_cached(&format!(
+                "SELECT {} FROM task t JOIN application a ON a.id = t.app_id WHERE t.id = ?1 AND a.env = ?2",
+                cols.join(", ")
+            ))?
+            .query_row(params![id, env.as_str()], rows::task)
+            .optional()
+        })
+        .await
+    }
+
+    async fn list_tasks(
+        &self,
+        env: Environment,
+        filter: &TaskFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<TaskRecord>> {
+        let (filter, page) = (filter.clone(), page.clone());
+        self.read(move |c| {
+            let cols: Vec<String> = TASK_COLS.split(", ").map(|col| format!("t.{col}")).collect();
+            let mut q = Query::new(&format!(
+                "SELECT {} FROM task t JOIN application a ON a.id = t.app_id WHERE a.env = ?",
+                cols.join(", ")
+            ));
+            q.params.push(text(env.as_str()));
+            if let Some(status) = filter.status {
+                q.and("t.status = ?", [text(status.as_str())]);
+            }
+            if let Some(kind) = &filter.kind {
+                q.and("t.kind = ?", [text(kind)]);
+            }
+            q.page("t.id", &page);
+            Ok(page.finish(q.fetch(c, rows::task)?))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for SqliteStore {
+    async fn delete_expired_idempotency(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM idempotency WHERE key IN \
+                 (SELECT key FROM idempotency WHERE expires_at <= ?1 LIMIT ?2)",
+                params![micros(now), limit as i64],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn idempotency_begin(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<IdempotencyState> {
+        let key = key.to_string();
+        self.write_bookkeeping(move |c| {
+            let existing: Option<(i64, Option<Vec<u8>>, i64, i64)> = c
+                .prepare_cached("SELECT status, body, created_at, expires_at FROM idempotency WHERE key = ?1")
+                .and_then(|mut s| {
+                    s.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                        .optional()
+                })
+                .map_err(map_err)?;
+            match existing {
+                Some((status, body, _, expires)) if status > 0 && expires > micros(now) => {
+                    return Ok(IdempotencyState::Completed {
+                        status: status as u16,
+                        body: body.unwrap_or_default(),
+                    })
+                }
+                Some((0, _, created, expires)) if created >= micros(stale_before) && expires > micros(now) => {
+                    return Ok(IdempotencyState::InProgress)
+                }
+                _ => {}
+            }
+            c.execute(
+                "INSERT INTO idempotency (key, status, body, created_at, expires_at) VALUES (?1, 0, NULL, ?2, ?3) \
+                 ON CONFLICT (key) DO UPDATE SET status = 0, body = NULL, created_at = ?2, expires_at = ?3",
+                params![key, micros(now), micros(expires_at)],
+            )
+            .map_err(map_err)?;
+            Ok(IdempotencyState::Started)
+        })
+        .await
+    }
+
+    async fn idempotency_complete(
+        &self,
+        key: &str,
+        claimed_at: DateTime<Utc>,
+        status: u16,
+        body: &[u8],
+    ) -> StoreResult<()> {
+        let (key, body) = (key.to_string(), body.to_vec());
+        self.write_bookkeeping(move |c| {
+            c.execute(
+                "UPDATE idempotency SET status = ?2, body = ?3 WHERE key = ?1 AND status = 0 AND created_at = ?4",
+                params![key, status, body, micros(claimed_at)],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn idempotency_release(&self, key: &str, claimed_at: DateTime<Utc>) -> StoreResult<()> {
+        let key = key.to_string();
+        self.write_bookkeeping(move |c| {
+            c.execute(
+                "DELETE FROM idempotency WHERE key = ?1 AND status = 0 AND created_at = ?2",
+                params![key, micros(claimed_at)],
+            )
+            .map_err(map_err)?;
+            Ok(())
         })
         .await
     }

@@ -6,8 +6,8 @@
 //! backend errors arrive as [`StoreError`].
 //!
 //! The database is also the delivery queue. A *delivery* (message × endpoint) is due when its
-//! `next_attempt_at` has passed and it holds no live lease; [`Store::claim_due`] leases a batch,
-//! and [`Store::record_attempts`] writes the attempts and each delivery's next state in one
+//! `next_attempt_at` has passed and it holds no live lease; [`QueueStore::claim_due`] leases a batch,
+//! and [`QueueStore::record_attempts`] writes the attempts and each delivery's next state in one
 //! transaction, clearing the lease. A worker that dies only delays its deliveries until the
 //! lease runs out.
 //!
@@ -34,15 +34,50 @@ pub use records::*;
 /// Result alias for store calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Everything hookd persists. All methods are safe to call concurrently.
+/// Everything hookd persists, as one trait for code that needs all of it: every capability
+/// trait at once. All methods are safe to call concurrently.
 ///
 /// Lookups `…_by_key` accept either the id or the caller's uid (event id for messages), the
 /// way Svix paths do. Every application and event type is scoped by [`Environment`]; records
 /// below an application inherit its environment.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    // ----- lifecycle -----
+pub trait Store:
+    QueueStore
+    + TokenStore
+    + CatalogStore
+    + MessageStore
+    + RetentionStore
+    + OutboxStore
+    + StatsStore
+    + TaskStore
+    + IdempotencyStore
+{
+}
 
+impl<T> Store for T where
+    T: QueueStore
+        + TokenStore
+        + CatalogStore
+        + MessageStore
+        + RetentionStore
+        + OutboxStore
+        + StatsStore
+        + TaskStore
+        + IdempotencyStore
+        + ?Sized
+{
+}
+
+/// The capability traits, for `use hookd_store::prelude::*` where store methods are called.
+pub mod prelude {
+    pub use crate::{
+        CatalogStore, IdempotencyStore, MessageStore, OutboxStore, QueueStore, RetentionStore, StatsStore, Store,
+        TaskStore, TokenStore,
+    };
+}
+
+/// The delivery queue: claiming, leasing, recording attempts and moving deliveries. What the delivery engine needs of the database.
+#[async_trait]
+pub trait QueueStore: Send + Sync + 'static {
     /// Called once at start by the only process using this store (embedded backends): leases
     /// left by a killed process are released so its deliveries resume at once, and background
     /// tasks it left `running` (in every environment), which nothing will finish now, are marked
@@ -63,119 +98,14 @@ pub trait Store: Send + Sync + 'static {
         std::future::pending().await
     }
 
-    /// Starts listening for [`Store::wait_for_work`] signals now, so none sent after this
+    /// Starts listening for [`QueueStore::wait_for_work`] signals now, so none sent after this
     /// returns is missed (called once at start, before the API serves). No-op by default.
     async fn listen_for_work(&self) -> StoreResult<()> {
         Ok(())
     }
 
-    // ----- tokens -----
-
-    /// Stores a token (only its hash).
-    async fn create_token(&self, token: &TokenRecord) -> StoreResult<()>;
-    /// Finds a live token by the hash of its secret.
-    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
-    /// One token by id (`tok_…`).
-    async fn get_token(&self, id: &str) -> StoreResult<Option<TokenRecord>>;
-    /// Deletes tokens that expired before `now`; returns how many.
-    async fn delete_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64>;
-    /// Every token (hashes only), oldest first.
-    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
-    /// Removes a token; `false` when there was none with that id.
-    async fn delete_token(&self, id: &str) -> StoreResult<bool>;
-    /// Makes every token scoped to `app_id` expire at `at` at the latest; returns how many
-    /// changed.
-    async fn expire_app_tokens(&self, app_id: &str, at: DateTime<Utc>) -> StoreResult<u64>;
-
-    // ----- applications -----
-
-    /// Inserts; `Conflict` when the uid is taken in the environment.
-    async fn create_application(&self, app: &Application) -> StoreResult<()>;
-    /// By id or uid.
-    async fn get_application(&self, env: Environment, key: &str) -> StoreResult<Option<Application>>;
-    /// Replaces every mutable field; `NotFound`/`Conflict` as appropriate.
-    async fn update_application(&self, app: &Application) -> StoreResult<()>;
-    /// Deletes the application with its endpoints, messages, deliveries and attempts.
-    async fn delete_application(&self, env: Environment, id: &str) -> StoreResult<()>;
-    /// Keyset page ordered by id.
-    async fn list_applications(&self, env: Environment, page: &PageRequest) -> StoreResult<Page<Application>>;
-
-    // ----- endpoints -----
-
-    /// Inserts; `Conflict` when the uid is taken in the application.
-    async fn create_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
-    /// By id or uid within an application.
-    async fn get_endpoint(&self, app_id: &str, key: &str) -> StoreResult<Option<Endpoint>>;
-    /// Replaces every mutable field (including secret and headers).
-    async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
-    /// Deletes the endpoint and its pending deliveries' future attempts.
-    async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()>;
-    /// Keyset page ordered by id.
-    async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>>;
-    /// Every endpoint of an application, its secrets and sensitive header values opened.
-    async fn all_endpoints(&self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
-        let sealed = self.all_endpoints_sealed(app_id).await?;
-        sealed.into_iter().map(|e| self.open_endpoint_secrets(e)).collect()
-    }
-    /// Every endpoint of an application with its secrets and sensitive header values as stored
-    /// (sealed when `secrets.main_key` is set), for callers that cache the list and open only
-    /// the endpoints they sign for, with [`Store::open_endpoint_secrets`].
-    async fn all_endpoints_sealed(&self, app_id: &str) -> StoreResult<Vec<Endpoint>>;
-    /// Opens the secrets and sensitive header values of an endpoint read by
-    /// [`Store::all_endpoints_sealed`].
-    fn open_endpoint_secrets(&self, endpoint: Endpoint) -> StoreResult<Endpoint>;
-
-    // ----- event types -----
-
-    /// Inserts or replaces by name.
-    async fn upsert_event_type(&self, event_type: &EventType) -> StoreResult<()>;
-    /// By name.
-    async fn get_event_type(&self, env: Environment, name: &str) -> StoreResult<Option<EventType>>;
-    /// Removes for good.
-    async fn delete_event_type(&self, env: Environment, name: &str) -> StoreResult<()>;
-    /// Keyset page ordered by name.
-    async fn list_event_types(
-        &self,
-        env: Environment,
-        include_archived: bool,
-        page: &PageRequest,
-    ) -> StoreResult<Page<EventType>>;
-
-    // ----- messages and the queue -----
-
-    /// Inserts a message and its deliveries in one transaction (the 202 waits for it).
-    /// `Conflict` when the event id is taken in the application.
-    async fn create_message(&self, message: &Message, deliveries: &[NewDelivery]) -> StoreResult<()>;
-    /// By id or event id within an application.
-    async fn get_message(&self, app_id: &str, key: &str) -> StoreResult<Option<Message>>;
-    /// Newest first, filtered.
-    async fn list_messages(
-        &self,
-        app_id: &str,
-        filter: &MessageFilter,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Message>>;
-
-    /// Removes a message's payload (it then reads as expired); `NotFound` for an unknown message.
-    async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> StoreResult<()>;
-    /// Replaces an attempt's stored response body with `EXPUNGED`; `NotFound` if unknown.
-    async fn expunge_attempt_content(&self, msg_id: &str, attempt_id: &str) -> StoreResult<()>;
-    /// Removes the payloads of up to `limit` messages whose retention ended by `now`; returns
-    /// how many (callers repeat until it is less than `limit`). A message with a delivery still
-    /// waiting for an attempt (due, on its retry schedule, or parked) keeps its payload until
-    /// that delivery is finished, so retention never makes a pending delivery fail.
-    async fn expire_payloads(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64>;
-    /// Removes the payload of every message of an application; returns how many it removed.
-    async fn expunge_app_contents(&self, app_id: &str) -> StoreResult<u64>;
-    /// Deletes up to `limit` messages with ids below `below` (older messages; see
-    /// [`IdKind::lower_bound`](hookd_core::id::IdKind::lower_bound)) together with their
-    /// deliveries and attempts, skipping any message that still has a delivery waiting for an
-    /// attempt or parked; returns how many messages (callers repeat until it is less than
-    /// `limit`).
-    async fn prune_messages(&self, below: &str, limit: usize) -> StoreResult<u64>;
-
     /// Leases up to `limit` due deliveries until `lease_until`, the longest overdue first,
-    /// with no per-endpoint bound (see [`Store::claim_due_within`]).
+    /// with no per-endpoint bound (see [`QueueStore::claim_due_within`]).
     async fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -188,6 +118,7 @@ pub trait Store: Send + Sync + 'static {
         };
         self.claim_due_within(now, lease_until, limit, &bounds).await
     }
+
     /// Leases up to `limit` due deliveries until `lease_until`, the longest overdue first, but
     /// never more of one endpoint or one application than its room in `bounds`, and none of a
     /// skipped endpoint or application: one tenant's backlog cannot fill a claim while others
@@ -204,6 +135,7 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         bounds: &ClaimBounds,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
+
     /// Records attempts and the resulting delivery states in one transaction, releasing leases.
     /// Fenced: a record whose `lease_token` is not 0 and no longer the delivery's (another
     /// claim took it over after this lease ran out) is dropped, attempt and state alike. The
@@ -213,13 +145,160 @@ pub trait Store: Send + Sync + 'static {
     /// `Fail` sets it to the attempt's time unless it is already set. A parked record leaves
     /// the delivery without a due time whatever `next_attempt_at` says.
     async fn record_attempts(&self, outcomes: &[AttemptRecord]) -> StoreResult<()>;
+
+    /// Extends the leases this process still holds to `lease_until`: each `(delivery id,
+    /// lease token)` whose delivery still holds that lease (see
+    /// [`ClaimedDelivery::lease_token`]). Called well within the lease for every delivery in
+    /// memory, so leases can be short and a dead node's work is taken over within one lease.
+    /// Returns how many leases were extended.
+    async fn renew_leases(&self, leases: &[(String, i64)], lease_until: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Gives back the leases of deliveries this process claimed but will not attempt (it is
+    /// shutting down), so any node can send them at once instead of after the lease.
+    /// Fenced: each `(delivery id, lease token)` is released only while the delivery still holds
+    /// that lease (token 0: whatever it holds), so a late release can never free a lease another
+    /// claim has taken since. Released deliveries are due at `now`.
+    async fn release_leases(&self, leases: &[(String, i64)], now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Keeps a leased delivery without a due time (its endpoint is disabled), releasing the lease.
+    /// Fenced like [`QueueStore::release_leases`]: only while the delivery still holds the lease
+    /// `lease_token` (0: whatever it holds).
+    async fn park_delivery(&self, delivery_id: &str, lease_token: i64) -> StoreResult<()>;
+
+    /// Makes every parked delivery of an endpoint due at `now` (it was enabled again).
+    async fn unpark_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Makes every delivery of an endpoint that waits for a later retry due at `now` (a
+    /// `hookd listen` session reconnected); parked and finished deliveries are left alone.
+    async fn hasten_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Releases a leased delivery and makes it due at `until` without counting an attempt
+    /// (the endpoint's circuit is open, or its rate limit is reached). Fenced like
+    /// [`QueueStore::release_leases`]: only while the delivery still holds the lease `lease_token`
+    /// (0: whatever it holds), so a node whose lease was taken over cannot move the delivery.
+    async fn defer_delivery(&self, delivery_id: &str, lease_token: i64, until: DateTime<Utc>) -> StoreResult<()>;
+}
+
+/// API tokens.
+#[async_trait]
+pub trait TokenStore: Send + Sync + 'static {
+    /// Stores a token (only its hash).
+    async fn create_token(&self, token: &TokenRecord) -> StoreResult<()>;
+
+    /// Finds a live token by the hash of its secret.
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
+
+    /// One token by id (`tok_…`).
+    async fn get_token(&self, id: &str) -> StoreResult<Option<TokenRecord>>;
+
+    /// Deletes tokens that expired before `now`; returns how many.
+    async fn delete_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Every token (hashes only), oldest first.
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
+
+    /// Removes a token; `false` when there was none with that id.
+    async fn delete_token(&self, id: &str) -> StoreResult<bool>;
+
+    /// Makes every token scoped to `app_id` expire at `at` at the latest; returns how many
+    /// changed.
+    async fn expire_app_tokens(&self, app_id: &str, at: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// Applications, endpoints and event types.
+#[async_trait]
+pub trait CatalogStore: Send + Sync + 'static {
+    /// Inserts; `Conflict` when the uid is taken in the environment.
+    async fn create_application(&self, app: &Application) -> StoreResult<()>;
+
+    /// By id or uid.
+    async fn get_application(&self, env: Environment, key: &str) -> StoreResult<Option<Application>>;
+
+    /// Replaces every mutable field; `NotFound`/`Conflict` as appropriate.
+    async fn update_application(&self, app: &Application) -> StoreResult<()>;
+
+    /// Deletes the application with its endpoints, messages, deliveries and attempts.
+    async fn delete_application(&self, env: Environment, id: &str) -> StoreResult<()>;
+
+    /// Keyset page ordered by id.
+    async fn list_applications(&self, env: Environment, page: &PageRequest) -> StoreResult<Page<Application>>;
+
+    /// Inserts; `Conflict` when the uid is taken in the application.
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
+
+    /// By id or uid within an application.
+    async fn get_endpoint(&self, app_id: &str, key: &str) -> StoreResult<Option<Endpoint>>;
+
+    /// Replaces every mutable field (including secret and headers).
+    async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
+
+    /// Deletes the endpoint and its pending deliveries' future attempts.
+    async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()>;
+
+    /// Keyset page ordered by id.
+    async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>>;
+
+    /// Every endpoint of an application, its secrets and sensitive header values opened.
+    async fn all_endpoints(&self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
+        let sealed = self.all_endpoints_sealed(app_id).await?;
+        sealed.into_iter().map(|e| self.open_endpoint_secrets(e)).collect()
+    }
+
+    /// Every endpoint of an application with its secrets and sensitive header values as stored
+    /// (sealed when `secrets.main_key` is set), for callers that cache the list and open only
+    /// the endpoints they sign for, with [`CatalogStore::open_endpoint_secrets`].
+    async fn all_endpoints_sealed(&self, app_id: &str) -> StoreResult<Vec<Endpoint>>;
+
+    /// Opens the secrets and sensitive header values of an endpoint read by
+    /// [`CatalogStore::all_endpoints_sealed`].
+    fn open_endpoint_secrets(&self, endpoint: Endpoint) -> StoreResult<Endpoint>;
+
+    /// Inserts or replaces by name.
+    async fn upsert_event_type(&self, event_type: &EventType) -> StoreResult<()>;
+
+    /// By name.
+    async fn get_event_type(&self, env: Environment, name: &str) -> StoreResult<Option<EventType>>;
+
+    /// Removes for good.
+    async fn delete_event_type(&self, env: Environment, name: &str) -> StoreResult<()>;
+
+    /// Keyset page ordered by name.
+    async fn list_event_types(
+        &self,
+        env: Environment,
+        include_archived: bool,
+        page: &PageRequest,
+    ) -> StoreResult<Page<EventType>>;
+}
+
+/// Messages, their deliveries and attempts as the API reads them, and manual resends.
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    /// Inserts a message and its deliveries in one transaction (the 202 waits for it).
+    /// `Conflict` when the event id is taken in the application.
+    async fn create_message(&self, message: &Message, deliveries: &[NewDelivery]) -> StoreResult<()>;
+
+    /// By id or event id within an application.
+    async fn get_message(&self, app_id: &str, key: &str) -> StoreResult<Option<Message>>;
+
+    /// Newest first, filtered.
+    async fn list_messages(
+        &self,
+        app_id: &str,
+        filter: &MessageFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Message>>;
+
     /// Makes a delivery due now as a manual attempt, creating it if the endpoint was never sent
     /// this message. Returns the delivery's id.
     async fn schedule_manual(&self, delivery: &NewDelivery, now: DateTime<Utc>) -> StoreResult<String>;
+
     /// The delivery of one message to one endpoint.
     async fn get_delivery(&self, msg_id: &str, endpoint_id: &str) -> StoreResult<Option<DeliveryState>>;
+
     /// Deliveries of a message (attempted destinations), keyset by endpoint id.
     async fn list_message_deliveries(&self, msg_id: &str, page: &PageRequest) -> StoreResult<Page<DeliveryState>>;
+
     /// Deliveries to an endpoint with their messages (attempted messages), newest message first.
     async fn list_endpoint_deliveries(
         &self,
@@ -228,46 +307,61 @@ pub trait Store: Send + Sync + 'static {
         page: &PageRequest,
     ) -> StoreResult<Page<(DeliveryState, Message)>>;
 
+    /// Attempts of an application, newest first, filtered by message and/or endpoint.
+    async fn list_attempts(&self, filter: &AttemptFilter, page: &PageRequest) -> StoreResult<Page<Attempt>>;
+
+    /// One attempt of a message.
+    async fn get_attempt(&self, msg_id: &str, attempt_id: &str) -> StoreResult<Option<Attempt>>;
+}
+
+/// Payload expiry, expunging and pruning.
+#[async_trait]
+pub trait RetentionStore: Send + Sync + 'static {
+    /// Removes a message's payload (it then reads as expired); `NotFound` for an unknown message.
+    async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> StoreResult<()>;
+
+    /// Replaces an attempt's stored response body with `EXPUNGED`; `NotFound` if unknown.
+    async fn expunge_attempt_content(&self, msg_id: &str, attempt_id: &str) -> StoreResult<()>;
+
+    /// Removes the payloads of up to `limit` messages whose retention ended by `now`; returns
+    /// how many (callers repeat until it is less than `limit`). A message with a delivery still
+    /// waiting for an attempt (due, on its retry schedule, or parked) keeps its payload until
+    /// that delivery is finished, so retention never makes a pending delivery fail.
+    async fn expire_payloads(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64>;
+
+    /// Removes the payload of every message of an application; returns how many it removed.
+    async fn expunge_app_contents(&self, app_id: &str) -> StoreResult<u64>;
+
+    /// Deletes up to `limit` messages with ids below `below` (older messages; see
+    /// [`IdKind::lower_bound`](hookd_core::id::IdKind::lower_bound)) together with their
+    /// deliveries and attempts, skipping any message that still has a delivery waiting for an
+    /// attempt or parked; returns how many messages (callers repeat until it is less than
+    /// `limit`).
+    async fn prune_messages(&self, below: &str, limit: usize) -> StoreResult<u64>;
+}
+
+/// The operational-webhook outbox.
+#[async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
     /// Adds operational events to the outbox (their cause is already stored).
     async fn add_outbox(&self, events: &[OutboxEvent]) -> StoreResult<()>;
+
     /// Up to `limit` events of the outbox, oldest first.
     async fn outbox_events(&self, limit: usize) -> StoreResult<Vec<OutboxEvent>>;
+
     /// Removes published events from the outbox.
     async fn remove_outbox(&self, ids: &[String]) -> StoreResult<()>;
-    /// Extends the leases this process still holds to `lease_until`: each `(delivery id,
-    /// lease token)` whose delivery still holds that lease (see
-    /// [`ClaimedDelivery::lease_token`]). Called well within the lease for every delivery in
-    /// memory, so leases can be short and a dead node's work is taken over within one lease.
-    /// Returns how many leases were extended.
-    async fn renew_leases(&self, leases: &[(String, i64)], lease_until: DateTime<Utc>) -> StoreResult<u64>;
-    /// Gives back the leases of deliveries this process claimed but will not attempt (it is
-    /// shutting down), so any node can send them at once instead of after the lease.
-    /// Fenced: each `(delivery id, lease token)` is released only while the delivery still holds
-    /// that lease (token 0: whatever it holds), so a late release can never free a lease another
-    /// claim has taken since. Released deliveries are due at `now`.
-    async fn release_leases(&self, leases: &[(String, i64)], now: DateTime<Utc>) -> StoreResult<()>;
-    /// Keeps a leased delivery without a due time (its endpoint is disabled), releasing the lease.
-    /// Fenced like [`Store::release_leases`]: only while the delivery still holds the lease
-    /// `lease_token` (0: whatever it holds).
-    async fn park_delivery(&self, delivery_id: &str, lease_token: i64) -> StoreResult<()>;
-    /// Makes every parked delivery of an endpoint due at `now` (it was enabled again).
-    async fn unpark_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64>;
-    /// Makes every delivery of an endpoint that waits for a later retry due at `now` (a
-    /// `hookd listen` session reconnected); parked and finished deliveries are left alone.
-    async fn hasten_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// Counts for metrics, endpoint statistics and replays.
+#[async_trait]
+pub trait StatsStore: Send + Sync + 'static {
     /// Counts the delivery queue as of `now` (for metrics), looking at no more than `cap`
     /// pending deliveries (the longest overdue first) and `cap` parked ones, so a count costs
     /// the same however long the queue is. Counts beyond the cap stop there and say so in
     /// [`QueueStats::capped`]; the due count and the oldest due time are exact whenever fewer
     /// than `cap` deliveries are due.
     async fn queue_stats(&self, now: DateTime<Utc>, cap: usize) -> StoreResult<QueueStats>;
-    /// Releases a leased delivery and makes it due at `until` without counting an attempt
-    /// (the endpoint's circuit is open, or its rate limit is reached). Fenced like
-    /// [`Store::release_leases`]: only while the delivery still holds the lease `lease_token`
-    /// (0: whatever it holds), so a node whose lease was taken over cannot move the delivery.
-    async fn defer_delivery(&self, delivery_id: &str, lease_token: i64, until: DateTime<Utc>) -> StoreResult<()>;
-
-    // ----- endpoint statistics and replays -----
 
     /// Deliveries to an endpoint created in `[since, until]`, counted by status.
     async fn delivery_counts(
@@ -276,6 +370,7 @@ pub trait Store: Send + Sync + 'static {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> StoreResult<StatusCounts>;
+
     /// Attempts to an endpoint made in `[since, until]`, counted by status.
     async fn attempt_counts(
         &self,
@@ -283,6 +378,7 @@ pub trait Store: Send + Sync + 'static {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> StoreResult<StatusCounts>;
+
     /// The next `limit` messages (ordered by id, after `after`) a replay should send again.
     async fn replay_candidates(
         &self,
@@ -290,11 +386,14 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<Message>>;
+}
 
-    // ----- background tasks -----
-
+/// Background tasks (recover, replays).
+#[async_trait]
+pub trait TaskStore: Send + Sync + 'static {
     /// Stores a new task.
     async fn create_task(&self, task: &TaskRecord) -> StoreResult<()>;
+
     /// Updates a task's status and progress.
     async fn update_task(
         &self,
@@ -303,12 +402,15 @@ pub trait Store: Send + Sync + 'static {
         data: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+
     /// Marks `failed` every task still `running` whose progress was last saved before `before`
     /// (its node died: a running task saves progress at least every batch), keeping its
     /// progress and saying why under `"error"`; returns how many.
     async fn fail_stale_tasks(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64>;
+
     /// One task of an environment.
     async fn get_task(&self, env: Environment, id: &str) -> StoreResult<Option<TaskRecord>>;
+
     /// Tasks of an environment, newest first by default.
     async fn list_tasks(
         &self,
@@ -316,9 +418,11 @@ pub trait Store: Send + Sync + 'static {
         filter: &TaskFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<TaskRecord>>;
+}
 
-    // ----- idempotency -----
-
+/// Idempotency keys.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync + 'static {
     /// Claims an idempotency key: `Started` when this caller should run the request (no entry,
     /// an expired one, or one left in progress before `stale_before`), `InProgress` when
     /// another request holds it, `Completed` with the stored response otherwise.
@@ -329,6 +433,7 @@ pub trait Store: Send + Sync + 'static {
         stale_before: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<IdempotencyState>;
+
     /// Stores the response of the request that claimed `key` at `claimed_at` (the `now` of its
     /// `idempotency_begin`). A claim taken over since (it had gone stale) is left alone.
     async fn idempotency_complete(
@@ -338,17 +443,12 @@ pub trait Store: Send + Sync + 'static {
         status: u16,
         body: &[u8],
     ) -> StoreResult<()>;
+
     /// Deletes up to `limit` idempotency keys that expired by `now`; returns how many (callers
     /// repeat until it is less than `limit`).
     async fn delete_expired_idempotency(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64>;
+
     /// Gives up the claim made at `claimed_at` (the request failed), so the key can be used
     /// again; a completed key, or a claim taken over since, is left alone.
     async fn idempotency_release(&self, key: &str, claimed_at: DateTime<Utc>) -> StoreResult<()>;
-
-    // ----- attempts -----
-
-    /// Attempts of an application, newest first, filtered by message and/or endpoint.
-    async fn list_attempts(&self, filter: &AttemptFilter, page: &PageRequest) -> StoreResult<Page<Attempt>>;
-    /// One attempt of a message.
-    async fn get_attempt(&self, msg_id: &str, attempt_id: &str) -> StoreResult<Option<Attempt>>;
 }

@@ -44,7 +44,7 @@ pub struct NewDelivery {
 }
 
 /// How many overdue candidates per claimed row a fair claim looks at (see
-/// [`Store::claim_due_within`](crate::Store::claim_due_within)).
+/// [`QueueStore::claim_due_within`](crate::QueueStore::claim_due_within)).
 pub const CLAIM_SCAN_FACTOR: usize = 8;
 
 /// Per-tenant bounds on one claim: what the claiming process can still take of each endpoint

@@ -3,7 +3,7 @@
 
 use super::*;
 
-/// A delivery's next attempt time, read back through [`Store::get_delivery`].
+/// A delivery's next attempt time, read back through [`MessageStore::get_delivery`].
 async fn next_attempt(store: &dyn Store, d: &NewDelivery) -> Option<DateTime<Utc>> {
     let state = store.get_delivery(&d.msg_id, &d.endpoint_id).await.unwrap();
     state
@@ -11,7 +11,7 @@ async fn next_attempt(store: &dyn Store, d: &NewDelivery) -> Option<DateTime<Utc
         .next_attempt_at
 }
 
-/// An endpoint's `failing_since`, read back through [`Store::get_endpoint`].
+/// An endpoint's `failing_since`, read back through [`CatalogStore::get_endpoint`].
 async fn failing_since(store: &dyn Store, ep: &Endpoint) -> Option<DateTime<Utc>> {
     let found = store.get_endpoint(&ep.app_id, &ep.id).await.unwrap();
     found

@@ -23,7 +23,7 @@
 //! then returns `None` (an `Option` of a fixture is a fixture too), after saying on stderr why,
 //! and each generated test returns without running its body.
 //!
-//! Two tests describe what [`Store::release_stale_leases`] does on an *embedded* store, the only
+//! Two tests describe what [`QueueStore::release_stale_leases`] does on an *embedded* store, the only
 //! process using its database: leases are released and running tasks failed at start. A store
 //! shared by several nodes must do neither, so those tests run only when the backend asks for
 //! them with `store_conformance_tests!(fresh_store, embedded)`; the plain form runs everything
@@ -31,7 +31,7 @@
 //!
 //! Time and randomness are inputs here as everywhere: timestamps are offsets from a fixed
 //! instant ([`at`]), ids come from a seeded RNG, and queue behaviour is driven by the `now`
-//! passed to [`Store::claim_due`] rather than by sleeping. Tests rely only on what the
+//! passed to [`QueueStore::claim_due`] rather than by sleeping. Tests rely only on what the
 //! [`Store`] documentation promises; lease ends, for instance, are probed strictly before and
 //! strictly after, never at the boundary, and claims are compared as sets.
 //!
@@ -103,7 +103,7 @@ impl<F: Fixture> Fixture for Option<F> {
 ///
 /// `store_conformance_tests!(make)` runs every test a store shared by several nodes must pass;
 /// `store_conformance_tests!(make, embedded)` adds the tests of what an embedded store (the only
-/// process using its database) does at start in [`Store::release_stale_leases`].
+/// process using its database) does at start in [`QueueStore::release_stale_leases`].
 ///
 /// See the [module documentation](crate::conformance) for an example.
 #[macro_export]

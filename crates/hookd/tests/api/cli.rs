@@ -35,7 +35,7 @@ fn token_create_prints_only_a_token_that_the_api_accepts() {
             synchronous: hookd_store_sqlite::Synchronous::Full,
         })
         .unwrap();
-        let found = hookd_store::Store::find_token(&store, &hookd::auth::hash_token(lines[0]))
+        let found = hookd_store::TokenStore::find_token(&store, &hookd::auth::hash_token(lines[0]))
             .await
             .unwrap();
         assert!(found.is_some(), "the token is stored (hashed) and can be found");
@@ -177,7 +177,7 @@ async fn migrate_and_token_create_work_against_postgres() {
     let store = hookd_store_postgres::PostgresStore::connect(&schema.store_url(), schema.options())
         .await
         .unwrap();
-    let found = hookd_store::Store::find_token(&store, &hookd::auth::hash_token(token.trim()))
+    let found = hookd_store::TokenStore::find_token(&store, &hookd::auth::hash_token(token.trim()))
         .await
         .unwrap();
     assert!(found.is_some(), "the token is stored hashed in PostgreSQL");

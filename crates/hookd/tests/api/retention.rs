@@ -300,7 +300,9 @@ fn prune_cli_deletes_in_batches_on_the_embedded_database() {
             created_at: old,
             updated_at: old,
         };
-        hookd_store::Store::create_application(&store, &app).await.unwrap();
+        hookd_store::CatalogStore::create_application(&store, &app)
+            .await
+            .unwrap();
         for age in [40, 35, 5] {
             let at = chrono::Utc::now() - chrono::Duration::days(age);
             let m = Message {
@@ -313,7 +315,9 @@ fn prune_cli_deletes_in_batches_on_the_embedded_database() {
                 created_at: at,
                 expires_at: at + chrono::Duration::days(90),
             };
-            hookd_store::Store::create_message(&store, &m, &[]).await.unwrap();
+            hookd_store::MessageStore::create_message(&store, &m, &[])
+                .await
+                .unwrap();
         }
         app.id
     });
@@ -330,7 +334,7 @@ fn prune_cli_deletes_in_batches_on_the_embedded_database() {
     );
     let left = rt.block_on(async {
         let store = open();
-        hookd_store::Store::list_messages(
+        hookd_store::MessageStore::list_messages(
             &store,
             &app_id,
             &hookd_store::MessageFilter::default(),

@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use hookd_signing::{verify, Secret, WebhookHeaders};
+use hookd_store::prelude::*;
 use serde_json::json;
 
 use crate::helpers::TestApp;
@@ -86,7 +87,6 @@ fn rotate_reseals_under_the_new_key_and_the_old_key_alone_no_longer_reads() {
     use hookd_core::id::IdKind;
     use hookd_core::model::{Application, Endpoint, Environment};
     use hookd_store::secrets::{generate_key, SecretBox};
-    use hookd_store::Store;
 
     let dir = tempfile::tempdir().unwrap();
     let (old, new) = (generate_key(), generate_key());

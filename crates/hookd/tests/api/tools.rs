@@ -574,7 +574,7 @@ fn token_create_makes_sandbox_tokens() {
             synchronous: hookd_store_sqlite::Synchronous::Full,
         })
         .unwrap();
-        hookd_store::Store::find_token(&store, &hookd::auth::hash_token(&token))
+        hookd_store::TokenStore::find_token(&store, &hookd::auth::hash_token(&token))
             .await
             .unwrap()
             .unwrap()
