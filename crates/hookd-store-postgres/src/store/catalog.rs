@@ -1,0 +1,249 @@
+//! Applications, endpoints and event types.
+
+use super::*;
+
+#[async_trait]
+impl CatalogStore for PostgresStore {
+    async fn create_application(&self, a: &Application) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
+        sqlx::query(&format!(
+            "INSERT INTO application ({APP_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(&a.id)
+        .bind(a.env.as_str())
+        .bind(&a.uid)
+        .bind(&a.name)
+        .bind(Json(&a.metadata))
+        .bind(a.throttle_rate.map(i32::from))
+        .bind(micros(a.created_at))
+        .bind(micros(a.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn get_application(&self, env: Environment, key: &str) -> StoreResult<Option<Application>> {
+        // An id wins over a uid that happens to equal it.
+        let sql = format!(
+            "SELECT {APP_COLS} FROM application WHERE env = $1 AND (id = $2 OR uid = $2) ORDER BY id = $2 DESC LIMIT 1"
+        );
+        self.fetch_optional(sqlx::query(&sql).bind(env.as_str()).bind(key), rows::application)
+            .await
+    }
+
+    async fn update_application(&self, a: &Application) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
+        let done = sqlx::query(
+            "UPDATE application SET uid = $2, name = $3, metadata = $4, throttle_rate = $5, updated_at = $6 WHERE id = $1",
+        )
+        .bind(&a.id)
+        .bind(&a.uid)
+        .bind(&a.name)
+        .bind(Json(&a.metadata))
+        .bind(a.throttle_rate.map(i32::from))
+        .bind(micros(a.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        expect_one(done.rows_affected())
+    }
+
+    async fn delete_application(&self, env: Environment, id: &str) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let done = sqlx::query("DELETE FROM application WHERE env = $1 AND id = $2")
+            .bind(env.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        expect_one(done.rows_affected())?;
+        for table in ["attempt", "delivery", "message", "endpoint", "token", "task"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_applications(&self, env: Environment, page: &PageRequest) -> StoreResult<Page<Application>> {
+        let mut q = Query::new(format!("SELECT {APP_COLS} FROM application WHERE env = "));
+        q.push_bind(env.as_str());
+        page_by(&mut q, "id", page);
+        Ok(page.finish(self.fetch(q, rows::application).await?))
+    }
+
+    async fn create_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
+        let sealed = seal_endpoint(self.secrets.as_deref(), e);
+        let e = sealed.as_ref();
+        sqlx::query(&format!(
+            "INSERT INTO endpoint ({ENDPOINT_COLS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        ))
+        .bind(&e.id)
+        .bind(&e.app_id)
+        .bind(&e.uid)
+        .bind(&e.url)
+        .bind(&e.description)
+        .bind(e.disabled)
+        .bind(e.event_types.as_ref().map(Json))
+        .bind(e.channels.as_ref().map(Json))
+        .bind(e.throttle_rate.map(i32::from))
+        .bind(Json(&e.metadata))
+        .bind(&e.secret)
+        .bind(Json(&e.headers))
+        .bind(micros(e.created_at))
+        .bind(micros(e.updated_at))
+        .bind(Json(&e.old_secrets))
+        .bind(e.failing_since.map(micros))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn get_endpoint(&self, app_id: &str, key: &str) -> StoreResult<Option<Endpoint>> {
+        let sql = format!(
+            "SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = $1 AND (id = $2 OR uid = $2) ORDER BY id = $2 DESC LIMIT 1"
+        );
+        self.fetch_optional(sqlx::query(&sql).bind(app_id).bind(key), rows::endpoint)
+            .await?
+            .map(|e| open_endpoint(self.secrets.as_deref(), e))
+            .transpose()
+    }
+
+    async fn update_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
+        let sealed = seal_endpoint(self.secrets.as_deref(), e);
+        let e = sealed.as_ref();
+        let done = sqlx::query(
+            "UPDATE endpoint SET uid = $3, url = $4, description = $5, disabled = $6, event_types = $7, channels = $8, \
+             throttle_rate = $9, metadata = $10, secret = $11, headers = $12, updated_at = $13, old_secrets = $14, \
+             failing_since = $15 WHERE app_id = $1 AND id = $2",
+        )
+        .bind(&e.app_id)
+        .bind(&e.id)
+        .bind(&e.uid)
+        .bind(&e.url)
+        .bind(&e.description)
+        .bind(e.disabled)
+        .bind(e.event_types.as_ref().map(Json))
+        .bind(e.channels.as_ref().map(Json))
+        .bind(e.throttle_rate.map(i32::from))
+        .bind(Json(&e.metadata))
+        .bind(&e.secret)
+        .bind(Json(&e.headers))
+        .bind(micros(e.updated_at))
+        .bind(Json(&e.old_secrets))
+        .bind(e.failing_since.map(micros))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        expect_one(done.rows_affected())
+    }
+
+    async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let done = sqlx::query("DELETE FROM endpoint WHERE app_id = $1 AND id = $2")
+            .bind(app_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        expect_one(done.rows_affected())?;
+        // Its deliveries go with it (so no node claims them again); attempts stay as history.
+        sqlx::query("DELETE FROM delivery WHERE endpoint_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>> {
+        let mut q = Query::new(format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = "));
+        q.push_bind(app_id.to_string());
+        page_by(&mut q, "id", page);
+        let found = page.finish(self.fetch(q, rows::endpoint).await?);
+        let items = found
+            .items
+            .into_iter()
+            .map(|e| open_endpoint(self.secrets.as_deref(), e))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page {
+            items,
+            has_more: found.has_more,
+        })
+    }
+
+    async fn all_endpoints_sealed(&self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
+        let mut q = Query::new(format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = "));
+        q.push_bind(app_id.to_string()).push(" ORDER BY id");
+        self.fetch(q, rows::endpoint).await
+    }
+
+    fn open_endpoint_secrets(&self, endpoint: Endpoint) -> StoreResult<Endpoint> {
+        open_endpoint(self.secrets.as_deref(), endpoint)
+    }
+
+    async fn upsert_event_type(&self, et: &EventType) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
+        sqlx::query(&format!(
+            "INSERT INTO event_type ({EVENT_TYPE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (env, name) DO UPDATE SET description = EXCLUDED.description, archived = EXCLUDED.archived, \
+             deprecated = EXCLUDED.deprecated, feature_flag = EXCLUDED.feature_flag, schemas = EXCLUDED.schemas, \
+             updated_at = EXCLUDED.updated_at, group_name = EXCLUDED.group_name"
+        ))
+        .bind(et.env.as_str())
+        .bind(&et.name)
+        .bind(&et.description)
+        .bind(et.archived)
+        .bind(et.deprecated)
+        .bind(&et.feature_flag)
+        .bind(et.schemas.as_ref().map(Json))
+        .bind(micros(et.created_at))
+        .bind(micros(et.updated_at))
+        .bind(&et.group_name)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn get_event_type(&self, env: Environment, name: &str) -> StoreResult<Option<EventType>> {
+        let sql = format!("SELECT {EVENT_TYPE_COLS} FROM event_type WHERE env = $1 AND name = $2");
+        self.fetch_optional(sqlx::query(&sql).bind(env.as_str()).bind(name), rows::event_type)
+            .await
+    }
+
+    async fn delete_event_type(&self, env: Environment, name: &str) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
+        let done = sqlx::query("DELETE FROM event_type WHERE env = $1 AND name = $2")
+            .bind(env.as_str())
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        expect_one(done.rows_affected())
+    }
+
+    async fn list_event_types(
+        &self,
+        env: Environment,
+        include_archived: bool,
+        page: &PageRequest,
+    ) -> StoreResult<Page<EventType>> {
+        let mut q = Query::new(format!("SELECT {EVENT_TYPE_COLS} FROM event_type WHERE env = "));
+        q.push_bind(env.as_str());
+        if !include_archived {
+            q.push(" AND NOT archived");
+        }
+        page_by(&mut q, "name", page);
+        Ok(page.finish(self.fetch(q, rows::event_type).await?))
+    }
+}

@@ -1,0 +1,201 @@
+//! Messages, deliveries and attempts as the API reads them; manual resends.
+
+use super::*;
+
+#[async_trait]
+impl MessageStore for PostgresStore {
+    async fn create_message(&self, m: &Message, deliveries: &[NewDelivery]) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query(&format!(
+            "INSERT INTO message ({MESSAGE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(&m.id)
+        .bind(&m.app_id)
+        .bind(&m.event_id)
+        .bind(&m.event_type)
+        .bind(m.channels.as_ref().map(Json))
+        .bind(&m.payload)
+        .bind(micros(m.created_at))
+        .bind(micros(m.expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if !deliveries.is_empty() {
+            // The whole fan-out in one statement: one round trip however many endpoints.
+            let col = |f: fn(&NewDelivery) -> &String| deliveries.iter().map(f).cloned().collect::<Vec<String>>();
+            // Created leased: due again when that lease ends, like a claimed delivery.
+            let due: Vec<i64> = deliveries
+                .iter()
+                .map(|d| micros(d.leased_until.unwrap_or(d.due_at)))
+                .collect();
+            let lease: Vec<i64> = deliveries
+                .iter()
+                .map(|d| d.leased_until.map(micros).unwrap_or(0))
+                .collect();
+            let tokens: Vec<i64> = deliveries.iter().map(|d| d.lease_token).collect();
+            sqlx::query(
+                "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, lease_until, \
+                 lease_token, created_at, updated_at) \
+                 SELECT id, msg_id, endpoint_id, app_id, $5, due, lease, token, $8, $8 \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $6::bigint[], $7::bigint[], $9::bigint[]) \
+                 AS d(id, msg_id, endpoint_id, app_id, due, lease, token)",
+            )
+            .bind(col(|d| &d.id))
+            .bind(col(|d| &d.msg_id))
+            .bind(col(|d| &d.endpoint_id))
+            .bind(col(|d| &d.app_id))
+            .bind(MessageStatus::Pending.code() as i16)
+            .bind(due)
+            .bind(lease)
+            .bind(micros(m.created_at))
+            .bind(tokens)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            // Deliveries this node did not take itself are due now for any node: wake them.
+            if deliveries.iter().any(|d| d.leased_until.is_none()) {
+                notify_work(&mut *tx).await?;
+            }
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_message(&self, app_id: &str, key: &str) -> StoreResult<Option<Message>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLS} FROM message WHERE app_id = $1 AND (id = $2 OR event_id = $2) \
+             ORDER BY id = $2 DESC LIMIT 1"
+        );
+        self.fetch_optional(sqlx::query(&sql).bind(app_id).bind(key), rows::message)
+            .await
+    }
+
+    async fn list_messages(
+        &self,
+        app_id: &str,
+        filter: &MessageFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Message>> {
+        let mut q = Query::new(format!("SELECT {MESSAGE_COLS} FROM message m WHERE m.app_id = "));
+        q.push_bind(app_id.to_string());
+        message_filters(&mut q, "m", filter);
+        page_by(&mut q, "m.id", page);
+        Ok(page.finish(self.fetch(q, rows::message).await?))
+    }
+
+    async fn schedule_manual(&self, d: &NewDelivery, now: DateTime<Utc>) -> StoreResult<String> {
+        hookd_store::gate::begin_write()?;
+        // A delivery still on its schedule is simply made due now; a finished one gets one
+        // manual attempt, after which it stays finished with that attempt's outcome.
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let id: String = sqlx::query_scalar(
+            "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, next_trigger, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, 1, $5, 1, $5, $5) \
+             ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET next_attempt_at = EXCLUDED.next_attempt_at, \
+             parked = FALSE, \
+             next_trigger = CASE WHEN delivery.lease_until > EXCLUDED.updated_at THEN 2 \
+               WHEN delivery.status IN (1, 3) THEN delivery.next_trigger ELSE 1 END, \
+             updated_at = EXCLUDED.updated_at \
+             RETURNING id",
+        )
+        .bind(&d.id)
+        .bind(&d.msg_id)
+        .bind(&d.endpoint_id)
+        .bind(&d.app_id)
+        .bind(micros(now))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        notify_work(&mut *tx).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(id)
+    }
+
+    async fn get_delivery(&self, msg_id: &str, endpoint_id: &str) -> StoreResult<Option<DeliveryState>> {
+        let sql = format!("SELECT {DELIVERY_COLS} FROM delivery WHERE msg_id = $1 AND endpoint_id = $2");
+        self.fetch_optional(sqlx::query(&sql).bind(msg_id).bind(endpoint_id), rows::delivery)
+            .await
+    }
+
+    async fn list_message_deliveries(&self, msg_id: &str, page: &PageRequest) -> StoreResult<Page<DeliveryState>> {
+        let mut q = Query::new(format!("SELECT {DELIVERY_COLS} FROM delivery WHERE msg_id = "));
+        q.push_bind(msg_id.to_string());
+        page_by(&mut q, "endpoint_id", page);
+        Ok(page.finish(self.fetch(q, rows::delivery).await?))
+    }
+
+    async fn list_endpoint_deliveries(
+        &self,
+        endpoint_id: &str,
+        filter: &MessageFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<(DeliveryState, Message)>> {
+        let mut q = Query::new(format!(
+            "SELECT {}, {} FROM delivery d JOIN message m ON m.id = d.msg_id WHERE d.endpoint_id = ",
+            qualified("d", DELIVERY_COLS),
+            qualified("m", MESSAGE_COLS)
+        ));
+        q.push_bind(endpoint_id.to_string());
+        message_filters(&mut q, "m", filter);
+        if let Some(status) = filter.status {
+            q.push(" AND d.status = ").push_bind(status.code() as i16);
+        }
+        page_by(&mut q, "d.msg_id", page);
+        let rows = self
+            .fetch(q, |r| Ok((rows::delivery(r)?, rows::message_at(r, 7)?)))
+            .await?;
+        Ok(page.finish(rows))
+    }
+
+    async fn list_attempts(&self, filter: &AttemptFilter, page: &PageRequest) -> StoreResult<Page<Attempt>> {
+        let needs_message = filter.event_types.is_some() || filter.channel.is_some();
+        let join = if needs_message {
+            " JOIN message m ON m.id = a.msg_id"
+        } else {
+            ""
+        };
+        let mut q = Query::new(format!(
+            "SELECT {} FROM attempt a{join} WHERE a.app_id = ",
+            qualified("a", ATTEMPT_COLS)
+        ));
+        q.push_bind(filter.app_id.clone());
+        if let Some(msg_id) = &filter.msg_id {
+            q.push(" AND a.msg_id = ").push_bind(msg_id.clone());
+        }
+        if let Some(endpoint_id) = &filter.endpoint_id {
+            q.push(" AND a.endpoint_id = ").push_bind(endpoint_id.clone());
+        }
+        if let Some(status) = filter.status {
+            q.push(" AND a.status = ").push_bind(status.code() as i16);
+        }
+        if let Some(class) = filter.status_code_class {
+            let (lo, hi) = class_bounds(class);
+            q.push(" AND a.response_status_code BETWEEN ")
+                .push_bind(lo)
+                .push(" AND ")
+                .push_bind(hi);
+        }
+        if let Some(before) = filter.before {
+            q.push(" AND a.created_at < ").push_bind(micros(before));
+        }
+        if let Some(after) = filter.after {
+            q.push(" AND a.created_at > ").push_bind(micros(after));
+        }
+        if needs_message {
+            let mf = MessageFilter {
+                event_types: filter.event_types.clone(),
+                channel: filter.channel.clone(),
+                ..MessageFilter::default()
+            };
+            message_filters(&mut q, "m", &mf);
+        }
+        page_by(&mut q, "a.id", page);
+        Ok(page.finish(self.fetch(q, rows::attempt).await?))
+    }
+
+    async fn get_attempt(&self, msg_id: &str, attempt_id: &str) -> StoreResult<Option<Attempt>> {
+        let sql = format!("SELECT {ATTEMPT_COLS} FROM attempt WHERE id = $1 AND msg_id = $2");
+        self.fetch_optional(sqlx::query(&sql).bind(attempt_id).bind(msg_id), rows::attempt)
+            .await
+    }
+}

@@ -1,0 +1,45 @@
+//! The operational-webhook outbox.
+
+use super::*;
+
+#[async_trait]
+impl OutboxStore for PostgresStore {
+    async fn add_outbox(&self, events: &[OutboxEvent]) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        insert_outbox(&mut tx, events).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn outbox_events(&self, limit: usize) -> StoreResult<Vec<OutboxEvent>> {
+        let rows =
+            sqlx::query("SELECT id, kind, app_id, data::text, created_at FROM outbox ORDER BY created_at, id LIMIT $1")
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                use sqlx::Row as _;
+                let data: String = r.try_get(3).map_err(map_err)?;
+                Ok(OutboxEvent {
+                    id: r.try_get(0).map_err(map_err)?,
+                    kind: r.try_get(1).map_err(map_err)?,
+                    app_id: r.try_get(2).map_err(map_err)?,
+                    data: serde_json::from_str(&data).map_err(hookd_store::StoreError::internal)?,
+                    created_at: rows::from_micros(r.try_get(4).map_err(map_err)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn remove_outbox(&self, ids: &[String]) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
+        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}

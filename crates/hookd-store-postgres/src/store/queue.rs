@@ -1,0 +1,384 @@
+//! The delivery queue: claims, leases, attempt records.
+
+use super::*;
+
+#[async_trait]
+impl QueueStore for PostgresStore {
+    /// Does nothing and returns 0: the database is shared by every node, and a starting node
+    /// cannot tell a lease held by a dead node from one held by a live node that is sending the
+    /// delivery right now. Releasing them would make two nodes send the same delivery; left
+    /// alone, a dead node's leases simply expire and its deliveries are claimed again then.
+    /// For the same reason background tasks left `running` are not failed: another node may be
+    /// running them.
+    async fn release_stale_leases(&self, _now: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(0)
+    }
+
+    async fn listen_for_work(&self) -> StoreResult<()> {
+        let mut guard = self.listener.lock().await;
+        if guard.is_none() {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+                .await
+                .map_err(map_err)?;
+            listener.listen(WORK_CHANNEL).await.map_err(map_err)?;
+            *guard = Some(listener);
+        }
+        Ok(())
+    }
+
+    async fn wait_for_work(&self) -> StoreResult<()> {
+        self.listen_for_work().await?;
+        let mut guard = self.listener.lock().await;
+        let schema: String = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let Some(listener) = guard.as_mut() else {
+            return Err(hookd_store::StoreError::Unavailable(
+                "the LISTEN connection closed".into(),
+            ));
+        };
+        loop {
+            match listener.recv().await {
+                Ok(n) if n.payload() == schema => return Ok(()),
+                Ok(_) => continue, // another installation in the same database
+                Err(e) => {
+                    *guard = None; // reconnect on the next call
+                    return Err(map_err(e));
+                }
+            }
+        }
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn claim_due_within(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        bounds: &ClaimBounds,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        hookd_store::gate::begin_write()?;
+        let (skip, ids, rooms) = bounds.room_lists();
+        let (app_ids, app_rooms, per_app) = bounds.app_lists();
+        let per_endpoint = i64::try_from(bounds.per_endpoint).unwrap_or(i64::MAX);
+        let scan = i64::try_from(limit.saturating_mul(CLAIM_SCAN_FACTOR)).unwrap_or(i64::MAX);
+        let token = hookd_store::new_lease_token(&mut rand::thread_rng());
+        // The candidates are the longest overdue rows of endpoints and applications that may
+        // take more (a bounded index walk, read without locks); each endpoint's first `room` of
+        // them are then locked with SKIP LOCKED, so nodes claiming at the same moment take
+        // disjoint rows, and re-checked, so a row another claim has just leased and committed
+        // is not taken twice.
+        let rows = sqlx::query(
+            "WITH room AS (SELECT * FROM UNNEST($5::text[], $6::bigint[]) AS r(endpoint_id, room)), \
+             app_room AS (SELECT * FROM UNNEST($11::text[], $12::bigint[]) AS a(app_id, room)), \
+             cand AS (SELECT d.id, d.endpoint_id, d.app_id, d.next_attempt_at FROM delivery d \
+               WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $2 AND d.lease_until <= $2 \
+                 AND NOT (d.endpoint_id = ANY($4::text[])) AND NOT (d.app_id = ANY($8::text[])) \
+               ORDER BY d.next_attempt_at LIMIT $9), \
+             ranked AS (SELECT c.id, c.app_id, c.next_attempt_at, \
+                 row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS rn, \
+                 COALESCE(r.room, $7) AS room \
+               FROM cand c LEFT JOIN room r ON r.endpoint_id = c.endpoint_id), \
+             ranked_app AS (SELECT k.id, k.next_attempt_at, \
+                 row_number() OVER (PARTITION BY k.app_id ORDER BY k.next_attempt_at, k.id) AS rn, \
+                 COALESCE(a.room, $13) AS room \
+               FROM ranked k LEFT JOIN app_room a ON a.app_id = k.app_id WHERE k.rn <= k.room), \
+             picked AS (SELECT d.id FROM delivery d JOIN ranked_app k ON k.id = d.id \
+               WHERE k.rn <= k.room AND d.next_attempt_at <= $2 AND d.lease_until <= $2 \
+               ORDER BY k.next_attempt_at LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
+             UPDATE delivery SET lease_until = $1, lease_token = $10, next_attempt_at = $1, \
+               next_trigger = LEAST(delivery.next_trigger, 1) \
+             FROM picked WHERE delivery.id = picked.id \
+             RETURNING delivery.id, delivery.msg_id, delivery.endpoint_id, delivery.app_id, \
+               delivery.scheduled_attempts, delivery.total_attempts, LEAST(delivery.next_trigger, 1)::smallint",
+        )
+        .bind(micros(lease_until))
+        .bind(micros(now))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(skip)
+        .bind(ids)
+        .bind(rooms)
+        .bind(per_endpoint)
+        .bind(&bounds.skip_apps)
+        .bind(scan)
+        .bind(token)
+        .bind(app_ids)
+        .bind(app_rooms)
+        .bind(per_app)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(|r| rows::claimed(r, token).map_err(map_err)).collect()
+    }
+
+    async fn record_attempts(&self, outcomes: &[AttemptRecord]) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        // Three statements whatever the batch size: the attempts, the deliveries, the
+        // endpoints' health. Each is folded in Rust so that the result is the one applying the
+        // outcomes one by one, in order, would give.
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+
+        // Fencing: lock the deliveries (in id order, as every writer does) and keep only records
+        // made under their current lease, or unfenced ones. A claim skips locked rows, so the
+        // tokens cannot change before the commit.
+        let mut delivery_ids: Vec<String> = outcomes.iter().map(|o| o.delivery_id.clone()).collect();
+        delivery_ids.sort();
+        delivery_ids.dedup();
+        let current: std::collections::HashMap<String, i64> =
+            sqlx::query_as("SELECT id, lease_token FROM delivery WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(&delivery_ids)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .into_iter()
+                .collect();
+        // References, not copies: a batch carries every attempt's response body.
+        let kept: Vec<&AttemptRecord> = hookd_store::fenced(outcomes, &current);
+        if kept.len() < outcomes.len() {
+            tracing::debug!(
+                dropped = outcomes.len() - kept.len(),
+                "attempt records whose lease was taken over"
+            );
+        }
+        let outcomes = kept;
+        if outcomes.is_empty() {
+            return tx.commit().await.map_err(map_err);
+        }
+        let events: Vec<OutboxEvent> = outcomes.iter().flat_map(|o| o.events.iter().cloned()).collect();
+        insert_outbox(&mut tx, &events).await?;
+
+        // An attempt whose delivery is gone (its endpoint or application was deleted while it
+        // was in flight) is dropped by the join, as on SQLite.
+        let attempts: Vec<std::borrow::Cow<'_, Attempt>> = outcomes
+            .iter()
+            .map(|o| hookd_store::storable_attempt(&o.attempt))
+            .collect();
+        let text = |f: fn(&Attempt) -> &String| attempts.iter().map(|a| f(a).clone()).collect::<Vec<String>>();
+        let int = |f: fn(&Attempt) -> i64| attempts.iter().map(|a| f(a)).collect::<Vec<i64>>();
+        let small = |f: fn(&Attempt) -> i64| attempts.iter().map(|a| f(a) as i16).collect::<Vec<i16>>();
+        let delivery_ids: Vec<String> = outcomes.iter().map(|o| o.delivery_id.clone()).collect();
+        let mut request_headers = Vec::with_capacity(attempts.len());
+        let mut response_headers = Vec::with_capacity(attempts.len());
+        for a in &attempts {
+            request_headers.push(json_text(&a.request_headers)?);
+            response_headers.push(json_text(&a.response_headers)?);
+        }
+        sqlx::query(&format!(
+            "INSERT INTO attempt (delivery_id, app_id, {ATTEMPT_COLS}) \
+             SELECT u.delivery_id, d.app_id, u.id, u.msg_id, u.endpoint_id, u.url, u.response, u.code, u.duration, \
+             u.status, u.trigger_type, u.number, u.created_at, u.request_headers::jsonb, u.response_headers::jsonb \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], \
+             $8::bigint[], $9::smallint[], $10::smallint[], $11::bigint[], $12::bigint[], $13::text[], $14::text[]) \
+             AS u(delivery_id, id, msg_id, endpoint_id, url, response, code, duration, status, trigger_type, number, \
+             created_at, request_headers, response_headers) \
+             JOIN delivery d ON d.id = u.delivery_id"
+        ))
+        .bind(delivery_ids)
+        .bind(text(|a| &a.id))
+        .bind(text(|a| &a.msg_id))
+        .bind(text(|a| &a.endpoint_id))
+        .bind(text(|a| &a.url))
+        .bind(text(|a| &a.response))
+        .bind(int(|a| a.response_status_code))
+        .bind(int(|a| a.response_duration_ms))
+        .bind(small(|a| a.status.code()))
+        .bind(small(|a| a.trigger_type.code()))
+        .bind(int(|a| a.attempt_number))
+        .bind(int(|a| micros(a.created_at)))
+        .bind(request_headers)
+        .bind(response_headers)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+
+        // Deliveries: the last outcome of each decides its state; every outcome counts as an
+        // attempt. Sorted by id so concurrent batches lock shared rows in the same order.
+        let mut updates: BTreeMap<&str, DeliveryUpdate> = BTreeMap::new();
+        for &o in &outcomes {
+            let entry = updates
+                .entry(&o.delivery_id)
+                .or_insert(DeliveryUpdate { last: o, attempts: 0 });
+            entry.last = o;
+            entry.attempts += 1;
+        }
+        let ids: Vec<String> = updates.keys().map(|id| id.to_string()).collect();
+        let last = |f: fn(&AttemptRecord) -> i64| updates.values().map(|u| f(u.last)).collect::<Vec<i64>>();
+        let status: Vec<i16> = updates.values().map(|u| u.last.delivery_status.code() as i16).collect();
+        let next: Vec<Option<i64>> = updates.values().map(|u| u.last.next_attempt_at.map(micros)).collect();
+        let park: Vec<bool> = updates.values().map(|u| u.last.park).collect();
+        let counts: Vec<i64> = updates.values().map(|u| u.attempts).collect();
+        // A resend requested while an attempt was in flight (`next_trigger` 2, see
+        // `schedule_manual`) is not swallowed: a delivery still on its schedule has its next
+        // attempt brought forward to the resend's time; a finished one gets one manual attempt.
+        sqlx::query(
+            "UPDATE delivery d SET status = u.status, scheduled_attempts = u.scheduled, \
+             total_attempts = d.total_attempts + u.attempts, \
+             next_attempt_at = CASE WHEN d.next_trigger = 2 AND u.next IS NOT NULL AND NOT u.park \
+               THEN LEAST(d.next_attempt_at, u.next) \
+               WHEN d.next_trigger = 2 THEN d.next_attempt_at WHEN u.park THEN NULL ELSE u.next END, \
+             next_trigger = CASE WHEN d.next_trigger = 2 AND (u.next IS NULL OR u.park) THEN 1 ELSE 0 END, \
+             lease_until = 0, \
+             updated_at = u.at, parked = u.park AND d.next_trigger <> 2 \
+             FROM UNNEST($1::text[], $2::smallint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], \
+             $7::boolean[]) AS u(id, status, scheduled, next, attempts, at, park) \
+             WHERE d.id = u.id",
+        )
+        .bind(ids)
+        .bind(status)
+        .bind(last(|o| o.scheduled_attempts))
+        .bind(next)
+        .bind(counts)
+        .bind(last(|o| micros(o.attempt.created_at)))
+        .bind(park)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+
+        // Endpoint health for auto-disable: any success ends a failing run; a scheduled attempt
+        // that exhausts its delivery starts one if none is running.
+        let mut health: BTreeMap<&str, Health> = BTreeMap::new();
+        for &o in &outcomes {
+            let a = &o.attempt;
+            let at = micros(a.created_at);
+            if a.status == MessageStatus::Success {
+                health.insert(&a.endpoint_id, Health::Clear);
+            } else if o.delivery_status == MessageStatus::Fail && a.trigger_type == TriggerType::Scheduled {
+                let next = match health.get(a.endpoint_id.as_str()) {
+                    None => Health::SetIfUnset(at),
+                    Some(Health::Clear) => Health::Set(at),
+                    Some(&kept) => kept,
+                };
+                health.insert(&a.endpoint_id, next);
+            }
+        }
+        if !health.is_empty() {
+            let ids: Vec<String> = health.keys().map(|id| id.to_string()).collect();
+            let (modes, ats): (Vec<i16>, Vec<Option<i64>>) = health.values().map(|h| h.mode()).unzip();
+            // Rows whose value would not change are left unwritten (and unlocked): the common
+            // batch, all successes to healthy endpoints, writes nothing here.
+            let value = "CASE u.mode WHEN 0 THEN NULL WHEN 1 THEN COALESCE(e.failing_since, u.at) ELSE u.at END";
+            sqlx::query(&format!(
+                "UPDATE endpoint e SET failing_since = {value} \
+                 FROM UNNEST($1::text[], $2::smallint[], $3::bigint[]) AS u(id, mode, at) \
+                 WHERE e.id = u.id AND e.failing_since IS DISTINCT FROM {value}"
+            ))
+            .bind(ids)
+            .bind(modes)
+            .bind(ats)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn renew_leases(&self, leases: &[(String, i64)], lease_until: DateTime<Utc>) -> StoreResult<u64> {
+        hookd_store::gate::begin_write()?;
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        let (ids, tokens): (Vec<String>, Vec<i64>) = leases.iter().cloned().unzip();
+        let done = sqlx::query(
+            "UPDATE delivery d SET lease_until = $3, \
+             next_attempt_at = CASE WHEN d.next_trigger = 2 THEN d.next_attempt_at ELSE $3 END \
+             FROM UNNEST($1::text[], $2::bigint[]) AS u(id, token) \
+             WHERE d.id = u.id AND d.lease_token = u.token AND d.lease_until > 0",
+        )
+        .bind(ids)
+        .bind(tokens)
+        .bind(micros(lease_until))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn release_leases(&self, leases: &[(String, i64)], now: DateTime<Utc>) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
+        if leases.is_empty() {
+            return Ok(());
+        }
+        let (ids, tokens): (Vec<String>, Vec<i64>) = leases.iter().cloned().unzip();
+        sqlx::query(
+            "UPDATE delivery d SET lease_until = 0, next_attempt_at = LEAST(d.next_attempt_at, $2) \
+             FROM UNNEST($1::text[], $3::bigint[]) AS u(id, token) \
+             WHERE d.id = u.id AND (u.token = 0 OR d.lease_token = u.token)",
+        )
+        .bind(ids)
+        .bind(micros(now))
+        .bind(tokens)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        // They are due now for any node.
+        notify_work(&self.pool).await
+    }
+
+    async fn park_delivery(&self, delivery_id: &str, lease_token: i64) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
+        sqlx::query(
+            "UPDATE delivery SET parked = TRUE, next_attempt_at = NULL, lease_until = 0 \
+             WHERE id = $1 AND ($2 = 0 OR lease_token = $2)",
+        )
+        .bind(delivery_id)
+        .bind(lease_token)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn unpark_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        hookd_store::gate::begin_write()?;
+        let done =
+            sqlx::query("UPDATE delivery SET parked = FALSE, next_attempt_at = $2 WHERE endpoint_id = $1 AND parked")
+                .bind(endpoint_id)
+                .bind(micros(now))
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+        if done.rows_affected() > 0 {
+            notify_work(&self.pool).await?;
+        }
+        Ok(done.rows_affected())
+    }
+
+    async fn hasten_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        hookd_store::gate::begin_write()?;
+        let done = sqlx::query(
+            "UPDATE delivery SET next_attempt_at = $2 WHERE endpoint_id = $1 AND next_attempt_at > $2 \
+                 AND lease_until <= $2",
+        )
+        .bind(endpoint_id)
+        .bind(micros(now))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() > 0 {
+            notify_work(&self.pool).await?;
+        }
+        Ok(done.rows_affected())
+    }
+
+    async fn defer_delivery(&self, delivery_id: &str, lease_token: i64, until: DateTime<Utc>) -> StoreResult<()> {
+        hookd_store::gate::begin_write()?;
+        sqlx::query(
+            "UPDATE delivery SET next_attempt_at = $2, lease_until = 0 WHERE id = $1 AND ($3 = 0 OR lease_token = $3)",
+        )
+        .bind(delivery_id)
+        .bind(micros(until))
+        .bind(lease_token)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,294 @@
+//! The delivery queue: claims, leases, attempt records.
+
+use super::*;
+
+#[async_trait]
+impl QueueStore for SqliteStore {
+    async fn release_stale_leases(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let now = micros(now);
+        self.write(move |c| {
+            // Tasks left running by a killed process will not finish: say so instead of
+            // leaving them "running" forever.
+            c.execute(
+                "UPDATE task SET status = 'failed', \
+                 data = json_set(data, '$.error', 'interrupted when hookd stopped; start it again') WHERE status = 'running'",
+                [],
+            )
+            .map_err(map_err)?;
+            // A claim moved their due time to the lease's end: they are due now.
+            c.execute(
+                "UPDATE delivery SET lease_until = 0, \
+                 next_attempt_at = CASE WHEN next_attempt_at > ?1 THEN ?1 ELSE next_attempt_at END \
+                 WHERE lease_until > 0",
+                [now],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        // Through the writer thread: a stuck or dead writer makes the node unhealthy, not only
+        // an unreadable file.
+        self.write_bookkeeping(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
+            .await
+    }
+
+    async fn claim_due_within(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        bounds: &ClaimBounds,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let (skip, _, _) = bounds.room_lists();
+        let skip = serde_json::to_string(&skip).map_err(StoreError::internal)?;
+        let skip_apps = serde_json::to_string(&bounds.skip_apps).map_err(StoreError::internal)?;
+        let scan = i64::try_from(limit.saturating_mul(CLAIM_SCAN_FACTOR)).unwrap_or(i64::MAX);
+        let token = hookd_store::new_lease_token(&mut rand::thread_rng());
+        let bounds = bounds.clone();
+        self.write(move |c| {
+            // The candidates: the longest overdue rows of endpoints and applications that may
+            // take more, a bounded walk of the due index (which covers the columns read). Each
+            // endpoint's and application's room is then applied in order, here rather than in
+            // SQL, where joining the room lists costs more than the walk itself.
+            let mut candidates = c
+                .prepare_cached(
+                    "WITH skip(k) AS MATERIALIZED (SELECT value FROM json_each(?3)), \
+                          skip_app(k) AS MATERIALIZED (SELECT value FROM json_each(?4)) \
+                     SELECT id, endpoint_id, app_id FROM delivery INDEXED BY delivery_due_claim \
+                     WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 AND lease_until <= ?1 \
+                       AND endpoint_id NOT IN (SELECT k FROM skip) AND app_id NOT IN (SELECT k FROM skip_app) \
+                     ORDER BY next_attempt_at LIMIT ?2",
+                )
+                .map_err(map_err)?;
+            let rows = candidates
+                .query_map(params![micros(now), scan, skip, skip_apps], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                })
+                .map_err(map_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_err)?;
+            let picked = bounds.pick(rows.iter().map(|(_, e, a)| (e.as_str(), a.as_str())), limit);
+            // A claimed delivery is due again when its lease ends (unless an attempt is
+            // recorded first), so the due index never walks leased rows.
+            let mut lease = c
+                .prepare_cached(
+                    "UPDATE delivery SET lease_until = ?2, lease_token = ?3, next_attempt_at = ?2, \
+                     next_trigger = MIN(next_trigger, 1) WHERE id = ?1 \
+                     RETURNING msg_id, scheduled_attempts, total_attempts, MIN(next_trigger, 1)",
+                )
+                .map_err(map_err)?;
+            let mut claimed = Vec::with_capacity(picked.len());
+            for i in picked {
+                let (id, endpoint_id, app_id) = &rows[i];
+                let (msg_id, scheduled_attempts, total_attempts, trigger) = lease
+                    .query_row(params![id, micros(lease_until), token], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .map_err(map_err)?;
+                claimed.push(ClaimedDelivery {
+                    id: id.clone(),
+                    msg_id,
+                    endpoint_id: endpoint_id.clone(),
+                    app_id: app_id.clone(),
+                    scheduled_attempts,
+                    total_attempts,
+                    trigger: hookd_core::model::TriggerType::from_code(trigger)
+                        .unwrap_or(hookd_core::model::TriggerType::Scheduled),
+                    lease_token: token,
+                });
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn record_attempts(&self, outcomes: &[AttemptRecord]) -> StoreResult<()> {
+        let outcomes = outcomes.to_vec();
+        self.write(move |c| {
+            let mut insert = c
+                .prepare_cached(&format!(
+                    "INSERT INTO attempt (delivery_id, app_id, {ATTEMPT_COLS}) \
+                     SELECT ?1, app_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 FROM delivery WHERE id = ?1"
+                ))
+                .map_err(map_err)?;
+            let mut update = c
+                .prepare_cached(
+                    // A resend requested while an attempt was in flight (`next_trigger` 2, see
+                    // `schedule_manual`) is not swallowed: a delivery still on its schedule has
+                    // its next attempt brought forward to the resend's time; a finished one gets
+                    // one manual attempt then.
+                    "UPDATE delivery SET status = ?2, scheduled_attempts = ?3, total_attempts = total_attempts + 1, \
+                     next_attempt_at = CASE WHEN next_trigger = 2 AND ?4 IS NOT NULL AND NOT ?6 THEN MIN(next_attempt_at, ?4) \
+                       WHEN next_trigger = 2 THEN next_attempt_at WHEN ?6 THEN NULL ELSE ?4 END, \
+                     parked = ?6 AND next_trigger <> 2, \
+                     next_trigger = CASE WHEN next_trigger = 2 AND (?4 IS NULL OR ?6) THEN 1 ELSE 0 END, lease_until = 0, \
+                     updated_at = ?5 WHERE id = ?1",
+                )
+                .map_err(map_err)?;
+            let mut healthy = c
+                .prepare_cached("UPDATE endpoint SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL")
+                .map_err(map_err)?;
+            let mut failing = c
+                .prepare_cached("UPDATE endpoint SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL")
+                .map_err(map_err)?;
+            // Fencing: only records made under the delivery's current lease (or unfenced ones).
+            // The writer thread is the only writer, so nothing changes between read and write.
+            let mut token_of = c
+                .prepare_cached("SELECT lease_token FROM delivery WHERE id = ?1")
+                .map_err(map_err)?;
+            let mut current = std::collections::HashMap::new();
+            for o in &outcomes {
+                if let Some(token) = token_of
+                    .query_row([&o.delivery_id], |r| r.get::<_, i64>(0))
+                    .optional()
+                    .map_err(map_err)?
+                {
+                    current.insert(o.delivery_id.clone(), token);
+                }
+            }
+            let mut outbox = c
+                .prepare_cached("INSERT INTO outbox (id, kind, app_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(map_err)?;
+            for o in hookd_store::fenced(&outcomes, &current) {
+                for e in &o.events {
+                    outbox
+                        .execute(params![e.id, e.kind, e.app_id, Json(&e.data), micros(e.created_at)])
+                        .map_err(map_err)?;
+                }
+                let a = hookd_store::storable_attempt(&o.attempt);
+                insert
+                    .execute(params![
+                        o.delivery_id,
+                        a.id,
+                        a.msg_id,
+                        a.endpoint_id,
+                        a.url,
+                        a.response,
+                        a.response_status_code,
+                        a.response_duration_ms,
+                        a.status.code(),
+                        a.trigger_type.code(),
+                        a.attempt_number,
+                        micros(a.created_at),
+                        Json(&a.request_headers),
+                        Json(&a.response_headers)
+                    ])
+                    .map_err(map_err)?;
+                update
+                    .execute(params![
+                        o.delivery_id,
+                        o.delivery_status.code(),
+                        o.scheduled_attempts,
+                        o.next_attempt_at.map(micros),
+                        micros(a.created_at),
+                        o.park
+                    ])
+                    .map_err(map_err)?;
+                // Endpoint health for auto-disable: any success ends a failing run; an
+                // exhausted delivery starts one if none is running.
+                if a.status == MessageStatus::Success {
+                    healthy.execute([&a.endpoint_id]).map_err(map_err)?;
+                } else if o.delivery_status == MessageStatus::Fail && a.trigger_type == TriggerType::Scheduled {
+                    failing.execute(params![a.endpoint_id, micros(a.created_at)]).map_err(map_err)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn renew_leases(&self, leases: &[(String, i64)], lease_until: DateTime<Utc>) -> StoreResult<u64> {
+        let leases = leases.to_vec();
+        self.write(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "UPDATE delivery SET lease_until = ?3, \
+                 next_attempt_at = CASE WHEN next_trigger = 2 THEN next_attempt_at ELSE ?3 END \
+                 WHERE id = ?1 AND lease_token = ?2 AND lease_until > 0",
+                )
+                .map_err(map_err)?;
+            let mut renewed = 0;
+            for (id, token) in &leases {
+                renewed += stmt.execute(params![id, token, micros(lease_until)]).map_err(map_err)? as u64;
+            }
+            Ok(renewed)
+        })
+        .await
+    }
+
+    async fn release_leases(&self, leases: &[(String, i64)], now: DateTime<Utc>) -> StoreResult<()> {
+        let (ids, now) = (leases.to_vec(), micros(now));
+        self.write(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "UPDATE delivery SET lease_until = 0, \
+                     next_attempt_at = CASE WHEN next_attempt_at > ?2 THEN ?2 ELSE next_attempt_at END \
+                     WHERE id = ?1 AND (?3 = 0 OR lease_token = ?3)",
+                )
+                .map_err(map_err)?;
+            for (id, token) in &ids {
+                stmt.execute(params![id, now, token]).map_err(map_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn park_delivery(&self, delivery_id: &str, lease_token: i64) -> StoreResult<()> {
+        let id = delivery_id.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE delivery SET parked = 1, next_attempt_at = NULL, lease_until = 0 \
+                 WHERE id = ?1 AND (?2 = 0 OR lease_token = ?2)",
+                params![id, lease_token],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unpark_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        let id = endpoint_id.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE delivery SET parked = 0, next_attempt_at = ?2 WHERE endpoint_id = ?1 AND parked = 1",
+                params![id, micros(now)],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn hasten_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        let id = endpoint_id.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE delivery SET next_attempt_at = ?2 WHERE endpoint_id = ?1 AND next_attempt_at > ?2 \
+                 AND lease_until <= ?2",
+                params![id, micros(now)],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn defer_delivery(&self, delivery_id: &str, lease_token: i64, until: DateTime<Utc>) -> StoreResult<()> {
+        let id = delivery_id.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE delivery SET next_attempt_at = ?2, lease_until = 0 \
+                 WHERE id = ?1 AND (?3 = 0 OR lease_token = ?3)",
+                params![id, micros(until), lease_token],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+}
