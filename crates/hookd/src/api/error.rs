@@ -195,3 +195,24 @@ impl IntoResponse for ApiError {
         (status, Json(json!({ "code": code, "detail": detail }))).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_write_queue_or_a_closed_gate_is_a_503_with_retry_after_in_the_svix_shape() {
+        for cause in [
+            "the SQLite writer's queue is full",
+            "the request timed out before it wrote; nothing was changed",
+        ] {
+            let answer = ApiError::from(StoreError::Unavailable(cause.into())).into_response();
+            assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(answer.headers()[axum::http::header::RETRY_AFTER], "1");
+            let body = axum::body::to_bytes(answer.into_body(), 1 << 16).await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["code"], "service_unavailable");
+            assert!(body["detail"].is_string());
+        }
+    }
+}

@@ -100,6 +100,10 @@ async fn a_database_outage_answers_503_and_loses_no_acknowledged_message() {
     assert!(pg_ctl("stop"), "stop PostgreSQL");
     let before = count(&acked);
     let outage_end = tokio::time::Instant::now() + Duration::from_secs(3);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, health) = app.get("/api/v1/health").await;
+    assert_eq!(status, 503, "health reports the outage: {health}");
+    assert_eq!(health["database"]["status"], "error");
     while tokio::time::Instant::now() < outage_end {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -123,6 +127,8 @@ async fn a_database_outage_answers_503_and_loses_no_acknowledged_message() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let (status, health) = app.get("/api/v1/health").await;
+    assert_eq!(status, 200, "healthy again once the database is back: {health}");
     stop.store(true, Ordering::Relaxed);
     for p in publishers {
         p.await.unwrap();
