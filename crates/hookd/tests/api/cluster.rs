@@ -178,6 +178,41 @@ async fn three_nodes_deliver_every_message_when_one_is_killed_mid_run() {
     );
 }
 
+/// Another node: another connection pool on the same schema.
+async fn other_node(schema: &TestSchema) -> hookd_store_postgres::PostgresStore {
+    hookd_store_postgres::PostgresStore::connect(&schema.store_url(), schema.options())
+        .await
+        .unwrap()
+}
+
+/// The id of the application with uid `uid`.
+async fn app_id(app: &crate::helpers::TestApp, uid: &str) -> String {
+    let (_, found) = app.get(&format!("/api/v1/app/{uid}")).await;
+    found["id"].as_str().unwrap().to_string()
+}
+
+/// Makes a resend of `msg_id` to `endpoint_id` due now, through `other`.
+async fn resend_from(
+    other: &hookd_store_postgres::PostgresStore,
+    app: &crate::helpers::TestApp,
+    app_id: &str,
+    msg_id: &str,
+    endpoint_id: &str,
+) {
+    let delivery = hookd_store::NewDelivery {
+        id: hookd_core::id::IdKind::Delivery.generate(app.clock_now(), &mut rand::thread_rng()),
+        msg_id: msg_id.to_string(),
+        endpoint_id: endpoint_id.to_string(),
+        app_id: app_id.to_string(),
+        due_at: app.clock_now(),
+        leased_until: None,
+        lease_token: 0,
+    };
+    hookd_store::MessageStore::schedule_manual(other, &delivery, app.clock_now())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn an_idle_node_is_woken_at_once_by_work_another_node_makes_due() {
     let Ok(url) = std::env::var("HOOKD_TEST_POSTGRES_URL") else {
@@ -195,24 +230,10 @@ async fn an_idle_node_is_woken_at_once_by_work_another_node_makes_due() {
     app.receiver.wait_for(1, |r| r.path == "/ok").await;
 
     // Another node (here: another connection pool on the same schema) makes a resend due.
-    let other = hookd_store_postgres::PostgresStore::connect(&schema.store_url(), schema.options())
-        .await
-        .unwrap();
-    let store: &dyn hookd_store::Store = &other;
-    let app_id = app.get("/api/v1/app/ws_wake").await.1["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let delivery = hookd_store::NewDelivery {
-        id: hookd_core::id::IdKind::Delivery.generate(app.clock_now(), &mut rand::thread_rng()),
-        msg_id: msg["id"].as_str().unwrap().to_string(),
-        endpoint_id: ep["id"].as_str().unwrap().to_string(),
-        app_id,
-        due_at: app.clock_now(),
-        leased_until: None,
-        lease_token: 0,
-    };
-    store.schedule_manual(&delivery, app.clock_now()).await.unwrap();
+    let other = other_node(&schema).await;
+    let app_id = app_id(&app, "ws_wake").await;
+    let ep_id = ep["id"].as_str().unwrap();
+    resend_from(&other, &app, &app_id, msg["id"].as_str().unwrap(), ep_id).await;
     let got = app.receiver.wait_for(2, |r| r.path == "/ok").await;
     assert_eq!(got[1].header("webhook-id"), msg["id"].as_str());
     other.close().await;
@@ -236,14 +257,8 @@ async fn a_delivery_to_an_endpoint_made_on_another_node_is_sent_at_once_despite_
     app.receiver.wait_for(1, |r| r.path == "/ok").await;
 
     // Another node adds an endpoint and resends the message to it.
-    let other = hookd_store_postgres::PostgresStore::connect(&schema.store_url(), schema.options())
-        .await
-        .unwrap();
-    let store: &dyn hookd_store::Store = &other;
-    let app_id = app.get("/api/v1/app/ws_stale").await.1["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let other = other_node(&schema).await;
+    let app_id = app_id(&app, "ws_stale").await;
     let now = app.clock_now();
     let endpoint = hookd_core::model::Endpoint {
         id: hookd_core::id::IdKind::Endpoint.generate(now, &mut rand::thread_rng()),
@@ -263,17 +278,10 @@ async fn a_delivery_to_an_endpoint_made_on_another_node_is_sent_at_once_despite_
         created_at: now,
         updated_at: now,
     };
-    store.create_endpoint(&endpoint).await.unwrap();
-    let delivery = hookd_store::NewDelivery {
-        id: hookd_core::id::IdKind::Delivery.generate(now, &mut rand::thread_rng()),
-        msg_id: msg["id"].as_str().unwrap().to_string(),
-        endpoint_id: endpoint.id.clone(),
-        app_id,
-        due_at: now,
-        leased_until: None,
-        lease_token: 0,
-    };
-    store.schedule_manual(&delivery, now).await.unwrap();
+    hookd_store::CatalogStore::create_endpoint(&other, &endpoint)
+        .await
+        .unwrap();
+    resend_from(&other, &app, &app_id, msg["id"].as_str().unwrap(), &endpoint.id).await;
 
     // The node claims it, misses the endpoint in its cached list, finds it in the database,
     // and gives the lease back after refreshing the list: it arrives well within the lease.
