@@ -324,7 +324,7 @@ impl Default for DeliveryConfig {
             endpoint_concurrency: 64,
             app_concurrency: 128,
             backlog: 10_000,
-            endpoint_backlog: 128,
+            endpoint_backlog: 512,
             app_backlog: 1_000,
             poll_interval_ms: 500,
             lease_secs: 20,
