@@ -111,6 +111,14 @@ impl ClaimBounds {
         picked
     }
 
+    /// The endpoints whose room is 0: a claim skips them.
+    pub fn skipped_endpoints(&self) -> Vec<&str> {
+        (self.endpoint_room.iter())
+            .filter(|(_, room)| **room == 0)
+            .map(|(id, _)| id.as_str())
+            .collect()
+    }
+
     /// The endpoints to skip, and the others' room, as two parallel lists.
     pub fn room_lists(&self) -> (Vec<String>, Vec<String>, Vec<i64>) {
         let mut skip = Vec::new();

@@ -68,7 +68,8 @@ impl AppEndpoints {
         Ok(Some(self.opened[i].get_or_init(|| e).clone()))
     }
 
-    /// How many endpoints have had their secrets opened (for tests).
+    /// How many endpoints have had their secrets opened.
+    #[cfg(test)]
     pub fn opened_count(&self) -> usize {
         self.opened.iter().filter(|o| o.get().is_some()).count()
     }

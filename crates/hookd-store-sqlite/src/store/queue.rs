@@ -42,8 +42,7 @@ impl QueueStore for SqliteStore {
         limit: usize,
         bounds: &ClaimBounds,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        let (skip, _, _) = bounds.room_lists();
-        let skip = serde_json::to_string(&skip).map_err(StoreError::internal)?;
+        let skip = serde_json::to_string(&bounds.skipped_endpoints()).map_err(StoreError::internal)?;
         let skip_apps = serde_json::to_string(&bounds.skip_apps).map_err(StoreError::internal)?;
         let scan = i64::try_from(limit.saturating_mul(CLAIM_SCAN_FACTOR)).unwrap_or(i64::MAX);
         let token = hookd_store::new_lease_token(&mut rand::thread_rng());
