@@ -177,6 +177,25 @@ pub trait QueueStore: Send + Sync + 'static {
     /// [`QueueStore::release_leases`]: only while the delivery still holds the lease `lease_token`
     /// (0: whatever it holds), so a node whose lease was taken over cannot move the delivery.
     async fn defer_delivery(&self, delivery_id: &str, lease_token: i64, until: DateTime<Utc>) -> StoreResult<()>;
+
+    /// The message a claimed delivery carries, read once its attempt is about to be made;
+    /// `None` when the delivery (or its application) is gone, or when it has been attempted
+    /// since the claim read it (its attempt count moved: the previous attempt committed between
+    /// the claim's read and this one, and sending again would duplicate it).
+    async fn claimed_message(&self, delivery: &ClaimedDelivery) -> StoreResult<Option<Message>>;
+
+    /// Disables an endpoint the engine gave up on, in one conditional update that cannot undo a
+    /// concurrent edit: only while it is enabled and, with `failing_by`, only while its failing
+    /// run (`failing_since`) began at or before that time. Returns the endpoint as it is now
+    /// when this call disabled it, `None` when it was left alone (already disabled, recovered,
+    /// or gone).
+    async fn disable_endpoint(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        now: DateTime<Utc>,
+        failing_by: Option<DateTime<Utc>>,
+    ) -> StoreResult<Option<Endpoint>>;
 }
 
 /// API tokens.

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use hookd_core::model::{Application, Endpoint, Environment};
-use hookd_store::{Store, StoreResult, TokenRecord};
+use hookd_store::{CatalogStore, StoreResult, TokenRecord, TokenStore};
 
 /// Most entries a cache keeps (applications' endpoint lists, tokens) before it evicts.
 const MAX_CACHED: usize = 10_000;
@@ -88,14 +88,14 @@ impl std::ops::Deref for AppEndpoints {
 /// Invalidated by every endpoint or application write on this node; the time-to-live bounds
 /// staleness for writes made by other nodes sharing the database.
 pub struct EndpointCache {
-    store: Arc<dyn Store>,
+    store: Arc<dyn CatalogStore>,
     ttl: Duration,
     entries: RwLock<HashMap<String, CachedEndpoints>>,
 }
 
 impl EndpointCache {
     /// An empty cache.
-    pub fn new(store: Arc<dyn Store>, ttl: Duration) -> EndpointCache {
+    pub fn new(store: Arc<dyn CatalogStore>, ttl: Duration) -> EndpointCache {
         EndpointCache {
             store,
             ttl,
@@ -125,6 +125,12 @@ impl EndpointCache {
             .opened(endpoint_id, |e| store.open_endpoint_secrets(e))
     }
 
+    /// One endpoint as stored now, read past the cache (whether a delivery's endpoint exists
+    /// that this node's cached list lacks).
+    pub async fn fresh(&self, app_id: &str, endpoint_id: &str) -> StoreResult<Option<Endpoint>> {
+        self.store.get_endpoint(app_id, endpoint_id).await
+    }
+
     /// Forgets `app_id`'s endpoints after a write.
     pub fn invalidate(&self, app_id: &str) {
         self.entries.write().expect("cache poisoned").remove(app_id);
@@ -133,14 +139,14 @@ impl EndpointCache {
 
 /// Tokens verified recently, so the hot path does not read the database per request.
 pub struct TokenCache {
-    store: Arc<dyn Store>,
+    store: Arc<dyn TokenStore>,
     ttl: Duration,
     entries: RwLock<HashMap<String, (Instant, TokenRecord)>>,
 }
 
 impl TokenCache {
     /// An empty cache.
-    pub fn new(store: Arc<dyn Store>, ttl: Duration) -> TokenCache {
+    pub fn new(store: Arc<dyn TokenStore>, ttl: Duration) -> TokenCache {
         TokenCache {
             store,
             ttl,
@@ -177,14 +183,14 @@ impl TokenCache {
 /// Any application write on this node clears the cache; the time-to-live bounds staleness for
 /// writes made by other nodes. Misses are not cached, so a new application is found at once.
 pub struct AppCache {
-    store: Arc<dyn Store>,
+    store: Arc<dyn CatalogStore>,
     ttl: Duration,
     entries: RwLock<HashMap<(Environment, String), (Instant, Application)>>,
 }
 
 impl AppCache {
     /// An empty cache.
-    pub fn new(store: Arc<dyn Store>, ttl: Duration) -> AppCache {
+    pub fn new(store: Arc<dyn CatalogStore>, ttl: Duration) -> AppCache {
         AppCache {
             store,
             ttl,

@@ -18,7 +18,8 @@
 //!    uses catalog), [`operational`] (the operational-webhook events and the sink that stores
 //!    them in the outbox; uses clock), [`retention`] (payload expiry; uses clock).
 //! 3. [`dispatch`]: claim → sign → send → record, with bounded concurrency and per-tenant
-//!    shares; uses the store, the caches, the operational sink, relay, metrics, config, clock.
+//!    shares; sees the store only through its queue capability (`hookd_store::QueueStore`),
+//!    and uses the caches, the operational sink, relay, metrics, config, clock.
 //! 4. [`state`]: what every request and worker shares (store, caches, clock, dispatcher
 //!    handle, the operational sink).
 //! 5. [`ops`]: use-cases shared by the API and the CLI, every rule written once (including
@@ -295,6 +296,42 @@ mod tests {
             "references against the layer map:\n{}",
             broken.join("\n")
         );
+    }
+
+    #[test]
+    fn the_dispatcher_sees_the_store_through_its_queue_capability_alone() {
+        let mut files = Vec::new();
+        sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/dispatch"), &mut files);
+        assert!(files.len() >= 5, "the dispatcher's sources are read");
+        let others = [
+            "Store>",
+            "Store;",
+            "Store,",
+            "Store}",
+            "CatalogStore",
+            "MessageStore",
+            "TokenStore",
+            "RetentionStore",
+            "OutboxStore",
+            "StatsStore",
+            "TaskStore",
+            "IdempotencyStore",
+            "prelude",
+        ];
+        let mut found = Vec::new();
+        for file in &files {
+            let code = file.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+            for other in others {
+                for (at, _) in code.match_indices(other) {
+                    // `QueueStore>` and the like are the queue trait itself.
+                    if !code[..at].ends_with("Queue") {
+                        found.push(other);
+                    }
+                }
+            }
+        }
+        assert!(found.is_empty(), "dispatch names other store capabilities: {found:?}");
+        assert!(files.iter().any(|f| f.contains("Arc<dyn QueueStore>")));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use hookd_core::id::IdKind;
 use hookd_core::model::{Application, Attempt, Endpoint};
-use hookd_store::{OutboxEvent, Store};
+use hookd_store::{OutboxEvent, OutboxStore};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
@@ -82,7 +82,7 @@ pub struct Notifier {
 
 #[derive(Clone)]
 struct Outbox {
-    store: Arc<dyn Store>,
+    store: Arc<dyn OutboxStore>,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
 }
@@ -95,7 +95,7 @@ impl std::fmt::Debug for Notifier {
 
 impl Notifier {
     /// A notifier writing to `store`'s outbox.
-    pub fn to_outbox(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Notifier {
+    pub fn to_outbox(store: Arc<dyn OutboxStore>, clock: Arc<dyn Clock>) -> Notifier {
         Notifier {
             outbox: Some(Outbox {
                 store,

@@ -381,4 +381,37 @@ impl QueueStore for PostgresStore {
         .map_err(map_err)?;
         Ok(())
     }
+
+    async fn claimed_message(&self, d: &ClaimedDelivery) -> StoreResult<Option<Message>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLS} FROM message \
+             WHERE id = (SELECT msg_id FROM delivery WHERE id = $1 AND total_attempts = $2)"
+        );
+        self.fetch_optional(sqlx::query(&sql).bind(&d.id).bind(d.total_attempts), rows::message)
+            .await
+    }
+
+    async fn disable_endpoint(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        now: DateTime<Utc>,
+        failing_by: Option<DateTime<Utc>>,
+    ) -> StoreResult<Option<Endpoint>> {
+        hookd_store::gate::begin_write()?;
+        let sql = format!(
+            "UPDATE endpoint SET disabled = true, updated_at = $3 \
+             WHERE app_id = $1 AND id = $2 AND NOT disabled \
+             AND ($4::bigint IS NULL OR failing_since <= $4) RETURNING {ENDPOINT_COLS}"
+        );
+        let query = sqlx::query(&sql)
+            .bind(app_id)
+            .bind(endpoint_id)
+            .bind(micros(now))
+            .bind(failing_by.map(micros));
+        self.fetch_optional(query, rows::endpoint)
+            .await?
+            .map(|e| open_endpoint(self.secrets.as_deref(), e))
+            .transpose()
+    }
 }

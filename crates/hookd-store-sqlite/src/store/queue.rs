@@ -290,4 +290,42 @@ impl QueueStore for SqliteStore {
         })
         .await
     }
+
+    async fn claimed_message(&self, d: &ClaimedDelivery) -> StoreResult<Option<Message>> {
+        let (id, attempts) = (d.id.clone(), d.total_attempts);
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {MESSAGE_COLS} FROM message \
+                 WHERE id = (SELECT msg_id FROM delivery WHERE id = ?1 AND total_attempts = ?2)"
+            ))?
+            .query_row(params![id, attempts], rows::message)
+            .optional()
+        })
+        .await
+    }
+
+    async fn disable_endpoint(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        now: DateTime<Utc>,
+        failing_by: Option<DateTime<Utc>>,
+    ) -> StoreResult<Option<Endpoint>> {
+        let (app_id, id) = (app_id.to_string(), endpoint_id.to_string());
+        self.write(move |c| {
+            c.prepare_cached(&format!(
+                "UPDATE endpoint SET disabled = 1, updated_at = ?3 \
+                 WHERE app_id = ?1 AND id = ?2 AND disabled = 0 \
+                 AND (?4 IS NULL OR failing_since <= ?4) RETURNING {ENDPOINT_COLS}"
+            ))
+            .and_then(|mut s| {
+                s.query_row(params![app_id, id, micros(now), failing_by.map(micros)], rows::endpoint)
+                    .optional()
+            })
+            .map_err(map_err)
+        })
+        .await?
+        .map(|e| open_endpoint(self.secrets.as_deref(), e))
+        .transpose()
+    }
 }

@@ -424,6 +424,87 @@ pub async fn manual_failures_do_not_mark_an_endpoint_failing(store: &dyn Store) 
     assert_eq!(failing_since(store, &ep).await, Some(at(20)));
 }
 
+/// The engine disables an endpoint in one conditional update: with a failing-run bound only
+/// while the run began by then, never twice, and never one that recovered or is gone. The
+/// endpoint comes back disabled with its update time moved and its other fields untouched.
+pub async fn disabling_an_endpoint_is_conditional_and_happens_once(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app, ep) = app_with_endpoint(store, &mut g).await;
+    let (_, d) = send(store, &mut g, &ep, 0).await;
+
+    // Healthy: a bound on the failing run leaves it alone.
+    let left = store
+        .disable_endpoint(&app.id, &ep.id, at(50), Some(at(40)))
+        .await
+        .unwrap();
+    assert_eq!(left, None, "an endpoint with no failing run is not disabled by a bound");
+
+    record(store, g.outcome(&d, at(10), 500, Fail, None)).await;
+    let early = store
+        .disable_endpoint(&app.id, &ep.id, at(50), Some(at(9)))
+        .await
+        .unwrap();
+    assert_eq!(early, None, "a run begun after the bound is too young");
+
+    let disabled = store
+        .disable_endpoint(&app.id, &ep.id, at(50), Some(at(10)))
+        .await
+        .unwrap()
+        .expect("a run begun at the bound disables");
+    assert!(disabled.disabled);
+    assert_eq!(disabled.updated_at, at(50));
+    assert_eq!(
+        Endpoint {
+            disabled: false,
+            updated_at: ep.updated_at,
+            failing_since: None,
+            ..disabled.clone()
+        },
+        ep,
+        "nothing else changes"
+    );
+    assert_eq!(disabled.failing_since, Some(at(10)));
+    let stored = store.get_endpoint(&app.id, &ep.id).await.unwrap().expect("endpoint");
+    assert_eq!(stored, disabled);
+
+    let again = store.disable_endpoint(&app.id, &ep.id, at(60), None).await.unwrap();
+    assert_eq!(again, None, "an endpoint is disabled once");
+
+    // Without a bound (a receiver answering 410 Gone) an enabled endpoint is disabled at once.
+    let other = g.endpoint(&app.id, None, at(1));
+    store.create_endpoint(&other).await.unwrap();
+    let gone = store.disable_endpoint(&app.id, &other.id, at(70), None).await.unwrap();
+    assert!(gone.expect("disabled").disabled);
+    let missing = store
+        .disable_endpoint(&app.id, "ep_missing", at(70), None)
+        .await
+        .unwrap();
+    assert_eq!(missing, None);
+}
+
+/// A claimed delivery's message is read once its attempt is about to be made, unless the
+/// delivery was attempted since the claim read it, or is gone with its application.
+pub async fn claimed_message_is_read_only_while_the_claim_is_current(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app, ep) = app_with_endpoint(store, &mut g).await;
+    let (msg, d) = send(store, &mut g, &ep, 0).await;
+    let claims = store.claim_due(at(1), at(100), 10).await.unwrap();
+    let claim = claimed(&claims, &d.id).clone();
+    let read = store.claimed_message(&claim).await.unwrap().expect("message");
+    assert_eq!(read, msg);
+
+    // Attempted meanwhile: the count moved, so this claim's read is stale.
+    record(store, g.outcome(&d, at(2), 500, Sending, Some(at(3)))).await;
+    assert_eq!(store.claimed_message(&claim).await.unwrap(), None);
+    let retry = store.claim_due(at(4), at(100), 10).await.unwrap();
+    let current = claimed(&retry, &d.id);
+    assert_eq!(current.total_attempts, claim.total_attempts + 1);
+    assert_eq!(store.claimed_message(current).await.unwrap(), Some(msg));
+
+    store.delete_application(app.env, &app.id).await.unwrap();
+    assert_eq!(store.claimed_message(current).await.unwrap(), None);
+}
+
 // ----- what an attempt keeps -----
 
 /// Request headers (a map) and response headers (in order received, repeats and casing kept)

@@ -182,6 +182,8 @@ macro_rules! store_conformance_tests {
             exhausted_delivery_marks_its_endpoint_failing_from_the_first_exhaustion,
             successful_attempt_clears_its_endpoints_failing_since,
             manual_failures_do_not_mark_an_endpoint_failing,
+            disabling_an_endpoint_is_conditional_and_happens_once,
+            claimed_message_is_read_only_while_the_claim_is_current,
             attempt_headers_round_trip_in_order,
             receiver_text_with_nul_invalid_utf8_and_long_headers_is_stored_safely,
             outbox_events_are_stored_with_their_record_and_removed_once_published,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use hookd_core::model::{Endpoint, MessageStatus, TriggerType};
 use hookd_core::retry::RetryPolicy;
-use hookd_store::{AttemptRecord, Store};
+use hookd_store::{AttemptRecord, QueueStore};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +21,7 @@ const FAILING_AT: i64 = 4;
 
 /// What a send task needs.
 pub(super) struct SendContext {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn QueueStore>,
     pub clock: Arc<dyn Clock>,
     pub endpoints: Arc<EndpointCache>,
     pub apps: Arc<AppCache>,
@@ -55,7 +55,7 @@ impl SendContext {
                 // Not in this node's cached list. Deleted (its deliveries went with it), or
                 // created moments ago on another node: then refresh the list and give the
                 // lease back so the delivery is sent at once, not after the lease.
-                if let Ok(Some(_)) = self.store.get_endpoint(&d.app_id, &d.endpoint_id).await {
+                if let Ok(Some(_)) = self.endpoints.fresh(&d.app_id, &d.endpoint_id).await {
                     self.endpoints.invalidate(&d.app_id);
                     if let Err(e) = self
                         .store
@@ -79,14 +79,13 @@ impl SendContext {
             }
             return None;
         }
-        if job.message.is_none() && self.is_stale(&job).await {
-            return None;
-        }
         let message = match job.message {
             Some(m) => m,
-            None => match self.store.get_message(&d.app_id, &d.msg_id).await {
+            // Claimed: read the message, unless the delivery was attempted since the claim read
+            // it (a duplicate with a stale count) or is gone with its endpoint or application.
+            None => match self.store.claimed_message(d).await {
                 Ok(Some(m)) => Arc::new(m),
-                Ok(None) => return None, // application deleted
+                Ok(None) => return None,
                 Err(e) => {
                     tracing::warn!(error = %e, delivery = %d.id, "cannot load message; will retry after the lease");
                     return None;
@@ -184,31 +183,13 @@ impl SendContext {
         );
         let mut record = record;
         if record.park {
-            // Re-read: the cached copy may be seconds old and must not undo a recent edit.
-            if let Ok(Some(fresh)) = self.store.get_endpoint(&endpoint.app_id, &endpoint.id).await {
-                self.disable(fresh, "answered 410 Gone").await;
-            }
+            self.disable(&endpoint, None, "answered 410 Gone").await;
         }
         if d.trigger == TriggerType::Scheduled && !record.park {
             self.after_scheduled_attempt(&endpoint, message.event_id.as_deref(), &mut record)
                 .await;
         }
         Some(record)
-    }
-
-    /// A claimed delivery whose attempt count moved since the claim was read has been attempted
-    /// meanwhile (its previous attempt committed between this claim's read and the in-flight
-    /// check); sending it again would be a duplicate with a stale attempt count.
-    async fn is_stale(&self, job: &Job) -> bool {
-        let d = &job.delivery;
-        match self.store.get_delivery(&d.msg_id, &d.endpoint_id).await {
-            Ok(Some(current)) => current.total_attempts != d.total_attempts,
-            Ok(None) => true, // endpoint or application deleted
-            Err(e) => {
-                tracing::warn!(error = %e, delivery = %d.id, "cannot check delivery; will retry after the lease");
-                true
-            }
-        }
     }
 
     /// Notes a delivery (and the lease it is held under) that will not be attempted by this
@@ -246,34 +227,35 @@ impl SendContext {
             return;
         }
         // Exhausted. If the endpoint's failing run (started by an earlier exhaustion, ended by
-        // any success) is older than the threshold, disable it. Read fresh: the cache may lag.
-        let fresh = match self.store.get_endpoint(&endpoint.app_id, &endpoint.id).await {
-            Ok(Some(e)) => e,
-            _ => return,
-        };
-        let Some(since) = fresh.failing_since else { return };
-        if !fresh.disabled && a.created_at - since >= self.disable_after {
-            self.disable(
-                fresh,
-                "has had no successful delivery while its messages exhausted their retries",
-            )
-            .await;
-        }
+        // any success) began at least the threshold ago, disable it. The store checks the run
+        // as it is now: the cached copy may lag.
+        let failing_by = a.created_at - self.disable_after;
+        self.disable(
+            endpoint,
+            Some(failing_by),
+            "has had no successful delivery while its messages exhausted their retries",
+        )
+        .await;
     }
 
-    /// Disables an endpoint and reports it; its due deliveries are parked until it is enabled.
-    async fn disable(&self, mut endpoint: Endpoint, why: &str) {
-        endpoint.disabled = true;
-        endpoint.updated_at = self.clock.now();
-        match self.store.update_endpoint(&endpoint).await {
-            Ok(()) => {
-                tracing::warn!(endpoint = %endpoint.id, "endpoint {why}; disabled");
-                if let Ok(Some(app)) = self.apps.by_id(&endpoint.app_id).await {
+    /// Disables an endpoint (with `failing_by`, only if its failing run began by then) and
+    /// reports it; its due deliveries are parked until it is enabled.
+    async fn disable(&self, endpoint: &Endpoint, failing_by: Option<chrono::DateTime<chrono::Utc>>, why: &str) {
+        let now = self.clock.now();
+        match self
+            .store
+            .disable_endpoint(&endpoint.app_id, &endpoint.id, now, failing_by)
+            .await
+        {
+            Ok(Some(disabled)) => {
+                tracing::warn!(endpoint = %disabled.id, "endpoint {why}; disabled");
+                if let Ok(Some(app)) = self.apps.by_id(&disabled.app_id).await {
                     self.notifier
-                        .notify(OpEvent::endpoint("endpoint.disabled", &app, &endpoint))
+                        .notify(OpEvent::endpoint("endpoint.disabled", &app, &disabled))
                         .await;
                 }
             }
+            Ok(None) => {} // already disabled, recovered meanwhile, or deleted
             Err(e) => tracing::error!(error = %e, endpoint = %endpoint.id, "cannot disable endpoint"),
         }
         self.endpoints.invalidate(&endpoint.app_id);

@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 use hookd_core::model::{Message, TriggerType};
 use hookd_core::net::AddressPolicy;
 use hookd_core::retry::RetryPolicy;
-use hookd_store::{ClaimedDelivery, NewDelivery, Store};
+use hookd_store::{ClaimedDelivery, NewDelivery, QueueStore};
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -124,7 +124,7 @@ impl Dispatcher {
     /// Builds the handle and the worker that serves it.
     pub fn new(
         (config, sandbox): (&DeliveryConfig, &SandboxConfig),
-        store: Arc<dyn Store>,
+        store: Arc<dyn QueueStore>,
         clock: Arc<dyn Clock>,
         caches: (Arc<EndpointCache>, Arc<AppCache>),
         notifier: Notifier,
@@ -247,7 +247,7 @@ pub struct Worker {
     rx: mpsc::Receiver<Job>,
     jobs: mpsc::Sender<Job>,
     wake: Arc<Notify>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn QueueStore>,
     clock: Arc<dyn Clock>,
     endpoints: Arc<EndpointCache>,
     sender: send::Sender,
@@ -533,7 +533,12 @@ impl Overflow {
     }
 
     /// Gives the leases back as they come, a batch at a time, until shutdown.
-    async fn flush_loop(self: Arc<Self>, store: Arc<dyn Store>, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
+    async fn flush_loop(
+        self: Arc<Self>,
+        store: Arc<dyn QueueStore>,
+        clock: Arc<dyn Clock>,
+        shutdown: CancellationToken,
+    ) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -555,7 +560,7 @@ impl Overflow {
 /// runs out meanwhile another node may send the delivery too, and fencing keeps the newer
 /// outcome.
 async fn renew_loop(
-    store: Arc<dyn Store>,
+    store: Arc<dyn QueueStore>,
     clock: Arc<dyn Clock>,
     in_flight: Arc<Mutex<HashMap<String, i64>>>,
     lease: Duration,
@@ -585,7 +590,7 @@ async fn renew_loop(
 }
 
 /// Wakes the poller whenever the store reports work made due by another process.
-async fn listen_loop(store: Arc<dyn Store>, wake: Arc<Notify>, shutdown: CancellationToken) {
+async fn listen_loop(store: Arc<dyn QueueStore>, wake: Arc<Notify>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -605,7 +610,7 @@ async fn listen_loop(store: Arc<dyn Store>, wake: Arc<Notify>, shutdown: Cancell
 
 /// What the poller needs.
 struct PollContext {
-    store: Arc<dyn Store>,
+    store: Arc<dyn QueueStore>,
     clock: Arc<dyn Clock>,
     jobs: mpsc::Sender<Job>,
     wake: Arc<Notify>,
@@ -678,7 +683,7 @@ async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
 async fn hand_over(
     jobs: &mpsc::Sender<Job>,
     claimed: Vec<ClaimedDelivery>,
-    store: &dyn Store,
+    store: &dyn QueueStore,
     now: DateTime<Utc>,
 ) -> bool {
     let mut unsent = Vec::new();

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use hookd_core::id::IdKind;
 use hookd_core::model::{Attempt, Endpoint, Message, MessageStatus, TriggerType};
 use hookd_core::retry::RetryPolicy;
-use hookd_store::{AttemptRecord, ClaimedDelivery, Store, StoreError};
+use hookd_store::{AttemptRecord, ClaimedDelivery, QueueStore, StoreError};
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -139,7 +139,7 @@ impl Recorder {
     /// take is tried once more, briefly, and then left: its deliveries keep their leases and
     /// are sent again after them, so nothing is lost, and the shutdown is never held up.
     pub(super) fn start(
-        store: Arc<dyn Store>,
+        store: Arc<dyn QueueStore>,
         recorded: watch::Sender<u64>,
         give_up: CancellationToken,
         health: Arc<RecorderHealth>,
@@ -168,7 +168,7 @@ impl Recorder {
 const LAST_TRY: Duration = Duration::from_secs(3);
 
 async fn write_loop(
-    store: Arc<dyn Store>,
+    store: Arc<dyn QueueStore>,
     mut rx: mpsc::Receiver<Queued>,
     recorded: watch::Sender<u64>,
     give_up: CancellationToken,
@@ -260,7 +260,7 @@ trait RecordSink: Send + Sync {
 }
 
 #[async_trait::async_trait]
-impl RecordSink for dyn Store {
+impl RecordSink for dyn QueueStore {
     async fn write(&self, records: &[AttemptRecord]) -> Result<(), StoreError> {
         self.record_attempts(records).await
     }
