@@ -22,10 +22,13 @@
 //! or a local socket (or through a TLS-terminating proxy).
 //!
 //! Module map: [`migrate`] (the embedded migrations and their runner), `error` (driver errors
-//! to [`StoreError`]), `rows` (row ↔ record mapping), `store` (the `Store` implementation).
+//! to [`StoreError`]), `pool` (the connections, taken for a read, a write or bookkeeping; every
+//! write passes the request's write gate there, once), `rows` (row ↔ record mapping), `store`
+//! (the capability traits' implementations, one file per trait).
 
 mod error;
 pub mod migrate;
+mod pool;
 mod rows;
 mod store;
 #[cfg(feature = "testing")]
@@ -34,7 +37,7 @@ pub mod testing;
 use std::time::Duration;
 
 use hookd_store::{StoreError, StoreResult};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 
 pub(crate) use error::map_err;
 
@@ -66,7 +69,7 @@ impl Default for PostgresOptions {
 /// The shared store: a connection pool. Cheap to clone (clones share the pool).
 #[derive(Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pool: pool::Pool,
     /// The LISTEN connection for [`QueueStore::wait_for_work`](hookd_store::QueueStore::wait_for_work),
     /// opened on first use and shared by the store's clones.
     listener: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::postgres::PgListener>>>,
@@ -83,9 +86,9 @@ pub(crate) const WORK_CHANNEL: &str = "hookd_work";
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresStore")
-            .field("connections", &self.pool.size())
-            .field("idle", &self.pool.num_idle())
-            .field("closed", &self.pool.is_closed())
+            .field("connections", &self.pool.admin().size())
+            .field("idle", &self.pool.admin().num_idle())
+            .field("closed", &self.pool.admin().is_closed())
             .finish()
     }
 }
@@ -125,7 +128,7 @@ impl PostgresStore {
         // start, rather than on the first request.
         let pool = pool.connect(url).await.map_err(map_err)?;
         Ok(PostgresStore {
-            pool,
+            pool: pool::Pool::new(pool),
             listener: Default::default(),
             secrets: None,
         })
@@ -142,12 +145,12 @@ impl PostgresStore {
     /// versions (empty when the schema was already current). Safe to run from several nodes
     /// at once.
     pub async fn migrate(&self) -> StoreResult<Vec<i64>> {
-        migrate::run(&self.pool).await
+        migrate::run(self.pool.admin()).await
     }
 
     /// Closes every connection, waiting for calls in progress to return them.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.pool.admin().close().await;
     }
 }
 

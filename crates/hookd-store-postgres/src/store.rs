@@ -82,7 +82,7 @@ fn json_text<T: serde::Serialize>(value: &T) -> StoreResult<String> {
 impl PostgresStore {
     /// Runs `q` and maps every row.
     async fn fetch<T>(&self, mut q: Query, map: impl Fn(&PgRow) -> Result<T, sqlx::Error>) -> StoreResult<Vec<T>> {
-        let rows = q.build().fetch_all(&self.pool).await.map_err(map_err)?;
+        let rows = q.build().fetch_all(self.pool.read()).await.map_err(map_err)?;
         rows.iter().map(|r| map(r).map_err(map_err)).collect()
     }
 
@@ -92,7 +92,7 @@ impl PostgresStore {
         query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
         map: impl Fn(&PgRow) -> Result<T, sqlx::Error>,
     ) -> StoreResult<Option<T>> {
-        let row = query.fetch_optional(&self.pool).await.map_err(map_err)?;
+        let row = query.fetch_optional(self.pool.read()).await.map_err(map_err)?;
         row.as_ref().map(map).transpose().map_err(map_err)
     }
 
@@ -108,7 +108,7 @@ impl PostgresStore {
             .bind(id)
             .bind(micros(since))
             .bind(micros(until))
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool.read())
             .await
             .map_err(map_err)?;
         let mut out = StatusCounts::default();

@@ -5,7 +5,6 @@ use super::*;
 #[async_trait]
 impl CatalogStore for PostgresStore {
     async fn create_application(&self, a: &Application) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
         sqlx::query(&format!(
             "INSERT INTO application ({APP_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
@@ -17,7 +16,7 @@ impl CatalogStore for PostgresStore {
         .bind(a.throttle_rate.map(i32::from))
         .bind(micros(a.created_at))
         .bind(micros(a.updated_at))
-        .execute(&self.pool)
+        .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
         Ok(())
@@ -33,7 +32,6 @@ impl CatalogStore for PostgresStore {
     }
 
     async fn update_application(&self, a: &Application) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
         let done = sqlx::query(
             "UPDATE application SET uid = $2, name = $3, metadata = $4, throttle_rate = $5, updated_at = $6 WHERE id = $1",
         )
@@ -43,15 +41,14 @@ impl CatalogStore for PostgresStore {
         .bind(Json(&a.metadata))
         .bind(a.throttle_rate.map(i32::from))
         .bind(micros(a.updated_at))
-        .execute(&self.pool)
+        .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
         expect_one(done.rows_affected())
     }
 
     async fn delete_application(&self, env: Environment, id: &str) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.write()?.begin().await.map_err(map_err)?;
         let done = sqlx::query("DELETE FROM application WHERE env = $1 AND id = $2")
             .bind(env.as_str())
             .bind(id)
@@ -77,7 +74,6 @@ impl CatalogStore for PostgresStore {
     }
 
     async fn create_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
         let sealed = seal_endpoint(self.secrets.as_deref(), e);
         let e = sealed.as_ref();
         sqlx::query(&format!(
@@ -100,7 +96,7 @@ impl CatalogStore for PostgresStore {
         .bind(micros(e.updated_at))
         .bind(Json(&e.old_secrets))
         .bind(e.failing_since.map(micros))
-        .execute(&self.pool)
+        .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
         Ok(())
@@ -117,7 +113,6 @@ impl CatalogStore for PostgresStore {
     }
 
     async fn update_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
         let sealed = seal_endpoint(self.secrets.as_deref(), e);
         let e = sealed.as_ref();
         let done = sqlx::query(
@@ -140,15 +135,14 @@ impl CatalogStore for PostgresStore {
         .bind(micros(e.updated_at))
         .bind(Json(&e.old_secrets))
         .bind(e.failing_since.map(micros))
-        .execute(&self.pool)
+        .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
         expect_one(done.rows_affected())
     }
 
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.write()?.begin().await.map_err(map_err)?;
         let done = sqlx::query("DELETE FROM endpoint WHERE app_id = $1 AND id = $2")
             .bind(app_id)
             .bind(id)
@@ -192,7 +186,6 @@ impl CatalogStore for PostgresStore {
     }
 
     async fn upsert_event_type(&self, et: &EventType) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
         sqlx::query(&format!(
             "INSERT INTO event_type ({EVENT_TYPE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (env, name) DO UPDATE SET description = EXCLUDED.description, archived = EXCLUDED.archived, \
@@ -209,7 +202,7 @@ impl CatalogStore for PostgresStore {
         .bind(micros(et.created_at))
         .bind(micros(et.updated_at))
         .bind(&et.group_name)
-        .execute(&self.pool)
+        .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
         Ok(())
@@ -222,11 +215,10 @@ impl CatalogStore for PostgresStore {
     }
 
     async fn delete_event_type(&self, env: Environment, name: &str) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
         let done = sqlx::query("DELETE FROM event_type WHERE env = $1 AND name = $2")
             .bind(env.as_str())
             .bind(name)
-            .execute(&self.pool)
+            .execute(self.pool.write()?)
             .await
             .map_err(map_err)?;
         expect_one(done.rows_affected())

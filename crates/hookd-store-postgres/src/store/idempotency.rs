@@ -5,14 +5,13 @@ use super::*;
 #[async_trait]
 impl IdempotencyStore for PostgresStore {
     async fn delete_expired_idempotency(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
-        hookd_store::gate::begin_write()?;
         let done = sqlx::query(
             "DELETE FROM idempotency WHERE key IN \
              (SELECT key FROM idempotency WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
         )
         .bind(micros(now))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .execute(&self.pool)
+        .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected())
@@ -31,7 +30,7 @@ impl IdempotencyStore for PostgresStore {
         // (its entry expired, or it is an in-progress claim gone stale). Either way the row is
         // locked until this transaction ends, so when the claim fails, the read below sees
         // exactly what beat us.
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.bookkeeping().begin().await.map_err(map_err)?;
         let claimed = sqlx::query(
             "INSERT INTO idempotency (key, status, body, created_at, expires_at) VALUES ($1, 0, NULL, $2, $4) \
              ON CONFLICT (key) DO UPDATE SET status = 0, body = NULL, created_at = EXCLUDED.created_at, \
@@ -80,7 +79,7 @@ impl IdempotencyStore for PostgresStore {
             .bind(i32::from(status))
             .bind(body)
             .bind(micros(claimed_at))
-            .execute(&self.pool)
+            .execute(self.pool.bookkeeping())
             .await
             .map_err(map_err)?;
         Ok(())
@@ -91,7 +90,7 @@ impl IdempotencyStore for PostgresStore {
         sqlx::query("DELETE FROM idempotency WHERE key = $1 AND status = 0 AND created_at = $2")
             .bind(key)
             .bind(micros(claimed_at))
-            .execute(&self.pool)
+            .execute(self.pool.bookkeeping())
             .await
             .map_err(map_err)?;
         Ok(())

@@ -5,8 +5,7 @@ use super::*;
 #[async_trait]
 impl MessageStore for PostgresStore {
     async fn create_message(&self, m: &Message, deliveries: &[NewDelivery]) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.write()?.begin().await.map_err(map_err)?;
         sqlx::query(&format!(
             "INSERT INTO message ({MESSAGE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
@@ -84,10 +83,9 @@ impl MessageStore for PostgresStore {
     }
 
     async fn schedule_manual(&self, d: &NewDelivery, now: DateTime<Utc>) -> StoreResult<String> {
-        hookd_store::gate::begin_write()?;
         // A delivery still on its schedule is simply made due now; a finished one gets one
         // manual attempt, after which it stays finished with that attempt's outcome.
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.write()?.begin().await.map_err(map_err)?;
         let id: String = sqlx::query_scalar(
             "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, next_trigger, \
              created_at, updated_at) VALUES ($1, $2, $3, $4, 1, $5, 1, $5, $5) \

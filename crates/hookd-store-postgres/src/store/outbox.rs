@@ -5,8 +5,7 @@ use super::*;
 #[async_trait]
 impl OutboxStore for PostgresStore {
     async fn add_outbox(&self, events: &[OutboxEvent]) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.write()?.begin().await.map_err(map_err)?;
         insert_outbox(&mut tx, events).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -15,7 +14,7 @@ impl OutboxStore for PostgresStore {
         let rows =
             sqlx::query("SELECT id, kind, app_id, data::text, created_at FROM outbox ORDER BY created_at, id LIMIT $1")
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool.read())
                 .await
                 .map_err(map_err)?;
         rows.iter()
@@ -34,10 +33,9 @@ impl OutboxStore for PostgresStore {
     }
 
     async fn remove_outbox(&self, ids: &[String]) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
         sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
             .bind(ids)
-            .execute(&self.pool)
+            .execute(self.pool.write()?)
             .await
             .map_err(map_err)?;
         Ok(())

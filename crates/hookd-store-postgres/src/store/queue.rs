@@ -17,7 +17,7 @@ impl QueueStore for PostgresStore {
     async fn listen_for_work(&self) -> StoreResult<()> {
         let mut guard = self.listener.lock().await;
         if guard.is_none() {
-            let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+            let mut listener = sqlx::postgres::PgListener::connect_with(self.pool.read())
                 .await
                 .map_err(map_err)?;
             listener.listen(WORK_CHANNEL).await.map_err(map_err)?;
@@ -30,7 +30,7 @@ impl QueueStore for PostgresStore {
         self.listen_for_work().await?;
         let mut guard = self.listener.lock().await;
         let schema: String = sqlx::query_scalar("SELECT current_schema()")
-            .fetch_one(&self.pool)
+            .fetch_one(self.pool.read())
             .await
             .map_err(map_err)?;
         let Some(listener) = guard.as_mut() else {
@@ -51,7 +51,10 @@ impl QueueStore for PostgresStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
+        sqlx::query("SELECT 1")
+            .execute(self.pool.read())
+            .await
+            .map_err(map_err)?;
         Ok(())
     }
 
@@ -62,7 +65,6 @@ impl QueueStore for PostgresStore {
         limit: usize,
         bounds: &ClaimBounds,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        hookd_store::gate::begin_write()?;
         let (skip, ids, rooms) = bounds.room_lists();
         let (app_ids, app_rooms, per_app) = bounds.app_lists();
         let per_endpoint = i64::try_from(bounds.per_endpoint).unwrap_or(i64::MAX);
@@ -110,21 +112,20 @@ impl QueueStore for PostgresStore {
         .bind(app_ids)
         .bind(app_rooms)
         .bind(per_app)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.write()?)
         .await
         .map_err(map_err)?;
         rows.iter().map(|r| rows::claimed(r, token).map_err(map_err)).collect()
     }
 
     async fn record_attempts(&self, outcomes: &[AttemptRecord]) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
         if outcomes.is_empty() {
             return Ok(());
         }
         // Three statements whatever the batch size: the attempts, the deliveries, the
         // endpoints' health. Each is folded in Rust so that the result is the one applying the
         // outcomes one by one, in order, would give.
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.write()?.begin().await.map_err(map_err)?;
 
         // Fencing: lock the deliveries (in id order, as every writer does) and keep only records
         // made under their current lease, or unfenced ones. A claim skips locked rows, so the
@@ -281,7 +282,6 @@ impl QueueStore for PostgresStore {
     }
 
     async fn renew_leases(&self, leases: &[(String, i64)], lease_until: DateTime<Utc>) -> StoreResult<u64> {
-        hookd_store::gate::begin_write()?;
         if leases.is_empty() {
             return Ok(0);
         }
@@ -295,14 +295,13 @@ impl QueueStore for PostgresStore {
         .bind(ids)
         .bind(tokens)
         .bind(micros(lease_until))
-        .execute(&self.pool)
+        .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected())
     }
 
     async fn release_leases(&self, leases: &[(String, i64)], now: DateTime<Utc>) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
         if leases.is_empty() {
             return Ok(());
         }
@@ -315,68 +314,64 @@ impl QueueStore for PostgresStore {
         .bind(ids)
         .bind(micros(now))
         .bind(tokens)
-        .execute(&self.pool)
+        .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
         // They are due now for any node.
-        notify_work(&self.pool).await
+        notify_work(self.pool.write()?).await
     }
 
     async fn park_delivery(&self, delivery_id: &str, lease_token: i64) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
         sqlx::query(
             "UPDATE delivery SET parked = TRUE, next_attempt_at = NULL, lease_until = 0 \
              WHERE id = $1 AND ($2 = 0 OR lease_token = $2)",
         )
         .bind(delivery_id)
         .bind(lease_token)
-        .execute(&self.pool)
+        .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
         Ok(())
     }
 
     async fn unpark_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
-        hookd_store::gate::begin_write()?;
         let done =
             sqlx::query("UPDATE delivery SET parked = FALSE, next_attempt_at = $2 WHERE endpoint_id = $1 AND parked")
                 .bind(endpoint_id)
                 .bind(micros(now))
-                .execute(&self.pool)
+                .execute(self.pool.write()?)
                 .await
                 .map_err(map_err)?;
         if done.rows_affected() > 0 {
-            notify_work(&self.pool).await?;
+            notify_work(self.pool.write()?).await?;
         }
         Ok(done.rows_affected())
     }
 
     async fn hasten_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
-        hookd_store::gate::begin_write()?;
         let done = sqlx::query(
             "UPDATE delivery SET next_attempt_at = $2 WHERE endpoint_id = $1 AND next_attempt_at > $2 \
                  AND lease_until <= $2",
         )
         .bind(endpoint_id)
         .bind(micros(now))
-        .execute(&self.pool)
+        .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
         if done.rows_affected() > 0 {
-            notify_work(&self.pool).await?;
+            notify_work(self.pool.write()?).await?;
         }
         Ok(done.rows_affected())
     }
 
     async fn defer_delivery(&self, delivery_id: &str, lease_token: i64, until: DateTime<Utc>) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
         sqlx::query(
             "UPDATE delivery SET next_attempt_at = $2, lease_until = 0 WHERE id = $1 AND ($3 = 0 OR lease_token = $3)",
         )
         .bind(delivery_id)
         .bind(micros(until))
         .bind(lease_token)
-        .execute(&self.pool)
+        .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
         Ok(())
@@ -398,7 +393,6 @@ impl QueueStore for PostgresStore {
         now: DateTime<Utc>,
         failing_by: Option<DateTime<Utc>>,
     ) -> StoreResult<Option<Endpoint>> {
-        hookd_store::gate::begin_write()?;
         let sql = format!(
             "UPDATE endpoint SET disabled = true, updated_at = $3 \
              WHERE app_id = $1 AND id = $2 AND NOT disabled \
@@ -409,8 +403,11 @@ impl QueueStore for PostgresStore {
             .bind(endpoint_id)
             .bind(micros(now))
             .bind(failing_by.map(micros));
-        self.fetch_optional(query, rows::endpoint)
-            .await?
+        let row = query.fetch_optional(self.pool.write()?).await.map_err(map_err)?;
+        row.as_ref()
+            .map(rows::endpoint)
+            .transpose()
+            .map_err(map_err)?
             .map(|e| open_endpoint(self.secrets.as_deref(), e))
             .transpose()
     }

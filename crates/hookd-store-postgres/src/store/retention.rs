@@ -5,28 +5,25 @@ use super::*;
 #[async_trait]
 impl RetentionStore for PostgresStore {
     async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
         let done = sqlx::query("UPDATE message SET payload = NULL WHERE app_id = $1 AND id = $2")
             .bind(app_id)
             .bind(msg_id)
-            .execute(&self.pool)
+            .execute(self.pool.write()?)
             .await
             .map_err(map_err)?;
         expect_one(done.rows_affected())
     }
 
     async fn expunge_app_contents(&self, app_id: &str) -> StoreResult<u64> {
-        hookd_store::gate::begin_write()?;
         let done = sqlx::query("UPDATE message SET payload = NULL WHERE app_id = $1 AND payload IS NOT NULL")
             .bind(app_id)
-            .execute(&self.pool)
+            .execute(self.pool.write()?)
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected())
     }
 
     async fn prune_messages(&self, below: &str, limit: usize) -> StoreResult<u64> {
-        hookd_store::gate::begin_write()?;
         // One statement: the chosen messages are locked (others' choices skipped), then their
         // attempts, deliveries and the messages themselves go in one transaction.
         let row = sqlx::query(
@@ -42,25 +39,23 @@ impl RetentionStore for PostgresStore {
         )
         .bind(below)
         .bind(limit as i64)
-        .fetch_one(&self.pool)
+        .fetch_one(self.pool.write()?)
         .await
         .map_err(map_err)?;
         Ok(sqlx::Row::try_get::<i64, _>(&row, 0).map_err(map_err)? as u64)
     }
 
     async fn expunge_attempt_content(&self, msg_id: &str, attempt_id: &str) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
         let done = sqlx::query("UPDATE attempt SET response = 'EXPUNGED' WHERE msg_id = $1 AND id = $2")
             .bind(msg_id)
             .bind(attempt_id)
-            .execute(&self.pool)
+            .execute(self.pool.write()?)
             .await
             .map_err(map_err)?;
         expect_one(done.rows_affected())
     }
 
     async fn expire_payloads(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64> {
-        hookd_store::gate::begin_write()?;
         // SKIP LOCKED: nodes running the expiry at once split the work instead of waiting.
         let done = sqlx::query(
             // A message with a delivery still waiting for an attempt (due, scheduled or parked)
@@ -73,7 +68,7 @@ impl RetentionStore for PostgresStore {
         )
         .bind(micros(now))
         .bind(limit as i64)
-        .execute(&self.pool)
+        .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected())

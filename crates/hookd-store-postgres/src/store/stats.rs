@@ -23,7 +23,7 @@ impl StatsStore for PostgresStore {
         )
         .bind(micros(now))
         .bind(cap)
-        .fetch_one(&self.pool)
+        .fetch_one(self.pool.read())
         .await
         .map_err(map_err)?;
         let count =

@@ -5,7 +5,6 @@ use super::*;
 #[async_trait]
 impl TaskStore for PostgresStore {
     async fn create_task(&self, t: &TaskRecord) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
         sqlx::query(&format!(
             "INSERT INTO task ({TASK_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
@@ -17,14 +16,13 @@ impl TaskStore for PostgresStore {
         .bind(Json(&t.data))
         .bind(micros(t.created_at))
         .bind(micros(t.updated_at))
-        .execute(&self.pool)
+        .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
         Ok(())
     }
 
     async fn fail_stale_tasks(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64> {
-        hookd_store::gate::begin_write()?;
         let done = sqlx::query(
             "UPDATE task SET status = 'failed', updated_at = $2, \
              data = jsonb_set(data, '{error}', '\"its node stopped before it finished; start it again\"') \
@@ -32,7 +30,7 @@ impl TaskStore for PostgresStore {
         )
         .bind(micros(before))
         .bind(micros(now))
-        .execute(&self.pool)
+        .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected())
@@ -45,13 +43,12 @@ impl TaskStore for PostgresStore {
         data: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
         let done = sqlx::query("UPDATE task SET status = $2, data = $3, updated_at = $4 WHERE id = $1")
             .bind(id)
             .bind(status.as_str())
             .bind(Json(data))
             .bind(micros(now))
-            .execute(&self.pool)
+            .execute(self.pool.write()?)
             .await
             .map_err(map_err)?;
         expect_one(done.rows_affected())

@@ -5,7 +5,6 @@ use super::*;
 #[async_trait]
 impl TokenStore for PostgresStore {
     async fn create_token(&self, t: &TokenRecord) -> StoreResult<()> {
-        hookd_store::gate::begin_write()?;
         sqlx::query(&format!(
             "INSERT INTO token ({TOKEN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         ))
@@ -16,7 +15,7 @@ impl TokenStore for PostgresStore {
         .bind(&t.description)
         .bind(micros(t.created_at))
         .bind(t.expires_at.map(micros))
-        .execute(&self.pool)
+        .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
         Ok(())
@@ -33,10 +32,9 @@ impl TokenStore for PostgresStore {
     }
 
     async fn delete_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        hookd_store::gate::begin_write()?;
         let done = sqlx::query("DELETE FROM token WHERE expires_at IS NOT NULL AND expires_at < $1")
             .bind(micros(now))
-            .execute(&self.pool)
+            .execute(self.pool.write()?)
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected())
@@ -48,23 +46,21 @@ impl TokenStore for PostgresStore {
     }
 
     async fn delete_token(&self, id: &str) -> StoreResult<bool> {
-        hookd_store::gate::begin_write()?;
         let done = sqlx::query("DELETE FROM token WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.pool.write()?)
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn expire_app_tokens(&self, app_id: &str, at: DateTime<Utc>) -> StoreResult<u64> {
-        hookd_store::gate::begin_write()?;
         let done = sqlx::query(
             "UPDATE token SET expires_at = $2 WHERE app_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(app_id)
         .bind(micros(at))
-        .execute(&self.pool)
+        .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected())
