@@ -1,8 +1,6 @@
-//! Row ↔ record mapping. Column lists are constants so every query selects the same shape, and
-//! the mappers read columns by position, which lets a join read two records from one row.
-//!
-//! The column lists and their order are the SQLite backend's, so the two backends' queries
-//! stay easy to compare.
+//! Row ↔ record mapping. The column lists are shared by both backends
+//! ([`hookd_store::sql`]), so every query selects the same shape, and the mappers read columns
+//! by position, which lets a join read two records from one row.
 
 use std::collections::BTreeMap;
 
@@ -10,33 +8,14 @@ use chrono::{DateTime, TimeZone, Utc};
 use hookd_core::model::{
     Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, OldSecret, TriggerType,
 };
+pub use hookd_store::sql::{
+    micros, qualified, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS, TASK_COLS,
+    TOKEN_COLS,
+};
 use hookd_store::{DeliveryState, TaskRecord, TaskStatus, TokenRecord};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::Row;
-
-pub const APP_COLS: &str = "id, env, uid, name, metadata, throttle_rate, created_at, updated_at";
-pub const ENDPOINT_COLS: &str = "id, app_id, uid, url, description, disabled, event_types, channels, \
-    throttle_rate, metadata, secret, headers, created_at, updated_at, old_secrets, failing_since";
-pub const EVENT_TYPE_COLS: &str =
-    "env, name, description, archived, deprecated, feature_flag, schemas, created_at, updated_at, group_name";
-pub const MESSAGE_COLS: &str = "id, app_id, event_id, event_type, channels, payload, created_at, expires_at";
-pub const ATTEMPT_COLS: &str = "id, msg_id, endpoint_id, url, response, response_status_code, \
-    response_duration_ms, status, trigger_type, attempt_number, created_at, request_headers, response_headers";
-pub const DELIVERY_COLS: &str = "id, msg_id, endpoint_id, status, next_attempt_at, created_at, total_attempts";
-pub const TASK_COLS: &str = "id, app_id, endpoint_id, kind, status, data, created_at, updated_at";
-pub const TOKEN_COLS: &str = "id, hash, env, app_id, description, created_at, expires_at";
-
-/// `cols` with every column qualified by `alias` (`m.id, m.app_id, …`), for joins.
-pub fn qualified(alias: &str, cols: &str) -> String {
-    let cols: Vec<String> = cols.split(", ").map(|col| format!("{alias}.{col}")).collect();
-    cols.join(", ")
-}
-
-/// Microseconds since the epoch, the storage form of every time.
-pub fn micros(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
 
 pub fn from_micros(us: i64) -> DateTime<Utc> {
     Utc.timestamp_micros(us).single().unwrap_or_default()

@@ -1,9 +1,8 @@
 //! The [`Store`] implementation: one method, one statement (or a few in one transaction).
 //!
-//! The SQL follows the SQLite backend's query for query, so that the conformance suite pins
-//! both to the same behaviour; where they differ it is for PostgreSQL's sake and says why
-//! (row locks for the queue, `ON CONFLICT` for idempotency, arrays to write batches in one
-//! statement).
+//! Listings, filters, pages and status counts are the shared statements of
+//! [`hookd_store::sql`]; what is written here is PostgreSQL's own: row locks for the queue,
+//! `ON CONFLICT` for idempotency, arrays to write batches in one statement.
 
 use std::collections::BTreeMap;
 
@@ -12,14 +11,15 @@ use chrono::{DateTime, Utc};
 use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
 use hookd_store::prelude::*;
 use hookd_store::secrets::{open_endpoint, seal_endpoint};
+use hookd_store::sql::{self, Dialect, Param, Sql};
 use hookd_store::{
     AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter,
-    NewDelivery, OutboxEvent, Page, PageRequest, QueueStats, ReplayKind, ReplayQuery, StatusCounts, StoreResult,
-    TaskFilter, TaskRecord, TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
+    NewDelivery, OutboxEvent, Page, PageRequest, QueueStats, ReplayQuery, StatusCounts, StoreResult, TaskFilter,
+    TaskRecord, TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
 };
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{Postgres, Row};
 
 use crate::rows::{
     self, micros, qualified, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS,
@@ -27,51 +27,9 @@ use crate::rows::{
 };
 use crate::{expect_one, map_err, PostgresStore, WORK_CHANNEL};
 
-/// A statement assembled from optional filters; `$n` placeholders are numbered as values are
-/// bound.
-type Query = QueryBuilder<'static, Postgres>;
-
-/// Appends the keyset condition and ordering on `key`, fetching one row more than the page so
-/// [`PageRequest::finish`] can tell whether more follow.
-fn page_by(q: &mut Query, key: &str, page: &PageRequest) {
-    let asc = page.scan_ascending();
-    if let Some(cursor) = &page.cursor {
-        let op = if asc { ">" } else { "<" };
-        q.push(format!(" AND {key} {op} ")).push_bind(cursor.key.clone());
-    }
-    let dir = if asc { "ASC" } else { "DESC" };
-    q.push(format!(" ORDER BY {key} {dir} LIMIT "))
-        .push_bind(page.limit as i64 + 1);
-}
-
-/// Appends the message filters on the message table aliased `alias`.
-fn message_filters(q: &mut Query, alias: &str, filter: &MessageFilter) {
-    if let Some(types) = &filter.event_types {
-        // An empty list matches nothing, as `= ANY('{}')` does.
-        q.push(format!(" AND {alias}.event_type = ANY("))
-            .push_bind(types.clone())
-            .push(")");
-    }
-    if let Some(channel) = &filter.channel {
-        // `?` is true when the JSON array holds this string; NULL channels match no channel.
-        q.push(format!(" AND {alias}.channels ? ")).push_bind(channel.clone());
-    }
-    if let Some(before) = filter.before {
-        q.push(format!(" AND {alias}.created_at < ")).push_bind(micros(before));
-    }
-    if let Some(after) = filter.after {
-        q.push(format!(" AND {alias}.created_at > ")).push_bind(micros(after));
-    }
-}
-
-/// Lower and upper bound (inclusive) of a status code class: 0 is "no response", otherwise
-/// `class..class + 100`.
-fn class_bounds(class: i64) -> (i64, i64) {
-    if class == 0 {
-        (0, 0)
-    } else {
-        (class, class + 99)
-    }
+/// A `(status, count)` row of [`sql::count_by_status`].
+fn status_row(r: &PgRow) -> Result<(i64, i64), sqlx::Error> {
+    Ok((r.try_get::<i16, _>(0)?.into(), r.try_get::<i64, _>(1)?))
 }
 
 /// `json` serialised for a `$n::jsonb[]` parameter bound as text.
@@ -81,8 +39,18 @@ fn json_text<T: serde::Serialize>(value: &T) -> StoreResult<String> {
 
 impl PostgresStore {
     /// Runs `q` and maps every row.
-    async fn fetch<T>(&self, mut q: Query, map: impl Fn(&PgRow) -> Result<T, sqlx::Error>) -> StoreResult<Vec<T>> {
-        let rows = q.build().fetch_all(self.pool.read()).await.map_err(map_err)?;
+    /// Runs a shared statement ([`hookd_store::sql`]) on the read pool.
+    async fn list<T>(&self, q: Sql, map: impl Fn(&PgRow) -> Result<T, sqlx::Error>) -> StoreResult<Vec<T>> {
+        let mut query = sqlx::query(q.text());
+        for param in q.params() {
+            query = match param {
+                Param::Int(i) => query.bind(*i),
+                Param::Text(s) => query.bind(s.clone()),
+                Param::Texts(list) => query.bind(list.clone()),
+                Param::Ints(list) => query.bind(list.clone()),
+            };
+        }
+        let rows = query.fetch_all(self.pool.read()).await.map_err(map_err)?;
         rows.iter().map(|r| map(r).map_err(map_err)).collect()
     }
 
@@ -94,34 +62,6 @@ impl PostgresStore {
     ) -> StoreResult<Option<T>> {
         let row = query.fetch_optional(self.pool.read()).await.map_err(map_err)?;
         row.as_ref().map(map).transpose().map_err(map_err)
-    }
-
-    /// Runs a `status, COUNT(*) … GROUP BY status` query.
-    async fn counts(
-        &self,
-        sql: &str,
-        id: &str,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> StoreResult<StatusCounts> {
-        let rows: Vec<(i16, i64)> = sqlx::query_as(sql)
-            .bind(id)
-            .bind(micros(since))
-            .bind(micros(until))
-            .fetch_all(self.pool.read())
-            .await
-            .map_err(map_err)?;
-        let mut out = StatusCounts::default();
-        for (status, n) in rows {
-            match MessageStatus::from_code(status.into()) {
-                Some(MessageStatus::Success) => out.success += n,
-                Some(MessageStatus::Pending) => out.pending += n,
-                Some(MessageStatus::Sending) => out.sending += n,
-                Some(MessageStatus::Fail) => out.fail += n,
-                None => {}
-            }
-        }
-        Ok(out)
     }
 }
 

@@ -1,4 +1,5 @@
-//! Row ↔ record mapping. Column lists are constants so every query selects the same shape.
+//! Row ↔ record mapping. The column lists are shared by both backends ([`hookd_store::sql`]),
+//! so every query selects the same shape; the mappers read columns by position.
 
 use std::collections::BTreeMap;
 
@@ -6,26 +7,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use hookd_core::model::{
     Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, OldSecret, TriggerType,
 };
+pub use hookd_store::sql::{
+    micros, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS, TASK_COLS, TOKEN_COLS,
+};
 use hookd_store::{DeliveryState, TaskRecord, TaskStatus, TokenRecord};
 use rusqlite::types::{FromSql, FromSqlError, ToSqlOutput, Value, ValueRef};
 use rusqlite::{Row, ToSql};
-
-pub const APP_COLS: &str = "id, env, uid, name, metadata, throttle_rate, created_at, updated_at";
-pub const ENDPOINT_COLS: &str = "id, app_id, uid, url, description, disabled, event_types, channels, \
-    throttle_rate, metadata, secret, headers, created_at, updated_at, old_secrets, failing_since";
-pub const EVENT_TYPE_COLS: &str =
-    "env, name, description, archived, deprecated, feature_flag, schemas, created_at, updated_at, group_name";
-pub const MESSAGE_COLS: &str = "id, app_id, event_id, event_type, channels, payload, created_at, expires_at";
-pub const ATTEMPT_COLS: &str = "id, msg_id, endpoint_id, url, response, response_status_code, \
-    response_duration_ms, status, trigger_type, attempt_number, created_at, request_headers, response_headers";
-pub const DELIVERY_COLS: &str = "id, msg_id, endpoint_id, status, next_attempt_at, created_at, total_attempts";
-pub const TASK_COLS: &str = "id, app_id, endpoint_id, kind, status, data, created_at, updated_at";
-pub const TOKEN_COLS: &str = "id, hash, env, app_id, description, created_at, expires_at";
-
-/// Microseconds since the epoch, the storage form of every time.
-pub fn micros(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
 
 pub fn from_micros(us: i64) -> DateTime<Utc> {
     Utc.timestamp_micros(us).single().unwrap_or_default()

@@ -19,6 +19,7 @@ pub mod gate;
 pub mod page;
 pub mod records;
 pub mod secrets;
+pub mod sql;
 
 #[cfg(feature = "testing")]
 pub mod conformance;

@@ -56,7 +56,7 @@ impl CatalogStore for PostgresStore {
             .await
             .map_err(map_err)?;
         expect_one(done.rows_affected())?;
-        for table in ["attempt", "delivery", "message", "endpoint", "token", "task"] {
+        for table in hookd_store::sql::APPLICATION_CHILDREN {
             sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1"))
                 .bind(id)
                 .execute(&mut *tx)
@@ -67,10 +67,8 @@ impl CatalogStore for PostgresStore {
     }
 
     async fn list_applications(&self, env: Environment, page: &PageRequest) -> StoreResult<Page<Application>> {
-        let mut q = Query::new(format!("SELECT {APP_COLS} FROM application WHERE env = "));
-        q.push_bind(env.as_str());
-        page_by(&mut q, "id", page);
-        Ok(page.finish(self.fetch(q, rows::application).await?))
+        let q = sql::list_applications(Dialect::Postgres, env.as_str(), page);
+        Ok(page.finish(self.list(q, rows::application).await?))
     }
 
     async fn create_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
@@ -160,10 +158,8 @@ impl CatalogStore for PostgresStore {
     }
 
     async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>> {
-        let mut q = Query::new(format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = "));
-        q.push_bind(app_id.to_string());
-        page_by(&mut q, "id", page);
-        let found = page.finish(self.fetch(q, rows::endpoint).await?);
+        let q = sql::list_endpoints(Dialect::Postgres, app_id, page);
+        let found = page.finish(self.list(q, rows::endpoint).await?);
         let items = found
             .items
             .into_iter()
@@ -176,9 +172,16 @@ impl CatalogStore for PostgresStore {
     }
 
     async fn all_endpoints_sealed(&self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
-        let mut q = Query::new(format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = "));
-        q.push_bind(app_id.to_string()).push(" ORDER BY id");
-        self.fetch(q, rows::endpoint).await
+        let sql = format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = $1 ORDER BY id");
+        let rows = sqlx::query(&sql)
+            .bind(app_id)
+            .fetch_all(self.pool.read())
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(rows::endpoint)
+            .collect::<Result<_, _>>()
+            .map_err(map_err)
     }
 
     fn open_endpoint_secrets(&self, endpoint: Endpoint) -> StoreResult<Endpoint> {
@@ -230,12 +233,7 @@ impl CatalogStore for PostgresStore {
         include_archived: bool,
         page: &PageRequest,
     ) -> StoreResult<Page<EventType>> {
-        let mut q = Query::new(format!("SELECT {EVENT_TYPE_COLS} FROM event_type WHERE env = "));
-        q.push_bind(env.as_str());
-        if !include_archived {
-            q.push(" AND NOT archived");
-        }
-        page_by(&mut q, "name", page);
-        Ok(page.finish(self.fetch(q, rows::event_type).await?))
+        let q = sql::list_event_types(Dialect::Postgres, env.as_str(), include_archived, page);
+        Ok(page.finish(self.list(q, rows::event_type).await?))
     }
 }

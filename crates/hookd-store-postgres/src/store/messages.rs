@@ -75,11 +75,8 @@ impl MessageStore for PostgresStore {
         filter: &MessageFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Message>> {
-        let mut q = Query::new(format!("SELECT {MESSAGE_COLS} FROM message m WHERE m.app_id = "));
-        q.push_bind(app_id.to_string());
-        message_filters(&mut q, "m", filter);
-        page_by(&mut q, "m.id", page);
-        Ok(page.finish(self.fetch(q, rows::message).await?))
+        let q = sql::list_messages(Dialect::Postgres, app_id, filter, page);
+        Ok(page.finish(self.list(q, rows::message).await?))
     }
 
     async fn schedule_manual(&self, d: &NewDelivery, now: DateTime<Utc>) -> StoreResult<String> {
@@ -116,10 +113,8 @@ impl MessageStore for PostgresStore {
     }
 
     async fn list_message_deliveries(&self, msg_id: &str, page: &PageRequest) -> StoreResult<Page<DeliveryState>> {
-        let mut q = Query::new(format!("SELECT {DELIVERY_COLS} FROM delivery WHERE msg_id = "));
-        q.push_bind(msg_id.to_string());
-        page_by(&mut q, "endpoint_id", page);
-        Ok(page.finish(self.fetch(q, rows::delivery).await?))
+        let q = sql::list_message_deliveries(Dialect::Postgres, msg_id, page);
+        Ok(page.finish(self.list(q, rows::delivery).await?))
     }
 
     async fn list_endpoint_deliveries(
@@ -128,67 +123,16 @@ impl MessageStore for PostgresStore {
         filter: &MessageFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<(DeliveryState, Message)>> {
-        let mut q = Query::new(format!(
-            "SELECT {}, {} FROM delivery d JOIN message m ON m.id = d.msg_id WHERE d.endpoint_id = ",
-            qualified("d", DELIVERY_COLS),
-            qualified("m", MESSAGE_COLS)
-        ));
-        q.push_bind(endpoint_id.to_string());
-        message_filters(&mut q, "m", filter);
-        if let Some(status) = filter.status {
-            q.push(" AND d.status = ").push_bind(status.code() as i16);
-        }
-        page_by(&mut q, "d.msg_id", page);
+        let q = sql::list_endpoint_deliveries(Dialect::Postgres, endpoint_id, filter, page);
         let rows = self
-            .fetch(q, |r| Ok((rows::delivery(r)?, rows::message_at(r, 7)?)))
+            .list(q, |r| Ok((rows::delivery(r)?, rows::message_at(r, 7)?)))
             .await?;
         Ok(page.finish(rows))
     }
 
     async fn list_attempts(&self, filter: &AttemptFilter, page: &PageRequest) -> StoreResult<Page<Attempt>> {
-        let needs_message = filter.event_types.is_some() || filter.channel.is_some();
-        let join = if needs_message {
-            " JOIN message m ON m.id = a.msg_id"
-        } else {
-            ""
-        };
-        let mut q = Query::new(format!(
-            "SELECT {} FROM attempt a{join} WHERE a.app_id = ",
-            qualified("a", ATTEMPT_COLS)
-        ));
-        q.push_bind(filter.app_id.clone());
-        if let Some(msg_id) = &filter.msg_id {
-            q.push(" AND a.msg_id = ").push_bind(msg_id.clone());
-        }
-        if let Some(endpoint_id) = &filter.endpoint_id {
-            q.push(" AND a.endpoint_id = ").push_bind(endpoint_id.clone());
-        }
-        if let Some(status) = filter.status {
-            q.push(" AND a.status = ").push_bind(status.code() as i16);
-        }
-        if let Some(class) = filter.status_code_class {
-            let (lo, hi) = class_bounds(class);
-            q.push(" AND a.response_status_code BETWEEN ")
-                .push_bind(lo)
-                .push(" AND ")
-                .push_bind(hi);
-        }
-        if let Some(before) = filter.before {
-            q.push(" AND a.created_at < ").push_bind(micros(before));
-        }
-        if let Some(after) = filter.after {
-            q.push(" AND a.created_at > ").push_bind(micros(after));
-        }
-        if needs_message {
-            let mf = MessageFilter {
-                event_types: filter.event_types.clone(),
-                channel: filter.channel.clone(),
-                ..MessageFilter::default()
-            };
-            message_filters(&mut q, "m", &mf);
-        }
-        page_by(&mut q, "a.id", page);
-        Ok(page.finish(self.fetch(q, rows::attempt).await?))
+        let q = sql::list_attempts(Dialect::Postgres, filter, page);
+        Ok(page.finish(self.list(q, rows::attempt).await?))
     }
 
     async fn get_attempt(&self, msg_id: &str, attempt_id: &str) -> StoreResult<Option<Attempt>> {

@@ -47,9 +47,9 @@ impl StatsStore for PostgresStore {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> StoreResult<StatusCounts> {
-        let sql = "SELECT status, COUNT(*) FROM delivery \
-                   WHERE endpoint_id = $1 AND created_at >= $2 AND created_at <= $3 GROUP BY status";
-        self.counts(sql, endpoint_id, since, until).await
+        let q = sql::count_by_status(Dialect::Postgres, "delivery", endpoint_id, since, until);
+        let rows = self.list(q, status_row).await?;
+        Ok(sql::status_counts(rows))
     }
 
     async fn attempt_counts(
@@ -58,9 +58,9 @@ impl StatsStore for PostgresStore {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> StoreResult<StatusCounts> {
-        let sql = "SELECT status, COUNT(*) FROM attempt \
-                   WHERE endpoint_id = $1 AND created_at >= $2 AND created_at <= $3 GROUP BY status";
-        self.counts(sql, endpoint_id, since, until).await
+        let q = sql::count_by_status(Dialect::Postgres, "attempt", endpoint_id, since, until);
+        let rows = self.list(q, status_row).await?;
+        Ok(sql::status_counts(rows))
     }
 
     async fn replay_candidates(
@@ -69,58 +69,10 @@ impl StatsStore for PostgresStore {
         after: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<Message>> {
-        let mcols = qualified("m", MESSAGE_COLS);
-        let mut q = match &query.kind {
-            ReplayKind::Missing => {
-                let mut q = Query::new(format!("SELECT {mcols} FROM message m WHERE m.app_id = "));
-                q.push_bind(query.app_id.clone())
-                    .push(" AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = ")
-                    .push_bind(query.endpoint_id.clone())
-                    .push(")");
-                q
-            }
-            ReplayKind::Deliveries {
-                statuses,
-                event_types,
-                channel,
-                status_code_class,
-            } => {
-                let mut q = Query::new(format!(
-                    "SELECT {mcols} FROM delivery d JOIN message m ON m.id = d.msg_id WHERE d.endpoint_id = "
-                ));
-                q.push_bind(query.endpoint_id.clone());
-                let codes: Vec<i16> = statuses.iter().map(|s| s.code() as i16).collect();
-                q.push(" AND d.status = ANY(").push_bind(codes).push(")");
-                let filter = MessageFilter {
-                    event_types: event_types.clone(),
-                    channel: channel.clone(),
-                    ..MessageFilter::default()
-                };
-                message_filters(&mut q, "m", &filter);
-                if let Some(class) = status_code_class {
-                    // The class of the delivery's latest response.
-                    let (lo, hi) = class_bounds(*class);
-                    q.push(
-                        " AND (SELECT a.response_status_code FROM attempt a \
-                         WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id \
-                         ORDER BY a.id DESC LIMIT 1) BETWEEN ",
-                    )
-                    .push_bind(lo)
-                    .push(" AND ")
-                    .push_bind(hi);
-                }
-                q
-            }
-        };
-        q.push(" AND m.created_at >= ")
-            .push_bind(micros(query.since))
-            .push(" AND m.created_at <= ")
-            .push_bind(micros(query.until));
-        if let Some(after) = after {
-            q.push(" AND m.id > ").push_bind(after.to_string());
-        }
-        q.push(" ORDER BY m.id ASC LIMIT ")
-            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
-        self.fetch(q, rows::message).await
+        self.list(
+            sql::replay_candidates(Dialect::Postgres, query, after, limit),
+            rows::message,
+        )
+        .await
     }
 }

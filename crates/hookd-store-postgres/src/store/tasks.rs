@@ -69,18 +69,7 @@ impl TaskStore for PostgresStore {
         filter: &TaskFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<TaskRecord>> {
-        let mut q = Query::new(format!(
-            "SELECT {} FROM task t JOIN application a ON a.id = t.app_id WHERE a.env = ",
-            qualified("t", TASK_COLS)
-        ));
-        q.push_bind(env.as_str());
-        if let Some(status) = filter.status {
-            q.push(" AND t.status = ").push_bind(status.as_str());
-        }
-        if let Some(kind) = &filter.kind {
-            q.push(" AND t.kind = ").push_bind(kind.clone());
-        }
-        page_by(&mut q, "t.id", page);
-        Ok(page.finish(self.fetch(q, rows::task).await?))
+        let q = sql::list_tasks(Dialect::Postgres, env.as_str(), filter, page);
+        Ok(page.finish(self.list(q, rows::task).await?))
     }
 }

@@ -41,8 +41,8 @@ impl TokenStore for PostgresStore {
     }
 
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
-        let sql = format!("SELECT {TOKEN_COLS} FROM token ORDER BY id");
-        self.fetch(sqlx::QueryBuilder::new(sql), rows::token).await
+        let q = hookd_store::sql::Sql::new(Dialect::Postgres, format!("SELECT {TOKEN_COLS} FROM token ORDER BY id"));
+        self.list(q, rows::token).await
     }
 
     async fn delete_token(&self, id: &str) -> StoreResult<bool> {

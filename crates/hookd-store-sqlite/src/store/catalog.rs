@@ -62,7 +62,7 @@ impl CatalogStore for SqliteStore {
                 )
                 .map_err(map_err)?;
             expect_one(n)?;
-            for table in ["attempt", "delivery", "message", "endpoint", "token", "task"] {
+            for table in hookd_store::sql::APPLICATION_CHILDREN {
                 c.execute(&format!("DELETE FROM {table} WHERE app_id = ?1"), [&id])
                     .map_err(map_err)?;
             }
@@ -72,14 +72,8 @@ impl CatalogStore for SqliteStore {
     }
 
     async fn list_applications(&self, env: Environment, page: &PageRequest) -> StoreResult<Page<Application>> {
-        let page = page.clone();
-        self.read(move |c| {
-            let mut q = Query::new(&format!("SELECT {APP_COLS} FROM application WHERE env = ?"));
-            q.params.push(text(env.as_str()));
-            q.page("id", &page);
-            Ok(page.finish(q.fetch(c, rows::application)?))
-        })
-        .await
+        let q = sql::list_applications(Dialect::Sqlite, env.as_str(), page);
+        Ok(page.finish(self.list(q, rows::application).await?))
     }
 
     async fn create_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
@@ -156,22 +150,16 @@ impl CatalogStore for SqliteStore {
     }
 
     async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>> {
-        let (app_id, page) = (app_id.to_string(), page.clone());
-        self.read(move |c| {
-            let mut q = Query::new(&format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = ?"));
-            q.params.push(Value::Text(app_id));
-            q.page("id", &page);
-            Ok(page.finish(q.fetch(c, rows::endpoint)?))
-        })
-        .await
-        .and_then(|p: Page<Endpoint>| {
-            let has_more = p.has_more;
-            let items = p
-                .items
-                .into_iter()
-                .map(|e| open_endpoint(self.secrets.as_deref(), e))
-                .collect::<StoreResult<Vec<_>>>()?;
-            Ok(Page { items, has_more })
+        let q = sql::list_endpoints(Dialect::Sqlite, app_id, page);
+        let found = page.finish(self.list(q, rows::endpoint).await?);
+        let items = found
+            .items
+            .into_iter()
+            .map(|e| open_endpoint(self.secrets.as_deref(), e))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page {
+            items,
+            has_more: found.has_more,
         })
     }
 
@@ -244,16 +232,7 @@ impl CatalogStore for SqliteStore {
         include_archived: bool,
         page: &PageRequest,
     ) -> StoreResult<Page<EventType>> {
-        let page = page.clone();
-        self.read(move |c| {
-            let mut q = Query::new(&format!("SELECT {EVENT_TYPE_COLS} FROM event_type WHERE env = ?"));
-            q.params.push(text(env.as_str()));
-            if !include_archived {
-                q.and("archived = 0", []);
-            }
-            q.page("name", &page);
-            Ok(page.finish(q.fetch(c, rows::event_type)?))
-        })
-        .await
+        let q = sql::list_event_types(Dialect::Sqlite, env.as_str(), include_archived, page);
+        Ok(page.finish(self.list(q, rows::event_type).await?))
     }
 }

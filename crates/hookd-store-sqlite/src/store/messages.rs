@@ -46,15 +46,8 @@ impl MessageStore for SqliteStore {
         filter: &MessageFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Message>> {
-        let (app_id, filter, page) = (app_id.to_string(), filter.clone(), page.clone());
-        self.read(move |c| {
-            let mut q = Query::new(&format!("SELECT {MESSAGE_COLS} FROM message m WHERE m.app_id = ?"));
-            q.params.push(Value::Text(app_id));
-            message_filters(&mut q, "m", &filter);
-            q.page("m.id", &page);
-            Ok(page.finish(q.fetch(c, rows::message)?))
-        })
-        .await
+        let q = sql::list_messages(Dialect::Sqlite, app_id, filter, page);
+        Ok(page.finish(self.list(q, rows::message).await?))
     }
 
     async fn schedule_manual(&self, d: &NewDelivery, now: DateTime<Utc>) -> StoreResult<String> {
@@ -89,14 +82,8 @@ impl MessageStore for SqliteStore {
     }
 
     async fn list_message_deliveries(&self, msg_id: &str, page: &PageRequest) -> StoreResult<Page<DeliveryState>> {
-        let (msg_id, page) = (msg_id.to_string(), page.clone());
-        self.read(move |c| {
-            let mut q = Query::new(&format!("SELECT {DELIVERY_COLS} FROM delivery WHERE msg_id = ?"));
-            q.params.push(Value::Text(msg_id));
-            q.page("endpoint_id", &page);
-            Ok(page.finish(q.fetch(c, rows::delivery)?))
-        })
-        .await
+        let q = sql::list_message_deliveries(Dialect::Sqlite, msg_id, page);
+        Ok(page.finish(self.list(q, rows::delivery).await?))
     }
 
     async fn list_endpoint_deliveries(
@@ -105,79 +92,16 @@ impl MessageStore for SqliteStore {
         filter: &MessageFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<(DeliveryState, Message)>> {
-        let (endpoint_id, filter, page) = (endpoint_id.to_string(), filter.clone(), page.clone());
-        self.read(move |c| {
-            let cols: Vec<String> = DELIVERY_COLS.split(", ").map(|col| format!("d.{col}")).collect();
-            let mcols: Vec<String> = MESSAGE_COLS.split(", ").map(|col| format!("m.{col}")).collect();
-            let mut q = Query::new(&format!(
-                "SELECT {}, {} FROM delivery d JOIN message m ON m.id = d.msg_id WHERE d.endpoint_id = ?",
-                cols.join(", "),
-                mcols.join(", ")
-            ));
-            q.params.push(Value::Text(endpoint_id));
-            message_filters(&mut q, "m", &filter);
-            if let Some(status) = filter.status {
-                q.and("d.status = ?", [Value::Integer(status.code())]);
-            }
-            q.page("d.msg_id", &page);
-            let rows = q.fetch(c, |r| Ok((rows::delivery(r)?, rows::message_at(r, 7)?)))?;
-            Ok(page.finish(rows))
-        })
-        .await
+        let q = sql::list_endpoint_deliveries(Dialect::Sqlite, endpoint_id, filter, page);
+        let rows = self
+            .list(q, |r| Ok((rows::delivery(r)?, rows::message_at(r, 7)?)))
+            .await?;
+        Ok(page.finish(rows))
     }
 
     async fn list_attempts(&self, filter: &AttemptFilter, page: &PageRequest) -> StoreResult<Page<Attempt>> {
-        let (filter, page) = (filter.clone(), page.clone());
-        self.read(move |c| {
-            let cols: Vec<String> = ATTEMPT_COLS.split(", ").map(|col| format!("a.{col}")).collect();
-            let needs_message = filter.event_types.is_some() || filter.channel.is_some();
-            let join = if needs_message {
-                " JOIN message m ON m.id = a.msg_id"
-            } else {
-                ""
-            };
-            let mut q = Query::new(&format!(
-                "SELECT {} FROM attempt a{join} WHERE a.app_id = ?",
-                cols.join(", ")
-            ));
-            q.params.push(Value::Text(filter.app_id.clone()));
-            if let Some(msg_id) = &filter.msg_id {
-                q.and("a.msg_id = ?", [text(msg_id)]);
-            }
-            if let Some(endpoint_id) = &filter.endpoint_id {
-                q.and("a.endpoint_id = ?", [text(endpoint_id)]);
-            }
-            if let Some(status) = filter.status {
-                q.and("a.status = ?", [Value::Integer(status.code())]);
-            }
-            if let Some(class) = filter.status_code_class {
-                if class == 0 {
-                    q.and("a.response_status_code = 0", []);
-                } else {
-                    q.and(
-                        "a.response_status_code >= ? AND a.response_status_code < ?",
-                        [Value::Integer(class), Value::Integer(class + 100)],
-                    );
-                }
-            }
-            if let Some(before) = filter.before {
-                q.and("a.created_at < ?", [Value::Integer(micros(before))]);
-            }
-            if let Some(after) = filter.after {
-                q.and("a.created_at > ?", [Value::Integer(micros(after))]);
-            }
-            if needs_message {
-                let mf = MessageFilter {
-                    event_types: filter.event_types.clone(),
-                    channel: filter.channel.clone(),
-                    ..MessageFilter::default()
-                };
-                message_filters(&mut q, "m", &mf);
-            }
-            q.page("a.id", &page);
-            Ok(page.finish(q.fetch(c, rows::attempt)?))
-        })
-        .await
+        let q = sql::list_attempts(Dialect::Sqlite, filter, page);
+        Ok(page.finish(self.list(q, rows::attempt).await?))
     }
 
     async fn get_attempt(&self, msg_id: &str, attempt_id: &str) -> StoreResult<Option<Attempt>> {

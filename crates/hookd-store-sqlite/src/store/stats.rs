@@ -66,47 +66,10 @@ impl StatsStore for SqliteStore {
         after: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<Message>> {
-        let (query, after) = (query.clone(), after.map(String::from));
-        self.read(move |c| {
-            let mcols: Vec<String> = MESSAGE_COLS.split(", ").map(|col| format!("m.{col}")).collect();
-            let mut q = match &query.kind {
-                ReplayKind::Missing => {
-                    let mut q = Query::new(&format!(
-                        "SELECT {} FROM message m WHERE m.app_id = ? AND NOT EXISTS \
-                         (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = ?)",
-                        mcols.join(", ")
-                    ));
-                    q.params.extend([text(&query.app_id), text(&query.endpoint_id)]);
-                    q
-                }
-                ReplayKind::Deliveries { statuses, event_types, channel, status_code_class } => {
-                    let mut q = Query::new(&format!(
-                        "SELECT {} FROM delivery d JOIN message m ON m.id = d.msg_id WHERE d.endpoint_id = ?",
-                        mcols.join(", ")
-                    ));
-                    q.params.push(text(&query.endpoint_id));
-                    let codes: Vec<String> = statuses.iter().map(|s| s.code().to_string()).collect();
-                    q.and(&format!("d.status IN ({})", if codes.is_empty() { "-1".into() } else { codes.join(", ") }), []);
-                    message_filters(&mut q, "m", &MessageFilter { event_types: event_types.clone(), channel: channel.clone(), ..MessageFilter::default() });
-                    if let Some(class) = status_code_class {
-                        // The class of the delivery's latest response.
-                        let (lo, hi) = if *class == 0 { (0, 1) } else { (*class, class + 100) };
-                        q.and(
-                            "(SELECT a.response_status_code FROM attempt a WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id \
-                             ORDER BY a.id DESC LIMIT 1) BETWEEN ? AND ?",
-                            [Value::Integer(lo), Value::Integer(hi - 1)],
-                        );
-                    }
-                    q
-                }
-            };
-            q.and("m.created_at >= ? AND m.created_at <= ?", [Value::Integer(micros(query.since)), Value::Integer(micros(query.until))]);
-            if let Some(after) = after {
-                q.and("m.id > ?", [Value::Text(after)]);
-            }
-            q.sql.push_str(&format!(" ORDER BY m.id ASC LIMIT {limit}"));
-            q.fetch(c, rows::message)
-        })
+        self.list(
+            sql::replay_candidates(Dialect::Sqlite, query, after, limit),
+            rows::message,
+        )
         .await
     }
 }

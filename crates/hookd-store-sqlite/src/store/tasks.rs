@@ -80,23 +80,7 @@ impl TaskStore for SqliteStore {
         filter: &TaskFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<TaskRecord>> {
-        let (filter, page) = (filter.clone(), page.clone());
-        self.read(move |c| {
-            let cols: Vec<String> = TASK_COLS.split(", ").map(|col| format!("t.{col}")).collect();
-            let mut q = Query::new(&format!(
-                "SELECT {} FROM task t JOIN application a ON a.id = t.app_id WHERE a.env = ?",
-                cols.join(", ")
-            ));
-            q.params.push(text(env.as_str()));
-            if let Some(status) = filter.status {
-                q.and("t.status = ?", [text(status.as_str())]);
-            }
-            if let Some(kind) = &filter.kind {
-                q.and("t.kind = ?", [text(kind)]);
-            }
-            q.page("t.id", &page);
-            Ok(page.finish(q.fetch(c, rows::task)?))
-        })
-        .await
+        let q = sql::list_tasks(Dialect::Sqlite, env.as_str(), filter, page);
+        Ok(page.finish(self.list(q, rows::task).await?))
     }
 }
