@@ -4,11 +4,10 @@
 //! [`hookd_store::sql`]; what is written here is PostgreSQL's own: row locks for the queue,
 //! `ON CONFLICT` for idempotency, arrays to write batches in one statement.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
+use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus};
+use hookd_store::batch::RecordPlan;
 use hookd_store::prelude::*;
 use hookd_store::secrets::{open_endpoint, seal_endpoint};
 use hookd_store::sql::{self, Dialect, Param, Sql};
@@ -63,37 +62,6 @@ impl PostgresStore {
         let row = query.fetch_optional(self.pool.read()).await.map_err(map_err)?;
         row.as_ref().map(map).transpose().map_err(map_err)
     }
-}
-
-/// What one `record_attempts` batch does to one endpoint's `failing_since`, folded over the
-/// batch in order so one statement reproduces the effect of applying each outcome in turn.
-#[derive(Clone, Copy)]
-enum Health {
-    /// A success came last: healthy.
-    Clear,
-    /// An exhaustion came with no success before it in the batch: failing since then, unless
-    /// the endpoint already was.
-    SetIfUnset(i64),
-    /// An exhaustion followed a success in the batch: failing since then, whatever was stored.
-    Set(i64),
-}
-
-impl Health {
-    /// Mode code for the SQL `CASE`.
-    fn mode(self) -> (i16, Option<i64>) {
-        match self {
-            Health::Clear => (0, None),
-            Health::SetIfUnset(at) => (1, Some(at)),
-            Health::Set(at) => (2, Some(at)),
-        }
-    }
-}
-
-/// One delivery's state after a batch: its last outcome, plus how many attempts the batch
-/// made (a delivery may appear more than once).
-struct DeliveryUpdate<'a> {
-    last: &'a AttemptRecord,
-    attempts: i64,
 }
 
 /// Wakes the nodes of this installation (delivered when the surrounding transaction commits).

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
+use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus};
+use hookd_store::batch::RecordPlan;
 use hookd_store::prelude::*;
 use hookd_store::{
     AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter,

@@ -14,6 +14,7 @@
 //! Module map: [`error`], [`page`] (keyset pagination), [`records`] (inputs and outputs that
 //! are not plain domain records), [`conformance`].
 
+pub mod batch;
 pub mod error;
 pub mod gate;
 pub mod page;

@@ -122,9 +122,8 @@ impl QueueStore for PostgresStore {
         if outcomes.is_empty() {
             return Ok(());
         }
-        // Three statements whatever the batch size: the attempts, the deliveries, the
-        // endpoints' health. Each is folded in Rust so that the result is the one applying the
-        // outcomes one by one, in order, would give.
+        // The shared plan (`hookd_store::batch`), written as three statements whatever the
+        // batch size: the attempts, the deliveries, the endpoints' health.
         let mut tx = self.pool.write()?.begin().await.map_err(map_err)?;
 
         // Fencing: lock the deliveries (in id order, as every writer does) and keep only records
@@ -142,33 +141,26 @@ impl QueueStore for PostgresStore {
                 .into_iter()
                 .collect();
         // References, not copies: a batch carries every attempt's response body.
-        let kept: Vec<&AttemptRecord> = hookd_store::fenced(outcomes, &current);
-        if kept.len() < outcomes.len() {
-            tracing::debug!(
-                dropped = outcomes.len() - kept.len(),
-                "attempt records whose lease was taken over"
-            );
+        let plan = RecordPlan::new(outcomes, &current);
+        if plan.dropped > 0 {
+            tracing::debug!(dropped = plan.dropped, "attempt records whose lease was taken over");
         }
-        let outcomes = kept;
-        if outcomes.is_empty() {
+        if plan.is_empty() {
             return tx.commit().await.map_err(map_err);
         }
-        let events: Vec<OutboxEvent> = outcomes.iter().flat_map(|o| o.events.iter().cloned()).collect();
+        let events: Vec<OutboxEvent> = plan.events.iter().map(|&e| e.clone()).collect();
         insert_outbox(&mut tx, &events).await?;
 
         // An attempt whose delivery is gone (its endpoint or application was deleted while it
         // was in flight) is dropped by the join, as on SQLite.
-        let attempts: Vec<std::borrow::Cow<'_, Attempt>> = outcomes
-            .iter()
-            .map(|o| hookd_store::storable_attempt(&o.attempt))
-            .collect();
-        let text = |f: fn(&Attempt) -> &String| attempts.iter().map(|a| f(a).clone()).collect::<Vec<String>>();
-        let int = |f: fn(&Attempt) -> i64| attempts.iter().map(|a| f(a)).collect::<Vec<i64>>();
-        let small = |f: fn(&Attempt) -> i64| attempts.iter().map(|a| f(a) as i16).collect::<Vec<i16>>();
-        let delivery_ids: Vec<String> = outcomes.iter().map(|o| o.delivery_id.clone()).collect();
+        let attempts = &plan.attempts;
+        let text = |f: fn(&Attempt) -> &String| attempts.iter().map(|(_, a)| f(a).clone()).collect::<Vec<String>>();
+        let int = |f: fn(&Attempt) -> i64| attempts.iter().map(|(_, a)| f(a)).collect::<Vec<i64>>();
+        let small = |f: fn(&Attempt) -> i64| attempts.iter().map(|(_, a)| f(a) as i16).collect::<Vec<i16>>();
+        let delivery_ids: Vec<String> = attempts.iter().map(|(id, _)| id.to_string()).collect();
         let mut request_headers = Vec::with_capacity(attempts.len());
         let mut response_headers = Vec::with_capacity(attempts.len());
-        for a in &attempts {
+        for (_, a) in attempts {
             request_headers.push(json_text(&a.request_headers)?);
             response_headers.push(json_text(&a.response_headers)?);
         }
@@ -200,16 +192,8 @@ impl QueueStore for PostgresStore {
         .await
         .map_err(map_err)?;
 
-        // Deliveries: the last outcome of each decides its state; every outcome counts as an
-        // attempt. Sorted by id so concurrent batches lock shared rows in the same order.
-        let mut updates: BTreeMap<&str, DeliveryUpdate> = BTreeMap::new();
-        for &o in &outcomes {
-            let entry = updates
-                .entry(&o.delivery_id)
-                .or_insert(DeliveryUpdate { last: o, attempts: 0 });
-            entry.last = o;
-            entry.attempts += 1;
-        }
+        // Deliveries, in id order so concurrent batches lock shared rows in the same order.
+        let updates = &plan.deliveries;
         let ids: Vec<String> = updates.keys().map(|id| id.to_string()).collect();
         let last = |f: fn(&AttemptRecord) -> i64| updates.values().map(|u| f(u.last)).collect::<Vec<i64>>();
         let status: Vec<i16> = updates.values().map(|u| u.last.delivery_status.code() as i16).collect();
@@ -243,26 +227,10 @@ impl QueueStore for PostgresStore {
         .await
         .map_err(map_err)?;
 
-        // Endpoint health for auto-disable: any success ends a failing run; a scheduled attempt
-        // that exhausts its delivery starts one if none is running.
-        let mut health: BTreeMap<&str, Health> = BTreeMap::new();
-        for &o in &outcomes {
-            let a = &o.attempt;
-            let at = micros(a.created_at);
-            if a.status == MessageStatus::Success {
-                health.insert(&a.endpoint_id, Health::Clear);
-            } else if o.delivery_status == MessageStatus::Fail && a.trigger_type == TriggerType::Scheduled {
-                let next = match health.get(a.endpoint_id.as_str()) {
-                    None => Health::SetIfUnset(at),
-                    Some(Health::Clear) => Health::Set(at),
-                    Some(&kept) => kept,
-                };
-                health.insert(&a.endpoint_id, next);
-            }
-        }
-        if !health.is_empty() {
-            let ids: Vec<String> = health.keys().map(|id| id.to_string()).collect();
-            let (modes, ats): (Vec<i16>, Vec<Option<i64>>) = health.values().map(|h| h.mode()).unzip();
+        // Endpoint health for auto-disable.
+        if !plan.health.is_empty() {
+            let ids: Vec<String> = plan.health.keys().map(|id| id.to_string()).collect();
+            let (modes, ats): (Vec<i16>, Vec<Option<i64>>) = plan.health.values().map(|h| h.mode()).unzip();
             // Rows whose value would not change are left unwritten (and unlocked): the common
             // batch, all successes to healthy endpoints, writes nothing here.
             let value = "CASE u.mode WHEN 0 THEN NULL WHEN 1 THEN COALESCE(e.failing_since, u.at) ELSE u.at END";

@@ -107,34 +107,8 @@ impl QueueStore for SqliteStore {
     async fn record_attempts(&self, outcomes: &[AttemptRecord]) -> StoreResult<()> {
         let outcomes = outcomes.to_vec();
         self.write(move |c| {
-            let mut insert = c
-                .prepare_cached(&format!(
-                    "INSERT INTO attempt (delivery_id, app_id, {ATTEMPT_COLS}) \
-                     SELECT ?1, app_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 FROM delivery WHERE id = ?1"
-                ))
-                .map_err(map_err)?;
-            let mut update = c
-                .prepare_cached(
-                    // A resend requested while an attempt was in flight (`next_trigger` 2, see
-                    // `schedule_manual`) is not swallowed: a delivery still on its schedule has
-                    // its next attempt brought forward to the resend's time; a finished one gets
-                    // one manual attempt then.
-                    "UPDATE delivery SET status = ?2, scheduled_attempts = ?3, total_attempts = total_attempts + 1, \
-                     next_attempt_at = CASE WHEN next_trigger = 2 AND ?4 IS NOT NULL AND NOT ?6 THEN MIN(next_attempt_at, ?4) \
-                       WHEN next_trigger = 2 THEN next_attempt_at WHEN ?6 THEN NULL ELSE ?4 END, \
-                     parked = ?6 AND next_trigger <> 2, \
-                     next_trigger = CASE WHEN next_trigger = 2 AND (?4 IS NULL OR ?6) THEN 1 ELSE 0 END, lease_until = 0, \
-                     updated_at = ?5 WHERE id = ?1",
-                )
-                .map_err(map_err)?;
-            let mut healthy = c
-                .prepare_cached("UPDATE endpoint SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL")
-                .map_err(map_err)?;
-            let mut failing = c
-                .prepare_cached("UPDATE endpoint SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL")
-                .map_err(map_err)?;
-            // Fencing: only records made under the delivery's current lease (or unfenced ones).
-            // The writer thread is the only writer, so nothing changes between read and write.
+            // Fencing needs each delivery's current lease token. The writer thread is the only
+            // writer, so nothing changes between this read and the writes below.
             let mut token_of = c
                 .prepare_cached("SELECT lease_token FROM delivery WHERE id = ?1")
                 .map_err(map_err)?;
@@ -148,19 +122,30 @@ impl QueueStore for SqliteStore {
                     current.insert(o.delivery_id.clone(), token);
                 }
             }
+            let plan = RecordPlan::new(&outcomes, &current);
+            if plan.is_empty() {
+                return Ok(());
+            }
             let mut outbox = c
                 .prepare_cached("INSERT INTO outbox (id, kind, app_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
                 .map_err(map_err)?;
-            for o in hookd_store::fenced(&outcomes, &current) {
-                for e in &o.events {
-                    outbox
-                        .execute(params![e.id, e.kind, e.app_id, Json(&e.data), micros(e.created_at)])
-                        .map_err(map_err)?;
-                }
-                let a = hookd_store::storable_attempt(&o.attempt);
+            for e in &plan.events {
+                outbox
+                    .execute(params![e.id, e.kind, e.app_id, Json(&e.data), micros(e.created_at)])
+                    .map_err(map_err)?;
+            }
+            // An attempt whose delivery is gone (deleted while in flight) is dropped by the
+            // join, as on PostgreSQL.
+            let mut insert = c
+                .prepare_cached(&format!(
+                    "INSERT INTO attempt (delivery_id, app_id, {ATTEMPT_COLS}) \
+                     SELECT ?1, app_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 FROM delivery WHERE id = ?1"
+                ))
+                .map_err(map_err)?;
+            for (delivery_id, a) in &plan.attempts {
                 insert
                     .execute(params![
-                        o.delivery_id,
+                        delivery_id,
                         a.id,
                         a.msg_id,
                         a.endpoint_id,
@@ -176,23 +161,47 @@ impl QueueStore for SqliteStore {
                         Json(&a.response_headers)
                     ])
                     .map_err(map_err)?;
+            }
+            // A resend requested while an attempt was in flight (`next_trigger` 2, see
+            // `schedule_manual`) is not swallowed: a delivery still on its schedule has its next
+            // attempt brought forward to the resend's time; a finished one gets one manual
+            // attempt then.
+            let mut update = c
+                .prepare_cached(
+                    "UPDATE delivery SET status = ?2, scheduled_attempts = ?3, total_attempts = total_attempts + ?7, \
+                     next_attempt_at = CASE WHEN next_trigger = 2 AND ?4 IS NOT NULL AND NOT ?6 THEN MIN(next_attempt_at, ?4) \
+                       WHEN next_trigger = 2 THEN next_attempt_at WHEN ?6 THEN NULL ELSE ?4 END, \
+                     parked = ?6 AND next_trigger <> 2, \
+                     next_trigger = CASE WHEN next_trigger = 2 AND (?4 IS NULL OR ?6) THEN 1 ELSE 0 END, lease_until = 0, \
+                     updated_at = ?5 WHERE id = ?1",
+                )
+                .map_err(map_err)?;
+            for (id, u) in &plan.deliveries {
+                let o = u.last;
                 update
                     .execute(params![
-                        o.delivery_id,
+                        id,
                         o.delivery_status.code(),
                         o.scheduled_attempts,
                         o.next_attempt_at.map(micros),
-                        micros(a.created_at),
-                        o.park
+                        micros(o.attempt.created_at),
+                        o.park,
+                        u.attempts
                     ])
                     .map_err(map_err)?;
-                // Endpoint health for auto-disable: any success ends a failing run; an
-                // exhausted delivery starts one if none is running.
-                if a.status == MessageStatus::Success {
-                    healthy.execute([&a.endpoint_id]).map_err(map_err)?;
-                } else if o.delivery_status == MessageStatus::Fail && a.trigger_type == TriggerType::Scheduled {
-                    failing.execute(params![a.endpoint_id, micros(a.created_at)]).map_err(map_err)?;
-                }
+            }
+            // Endpoint health for auto-disable; rows whose value would not change are left
+            // unwritten.
+            let mut health = c
+                .prepare_cached(
+                    "UPDATE endpoint SET failing_since = CASE ?2 WHEN 0 THEN NULL WHEN 1 THEN COALESCE(failing_since, ?3) \
+                     ELSE ?3 END WHERE id = ?1 AND failing_since IS NOT \
+                     (CASE ?2 WHEN 0 THEN NULL WHEN 1 THEN COALESCE(failing_since, ?3) ELSE ?3 END)",
+                )
+                .map_err(map_err)?;
+            for (endpoint_id, h) in &plan.health {
+                let (mode, at) = h.mode();
+                health.execute(params![endpoint_id, mode, at]).map_err(map_err)?;
             }
             Ok(())
         })

@@ -405,6 +405,48 @@ pub async fn successful_attempt_clears_its_endpoints_failing_since(store: &dyn S
     assert_eq!(failing_since(store, &ep).await, Some(at(40)));
 }
 
+/// One batch applies as its records would one by one, in order: a delivery recorded twice
+/// counts both attempts and ends in its last state, and an endpoint's failing run follows the
+/// order of its attempts (an exhaustion after a success starts a new run).
+pub async fn a_batch_applies_as_its_records_would_one_by_one(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (msg, twice) = send(store, &mut g, &ep, 0).await;
+    let (_, early) = send(store, &mut g, &ep, 1).await;
+    let (_, late) = send(store, &mut g, &ep, 2).await;
+    record(store, g.outcome(&early, at(5), 500, Fail, None)).await;
+    assert_eq!(failing_since(store, &ep).await, Some(at(5)));
+
+    let batch = [
+        g.outcome(&twice, at(10), 500, Sending, Some(at(20))),
+        g.outcome(&twice, at(11), 204, Success, None),
+        g.outcome(&late, at(12), 503, Fail, None),
+    ];
+    store.record_attempts(&batch).await.unwrap();
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
+    assert_eq!(
+        (state.status, state.total_attempts, state.next_attempt_at),
+        (Success, 2, None)
+    );
+    assert_eq!(
+        failing_since(store, &ep).await,
+        Some(at(12)),
+        "the success ended the run begun at 5; the exhaustion after it began a new one"
+    );
+    let attempts = store
+        .list_attempts(
+            &AttemptFilter {
+                app_id: ep.app_id.clone(),
+                endpoint_id: Some(ep.id.clone()),
+                ..AttemptFilter::default()
+            },
+            &everything(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(attempts.items.len(), 4, "every attempt of the batch is kept");
+}
+
 /// A failed manual attempt (a resend) finishes its delivery `Fail` but says nothing about the
 /// endpoint's health: it neither starts a failing run nor moves one.
 pub async fn manual_failures_do_not_mark_an_endpoint_failing(store: &dyn Store) {

@@ -182,6 +182,7 @@ macro_rules! store_conformance_tests {
             exhausted_delivery_marks_its_endpoint_failing_from_the_first_exhaustion,
             successful_attempt_clears_its_endpoints_failing_since,
             manual_failures_do_not_mark_an_endpoint_failing,
+            a_batch_applies_as_its_records_would_one_by_one,
             disabling_an_endpoint_is_conditional_and_happens_once,
             claimed_message_is_read_only_while_the_claim_is_current,
             attempt_headers_round_trip_in_order,
