@@ -1,112 +1,9 @@
-//! Conformance tests for tokens, applications, endpoints and event types.
+//! Conformance tests for [`CatalogStore`]: applications, endpoints and event types, and what deleting
+//! an application takes with it.
 
 use hookd_core::model::OldSecret;
 
 use super::*;
-
-// ----- lifecycle and tokens -----
-
-/// A fresh store answers the health probe.
-pub async fn ping_answers_on_a_fresh_store(store: &dyn Store) {
-    store.ping().await.expect("ping");
-}
-
-/// Tokens are stored whole (minus the secret) and found by hash; an unknown hash finds nothing.
-pub async fn token_is_found_by_the_hash_of_its_secret(store: &dyn Store) {
-    let mut g = Gen::new();
-    let admin = TokenRecord {
-        id: g.id(IdKind::Token, at(0)),
-        hash: "a".repeat(64),
-        env: Live,
-        app_id: None,
-        description: "admin".to_string(),
-        created_at: at(0),
-        expires_at: None,
-    };
-    let scoped = TokenRecord {
-        id: g.id(IdKind::Token, at(1)),
-        hash: "b".repeat(64),
-        env: Test,
-        app_id: Some(g.id(IdKind::Application, at(1))),
-        description: "one app".to_string(),
-        created_at: at(1),
-        expires_at: Some(at(3600)),
-    };
-    store.create_token(&admin).await.unwrap();
-    store.create_token(&scoped).await.unwrap();
-
-    assert_eq!(store.find_token(&admin.hash).await.unwrap(), Some(admin));
-    assert_eq!(store.find_token(&scoped.hash).await.unwrap(), Some(scoped));
-    assert_eq!(store.find_token(&"c".repeat(64)).await.unwrap(), None);
-}
-
-/// Tokens list oldest first; deleting removes one; expiring an application's tokens moves only
-/// its later-or-unset expiries earlier.
-pub async fn tokens_list_delete_and_expire_by_application(store: &dyn Store) {
-    let mut g = Gen::new();
-    let app = g.id(IdKind::Application, at(0));
-    let token = |g: &mut Gen, n: i64, app_id: Option<&str>, expires: Option<i64>| TokenRecord {
-        id: g.id(IdKind::Token, at(n)),
-        hash: format!("{n:064}"),
-        env: Live,
-        app_id: app_id.map(str::to_string),
-        description: format!("token {n}"),
-        created_at: at(n),
-        expires_at: expires.map(at),
-    };
-    let admin = token(&mut g, 1, None, None);
-    let portal_open = token(&mut g, 2, Some(&app), None);
-    let portal_late = token(&mut g, 3, Some(&app), Some(10_000));
-    let portal_soon = token(&mut g, 4, Some(&app), Some(50));
-    let other_app = token(&mut g, 5, Some("app_other"), None);
-    for t in [&admin, &portal_open, &portal_late, &portal_soon, &other_app] {
-        store.create_token(t).await.unwrap();
-    }
-    let ids: Vec<String> = store.list_tokens().await.unwrap().into_iter().map(|t| t.id).collect();
-    assert_eq!(
-        ids,
-        [&admin, &portal_open, &portal_late, &portal_soon, &other_app].map(|t| t.id.clone())
-    );
-
-    assert_eq!(store.expire_app_tokens(&app, at(100)).await.unwrap(), 2);
-    let expiry = |h: String| async move { store.find_token(&h).await.unwrap().unwrap().expires_at };
-    assert_eq!(expiry(portal_open.hash.clone()).await, Some(at(100)));
-    assert_eq!(expiry(portal_late.hash.clone()).await, Some(at(100)));
-    assert_eq!(
-        expiry(portal_soon.hash.clone()).await,
-        Some(at(50)),
-        "an earlier expiry stays"
-    );
-    assert_eq!(expiry(other_app.hash.clone()).await, None);
-    assert_eq!(expiry(admin.hash.clone()).await, None);
-
-    assert_eq!(
-        store.get_token(&admin.id).await.unwrap().as_ref(),
-        Some(&admin),
-        "by id"
-    );
-    assert!(store.delete_token(&admin.id).await.unwrap());
-    assert!(!store.delete_token(&admin.id).await.unwrap());
-    assert_eq!(store.find_token(&admin.hash).await.unwrap(), None);
-    assert_eq!(store.get_token(&admin.id).await.unwrap(), None);
-
-    // Expired rows are deleted; the others stay.
-    assert_eq!(
-        store.delete_expired_tokens(at(60)).await.unwrap(),
-        1,
-        "the one that expired at 50"
-    );
-    assert_eq!(store.find_token(&portal_soon.hash).await.unwrap(), None);
-    assert!(
-        store.find_token(&portal_late.hash).await.unwrap().is_some(),
-        "expires at 100, later"
-    );
-    assert!(
-        store.find_token(&other_app.hash).await.unwrap().is_some(),
-        "never expires"
-    );
-    assert_eq!(store.list_tokens().await.unwrap().len(), 3);
-}
 
 // ----- applications -----
 
@@ -225,18 +122,6 @@ pub async fn application_delete_removes_it_and_a_second_delete_is_not_found(stor
         .expect("a deleted application's uid is free");
 }
 
-/// Five Live applications created ten seconds apart, oldest first.
-async fn five_apps(store: &dyn Store) -> Vec<Application> {
-    let mut g = Gen::new();
-    let mut apps = Vec::new();
-    for i in 0..5 {
-        let app = g.app(Live, None, at(i * 10));
-        store.create_application(&app).await.unwrap();
-        apps.push(app);
-    }
-    apps
-}
-
 /// Application lists are keyset pages by id (creation order), oldest or newest first, with
 /// `has_more` set exactly when another page follows.
 pub async fn applications_page_by_id_in_both_orders(store: &dyn Store) {
@@ -270,6 +155,55 @@ pub async fn backwards_cursor_returns_the_previous_page_in_list_order(store: &dy
     // Newest first, the pages are [4 3] [2 1] [0].
     assert_eq!(list(before(&a[0].id, 2, DESC)).await, (pick(&a, &[2, 1]), true));
     assert_eq!(list(before(&a[2].id, 2, DESC)).await, (pick(&a, &[4, 3]), false));
+}
+
+/// Deleting an application takes its endpoints, messages, deliveries and attempts with it and
+/// leaves other applications untouched.
+pub async fn deleting_an_application_removes_its_endpoints_messages_deliveries_and_attempts(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (doomed, ep) = app_with_endpoint(store, &mut g).await;
+    let (msg, d) = send(store, &mut g, &ep, 1).await;
+    let (_, pending) = send(store, &mut g, &ep, 2).await;
+    let outcome = g.outcome(&d, at(3), 200, Success, None);
+    store.record_attempts(slice::from_ref(&outcome)).await.unwrap();
+    let kept = g.app(Live, None, at(4));
+    store.create_application(&kept).await.unwrap();
+    let kept_ep = g.endpoint(&kept.id, None, at(4));
+    store.create_endpoint(&kept_ep).await.unwrap();
+    let (kept_msg, kept_d) = send(store, &mut g, &kept_ep, 5).await;
+
+    store.delete_application(Live, &doomed.id).await.expect("delete");
+
+    assert_eq!(store.get_application(Live, &doomed.id).await.unwrap(), None);
+    assert_eq!(store.get_endpoint(&doomed.id, &ep.id).await.unwrap(), None);
+    assert_eq!(store.all_endpoints(&doomed.id).await.unwrap(), Vec::<Endpoint>::new());
+    assert_eq!(store.get_message(&doomed.id, &msg.id).await.unwrap(), None);
+    let unfiltered = MessageFilter::default();
+    let msgs = store
+        .list_messages(&doomed.id, &unfiltered, &everything())
+        .await
+        .unwrap();
+    assert_eq!(shape(&msgs), (vec![], false));
+    assert_eq!(store.get_delivery(&msg.id, &ep.id).await.unwrap(), None);
+    let deliveries = store.list_endpoint_deliveries(&ep.id, &unfiltered, &everything()).await;
+    assert_eq!(shape(&deliveries.unwrap()), (vec![], false));
+    assert_eq!(store.get_attempt(&msg.id, &outcome.attempt.id).await.unwrap(), None);
+    let of_doomed = AttemptFilter {
+        app_id: doomed.id.clone(),
+        ..Default::default()
+    };
+    let attempts = store.list_attempts(&of_doomed, &everything()).await.unwrap();
+    assert_eq!(shape(&attempts), (vec![], false));
+
+    let claims = claim(store, 100, 200).await;
+    assert!(
+        !claims.contains(&pending.id),
+        "a deleted application's delivery was claimed"
+    );
+    assert_eq!(claims, vec![kept_d.id]);
+    let found = store.get_message(&kept.id, &kept_msg.id).await.unwrap();
+    assert_eq!(found, Some(kept_msg));
+    assert_eq!(store.all_endpoints(&kept.id).await.unwrap(), vec![kept_ep]);
 }
 
 // ----- endpoints -----

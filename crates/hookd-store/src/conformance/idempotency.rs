@@ -150,3 +150,23 @@ pub async fn a_request_closed_by_its_deadline_writes_nothing_and_one_that_wrote_
     assert!(!open.close(), "the deadline can no longer cut it off");
     assert!(store.get_application(Live, &prompt.id).await.unwrap().is_some());
 }
+
+/// Expired idempotency keys are deleted in batches; live ones stay.
+pub async fn expired_idempotency_keys_are_deleted_in_batches(store: &dyn Store) {
+    for (key, expires) in [("a", 10), ("b", 20), ("c", 1000)] {
+        let begun = store.idempotency_begin(key, at(0), at(-60), at(expires)).await.unwrap();
+        assert_eq!(begun, IdempotencyState::Started);
+        store.idempotency_complete(key, at(0), 202, b"{}").await.unwrap();
+    }
+    assert_eq!(
+        store.delete_expired_idempotency(at(30), 1).await.unwrap(),
+        1,
+        "at most the limit"
+    );
+    assert_eq!(store.delete_expired_idempotency(at(30), 10).await.unwrap(), 1);
+    assert_eq!(store.delete_expired_idempotency(at(30), 10).await.unwrap(), 0);
+    assert!(matches!(
+        store.idempotency_begin("c", at(30), at(-30), at(2000)).await.unwrap(),
+        IdempotencyState::Completed { .. }
+    ));
+}

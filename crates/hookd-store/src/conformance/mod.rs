@@ -35,25 +35,38 @@
 //! [`Store`] documentation promises; lease ends, for instance, are probed strictly before and
 //! strictly after, never at the boundary, and claims are compared as sets.
 //!
-//! Adding a test: write the body in [`catalog`] (tokens, applications, endpoints, event types),
-//! [`queue`] (messages, the delivery queue, listings), [`engine`] (parking, deferring, endpoint
-//! health, attempt contents), [`stats`] (endpoint statistics, replay candidates), [`tasks`]
-//! (background tasks) or [`idempotency`] (idempotency keys), and add its name to the list in the
-//! macro.
+//! The suite is organised like the store: one file per capability trait, [`tokens`]
+//! ([`TokenStore`](crate::TokenStore)), [`catalog`] ([`CatalogStore`](crate::CatalogStore)),
+//! [`messages`] ([`MessageStore`](crate::MessageStore)), [`queue`] and [`queue_outcomes`]
+//! ([`QueueStore`](crate::QueueStore): claims and leases, then what an attempt's outcome does),
+//! [`retention`] ([`RetentionStore`](crate::RetentionStore)), [`outbox`]
+//! ([`OutboxStore`](crate::OutboxStore)), [`stats`] ([`StatsStore`](crate::StatsStore)),
+//! [`tasks`] ([`TaskStore`](crate::TaskStore)) and [`idempotency`]
+//! ([`IdempotencyStore`](crate::IdempotencyStore), with the write gate). Adding a test: write the
+//! body in the file of the capability it exercises and add its name to that capability's group
+//! in the macro's list.
 
 mod catalog;
-mod engine;
 mod idempotency;
+mod messages;
+mod outbox;
 mod queue;
+mod queue_outcomes;
+mod retention;
 mod stats;
 mod tasks;
+mod tokens;
 
 pub use catalog::*;
-pub use engine::*;
 pub use idempotency::*;
+pub use messages::*;
+pub use outbox::*;
 pub use queue::*;
+pub use queue_outcomes::*;
+pub use retention::*;
 pub use stats::*;
 pub use tasks::*;
+pub use tokens::*;
 
 use std::collections::{BTreeMap, HashMap};
 use std::slice;
@@ -67,8 +80,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::{
-    AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, Cursor, DeliveryState, IdempotencyState, MessageFilter,
-    NewDelivery, OutboxEvent, Page, PageRequest, QueueStats, Store, StoreError, StoreResult, TokenRecord,
+    AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, Cursor, DeliveryState, MessageFilter, NewDelivery,
+    OutboxEvent, Page, PageRequest, QueueStats, Store, StoreError, StoreResult, TokenRecord,
 };
 
 /// What a backend's factory hands the suite: the store under test, plus anything that must live
@@ -122,9 +135,10 @@ macro_rules! store_conformance_tests {
     };
     (@shared $make:expr; $($extra:ident),* $(,)?) => {
         $crate::store_conformance_tests!(@each $make;
-            ping_answers_on_a_fresh_store,
+            // TokenStore
             token_is_found_by_the_hash_of_its_secret,
             tokens_list_delete_and_expire_by_application,
+            // CatalogStore
             application_is_found_by_id_and_by_uid,
             application_uid_taken_in_the_environment_is_a_conflict,
             applications_are_invisible_from_the_other_environment,
@@ -132,6 +146,7 @@ macro_rules! store_conformance_tests {
             application_delete_removes_it_and_a_second_delete_is_not_found,
             applications_page_by_id_in_both_orders,
             backwards_cursor_returns_the_previous_page_in_list_order,
+            deleting_an_application_removes_its_endpoints_messages_deliveries_and_attempts,
             endpoint_is_found_by_id_and_by_uid_within_its_application,
             endpoint_uid_is_unique_per_application,
             endpoint_update_replaces_every_mutable_field,
@@ -142,65 +157,73 @@ macro_rules! store_conformance_tests {
             event_types_are_scoped_by_environment,
             event_types_list_by_name_and_hide_archived_unless_asked,
             event_type_delete_removes_it_for_good,
+            // MessageStore
             message_is_found_by_id_and_by_event_id,
             duplicate_event_id_is_a_conflict_and_inserts_none_of_its_deliveries,
             messages_list_newest_first_and_filter_by_type_channel_and_time,
-            claim_due_leases_only_deliveries_that_are_due_and_unleased,
-            claimed_delivery_is_claimed_again_once_its_lease_expires,
-            released_leases_make_deliveries_claimable_at_once,
-            payloads_expire_in_batches_and_expunges_remove_content,
-            pruning_deletes_old_finished_messages_in_batches_and_keeps_unfinished_ones,
-            expunging_an_application_removes_only_its_payloads,
-            delivery_created_with_a_lease_is_not_claimed_before_the_lease_ends,
-            claim_due_takes_the_longest_overdue_first_up_to_the_limit,
-            fair_claim_takes_each_endpoints_room_and_skips_full_endpoints_and_applications,
-            fair_claim_bounds_each_application_across_its_endpoints,
-            a_late_record_under_a_lease_taken_over_changes_nothing,
-            renewing_extends_only_leases_still_held,
-            a_resend_during_an_attempt_in_flight_survives_its_record,
-            a_payload_outlives_its_retention_while_a_delivery_still_needs_it,
-            expired_idempotency_keys_are_deleted_in_batches,
-            concurrent_claims_never_hand_out_the_same_delivery,
-            recorded_attempt_is_readable_and_listed_by_message_and_endpoint,
-            delivery_with_a_retry_scheduled_is_not_claimed_before_it_is_due,
-            finished_delivery_is_never_claimed_again,
-            recording_an_attempt_releases_the_lease,
             manual_schedule_makes_a_finished_delivery_due_as_a_manual_attempt,
             manual_schedule_creates_the_delivery_when_the_endpoint_never_had_one,
             manual_schedule_makes_a_delivery_on_its_schedule_due_now,
             message_deliveries_page_by_endpoint_id,
             endpoint_deliveries_list_newest_message_first_and_filter_by_status,
             attempts_filter_by_status_and_status_code_class,
-            deleting_an_application_removes_its_endpoints_messages_deliveries_and_attempts,
+            recorded_attempt_is_readable_and_listed_by_message_and_endpoint,
+            attempt_headers_round_trip_in_order,
+            receiver_text_with_nul_invalid_utf8_and_long_headers_is_stored_safely,
+            // QueueStore: claims and leases
+            ping_answers_on_a_fresh_store,
+            claim_due_leases_only_deliveries_that_are_due_and_unleased,
+            claim_due_takes_the_longest_overdue_first_up_to_the_limit,
+            delivery_created_with_a_lease_is_not_claimed_before_the_lease_ends,
+            delivery_with_a_retry_scheduled_is_not_claimed_before_it_is_due,
+            finished_delivery_is_never_claimed_again,
+            concurrent_claims_never_hand_out_the_same_delivery,
+            fair_claim_takes_each_endpoints_room_and_skips_full_endpoints_and_applications,
+            fair_claim_bounds_each_application_across_its_endpoints,
+            claimed_delivery_is_claimed_again_once_its_lease_expires,
+            released_leases_make_deliveries_claimable_at_once,
+            recording_an_attempt_releases_the_lease,
+            renewing_extends_only_leases_still_held,
+            a_late_record_under_a_lease_taken_over_changes_nothing,
             parked_delivery_is_never_claimed,
             unpark_endpoint_makes_only_that_endpoints_parked_deliveries_due_now,
             hasten_endpoint_makes_only_that_endpoints_waiting_retries_due_now,
-            queue_stats_count_due_claimed_scheduled_and_parked_deliveries,
-            queue_counts_stop_at_their_cap_and_say_so,
             deferred_delivery_is_released_and_due_only_at_the_new_time,
             delivery_parked_by_a_recorded_attempt_waits_for_its_endpoint_to_be_unparked,
+            // QueueStore: outcomes
+            a_batch_applies_as_its_records_would_one_by_one,
+            a_resend_during_an_attempt_in_flight_survives_its_record,
+            claimed_message_is_read_only_while_the_claim_is_current,
             exhausted_delivery_marks_its_endpoint_failing_from_the_first_exhaustion,
             successful_attempt_clears_its_endpoints_failing_since,
             manual_failures_do_not_mark_an_endpoint_failing,
-            a_batch_applies_as_its_records_would_one_by_one,
             disabling_an_endpoint_is_conditional_and_happens_once,
-            claimed_message_is_read_only_while_the_claim_is_current,
-            attempt_headers_round_trip_in_order,
-            receiver_text_with_nul_invalid_utf8_and_long_headers_is_stored_safely,
+            // RetentionStore
+            payloads_expire_in_batches_and_expunges_remove_content,
+            a_payload_outlives_its_retention_while_a_delivery_still_needs_it,
+            expunging_an_application_removes_only_its_payloads,
+            pruning_deletes_old_finished_messages_in_batches_and_keeps_unfinished_ones,
+            // OutboxStore
             outbox_events_are_stored_with_their_record_and_removed_once_published,
+            // StatsStore
             delivery_counts_cover_an_inclusive_window_of_creation_times,
             attempt_counts_cover_an_inclusive_window_of_attempt_times,
             missing_replay_picks_messages_never_sent_to_the_endpoint_in_id_order,
             deliveries_replay_filters_by_status_type_channel_and_latest_response_class,
+            queue_stats_count_due_claimed_scheduled_and_parked_deliveries,
+            queue_counts_stop_at_their_cap_and_say_so,
+            // TaskStore
             task_is_found_by_id_only_in_its_applications_environment,
             task_update_replaces_status_data_and_update_time,
             tasks_list_by_id_filtered_by_status_and_kind_in_pages,
             running_tasks_silent_since_before_the_cut_off_are_failed,
+            // IdempotencyStore and the write gate
             idempotency_key_is_in_progress_until_its_claim_goes_stale,
             completed_idempotency_key_replays_its_response_until_it_expires,
             released_idempotency_key_starts_again_but_a_completed_one_is_kept,
             a_stale_owners_late_release_or_completion_leaves_the_new_claim_alone,
             a_request_closed_by_its_deadline_writes_nothing_and_one_that_wrote_is_awaited,
+            expired_idempotency_keys_are_deleted_in_batches,
             $($extra,)*
         );
     };
@@ -536,5 +559,105 @@ fn in_status(status: MessageStatus) -> MessageFilter {
     MessageFilter {
         status: Some(status),
         ..Default::default()
+    }
+}
+
+// ----- shared by several capabilities' tests -----
+
+/// Five Live applications created ten seconds apart, oldest first.
+async fn five_apps(store: &dyn Store) -> Vec<Application> {
+    let mut g = Gen::new();
+    let mut apps = Vec::new();
+    for i in 0..5 {
+        let app = g.app(Live, None, at(i * 10));
+        store.create_application(&app).await.unwrap();
+        apps.push(app);
+    }
+    apps
+}
+
+/// A delivery's next attempt time, read back through [`MessageStore::get_delivery`].
+async fn next_attempt(store: &dyn Store, d: &NewDelivery) -> Option<DateTime<Utc>> {
+    let state = store.get_delivery(&d.msg_id, &d.endpoint_id).await.unwrap();
+    state
+        .unwrap_or_else(|| panic!("delivery {} is gone", d.id))
+        .next_attempt_at
+}
+
+/// An endpoint's `failing_since`, read back through [`CatalogStore::get_endpoint`].
+async fn failing_since(store: &dyn Store, ep: &Endpoint) -> Option<DateTime<Utc>> {
+    let found = store.get_endpoint(&ep.app_id, &ep.id).await.unwrap();
+    found
+        .unwrap_or_else(|| panic!("endpoint {} is gone", ep.id))
+        .failing_since
+}
+
+/// Records `outcome` alone.
+async fn record(store: &dyn Store, outcome: AttemptRecord) {
+    store.record_attempts(&[outcome]).await.expect("record");
+}
+
+/// The attempt of a receiver answering `410 Gone`: the delivery fails and is parked.
+fn gone(g: &mut Gen, d: &NewDelivery, when: i64) -> AttemptRecord {
+    AttemptRecord {
+        park: true,
+        ..g.outcome(d, at(when), 410, Fail, None)
+    }
+}
+
+/// A manual attempt (a resend) of `d` at `when` answered with `code`; the delivery finishes.
+fn manual(g: &mut Gen, d: &NewDelivery, when: i64, code: i64) -> AttemptRecord {
+    let status = if (200..300).contains(&code) { Success } else { Fail };
+    let mut outcome = g.outcome(d, at(when), code, status, None);
+    outcome.attempt.trigger_type = TriggerType::Manual;
+    outcome
+}
+
+/// An outbox event built for the suite.
+fn outbox_event(id: &str, app_id: &str, when: i64) -> OutboxEvent {
+    OutboxEvent {
+        id: id.to_string(),
+        kind: "message.attempt.exhausted".to_string(),
+        app_id: app_id.to_string(),
+        data: serde_json::json!({"appId": app_id, "n": when}),
+        created_at: at(when),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// Every test body in the suite's files is in the macro's list, once, and nothing else is.
+    #[test]
+    fn every_test_body_is_listed_in_the_macro_once() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/conformance");
+        let mut bodies = BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for line in source.lines() {
+                if let Some(rest) = line.strip_prefix("pub async fn ") {
+                    bodies.insert(rest.split('(').next().unwrap().to_string());
+                }
+            }
+        }
+        let module = std::fs::read_to_string(dir.join("mod.rs")).unwrap();
+        let start = module.find("macro_rules! store_conformance_tests").unwrap();
+        let end = start + module[start..].find("\n}\n").unwrap();
+        let listed: Vec<String> = module[start..end]
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                l.ends_with(',')
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == ',')
+            })
+            .map(|l| l.trim_end_matches(',').to_string())
+            .collect();
+        let unique: BTreeSet<String> = listed.iter().cloned().collect();
+        assert_eq!(unique.len(), listed.len(), "a test is listed twice");
+        assert!(bodies.len() > 80, "the suite's files are read");
+        assert_eq!(unique, bodies, "listed tests and test bodies differ");
     }
 }

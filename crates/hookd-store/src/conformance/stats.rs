@@ -309,3 +309,72 @@ pub async fn deliveries_replay_filters_by_status_type_channel_and_latest_respons
     assert_eq!(candidates(store, &all, Some(&m[1].id), 2).await, pick(&m, &[2, 3]));
     assert_eq!(candidates(store, &all, Some(&m[3].id), 2).await, pick(&m, &[4]));
 }
+
+/// Queue statistics split deliveries by state and date the oldest due, unclaimed one.
+pub async fn queue_stats_count_due_claimed_scheduled_and_parked_deliveries(store: &dyn Store) {
+    let mut g = Gen::new();
+    assert_eq!(store.queue_stats(at(0), 1000).await.unwrap(), QueueStats::default());
+    let (app, ep) = app_with_endpoint(store, &mut g).await;
+    let (_, claimed) = send(store, &mut g, &ep, 0).await;
+    let (_, parked) = send(store, &mut g, &ep, 1).await;
+    let (_, retrying) = send(store, &mut g, &ep, 2).await;
+    let (_, done) = send(store, &mut g, &ep, 3).await;
+    claim(store, 10, 1000).await;
+    store.park_delivery(&parked.id, 0).await.unwrap();
+    store
+        .record_attempts(&[
+            g.outcome(&retrying, at(11), 500, Sending, Some(at(300))),
+            g.outcome(&done, at(11), 200, Success, None),
+        ])
+        .await
+        .unwrap();
+    let (_, due_early) = send(store, &mut g, &ep, 20).await;
+    let (_, due_late) = send(store, &mut g, &ep, 40).await;
+    let mut off = g.endpoint(&app.id, None, at(0));
+    off.disabled = true;
+    store.create_endpoint(&off).await.unwrap();
+
+    let stats = store.queue_stats(at(50), 1000).await.unwrap();
+    assert_eq!(
+        stats,
+        QueueStats {
+            due: 2,
+            claimed: 1,
+            scheduled: 1,
+            parked: 1,
+            oldest_due_at: Some(at(20)),
+            disabled_endpoints: 1,
+            capped: false,
+        }
+    );
+    let _ = (claimed, due_early, due_late);
+    // Before the later one is due, only one is; at 400 the retry is due too.
+    assert_eq!(store.queue_stats(at(30), 1000).await.unwrap().due, 1);
+    let later = store.queue_stats(at(400), 1000).await.unwrap();
+    assert_eq!((later.scheduled, later.oldest_due_at), (0, Some(at(20))));
+}
+
+/// A queue count looks at no more than its cap of pending deliveries, the longest overdue
+/// first, and says when it stopped there; below the cap the due count and the oldest due time
+/// are exact even when other pending deliveries are left out.
+pub async fn queue_counts_stop_at_their_cap_and_say_so(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    for t in 0..5 {
+        send(store, &mut g, &ep, 10 + t).await;
+    }
+    let (_, waiting) = send(store, &mut g, &ep, 20).await;
+    let retry = g.outcome(&waiting, at(21), 500, Sending, Some(at(900)));
+    store.record_attempts(slice::from_ref(&retry)).await.unwrap();
+
+    let all = store.queue_stats(at(100), 1000).await.unwrap();
+    assert_eq!((all.due, all.scheduled, all.capped), (5, 1, false));
+    let capped = store.queue_stats(at(100), 5).await.unwrap();
+    assert_eq!(
+        (capped.due, capped.scheduled, capped.oldest_due_at, capped.capped),
+        (5, 0, Some(at(10)), true),
+        "the five due come first; the retry beyond the cap is not counted"
+    );
+    let tight = store.queue_stats(at(100), 2).await.unwrap();
+    assert_eq!((tight.due, tight.oldest_due_at, tight.capped), (2, Some(at(10)), true));
+}

@@ -1,0 +1,232 @@
+//! Conformance tests for what [`QueueStore`] does with an attempt's outcome: recording batches,
+//! resends during an attempt, endpoint health, auto-disable and the claimed message.
+
+use super::*;
+
+// ----- recording -----
+
+/// One batch applies as its records would one by one, in order: a delivery recorded twice
+/// counts both attempts and ends in its last state, and an endpoint's failing run follows the
+/// order of its attempts (an exhaustion after a success starts a new run).
+pub async fn a_batch_applies_as_its_records_would_one_by_one(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (msg, twice) = send(store, &mut g, &ep, 0).await;
+    let (_, early) = send(store, &mut g, &ep, 1).await;
+    let (_, late) = send(store, &mut g, &ep, 2).await;
+    record(store, g.outcome(&early, at(5), 500, Fail, None)).await;
+    assert_eq!(failing_since(store, &ep).await, Some(at(5)));
+
+    let batch = [
+        g.outcome(&twice, at(10), 500, Sending, Some(at(20))),
+        g.outcome(&twice, at(11), 204, Success, None),
+        g.outcome(&late, at(12), 503, Fail, None),
+    ];
+    store.record_attempts(&batch).await.unwrap();
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
+    assert_eq!(
+        (state.status, state.total_attempts, state.next_attempt_at),
+        (Success, 2, None)
+    );
+    assert_eq!(
+        failing_since(store, &ep).await,
+        Some(at(12)),
+        "the success ended the run begun at 5; the exhaustion after it began a new one"
+    );
+    let attempts = store
+        .list_attempts(
+            &AttemptFilter {
+                app_id: ep.app_id.clone(),
+                endpoint_id: Some(ep.id.clone()),
+                ..AttemptFilter::default()
+            },
+            &everything(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(attempts.items.len(), 4, "every attempt of the batch is kept");
+}
+
+/// A resend requested while a scheduled attempt is in flight is not swallowed by that attempt's
+/// record: a delivery that attempt finishes stays due at the resend's time as a manual attempt;
+/// one still on its schedule keeps its retries and has the next one brought forward.
+pub async fn a_resend_during_an_attempt_in_flight_survives_its_record(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (msg, d) = send(store, &mut g, &ep, 0).await;
+    let claims = store.claim_due(at(1), at(30), 10).await.unwrap();
+    assert_eq!(claimed(&claims, &d.id).trigger, TriggerType::Scheduled);
+    store.schedule_manual(&d, at(5)).await.unwrap();
+    let mut outcome = g.outcome(&d, at(6), 200, Success, None);
+    outcome.lease_token = claimed(&claims, &d.id).lease_token;
+    store.record_attempts(&[outcome]).await.unwrap();
+
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
+    assert_eq!(
+        (state.status, state.next_attempt_at),
+        (Success, Some(at(5))),
+        "still due"
+    );
+    let again = store.claim_due(at(7), at(40), 10).await.unwrap();
+    assert_eq!(
+        claimed(&again, &d.id).trigger,
+        TriggerType::Manual,
+        "the resend is sent"
+    );
+
+    // Still on its schedule: the failed attempt's retry (at 500) is brought forward to the
+    // resend (at 52) and stays a scheduled attempt, so no retry is lost.
+    let (msg2, d2) = send(store, &mut g, &ep, 50).await;
+    let claims = store.claim_due(at(51), at(80), 10).await.unwrap();
+    store.schedule_manual(&d2, at(52)).await.unwrap();
+    let mut failed = g.outcome(&d2, at(53), 500, Sending, Some(at(500)));
+    failed.lease_token = claimed(&claims, &d2.id).lease_token;
+    store.record_attempts(&[failed]).await.unwrap();
+    let state = store.get_delivery(&msg2.id, &ep.id).await.unwrap().expect("delivery");
+    assert_eq!((state.status, state.next_attempt_at), (Sending, Some(at(52))));
+    let next = store.claim_due(at(54), at(90), 10).await.unwrap();
+    assert_eq!(claimed(&next, &d2.id).trigger, TriggerType::Scheduled);
+}
+
+/// A claimed delivery's message is read once its attempt is about to be made, unless the
+/// delivery was attempted since the claim read it, or is gone with its application.
+pub async fn claimed_message_is_read_only_while_the_claim_is_current(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app, ep) = app_with_endpoint(store, &mut g).await;
+    let (msg, d) = send(store, &mut g, &ep, 0).await;
+    let claims = store.claim_due(at(1), at(100), 10).await.unwrap();
+    let claim = claimed(&claims, &d.id).clone();
+    let read = store.claimed_message(&claim).await.unwrap().expect("message");
+    assert_eq!(read, msg);
+
+    // Attempted meanwhile: the count moved, so this claim's read is stale.
+    record(store, g.outcome(&d, at(2), 500, Sending, Some(at(3)))).await;
+    assert_eq!(store.claimed_message(&claim).await.unwrap(), None);
+    let retry = store.claim_due(at(4), at(100), 10).await.unwrap();
+    let current = claimed(&retry, &d.id);
+    assert_eq!(current.total_attempts, claim.total_attempts + 1);
+    assert_eq!(store.claimed_message(current).await.unwrap(), Some(msg));
+
+    store.delete_application(app.env, &app.id).await.unwrap();
+    assert_eq!(store.claimed_message(current).await.unwrap(), None);
+}
+
+// ----- endpoint health and auto-disable -----
+
+/// A scheduled attempt that exhausts its delivery starts the endpoint's failing run at the
+/// attempt's time; failures with a retry still scheduled do not, and later exhaustions leave the
+/// start where it was. Other endpoints are untouched.
+pub async fn exhausted_delivery_marks_its_endpoint_failing_from_the_first_exhaustion(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app, ep) = app_with_endpoint(store, &mut g).await;
+    let healthy = g.endpoint(&app.id, None, at(0));
+    store.create_endpoint(&healthy).await.unwrap();
+    let (_, first) = send(store, &mut g, &ep, 0).await;
+    let (_, second) = send(store, &mut g, &ep, 1).await;
+    let (_, fine) = send(store, &mut g, &healthy, 2).await;
+
+    record(store, g.outcome(&first, at(5), 500, Sending, Some(at(9)))).await;
+    assert_eq!(failing_since(store, &ep).await, None);
+    record(store, g.outcome(&first, at(10), 500, Fail, None)).await;
+    assert_eq!(failing_since(store, &ep).await, Some(at(10)));
+    record(store, g.outcome(&second, at(20), 0, Fail, None)).await;
+    assert_eq!(failing_since(store, &ep).await, Some(at(10)));
+
+    record(store, g.outcome(&fine, at(21), 204, Success, None)).await;
+    assert_eq!(failing_since(store, &ep).await, Some(at(10)));
+    assert_eq!(failing_since(store, &healthy).await, None);
+}
+
+/// Any successful attempt ends the endpoint's failing run; the next exhaustion starts a new one.
+pub async fn successful_attempt_clears_its_endpoints_failing_since(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (_, exhausted) = send(store, &mut g, &ep, 0).await;
+    let (_, retried) = send(store, &mut g, &ep, 1).await;
+    let (_, later) = send(store, &mut g, &ep, 2).await;
+    record(store, g.outcome(&exhausted, at(10), 503, Fail, None)).await;
+    record(store, g.outcome(&retried, at(11), 503, Sending, Some(at(30)))).await;
+    assert_eq!(failing_since(store, &ep).await, Some(at(10)));
+
+    record(store, g.outcome(&retried, at(30), 200, Success, None)).await;
+    assert_eq!(failing_since(store, &ep).await, None);
+    record(store, g.outcome(&later, at(40), 500, Fail, None)).await;
+    assert_eq!(failing_since(store, &ep).await, Some(at(40)));
+}
+
+/// A failed manual attempt (a resend) finishes its delivery `Fail` but says nothing about the
+/// endpoint's health: it neither starts a failing run nor moves one.
+pub async fn manual_failures_do_not_mark_an_endpoint_failing(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (msg, d) = send(store, &mut g, &ep, 0).await;
+    let (_, other) = send(store, &mut g, &ep, 1).await;
+
+    record(store, manual(&mut g, &d, 10, 500)).await;
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
+    assert_eq!(state.status, Fail);
+    assert_eq!(failing_since(store, &ep).await, None);
+
+    record(store, g.outcome(&other, at(20), 500, Fail, None)).await;
+    assert_eq!(failing_since(store, &ep).await, Some(at(20)));
+    record(store, manual(&mut g, &d, 30, 0)).await;
+    assert_eq!(failing_since(store, &ep).await, Some(at(20)));
+}
+
+/// The engine disables an endpoint in one conditional update: with a failing-run bound only
+/// while the run began by then, never twice, and never one that recovered or is gone. The
+/// endpoint comes back disabled with its update time moved and its other fields untouched.
+pub async fn disabling_an_endpoint_is_conditional_and_happens_once(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app, ep) = app_with_endpoint(store, &mut g).await;
+    let (_, d) = send(store, &mut g, &ep, 0).await;
+
+    // Healthy: a bound on the failing run leaves it alone.
+    let left = store
+        .disable_endpoint(&app.id, &ep.id, at(50), Some(at(40)))
+        .await
+        .unwrap();
+    assert_eq!(left, None, "an endpoint with no failing run is not disabled by a bound");
+
+    record(store, g.outcome(&d, at(10), 500, Fail, None)).await;
+    let early = store
+        .disable_endpoint(&app.id, &ep.id, at(50), Some(at(9)))
+        .await
+        .unwrap();
+    assert_eq!(early, None, "a run begun after the bound is too young");
+
+    let disabled = store
+        .disable_endpoint(&app.id, &ep.id, at(50), Some(at(10)))
+        .await
+        .unwrap()
+        .expect("a run begun at the bound disables");
+    assert!(disabled.disabled);
+    assert_eq!(disabled.updated_at, at(50));
+    assert_eq!(
+        Endpoint {
+            disabled: false,
+            updated_at: ep.updated_at,
+            failing_since: None,
+            ..disabled.clone()
+        },
+        ep,
+        "nothing else changes"
+    );
+    assert_eq!(disabled.failing_since, Some(at(10)));
+    let stored = store.get_endpoint(&app.id, &ep.id).await.unwrap().expect("endpoint");
+    assert_eq!(stored, disabled);
+
+    let again = store.disable_endpoint(&app.id, &ep.id, at(60), None).await.unwrap();
+    assert_eq!(again, None, "an endpoint is disabled once");
+
+    // Without a bound (a receiver answering 410 Gone) an enabled endpoint is disabled at once.
+    let other = g.endpoint(&app.id, None, at(1));
+    store.create_endpoint(&other).await.unwrap();
+    let gone = store.disable_endpoint(&app.id, &other.id, at(70), None).await.unwrap();
+    assert!(gone.expect("disabled").disabled);
+    let missing = store
+        .disable_endpoint(&app.id, "ep_missing", at(70), None)
+        .await
+        .unwrap();
+    assert_eq!(missing, None);
+}
