@@ -20,10 +20,13 @@
 //! 3. [`dispatch`]: claim → sign → send → record, with bounded concurrency and per-tenant
 //!    shares; sees the store only through its queue capability (`hookd_store::QueueStore`),
 //!    and uses the caches, the operational sink, relay, metrics, config, clock.
-//! 4. [`state`]: what every request and worker shares (store, caches, clock, dispatcher
-//!    handle, the operational sink).
-//! 5. [`ops`]: use-cases shared by the API and the CLI, every rule written once (including
-//!    publishing the operational outbox); uses state and the layers below.
+//! 4. [`ops`]: use-cases shared by the API and the CLI, every rule written once (including
+//!    publishing the operational outbox). They take [`ops::Services`], a narrow struct of the
+//!    store, clock, caches, dispatcher handle, operational sink and task slots, and use the
+//!    layers below.
+//! 5. [`state`]: `AppState`, what every request handler shares: the use-cases' services plus
+//!    the HTTP surface's own (token cache, rate limiter, relay sessions, the `/metrics` queue
+//!    count).
 //! 6. Composition roots: [`api`] (the HTTP surface under `/api/v1`, `/metrics`; the only place
 //!    HTTP statuses are chosen) and [`cli`] (one module per subcommand).
 //!
@@ -132,13 +135,13 @@ pub async fn start(
         None => None,
     };
     let metrics_app = api::metrics_router(state.clone());
-    let operational_state = state.clone();
+    let operational_services = state.services.clone();
     let app = api::router(state);
     tracing::info!(addr = %listener.local_addr()?, "hookd listening");
     let task = tokio::spawn(async move {
         let tracker = tokio_util::task::TaskTracker::new();
         tracker.spawn(worker.run(shutdown.clone()));
-        tracker.spawn(ops::outbox::run(operational_state, shutdown.clone()));
+        tracker.spawn(ops::outbox::run(operational_services, shutdown.clone()));
         tracker.spawn(retention::run(
             store_for_retention,
             clock_for_retention,
@@ -197,8 +200,8 @@ mod tests {
         ("operational", 2),
         ("retention", 2),
         ("dispatch", 3),
-        ("state", 4),
-        ("ops", 5),
+        ("ops", 4),
+        ("state", 5),
         ("api", 6),
         ("cli", 6),
     ];

@@ -8,8 +8,8 @@ use hookd_core::validate;
 use hookd_store::{Page, PageRequest, StoreError};
 use serde::Deserialize;
 
+use super::Services;
 use super::{OpsError, OpsResult, Problems};
-use crate::state::AppState;
 
 /// Fields of a new or replaced application (Svix `ApplicationIn`).
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -80,7 +80,7 @@ fn conflict(e: StoreError) -> OpsError {
 /// Creates an application; with `get_if_exists`, an existing one with the same uid is returned
 /// instead (the bool says whether it was created).
 pub async fn create_application(
-    state: &AppState,
+    state: &Services,
     env: Environment,
     input: ApplicationIn,
     get_if_exists: bool,
@@ -122,7 +122,7 @@ pub async fn create_application(
 }
 
 /// The application addressed by id or uid.
-pub async fn get_application(state: &AppState, env: Environment, key: &str) -> OpsResult<Application> {
+pub async fn get_application(state: &Services, env: Environment, key: &str) -> OpsResult<Application> {
     state
         .store
         .get_application(env, key)
@@ -132,7 +132,7 @@ pub async fn get_application(state: &AppState, env: Environment, key: &str) -> O
 
 /// Replaces an application, creating it when `key` matches none (the bool says created).
 pub async fn upsert_application(
-    state: &AppState,
+    state: &Services,
     env: Environment,
     key: &str,
     input: ApplicationIn,
@@ -156,7 +156,7 @@ pub async fn upsert_application(
 
 /// Applies a partial update.
 pub async fn patch_application(
-    state: &AppState,
+    state: &Services,
     env: Environment,
     key: &str,
     patch: ApplicationPatch,
@@ -182,7 +182,7 @@ pub async fn patch_application(
 }
 
 /// Deletes an application and everything under it.
-pub async fn delete_application(state: &AppState, env: Environment, key: &str) -> OpsResult<()> {
+pub async fn delete_application(state: &Services, env: Environment, key: &str) -> OpsResult<()> {
     let app = get_application(state, env, key).await?;
     state.store.delete_application(env, &app.id).await?;
     state.apps.invalidate(&app.id);
@@ -191,6 +191,6 @@ pub async fn delete_application(state: &AppState, env: Environment, key: &str) -
 }
 
 /// A page of applications.
-pub async fn list_applications(state: &AppState, env: Environment, page: &PageRequest) -> OpsResult<Page<Application>> {
+pub async fn list_applications(state: &Services, env: Environment, page: &PageRequest) -> OpsResult<Page<Application>> {
     Ok(state.store.list_applications(env, page).await?)
 }

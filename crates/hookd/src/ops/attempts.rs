@@ -4,16 +4,16 @@ use hookd_core::id::IdKind;
 use hookd_core::model::{Application, Attempt, Endpoint, Message};
 use hookd_store::{AttemptFilter, DeliveryState, MessageFilter, NewDelivery, Page, PageRequest};
 
+use super::Services;
 use super::{OpsError, OpsResult};
-use crate::state::AppState;
 
 /// Attempts of an application, filtered.
-pub async fn list_attempts(state: &AppState, filter: &AttemptFilter, page: &PageRequest) -> OpsResult<Page<Attempt>> {
+pub async fn list_attempts(state: &Services, filter: &AttemptFilter, page: &PageRequest) -> OpsResult<Page<Attempt>> {
     Ok(state.store.list_attempts(filter, page).await?)
 }
 
 /// One attempt of a message.
-pub async fn get_attempt(state: &AppState, message: &Message, attempt_id: &str) -> OpsResult<Attempt> {
+pub async fn get_attempt(state: &Services, message: &Message, attempt_id: &str) -> OpsResult<Attempt> {
     state
         .store
         .get_attempt(&message.id, attempt_id)
@@ -24,7 +24,7 @@ pub async fn get_attempt(state: &AppState, message: &Message, attempt_id: &str) 
 /// The endpoints a message was sent to, with each delivery's state. Endpoints deleted since
 /// are left out.
 pub async fn attempted_destinations(
-    state: &AppState,
+    state: &Services,
     app: &Application,
     message: &Message,
     page: &PageRequest,
@@ -42,7 +42,7 @@ pub async fn attempted_destinations(
 
 /// The messages sent to an endpoint, with each delivery's state.
 pub async fn attempted_messages(
-    state: &AppState,
+    state: &Services,
     endpoint: &Endpoint,
     filter: &MessageFilter,
     page: &PageRequest,
@@ -52,7 +52,7 @@ pub async fn attempted_messages(
 
 /// Sends a message to an endpoint once more, now, as a manual attempt (no retries follow).
 /// Works whatever the endpoint's filters say and whether or not it was sent before.
-pub async fn resend(state: &AppState, app: &Application, message: &Message, endpoint: &Endpoint) -> OpsResult<()> {
+pub async fn resend(state: &Services, app: &Application, message: &Message, endpoint: &Endpoint) -> OpsResult<()> {
     if message.payload.is_none() {
         return Err(OpsError::BadRequest {
             code: "missing_payload",

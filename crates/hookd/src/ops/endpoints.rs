@@ -9,9 +9,9 @@ use hookd_signing::SigningKey;
 use hookd_store::{Page, PageRequest, StoreError};
 use serde::Deserialize;
 
+use super::Services;
 use super::{OpsError, OpsResult, Problems};
 use crate::operational::OpEvent;
-use crate::state::AppState;
 
 /// A new or replaced endpoint (Svix `EndpointIn` / `EndpointUpsertIn`).
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -102,7 +102,7 @@ fn conflict(e: StoreError) -> OpsError {
 }
 
 /// Checks every field of an endpoint, including that filtered event types exist.
-async fn check(state: &AppState, env: Environment, e: &Endpoint) -> OpsResult<()> {
+async fn check(state: &Services, env: Environment, e: &Endpoint) -> OpsResult<()> {
     let mut p = Problems::default();
     // https is required in the live environment unless the operator allows plain http.
     let https_only = env == Environment::Live && !state.config.delivery.allow_http;
@@ -195,7 +195,7 @@ pub struct RotateIn {
 
 /// Replaces the signing key. The old one keeps signing, next to the new one, for the grace
 /// period, so receivers can switch without rejecting a delivery. Returns the new verification key.
-pub async fn rotate_secret(state: &AppState, app: &Application, key: &str, input: RotateIn) -> OpsResult<String> {
+pub async fn rotate_secret(state: &Services, app: &Application, key: &str, input: RotateIn) -> OpsResult<String> {
     let mut e = get_endpoint(state, app, key).await?;
     let was_disabled = e.disabled;
     let grace = input.grace_period_seconds.unwrap_or(24 * 3600);
@@ -240,7 +240,7 @@ pub async fn rotate_secret(state: &AppState, app: &Application, key: &str, input
 }
 
 /// Creates an endpoint in `app`.
-pub async fn create_endpoint(state: &AppState, app: &Application, input: EndpointIn) -> OpsResult<Endpoint> {
+pub async fn create_endpoint(state: &Services, app: &Application, input: EndpointIn) -> OpsResult<Endpoint> {
     let now = state.clock.now();
     let secret = parse_secret("secret", input.secret.as_deref())?;
     let endpoint = Endpoint {
@@ -272,7 +272,7 @@ pub async fn create_endpoint(state: &AppState, app: &Application, input: Endpoin
 }
 
 /// The endpoint addressed by id or uid.
-pub async fn get_endpoint(state: &AppState, app: &Application, key: &str) -> OpsResult<Endpoint> {
+pub async fn get_endpoint(state: &Services, app: &Application, key: &str) -> OpsResult<Endpoint> {
     state
         .store
         .get_endpoint(&app.id, key)
@@ -282,7 +282,7 @@ pub async fn get_endpoint(state: &AppState, app: &Application, key: &str) -> Ops
 
 /// Validates and stores a changed endpoint. Enabling a disabled endpoint resumes the
 /// deliveries that were parked while it was disabled.
-async fn save(state: &AppState, app: &Application, mut endpoint: Endpoint, was_disabled: bool) -> OpsResult<Endpoint> {
+async fn save(state: &Services, app: &Application, mut endpoint: Endpoint, was_disabled: bool) -> OpsResult<Endpoint> {
     check(state, app.env, &endpoint).await?;
     endpoint.updated_at = state.clock.now();
     if was_disabled && !endpoint.disabled {
@@ -322,7 +322,7 @@ async fn save(state: &AppState, app: &Application, mut endpoint: Endpoint, was_d
 
 /// Replaces an endpoint's settings, creating it when `key` matches none (bool = created).
 pub async fn upsert_endpoint(
-    state: &AppState,
+    state: &Services,
     app: &Application,
     key: &str,
     input: EndpointIn,
@@ -344,7 +344,7 @@ pub async fn upsert_endpoint(
 
 /// Applies a partial update.
 pub async fn patch_endpoint(
-    state: &AppState,
+    state: &Services,
     app: &Application,
     key: &str,
     patch: EndpointPatch,
@@ -379,7 +379,7 @@ pub async fn patch_endpoint(
 }
 
 /// Deletes an endpoint; its pending deliveries are dropped with it.
-pub async fn delete_endpoint(state: &AppState, app: &Application, key: &str) -> OpsResult<()> {
+pub async fn delete_endpoint(state: &Services, app: &Application, key: &str) -> OpsResult<()> {
     let e = get_endpoint(state, app, key).await?;
     state.store.delete_endpoint(&app.id, &e.id).await?;
     state.endpoints.invalidate(&app.id);
@@ -391,7 +391,7 @@ pub async fn delete_endpoint(state: &AppState, app: &Application, key: &str) -> 
 }
 
 /// A page of endpoints.
-pub async fn list_endpoints(state: &AppState, app: &Application, page: &PageRequest) -> OpsResult<Page<Endpoint>> {
+pub async fn list_endpoints(state: &Services, app: &Application, page: &PageRequest) -> OpsResult<Page<Endpoint>> {
     Ok(state.store.list_endpoints(&app.id, page).await?)
 }
 
@@ -411,7 +411,7 @@ pub fn visible_headers(e: &Endpoint) -> (BTreeMap<String, String>, Vec<String>) 
 
 /// Replaces all custom headers.
 pub async fn set_headers(
-    state: &AppState,
+    state: &Services,
     app: &Application,
     key: &str,
     headers: BTreeMap<String, String>,
@@ -423,7 +423,7 @@ pub async fn set_headers(
 }
 
 /// Merges header changes.
-pub async fn patch_headers(state: &AppState, app: &Application, key: &str, patch: HeadersPatch) -> OpsResult<()> {
+pub async fn patch_headers(state: &Services, app: &Application, key: &str, patch: HeadersPatch) -> OpsResult<()> {
     let mut e = get_endpoint(state, app, key).await?;
     let was_disabled = e.disabled;
     for (name, value) in patch.headers {

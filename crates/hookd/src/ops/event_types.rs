@@ -5,8 +5,8 @@ use hookd_core::validate;
 use hookd_store::{Page, PageRequest};
 use serde::{Deserialize, Serialize};
 
+use super::Services;
 use super::{OpsError, OpsResult, Problems};
-use crate::state::AppState;
 
 pub use crate::catalog::EventTypeIn;
 
@@ -48,7 +48,7 @@ fn check(et: &EventType) -> OpsResult<()> {
 
 /// Stores `input` under `name`, keeping the original creation time of a type it replaces.
 async fn save(
-    state: &AppState,
+    state: &Services,
     env: Environment,
     name: String,
     input: EventTypeIn,
@@ -73,7 +73,7 @@ async fn save(
 }
 
 /// Creates an event type; re-creating an archived one restores it. 409 when it exists.
-pub async fn create_event_type(state: &AppState, env: Environment, input: EventTypeIn) -> OpsResult<EventType> {
+pub async fn create_event_type(state: &Services, env: Environment, input: EventTypeIn) -> OpsResult<EventType> {
     let name = input.name.clone().unwrap_or_default();
     let existing = state.store.get_event_type(env, &name).await?;
     if existing.as_ref().is_some_and(|e| !e.archived) {
@@ -86,7 +86,7 @@ pub async fn create_event_type(state: &AppState, env: Environment, input: EventT
 }
 
 /// One event type by name.
-pub async fn get_event_type(state: &AppState, env: Environment, name: &str) -> OpsResult<EventType> {
+pub async fn get_event_type(state: &Services, env: Environment, name: &str) -> OpsResult<EventType> {
     state
         .store
         .get_event_type(env, name)
@@ -96,7 +96,7 @@ pub async fn get_event_type(state: &AppState, env: Environment, name: &str) -> O
 
 /// Creates or replaces by name (bool = created).
 pub async fn upsert_event_type(
-    state: &AppState,
+    state: &Services,
     env: Environment,
     name: &str,
     input: EventTypeIn,
@@ -108,7 +108,7 @@ pub async fn upsert_event_type(
 
 /// Applies a partial update.
 pub async fn patch_event_type(
-    state: &AppState,
+    state: &Services,
     env: Environment,
     name: &str,
     patch: EventTypePatch,
@@ -140,7 +140,7 @@ pub async fn patch_event_type(
 }
 
 /// Archives an event type, or deletes it for good with `expunge`.
-pub async fn delete_event_type(state: &AppState, env: Environment, name: &str, expunge: bool) -> OpsResult<()> {
+pub async fn delete_event_type(state: &Services, env: Environment, name: &str, expunge: bool) -> OpsResult<()> {
     let mut et = get_event_type(state, env, name).await?;
     if expunge {
         state.store.delete_event_type(env, name).await?;
@@ -156,7 +156,7 @@ pub async fn delete_event_type(state: &AppState, env: Environment, name: &str, e
 
 /// A page of event types ordered by name.
 pub async fn list_event_types(
-    state: &AppState,
+    state: &Services,
     env: Environment,
     include_archived: bool,
     page: &PageRequest,
@@ -213,7 +213,7 @@ pub struct ImportOpenApiOut {
 
 /// Creates or updates the event types a document's `webhooks` describe. Types that already
 /// match are left alone; archived ones are restored; `replaceAll` archives the rest.
-pub async fn import_openapi(state: &AppState, env: Environment, input: ImportOpenApiIn) -> OpsResult<ImportOpenApiOut> {
+pub async fn import_openapi(state: &Services, env: Environment, input: ImportOpenApiIn) -> OpsResult<ImportOpenApiOut> {
     let doc = match (input.spec, input.spec_raw) {
         (Some(spec), None) => spec,
         (None, Some(raw)) => crate::openapi::parse_raw(&raw).map_err(|detail| OpsError::BadRequest {

@@ -12,9 +12,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::applications::{create_application, ApplicationIn};
+use super::Services;
 use super::{OpsError, OpsResult, Problems};
 use crate::config::Validation;
-use crate::state::AppState;
 
 /// Shortest and longest payload retention, in days.
 pub const RETENTION_DAYS: std::ops::RangeInclusive<i64> = 1..=90;
@@ -76,7 +76,7 @@ fn check(input: &MessageIn) -> OpsResult<()> {
 }
 
 /// Resolves the application of a message, creating it from `application` when allowed.
-async fn resolve_app(state: &AppState, env: Environment, key: &str, input: &mut MessageIn) -> OpsResult<Application> {
+async fn resolve_app(state: &Services, env: Environment, key: &str, input: &mut MessageIn) -> OpsResult<Application> {
     if let Some(app) = state.apps.get(env, key).await? {
         return Ok(app);
     }
@@ -99,7 +99,7 @@ async fn resolve_app(state: &AppState, env: Environment, key: &str, input: &mut 
 /// Stores a message and its deliveries in one commit, then hands the deliveries to the
 /// dispatcher. Returns only after the commit (the caller answers 202).
 pub async fn create_message(
-    state: &AppState,
+    state: &Services,
     env: Environment,
     app_key: &str,
     mut input: MessageIn,
@@ -112,7 +112,7 @@ pub async fn create_message(
 
 /// Validates the payload against its event type's schema, as `catalog.validation` says for
 /// `env`: a 422 pointing into the payload, a logged warning, or nothing.
-async fn check_schema(state: &AppState, env: Environment, input: &MessageIn) -> OpsResult<()> {
+async fn check_schema(state: &Services, env: Environment, input: &MessageIn) -> OpsResult<()> {
     let mode = state.config.catalog.validation_for(env);
     if mode == Validation::Off {
         return Ok(());
@@ -144,7 +144,7 @@ async fn check_schema(state: &AppState, env: Environment, input: &MessageIn) -> 
 
 /// Stores a message of `app` and its deliveries, to every endpoint whose filters accept it or,
 /// with `only`, to that one endpoint (still subject to its filters), then hands them over.
-pub async fn publish(state: &AppState, app: &Application, input: MessageIn, only: Option<&str>) -> OpsResult<Message> {
+pub async fn publish(state: &Services, app: &Application, input: MessageIn, only: Option<&str>) -> OpsResult<Message> {
     let now = state.clock.now();
     let days = input.payload_retention_period.unwrap_or(DEFAULT_RETENTION_DAYS);
     let message = Message {
@@ -203,13 +203,13 @@ pub async fn publish(state: &AppState, app: &Application, input: MessageIn, only
 }
 
 /// Removes a message's payload at once (it then reads as expired).
-pub async fn expunge_content(state: &AppState, app: &Application, key: &str) -> OpsResult<()> {
+pub async fn expunge_content(state: &Services, app: &Application, key: &str) -> OpsResult<()> {
     let message = get_message(state, app, key).await?;
     Ok(state.store.expunge_message_content(&app.id, &message.id).await?)
 }
 
 /// A message by id or event id.
-pub async fn get_message(state: &AppState, app: &Application, key: &str) -> OpsResult<Message> {
+pub async fn get_message(state: &Services, app: &Application, key: &str) -> OpsResult<Message> {
     state
         .store
         .get_message(&app.id, key)
@@ -219,7 +219,7 @@ pub async fn get_message(state: &AppState, app: &Application, key: &str) -> OpsR
 
 /// Messages newest first.
 pub async fn list_messages(
-    state: &AppState,
+    state: &Services,
     app: &Application,
     filter: &MessageFilter,
     page: &PageRequest,
@@ -240,7 +240,7 @@ pub struct PrecheckIn {
 
 /// Whether a message of this event type and channels would reach any enabled endpoint of
 /// `app`, so a publisher can skip building payloads nobody receives.
-pub async fn precheck(state: &AppState, app: &Application, input: &PrecheckIn) -> OpsResult<bool> {
+pub async fn precheck(state: &Services, app: &Application, input: &PrecheckIn) -> OpsResult<bool> {
     let mut p = Problems::default();
     p.check(validate::check_event_type_name("eventType", &input.event_type));
     if let Some(channels) = &input.channels {
@@ -263,7 +263,7 @@ pub const MAX_BULK_EXPUNGE: usize = 250;
 /// Removes the payloads of the named messages (ids, or event ids); answers per name whether it
 /// was `expunged` or `not-found`.
 pub async fn bulk_expunge(
-    state: &AppState,
+    state: &Services,
     app: &Application,
     ids: &[String],
 ) -> OpsResult<std::collections::BTreeMap<String, &'static str>> {
@@ -289,7 +289,7 @@ pub async fn bulk_expunge(
 
 /// Removes every payload of `app` and records it as a finished `application.purge_content`
 /// background task.
-pub async fn expunge_all_contents(state: &AppState, app: &Application) -> OpsResult<hookd_store::TaskRecord> {
+pub async fn expunge_all_contents(state: &Services, app: &Application) -> OpsResult<hookd_store::TaskRecord> {
     let purged = state.store.expunge_app_contents(&app.id).await?;
     let now = state.clock.now();
     let task = hookd_store::TaskRecord {

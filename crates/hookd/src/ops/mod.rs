@@ -1,8 +1,8 @@
 //! Use-cases: what hookd does, independent of how it was asked (API, dashboard, CLI).
 //!
-//! Each function takes the shared [`AppState`](crate::state::AppState), the caller's
-//! environment and typed input, enforces the rules, and returns domain records or an
-//! [`OpsError`]. Nothing here knows about HTTP.
+//! Each function takes the shared [`Services`], the caller's environment and typed input,
+//! enforces the rules, and returns domain records or an [`OpsError`]. Nothing here knows about
+//! HTTP.
 
 pub mod applications;
 pub mod attempts;
@@ -11,6 +11,9 @@ pub mod event_types;
 pub mod messages;
 pub mod outbox;
 pub mod replay;
+pub mod services;
+
+pub use services::Services;
 
 use hookd_core::validate::FieldError;
 use hookd_store::StoreError;

@@ -12,7 +12,7 @@ use super::applications::{create_application, ApplicationIn};
 use super::endpoints::{create_endpoint, EndpointIn};
 use super::messages::{publish, MessageIn};
 use super::OpsError;
-use crate::state::AppState;
+use super::Services;
 
 /// Uid of the internal application that carries operational webhooks.
 pub const OPERATIONAL_APP_UID: &str = "hookd-operational";
@@ -25,7 +25,7 @@ const BATCH: usize = 100;
 const POLL: Duration = Duration::from_secs(1);
 
 /// Publishes the outbox until `shutdown`; a no-op when operational webhooks are off.
-pub async fn run(state: AppState, shutdown: CancellationToken) {
+pub async fn run(state: Services, shutdown: CancellationToken) {
     let Some(stored) = state.notifier.stored() else {
         return;
     };
@@ -57,7 +57,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 }
 
 /// Publishes up to [`BATCH`] outbox events and removes them; returns how many were taken.
-pub async fn publish_batch(state: &AppState, app: &Application) -> anyhow::Result<usize> {
+pub async fn publish_batch(state: &Services, app: &Application) -> anyhow::Result<usize> {
     let events = state.store.outbox_events(BATCH).await?;
     let mut done = Vec::with_capacity(events.len());
     for event in &events {
@@ -95,12 +95,12 @@ pub async fn publish_batch(state: &AppState, app: &Application) -> anyhow::Resul
     Ok(events.len())
 }
 
-async fn app_uid(state: &AppState, app_id: &str) -> Option<String> {
+async fn app_uid(state: &Services, app_id: &str) -> Option<String> {
     state.apps.by_id(app_id).await.ok().flatten().and_then(|app| app.uid)
 }
 
 /// Creates (or brings up to date) the internal application and its endpoint from the config.
-async fn ensure_operator_endpoint(state: &AppState) -> anyhow::Result<Application> {
+async fn ensure_operator_endpoint(state: &Services) -> anyhow::Result<Application> {
     let cfg = &state.config.operational_webhook;
     let app_in = ApplicationIn {
         name: "hookd operational webhooks".into(),

@@ -17,8 +17,8 @@ use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
 use super::messages::{publish, MessageIn};
+use super::Services;
 use super::{OpsError, OpsResult};
-use crate::state::AppState;
 
 /// Longest window a replay or a statistics query may cover (the payload retention).
 pub const MAX_WINDOW: Duration = Duration::days(90);
@@ -118,7 +118,7 @@ pub fn window(
 
 /// Starts a replay task over `kind` and returns it (status `running`).
 async fn start(
-    state: &AppState,
+    state: &Services,
     app: &Application,
     endpoint: &Endpoint,
     task: &'static str,
@@ -132,8 +132,8 @@ async fn start(
         detail: format!(
             "{} background tasks are already running for this application (at most {} on this node); \
              retry when one finishes",
-            crate::state::TASKS_PER_APP,
-            crate::state::TASKS_PER_NODE
+            super::services::TASKS_PER_APP,
+            super::services::TASKS_PER_NODE
         ),
     })?;
     let now = state.clock.now();
@@ -173,7 +173,7 @@ async fn start(
 }
 
 /// Schedules one manual attempt per picked message, batch by batch, saving progress.
-async fn run(state: &AppState, endpoint: &Endpoint, task_id: &str, query: &ReplayQuery) -> OpsResult<u64> {
+async fn run(state: &Services, endpoint: &Endpoint, task_id: &str, query: &ReplayQuery) -> OpsResult<u64> {
     // Replays go to the endpoint whatever its disabled flag says; its filters still decide
     // which never-sent messages were meant for it.
     let mut filter_view = endpoint.clone();
@@ -211,7 +211,7 @@ async fn run(state: &AppState, endpoint: &Endpoint, task_id: &str, query: &Repla
     Ok(sent)
 }
 
-async fn schedule(state: &AppState, m: &Message, endpoint: &Endpoint) -> OpsResult<()> {
+async fn schedule(state: &Services, m: &Message, endpoint: &Endpoint) -> OpsResult<()> {
     let now = state.clock.now();
     let d = NewDelivery {
         id: IdKind::Delivery.generate(now, &mut rand::thread_rng()),
@@ -228,7 +228,7 @@ async fn schedule(state: &AppState, m: &Message, endpoint: &Endpoint) -> OpsResu
 
 /// Resends every message whose delivery to the endpoint failed in the window.
 pub async fn recover(
-    state: &AppState,
+    state: &Services,
     app: &Application,
     endpoint: &Endpoint,
     input: WindowIn,
@@ -245,7 +245,7 @@ pub async fn recover(
 
 /// Sends the messages of the window that the endpoint never got.
 pub async fn replay_missing(
-    state: &AppState,
+    state: &Services,
     app: &Application,
     endpoint: &Endpoint,
     input: WindowIn,
@@ -265,7 +265,7 @@ pub async fn replay_missing(
 
 /// Resends the deliveries matching the filters (failed ones unless `status` says otherwise).
 pub async fn bulk_replay(
-    state: &AppState,
+    state: &Services,
     app: &Application,
     endpoint: &Endpoint,
     input: BulkReplayIn,
@@ -297,7 +297,7 @@ pub async fn bulk_replay(
 }
 
 /// One background task of the environment.
-pub async fn get_task(state: &AppState, env: Environment, id: &str) -> OpsResult<TaskRecord> {
+pub async fn get_task(state: &Services, env: Environment, id: &str) -> OpsResult<TaskRecord> {
     state
         .store
         .get_task(env, id)
@@ -307,7 +307,7 @@ pub async fn get_task(state: &AppState, env: Environment, id: &str) -> OpsResult
 
 /// Background tasks of the environment.
 pub async fn list_tasks(
-    state: &AppState,
+    state: &Services,
     env: Environment,
     filter: &TaskFilter,
     page: &PageRequest,
@@ -318,7 +318,7 @@ pub async fn list_tasks(
 /// Deliveries (by status) and attempts (by outcome) of an endpoint over a window (default the
 /// last 28 days).
 pub async fn stats(
-    state: &AppState,
+    state: &Services,
     endpoint: &Endpoint,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
@@ -344,7 +344,7 @@ pub async fn stats(
 /// real message with the usual retries; the endpoint's filters still apply. An envelope-shaped
 /// example gets a new event id and the current time, so each test event is distinct.
 pub async fn send_example(
-    state: &AppState,
+    state: &Services,
     app: &Application,
     endpoint: &Endpoint,
     input: EventExampleIn,
