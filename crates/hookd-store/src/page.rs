@@ -86,6 +86,14 @@ impl<T> Page<T> {
             has_more: self.has_more,
         }
     }
+
+    /// Maps the items with a fallible `f`, keeping `has_more`; the first error is returned.
+    pub fn try_map<U, E>(self, f: impl FnMut(T) -> Result<U, E>) -> Result<Page<U>, E> {
+        Ok(Page {
+            items: self.items.into_iter().map(f).collect::<Result<_, E>>()?,
+            has_more: self.has_more,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -159,16 +159,8 @@ impl CatalogStore for PostgresStore {
 
     async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>> {
         let q = sql::list_endpoints(Dialect::Postgres, app_id, page);
-        let found = page.finish(self.list(q, rows::endpoint).await?);
-        let items = found
-            .items
-            .into_iter()
-            .map(|e| open_endpoint(self.secrets.as_deref(), e))
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page {
-            items,
-            has_more: found.has_more,
-        })
+        page.finish(self.list(q, rows::endpoint).await?)
+            .try_map(|e| open_endpoint(self.secrets.as_deref(), e))
     }
 
     async fn all_endpoints_sealed(&self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
