@@ -1,8 +1,11 @@
 //! hookd-store: the storage seam.
 //!
-//! The [`Store`] trait is everything hookd asks of a database; backends (embedded SQLite, and
-//! PostgreSQL for several nodes) implement it and prove it with the shared conformance suite in
-//! [`conformance`] (feature `testing`). Handlers and the dispatcher never see a driver type:
+//! What hookd asks of a database is a set of capability traits ([`QueueStore`],
+//! [`CatalogStore`], [`MessageStore`], [`TokenStore`], [`IdempotencyStore`], [`TaskStore`],
+//! [`StatsStore`], [`RetentionStore`], [`OutboxStore`]); [`Store`] is all of them at once, for
+//! code that needs everything. Backends (embedded SQLite, and PostgreSQL for several nodes)
+//! implement them and prove it with the shared conformance suite in [`conformance`] (feature
+//! `testing`), organised by capability too. Handlers and the dispatcher never see a driver type:
 //! backend errors arrive as [`StoreError`].
 //!
 //! The database is also the delivery queue. A *delivery* (message × endpoint) is due when its
@@ -12,7 +15,9 @@
 //! lease runs out.
 //!
 //! Module map: [`error`], [`page`] (keyset pagination), [`records`] (inputs and outputs that
-//! are not plain domain records), [`conformance`].
+//! are not plain domain records), [`sql`] (the statements both backends share, with a dialect
+//! for what differs), [`batch`] (the one algorithm of `record_attempts`), [`gate`] (the
+//! request's write gate), [`secrets`] (sealing at rest), [`conformance`].
 
 pub mod batch;
 pub mod error;
