@@ -34,6 +34,8 @@ pub enum IdKind {
     Task,
     /// `tok_`: an API token's public id.
     Token,
+    /// `sess_`: a signed-in browser's session (dashboard or consumer portal).
+    Session,
 }
 
 impl IdKind {
@@ -47,6 +49,7 @@ impl IdKind {
             IdKind::Delivery => "msgep_",
             IdKind::Task => "qtask_",
             IdKind::Token => "tok_",
+            IdKind::Session => "sess_",
         }
     }
 

@@ -9,10 +9,10 @@ use hookd_core::model::{
     Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, OldSecret, TriggerType,
 };
 pub use hookd_store::sql::{
-    micros, qualified, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS, TASK_COLS,
-    TOKEN_COLS,
+    micros, qualified, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS,
+    SESSION_COLS, TASK_COLS, TOKEN_COLS,
 };
-use hookd_store::{DeliveryState, TaskRecord, TaskStatus, TokenRecord};
+use hookd_store::{DeliveryState, SessionRecord, TaskRecord, TaskStatus, TokenRecord};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::Row;
@@ -192,6 +192,22 @@ pub fn token(row: &PgRow) -> RowResult<TokenRecord> {
         description: row.try_get(4)?,
         created_at: time_at(row, 5)?,
         expires_at: opt_time_at(row, 6)?,
+    })
+}
+
+pub fn session(row: &PgRow) -> RowResult<SessionRecord> {
+    let capabilities: String = row.try_get(4)?;
+    Ok(SessionRecord {
+        id: row.try_get(0)?,
+        hash: row.try_get(1)?,
+        env: env_at(row, 2)?,
+        app_id: row.try_get(3)?,
+        capabilities: serde_json::from_str(&capabilities)
+            .map_err(|e| bad_value(4, format!("bad capabilities: {e}")))?,
+        read_only: row.try_get(5)?,
+        portal_session: row.try_get(6)?,
+        created_at: time_at(row, 7)?,
+        expires_at: time_at(row, 8)?,
     })
 }
 

@@ -13,8 +13,8 @@ use hookd_store::secrets::{open_endpoint, seal_endpoint};
 use hookd_store::sql::{self, Dialect, Param, Sql};
 use hookd_store::{
     AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter,
-    NewDelivery, OutboxEvent, Page, PageRequest, QueueStats, ReplayQuery, StatusCounts, StoreResult, TaskFilter,
-    TaskRecord, TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
+    NewDelivery, OutboxEvent, Page, PageRequest, QueueStats, ReplayQuery, SessionRecord, StatusCounts, StoreResult,
+    TaskFilter, TaskRecord, TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
 };
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -22,7 +22,7 @@ use sqlx::{Postgres, Row};
 
 use crate::rows::{
     self, micros, qualified, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS,
-    TASK_COLS, TOKEN_COLS,
+    SESSION_COLS, TASK_COLS, TOKEN_COLS,
 };
 use crate::{expect_one, map_err, PostgresStore, WORK_CHANNEL};
 
@@ -105,6 +105,7 @@ mod messages;
 mod outbox;
 mod queue;
 mod retention;
+mod sessions;
 mod stats;
 mod tasks;
 mod tokens;

@@ -73,6 +73,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_event_type_group.sql")),
     (5, include_str!("../migrations/0005_leases_and_outbox.sql")),
     (6, include_str!("../migrations/0006_claim_index.sql")),
+    (7, include_str!("../migrations/0007_browser_sessions.sql")),
 ];
 /// Read-only connections kept open, and the most reads running at once.
 const READERS: usize = 8;

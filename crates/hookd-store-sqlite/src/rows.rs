@@ -8,9 +8,10 @@ use hookd_core::model::{
     Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, OldSecret, TriggerType,
 };
 pub use hookd_store::sql::{
-    micros, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS, TASK_COLS, TOKEN_COLS,
+    micros, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS, SESSION_COLS,
+    TASK_COLS, TOKEN_COLS,
 };
-use hookd_store::{DeliveryState, TaskRecord, TaskStatus, TokenRecord};
+use hookd_store::{DeliveryState, SessionRecord, TaskRecord, TaskStatus, TokenRecord};
 use rusqlite::types::{FromSql, FromSqlError, ToSqlOutput, Value, ValueRef};
 use rusqlite::{Row, ToSql};
 
@@ -169,6 +170,20 @@ pub fn token(row: &Row) -> rusqlite::Result<TokenRecord> {
         description: row.get(4)?,
         created_at: from_micros(row.get(5)?),
         expires_at: row.get::<_, Option<i64>>(6)?.map(from_micros),
+    })
+}
+
+pub fn session(row: &Row) -> rusqlite::Result<SessionRecord> {
+    Ok(SessionRecord {
+        id: row.get(0)?,
+        hash: row.get(1)?,
+        env: env_at(row, 2)?,
+        app_id: row.get(3)?,
+        capabilities: row.get::<_, Json<Vec<String>>>(4)?.0,
+        read_only: row.get(5)?,
+        portal_session: row.get(6)?,
+        created_at: from_micros(row.get(7)?),
+        expires_at: from_micros(row.get(8)?),
     })
 }
 

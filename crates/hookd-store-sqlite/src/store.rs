@@ -7,15 +7,15 @@ use hookd_store::batch::RecordPlan;
 use hookd_store::prelude::*;
 use hookd_store::{
     AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter,
-    NewDelivery, OutboxEvent, Page, PageRequest, QueueStats, ReplayQuery, StatusCounts, StoreError, StoreResult,
-    TaskFilter, TaskRecord, TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
+    NewDelivery, OutboxEvent, Page, PageRequest, QueueStats, ReplayQuery, SessionRecord, StatusCounts, StoreError,
+    StoreResult, TaskFilter, TaskRecord, TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::rows::{
-    self, micros, Json, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS, TASK_COLS,
-    TOKEN_COLS,
+    self, micros, Json, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS,
+    SESSION_COLS, TASK_COLS, TOKEN_COLS,
 };
 use crate::{map_err, SqliteStore};
 use hookd_store::secrets::{open_endpoint, seal_endpoint};
@@ -106,6 +106,7 @@ mod messages;
 mod outbox;
 mod queue;
 mod retention;
+mod sessions;
 mod stats;
 mod tasks;
 mod tokens;

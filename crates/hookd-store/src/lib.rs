@@ -2,8 +2,8 @@
 //!
 //! What hookd asks of a database is a set of capability traits ([`QueueStore`],
 //! [`CatalogStore`], [`MessageStore`], [`TokenStore`], [`IdempotencyStore`], [`TaskStore`],
-//! [`StatsStore`], [`RetentionStore`], [`OutboxStore`]); [`Store`] is all of them at once, for
-//! code that needs everything. Backends (embedded SQLite, and PostgreSQL for several nodes)
+//! [`StatsStore`], [`RetentionStore`], [`OutboxStore`], [`SessionStore`]); [`Store`] is all of
+//! them at once, for code that needs everything. Backends (embedded SQLite, and PostgreSQL for several nodes)
 //! implement them and prove it with the shared conformance suite in [`conformance`] (feature
 //! `testing`), organised by capability too. Handlers and the dispatcher never see a driver type:
 //! backend errors arrive as [`StoreError`].
@@ -57,6 +57,7 @@ pub trait Store:
     + StatsStore
     + TaskStore
     + IdempotencyStore
+    + SessionStore
 {
 }
 
@@ -70,6 +71,7 @@ impl<T> Store for T where
         + StatsStore
         + TaskStore
         + IdempotencyStore
+        + SessionStore
         + ?Sized
 {
 }
@@ -77,8 +79,8 @@ impl<T> Store for T where
 /// The capability traits, for `use hookd_store::prelude::*` where store methods are called.
 pub mod prelude {
     pub use crate::{
-        CatalogStore, IdempotencyStore, MessageStore, OutboxStore, QueueStore, RetentionStore, StatsStore, Store,
-        TaskStore, TokenStore,
+        CatalogStore, IdempotencyStore, MessageStore, OutboxStore, QueueStore, RetentionStore, SessionStore,
+        StatsStore, Store, TaskStore, TokenStore,
     };
 }
 
@@ -477,4 +479,32 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     /// Gives up the claim made at `claimed_at` (the request failed), so the key can be used
     /// again; a completed key, or a claim taken over since, is left alone.
     async fn idempotency_release(&self, key: &str, claimed_at: DateTime<Utc>) -> StoreResult<()>;
+}
+
+/// Browser sessions of the dashboard and the consumer portal.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Stores a new session and, in the same transaction, deletes the oldest sessions of its
+    /// group beyond the newest `keep`: the group is its application for a portal session, the
+    /// environment's operators otherwise. So no one can grow the table without bound, per
+    /// application or in all.
+    async fn create_session(&self, session: &SessionRecord, keep: usize) -> StoreResult<()>;
+
+    /// The session whose secret hashes to `hash`, unless it has expired by `now`.
+    async fn find_session(&self, hash: &str, now: DateTime<Utc>) -> StoreResult<Option<SessionRecord>>;
+
+    /// Ends a session (sign-out); false when there was none.
+    async fn delete_session(&self, id: &str) -> StoreResult<bool>;
+
+    /// Ends an application's portal sessions at `at`: all of them, or those opened from a link
+    /// made for one of `portal_sessions`. Returns how many were still live.
+    async fn expire_app_sessions(
+        &self,
+        app_id: &str,
+        portal_sessions: Option<&[String]>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+
+    /// Deletes up to `limit` sessions that expired before `now`.
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64>;
 }

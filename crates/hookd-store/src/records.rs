@@ -22,6 +22,31 @@ pub struct TokenRecord {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// A signed-in browser: an operator on the dashboard, or a customer in the consumer portal.
+/// Only the hash of the cookie's secret is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// `sess_…`
+    pub id: String,
+    /// Hex SHA-256 of the cookie's secret.
+    pub hash: String,
+    /// Environment the session acts in.
+    pub env: Environment,
+    /// `None` for an operator (the whole environment); `Some(app_id)` for a portal session,
+    /// limited to that application.
+    pub app_id: Option<String>,
+    /// What a portal session may do (Svix capability names); empty for an operator.
+    pub capabilities: Vec<String>,
+    /// A portal session that may look but change nothing.
+    pub read_only: bool,
+    /// The Svix `sessionId` the portal link was made for, which `expire-all` can end.
+    pub portal_session: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A delivery to create with its message (or for a manual send).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewDelivery {

@@ -33,10 +33,20 @@ pub const DELIVERY_COLS: &str = "id, msg_id, endpoint_id, status, next_attempt_a
 pub const TASK_COLS: &str = "id, app_id, endpoint_id, kind, status, data, created_at, updated_at";
 /// Columns of `token`.
 pub const TOKEN_COLS: &str = "id, hash, env, app_id, description, created_at, expires_at";
+/// Columns of `browser_session`.
+pub const SESSION_COLS: &str = "id, hash, env, app_id, capabilities, read_only, portal_session, created_at, expires_at";
 
 /// The tables holding an application's records, children first: deleting an application
 /// deletes its rows from each, in this order, then the application itself.
-pub const APPLICATION_CHILDREN: &[&str] = &["attempt", "delivery", "message", "endpoint", "token", "task"];
+pub const APPLICATION_CHILDREN: &[&str] = &[
+    "attempt",
+    "delivery",
+    "message",
+    "endpoint",
+    "token",
+    "task",
+    "browser_session",
+];
 
 /// Microseconds since the epoch, the storage form of every time.
 pub fn micros(t: DateTime<Utc>) -> i64 {

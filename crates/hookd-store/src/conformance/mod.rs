@@ -41,7 +41,8 @@
 //! ([`QueueStore`](crate::QueueStore): claims and leases, then what an attempt's outcome does),
 //! [`retention`] ([`RetentionStore`](crate::RetentionStore)), [`outbox`]
 //! ([`OutboxStore`](crate::OutboxStore)), [`stats`] ([`StatsStore`](crate::StatsStore)),
-//! [`tasks`] ([`TaskStore`](crate::TaskStore)) and [`idempotency`]
+//! [`sessions`] ([`SessionStore`](crate::SessionStore)), [`tasks`] ([`TaskStore`](crate::TaskStore))
+//! and [`idempotency`]
 //! ([`IdempotencyStore`](crate::IdempotencyStore), with the write gate). Adding a test: write the
 //! body in the file of the capability it exercises and add its name to that capability's group
 //! in the macro's list.
@@ -53,6 +54,7 @@ mod outbox;
 mod queue;
 mod queue_outcomes;
 mod retention;
+mod sessions;
 mod stats;
 mod tasks;
 mod tokens;
@@ -64,6 +66,7 @@ pub use outbox::*;
 pub use queue::*;
 pub use queue_outcomes::*;
 pub use retention::*;
+pub use sessions::*;
 pub use stats::*;
 pub use tasks::*;
 pub use tokens::*;
@@ -205,6 +208,12 @@ macro_rules! store_conformance_tests {
             pruning_deletes_old_finished_messages_in_batches_and_keeps_unfinished_ones,
             // OutboxStore
             outbox_events_are_stored_with_their_record_and_removed_once_published,
+            // SessionStore
+            session_is_found_by_its_hash_until_it_expires_or_is_deleted,
+            sessions_beyond_their_groups_keep_are_deleted_oldest_first,
+            expire_all_ends_an_applications_portal_sessions_or_those_of_named_links,
+            expired_sessions_are_deleted_in_batches,
+            deleting_an_application_ends_its_portal_sessions,
             // StatsStore
             delivery_counts_cover_an_inclusive_window_of_creation_times,
             attempt_counts_cover_an_inclusive_window_of_attempt_times,
