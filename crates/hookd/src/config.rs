@@ -42,6 +42,32 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// What the sandbox (test environment) may reach.
     pub sandbox: SandboxConfig,
+    /// The operator dashboard.
+    pub dashboard: DashboardConfig,
+}
+
+/// The operator dashboard served at `/`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct DashboardConfig {
+    /// Serve the dashboard at all.
+    pub enabled: bool,
+    /// How long a dashboard session lasts after signing in (at most 30 days).
+    pub session_ttl_secs: u64,
+    /// The address people reach hookd at (`https://hooks.example.com`). When it is `https`,
+    /// session cookies are marked `Secure` (as they are for any request a proxy reports as
+    /// `https` with `X-Forwarded-Proto`).
+    pub public_url: String,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            enabled: true,
+            session_ttl_secs: 12 * 3600,
+            public_url: String::new(),
+        }
+    }
 }
 
 /// What the sandbox may reach beyond the live environment's address policy.
@@ -311,6 +337,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             secrets: SecretsConfig::default(),
             sandbox: SandboxConfig::default(),
+            dashboard: DashboardConfig::default(),
         }
     }
 }
@@ -405,6 +432,22 @@ impl Config {
                 key: "api.request_timeout_secs",
                 reason: "must be at least 1".into(),
             });
+        }
+        if !(60..=30 * 86_400).contains(&self.dashboard.session_ttl_secs) {
+            return Err(ConfigError::Invalid {
+                key: "dashboard.session_ttl_secs",
+                reason: "must be between 60 seconds and 30 days".into(),
+            });
+        }
+        if !self.dashboard.public_url.is_empty() {
+            let ok = url::Url::parse(&self.dashboard.public_url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key: "dashboard.public_url",
+                    reason: "must be an http:// or https:// URL with a host".into(),
+                });
+            }
         }
         if self.retention.prune_after_days == Some(0) {
             return Err(ConfigError::Invalid {

@@ -28,7 +28,9 @@
 //!    the HTTP surface's own (token cache, rate limiter, relay sessions, the `/metrics` queue
 //!    count).
 //! 6. Composition roots: [`api`] (the HTTP surface under `/api/v1`, `/metrics`; the only place
-//!    HTTP statuses are chosen) and [`cli`] (one module per subcommand).
+//!    API statuses are chosen), [`ui`] (the operator dashboard at `/`, server-rendered) and
+//!    [`cli`] (one module per subcommand). [`start`] serves the dashboard's routes beside the
+//!    API's.
 //!
 //! Libraries never bind sockets or read the environment: [`serve`] takes a bound listener, a
 //! loaded config, a store and a shutdown token.
@@ -50,6 +52,7 @@ pub mod retention;
 pub mod state;
 #[cfg(test)]
 mod testing;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -136,7 +139,8 @@ pub async fn start(
     };
     let metrics_app = api::metrics_router(state.clone());
     let operational_services = state.services.clone();
-    let app = api::router(state);
+    let dashboard = state.config.dashboard.enabled.then(ui::router);
+    let app = api::router(state, dashboard);
     tracing::info!(addr = %listener.local_addr()?, "hookd listening");
     let task = tokio::spawn(async move {
         let tracker = tokio_util::task::TaskTracker::new();
@@ -204,6 +208,7 @@ mod tests {
         ("state", 5),
         ("api", 6),
         ("cli", 6),
+        ("ui", 6),
     ];
 
     /// Modules compiled for tests only, outside the map.

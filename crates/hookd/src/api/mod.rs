@@ -32,9 +32,11 @@ use extract::Caller;
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// The whole API, ready to serve (trailing slashes trimmed before routing).
+/// The whole API, with `beside` (the dashboard) served next to it, ready to serve (trailing
+/// slashes trimmed before routing).
 pub fn router(
     state: AppState,
+    beside: Option<Router<AppState>>,
 ) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<NormalizePath<Router>, std::net::SocketAddr> {
     let limit = state.config.api.max_body_bytes;
     let api = Router::new()
@@ -50,6 +52,9 @@ pub fn router(
         .merge(openapi::router())
         .route_layer(axum::middleware::from_fn(crate::metrics::track));
     let mut app = Router::new().nest("/api/v1", api);
+    if let Some(pages) = beside {
+        app = app.merge(pages);
+    }
     if state.config.metrics.enabled && state.config.metrics.listen.is_none() {
         app = app.route("/metrics", axum::routing::get(metrics::serve));
     }

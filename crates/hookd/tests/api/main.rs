@@ -10,6 +10,7 @@ mod catalog;
 mod cli;
 mod cluster;
 mod compat;
+mod dashboard;
 mod delivery;
 mod durability;
 mod egress;

@@ -1,0 +1,84 @@
+//! The operator dashboard at `/`: server-rendered pages (askama templates in
+//! `crates/hookd/templates`, one small stylesheet embedded in the binary, no JavaScript needed),
+//! behind a sign-in with an admin token ([`session`]).
+//!
+//! Every response carries a strict Content-Security-Policy (nothing but this origin's
+//! stylesheet; no scripts, no framing) and is never cached; every value shown is escaped by the
+//! templates; every form carries the session's CSRF token.
+
+pub mod pages;
+pub mod session;
+
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::state::AppState;
+
+/// The dashboard's Content-Security-Policy: this origin's stylesheet and inline SVG images,
+/// nothing else; forms post only here; never framed.
+pub const CSP: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const STYLESHEET: &str = include_str!("../../assets/hookd.css");
+
+/// The dashboard's routes, for the API router to serve beside `/api/v1`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::overview))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", axum::routing::post(pages::logout))
+        .route("/apps", get(pages::applications).post(pages::create_application))
+        .route("/assets/hookd.css", get(stylesheet))
+        .layer(axum::middleware::map_response(protect))
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
+            (CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+/// Adds the security headers every dashboard response carries.
+async fn protect(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers
+        .entry(CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Renders a template as a page with `status`.
+pub(crate) fn render(status: StatusCode, page: &impl askama::Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render a dashboard page");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+        }
+    }
+}
+
+/// The answer when the database cannot be reached.
+pub(crate) fn unavailable(e: &hookd_store::StoreError) -> Response {
+    tracing::warn!(error = %e, "dashboard page without its data");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, HeaderValue::from_static("5"))],
+        "hookd cannot reach its database right now; try again in a moment",
+    )
+        .into_response()
+}

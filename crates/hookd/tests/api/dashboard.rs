@@ -1,0 +1,310 @@
+//! The operator dashboard: signing in and out, sessions, CSRF, security headers, and the pages,
+//! driven over HTTP like a browser without JavaScript.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+/// A browser: no redirects followed, so each answer can be checked.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn location(headers: &HeaderMap) -> &str {
+    headers.get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// The session cookie's `name=value` from a sign-in answer, and the whole `Set-Cookie` line.
+fn session_cookie(headers: &HeaderMap) -> (String, String) {
+    let line = headers
+        .get(SET_COOKIE)
+        .expect("a Set-Cookie header")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let pair = line.split(';').next().unwrap().to_string();
+    (pair, line)
+}
+
+/// The CSRF token in a page's forms.
+fn csrf(html: &str) -> String {
+    let at = html.find(r#"name="csrf" value=""#).expect("a form with a CSRF token") + r#"name="csrf" value=""#.len();
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+/// Signs in with `token` (as a form from the dashboard's own page) and returns the cookie pair.
+async fn sign_in(app: &TestApp, token: &str) -> String {
+    let r = browser()
+        .post(format!("{}/login", app.base))
+        .header("origin", &app.base)
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed in");
+    assert_eq!(location(r.headers()), "/");
+    session_cookie(r.headers()).0
+}
+
+async fn page(app: &TestApp, path: &str, cookie: &str) -> (StatusCode, HeaderMap, String) {
+    let r = browser()
+        .get(format!("{}{path}", app.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.headers().clone(), r.text().await.unwrap())
+}
+
+async fn post_form(app: &TestApp, path: &str, cookie: &str, form: &[(&str, &str)]) -> (StatusCode, HeaderMap, String) {
+    let r = browser()
+        .post(format!("{}{path}", app.base))
+        .header("cookie", cookie)
+        .header("origin", &app.base)
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.headers().clone(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn signing_in_with_an_admin_token_sets_a_strict_http_only_cookie_whose_secret_is_stored_hashed() {
+    let app = TestApp::spawn().await;
+    let (status, headers, _) = page(&app, "/", "").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), "/login");
+
+    let (status, headers, html) = page(&app, "/login", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Admin token"));
+    assert_eq!(headers["content-security-policy"], hookd::ui::CSP);
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["cache-control"], "no-store");
+
+    let r = browser()
+        .post(format!("{}/login", app.base))
+        .header("origin", &app.base)
+        .form(&[("token", app.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (pair, line) = session_cookie(r.headers());
+    assert!(pair.starts_with("hookd_session=hkds_"), "{line}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(line.contains(attribute), "{attribute} in {line}");
+    }
+    assert!(!line.contains("Secure"), "plain http: {line}");
+    let secret = pair.trim_start_matches("hookd_session=");
+    let now = app.clock_now();
+    let stored = app
+        .store
+        .find_session(&hookd::auth::hash_token(secret), now)
+        .await
+        .unwrap();
+    let stored = stored.expect("the session is found by the hash of its secret");
+    assert_eq!((stored.app_id, stored.env.as_str()), (None, "live"));
+    assert_eq!(
+        app.store.find_session(secret, now).await.unwrap(),
+        None,
+        "the secret itself is not stored"
+    );
+
+    let (status, headers, html) = page(&app, "/", &pair).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Overview") && html.contains("Queue lag"));
+    assert!(!html.contains("TEST MODE"));
+    assert_eq!(headers["content-security-policy"], hookd::ui::CSP);
+    let (status, headers, _) = page(&app, "/login", &pair).await;
+    assert_eq!(
+        (status, location(&headers)),
+        (StatusCode::SEE_OTHER, "/"),
+        "already signed in"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_or_application_scoped_token_or_a_cross_site_form_signs_no_one_in() {
+    let app = TestApp::spawn().await;
+    let app_in = app.create_app("shop").await;
+    let (_, portal) = app
+        .post(
+            &format!("/api/v1/auth/app-portal-access/{}", app_in["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    let portal_token = portal["token"].as_str().expect("a portal token").to_string();
+    for token in ["hk_live_wrong", portal_token.as_str(), ""] {
+        let r = browser()
+            .post(format!("{}/login", app.base))
+            .header("origin", &app.base)
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "token {token:?}");
+        assert!(r.headers().get(SET_COOKIE).is_none());
+        assert!(r.text().await.unwrap().contains("not a valid admin token"));
+    }
+    for (name, value) in [("origin", "http://evil.example"), ("sec-fetch-site", "cross-site")] {
+        let r = browser()
+            .post(format!("{}/login", app.base))
+            .header(name, value)
+            .form(&[("token", app.token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{name}: {value}");
+        assert!(r.headers().get(SET_COOKIE).is_none());
+    }
+}
+
+#[tokio::test]
+async fn forms_without_the_sessions_csrf_token_are_refused_and_signing_out_ends_the_session() {
+    let app = TestApp::spawn().await;
+    let cookie = sign_in(&app, &app.token).await;
+    let other = sign_in(&app, &app.token).await;
+    let (_, _, html) = page(&app, "/", &cookie).await;
+    let token = csrf(&html);
+    let (_, _, other_html) = page(&app, "/", &other).await;
+    assert_ne!(csrf(&other_html), token, "each session has its own CSRF token");
+
+    for form in [
+        vec![],
+        vec![("csrf", "0".repeat(64))],
+        vec![("csrf", csrf(&other_html))],
+    ] {
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, _, _) = post_form(&app, "/logout", &cookie, &form).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(page(&app, "/", &cookie).await.0, StatusCode::OK, "still signed in");
+
+    let (status, headers, _) = post_form(&app, "/logout", &cookie, &[("csrf", &token)]).await;
+    assert_eq!((status, location(&headers)), (StatusCode::SEE_OTHER, "/login"));
+    assert!(
+        session_cookie(&headers).1.contains("Max-Age=0"),
+        "the cookie is cleared"
+    );
+    let (status, headers, _) = page(&app, "/", &cookie).await;
+    assert_eq!(
+        (status, location(&headers)),
+        (StatusCode::SEE_OTHER, "/login"),
+        "the session is gone"
+    );
+    assert_eq!(page(&app, "/", &other).await.0, StatusCode::OK, "other sessions stay");
+}
+
+#[tokio::test]
+async fn a_session_expires_after_its_lifetime_and_is_secure_behind_https() {
+    let app = TestApp::spawn_with(|c| c.dashboard.session_ttl_secs = 600).await;
+    let cookie = sign_in(&app, &app.token).await;
+    assert_eq!(page(&app, "/", &cookie).await.0, StatusCode::OK);
+    app.advance(Duration::from_secs(601));
+    let (status, headers, _) = page(&app, "/", &cookie).await;
+    assert_eq!((status, location(&headers)), (StatusCode::SEE_OTHER, "/login"));
+
+    let r = browser()
+        .post(format!("{}/login", app.base))
+        .header("x-forwarded-proto", "https")
+        .form(&[("token", app.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let line = session_cookie(r.headers()).1;
+    assert!(line.ends_with("; Secure") && line.contains("Max-Age=600"), "{line}");
+}
+
+#[tokio::test]
+async fn the_sandbox_carries_the_test_mode_banner_and_sees_only_its_own_applications() {
+    let app = TestApp::spawn().await;
+    app.create_app("live-shop").await;
+    let sandbox = app.test_token().await;
+    let cookie = sign_in(&app, &sandbox).await;
+    let (_, _, html) = page(&app, "/", &cookie).await;
+    assert!(html.contains("TEST MODE"));
+    let (_, _, html) = page(&app, "/apps", &cookie).await;
+    assert!(
+        !html.contains("live-shop"),
+        "a live application is not shown in the sandbox"
+    );
+    let (_, _, html) = page(&app, "/apps?q=live-shop", &cookie).await;
+    assert!(html.contains("No application has that id or uid."));
+}
+
+#[tokio::test]
+async fn the_applications_page_creates_lists_and_finds_applications_with_inline_errors_and_escaped_values() {
+    let app = TestApp::spawn().await;
+    let cookie = sign_in(&app, &app.token).await;
+    let (_, _, html) = page(&app, "/apps", &cookie).await;
+    assert!(html.contains("No applications yet."));
+    let token = csrf(&html);
+
+    let name = "<script>alert(1)</script> & Co";
+    let (status, headers, _) = post_form(
+        &app,
+        "/apps",
+        &cookie,
+        &[("csrf", &token), ("name", name), ("uid", "shop-1")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let created = location(&headers).to_string();
+    assert!(created.starts_with("/apps?q=app_"), "{created}");
+
+    let (_, _, html) = page(&app, "/apps", &cookie).await;
+    assert!(
+        html.contains("&#60;script&#62;alert(1)&#60;/script&#62; &#38; Co"),
+        "escaped: {html}"
+    );
+    assert!(!html.contains("<script>alert"), "never raw");
+    let (_, _, found) = page(&app, &created, &cookie).await;
+    assert!(found.contains("shop-1"));
+    let (_, _, by_uid) = page(&app, "/apps?q=shop-1", &cookie).await;
+    assert!(by_uid.contains(created.trim_start_matches("/apps?q=")));
+
+    let (status, _, html) = post_form(
+        &app,
+        "/apps",
+        &cookie,
+        &[("csrf", &token), ("name", "Again"), ("uid", "shop-1")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        html.contains(r#"class="error""#) && html.contains(r#"value="Again""#),
+        "the form keeps its input"
+    );
+    let (status, _, html) = post_form(
+        &app,
+        "/apps",
+        &cookie,
+        &[("csrf", &token), ("name", ""), ("uid", "bad uid!")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        html.matches(r#"class="error""#).count() >= 2,
+        "both fields explain themselves: {html}"
+    );
+
+    let (status, _, _) = post_form(&app, "/apps", &cookie, &[("name", "No token")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, apps) = app.get("/api/v1/app").await;
+    assert_eq!(apps["data"].as_array().unwrap().len(), 1, "nothing else was created");
+}
+
+#[tokio::test]
+async fn the_dashboard_can_be_turned_off() {
+    let app = TestApp::spawn_with(|c| c.dashboard.enabled = false).await;
+    assert_eq!(page(&app, "/login", "").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/api/v1/health").await.0, StatusCode::OK);
+}
