@@ -6,6 +6,7 @@
 //! stylesheet; no scripts, no framing) and is never cached; every value shown is escaped by the
 //! templates; every form carries the session's CSRF token.
 
+pub mod endpoints;
 pub mod pages;
 pub mod session;
 
@@ -33,6 +34,14 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", axum::routing::post(pages::logout))
         .route("/apps", get(pages::applications).post(pages::create_application))
+        .route("/apps/{app}", get(endpoints::show_application))
+        .route("/apps/{app}/endpoints", axum::routing::post(endpoints::create_endpoint))
+        .route("/apps/{app}/endpoints/new", get(endpoints::new_endpoint))
+        .route("/apps/{app}/endpoints/{endpoint}", get(endpoints::show_endpoint))
+        .route(
+            "/apps/{app}/endpoints/{endpoint}/{action}",
+            axum::routing::post(endpoints::endpoint_action),
+        )
         .route("/assets/hookd.css", get(stylesheet))
         .layer(axum::middleware::map_response(protect))
 }

@@ -30,7 +30,8 @@ pub struct Chrome {
 }
 
 impl Chrome {
-    fn new(op: &Operator, current: &'static str) -> Chrome {
+    /// The chrome of `op`'s pages, with `current` marked in the navigation.
+    pub fn new(op: &Operator, current: &'static str) -> Chrome {
         Chrome {
             env: op.session.env.as_str(),
             test_mode: op.session.env == Environment::Test,
@@ -125,7 +126,8 @@ pub async fn logout(State(state): State<AppState>, op: Operator, Form(input): Fo
     response
 }
 
-fn forbidden() -> Response {
+/// The answer to a form without this session's CSRF token.
+pub fn forbidden() -> Response {
     (
         StatusCode::FORBIDDEN,
         "this form has expired or did not come from this dashboard; reload the page and try again",

@@ -308,3 +308,125 @@ async fn the_dashboard_can_be_turned_off() {
     assert_eq!(page(&app, "/login", "").await.0, StatusCode::NOT_FOUND);
     assert_eq!(app.get("/api/v1/health").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_endpoint_is_created_from_the_catalogs_groups_with_inline_errors_then_disabled_enabled_revealed_and_rotated()
+{
+    let app = TestApp::spawn().await;
+    for (name, group) in [
+        ("payment.failed", Some("billing")),
+        ("payment.succeeded", Some("billing")),
+        ("user.created", None),
+    ] {
+        let body = json!({"name": name, "description": format!("About {name}"), "groupName": group});
+        assert_eq!(app.post("/api/v1/event-type", body).await.0, StatusCode::CREATED);
+    }
+    let created = app.create_app("acme").await;
+    let app_id = created["id"].as_str().unwrap().to_string();
+    let cookie = sign_in(&app, &app.token).await;
+
+    let (status, _, html) = page(&app, &format!("/apps/{app_id}"), &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("No endpoints yet"));
+    let (status, _, form) = page(&app, &format!("/apps/{app_id}/endpoints/new"), &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    let group = form.find("<h3>billing</h3>").expect("event types grouped by groupName");
+    let other = form.find("<h3>Other</h3>").expect("ungrouped event types last");
+    let payment = form
+        .find(r#"value="payment.failed""#)
+        .expect("a checkbox per event type");
+    let user = form.find(r#"value="user.created""#).expect("a checkbox per event type");
+    assert!(
+        group < payment && payment < other && other < user,
+        "each event type sits in its group"
+    );
+    let token = csrf(&form);
+
+    let path = format!("/apps/{app_id}/endpoints");
+    let bad = [
+        ("csrf", token.as_str()),
+        ("url", "not a url"),
+        ("throttle_rate", "fast"),
+        ("headers", "no colon here"),
+        ("event_types", "payment.failed"),
+    ];
+    let (status, _, html) = post_form(&app, &path, &cookie, &bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("whole number of messages per second"), "{html}");
+    assert!(html.contains("is not a header"));
+    assert!(html.contains(r#"value="not a url""#), "the form keeps its input");
+    assert!(html.contains(r#"value="payment.failed" checked"#), "and its checked event types");
+    assert!(!html.contains(r#"value="user.created" checked"#));
+    let (status, _, html) = post_form(&app, &path, &cookie, &[("csrf", &token), ("url", "not a url")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        html.matches(r#"class="error""#).count() >= 1,
+        "the URL is explained: {html}"
+    );
+
+    let url = app.receiver.url("/ok");
+    let good = [
+        ("csrf", token.as_str()),
+        ("url", url.as_str()),
+        ("description", "Orders <team>"),
+        ("event_types", "payment.failed"),
+        ("event_types", "payment.succeeded"),
+        ("channels", "eu, vip"),
+        ("throttle_rate", "5"),
+        ("headers", "X-Team: billing"),
+    ];
+    let (status, headers, _) = post_form(&app, &path, &cookie, &good).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let endpoint_page = location(&headers).to_string();
+    let endpoint_id = endpoint_page.rsplit('/').next().unwrap().to_string();
+    let (_, api) = app.get(&format!("/api/v1/app/{app_id}/endpoint/{endpoint_id}")).await;
+    assert_eq!(api["filterTypes"], json!(["payment.failed", "payment.succeeded"]));
+    assert_eq!(api["channels"], json!(["eu", "vip"]));
+    assert_eq!(api["throttleRate"], 5);
+    assert_eq!(api["description"], "Orders <team>");
+
+    let (_, _, html) = page(&app, &endpoint_page, &cookie).await;
+    assert!(html.contains("payment.failed, payment.succeeded") && html.contains("X-Team: billing"));
+    assert!(html.contains("Orders &#60;team&#62;"));
+    let (_, _, list) = page(&app, &format!("/apps/{app_id}"), &cookie).await;
+    assert!(list.contains(&endpoint_id) && list.contains("state-enabled"));
+
+    let action = |name: &str| format!("{endpoint_page}/{name}");
+    let (status, _, _) = post_form(&app, &action("disable"), &cookie, &[("csrf", "forged")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, html) = post_form(&app, &action("disable"), &cookie, &[("csrf", &token)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Disabled.") && html.contains("state-disabled"));
+    assert_eq!(
+        app.get(&format!("/api/v1/app/{app_id}/endpoint/{endpoint_id}")).await.1["disabled"],
+        true
+    );
+    post_form(&app, &action("enable"), &cookie, &[("csrf", &token)]).await;
+    assert_eq!(
+        app.get(&format!("/api/v1/app/{app_id}/endpoint/{endpoint_id}")).await.1["disabled"],
+        false
+    );
+
+    let secret_of = |html: &str| {
+        let at = html.find(r#"<code class="secret">"#).expect("the secret is shown") + r#"<code class="secret">"#.len();
+        html[at..].split('<').next().unwrap().to_string()
+    };
+    let secret_path = format!("/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret");
+    let (_, _, html) = page(&app, &endpoint_page, &cookie).await;
+    assert!(!html.contains("whsec_"), "the secret is shown only when asked for");
+    let (_, _, html) = post_form(&app, &action("reveal"), &cookie, &[("csrf", &token)]).await;
+    let revealed = secret_of(&html);
+    assert!(revealed.starts_with("whsec_"));
+    assert_eq!(revealed, app.get(&secret_path).await.1["key"]);
+    let (_, _, html) = post_form(&app, &action("rotate"), &cookie, &[("csrf", &token)]).await;
+    let rotated = secret_of(&html);
+    assert_ne!(rotated, revealed);
+    assert_eq!(rotated, app.get(&secret_path).await.1["key"]);
+
+    let sandbox = sign_in(&app, &app.test_token().await).await;
+    assert_eq!(
+        page(&app, &endpoint_page, &sandbox).await.0,
+        StatusCode::NOT_FOUND,
+        "another environment's endpoint"
+    );
+}

@@ -1,0 +1,411 @@
+//! An application's page, and its endpoints: create with inline errors, event types grouped as
+//! in the catalog, enable and disable, reveal and rotate the signing secret.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use hookd_core::model::{Application, Endpoint, EventType};
+use hookd_store::PageRequest;
+
+use super::pages::{forbidden, Chrome};
+use super::session::Operator;
+use super::{render, unavailable};
+use crate::ops::endpoints::{EndpointIn, EndpointPatch, RotateIn};
+use crate::ops::{OpsError, OpsResult};
+use crate::state::AppState;
+
+/// Most endpoints the application page lists.
+const ENDPOINTS_SHOWN: usize = 250;
+
+/// The fields of a posted form, repeated names kept in order (event types are checkboxes).
+struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    fn parse(body: &[u8]) -> Fields {
+        Fields(form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    fn one(&self, name: &str) -> String {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    }
+
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// One row of an application's endpoint table.
+struct EndpointRow {
+    id: String,
+    url: String,
+    description: String,
+    state: &'static str,
+    filter: String,
+}
+
+impl EndpointRow {
+    fn from(e: &Endpoint) -> EndpointRow {
+        EndpointRow {
+            id: e.id.clone(),
+            url: e.url.clone(),
+            description: e.description.clone(),
+            state: state_of(e),
+            filter: match &e.event_types {
+                Some(types) => types.join(", "),
+                None => "every event".to_string(),
+            },
+        }
+    }
+}
+
+fn state_of(e: &Endpoint) -> &'static str {
+    match (e.disabled, e.failing_since.is_some()) {
+        (true, _) => "disabled",
+        (false, true) => "failing",
+        (false, false) => "enabled",
+    }
+}
+
+#[derive(Template)]
+#[template(path = "application.html")]
+struct ApplicationPage {
+    chrome: Chrome,
+    app: Application,
+    endpoints: Vec<EndpointRow>,
+    more: bool,
+}
+
+/// Loads the operator's application `key` (id or uid) or answers 404.
+async fn application(state: &AppState, op: &Operator, key: &str) -> Result<Application, Response> {
+    match state.store.get_application(op.session.env, key).await {
+        Ok(Some(app)) => Ok(app),
+        Ok(None) => Err((StatusCode::NOT_FOUND, "no such application in this environment").into_response()),
+        Err(e) => Err(unavailable(&e)),
+    }
+}
+
+/// `GET /apps/{app}`: the application and its endpoints.
+pub async fn show_application(State(state): State<AppState>, op: Operator, Path(key): Path<String>) -> Response {
+    let app = match application(&state, &op, &key).await {
+        Ok(app) => app,
+        Err(r) => return r,
+    };
+    let page = PageRequest::first(ENDPOINTS_SHOWN, true);
+    let found = match state.store.list_endpoints(&app.id, &page).await {
+        Ok(found) => found,
+        Err(e) => return unavailable(&e),
+    };
+    let page = ApplicationPage {
+        chrome: Chrome::new(&op, "applications"),
+        endpoints: found.items.iter().map(EndpointRow::from).collect(),
+        more: found.has_more,
+        app,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// One event type's checkbox.
+struct Choice {
+    name: String,
+    about: String,
+    checked: bool,
+}
+
+/// The catalog's event types grouped by `groupName` (ungrouped ones last, under "Other").
+struct Group {
+    name: String,
+    types: Vec<Choice>,
+}
+
+fn groups(catalog: &[EventType], checked: &[String]) -> Vec<Group> {
+    let mut by_group: BTreeMap<(bool, String), Vec<Choice>> = BTreeMap::new();
+    for t in catalog {
+        let key = match &t.group_name {
+            Some(g) => (false, g.clone()),
+            None => (true, "Other".to_string()),
+        };
+        by_group.entry(key).or_default().push(Choice {
+            name: t.name.clone(),
+            about: t.description.clone(),
+            checked: checked.contains(&t.name),
+        });
+    }
+    by_group
+        .into_iter()
+        .map(|((_, name), types)| Group { name, types })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "endpoint_form.html")]
+struct EndpointForm {
+    chrome: Chrome,
+    app: Application,
+    groups: Vec<Group>,
+    url: String,
+    description: String,
+    channels: String,
+    throttle_rate: String,
+    headers: String,
+    errors: Vec<(String, String)>,
+}
+
+async fn catalog(state: &AppState, op: &Operator) -> OpsResult<Vec<EventType>> {
+    crate::ops::event_types::all_event_types(state.store.as_ref(), op.session.env, false).await
+}
+
+/// `GET /apps/{app}/endpoints/new`: the new-endpoint form.
+pub async fn new_endpoint(State(state): State<AppState>, op: Operator, Path(key): Path<String>) -> Response {
+    let app = match application(&state, &op, &key).await {
+        Ok(app) => app,
+        Err(r) => return r,
+    };
+    let types = match catalog(&state, &op).await {
+        Ok(types) => types,
+        Err(e) => return ops_failure(e),
+    };
+    let form = EndpointForm {
+        chrome: Chrome::new(&op, "applications"),
+        groups: groups(&types, &[]),
+        app,
+        url: String::new(),
+        description: String::new(),
+        channels: String::new(),
+        throttle_rate: String::new(),
+        headers: String::new(),
+        errors: Vec::new(),
+    };
+    render(StatusCode::OK, &form)
+}
+
+/// `POST /apps/{app}/endpoints`: creates an endpoint; invalid fields are explained beside the
+/// form, which keeps what was typed.
+pub async fn create_endpoint(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(key): Path<String>,
+    body: Bytes,
+) -> Response {
+    let fields = Fields::parse(&body);
+    if !op.csrf_ok(&fields.one("csrf")) {
+        return forbidden();
+    }
+    let app = match application(&state, &op, &key).await {
+        Ok(app) => app,
+        Err(r) => return r,
+    };
+    let checked = fields.all("event_types");
+    let (input, mut errors) = endpoint_input(&fields, &checked);
+    if errors.is_empty() {
+        match crate::ops::endpoints::create_endpoint(&state, &app, input).await {
+            Ok(e) => return Redirect::to(&format!("/apps/{}/endpoints/{}", app.id, e.id)).into_response(),
+            Err(OpsError::Invalid(found)) => errors.extend(
+                found
+                    .into_iter()
+                    .map(|f| (f.loc.first().cloned().unwrap_or_default(), f.msg)),
+            ),
+            Err(OpsError::Conflict { detail, .. } | OpsError::BadRequest { detail, .. }) => {
+                errors.push((String::new(), detail))
+            }
+            Err(e) => return ops_failure(e),
+        }
+    }
+    let types = match catalog(&state, &op).await {
+        Ok(types) => types,
+        Err(e) => return ops_failure(e),
+    };
+    let form = EndpointForm {
+        chrome: Chrome::new(&op, "applications"),
+        groups: groups(&types, &checked),
+        app,
+        url: fields.one("url"),
+        description: fields.one("description"),
+        channels: fields.one("channels"),
+        throttle_rate: fields.one("throttle_rate"),
+        headers: fields.one("headers"),
+        errors,
+    };
+    render(StatusCode::UNPROCESSABLE_ENTITY, &form)
+}
+
+/// The endpoint a form describes, and the errors the form itself shows (before any rule of
+/// the endpoint is checked).
+fn endpoint_input(fields: &Fields, checked: &[String]) -> (EndpointIn, Vec<(String, String)>) {
+    let mut errors = Vec::new();
+    let list = |s: String| -> Option<Vec<String>> {
+        let items: Vec<String> = s
+            .split(',')
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+        (!items.is_empty()).then_some(items)
+    };
+    let throttle = fields.one("throttle_rate");
+    let throttle_rate = if throttle.is_empty() {
+        None
+    } else {
+        match throttle.parse::<u16>() {
+            Ok(rate) => Some(rate),
+            Err(_) => {
+                errors.push((
+                    "throttleRate".to_string(),
+                    "a whole number of messages per second, 1 to 65535".to_string(),
+                ));
+                None
+            }
+        }
+    };
+    let mut headers = BTreeMap::new();
+    for line in fields.one("headers").lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match line.split_once(':') {
+            Some((name, value)) if !name.trim().is_empty() => {
+                headers.insert(name.trim().to_string(), value.trim().to_string());
+            }
+            _ => errors.push((
+                "headers".to_string(),
+                format!("\"{line}\" is not a header: write one \"Name: value\" per line"),
+            )),
+        }
+    }
+    let input = EndpointIn {
+        url: fields.one("url"),
+        description: Some(fields.one("description")).filter(|d| !d.is_empty()),
+        event_types: (!checked.is_empty()).then(|| checked.to_vec()),
+        channels: list(fields.one("channels")),
+        throttle_rate,
+        headers: (!headers.is_empty()).then_some(headers),
+        ..EndpointIn::default()
+    };
+    (input, errors)
+}
+
+#[derive(Template)]
+#[template(path = "endpoint.html")]
+struct EndpointPage {
+    chrome: Chrome,
+    app: Application,
+    endpoint: Endpoint,
+    state: &'static str,
+    filter: String,
+    channels: String,
+    headers: Vec<(String, String)>,
+    withheld: Vec<String>,
+    secret: Option<String>,
+    notice: Option<&'static str>,
+}
+
+async fn endpoint_page(
+    state: &AppState,
+    op: &Operator,
+    app: Application,
+    key: &str,
+    secret: Option<String>,
+    notice: Option<&'static str>,
+) -> Response {
+    let endpoint = match crate::ops::endpoints::get_endpoint(state, &app, key).await {
+        Ok(e) => e,
+        Err(e) => return ops_failure(e),
+    };
+    let (shown, withheld) = crate::ops::endpoints::visible_headers(&endpoint);
+    let page = EndpointPage {
+        chrome: Chrome::new(op, "applications"),
+        state: state_of(&endpoint),
+        filter: endpoint
+            .event_types
+            .as_ref()
+            .map(|t| t.join(", "))
+            .unwrap_or_else(|| "every event type".to_string()),
+        channels: endpoint
+            .channels
+            .as_ref()
+            .map(|c| c.join(", "))
+            .unwrap_or_else(|| "any channel".to_string()),
+        headers: shown.into_iter().collect(),
+        withheld,
+        secret,
+        notice,
+        app,
+        endpoint,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// `GET /apps/{app}/endpoints/{endpoint}`: an endpoint's settings and state.
+pub async fn show_endpoint(
+    State(state): State<AppState>,
+    op: Operator,
+    Path((app_key, key)): Path<(String, String)>,
+) -> Response {
+    match application(&state, &op, &app_key).await {
+        Ok(app) => endpoint_page(&state, &op, app, &key, None, None).await,
+        Err(r) => r,
+    }
+}
+
+/// `POST /apps/{app}/endpoints/{endpoint}/{action}`: `enable`, `disable`, `reveal` (shows the
+/// signing secret once, on this page) or `rotate` (a new secret; the old one keeps signing for
+/// 24 hours).
+pub async fn endpoint_action(
+    State(state): State<AppState>,
+    op: Operator,
+    Path((app_key, key, action)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let fields = Fields::parse(&body);
+    if !op.csrf_ok(&fields.one("csrf")) {
+        return forbidden();
+    }
+    let app = match application(&state, &op, &app_key).await {
+        Ok(app) => app,
+        Err(r) => return r,
+    };
+    let done = match action.as_str() {
+        "enable" | "disable" => {
+            let patch = EndpointPatch {
+                disabled: Some(action == "disable"),
+                ..EndpointPatch::default()
+            };
+            crate::ops::endpoints::patch_endpoint(&state, &app, &key, patch)
+                .await
+                .map(|_| (None, if action == "enable" { "Enabled." } else { "Disabled." }))
+        }
+        "reveal" => crate::ops::endpoints::get_endpoint(&state, &app, &key)
+            .await
+            .and_then(|e| crate::ops::endpoints::verification_key(&e))
+            .map(|secret| (Some(secret), "Keep this secret on the receiving side only.")),
+        "rotate" => crate::ops::endpoints::rotate_secret(&state, &app, &key, RotateIn::default())
+            .await
+            .map(|secret| {
+                (
+                    Some(secret),
+                    "Rotated. The previous secret keeps signing beside this one for 24 hours.",
+                )
+            }),
+        _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
+    };
+    match done {
+        Ok((secret, notice)) => endpoint_page(&state, &op, app, &key, secret, Some(notice)).await,
+        Err(e) => ops_failure(e),
+    }
+}
+
+/// A use-case failure that is not the form's to explain.
+fn ops_failure(e: OpsError) -> Response {
+    match e {
+        OpsError::NotFound(what) => (StatusCode::NOT_FOUND, format!("no such {what}")).into_response(),
+        OpsError::Store(e) => unavailable(&e),
+        other => (StatusCode::UNPROCESSABLE_ENTITY, other.to_string()).into_response(),
+    }
+}
