@@ -88,7 +88,7 @@ struct ApplicationPage {
 }
 
 /// Loads the operator's application `key` (id or uid) or answers 404.
-async fn application(state: &AppState, op: &Operator, key: &str) -> Result<Application, Response> {
+pub(super) async fn application(state: &AppState, op: &Operator, key: &str) -> Result<Application, Response> {
     match state.store.get_application(op.session.env, key).await {
         Ok(Some(app)) => Ok(app),
         Ok(None) => Err((StatusCode::NOT_FOUND, "no such application in this environment").into_response()),

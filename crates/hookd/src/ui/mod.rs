@@ -7,6 +7,7 @@
 //! templates; every form carries the session's CSRF token.
 
 pub mod endpoints;
+pub mod messages;
 pub mod pages;
 pub mod session;
 
@@ -37,6 +38,8 @@ pub fn router() -> Router<AppState> {
         .route("/apps/{app}", get(endpoints::show_application))
         .route("/apps/{app}/endpoints", axum::routing::post(endpoints::create_endpoint))
         .route("/apps/{app}/endpoints/new", get(endpoints::new_endpoint))
+        .route("/apps/{app}/messages", get(messages::list))
+        .route("/apps/{app}/messages/{message}", get(messages::show))
         .route("/apps/{app}/endpoints/{endpoint}", get(endpoints::show_endpoint))
         .route(
             "/apps/{app}/endpoints/{endpoint}/{action}",

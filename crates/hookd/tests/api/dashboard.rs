@@ -355,7 +355,10 @@ async fn an_endpoint_is_created_from_the_catalogs_groups_with_inline_errors_then
     assert!(html.contains("whole number of messages per second"), "{html}");
     assert!(html.contains("is not a header"));
     assert!(html.contains(r#"value="not a url""#), "the form keeps its input");
-    assert!(html.contains(r#"value="payment.failed" checked"#), "and its checked event types");
+    assert!(
+        html.contains(r#"value="payment.failed" checked"#),
+        "and its checked event types"
+    );
     assert!(!html.contains(r#"value="user.created" checked"#));
     let (status, _, html) = post_form(&app, &path, &cookie, &[("csrf", &token), ("url", "not a url")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -429,4 +432,56 @@ async fn an_endpoint_is_created_from_the_catalogs_groups_with_inline_errors_then
         StatusCode::NOT_FOUND,
         "another environment's endpoint"
     );
+}
+
+#[tokio::test]
+async fn messages_are_filtered_by_type_channel_time_and_event_id_and_a_message_shows_its_deliveries_and_attempts() {
+    let app = TestApp::spawn().await;
+    app.create_app("acme").await;
+    app.create_endpoint("acme", "/ok", json!({})).await;
+    let paid = app
+        .send_message(
+            "acme",
+            json!({"eventType": "invoice.paid", "eventId": "evt-paid-1", "channels": ["eu"], "payload": {"note": "<b>bold</b>", "amount": 42}}),
+        )
+        .await;
+    app.advance(Duration::from_secs(1));
+    let sent = app
+        .send_message("acme", json!({"eventType": "invoice.sent", "payload": {"amount": 7}}))
+        .await;
+    let paid_id = paid["id"].as_str().unwrap().to_string();
+    let sent_id = sent["id"].as_str().unwrap().to_string();
+    app.wait_delivery_status("acme", &paid_id, "success").await;
+    let cookie = sign_in(&app, &app.token).await;
+    let app_id = app.get("/api/v1/app/acme").await.1["id"].as_str().unwrap().to_string();
+    let list = |query: &str| format!("/apps/acme/messages{query}");
+
+    let (status, _, html) = page(&app, &list(""), &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    let (at_sent, at_paid) = (html.find(&sent_id).unwrap(), html.find(&paid_id).unwrap());
+    assert!(at_sent < at_paid, "newest first");
+    let (_, _, html) = page(&app, &list("?event_type=invoice.paid"), &cookie).await;
+    assert!(html.contains(&paid_id) && !html.contains(&sent_id));
+    let (_, _, html) = page(&app, &list("?channel=eu"), &cookie).await;
+    assert!(html.contains(&paid_id) && !html.contains(&sent_id));
+    let (_, _, html) = page(&app, &list("?event_id=evt-paid-1"), &cookie).await;
+    assert!(html.contains(&paid_id) && !html.contains(&sent_id));
+    let earlier = (app.clock_now() - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M");
+    let later = (app.clock_now() + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M");
+    let (_, _, html) = page(&app, &list(&format!("?until={earlier}")), &cookie).await;
+    assert!(html.contains("No messages match."));
+    let (_, _, html) = page(&app, &list(&format!("?since={earlier}&until={later}")), &cookie).await;
+    assert!(html.contains(&paid_id) && html.contains(&sent_id));
+    let (_, _, html) = page(&app, &list("?since=yesterday"), &cookie).await;
+    assert!(html.contains("write a date and time as YYYY-MM-DDTHH:MM"));
+
+    let (status, _, html) = page(&app, &format!("/apps/{app_id}/messages/{paid_id}"), &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("&#60;b&#62;bold&#60;/b&#62;"), "the payload, escaped");
+    assert!(html.contains("&#34;amount&#34;: 42"), "pretty-printed");
+    assert!(html.contains("state-success"), "the delivery succeeded");
+    assert!(html.contains("HTTP 200") && html.contains("scheduled"));
+    assert!(html.contains("webhook-signature: v1,"), "the request's headers");
+    let (status, _, _) = page(&app, &format!("/apps/{app_id}/messages/msg_missing"), &cookie).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
