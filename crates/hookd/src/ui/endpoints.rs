@@ -89,7 +89,7 @@ struct ApplicationPage {
 
 /// Loads the operator's application `key` (id or uid) or answers 404.
 pub(super) async fn application(state: &AppState, op: &Operator, key: &str) -> Result<Application, Response> {
-    match state.store.get_application(op.session.env, key).await {
+    match state.store.get_application(op.env, key).await {
         Ok(Some(app)) => Ok(app),
         Ok(None) => Err((StatusCode::NOT_FOUND, "no such application in this environment").into_response()),
         Err(e) => Err(unavailable(&e)),
@@ -163,7 +163,7 @@ struct EndpointForm {
 }
 
 async fn catalog(state: &AppState, op: &Operator) -> OpsResult<Vec<EventType>> {
-    crate::ops::event_types::all_event_types(state.store.as_ref(), op.session.env, false).await
+    crate::ops::event_types::all_event_types(state.store.as_ref(), op.env, false).await
 }
 
 /// `GET /apps/{app}/endpoints/new`: the new-endpoint form.

@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod messages;
 pub mod pages;
 pub mod session;
+pub mod settings;
 
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
@@ -34,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/", get(pages::overview))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", axum::routing::post(pages::logout))
+        .route("/env", axum::routing::post(pages::switch_environment))
         .route("/apps", get(pages::applications).post(pages::create_application))
         .route("/apps/{app}", get(endpoints::show_application))
         .route("/apps/{app}/endpoints", axum::routing::post(endpoints::create_endpoint))
@@ -45,6 +47,9 @@ pub fn router() -> Router<AppState> {
             "/apps/{app}/endpoints/{endpoint}/{action}",
             axum::routing::post(endpoints::endpoint_action),
         )
+        .route("/catalog", get(settings::catalog))
+        .route("/tokens", get(settings::tokens).post(settings::create))
+        .route("/tokens/{id}/revoke", axum::routing::post(settings::revoke))
         .route("/assets/hookd.css", get(stylesheet))
         .layer(axum::middleware::map_response(protect))
 }

@@ -27,16 +27,22 @@ pub struct Chrome {
     pub csrf: String,
     /// The navigation entry to mark as current.
     pub current: &'static str,
+    /// The environment the operator may switch to (a live session: the other one).
+    pub switch_to: Option<&'static str>,
 }
 
 impl Chrome {
     /// The chrome of `op`'s pages, with `current` marked in the navigation.
     pub fn new(op: &Operator, current: &'static str) -> Chrome {
         Chrome {
-            env: op.session.env.as_str(),
-            test_mode: op.session.env == Environment::Test,
+            env: op.env.as_str(),
+            test_mode: op.env == Environment::Test,
             csrf: op.csrf.clone(),
             current,
+            switch_to: (op.session.env == Environment::Live).then_some(match op.env {
+                Environment::Live => "test",
+                Environment::Test => "live",
+            }),
         }
     }
 }
@@ -251,7 +257,7 @@ async fn app_list(
 ) -> Result<(Vec<AppRow>, Option<String>), hookd_store::StoreError> {
     let q = query.q.trim();
     if !q.is_empty() {
-        let found = state.store.get_application(op.session.env, q).await?;
+        let found = state.store.get_application(op.env, q).await?;
         return Ok((found.iter().map(AppRow::from).collect(), None));
     }
     let page = PageRequest {
@@ -261,7 +267,7 @@ async fn app_list(
             .map(|key| Cursor { key, backwards: false }),
         ascending: false,
     };
-    let found = state.store.list_applications(op.session.env, &page).await?;
+    let found = state.store.list_applications(op.env, &page).await?;
     let next = found
         .has_more
         .then(|| found.items.last().map(|a| a.id.clone()))
@@ -292,7 +298,7 @@ pub async fn create_application(State(state): State<AppState>, op: Operator, For
         ..ApplicationIn::default()
     };
     let errors: Vec<(String, String)> =
-        match crate::ops::applications::create_application(&state, op.session.env, app_in, false).await {
+        match crate::ops::applications::create_application(&state, op.env, app_in, false).await {
             Ok((app, _)) => return Redirect::to(&format!("/apps?q={}", app.id)).into_response(),
             Err(OpsError::Invalid(fields)) => fields
                 .into_iter()
@@ -318,4 +324,36 @@ pub async fn create_application(State(state): State<AppState>, op: Operator, For
         }
         Err(e) => unavailable(&e),
     }
+}
+
+/// The environment-switch form.
+#[derive(Debug, Deserialize)]
+pub struct SwitchIn {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    env: String,
+}
+
+/// `POST /env`: a live operator switches between live and the sandbox; a sandbox session has
+/// nowhere to switch to.
+pub async fn switch_environment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    op: Operator,
+    Form(input): Form<SwitchIn>,
+) -> Response {
+    if !op.csrf_ok(&input.csrf) {
+        return forbidden();
+    }
+    let env = match (op.session.env, Environment::parse(&input.env)) {
+        (Environment::Live, Some(env)) => env,
+        _ => return (StatusCode::FORBIDDEN, "this session cannot act in that environment").into_response(),
+    };
+    let secure = session::is_https(&state, &headers);
+    let ttl = state.config.dashboard.session_ttl_secs;
+    let cookie = session::cookie_line(session::ENV_COOKIE, env.as_str(), ttl, secure);
+    let mut response = Redirect::to("/").into_response();
+    response.headers_mut().insert(SET_COOKIE, cookie);
+    response
 }

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use hmac::{Hmac, Mac};
 use hookd_core::id::IdKind;
+use hookd_core::model::Environment;
 use hookd_store::{SessionRecord, StoreResult};
 use rand::distributions::{Alphanumeric, DistString};
 use sha2::Sha256;
@@ -28,11 +29,18 @@ pub const COOKIE_NAME: &str = "hookd_session";
 /// Most live dashboard sessions per environment; signing in beyond it ends the oldest.
 pub const OPERATOR_SESSIONS: usize = 64;
 
-/// A signed-in operator: the session and the CSRF token its forms carry.
+/// The cookie holding the environment a live operator is looking at (`test` for the sandbox).
+pub const ENV_COOKIE: &str = "hookd_env";
+
+/// A signed-in operator: the session, the environment its pages act in, and the CSRF token
+/// its forms carry.
 #[derive(Debug, Clone)]
 pub struct Operator {
     /// The stored session.
     pub session: SessionRecord,
+    /// The environment the pages act in: the session's, or the sandbox when a live operator
+    /// switched to it (a live admin may act in the sandbox; a sandbox session never in live).
+    pub env: Environment,
     /// The value every form of this session must send as `csrf`.
     pub csrf: String,
 }
@@ -98,16 +106,21 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
 /// A `Set-Cookie` value for `secret` lasting `max_age` seconds (0 with an empty secret ends
 /// it).
 pub fn set_cookie(secret: &str, max_age: u64, secure: bool) -> HeaderValue {
+    cookie_line(COOKIE_NAME, secret, max_age, secure)
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, for the whole site.
+pub fn cookie_line(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{COOKIE_NAME}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
     ))
-    .expect("cookie of base62 characters")
+    .expect("cookie of plain ASCII")
 }
 
 /// Opens an operator session for the admin token's environment and returns the cookie's
 /// secret.
-pub async fn open(state: &AppState, env: hookd_core::model::Environment) -> StoreResult<String> {
+pub async fn open(state: &AppState, env: Environment) -> StoreResult<String> {
     let now = state.clock.now();
     let ttl = chrono::Duration::seconds(state.config.dashboard.session_ttl_secs as i64);
     let (secret, id) = {
@@ -150,10 +163,17 @@ impl FromRequestParts<AppState> for Operator {
             .await
             .map_err(|e| super::unavailable(&e))?;
         match found {
-            Some(session) if session.app_id.is_none() => Ok(Operator {
-                csrf: csrf_for(secret),
-                session,
-            }),
+            Some(session) if session.app_id.is_none() => {
+                let env = match (session.env, cookie(&parts.headers, ENV_COOKIE)) {
+                    (Environment::Live, Some("test")) => Environment::Test,
+                    (env, _) => env,
+                };
+                Ok(Operator {
+                    csrf: csrf_for(secret),
+                    env,
+                    session,
+                })
+            }
             _ => Err(to_sign_in()),
         }
     }

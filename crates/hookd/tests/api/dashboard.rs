@@ -485,3 +485,107 @@ async fn messages_are_filtered_by_type_channel_time_and_event_id_and_a_message_s
     let (status, _, _) = page(&app, &format!("/apps/{app_id}/messages/msg_missing"), &cookie).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_live_operator_switches_to_the_sandbox_and_back_but_a_sandbox_session_cannot_reach_live() {
+    let app = TestApp::spawn().await;
+    app.create_app("live-shop").await;
+    let cookie = sign_in(&app, &app.token).await;
+    let (_, _, html) = page(&app, "/", &cookie).await;
+    assert!(html.contains("Switch to the sandbox"));
+    let token = csrf(&html);
+    let (status, headers, _) = post_form(&app, "/env", &cookie, &[("csrf", &token), ("env", "test")]).await;
+    assert_eq!((status, location(&headers)), (StatusCode::SEE_OTHER, "/"));
+    let env_cookie = headers[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(env_cookie, "hookd_env=test");
+    let both = format!("{cookie}; {env_cookie}");
+    let (_, _, html) = page(&app, "/apps", &both).await;
+    assert!(html.contains("TEST MODE") && !html.contains("live-shop") && html.contains("Back to live"));
+    let (status, _, _) = post_form(&app, "/env", &both, &[("csrf", "forged"), ("env", "live")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let sandbox = sign_in(&app, &app.test_token().await).await;
+    let (_, _, html) = page(&app, "/", &sandbox).await;
+    assert!(
+        !html.contains("Switch to"),
+        "a sandbox session has nowhere to switch to"
+    );
+    let sandbox_csrf = csrf(&html);
+    let (status, _, _) = post_form(&app, "/env", &sandbox, &[("csrf", &sandbox_csrf), ("env", "live")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let forged_env = format!("{sandbox}; hookd_env=live");
+    let (_, _, html) = page(&app, "/apps", &forged_env).await;
+    assert!(
+        html.contains("TEST MODE") && !html.contains("live-shop"),
+        "the cookie cannot lift a sandbox session"
+    );
+}
+
+#[tokio::test]
+async fn tokens_are_created_shown_once_listed_and_revoked_and_the_catalog_shows_schemas_by_group() {
+    let app = TestApp::spawn().await;
+    let schema = json!({"1": {"type": "object", "examples": [{"invoiceId": "inv_1"}]}});
+    let body = json!({"name": "invoice.paid", "description": "An invoice was paid", "groupName": "billing", "schemas": schema});
+    assert_eq!(app.post("/api/v1/event-type", body).await.0, StatusCode::CREATED);
+    let cookie = sign_in(&app, &app.token).await;
+    let (status, _, html) = page(&app, "/catalog", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<h2>billing</h2>") && html.contains("invoice.paid") && html.contains("inv_1"));
+
+    let (_, _, html) = page(&app, "/tokens", &cookie).await;
+    let token = csrf(&html);
+    let (status, _, html) = post_form(
+        &app,
+        "/tokens",
+        &cookie,
+        &[("csrf", &token), ("name", "ci"), ("expires_in_days", "0")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("1 to 3650"));
+    let (status, _, html) = post_form(
+        &app,
+        "/tokens",
+        &cookie,
+        &[("csrf", &token), ("name", "ci"), ("expires_in_days", "30")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let at = html.find(r#"<code class="secret">"#).unwrap() + r#"<code class="secret">"#.len();
+    let secret = html[at..].split('<').next().unwrap().to_string();
+    assert!(secret.starts_with("hk_live_"));
+    assert_eq!(
+        app.call_as(&secret, "GET", "/api/v1/app", None).await.0,
+        StatusCode::OK,
+        "the new token works"
+    );
+    let (_, _, listed) = page(&app, "/tokens", &cookie).await;
+    assert!(!listed.contains(&secret), "the secret is shown only once");
+    let (_, tokens) = app.get("/api/v1/auth/token").await;
+    let ci = tokens["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "ci")
+        .expect("listed by the API");
+    let id = ci["id"].as_str().unwrap().to_string();
+    assert!(
+        listed.contains(&format!(r#"action="/tokens/{id}/revoke""#)),
+        "the page lists it"
+    );
+    let (status, _, _) = post_form(&app, &format!("/tokens/{id}/revoke"), &cookie, &[("csrf", "forged")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, headers, _) = post_form(&app, &format!("/tokens/{id}/revoke"), &cookie, &[("csrf", &token)]).await;
+    assert_eq!((status, location(&headers)), (StatusCode::SEE_OTHER, "/tokens"));
+    assert_eq!(
+        app.call_as(&secret, "GET", "/api/v1/app", None).await.0,
+        StatusCode::UNAUTHORIZED,
+        "revoked"
+    );
+}
