@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 
 /// The configuration key that opens refused ranges; refusal messages name it so the fix is findable.
-const ALLOW_KEY: &str = "delivery.allowed_subnets";
+pub const ALLOW_KEY: &str = "delivery.allowed_subnets";
 
 /// Shared by the IPv4 and IPv6 metadata endpoints: what matters to the operator is the service, not
 /// the range around it.

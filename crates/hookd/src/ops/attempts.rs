@@ -73,3 +73,83 @@ pub async fn resend(state: &Services, app: &Application, message: &Message, endp
     state.dispatcher.wake();
     Ok(())
 }
+
+/// Who made a failed attempt fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCause {
+    /// The customer's endpoint: it answered with an error, timed out, refused or reset the
+    /// connection, or its TLS failed.
+    Endpoint,
+    /// hookd's side: the address policy refused the target, its name did not resolve, the
+    /// egress proxy failed, or hookd could not sign or no longer had the payload. Fixing these
+    /// is the operator's job, not the customer's.
+    Hookd,
+}
+
+impl FailureCause {
+    /// A failed attempt's cause, from its status code (0: no response) and its recorded text.
+    pub fn of(status_code: i64, response: &str) -> FailureCause {
+        if status_code != 0 {
+            return FailureCause::Endpoint;
+        }
+        let lower = response.to_ascii_lowercase();
+        let ours = [
+            hookd_core::net::ALLOW_KEY,
+            "did not resolve",
+            "dns error",
+            "failed to lookup address",
+            "proxy",
+            "endpoint secret unusable",
+            "payload has expired",
+        ];
+        if ours.iter().any(|marker| lower.contains(marker)) {
+            FailureCause::Hookd
+        } else {
+            FailureCause::Endpoint
+        }
+    }
+
+    /// A short label for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureCause::Endpoint => "endpoint",
+            FailureCause::Hookd => "hookd",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FailureCause::{self, Endpoint, Hookd};
+
+    #[test]
+    fn failures_are_told_apart_by_who_caused_them() {
+        let refused = "refused: 10.0.0.8 is a private-network address; add it to delivery.allowed_subnets to allow it";
+        let cases = [
+            (500, "Internal Server Error", Endpoint),
+            (410, "", Endpoint),
+            (
+                0,
+                "error sending request: tcp connect error: Connection refused (os error 111)",
+                Endpoint,
+            ),
+            (0, "operation timed out", Endpoint),
+            (0, refused, Hookd),
+            (
+                0,
+                "error sending request: client error (Connect): hooks.example did not resolve: failed",
+                Hookd,
+            ),
+            (
+                0,
+                "error sending request: dns error: failed to lookup address information",
+                Hookd,
+            ),
+            (0, "error sending request: unsuccessful tunnel (Proxy)", Hookd),
+            (0, "the message payload has expired; nothing was sent", Hookd),
+        ];
+        for (code, text, cause) in cases {
+            assert_eq!(FailureCause::of(code, text), cause, "{code} {text}");
+        }
+    }
+}

@@ -22,14 +22,14 @@ use crate::state::AppState;
 const ENDPOINTS_SHOWN: usize = 250;
 
 /// The fields of a posted form, repeated names kept in order (event types are checkboxes).
-struct Fields(Vec<(String, String)>);
+pub(super) struct Fields(Vec<(String, String)>);
 
 impl Fields {
-    fn parse(body: &[u8]) -> Fields {
+    pub(super) fn parse(body: &[u8]) -> Fields {
         Fields(form_urlencoded::parse(body).into_owned().collect())
     }
 
-    fn one(&self, name: &str) -> String {
+    pub(super) fn one(&self, name: &str) -> String {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -37,7 +37,7 @@ impl Fields {
             .unwrap_or_default()
     }
 
-    fn all(&self, name: &str) -> Vec<String> {
+    pub(super) fn all(&self, name: &str) -> Vec<String> {
         self.0
             .iter()
             .filter(|(k, _)| k == name)
@@ -402,7 +402,7 @@ pub async fn endpoint_action(
 }
 
 /// A use-case failure that is not the form's to explain.
-fn ops_failure(e: OpsError) -> Response {
+pub(super) fn ops_failure(e: OpsError) -> Response {
     match e {
         OpsError::NotFound(what) => (StatusCode::NOT_FOUND, format!("no such {what}")).into_response(),
         OpsError::Store(e) => unavailable(&e),

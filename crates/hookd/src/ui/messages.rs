@@ -89,7 +89,7 @@ impl MessagesPage {
 }
 
 /// A `datetime-local` value (`YYYY-MM-DDTHH:MM`, seconds optional) read as UTC.
-fn utc(value: &str) -> Option<DateTime<Utc>> {
+pub(super) fn utc(value: &str) -> Option<DateTime<Utc>> {
     let value = value.trim();
     ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
         .iter()

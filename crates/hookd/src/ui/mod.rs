@@ -7,6 +7,7 @@
 //! templates; every form carries the session's CSRF token.
 
 pub mod endpoints;
+pub mod failed;
 pub mod messages;
 pub mod pages;
 pub mod session;
@@ -43,6 +44,16 @@ pub fn router() -> Router<AppState> {
         .route("/apps/{app}/messages", get(messages::list))
         .route("/apps/{app}/messages/{message}", get(messages::show))
         .route("/apps/{app}/endpoints/{endpoint}", get(endpoints::show_endpoint))
+        .route("/apps/{app}/endpoints/{endpoint}/failed", get(failed::list))
+        .route(
+            "/apps/{app}/endpoints/{endpoint}/failed/retry",
+            axum::routing::post(failed::retry_selected),
+        )
+        .route(
+            "/apps/{app}/endpoints/{endpoint}/failed/retry-all",
+            axum::routing::post(failed::retry_all),
+        )
+        .route("/tasks/{id}", get(failed::task))
         .route(
             "/apps/{app}/endpoints/{endpoint}/{action}",
             axum::routing::post(endpoints::endpoint_action),

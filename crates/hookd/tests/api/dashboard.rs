@@ -589,3 +589,103 @@ async fn tokens_are_created_shown_once_listed_and_revoked_and_the_catalog_shows_
         "revoked"
     );
 }
+
+#[tokio::test]
+async fn failed_deliveries_are_listed_with_their_cause_and_retried_selected_or_all_matching() {
+    let app = TestApp::spawn_with(|c| c.delivery.retry_schedule = vec![]).await;
+    app.create_app("acme").await;
+    let endpoint = app.create_endpoint("acme", "/status/500", json!({})).await;
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for (i, kind) in ["invoice.paid", "invoice.sent", "invoice.paid"].iter().enumerate() {
+        app.advance(Duration::from_secs(1));
+        let m = app
+            .send_message("acme", json!({"eventType": kind, "payload": {"n": i}}))
+            .await;
+        ids.push(m["id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        app.wait_delivery_status("acme", id, "fail").await;
+    }
+    let app_id = app.get("/api/v1/app/acme").await.1["id"].as_str().unwrap().to_string();
+    let cookie = sign_in(&app, &app.token).await;
+    let view = format!("/apps/{app_id}/endpoints/{endpoint_id}/failed");
+
+    let (status, _, html) = page(&app, &view, &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    for id in &ids {
+        assert!(html.contains(&format!(r#"value="{id}""#)), "{id} is listed to select");
+    }
+    assert!(html.contains("HTTP 500") && html.contains("cause-endpoint"));
+    let (_, _, html) = page(&app, &format!("{view}?event_type=invoice.sent"), &cookie).await;
+    assert!(html.contains(&ids[1]) && !html.contains(&ids[0]) && !html.contains(&ids[2]));
+    let (_, _, html) = page(&app, &format!("{view}?cause=hookd"), &cookie).await;
+    assert!(
+        html.contains("No failed deliveries match."),
+        "a 500 is the endpoint's doing"
+    );
+    let token = csrf(&html);
+
+    let before = app.receiver.requests().len();
+    let (status, headers, _) = post_form(
+        &app,
+        &format!("{view}/retry"),
+        &cookie,
+        &[("csrf", &token), ("msg", &ids[0]), ("msg", &ids[1])],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location(&headers).ends_with("?retried=2"));
+    app.receiver.wait_for(before + 2, |_| true).await;
+    let (status, _, _) = post_form(&app, &format!("{view}/retry"), &cookie, &[("msg", &ids[0])]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no CSRF token, nothing resent");
+
+    let (status, headers, _) = post_form(
+        &app,
+        &format!("{view}/retry-all"),
+        &cookie,
+        &[("csrf", &token), ("event_type", "invoice.paid")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let task_page = location(&headers).to_string();
+    assert!(task_page.starts_with("/tasks/qtask_"), "{task_page}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _, html) = page(&app, &task_page, &cookie).await;
+        assert_eq!(status, StatusCode::OK);
+        if html.contains("state-finished") {
+            assert!(html.contains("endpoint.bulk-replay"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the task never finished: {html}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sent_to = |id: &str| {
+        let id = id.to_string();
+        move |r: &crate::helpers::Recorded| r.header("webhook-id") == Some(id.as_str())
+    };
+    // invoice.paid: the first attempt, then once more by "retry all" (the first also by
+    // "retry selected"); invoice.sent: its attempt and "retry selected" only.
+    assert_eq!(app.receiver.wait_for(3, sent_to(&ids[0])).await.len(), 3);
+    assert_eq!(app.receiver.wait_for(2, sent_to(&ids[2])).await.len(), 2);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = app
+        .receiver
+        .requests()
+        .into_iter()
+        .filter(|r| sent_to(&ids[1])(r))
+        .count();
+    assert_eq!(sent, 2, "invoice.sent did not match the retry-all filter");
+}
+
+#[test]
+fn hookd_side_failures_are_told_from_the_endpoints() {
+    use hookd::ops::attempts::FailureCause;
+    let refused = format!(
+        "refused: 10.1.2.3 is a private-network address; add it to {} to allow it",
+        hookd_core::net::ALLOW_KEY
+    );
+    assert_eq!(FailureCause::of(0, &refused), FailureCause::Hookd);
+    assert_eq!(FailureCause::of(503, "busy"), FailureCause::Endpoint);
+}
