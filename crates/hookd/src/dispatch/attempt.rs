@@ -76,6 +76,19 @@ impl SendContext {
             // Kept, not sent: enabling the endpoint makes it due again.
             if let Err(e) = self.store.park_delivery(&d.id, d.lease_token).await {
                 tracing::warn!(error = %e, delivery = %d.id, "cannot park delivery; will retry after the lease");
+                return None;
+            }
+            // The cached copy may be stale: if the endpoint was enabled before this park
+            // committed, its own unparking may have run first and missed this delivery. Read
+            // it as stored now; enabled means unpark again (an enable committing later unparks
+            // by itself).
+            if let Ok(Some(now)) = self.endpoints.fresh(&d.app_id, &d.endpoint_id).await {
+                if !now.disabled {
+                    self.endpoints.invalidate(&d.app_id);
+                    if let Err(e) = self.store.unpark_endpoint(&now.id, self.clock.now()).await {
+                        tracing::warn!(error = %e, endpoint = %now.id, "cannot resume parked deliveries");
+                    }
+                }
             }
             return None;
         }

@@ -304,6 +304,26 @@ struct EndpointPage {
     withheld: Vec<String>,
     secret: Option<String>,
     notice: Option<&'static str>,
+    /// Background tasks the last action started.
+    tasks: Vec<String>,
+    /// Attempts in the last 28 days that succeeded, and all of them.
+    succeeded: i64,
+    attempted: i64,
+    /// Response time percentiles (p50, p95, p99) of the newest attempts, in ms.
+    latency: Option<(i64, i64, i64)>,
+    /// How many attempts the percentiles cover.
+    sampled: usize,
+    /// Event types a test event can be sent as.
+    test_types: Vec<String>,
+}
+
+/// The newest attempts the endpoint page's latency percentiles cover.
+const LATENCY_SAMPLE: usize = 500;
+
+/// The `q`-quantile (0..=1) of sorted `values` (nearest rank).
+fn quantile(sorted: &[i64], q: f64) -> i64 {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
 }
 
 async fn endpoint_page(
@@ -313,13 +333,54 @@ async fn endpoint_page(
     key: &str,
     secret: Option<String>,
     notice: Option<&'static str>,
+    tasks: Vec<String>,
 ) -> Response {
     let endpoint = match crate::ops::endpoints::get_endpoint(state, &app, key).await {
         Ok(e) => e,
         Err(e) => return ops_failure(e),
     };
     let (shown, withheld) = crate::ops::endpoints::visible_headers(&endpoint);
+    let counts = match crate::ops::replay::stats(state, &endpoint, None, None, true).await {
+        Ok(c) => c,
+        Err(e) => return ops_failure(e),
+    };
+    let recent = hookd_store::AttemptFilter {
+        app_id: app.id.clone(),
+        endpoint_id: Some(endpoint.id.clone()),
+        ..hookd_store::AttemptFilter::default()
+    };
+    let mut durations: Vec<i64> = match state
+        .store
+        .list_attempts(&recent, &PageRequest::first(LATENCY_SAMPLE, false))
+        .await
+    {
+        Ok(page) => page
+            .items
+            .iter()
+            .filter(|a| a.response_status_code != 0)
+            .map(|a| a.response_duration_ms)
+            .collect(),
+        Err(e) => return unavailable(&e),
+    };
+    durations.sort_unstable();
+    let latency = (!durations.is_empty()).then(|| {
+        (
+            quantile(&durations, 0.50),
+            quantile(&durations, 0.95),
+            quantile(&durations, 0.99),
+        )
+    });
+    let mut test_types = vec!["svix.ping".to_string()];
+    match catalog(state, op).await {
+        Ok(types) => test_types.extend(types.into_iter().map(|t| t.name)),
+        Err(e) => return ops_failure(e),
+    }
     let page = EndpointPage {
+        succeeded: counts.success,
+        attempted: counts.success + counts.fail + counts.pending + counts.sending,
+        sampled: durations.len(),
+        latency,
+        test_types,
         chrome: Chrome::new(op, "applications"),
         state: state_of(&endpoint),
         filter: endpoint
@@ -336,6 +397,7 @@ async fn endpoint_page(
         withheld,
         secret,
         notice,
+        tasks,
         app,
         endpoint,
     };
@@ -349,7 +411,7 @@ pub async fn show_endpoint(
     Path((app_key, key)): Path<(String, String)>,
 ) -> Response {
     match application(&state, &op, &app_key).await {
-        Ok(app) => endpoint_page(&state, &op, app, &key, None, None).await,
+        Ok(app) => endpoint_page(&state, &op, app, &key, None, None, Vec::new()).await,
         Err(r) => r,
     }
 }
@@ -381,6 +443,26 @@ pub async fn endpoint_action(
                 .await
                 .map(|_| (None, if action == "enable" { "Enabled." } else { "Disabled." }))
         }
+        "test" => {
+            let input = crate::ops::replay::EventExampleIn {
+                event_type: fields.one("event_type"),
+                example_index: None,
+            };
+            let sent = async {
+                let endpoint = crate::ops::endpoints::get_endpoint(&state, &app, &key).await?;
+                crate::ops::replay::send_example(&state, &app, &endpoint, input).await
+            };
+            return match sent.await {
+                Ok(message) => Redirect::to(&format!("/apps/{}/messages/{}", app.id, message.id)).into_response(),
+                Err(e) => ops_failure(e),
+            };
+        }
+        "enable-replay" => {
+            return match enable_and_replay(&state, &app, &key).await {
+                Ok(tasks) => endpoint_page(&state, &op, app, &key, None, Some(REPLAYING), tasks).await,
+                Err(e) => ops_failure(e),
+            };
+        }
         "reveal" => crate::ops::endpoints::get_endpoint(&state, &app, &key)
             .await
             .and_then(|e| crate::ops::endpoints::verification_key(&e))
@@ -396,9 +478,36 @@ pub async fn endpoint_action(
         _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
     };
     match done {
-        Ok((secret, notice)) => endpoint_page(&state, &op, app, &key, secret, Some(notice)).await,
+        Ok((secret, notice)) => endpoint_page(&state, &op, app, &key, secret, Some(notice), Vec::new()).await,
         Err(e) => ops_failure(e),
     }
+}
+
+/// The notice after "enable and replay".
+const REPLAYING: &str = "Enabled. Two background tasks now send what it missed:";
+
+/// Enables an endpoint and sends what it missed, in two background tasks: the messages
+/// published while it was disabled (which were never fanned out to it), and the deliveries that
+/// failed since its failing run began (or, for one disabled by hand, since it was disabled), at
+/// most the 90 days a replay covers. Returns the tasks' ids.
+async fn enable_and_replay(state: &AppState, app: &Application, key: &str) -> OpsResult<Vec<String>> {
+    let endpoint = crate::ops::endpoints::get_endpoint(state, app, key).await?;
+    let now = state.clock.now();
+    let since = endpoint
+        .failing_since
+        .unwrap_or(endpoint.updated_at)
+        .min(endpoint.updated_at)
+        .max(now - chrono::Duration::days(90) + chrono::Duration::seconds(1))
+        .min(now - chrono::Duration::seconds(1));
+    let patch = EndpointPatch {
+        disabled: Some(false),
+        ..EndpointPatch::default()
+    };
+    let endpoint = crate::ops::endpoints::patch_endpoint(state, app, key, patch).await?;
+    let window = || crate::ops::replay::WindowIn { since, until: None };
+    let missing = crate::ops::replay::replay_missing(state, app, &endpoint, window()).await?;
+    let failed = crate::ops::replay::recover(state, app, &endpoint, window()).await?;
+    Ok(vec![missing.id, failed.id])
 }
 
 /// A use-case failure that is not the form's to explain.
@@ -407,5 +516,19 @@ pub(super) fn ops_failure(e: OpsError) -> Response {
         OpsError::NotFound(what) => (StatusCode::NOT_FOUND, format!("no such {what}")).into_response(),
         OpsError::Store(e) => unavailable(&e),
         other => (StatusCode::UNPROCESSABLE_ENTITY, other.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quantile;
+
+    #[test]
+    fn quantiles_take_the_nearest_rank() {
+        let values: Vec<i64> = (1..=100).collect();
+        assert_eq!(quantile(&values, 0.50), 50);
+        assert_eq!(quantile(&values, 0.95), 95);
+        assert_eq!(quantile(&values, 0.99), 99);
+        assert_eq!(quantile(&[7], 0.99), 7);
     }
 }

@@ -689,3 +689,96 @@ fn hookd_side_failures_are_told_from_the_endpoints() {
     assert_eq!(FailureCause::of(0, &refused), FailureCause::Hookd);
     assert_eq!(FailureCause::of(503, "busy"), FailureCause::Endpoint);
 }
+
+#[tokio::test]
+async fn a_test_event_is_sent_and_its_attempt_appears_and_the_endpoint_page_shows_success_rate_and_latency() {
+    let app = TestApp::spawn().await;
+    app.create_app("acme").await;
+    let endpoint = app.create_endpoint("acme", "/ok", json!({})).await;
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+    let app_id = app.get("/api/v1/app/acme").await.1["id"].as_str().unwrap().to_string();
+    let cookie = sign_in(&app, &app.token).await;
+    let endpoint_page = format!("/apps/{app_id}/endpoints/{endpoint_id}");
+    let (_, _, html) = page(&app, &endpoint_page, &cookie).await;
+    assert!(html.contains("no answered attempt yet") && html.contains(r#"<option value="svix.ping">"#));
+    let token = csrf(&html);
+
+    let (status, headers, _) = post_form(
+        &app,
+        &format!("{endpoint_page}/test"),
+        &cookie,
+        &[("csrf", &token), ("event_type", "svix.ping")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let message_page = location(&headers).to_string();
+    let msg_id = message_page.rsplit('/').next().unwrap().to_string();
+    assert!(msg_id.starts_with("msg_"), "{message_page}");
+    app.wait_delivery_status("acme", &msg_id, "success").await;
+    let (_, _, html) = page(&app, &message_page, &cookie).await;
+    assert!(
+        html.contains("svix.ping") && html.contains("HTTP 200"),
+        "the attempt appears on the message's page"
+    );
+
+    let (_, _, html) = page(&app, &endpoint_page, &cookie).await;
+    assert!(html.contains("100 %") && html.contains("1 of 1 attempts"), "{html}");
+    assert!(html.contains("over the newest 1 answered attempts"));
+}
+
+#[tokio::test]
+async fn after_a_disable_one_action_enables_the_endpoint_sends_what_it_missed_and_resends_what_failed() {
+    let app = TestApp::spawn_with(|c| c.delivery.retry_schedule = vec![]).await;
+    app.create_app("acme").await;
+    let endpoint = app.create_endpoint("acme", "/status/500", json!({})).await;
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
+    let app_id = app.get("/api/v1/app/acme").await.1["id"].as_str().unwrap().to_string();
+    let failed = app
+        .send_message("acme", json!({"eventType": "invoice.paid", "payload": {}}))
+        .await;
+    let failed_id = failed["id"].as_str().unwrap().to_string();
+    app.wait_delivery_status("acme", &failed_id, "fail").await;
+
+    let cookie = sign_in(&app, &app.token).await;
+    let endpoint_page = format!("/apps/{app_id}/endpoints/{endpoint_id}");
+    let (_, _, html) = page(&app, &endpoint_page, &cookie).await;
+    let token = csrf(&html);
+    assert!(
+        !html.contains("Enable and replay"),
+        "only offered for a disabled endpoint"
+    );
+    post_form(&app, &format!("{endpoint_page}/disable"), &cookie, &[("csrf", &token)]).await;
+    app.advance(Duration::from_secs(5));
+    let kept = app
+        .send_message("acme", json!({"eventType": "invoice.sent", "payload": {}}))
+        .await;
+    let kept_id = kept["id"].as_str().unwrap().to_string();
+    let (_, _, html) = page(&app, &endpoint_page, &cookie).await;
+    assert!(html.contains("Enable and replay what it missed"));
+
+    let (status, _, html) = post_form(
+        &app,
+        &format!("{endpoint_page}/enable-replay"),
+        &cookie,
+        &[("csrf", &token)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("Enabled.") && html.matches(r#"href="/tasks/qtask_"#).count() == 2,
+        "{html}"
+    );
+    let (_, api) = app.get(&format!("/api/v1/app/acme/endpoint/{endpoint_id}")).await;
+    assert_eq!(api["disabled"], false, "enabled");
+    let by_id = |id: String| move |r: &crate::helpers::Recorded| r.header("webhook-id") == Some(id.as_str());
+    assert_eq!(
+        app.receiver.wait_for(1, by_id(kept_id)).await.len(),
+        1,
+        "the message published while it was disabled is sent"
+    );
+    assert_eq!(
+        app.receiver.wait_for(2, by_id(failed_id)).await.len(),
+        2,
+        "the failure since it began failing is resent"
+    );
+}
