@@ -153,6 +153,10 @@ fn groups(catalog: &[EventType], checked: &[String]) -> Vec<Group> {
 struct EndpointForm {
     chrome: Chrome,
     app: Application,
+    /// Where the form posts; `None` for a new endpoint.
+    editing: Option<String>,
+    /// Names of sensitive headers kept without showing their values.
+    withheld: Vec<String>,
     groups: Vec<Group>,
     url: String,
     description: String,
@@ -179,6 +183,8 @@ pub async fn new_endpoint(State(state): State<AppState>, op: Operator, Path(key)
     let form = EndpointForm {
         chrome: Chrome::new(&op, "applications"),
         groups: groups(&types, &[]),
+        editing: None,
+        withheld: Vec::new(),
         app,
         url: String::new(),
         description: String::new(),
@@ -214,7 +220,7 @@ pub async fn create_endpoint(
             Err(OpsError::Invalid(found)) => errors.extend(
                 found
                     .into_iter()
-                    .map(|f| (f.loc.first().cloned().unwrap_or_default(), f.msg)),
+                    .map(|f| (f.loc.last().cloned().unwrap_or_default(), f.msg)),
             ),
             Err(OpsError::Conflict { detail, .. } | OpsError::BadRequest { detail, .. }) => {
                 errors.push((String::new(), detail))
@@ -229,6 +235,123 @@ pub async fn create_endpoint(
     let form = EndpointForm {
         chrome: Chrome::new(&op, "applications"),
         groups: groups(&types, &checked),
+        editing: None,
+        withheld: Vec::new(),
+        app,
+        url: fields.one("url"),
+        description: fields.one("description"),
+        channels: fields.one("channels"),
+        throttle_rate: fields.one("throttle_rate"),
+        headers: fields.one("headers"),
+        errors,
+    };
+    render(StatusCode::UNPROCESSABLE_ENTITY, &form)
+}
+
+/// `GET /apps/{app}/endpoints/{endpoint}/edit`: the endpoint's settings in the form.
+pub async fn edit_endpoint(
+    State(state): State<AppState>,
+    op: Operator,
+    Path((app_key, key)): Path<(String, String)>,
+) -> Response {
+    let app = match application(&state, &op, &app_key).await {
+        Ok(app) => app,
+        Err(r) => return r,
+    };
+    let (endpoint, types) = match async {
+        let e = crate::ops::endpoints::get_endpoint(&state, &app, &key).await?;
+        Ok::<_, OpsError>((e, catalog(&state, &op).await?))
+    }
+    .await
+    {
+        Ok(found) => found,
+        Err(e) => return ops_failure(e),
+    };
+    let (shown, withheld) = crate::ops::endpoints::visible_headers(&endpoint);
+    let checked = endpoint.event_types.clone().unwrap_or_default();
+    let form = EndpointForm {
+        chrome: Chrome::new(&op, "applications"),
+        groups: groups(&types, &checked),
+        editing: Some(endpoint.id.clone()),
+        withheld,
+        url: endpoint.url.clone(),
+        description: endpoint.description.clone(),
+        channels: endpoint.channels.clone().unwrap_or_default().join(", "),
+        throttle_rate: endpoint.throttle_rate.map(|r| r.to_string()).unwrap_or_default(),
+        headers: shown.iter().map(|(k, v)| format!("{k}: {v}\n")).collect(),
+        errors: Vec::new(),
+        app,
+    };
+    render(StatusCode::OK, &form)
+}
+
+/// `POST /apps/{app}/endpoints/{endpoint}/edit`: saves the form. The headers listed replace
+/// the shown ones; sensitive headers whose values are withheld are kept unless a line names
+/// them with a new value.
+pub async fn update_endpoint(
+    State(state): State<AppState>,
+    op: Operator,
+    Path((app_key, key)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let fields = Fields::parse(&body);
+    if !op.csrf_ok(&fields.one("csrf")) {
+        return forbidden();
+    }
+    let app = match application(&state, &op, &app_key).await {
+        Ok(app) => app,
+        Err(r) => return r,
+    };
+    let current = match crate::ops::endpoints::get_endpoint(&state, &app, &key).await {
+        Ok(e) => e,
+        Err(e) => return ops_failure(e),
+    };
+    let checked = fields.all("event_types");
+    let (input, mut errors) = endpoint_input(&fields, &checked);
+    if errors.is_empty() {
+        let patch = EndpointPatch {
+            url: Some(input.url),
+            description: Some(input.description.unwrap_or_default()),
+            event_types: Some(input.event_types),
+            channels: Some(input.channels),
+            throttle_rate: Some(input.throttle_rate),
+            ..EndpointPatch::default()
+        };
+        let (shown, _) = crate::ops::endpoints::visible_headers(&current);
+        let new = input.headers.unwrap_or_default();
+        let headers = crate::ops::endpoints::HeadersPatch {
+            headers: new.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(),
+            delete_headers: shown.keys().filter(|k| !new.contains_key(*k)).cloned().collect(),
+        };
+        let saved = async {
+            crate::ops::endpoints::patch_endpoint(&state, &app, &current.id, patch).await?;
+            crate::ops::endpoints::patch_headers(&state, &app, &current.id, headers).await
+        };
+        match saved.await {
+            Ok(()) => {
+                return Redirect::to(&format!("/apps/{}/endpoints/{}", app.id, current.id)).into_response();
+            }
+            Err(OpsError::Invalid(found)) => errors.extend(
+                found
+                    .into_iter()
+                    .map(|f| (f.loc.last().cloned().unwrap_or_default(), f.msg)),
+            ),
+            Err(OpsError::Conflict { detail, .. } | OpsError::BadRequest { detail, .. }) => {
+                errors.push((String::new(), detail))
+            }
+            Err(e) => return ops_failure(e),
+        }
+    }
+    let types = match catalog(&state, &op).await {
+        Ok(types) => types,
+        Err(e) => return ops_failure(e),
+    };
+    let (_, withheld) = crate::ops::endpoints::visible_headers(&current);
+    let form = EndpointForm {
+        chrome: Chrome::new(&op, "applications"),
+        groups: groups(&types, &checked),
+        editing: Some(current.id.clone()),
+        withheld,
         app,
         url: fields.one("url"),
         description: fields.one("description"),

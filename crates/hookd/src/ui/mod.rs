@@ -44,6 +44,10 @@ pub fn router() -> Router<AppState> {
         .route("/apps/{app}/messages", get(messages::list))
         .route("/apps/{app}/messages/{message}", get(messages::show))
         .route("/apps/{app}/endpoints/{endpoint}", get(endpoints::show_endpoint))
+        .route(
+            "/apps/{app}/endpoints/{endpoint}/edit",
+            get(endpoints::edit_endpoint).post(endpoints::update_endpoint),
+        )
         .route("/apps/{app}/endpoints/{endpoint}/failed", get(failed::list))
         .route(
             "/apps/{app}/endpoints/{endpoint}/failed/retry",

@@ -362,9 +362,11 @@ async fn an_endpoint_is_created_from_the_catalogs_groups_with_inline_errors_then
     assert!(!html.contains(r#"value="user.created" checked"#));
     let (status, _, html) = post_form(&app, &path, &cookie, &[("csrf", &token), ("url", "not a url")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let url_field = html.find(r#"id="url""#).unwrap();
+    let error = html.find(r#"class="error""#).expect("the URL is explained");
     assert!(
-        html.matches(r#"class="error""#).count() >= 1,
-        "the URL is explained: {html}"
+        error > url_field && error < html.find(r#"id="description""#).unwrap(),
+        "beside its field: {html}"
     );
 
     let url = app.receiver.url("/ok");
@@ -780,5 +782,77 @@ async fn after_a_disable_one_action_enables_the_endpoint_sends_what_it_missed_an
         app.receiver.wait_for(2, by_id(failed_id)).await.len(),
         2,
         "the failure since it began failing is resent"
+    );
+}
+
+#[tokio::test]
+async fn an_endpoint_is_edited_in_the_form_keeping_withheld_sensitive_headers() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        app.post(
+            "/api/v1/event-type",
+            json!({"name": "invoice.paid", "description": "Paid"})
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    app.create_app("acme").await;
+    let body = json!({"filterTypes": ["invoice.paid"], "channels": ["eu"], "throttleRate": 3, "headers": {"X-Team": "billing", "Authorization": "Bearer s3cret"}});
+    let endpoint = app.create_endpoint("acme", "/ok", body).await;
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
+    let app_id = app.get("/api/v1/app/acme").await.1["id"].as_str().unwrap().to_string();
+    let cookie = sign_in(&app, &app.token).await;
+    let edit = format!("/apps/{app_id}/endpoints/{endpoint_id}/edit");
+
+    let (status, _, form) = page(&app, &edit, &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(form.contains("Edit endpoint") && form.contains("X-Team: billing"));
+    assert!(!form.contains("s3cret"), "a sensitive value is never shown");
+    assert!(form.contains("<code>Authorization</code>"), "but named as kept");
+    assert!(form.contains(r#"value="eu""#) && form.contains(r#"value="3""#));
+    let token = csrf(&form);
+
+    let url = app.receiver.url("/ok");
+    let bad = [("csrf", token.as_str()), ("url", "nope")];
+    let (status, _, html) = post_form(&app, &edit, &cookie, &bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("Edit endpoint") && html.contains(r#"class="error""#));
+
+    let good = [
+        ("csrf", token.as_str()),
+        ("url", url.as_str()),
+        ("description", "Renamed"),
+        ("channels", ""),
+        ("throttle_rate", ""),
+        ("headers", "X-Region: eu"),
+    ];
+    let (status, headers, _) = post_form(&app, &edit, &cookie, &good).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), format!("/apps/{app_id}/endpoints/{endpoint_id}"));
+    let (_, api) = app.get(&format!("/api/v1/app/acme/endpoint/{endpoint_id}")).await;
+    assert_eq!(api["description"], "Renamed");
+    assert_eq!(
+        api["filterTypes"],
+        serde_json::Value::Null,
+        "no box checked: every event type"
+    );
+    assert_eq!(api["channels"], serde_json::Value::Null);
+    assert_eq!(api["throttleRate"], serde_json::Value::Null);
+    let (_, stored) = app
+        .get(&format!("/api/v1/app/acme/endpoint/{endpoint_id}/headers"))
+        .await;
+    assert_eq!(stored["headers"]["X-Region"], "eu");
+    assert!(
+        stored["headers"].get("X-Team").is_none(),
+        "a shown header left out is removed"
+    );
+    assert!(
+        stored["sensitive"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "Authorization"),
+        "the withheld header is kept: {stored}"
     );
 }
