@@ -164,6 +164,7 @@ pub fn delivery(row: &PgRow) -> RowResult<DeliveryState> {
         next_attempt_at: opt_time_at(row, 4)?,
         created_at: time_at(row, 5)?,
         total_attempts: row.try_get(6)?,
+        reviewed_at: opt_time_at(row, 7)?,
     })
 }
 

@@ -74,6 +74,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_leases_and_outbox.sql")),
     (6, include_str!("../migrations/0006_claim_index.sql")),
     (7, include_str!("../migrations/0007_browser_sessions.sql")),
+    (8, include_str!("../migrations/0008_delivery_reviewed.sql")),
 ];
 /// Read-only connections kept open, and the most reads running at once.
 const READERS: usize = 8;

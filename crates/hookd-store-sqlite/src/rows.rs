@@ -158,6 +158,7 @@ pub fn delivery(row: &Row) -> rusqlite::Result<DeliveryState> {
         next_attempt_at: row.get::<_, Option<i64>>(4)?.map(from_micros),
         created_at: from_micros(row.get(5)?),
         total_attempts: row.get(6)?,
+        reviewed_at: row.get::<_, Option<i64>>(7)?.map(from_micros),
     })
 }
 

@@ -340,6 +340,11 @@ pub trait MessageStore: Send + Sync + 'static {
 
     /// One attempt of a message.
     async fn get_attempt(&self, msg_id: &str, attempt_id: &str) -> StoreResult<Option<Attempt>>;
+
+    /// Marks an endpoint's failed deliveries of `msg_ids` reviewed at `at` (an operator looked
+    /// at them and needs no reminder); deliveries that are not failed are left alone. Resending
+    /// a delivery clears its mark. Returns how many were marked.
+    async fn mark_reviewed(&self, endpoint_id: &str, msg_ids: &[String], at: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// Payload expiry, expunging and pruning.

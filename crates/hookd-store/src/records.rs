@@ -279,6 +279,8 @@ pub struct DeliveryState {
     pub created_at: DateTime<Utc>,
     /// Attempts recorded so far (scheduled and manual).
     pub total_attempts: i64,
+    /// When an operator marked this failed delivery reviewed (cleared when it is resent).
+    pub reviewed_at: Option<DateTime<Utc>>,
 }
 
 /// Filters for message listings.
@@ -294,6 +296,8 @@ pub struct MessageFilter {
     pub after: Option<DateTime<Utc>>,
     /// Only deliveries in this status (attempted-messages listing).
     pub status: Option<MessageStatus>,
+    /// Only deliveries an operator marked reviewed (`true`) or did not (`false`).
+    pub reviewed: Option<bool>,
 }
 
 /// Filters for attempt listings.

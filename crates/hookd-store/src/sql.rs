@@ -28,7 +28,8 @@ pub const MESSAGE_COLS: &str = "id, app_id, event_id, event_type, channels, payl
 pub const ATTEMPT_COLS: &str = "id, msg_id, endpoint_id, url, response, response_status_code, \
     response_duration_ms, status, trigger_type, attempt_number, created_at, request_headers, response_headers";
 /// Columns of `delivery` as listed (its queue columns are the queue's own).
-pub const DELIVERY_COLS: &str = "id, msg_id, endpoint_id, status, next_attempt_at, created_at, total_attempts";
+pub const DELIVERY_COLS: &str =
+    "id, msg_id, endpoint_id, status, next_attempt_at, created_at, total_attempts, reviewed_at";
 /// Columns of `task`.
 pub const TASK_COLS: &str = "id, app_id, endpoint_id, kind, status, data, created_at, updated_at";
 /// Columns of `token`.
@@ -270,7 +271,7 @@ pub fn list_message_deliveries(d: Dialect, msg_id: &str, page: &PageRequest) -> 
 }
 
 /// Deliveries of one endpoint with their messages (delivery columns, then message columns
-/// from position 7), filtered, a page by message id.
+/// from position 8), filtered, a page by message id.
 pub fn list_endpoint_deliveries(d: Dialect, endpoint_id: &str, filter: &MessageFilter, page: &PageRequest) -> Sql {
     let mut q = Sql::new(
         d,
@@ -285,6 +286,11 @@ pub fn list_endpoint_deliveries(d: Dialect, endpoint_id: &str, filter: &MessageF
     if let Some(status) = filter.status {
         q.and_eq("d.status", Param::Int(status.code()));
     }
+    match filter.reviewed {
+        Some(true) => q.push(" AND d.reviewed_at IS NOT NULL"),
+        Some(false) => q.push(" AND d.reviewed_at IS NULL"),
+        None => &mut q,
+    };
     q.page("d.msg_id", page);
     q
 }
@@ -496,7 +502,7 @@ mod tests {
 
     #[test]
     fn qualified_columns_carry_the_alias() {
-        assert_eq!(qualified("d", DELIVERY_COLS).split(", ").count(), 7);
+        assert_eq!(qualified("d", DELIVERY_COLS).split(", ").count(), 8);
         assert!(qualified("d", DELIVERY_COLS).starts_with("d.id, d.msg_id"));
     }
 }

@@ -87,7 +87,7 @@ impl MessageStore for PostgresStore {
             "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, next_trigger, \
              created_at, updated_at) VALUES ($1, $2, $3, $4, 1, $5, 1, $5, $5) \
              ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET next_attempt_at = EXCLUDED.next_attempt_at, \
-             parked = FALSE, \
+             parked = FALSE, reviewed_at = NULL, \
              next_trigger = CASE WHEN delivery.lease_until > EXCLUDED.updated_at THEN 2 \
                WHEN delivery.status IN (1, 3) THEN delivery.next_trigger ELSE 1 END, \
              updated_at = EXCLUDED.updated_at \
@@ -125,7 +125,7 @@ impl MessageStore for PostgresStore {
     ) -> StoreResult<Page<(DeliveryState, Message)>> {
         let q = sql::list_endpoint_deliveries(Dialect::Postgres, endpoint_id, filter, page);
         let rows = self
-            .list(q, |r| Ok((rows::delivery(r)?, rows::message_at(r, 7)?)))
+            .list(q, |r| Ok((rows::delivery(r)?, rows::message_at(r, 8)?)))
             .await?;
         Ok(page.finish(rows))
     }
@@ -139,5 +139,19 @@ impl MessageStore for PostgresStore {
         let sql = format!("SELECT {ATTEMPT_COLS} FROM attempt WHERE id = $1 AND msg_id = $2");
         self.fetch_optional(sqlx::query(&sql).bind(attempt_id).bind(msg_id), rows::attempt)
             .await
+    }
+
+    async fn mark_reviewed(&self, endpoint_id: &str, msg_ids: &[String], at: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE delivery SET reviewed_at = $3 WHERE endpoint_id = $1 AND status = $4 AND msg_id = ANY($2)",
+        )
+        .bind(endpoint_id)
+        .bind(msg_ids)
+        .bind(micros(at))
+        .bind(MessageStatus::Fail.code() as i16)
+        .execute(self.pool.write()?)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
     }
 }

@@ -58,7 +58,7 @@ impl MessageStore for SqliteStore {
             c.prepare_cached(
                 "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, next_trigger, created_at, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, 1, ?5, 1, ?5, ?5) \
-                 ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET next_attempt_at = ?5, parked = 0, \
+                 ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET next_attempt_at = ?5, parked = 0, reviewed_at = NULL, \
                  next_trigger = CASE WHEN lease_until > ?5 THEN 2 WHEN status IN (1, 3) THEN next_trigger ELSE 1 END, \
                  updated_at = ?5 \
                  RETURNING id",
@@ -94,7 +94,7 @@ impl MessageStore for SqliteStore {
     ) -> StoreResult<Page<(DeliveryState, Message)>> {
         let q = sql::list_endpoint_deliveries(Dialect::Sqlite, endpoint_id, filter, page);
         let rows = self
-            .list(q, |r| Ok((rows::delivery(r)?, rows::message_at(r, 7)?)))
+            .list(q, |r| Ok((rows::delivery(r)?, rows::message_at(r, 8)?)))
             .await?;
         Ok(page.finish(rows))
     }
@@ -112,6 +112,21 @@ impl MessageStore for SqliteStore {
             ))?
             .query_row(params![attempt_id, msg_id], rows::attempt)
             .optional()
+        })
+        .await
+    }
+
+    async fn mark_reviewed(&self, endpoint_id: &str, msg_ids: &[String], at: DateTime<Utc>) -> StoreResult<u64> {
+        let endpoint_id = endpoint_id.to_string();
+        let ids = serde_json::to_string(msg_ids).map_err(StoreError::internal)?;
+        self.write(move |c| {
+            c.execute(
+                "UPDATE delivery SET reviewed_at = ?3 WHERE endpoint_id = ?1 AND status = ?4 \
+                 AND msg_id IN (SELECT value FROM json_each(?2))",
+                params![endpoint_id, ids, micros(at), MessageStatus::Fail.code()],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
         })
         .await
     }

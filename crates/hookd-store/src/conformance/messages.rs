@@ -512,3 +512,64 @@ pub async fn receiver_text_with_nul_invalid_utf8_and_long_headers_is_stored_safe
     let found = store.get_attempt(&clean_msg.id, &clean.attempt.id).await.unwrap();
     assert_eq!(found, Some(clean.attempt));
 }
+
+/// An operator marks failed deliveries reviewed (others are left alone); listings filter on
+/// the mark, and resending a delivery clears it.
+pub async fn failed_deliveries_are_marked_reviewed_and_a_resend_clears_the_mark(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (failed_msg, failed) = send(store, &mut g, &ep, 0).await;
+    let (ok_msg, ok) = send(store, &mut g, &ep, 1).await;
+    store
+        .record_attempts(&[g.outcome(&failed, at(5), 500, Fail, None)])
+        .await
+        .unwrap();
+    store
+        .record_attempts(&[g.outcome(&ok, at(6), 200, Success, None)])
+        .await
+        .unwrap();
+
+    let both = [failed_msg.id.clone(), ok_msg.id.clone()];
+    assert_eq!(
+        store.mark_reviewed(&ep.id, &both, at(10)).await.unwrap(),
+        1,
+        "only the failed one"
+    );
+    let state = |id: String| {
+        let ep = ep.id.clone();
+        async move { store.get_delivery(&id, &ep).await.unwrap().expect("delivery") }
+    };
+    assert_eq!(state(failed_msg.id.clone()).await.reviewed_at, Some(at(10)));
+    assert_eq!(state(ok_msg.id.clone()).await.reviewed_at, None);
+
+    let failed_only = |reviewed| MessageFilter {
+        status: Some(Fail),
+        reviewed: Some(reviewed),
+        ..MessageFilter::default()
+    };
+    let listed = |reviewed| {
+        let filter = failed_only(reviewed);
+        let ep = ep.id.clone();
+        async move {
+            let page = store
+                .list_endpoint_deliveries(&ep, &filter, &everything())
+                .await
+                .unwrap();
+            page.items.into_iter().map(|(d, _)| d.msg_id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed(true).await, [failed_msg.id.clone()]);
+    assert!(listed(false).await.is_empty());
+
+    let resend = NewDelivery {
+        id: g.id(IdKind::Delivery, at(20)),
+        ..failed.clone()
+    };
+    store.schedule_manual(&resend, at(20)).await.unwrap();
+    assert_eq!(
+        state(failed_msg.id.clone()).await.reviewed_at,
+        None,
+        "a resend clears the mark"
+    );
+    assert_eq!(store.mark_reviewed(&ep.id, &[], at(30)).await.unwrap(), 0);
+}

@@ -173,6 +173,7 @@ macro_rules! store_conformance_tests {
             recorded_attempt_is_readable_and_listed_by_message_and_endpoint,
             attempt_headers_round_trip_in_order,
             receiver_text_with_nul_invalid_utf8_and_long_headers_is_stored_safely,
+            failed_deliveries_are_marked_reviewed_and_a_resend_clears_the_mark,
             // QueueStore: claims and leases
             ping_answers_on_a_fresh_store,
             claim_due_leases_only_deliveries_that_are_due_and_unleased,

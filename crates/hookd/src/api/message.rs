@@ -77,6 +77,7 @@ pub(super) fn message_filter(q: &Query) -> ApiResult<MessageFilter> {
         before: q.datetime("before")?,
         after: q.datetime("after")?,
         status: None,
+        reviewed: None,
     })
 }
 

@@ -37,6 +37,12 @@ pub struct FailedQuery {
     /// Only failures of this cause (`endpoint` or `hookd`).
     #[serde(default)]
     cause: String,
+    /// `unreviewed` (the default), `reviewed` or `all`.
+    #[serde(default)]
+    show: String,
+    /// How many deliveries the last "mark reviewed" marked.
+    #[serde(default)]
+    marked: Option<usize>,
     #[serde(default)]
     after: String,
     /// How many deliveries the last "retry selected" resent.
@@ -49,6 +55,7 @@ struct FailedRow {
     event_type: String,
     created: String,
     attempts: i64,
+    reviewed: bool,
     code: i64,
     cause: &'static str,
     response: String,
@@ -74,6 +81,7 @@ impl FailedPage {
             .append_pair("since", &q.since)
             .append_pair("until", &q.until)
             .append_pair("cause", &q.cause)
+            .append_pair("show", &q.show)
             .append_pair("after", after)
             .finish()
     }
@@ -113,6 +121,11 @@ pub async fn list(
         after: since.map(|t| t - chrono::Duration::microseconds(1)),
         before: until,
         status: Some(MessageStatus::Fail),
+        reviewed: match query.show.as_str() {
+            "all" => None,
+            "reviewed" => Some(true),
+            _ => Some(false),
+        },
     };
     let page = PageRequest {
         limit: PER_PAGE,
@@ -154,6 +167,7 @@ pub async fn list(
             event_type: message.event_type.clone(),
             created: message.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
             attempts: delivery.total_attempts,
+            reviewed: delivery.reviewed_at.is_some(),
             code,
             cause,
             response: response.chars().take(160).collect(),
@@ -223,6 +237,40 @@ pub async fn retry_selected(
         app.id, endpoint.id
     ))
     .into_response()
+}
+
+/// `POST /apps/{app}/endpoints/{endpoint}/failed/review`: marks the selected failed deliveries
+/// reviewed, so the default view no longer lists them (resending one clears its mark).
+pub async fn mark_reviewed(
+    State(state): State<AppState>,
+    op: Operator,
+    Path((app_key, key)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let fields = Fields::parse(&body);
+    if !op.csrf_ok(&fields.one("csrf")) {
+        return forbidden();
+    }
+    let (app, endpoint) = match target(&state, &op, &app_key, &key).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let selected = fields.all("msg");
+    if selected.len() > PER_PAGE {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "select at most one page of deliveries",
+        )
+            .into_response();
+    }
+    match state
+        .store
+        .mark_reviewed(&endpoint.id, &selected, state.clock.now())
+        .await
+    {
+        Ok(n) => Redirect::to(&format!("/apps/{}/endpoints/{}/failed?marked={n}", app.id, endpoint.id)).into_response(),
+        Err(e) => unavailable(&e),
+    }
 }
 
 /// `POST /apps/{app}/endpoints/{endpoint}/failed/retry-all`: resends every failed delivery the

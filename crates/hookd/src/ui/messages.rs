@@ -134,6 +134,7 @@ pub async fn list(
             after: since.map(|t| t - chrono::Duration::microseconds(1)),
             before: until,
             status: None,
+            reviewed: None,
         };
         let page = PageRequest {
             limit: MESSAGES_PER_PAGE,

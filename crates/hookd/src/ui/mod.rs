@@ -57,6 +57,10 @@ pub fn router() -> Router<AppState> {
             "/apps/{app}/endpoints/{endpoint}/failed/retry-all",
             axum::routing::post(failed::retry_all),
         )
+        .route(
+            "/apps/{app}/endpoints/{endpoint}/failed/review",
+            axum::routing::post(failed::mark_reviewed),
+        )
         .route("/tasks/{id}", get(failed::task))
         .route(
             "/apps/{app}/endpoints/{endpoint}/{action}",

@@ -628,6 +628,25 @@ async fn failed_deliveries_are_listed_with_their_cause_and_retried_selected_or_a
     );
     let token = csrf(&html);
 
+    // Marking reviewed: the default view then leaves it out; "reviewed" and "all" show it.
+    let (status, headers, _) = post_form(
+        &app,
+        &format!("{view}/review"),
+        &cookie,
+        &[("csrf", &token), ("msg", &ids[2])],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location(&headers).ends_with("?marked=1"));
+    let (_, _, html) = page(&app, &view, &cookie).await;
+    assert!(!html.contains(&format!(r#"value="{}""#, ids[2])) && html.contains(&ids[0]));
+    let (_, _, html) = page(&app, &format!("{view}?show=reviewed"), &cookie).await;
+    assert!(html.contains(&ids[2]) && !html.contains(&format!(r#"value="{}""#, ids[0])));
+    let (_, _, html) = page(&app, &format!("{view}?show=all"), &cookie).await;
+    assert!(ids.iter().all(|id| html.contains(id.as_str())));
+    let (status, _, _) = post_form(&app, &format!("{view}/review"), &cookie, &[("msg", &ids[0])]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
     let before = app.receiver.requests().len();
     let (status, headers, _) = post_form(
         &app,
