@@ -558,7 +558,7 @@ pub async fn failed_deliveries_are_marked_reviewed_and_a_resend_clears_the_mark(
             page.items.into_iter().map(|(d, _)| d.msg_id).collect::<Vec<_>>()
         }
     };
-    assert_eq!(listed(true).await, [failed_msg.id.clone()]);
+    assert_eq!(listed(true).await, vec![failed_msg.id.clone()]);
     assert!(listed(false).await.is_empty());
 
     let resend = NewDelivery {
