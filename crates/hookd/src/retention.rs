@@ -22,8 +22,8 @@ pub const INTERVAL: Duration = Duration::from_secs(60);
 /// Payloads removed per statement, so one pass never holds the database for long.
 const BATCH: usize = 5_000;
 
-/// Removes every payload whose retention ended by now, and every expired idempotency key;
-/// returns how many payloads.
+/// Removes every payload whose retention ended by now, and every expired idempotency key,
+/// token and browser session; returns how many payloads.
 pub async fn run_once(store: &dyn Store, clock: &dyn Clock) -> StoreResult<u64> {
     let now = clock.now();
     let mut total = 0;
@@ -38,6 +38,8 @@ pub async fn run_once(store: &dyn Store, clock: &dyn Clock) -> StoreResult<u64> 
     // are refused already; their rows go too.
     while store.delete_expired_idempotency(now, BATCH).await? as usize == BATCH {}
     store.delete_expired_tokens(now).await?;
+    // Expired dashboard and portal sessions sign no one in already; their rows go too.
+    while store.delete_expired_sessions(now, BATCH).await? as usize == BATCH {}
     // A task whose node died stays `running` with no progress saved: report it failed.
     store.fail_stale_tasks(now - STALE_TASK, now).await?;
     Ok(total)

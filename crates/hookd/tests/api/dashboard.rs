@@ -875,3 +875,25 @@ async fn an_endpoint_is_edited_in_the_form_keeping_withheld_sensitive_headers() 
         "the withheld header is kept: {stored}"
     );
 }
+
+#[tokio::test]
+async fn the_retention_pass_deletes_expired_sessions() {
+    let app = TestApp::spawn_with(|c| c.dashboard.session_ttl_secs = 60).await;
+    let cookie = sign_in(&app, &app.token).await;
+    let secret = cookie.trim_start_matches("hookd_session=").to_string();
+    let hash = hookd::auth::hash_token(&secret);
+    let session = app
+        .store
+        .find_session(&hash, app.clock_now())
+        .await
+        .unwrap()
+        .expect("live");
+    app.advance(Duration::from_secs(61));
+    hookd::retention::run_once(app.store.as_ref(), app.clock.as_ref())
+        .await
+        .unwrap();
+    assert!(
+        !app.store.delete_session(&session.id).await.unwrap(),
+        "the expired row is gone"
+    );
+}
