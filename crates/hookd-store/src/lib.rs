@@ -309,7 +309,7 @@ pub trait MessageStore: Send + Sync + 'static {
     /// By id or event id within an application.
     async fn get_message(&self, app_id: &str, key: &str) -> StoreResult<Option<Message>>;
 
-    /// Newest first, filtered.
+    /// Newest first, filtered; a status keeps the messages with at least one delivery in it.
     async fn list_messages(
         &self,
         app_id: &str,

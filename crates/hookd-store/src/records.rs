@@ -294,7 +294,8 @@ pub struct MessageFilter {
     pub before: Option<DateTime<Utc>>,
     /// Created strictly after.
     pub after: Option<DateTime<Utc>>,
-    /// Only deliveries in this status (attempted-messages listing).
+    /// Only deliveries in this status (delivery listings), or only messages with a delivery in
+    /// it (message listings).
     pub status: Option<MessageStatus>,
     /// Only deliveries an operator marked reviewed (`true`) or did not (`false`).
     pub reviewed: Option<bool>,

@@ -250,15 +250,22 @@ pub fn list_event_types(d: Dialect, env: &str, include_archived: bool, page: &Pa
     q
 }
 
-/// Messages of one application, filtered, a page by id.
+/// Messages of one application, filtered, a page by id. A status keeps the messages with at
+/// least one delivery in it.
 pub fn list_messages(d: Dialect, app_id: &str, filter: &MessageFilter, page: &PageRequest) -> Sql {
     let mut q = Sql::new(
         d,
         format!("SELECT {} FROM message m WHERE TRUE", qualified("m", MESSAGE_COLS)),
     );
     q.and_eq("m.app_id", Param::Text(app_id.to_string()))
-        .message_filters("m", filter)
-        .page("m.id", page);
+        .message_filters("m", filter);
+    if let Some(status) = filter.status {
+        let mark = q.bind(Param::Int(status.code()));
+        q.push(&format!(
+            " AND EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.status = {mark})"
+        ));
+    }
+    q.page("m.id", page);
     q
 }
 

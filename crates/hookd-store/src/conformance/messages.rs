@@ -573,3 +573,51 @@ pub async fn failed_deliveries_are_marked_reviewed_and_a_resend_clears_the_mark(
     );
     assert_eq!(store.mark_reviewed(&ep.id, &[], at(30)).await.unwrap(), 0);
 }
+
+/// A status filter on the message list keeps the messages with at least one delivery in that
+/// status (a message fanned out to two endpoints can be both failed and delivered).
+pub async fn messages_filter_by_the_status_of_any_of_their_deliveries(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app, ep) = app_with_endpoint(store, &mut g).await;
+    let other = g.endpoint(&app.id, None, at(0));
+    store.create_endpoint(&other).await.unwrap();
+    let (failed, d_failed) = send(store, &mut g, &ep, 1).await;
+    let (mixed, d_mixed) = send(store, &mut g, &ep, 2).await;
+    let to_other = NewDelivery {
+        id: g.id(IdKind::Delivery, at(2)),
+        endpoint_id: other.id.clone(),
+        ..d_mixed.clone()
+    };
+    store.schedule_manual(&to_other, at(2)).await.unwrap();
+    let (pending, _) = send(store, &mut g, &ep, 3).await;
+    store
+        .record_attempts(&[g.outcome(&d_failed, at(5), 500, Fail, None)])
+        .await
+        .unwrap();
+    store
+        .record_attempts(&[g.outcome(&d_mixed, at(6), 500, Fail, None)])
+        .await
+        .unwrap();
+    let claimed = store.claim_due(at(7), at(100), 10).await.unwrap();
+    let other_claim = claimed
+        .iter()
+        .find(|c| c.endpoint_id == other.id)
+        .expect("the other endpoint's delivery");
+    let delivered = AttemptRecord {
+        delivery_id: other_claim.id.clone(),
+        ..g.outcome(&to_other, at(8), 200, Success, None)
+    };
+    store.record_attempts(&[delivered]).await.unwrap();
+
+    let with = |status| {
+        let app_id = app.id.clone();
+        let filter = MessageFilter {
+            status: Some(status),
+            ..MessageFilter::default()
+        };
+        async move { keys(&store.list_messages(&app_id, &filter, &everything()).await.unwrap()) }
+    };
+    assert_eq!(with(Fail).await, [mixed.id.clone(), failed.id.clone()]);
+    assert_eq!(with(Success).await, [mixed.id.clone()]);
+    assert_eq!(with(Pending).await, [pending.id.clone()]);
+}

@@ -174,6 +174,7 @@ macro_rules! store_conformance_tests {
             attempt_headers_round_trip_in_order,
             receiver_text_with_nul_invalid_utf8_and_long_headers_is_stored_safely,
             failed_deliveries_are_marked_reviewed_and_a_resend_clears_the_mark,
+            messages_filter_by_the_status_of_any_of_their_deliveries,
             // QueueStore: claims and leases
             ping_answers_on_a_fresh_store,
             claim_due_leases_only_deliveries_that_are_due_and_unleased,

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
-use hookd_core::model::{Application, Attempt, Message, TriggerType};
+use hookd_core::model::{Application, Attempt, Message, MessageStatus, TriggerType};
 use hookd_store::{AttemptFilter, Cursor, MessageFilter, PageRequest};
 use serde::Deserialize;
 
@@ -38,6 +38,9 @@ pub struct MessagesQuery {
     /// A message id or the publisher's event id.
     #[serde(default)]
     event_id: String,
+    /// Only messages with a delivery in this status (`success`, `pending`, `sending`, `fail`).
+    #[serde(default)]
+    status: String,
     /// Continue after this message id.
     #[serde(default)]
     after: String,
@@ -83,6 +86,7 @@ impl MessagesPage {
             .append_pair("channel", &q.channel)
             .append_pair("since", &q.since)
             .append_pair("until", &q.until)
+            .append_pair("status", &q.status)
             .append_pair("after", after)
             .finish()
     }
@@ -133,7 +137,14 @@ pub async fn list(
             // `after` is exclusive in the store: one microsecond earlier includes `since`.
             after: since.map(|t| t - chrono::Duration::microseconds(1)),
             before: until,
-            status: None,
+            status: [
+                MessageStatus::Success,
+                MessageStatus::Pending,
+                MessageStatus::Sending,
+                MessageStatus::Fail,
+            ]
+            .into_iter()
+            .find(|s| s.text() == query.status),
             reviewed: None,
         };
         let page = PageRequest {

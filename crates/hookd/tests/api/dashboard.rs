@@ -474,6 +474,10 @@ async fn messages_are_filtered_by_type_channel_time_and_event_id_and_a_message_s
     assert!(html.contains("No messages match."));
     let (_, _, html) = page(&app, &list(&format!("?since={earlier}&until={later}")), &cookie).await;
     assert!(html.contains(&paid_id) && html.contains(&sent_id));
+    let (_, _, html) = page(&app, &list("?status=success"), &cookie).await;
+    assert!(html.contains(&paid_id), "delivered");
+    let (_, _, html) = page(&app, &list("?status=fail"), &cookie).await;
+    assert!(!html.contains(&paid_id) && !html.contains(&sent_id), "nothing failed");
     let (_, _, html) = page(&app, &list("?since=yesterday"), &cookie).await;
     assert!(html.contains("write a date and time as YYYY-MM-DDTHH:MM"));
 
