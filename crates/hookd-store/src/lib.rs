@@ -251,6 +251,10 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// Keyset page ordered by id.
     async fn list_applications(&self, env: Environment, page: &PageRequest) -> StoreResult<Page<Application>>;
 
+    /// Up to `limit` applications of `env` whose name contains `text`, compared in lower case
+    /// (`%` and `_` match themselves), newest first.
+    async fn search_applications(&self, env: Environment, text: &str, limit: usize) -> StoreResult<Vec<Application>>;
+
     /// Inserts; `Conflict` when the uid is taken in the application.
     async fn create_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
 

@@ -232,6 +232,27 @@ pub fn list_applications(d: Dialect, env: &str, page: &PageRequest) -> Sql {
     q
 }
 
+/// Up to `limit` applications of one environment whose name contains `text` (any case),
+/// newest first.
+pub fn search_applications(d: Dialect, env: &str, text: &str, limit: usize) -> Sql {
+    let escaped: String = text
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let mut q = Sql::new(d, format!("SELECT {APP_COLS} FROM application WHERE TRUE"));
+    q.and_eq("env", Param::Text(env.to_string()));
+    let pattern = q.bind(Param::Text(format!("%{escaped}%")));
+    let limit = q.bind(Param::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+    q.push(&format!(
+        " AND LOWER(name) LIKE {pattern} ESCAPE '\\' ORDER BY id DESC LIMIT {limit}"
+    ));
+    q
+}
+
 /// Endpoints of one application, a page by id.
 pub fn list_endpoints(d: Dialect, app_id: &str, page: &PageRequest) -> Sql {
     let mut q = Sql::new(d, format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE TRUE"));

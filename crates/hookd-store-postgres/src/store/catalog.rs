@@ -71,6 +71,11 @@ impl CatalogStore for PostgresStore {
         Ok(page.finish(self.list(q, rows::application).await?))
     }
 
+    async fn search_applications(&self, env: Environment, text: &str, limit: usize) -> StoreResult<Vec<Application>> {
+        let q = sql::search_applications(Dialect::Postgres, env.as_str(), text, limit);
+        self.list(q, rows::application).await
+    }
+
     async fn create_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
         let sealed = seal_endpoint(self.secrets.as_deref(), e);
         let e = sealed.as_ref();

@@ -76,6 +76,11 @@ impl CatalogStore for SqliteStore {
         Ok(page.finish(self.list(q, rows::application).await?))
     }
 
+    async fn search_applications(&self, env: Environment, text: &str, limit: usize) -> StoreResult<Vec<Application>> {
+        let q = sql::search_applications(Dialect::Sqlite, env.as_str(), text, limit);
+        self.list(q, rows::application).await
+    }
+
     async fn create_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
         let e = seal_endpoint(self.secrets.as_deref(), e).into_owned();
         self.write(move |c| {

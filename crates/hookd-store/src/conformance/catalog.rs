@@ -500,3 +500,35 @@ pub async fn event_type_delete_removes_it_for_good(store: &dyn Store) {
     let again = store.delete_event_type(Live, "user.created").await;
     assert_not_found(again, "second delete");
 }
+
+/// Applications are found by a piece of their name in any case, newest first, within their
+/// environment; `%` and `_` are plain characters.
+pub async fn applications_are_found_by_part_of_their_name(store: &dyn Store) {
+    let mut g = Gen::new();
+    let mut named = |name: &str, env, t| {
+        let mut a = g.app(env, None, at(t));
+        a.name = name.to_string();
+        a
+    };
+    let shop = named("Acme Shop", Live, 1);
+    let labs = named("acme_labs", Live, 2);
+    let widgets = named("Widgets 100%", Live, 3);
+    let sandbox = named("Acme sandbox", Test, 4);
+    for a in [&shop, &labs, &widgets, &sandbox] {
+        store.create_application(a).await.unwrap();
+    }
+    let find = |text: &'static str, limit| async move {
+        let found = store.search_applications(Live, text, limit).await.unwrap();
+        found.into_iter().map(|a| a.name).collect::<Vec<_>>()
+    };
+    assert_eq!(find("ACME", 10).await, ["acme_labs", "Acme Shop"]);
+    assert_eq!(find("ACME", 1).await, ["acme_labs"]);
+    assert_eq!(find("_", 10).await, ["acme_labs"], "an underscore matches only itself");
+    assert_eq!(find("100%", 10).await, ["Widgets 100%"]);
+    assert_eq!(
+        find("%", 10).await,
+        ["Widgets 100%"],
+        "a percent sign matches only itself"
+    );
+    assert!(find("nothing", 10).await.is_empty());
+}

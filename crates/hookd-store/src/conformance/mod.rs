@@ -149,6 +149,7 @@ macro_rules! store_conformance_tests {
             application_delete_removes_it_and_a_second_delete_is_not_found,
             applications_page_by_id_in_both_orders,
             backwards_cursor_returns_the_previous_page_in_list_order,
+            applications_are_found_by_part_of_their_name,
             deleting_an_application_removes_its_endpoints_messages_deliveries_and_attempts,
             endpoint_is_found_by_id_and_by_uid_within_its_application,
             endpoint_uid_is_unique_per_application,

@@ -220,7 +220,7 @@ struct ApplicationsPage {
 /// The applications page's query.
 #[derive(Debug, Deserialize, Default)]
 pub struct AppsQuery {
-    /// An application's id or uid.
+    /// An application's id or uid, or part of its name.
     #[serde(default)]
     q: String,
     /// Continue after this application id.
@@ -257,7 +257,13 @@ async fn app_list(
 ) -> Result<(Vec<AppRow>, Option<String>), hookd_store::StoreError> {
     let q = query.q.trim();
     if !q.is_empty() {
-        let found = state.store.get_application(op.env, q).await?;
+        // The application the text names by id or uid first, then those whose name holds it.
+        let mut found: Vec<Application> = state.store.get_application(op.env, q).await?.into_iter().collect();
+        for app in state.store.search_applications(op.env, q, APPS_PER_PAGE).await? {
+            if found.iter().all(|f| f.id != app.id) {
+                found.push(app);
+            }
+        }
         return Ok((found.iter().map(AppRow::from).collect(), None));
     }
     let page = PageRequest {

@@ -237,7 +237,7 @@ async fn the_sandbox_carries_the_test_mode_banner_and_sees_only_its_own_applicat
         "a live application is not shown in the sandbox"
     );
     let (_, _, html) = page(&app, "/apps?q=live-shop", &cookie).await;
-    assert!(html.contains("No application has that id or uid."));
+    assert!(html.contains("No application has that name, id or uid."));
 }
 
 #[tokio::test]
@@ -270,6 +270,11 @@ async fn the_applications_page_creates_lists_and_finds_applications_with_inline_
     assert!(found.contains("shop-1"));
     let (_, _, by_uid) = page(&app, "/apps?q=shop-1", &cookie).await;
     assert!(by_uid.contains(created.trim_start_matches("/apps?q=")));
+    let (_, _, by_name) = page(&app, "/apps?q=%26+co", &cookie).await;
+    assert!(
+        by_name.contains(created.trim_start_matches("/apps?q=")),
+        "part of the name, any case"
+    );
 
     let (status, _, html) = post_form(
         &app,
