@@ -270,6 +270,11 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// Keyset page ordered by id.
     async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>>;
 
+    /// Up to `limit` endpoints of `env` that need attention (disabled, or failing: deliveries
+    /// exhausting their retries), the longest-failing first, then the most recently changed;
+    /// secrets opened.
+    async fn troubled_endpoints(&self, env: Environment, limit: usize) -> StoreResult<Vec<Endpoint>>;
+
     /// Every endpoint of an application, its secrets and sensitive header values opened.
     async fn all_endpoints(&self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
         let sealed = self.all_endpoints_sealed(app_id).await?;

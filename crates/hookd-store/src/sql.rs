@@ -253,6 +253,26 @@ pub fn search_applications(d: Dialect, env: &str, text: &str, limit: usize) -> S
     q
 }
 
+/// Up to `limit` endpoints of one environment that need attention: disabled, or failing (their
+/// deliveries have been exhausting their retries), the longest-failing first, then the most
+/// recently changed.
+pub fn troubled_endpoints(d: Dialect, env: &str, limit: usize) -> Sql {
+    let mut q = Sql::new(
+        d,
+        format!(
+            "SELECT {} FROM endpoint e JOIN application a ON a.id = e.app_id WHERE TRUE",
+            qualified("e", ENDPOINT_COLS)
+        ),
+    );
+    q.and_eq("a.env", Param::Text(env.to_string()));
+    let limit = q.bind(Param::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+    q.push(&format!(
+        " AND (e.disabled OR e.failing_since IS NOT NULL) \
+         ORDER BY e.failing_since IS NULL, e.failing_since, e.updated_at DESC LIMIT {limit}"
+    ));
+    q
+}
+
 /// Endpoints of one application, a page by id.
 pub fn list_endpoints(d: Dialect, app_id: &str, page: &PageRequest) -> Sql {
     let mut q = Sql::new(d, format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE TRUE"));

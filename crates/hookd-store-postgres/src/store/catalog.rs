@@ -168,6 +168,15 @@ impl CatalogStore for PostgresStore {
             .try_map(|e| open_endpoint(self.secrets.as_deref(), e))
     }
 
+    async fn troubled_endpoints(&self, env: Environment, limit: usize) -> StoreResult<Vec<Endpoint>> {
+        let q = sql::troubled_endpoints(Dialect::Postgres, env.as_str(), limit);
+        self.list(q, rows::endpoint)
+            .await?
+            .into_iter()
+            .map(|e| open_endpoint(self.secrets.as_deref(), e))
+            .collect()
+    }
+
     async fn all_endpoints_sealed(&self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
         let sql = format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE app_id = $1 ORDER BY id");
         let rows = sqlx::query(&sql)

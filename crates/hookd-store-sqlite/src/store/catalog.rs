@@ -160,6 +160,15 @@ impl CatalogStore for SqliteStore {
             .try_map(|e| open_endpoint(self.secrets.as_deref(), e))
     }
 
+    async fn troubled_endpoints(&self, env: Environment, limit: usize) -> StoreResult<Vec<Endpoint>> {
+        let q = sql::troubled_endpoints(Dialect::Sqlite, env.as_str(), limit);
+        self.list(q, rows::endpoint)
+            .await?
+            .into_iter()
+            .map(|e| open_endpoint(self.secrets.as_deref(), e))
+            .collect()
+    }
+
     async fn all_endpoints_sealed(&self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
         let app_id = app_id.to_string();
         self.read(move |c| {

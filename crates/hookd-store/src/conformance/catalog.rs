@@ -532,3 +532,49 @@ pub async fn applications_are_found_by_part_of_their_name(store: &dyn Store) {
     );
     assert!(find("nothing", 10).await.is_empty());
 }
+
+/// The endpoints needing attention are the disabled and failing ones of the environment, the
+/// longest-failing first, then the most recently changed.
+pub async fn troubled_endpoints_are_the_failing_and_disabled_ones_longest_failing_first(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app, healthy) = app_with_endpoint(store, &mut g).await;
+    let sandbox_app = g.app(Test, None, at(0));
+    store.create_application(&sandbox_app).await.unwrap();
+    let mut made = |app_id: &str, disabled: bool, failing: Option<i64>, changed: i64| {
+        let mut e = g.endpoint(app_id, None, at(0));
+        e.disabled = disabled;
+        e.failing_since = failing.map(at);
+        e.updated_at = at(changed);
+        e
+    };
+    let disabled_early = made(&app.id, true, None, 20);
+    let disabled_late = made(&app.id, true, None, 30);
+    let failing_late = made(&app.id, false, Some(10), 1);
+    let failing_early = made(&app.id, true, Some(5), 1);
+    let elsewhere = made(&sandbox_app.id, true, Some(1), 1);
+    for e in [
+        &disabled_early,
+        &disabled_late,
+        &failing_late,
+        &failing_early,
+        &elsewhere,
+    ] {
+        store.create_endpoint(e).await.unwrap();
+        store.update_endpoint(e).await.unwrap();
+    }
+    let ids = |found: Vec<Endpoint>| found.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let found = store.troubled_endpoints(Live, 10).await.unwrap();
+    assert_eq!(
+        ids(found),
+        [&failing_early, &failing_late, &disabled_late, &disabled_early].map(|e| e.id.clone()),
+        "{} is healthy and {} is in the sandbox",
+        healthy.id,
+        elsewhere.id
+    );
+    assert_eq!(
+        ids(store.troubled_endpoints(Live, 1).await.unwrap()),
+        [failing_early.id.clone()]
+    );
+    let sandbox = store.troubled_endpoints(Test, 10).await.unwrap();
+    assert_eq!(sandbox, vec![elsewhere.clone()], "whole, secrets opened");
+}

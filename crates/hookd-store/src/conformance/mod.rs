@@ -157,6 +157,7 @@ macro_rules! store_conformance_tests {
             endpoint_old_secrets_and_failing_since_round_trip,
             endpoint_delete_removes_it_and_stops_its_deliveries,
             endpoints_page_by_id_and_all_endpoints_lists_only_the_application,
+            troubled_endpoints_are_the_failing_and_disabled_ones_longest_failing_first,
             event_type_upsert_inserts_then_replaces_by_name,
             event_types_are_scoped_by_environment,
             event_types_list_by_name_and_hide_archived_unless_asked,

@@ -154,7 +154,20 @@ struct OverviewPage {
     disabled_endpoints: u64,
     in_flight: usize,
     open_circuits: usize,
+    troubled: Vec<TroubledRow>,
 }
+
+/// An endpoint the overview lists as needing attention.
+struct TroubledRow {
+    app_id: String,
+    id: String,
+    url: String,
+    state: &'static str,
+    since: String,
+}
+
+/// Endpoints the overview lists as needing attention.
+const TROUBLED_SHOWN: usize = 20;
 
 /// `GET /`: the overview.
 pub async fn overview(State(state): State<AppState>, op: Operator) -> Response {
@@ -163,6 +176,23 @@ pub async fn overview(State(state): State<AppState>, op: Operator) -> Response {
         Err(e) => return unavailable(&e),
     };
     let engine = state.dispatcher.stats();
+    let troubled = match state.store.troubled_endpoints(op.env, TROUBLED_SHOWN).await {
+        Ok(found) => found
+            .into_iter()
+            .map(|e| TroubledRow {
+                state: if e.disabled { "disabled" } else { "failing" },
+                since: match (e.disabled, e.failing_since) {
+                    (false, Some(at)) => format!("failing since {}", at.format("%Y-%m-%d %H:%M")),
+                    (true, Some(at)) => format!("disabled; failing since {}", at.format("%Y-%m-%d %H:%M")),
+                    (_, None) => format!("disabled {}", e.updated_at.format("%Y-%m-%d %H:%M")),
+                },
+                app_id: e.app_id,
+                id: e.id,
+                url: e.url,
+            })
+            .collect(),
+        Err(e) => return unavailable(&e),
+    };
     let lag = match stats.oldest_due_at {
         Some(at) => {
             let secs = (state.clock.now() - at).num_milliseconds().max(0) as f64 / 1000.0;
@@ -181,6 +211,7 @@ pub async fn overview(State(state): State<AppState>, op: Operator) -> Response {
         disabled_endpoints: stats.disabled_endpoints,
         in_flight: engine.in_flight,
         open_circuits: engine.open_circuits,
+        troubled,
     };
     render(StatusCode::OK, &page)
 }

@@ -121,6 +121,7 @@ async fn signing_in_with_an_admin_token_sets_a_strict_http_only_cookie_whose_sec
     let (status, headers, html) = page(&app, "/", &pair).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("Overview") && html.contains("Queue lag"));
+    assert!(html.contains("None: no endpoint is disabled or failing."));
     assert!(!html.contains("TEST MODE"));
     assert_eq!(headers["content-security-policy"], hookd::ui::CSP);
     let (status, headers, _) = page(&app, "/login", &pair).await;
@@ -777,6 +778,11 @@ async fn after_a_disable_one_action_enables_the_endpoint_sends_what_it_missed_an
         !html.contains("Enable and replay"),
         "only offered for a disabled endpoint"
     );
+    let (_, _, overview) = page(&app, "/", &cookie).await;
+    assert!(
+        overview.contains(&format!("/endpoints/{endpoint_id}")) && overview.contains("failing since"),
+        "the overview lists a failing endpoint: {overview}"
+    );
     post_form(&app, &format!("{endpoint_page}/disable"), &cookie, &[("csrf", &token)]).await;
     app.advance(Duration::from_secs(5));
     let kept = app
@@ -785,6 +791,8 @@ async fn after_a_disable_one_action_enables_the_endpoint_sends_what_it_missed_an
     let kept_id = kept["id"].as_str().unwrap().to_string();
     let (_, _, html) = page(&app, &endpoint_page, &cookie).await;
     assert!(html.contains("Enable and replay what it missed"));
+    let (_, _, overview) = page(&app, "/", &cookie).await;
+    assert!(overview.contains("disabled; failing since"), "and then as disabled");
 
     let (status, _, html) = post_form(
         &app,
