@@ -573,7 +573,7 @@ pub async fn troubled_endpoints_are_the_failing_and_disabled_ones_longest_failin
     );
     assert_eq!(
         ids(store.troubled_endpoints(Live, 1).await.unwrap()),
-        [failing_early.id.clone()]
+        vec![failing_early.id.clone()]
     );
     let sandbox = store.troubled_endpoints(Test, 10).await.unwrap();
     assert_eq!(sandbox, vec![elsewhere.clone()], "whole, secrets opened");
