@@ -75,7 +75,7 @@ async fn notify_work<'e, E: sqlx::Executor<'e, Database = Postgres>>(executor: E
 }
 
 /// Adds events to the outbox inside `tx`.
-async fn insert_outbox(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, events: &[OutboxEvent]) -> StoreResult<()> {
+async fn insert_outbox(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, events: &[&OutboxEvent]) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }

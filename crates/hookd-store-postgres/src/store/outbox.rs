@@ -6,7 +6,7 @@ use super::*;
 impl OutboxStore for PostgresStore {
     async fn add_outbox(&self, events: &[OutboxEvent]) -> StoreResult<()> {
         let mut tx = self.pool.write()?.begin().await.map_err(map_err)?;
-        insert_outbox(&mut tx, events).await?;
+        insert_outbox(&mut tx, &events.iter().collect::<Vec<_>>()).await?;
         tx.commit().await.map_err(map_err)
     }
 

@@ -148,8 +148,7 @@ impl QueueStore for PostgresStore {
         if plan.is_empty() {
             return tx.commit().await.map_err(map_err);
         }
-        let events: Vec<OutboxEvent> = plan.events.iter().map(|&e| e.clone()).collect();
-        insert_outbox(&mut tx, &events).await?;
+        insert_outbox(&mut tx, &plan.events).await?;
 
         // An attempt whose delivery is gone (its endpoint or application was deleted while it
         // was in flight) is dropped by the join, as on SQLite.

@@ -4,47 +4,21 @@
 use std::collections::BTreeMap;
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use hookd_core::model::{Application, Endpoint, EventType};
 use hookd_store::PageRequest;
 
-use super::pages::{forbidden, Chrome};
+use super::pages::Chrome;
 use super::session::Operator;
-use super::{render, unavailable};
+use super::{render, unavailable, Fields, Posted};
 use crate::ops::endpoints::{EndpointIn, EndpointPatch, RotateIn};
 use crate::ops::{OpsError, OpsResult};
 use crate::state::AppState;
 
 /// Most endpoints the application page lists.
 const ENDPOINTS_SHOWN: usize = 250;
-
-/// The fields of a posted form, repeated names kept in order (event types are checkboxes).
-pub(super) struct Fields(Vec<(String, String)>);
-
-impl Fields {
-    pub(super) fn parse(body: &[u8]) -> Fields {
-        Fields(form_urlencoded::parse(body).into_owned().collect())
-    }
-
-    pub(super) fn one(&self, name: &str) -> String {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
-    }
-
-    pub(super) fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-}
 
 /// One row of an application's endpoint table.
 struct EndpointRow {
@@ -200,14 +174,9 @@ pub async fn new_endpoint(State(state): State<AppState>, op: Operator, Path(key)
 /// form, which keeps what was typed.
 pub async fn create_endpoint(
     State(state): State<AppState>,
-    op: Operator,
     Path(key): Path<String>,
-    body: Bytes,
+    Posted { op, fields }: Posted,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    if !op.csrf_ok(&fields.one("csrf")) {
-        return forbidden();
-    }
     let app = match application(&state, &op, &key).await {
         Ok(app) => app,
         Err(r) => return r,
@@ -217,15 +186,10 @@ pub async fn create_endpoint(
     if errors.is_empty() {
         match crate::ops::endpoints::create_endpoint(&state, &app, input).await {
             Ok(e) => return Redirect::to(&format!("/apps/{}/endpoints/{}", app.id, e.id)).into_response(),
-            Err(OpsError::Invalid(found)) => errors.extend(
-                found
-                    .into_iter()
-                    .map(|f| (f.loc.last().cloned().unwrap_or_default(), f.msg)),
-            ),
-            Err(OpsError::Conflict { detail, .. } | OpsError::BadRequest { detail, .. }) => {
-                errors.push((String::new(), detail))
-            }
-            Err(e) => return ops_failure(e),
+            Err(e) => match form_errors(e) {
+                Ok(found) => errors.extend(found),
+                Err(e) => return ops_failure(e),
+            },
         }
     }
     let types = match catalog(&state, &op).await {
@@ -290,14 +254,9 @@ pub async fn edit_endpoint(
 /// them with a new value.
 pub async fn update_endpoint(
     State(state): State<AppState>,
-    op: Operator,
     Path((app_key, key)): Path<(String, String)>,
-    body: Bytes,
+    Posted { op, fields }: Posted,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    if !op.csrf_ok(&fields.one("csrf")) {
-        return forbidden();
-    }
     let app = match application(&state, &op, &app_key).await {
         Ok(app) => app,
         Err(r) => return r,
@@ -331,15 +290,10 @@ pub async fn update_endpoint(
             Ok(()) => {
                 return Redirect::to(&format!("/apps/{}/endpoints/{}", app.id, current.id)).into_response();
             }
-            Err(OpsError::Invalid(found)) => errors.extend(
-                found
-                    .into_iter()
-                    .map(|f| (f.loc.last().cloned().unwrap_or_default(), f.msg)),
-            ),
-            Err(OpsError::Conflict { detail, .. } | OpsError::BadRequest { detail, .. }) => {
-                errors.push((String::new(), detail))
-            }
-            Err(e) => return ops_failure(e),
+            Err(e) => match form_errors(e) {
+                Ok(found) => errors.extend(found),
+                Err(e) => return ops_failure(e),
+            },
         }
     }
     let types = match catalog(&state, &op).await {
@@ -544,14 +498,9 @@ pub async fn show_endpoint(
 /// 24 hours).
 pub async fn endpoint_action(
     State(state): State<AppState>,
-    op: Operator,
     Path((app_key, key, action)): Path<(String, String, String)>,
-    body: Bytes,
+    Posted { op, fields }: Posted,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    if !op.csrf_ok(&fields.one("csrf")) {
-        return forbidden();
-    }
     let app = match application(&state, &op, &app_key).await {
         Ok(app) => app,
         Err(r) => return r,
@@ -631,6 +580,19 @@ async fn enable_and_replay(state: &AppState, app: &Application, key: &str) -> Op
     let missing = crate::ops::replay::replay_missing(state, app, &endpoint, window()).await?;
     let failed = crate::ops::replay::recover(state, app, &endpoint, window()).await?;
     Ok(vec![missing.id, failed.id])
+}
+
+/// A use-case's refusal as the errors a form shows (by field; `""` above the form), or the
+/// error back when it is not the form's to explain.
+fn form_errors(e: OpsError) -> Result<Vec<(String, String)>, OpsError> {
+    match e {
+        OpsError::Invalid(found) => Ok(found
+            .into_iter()
+            .map(|f| (f.loc.last().cloned().unwrap_or_default(), f.msg))
+            .collect()),
+        OpsError::Conflict { detail, .. } | OpsError::BadRequest { detail, .. } => Ok(vec![(String::new(), detail)]),
+        e => Err(e),
+    }
 }
 
 /// A use-case failure that is not the form's to explain.

@@ -3,7 +3,6 @@
 //! cause told apart: the customer's endpoint, or hookd's side (address policy, DNS, proxy).
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -11,11 +10,11 @@ use hookd_core::model::{Application, Endpoint, MessageStatus};
 use hookd_store::{AttemptFilter, Cursor, MessageFilter, PageRequest};
 use serde::Deserialize;
 
-use super::endpoints::{application, ops_failure, Fields};
+use super::endpoints::{application, ops_failure};
 use super::messages::utc;
-use super::pages::{forbidden, Chrome};
+use super::pages::Chrome;
 use super::session::Operator;
-use super::{render, unavailable};
+use super::{render, unavailable, Posted};
 use crate::ops::attempts::FailureCause;
 use crate::ops::replay::BulkReplayIn;
 use crate::state::AppState;
@@ -200,14 +199,9 @@ fn parse_time(field: &str, value: &str, error: &mut Option<String>) -> Option<ch
 /// (each as a manual attempt), at most one page of them.
 pub async fn retry_selected(
     State(state): State<AppState>,
-    op: Operator,
     Path((app_key, key)): Path<(String, String)>,
-    body: Bytes,
+    Posted { op, fields }: Posted,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    if !op.csrf_ok(&fields.one("csrf")) {
-        return forbidden();
-    }
     let (app, endpoint) = match target(&state, &op, &app_key, &key).await {
         Ok(found) => found,
         Err(r) => return r,
@@ -243,14 +237,9 @@ pub async fn retry_selected(
 /// reviewed, so the default view no longer lists them (resending one clears its mark).
 pub async fn mark_reviewed(
     State(state): State<AppState>,
-    op: Operator,
     Path((app_key, key)): Path<(String, String)>,
-    body: Bytes,
+    Posted { op, fields }: Posted,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    if !op.csrf_ok(&fields.one("csrf")) {
-        return forbidden();
-    }
     let (app, endpoint) = match target(&state, &op, &app_key, &key).await {
         Ok(found) => found,
         Err(r) => return r,
@@ -277,14 +266,9 @@ pub async fn mark_reviewed(
 /// filters match, in a background task whose progress has its own page.
 pub async fn retry_all(
     State(state): State<AppState>,
-    op: Operator,
     Path((app_key, key)): Path<(String, String)>,
-    body: Bytes,
+    Posted { op, fields }: Posted,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    if !op.csrf_ok(&fields.one("csrf")) {
-        return forbidden();
-    }
     let (app, endpoint) = match target(&state, &op, &app_key, &key).await {
         Ok(found) => found,
         Err(r) => return r,

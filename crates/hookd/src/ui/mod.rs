@@ -97,6 +97,63 @@ async fn protect(mut response: Response) -> Response {
     response
 }
 
+/// The fields of a posted form, repeated names kept in order (event types are checkboxes).
+pub struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    /// Reads an `application/x-www-form-urlencoded` body.
+    pub fn parse(body: &[u8]) -> Fields {
+        Fields(form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    /// The first value of `name`, trimmed; empty when absent.
+    pub fn one(&self, name: &str) -> String {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Every value of `name`, in order.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// A form posted by a signed-in operator whose `csrf` field is the session's token; any other
+/// post is answered `403` before the handler runs (a browser without a session is sent to
+/// sign in).
+pub struct Posted {
+    /// Who posted it.
+    pub op: session::Operator,
+    /// What was posted.
+    pub fields: Fields,
+}
+
+impl axum::extract::FromRequest<AppState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Posted, Response> {
+        use axum::extract::FromRequestParts;
+        let (mut parts, body) = req.into_parts();
+        let op = session::Operator::from_request_parts(&mut parts, state).await?;
+        let req = axum::extract::Request::from_parts(parts, body);
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let fields = Fields::parse(&body);
+        if !op.csrf_ok(&fields.one("csrf")) {
+            return Err(pages::forbidden());
+        }
+        Ok(Posted { op, fields })
+    }
+}
+
 /// Renders a template as a page with `status`.
 pub(crate) fn render(status: StatusCode, page: &impl askama::Template) -> Response {
     match page.render() {

@@ -11,7 +11,7 @@ use hookd_store::{Cursor, PageRequest};
 use serde::Deserialize;
 
 use super::session::{self, Operator};
-use super::{render, unavailable};
+use super::{render, unavailable, Posted};
 use crate::auth::hash_token;
 use crate::ops::applications::ApplicationIn;
 use crate::ops::OpsError;
@@ -110,18 +110,8 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(input
     response
 }
 
-/// A form that carries nothing but its CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /logout`: ends the session and clears the cookie.
-pub async fn logout(State(state): State<AppState>, op: Operator, Form(input): Form<CsrfOnly>) -> Response {
-    if !op.csrf_ok(&input.csrf) {
-        return forbidden();
-    }
+pub async fn logout(State(state): State<AppState>, Posted { op, .. }: Posted) -> Response {
     if let Err(e) = state.store.delete_session(&op.session.id).await {
         return unavailable(&e);
     }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::pages::{forbidden, Chrome};
 use super::session::Operator;
-use super::{render, unavailable};
+use super::{render, unavailable, Posted};
 use crate::auth::{create_token, NewToken};
 use crate::ops::OpsError;
 use crate::state::AppState;
@@ -174,24 +174,9 @@ pub async fn create(State(state): State<AppState>, op: Operator, Form(input): Fo
     }
 }
 
-/// A form that carries nothing but its CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct CsrfIn {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /tokens/{id}/revoke`: the token stops working at once on this node (within a second
 /// on the others).
-pub async fn revoke(
-    State(state): State<AppState>,
-    op: Operator,
-    Path(id): Path<String>,
-    Form(input): Form<CsrfIn>,
-) -> Response {
-    if !op.csrf_ok(&input.csrf) {
-        return forbidden();
-    }
+pub async fn revoke(State(state): State<AppState>, Path(id): Path<String>, Posted { op, .. }: Posted) -> Response {
     match state.store.get_token(&id).await {
         Ok(Some(t)) if t.env == op.env => {}
         Ok(_) => return (StatusCode::NOT_FOUND, "no such token in this environment").into_response(),
