@@ -14,7 +14,7 @@ use super::endpoints::{application, ops_failure};
 use super::messages::utc;
 use super::pages::Chrome;
 use super::session::Operator;
-use super::{render, unavailable, Posted};
+use super::{render, unavailable, Fields, Posted};
 use crate::ops::attempts::FailureCause;
 use crate::ops::replay::BulkReplayIn;
 use crate::state::AppState;
@@ -195,6 +195,23 @@ fn parse_time(field: &str, value: &str, error: &mut Option<String>) -> Option<ch
     parsed
 }
 
+/// The endpoint a selection form was posted for, and the selected messages (at most a page).
+async fn selection(
+    state: &AppState,
+    op: &Operator,
+    app_key: &str,
+    key: &str,
+    fields: &Fields,
+) -> Result<(Application, Endpoint, Vec<String>), Response> {
+    let (app, endpoint) = target(state, op, app_key, key).await?;
+    let selected = fields.all("msg");
+    if selected.len() > PER_PAGE {
+        let why = "select at most one page of deliveries; retry all matching for more";
+        return Err((StatusCode::UNPROCESSABLE_ENTITY, why).into_response());
+    }
+    Ok((app, endpoint, selected))
+}
+
 /// `POST /apps/{app}/endpoints/{endpoint}/failed/retry`: resends the selected deliveries now
 /// (each as a manual attempt), at most one page of them.
 pub async fn retry_selected(
@@ -202,18 +219,10 @@ pub async fn retry_selected(
     Path((app_key, key)): Path<(String, String)>,
     Posted { op, fields }: Posted,
 ) -> Response {
-    let (app, endpoint) = match target(&state, &op, &app_key, &key).await {
+    let (app, endpoint, selected) = match selection(&state, &op, &app_key, &key, &fields).await {
         Ok(found) => found,
         Err(r) => return r,
     };
-    let selected = fields.all("msg");
-    if selected.len() > PER_PAGE {
-        return (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "select at most one page of deliveries; retry all matching for more",
-        )
-            .into_response();
-    }
     let mut retried = 0;
     for msg_id in &selected {
         let message = match state.store.get_message(&app.id, msg_id).await {
@@ -240,18 +249,10 @@ pub async fn mark_reviewed(
     Path((app_key, key)): Path<(String, String)>,
     Posted { op, fields }: Posted,
 ) -> Response {
-    let (app, endpoint) = match target(&state, &op, &app_key, &key).await {
+    let (app, endpoint, selected) = match selection(&state, &op, &app_key, &key, &fields).await {
         Ok(found) => found,
         Err(r) => return r,
     };
-    let selected = fields.all("msg");
-    if selected.len() > PER_PAGE {
-        return (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "select at most one page of deliveries",
-        )
-            .into_response();
-    }
     match state
         .store
         .mark_reviewed(&endpoint.id, &selected, state.clock.now())
