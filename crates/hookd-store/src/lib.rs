@@ -228,9 +228,9 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Removes a token; `false` when there was none with that id.
     async fn delete_token(&self, id: &str) -> StoreResult<bool>;
 
-    /// Makes every token scoped to `app_id` expire at `at` at the latest; returns how many
-    /// changed.
-    async fn expire_app_tokens(&self, app_id: &str, at: DateTime<Utc>) -> StoreResult<u64>;
+    /// Makes every token scoped to `app_id` (or only those named one of `names`) expire at
+    /// `at` at the latest; returns how many changed.
+    async fn expire_app_tokens(&self, app_id: &str, names: Option<&[String]>, at: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// Applications, endpoints and event types.

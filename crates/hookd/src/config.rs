@@ -44,6 +44,32 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// The operator dashboard.
     pub dashboard: DashboardConfig,
+    /// The consumer portal served at `/portal`.
+    pub portal: PortalConfig,
+}
+
+/// The consumer portal: what `app-portal-access` links open, and how it looks when embedded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct PortalConfig {
+    /// The base URL portal links start with (`https://hooks.example.com`). Empty: the
+    /// dashboard's `public_url`, else `http://` and the listen address. Never taken from a
+    /// request's `Host` header.
+    pub public_url: String,
+    /// Who may show the portal in an `<iframe>`: CSP `frame-ancestors` sources such as
+    /// `https://app.example.com`. Empty: no one.
+    #[serde(deserialize_with = "string_list")]
+    pub frame_ancestors: Vec<String>,
+    /// Accent colour, `#rrggbb` (a link may ask for another with `primaryColor`).
+    pub primary_color: String,
+    /// Dark colours whatever the browser prefers (a link may ask with `darkMode=true`).
+    pub dark_mode: bool,
+    /// An `https://` image shown instead of hookd's name (a link may ask with `icon`).
+    pub logo_url: String,
+    /// A CSS font family name (a link may ask with `fontFamily`).
+    pub font_family: String,
+    /// Leaves out the "powered by hookd" line (a link may ask with `hidePoweredBy=true`).
+    pub hide_powered_by: bool,
 }
 
 /// The operator dashboard served at `/`.
@@ -58,6 +84,68 @@ pub struct DashboardConfig {
     /// session cookies are marked `Secure` (as they are for any request a proxy reports as
     /// `https` with `X-Forwarded-Proto`).
     pub public_url: String,
+}
+
+impl PortalConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.into(),
+        };
+        if let Some(bad) = self.frame_ancestors.iter().find(|s| !is_frame_source(s)) {
+            return Err(invalid(
+                "portal.frame_ancestors",
+                &format!("{bad:?} is not a frame source: use 'self' or an origin such as https://app.example.com"),
+            ));
+        }
+        if !self.primary_color.is_empty() && !is_color(&self.primary_color) {
+            return Err(invalid("portal.primary_color", "must be a colour written #rrggbb"));
+        }
+        if !self.logo_url.is_empty() && !is_logo_url(&self.logo_url) {
+            return Err(invalid("portal.logo_url", "must be an https:// URL"));
+        }
+        if !self.font_family.is_empty() && !is_font_family(&self.font_family) {
+            return Err(invalid(
+                "portal.font_family",
+                "must be a font name of letters, digits, spaces and hyphens (at most 64)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A CSP `frame-ancestors` source hookd accepts: `'self'`, or an origin (scheme optional, host
+/// possibly starting `*.`, port optional) with nothing that could end the directive.
+pub fn is_frame_source(s: &str) -> bool {
+    if s == "'self'" {
+        return true;
+    }
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
+    let (host, port) = rest.split_once(':').unwrap_or((rest, ""));
+    let host = host.strip_prefix("*.").unwrap_or(host);
+    !host.is_empty()
+        && host.len() <= 253
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && (port.is_empty() && !rest.ends_with(':') || port == "*" || port.parse::<u16>().is_ok())
+}
+
+/// `#rrggbb`.
+pub fn is_color(s: &str) -> bool {
+    s.len() == 7 && s.starts_with('#') && s[1..].chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// An `https://` URL with a host, short enough for a page, with nothing to escape into CSS or
+/// HTML beyond what the templates escape.
+pub fn is_logo_url(s: &str) -> bool {
+    s.len() <= 2048 && url::Url::parse(s).is_ok_and(|u| u.scheme() == "https" && u.host().is_some())
+}
+
+/// A font family name that can be written into a stylesheet as is.
+pub fn is_font_family(s: &str) -> bool {
+    !s.trim().is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
 }
 
 impl Default for DashboardConfig {
@@ -338,6 +426,7 @@ impl Default for Config {
             secrets: SecretsConfig::default(),
             sandbox: SandboxConfig::default(),
             dashboard: DashboardConfig::default(),
+            portal: PortalConfig::default(),
         }
     }
 }
@@ -424,6 +513,27 @@ impl Config {
         Ok(config)
     }
 
+    /// Where portal links point: `portal.public_url`, else `dashboard.public_url`, else
+    /// `http://` and the listen address (loopback for an unspecified one); no trailing `/`.
+    pub fn portal_base_url(&self) -> String {
+        let configured = [&self.portal.public_url, &self.dashboard.public_url]
+            .into_iter()
+            .find(|u| !u.is_empty());
+        match configured {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => {
+                let mut addr = self.listen;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(match addr {
+                        SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                        SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                    });
+                }
+                format!("http://{addr}")
+            }
+        }
+    }
+
     /// Checks ranges; call after flags are applied.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.secrets.secret_box()?;
@@ -439,16 +549,20 @@ impl Config {
                 reason: "must be between 60 seconds and 30 days".into(),
             });
         }
-        if !self.dashboard.public_url.is_empty() {
-            let ok = url::Url::parse(&self.dashboard.public_url)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        for (key, value) in [
+            ("dashboard.public_url", &self.dashboard.public_url),
+            ("portal.public_url", &self.portal.public_url),
+        ] {
+            let ok = value.is_empty()
+                || url::Url::parse(value).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
             if !ok {
                 return Err(ConfigError::Invalid {
-                    key: "dashboard.public_url",
+                    key,
                     reason: "must be an http:// or https:// URL with a host".into(),
                 });
             }
         }
+        self.portal.validate()?;
         if self.retention.prune_after_days == Some(0) {
             return Err(ConfigError::Invalid {
                 key: "retention.prune_after_days",

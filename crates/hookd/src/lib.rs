@@ -80,11 +80,13 @@ impl Server {
 /// Starts the API on `listener` and the delivery engine; returns once both are running.
 pub async fn start(
     listener: TcpListener,
-    config: Config,
+    mut config: Config,
     store: Arc<dyn Store>,
     clock: Arc<dyn clock::Clock>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
+    // The address actually bound (a configured port 0 is chosen now), for links hookd makes.
+    config.listen = listener.local_addr()?;
     if config.secrets.main_key.is_empty() {
         tracing::warn!(
             "secrets.main_key is not set: endpoint secrets and sensitive headers are stored unencrypted \
@@ -139,7 +141,7 @@ pub async fn start(
     };
     let metrics_app = api::metrics_router(state.clone());
     let operational_services = state.services.clone();
-    let dashboard = state.config.dashboard.enabled.then(ui::router);
+    let dashboard = state.config.dashboard.enabled.then(|| ui::router(&state.config));
     let app = api::router(state, dashboard);
     tracing::info!(addr = %listener.local_addr()?, "hookd listening");
     let task = tokio::spawn(async move {

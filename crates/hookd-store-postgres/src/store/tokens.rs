@@ -54,12 +54,14 @@ impl TokenStore for PostgresStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn expire_app_tokens(&self, app_id: &str, at: DateTime<Utc>) -> StoreResult<u64> {
+    async fn expire_app_tokens(&self, app_id: &str, names: Option<&[String]>, at: DateTime<Utc>) -> StoreResult<u64> {
         let done = sqlx::query(
-            "UPDATE token SET expires_at = $2 WHERE app_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+            "UPDATE token SET expires_at = $2 WHERE app_id = $1 AND (expires_at IS NULL OR expires_at > $2) \
+             AND ($3::text[] IS NULL OR description = ANY($3))",
         )
         .bind(app_id)
         .bind(micros(at))
+        .bind(names)
         .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;

@@ -68,15 +68,24 @@ impl TokenStore for SqliteStore {
         .await
     }
 
-    async fn expire_app_tokens(&self, app_id: &str, at: DateTime<Utc>) -> StoreResult<u64> {
+    async fn expire_app_tokens(&self, app_id: &str, names: Option<&[String]>, at: DateTime<Utc>) -> StoreResult<u64> {
         let (app_id, at) = (app_id.to_string(), micros(at));
+        let names = names.map(<[String]>::to_vec);
         self.write(move |c| {
-            c.execute(
-                "UPDATE token SET expires_at = ?2 WHERE app_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-                params![app_id, at],
-            )
-            .map(|n| n as u64)
-            .map_err(map_err)
+            let sql = "UPDATE token SET expires_at = ?2 WHERE app_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)";
+            match names {
+                None => c.execute(sql, params![app_id, at]).map(|n| n as u64).map_err(map_err),
+                Some(names) => {
+                    let mut stmt = c
+                        .prepare_cached(&format!("{sql} AND description = ?3"))
+                        .map_err(map_err)?;
+                    let mut changed = 0;
+                    for name in names {
+                        changed += stmt.execute(params![app_id, at, name]).map_err(map_err)? as u64;
+                    }
+                    Ok(changed)
+                }
+            }
         })
         .await
     }

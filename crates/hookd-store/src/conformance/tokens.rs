@@ -61,8 +61,22 @@ pub async fn tokens_list_delete_and_expire_by_application(store: &dyn Store) {
         [&admin, &portal_open, &portal_late, &portal_soon, &other_app].map(|t| t.id.clone())
     );
 
-    assert_eq!(store.expire_app_tokens(&app, at(100)).await.unwrap(), 2);
     let expiry = |h: String| async move { store.find_token(&h).await.unwrap().unwrap().expires_at };
+    let named = vec![portal_late.description.clone(), other_app.description.clone()];
+    assert_eq!(
+        store.expire_app_tokens(&app, Some(&named), at(200)).await.unwrap(),
+        1,
+        "only the named token of the application"
+    );
+    assert_eq!(expiry(portal_late.hash.clone()).await, Some(at(200)));
+    assert_eq!(expiry(portal_open.hash.clone()).await, None);
+    assert_eq!(
+        expiry(other_app.hash.clone()).await,
+        None,
+        "a name of another application's token does not reach it"
+    );
+
+    assert_eq!(store.expire_app_tokens(&app, None, at(100)).await.unwrap(), 2);
     assert_eq!(expiry(portal_open.hash.clone()).await, Some(at(100)));
     assert_eq!(expiry(portal_late.hash.clone()).await, Some(at(100)));
     assert_eq!(

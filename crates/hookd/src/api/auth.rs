@@ -2,7 +2,7 @@
 //! expiring every token of an application.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use hookd_core::model::Environment;
@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::extract::{Caller, JsonBody, Query};
 use super::idempotency::NotReplayable;
 use super::{app_for, ApiResult};
-use crate::auth::{create_token, NewToken};
+use crate::auth::{create_portal_link, create_token, NewToken, PortalLink};
 use crate::ops::applications::{create_application, ApplicationIn};
 use crate::state::AppState;
 
@@ -133,20 +133,29 @@ async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Svix `AppPortalAccessIn` (capability fields are accepted; a portal token may act on its
-/// application's routes).
+/// Svix `AppPortalAccessIn`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct PortalAccessIn {
-    /// Seconds until the token expires.
+    /// Seconds until the token and the link expire.
     #[serde(default)]
     expiry: Option<u64>,
     /// Creates the application when the path names none that exists.
     #[serde(default)]
     application: Option<ApplicationIn>,
-    /// Recorded with the token's name.
+    /// Recorded with the token and the portal link, so `expire-all` can end just these.
     #[serde(default)]
     session_id: Option<String>,
+    /// What the portal may do (all when absent); see [`crate::auth::portal_grants`].
+    #[serde(default)]
+    capabilities: Option<Vec<String>>,
+    /// A portal that may look but change nothing.
+    #[serde(default)]
+    read_only: Option<bool>,
+    /// Accepted for compatibility; hookd has no feature flags.
+    #[serde(default)]
+    #[allow(dead_code)]
+    feature_flags: Option<Vec<String>>,
 }
 
 /// Svix `ApplicationTokenExpireIn`.
@@ -156,13 +165,26 @@ struct ExpireIn {
     /// Seconds the tokens keep working; none or 0 ends them now.
     #[serde(default)]
     expiry: Option<u64>,
+    /// Only the tokens and portal sessions made with one of these `sessionId`s.
+    #[serde(default)]
+    session_ids: Option<Vec<String>>,
 }
 
+/// The name of a portal token, which records the `sessionId` it was made for.
+fn portal_token_name(session_id: Option<&str>) -> String {
+    match session_id {
+        Some(session) => format!("consumer portal session {session}"),
+        None => "consumer portal".to_string(),
+    }
+}
+
+/// `POST /api/v1/auth/app-portal-access/{app_id}`: an application-scoped API token, and a
+/// portal link (`{portal.public_url}/portal/open?code=…`) whose one-time code opens a portal
+/// session with the capabilities asked for.
 async fn portal_access(
     State(s): State<AppState>,
     caller: Caller,
     Path(app_id): Path<String>,
-    headers: HeaderMap,
     JsonBody(body): JsonBody<PortalAccessIn>,
 ) -> ApiResult<Response> {
     caller.require_admin()?;
@@ -173,6 +195,19 @@ async fn portal_access(
             "expiry must be between 3600 seconds (1 hour) and 7776000 seconds (90 days)",
         ));
     }
+    if body.session_id.as_ref().is_some_and(|s| s.is_empty() || s.len() > 256) {
+        return Err(ApiError::field(
+            &["body", "sessionId"],
+            "sessionId must be 1 to 256 characters",
+        ));
+    }
+    let read_only = body.read_only.unwrap_or(false);
+    let grants = crate::auth::portal_grants(body.capabilities.as_deref(), read_only).map_err(|i| {
+        ApiError::field(
+            &["body", "capabilities", &i.to_string()],
+            "not a capability: use ViewBase, ViewEndpointSecret, ManageEndpointSecret, CreateAttempts or ManageEndpoint",
+        )
+    })?;
     let app = match (app_for(&s, &caller, &app_id).await, body.application) {
         (Ok(app), _) => app,
         (Err(ApiError::NotFound), Some(app_in)) if app_in.uid.as_deref() == Some(app_id.as_str()) => {
@@ -181,22 +216,25 @@ async fn portal_access(
         (Err(e), _) => return Err(e),
     };
     let now = s.clock.now();
-    let name = match &body.session_id {
-        Some(session) => format!("consumer portal session {session}"),
-        None => "consumer portal".to_string(),
-    };
+    let expires_at = now + chrono::Duration::seconds(expiry as i64);
+    let name = portal_token_name(body.session_id.as_deref());
     let new = NewToken {
         env: caller.env,
         app_id: Some(&app.id),
         name: &name,
-        expires_at: Some(now + chrono::Duration::seconds(expiry as i64)),
+        expires_at: Some(expires_at),
     };
     let (_, token) = create_token(s.store.as_ref(), new, now).await?;
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1:8071");
-    let url = format!("http://{host}/portal/#token={token}");
+    let link = PortalLink {
+        env: caller.env,
+        app_id: &app.id,
+        grants: &grants,
+        read_only,
+        session_id: body.session_id.as_deref(),
+        expires_at,
+    };
+    let code = create_portal_link(s.store.as_ref(), link, now).await?;
+    let url = format!("{}/portal/open?code={code}", s.config.portal_base_url());
     let mut response = Json(json!({ "url": url, "token": token })).into_response();
     response.extensions_mut().insert(NotReplayable);
     Ok(response)
@@ -217,7 +255,12 @@ async fn expire_all(
     caller.require_admin()?;
     let app = app_for(&s, &caller, &app_id).await?;
     let at = s.clock.now() + chrono::Duration::seconds((*PORTAL_EXPIRY.end()).min(body.expiry.unwrap_or(0)) as i64);
-    s.store.expire_app_tokens(&app.id, at).await?;
+    let sessions = body.session_ids.filter(|ids| !ids.is_empty());
+    let names: Option<Vec<String>> = sessions
+        .as_ref()
+        .map(|ids| ids.iter().map(|id| portal_token_name(Some(id))).collect());
+    s.store.expire_app_tokens(&app.id, names.as_deref(), at).await?;
+    s.store.expire_app_sessions(&app.id, sessions.as_deref(), at).await?;
     s.tokens.clear();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,8 +11,9 @@ use hookd_core::model::{Application, Endpoint, EventType};
 use hookd_store::PageRequest;
 
 use super::pages::Chrome;
-use super::session::Operator;
+use super::session::Viewer;
 use super::{render, unavailable, Fields, Posted};
+use crate::auth::Capability;
 use crate::ops::endpoints::{EndpointIn, EndpointPatch, RotateIn};
 use crate::ops::{OpsError, OpsResult};
 use crate::state::AppState;
@@ -61,17 +62,36 @@ struct ApplicationPage {
     more: bool,
 }
 
-/// Loads the operator's application `key` (id or uid) or answers 404.
-pub(super) async fn application(state: &AppState, op: &Operator, key: &str) -> Result<Application, Response> {
+/// The answer when the viewer's portal link did not grant what an action needs.
+pub(super) fn not_granted(what: Capability) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        format!(
+            "this portal session may not do that (it needs the {} capability)",
+            what.as_str()
+        ),
+    )
+        .into_response()
+}
+
+/// The 403 to answer when the viewer may not do what `what` covers.
+pub(super) fn refusal(op: &Viewer, what: Capability) -> Option<Response> {
+    (!op.may(what)).then(|| not_granted(what))
+}
+
+/// Loads the viewer's application `key` (id or uid) or answers 404: one of the operator's
+/// environment, or the portal session's own.
+pub(super) async fn application(state: &AppState, op: &Viewer, key: &str) -> Result<Application, Response> {
     match state.store.get_application(op.env, key).await {
-        Ok(Some(app)) => Ok(app),
+        Ok(Some(app)) if op.sees_app(&app.id) => Ok(app),
+        Ok(Some(_)) => Err((StatusCode::NOT_FOUND, "no such application in this environment").into_response()),
         Ok(None) => Err((StatusCode::NOT_FOUND, "no such application in this environment").into_response()),
         Err(e) => Err(unavailable(&e)),
     }
 }
 
 /// `GET /apps/{app}`: the application and its endpoints.
-pub async fn show_application(State(state): State<AppState>, op: Operator, Path(key): Path<String>) -> Response {
+pub async fn show_application(State(state): State<AppState>, op: Viewer, Path(key): Path<String>) -> Response {
     let app = match application(&state, &op, &key).await {
         Ok(app) => app,
         Err(r) => return r,
@@ -140,12 +160,15 @@ struct EndpointForm {
     errors: Vec<(String, String)>,
 }
 
-async fn catalog(state: &AppState, op: &Operator) -> OpsResult<Vec<EventType>> {
+async fn catalog(state: &AppState, op: &Viewer) -> OpsResult<Vec<EventType>> {
     crate::ops::event_types::all_event_types(state.store.as_ref(), op.env, false).await
 }
 
 /// `GET /apps/{app}/endpoints/new`: the new-endpoint form.
-pub async fn new_endpoint(State(state): State<AppState>, op: Operator, Path(key): Path<String>) -> Response {
+pub async fn new_endpoint(State(state): State<AppState>, op: Viewer, Path(key): Path<String>) -> Response {
+    if let Some(r) = refusal(&op, Capability::ManageEndpoint) {
+        return r;
+    }
     let app = match application(&state, &op, &key).await {
         Ok(app) => app,
         Err(r) => return r,
@@ -175,8 +198,11 @@ pub async fn new_endpoint(State(state): State<AppState>, op: Operator, Path(key)
 pub async fn create_endpoint(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    Posted { op, fields }: Posted,
+    Posted { op, fields }: Posted<Viewer>,
 ) -> Response {
+    if let Some(r) = refusal(&op, Capability::ManageEndpoint) {
+        return r;
+    }
     let app = match application(&state, &op, &key).await {
         Ok(app) => app,
         Err(r) => return r,
@@ -185,7 +211,9 @@ pub async fn create_endpoint(
     let (input, mut errors) = endpoint_input(&fields, &checked);
     if errors.is_empty() {
         match crate::ops::endpoints::create_endpoint(&state, &app, input).await {
-            Ok(e) => return Redirect::to(&format!("/apps/{}/endpoints/{}", app.id, e.id)).into_response(),
+            Ok(e) => {
+                return Redirect::to(&format!("{}/apps/{}/endpoints/{}", op.root(), app.id, e.id)).into_response();
+            }
             Err(e) => match form_errors(e) {
                 Ok(found) => errors.extend(found),
                 Err(e) => return ops_failure(e),
@@ -215,9 +243,12 @@ pub async fn create_endpoint(
 /// `GET /apps/{app}/endpoints/{endpoint}/edit`: the endpoint's settings in the form.
 pub async fn edit_endpoint(
     State(state): State<AppState>,
-    op: Operator,
+    op: Viewer,
     Path((app_key, key)): Path<(String, String)>,
 ) -> Response {
+    if let Some(r) = refusal(&op, Capability::ManageEndpoint) {
+        return r;
+    }
     let app = match application(&state, &op, &app_key).await {
         Ok(app) => app,
         Err(r) => return r,
@@ -255,8 +286,11 @@ pub async fn edit_endpoint(
 pub async fn update_endpoint(
     State(state): State<AppState>,
     Path((app_key, key)): Path<(String, String)>,
-    Posted { op, fields }: Posted,
+    Posted { op, fields }: Posted<Viewer>,
 ) -> Response {
+    if let Some(r) = refusal(&op, Capability::ManageEndpoint) {
+        return r;
+    }
     let app = match application(&state, &op, &app_key).await {
         Ok(app) => app,
         Err(r) => return r,
@@ -288,7 +322,8 @@ pub async fn update_endpoint(
         };
         match saved.await {
             Ok(()) => {
-                return Redirect::to(&format!("/apps/{}/endpoints/{}", app.id, current.id)).into_response();
+                return Redirect::to(&format!("{}/apps/{}/endpoints/{}", op.root(), app.id, current.id))
+                    .into_response();
             }
             Err(e) => match form_errors(e) {
                 Ok(found) => errors.extend(found),
@@ -405,7 +440,7 @@ fn quantile(sorted: &[i64], q: f64) -> i64 {
 
 async fn endpoint_page(
     state: &AppState,
-    op: &Operator,
+    op: &Viewer,
     app: Application,
     key: &str,
     secret: Option<String>,
@@ -484,7 +519,7 @@ async fn endpoint_page(
 /// `GET /apps/{app}/endpoints/{endpoint}`: an endpoint's settings and state.
 pub async fn show_endpoint(
     State(state): State<AppState>,
-    op: Operator,
+    op: Viewer,
     Path((app_key, key)): Path<(String, String)>,
 ) -> Response {
     match application(&state, &op, &app_key).await {
@@ -493,19 +528,59 @@ pub async fn show_endpoint(
     }
 }
 
-/// `POST /apps/{app}/endpoints/{endpoint}/{action}`: `enable`, `disable`, `reveal` (shows the
-/// signing secret once, on this page) or `rotate` (a new secret; the old one keeps signing for
-/// 24 hours).
+/// What each endpoint action needs a portal session to have been granted.
+fn needs(action: &str) -> &'static [Capability] {
+    match action {
+        "enable" | "disable" | "delete" => &[Capability::ManageEndpoint],
+        "enable-replay" => &[Capability::ManageEndpoint, Capability::CreateAttempts],
+        "test" | "recover" => &[Capability::CreateAttempts],
+        "reveal" => &[Capability::ViewEndpointSecret],
+        "rotate" => &[Capability::ManageEndpointSecret],
+        _ => &[],
+    }
+}
+
+/// `POST /apps/{app}/endpoints/{endpoint}/{action}`: `enable`, `disable`, `delete`, `test`
+/// (sends an example of an event type), `recover` (resends what failed since a time, in a
+/// background task), `enable-replay`, `reveal` (shows the signing secret once, on this page) or
+/// `rotate` (a new secret; the old one keeps signing for 24 hours).
 pub async fn endpoint_action(
     State(state): State<AppState>,
     Path((app_key, key, action)): Path<(String, String, String)>,
-    Posted { op, fields }: Posted,
+    Posted { op, fields }: Posted<Viewer>,
 ) -> Response {
     let app = match application(&state, &op, &app_key).await {
         Ok(app) => app,
         Err(r) => return r,
     };
+    if let Some(missing) = needs(&action).iter().find(|c| !op.may(**c)) {
+        return not_granted(*missing);
+    }
     let done = match action.as_str() {
+        "delete" => {
+            return match crate::ops::endpoints::delete_endpoint(&state, &app, &key).await {
+                Ok(()) => Redirect::to(&format!("{}/apps/{}", op.root(), app.id)).into_response(),
+                Err(e) => ops_failure(e),
+            };
+        }
+        "recover" => {
+            let Some(since) = super::messages::utc(&fields.one("since")) else {
+                return (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "give the time to recover from as YYYY-MM-DDTHH:MM (UTC)",
+                )
+                    .into_response();
+            };
+            let window = crate::ops::replay::WindowIn { since, until: None };
+            let started = async {
+                let endpoint = crate::ops::endpoints::get_endpoint(&state, &app, &key).await?;
+                crate::ops::replay::recover(&state, &app, &endpoint, window).await
+            };
+            return match started.await {
+                Ok(task) => endpoint_page(&state, &op, app, &key, None, Some(RECOVERING), vec![task.id]).await,
+                Err(e) => ops_failure(e),
+            };
+        }
         "enable" | "disable" => {
             let patch = EndpointPatch {
                 disabled: Some(action == "disable"),
@@ -525,7 +600,9 @@ pub async fn endpoint_action(
                 crate::ops::replay::send_example(&state, &app, &endpoint, input).await
             };
             return match sent.await {
-                Ok(message) => Redirect::to(&format!("/apps/{}/messages/{}", app.id, message.id)).into_response(),
+                Ok(message) => {
+                    Redirect::to(&format!("{}/apps/{}/messages/{}", op.root(), app.id, message.id)).into_response()
+                }
                 Err(e) => ops_failure(e),
             };
         }
@@ -554,6 +631,9 @@ pub async fn endpoint_action(
         Err(e) => ops_failure(e),
     }
 }
+
+/// The notice after "recover".
+const RECOVERING: &str = "A background task now resends every delivery that failed since then:";
 
 /// The notice after "enable and replay".
 const REPLAYING: &str = "Enabled. Two background tasks now send what it missed:";

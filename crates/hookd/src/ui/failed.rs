@@ -10,11 +10,12 @@ use hookd_core::model::{Application, Endpoint, MessageStatus};
 use hookd_store::{AttemptFilter, Cursor, MessageFilter, PageRequest};
 use serde::Deserialize;
 
-use super::endpoints::{application, ops_failure};
+use super::endpoints::{application, ops_failure, refusal};
 use super::messages::utc;
 use super::pages::Chrome;
-use super::session::Operator;
+use super::session::Viewer;
 use super::{render, unavailable, Fields, Posted};
+use crate::auth::Capability;
 use crate::ops::attempts::FailureCause;
 use crate::ops::replay::BulkReplayIn;
 use crate::state::AppState;
@@ -86,12 +87,7 @@ impl FailedPage {
     }
 }
 
-async fn target(
-    state: &AppState,
-    op: &Operator,
-    app_key: &str,
-    key: &str,
-) -> Result<(Application, Endpoint), Response> {
+async fn target(state: &AppState, op: &Viewer, app_key: &str, key: &str) -> Result<(Application, Endpoint), Response> {
     let app = application(state, op, app_key).await?;
     match crate::ops::endpoints::get_endpoint(state, &app, key).await {
         Ok(e) => Ok((app, e)),
@@ -103,7 +99,7 @@ async fn target(
 /// message first.
 pub async fn list(
     State(state): State<AppState>,
-    op: Operator,
+    op: Viewer,
     Path((app_key, key)): Path<(String, String)>,
     Query(query): Query<FailedQuery>,
 ) -> Response {
@@ -198,7 +194,7 @@ fn parse_time(field: &str, value: &str, error: &mut Option<String>) -> Option<ch
 /// The endpoint a selection form was posted for, and the selected messages (at most a page).
 async fn selection(
     state: &AppState,
-    op: &Operator,
+    op: &Viewer,
     app_key: &str,
     key: &str,
     fields: &Fields,
@@ -217,8 +213,11 @@ async fn selection(
 pub async fn retry_selected(
     State(state): State<AppState>,
     Path((app_key, key)): Path<(String, String)>,
-    Posted { op, fields }: Posted,
+    Posted { op, fields }: Posted<Viewer>,
 ) -> Response {
+    if let Some(r) = refusal(&op, Capability::CreateAttempts) {
+        return r;
+    }
     let (app, endpoint, selected) = match selection(&state, &op, &app_key, &key, &fields).await {
         Ok(found) => found,
         Err(r) => return r,
@@ -236,8 +235,10 @@ pub async fn retry_selected(
         retried += 1;
     }
     Redirect::to(&format!(
-        "/apps/{}/endpoints/{}/failed?retried={retried}",
-        app.id, endpoint.id
+        "{}/apps/{}/endpoints/{}/failed?retried={retried}",
+        op.root(),
+        app.id,
+        endpoint.id
     ))
     .into_response()
 }
@@ -247,8 +248,11 @@ pub async fn retry_selected(
 pub async fn mark_reviewed(
     State(state): State<AppState>,
     Path((app_key, key)): Path<(String, String)>,
-    Posted { op, fields }: Posted,
+    Posted { op, fields }: Posted<Viewer>,
 ) -> Response {
+    if let Some(r) = refusal(&op, Capability::ManageEndpoint) {
+        return r;
+    }
     let (app, endpoint, selected) = match selection(&state, &op, &app_key, &key, &fields).await {
         Ok(found) => found,
         Err(r) => return r,
@@ -258,7 +262,13 @@ pub async fn mark_reviewed(
         .mark_reviewed(&endpoint.id, &selected, state.clock.now())
         .await
     {
-        Ok(n) => Redirect::to(&format!("/apps/{}/endpoints/{}/failed?marked={n}", app.id, endpoint.id)).into_response(),
+        Ok(n) => Redirect::to(&format!(
+            "{}/apps/{}/endpoints/{}/failed?marked={n}",
+            op.root(),
+            app.id,
+            endpoint.id
+        ))
+        .into_response(),
         Err(e) => unavailable(&e),
     }
 }
@@ -268,8 +278,11 @@ pub async fn mark_reviewed(
 pub async fn retry_all(
     State(state): State<AppState>,
     Path((app_key, key)): Path<(String, String)>,
-    Posted { op, fields }: Posted,
+    Posted { op, fields }: Posted<Viewer>,
 ) -> Response {
+    if let Some(r) = refusal(&op, Capability::CreateAttempts) {
+        return r;
+    }
     let (app, endpoint) = match target(&state, &op, &app_key, &key).await {
         Ok(found) => found,
         Err(r) => return r,
@@ -292,7 +305,7 @@ pub async fn retry_all(
         status_code_class: None,
     };
     match crate::ops::replay::bulk_replay(&state, &app, &endpoint, input).await {
-        Ok(task) => Redirect::to(&format!("/tasks/{}", task.id)).into_response(),
+        Ok(task) => Redirect::to(&format!("{}/tasks/{}", op.root(), task.id)).into_response(),
         Err(e) => ops_failure(e),
     }
 }
@@ -311,9 +324,10 @@ struct TaskPage {
 }
 
 /// `GET /tasks/{id}`: a background task's progress (the page refreshes itself while it runs).
-pub async fn task(State(state): State<AppState>, op: Operator, Path(id): Path<String>) -> Response {
+pub async fn task(State(state): State<AppState>, op: Viewer, Path(id): Path<String>) -> Response {
     let task = match crate::ops::replay::get_task(&state, op.env, &id).await {
-        Ok(task) => task,
+        Ok(task) if op.sees_app(&task.app_id) => task,
+        Ok(_) => return ops_failure(crate::ops::OpsError::NotFound("task")),
         Err(e) => return ops_failure(e),
     };
     let page = TaskPage {

@@ -5,15 +5,17 @@
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use hookd_core::model::{Application, Attempt, Message, MessageStatus, TriggerType};
 use hookd_store::{AttemptFilter, Cursor, MessageFilter, PageRequest};
 use serde::Deserialize;
 
 use super::pages::Chrome;
-use super::session::Operator;
+use super::session::Viewer;
+use super::Posted;
 use super::{render, unavailable};
+use crate::auth::Capability;
 use crate::state::AppState;
 
 const MESSAGES_PER_PAGE: usize = 50;
@@ -104,7 +106,7 @@ pub(super) fn utc(value: &str) -> Option<DateTime<Utc>> {
 /// `GET /apps/{app}/messages`: the application's messages, newest first.
 pub async fn list(
     State(state): State<AppState>,
-    op: Operator,
+    op: Viewer,
     Path(key): Path<String>,
     Query(query): Query<MessagesQuery>,
 ) -> Response {
@@ -166,7 +168,7 @@ pub async fn list(
         }
     };
     let page = MessagesPage {
-        chrome: Chrome::new(&op, "applications"),
+        chrome: Chrome::new(&op, "messages"),
         app,
         query,
         rows,
@@ -231,11 +233,7 @@ struct MessagePage {
 }
 
 /// `GET /apps/{app}/messages/{message}`: a message, its deliveries and its attempts.
-pub async fn show(
-    State(state): State<AppState>,
-    op: Operator,
-    Path((app_key, key)): Path<(String, String)>,
-) -> Response {
+pub async fn show(State(state): State<AppState>, op: Viewer, Path((app_key, key)): Path<(String, String)>) -> Response {
     let app = match super::endpoints::application(&state, &op, &app_key).await {
         Ok(app) => app,
         Err(r) => return r,
@@ -273,7 +271,7 @@ pub async fn show(
         None => "(expired: the payload is no longer kept)".to_string(),
     };
     let page = MessagePage {
-        chrome: Chrome::new(&op, "applications"),
+        chrome: Chrome::new(&op, "messages"),
         deliveries: deliveries
             .into_iter()
             .map(|d| DeliveryRow {
@@ -293,6 +291,36 @@ pub async fn show(
         message,
     };
     render(StatusCode::OK, &page)
+}
+
+/// `POST /apps/{app}/messages/{message}/resend`: sends the message to one of its endpoints
+/// again (field `endpoint`), then shows the message with the new attempt to come.
+pub async fn resend(
+    State(state): State<AppState>,
+    Path((app_key, key)): Path<(String, String)>,
+    Posted { op, fields }: Posted<Viewer>,
+) -> Response {
+    if let Some(r) = super::endpoints::refusal(&op, Capability::CreateAttempts) {
+        return r;
+    }
+    let app = match super::endpoints::application(&state, &op, &app_key).await {
+        Ok(app) => app,
+        Err(r) => return r,
+    };
+    let sent = async {
+        let message = state
+            .store
+            .get_message(&app.id, &key)
+            .await?
+            .ok_or(crate::ops::OpsError::NotFound("message"))?;
+        let endpoint = crate::ops::endpoints::get_endpoint(&state, &app, &fields.one("endpoint")).await?;
+        crate::ops::attempts::resend(&state, &app, &message, &endpoint).await?;
+        Ok::<_, crate::ops::OpsError>(message.id)
+    };
+    match sent.await {
+        Ok(id) => Redirect::to(&format!("{}/apps/{}/messages/{id}", op.root(), app.id)).into_response(),
+        Err(e) => super::endpoints::ops_failure(e),
+    }
 }
 
 #[cfg(test)]

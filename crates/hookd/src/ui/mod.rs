@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod failed;
 pub mod messages;
 pub mod pages;
+pub mod portal;
 pub mod session;
 pub mod settings;
 
@@ -18,7 +19,7 @@ use axum::http::header::{
 };
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::state::AppState;
@@ -30,47 +31,57 @@ pub const CSP: &str =
 
 const STYLESHEET: &str = include_str!("../../assets/hookd.css");
 
-/// The dashboard's routes, for the API router to serve beside `/api/v1`.
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// The dashboard's and the portal's routes, for the API router to serve beside `/api/v1`.
+pub fn router(config: &crate::config::Config) -> Router<AppState> {
+    let dashboard = Router::new()
         .route("/", get(pages::overview))
         .route("/login", get(pages::login_form).post(pages::login))
-        .route("/logout", axum::routing::post(pages::logout))
-        .route("/env", axum::routing::post(pages::switch_environment))
+        .route("/logout", post(pages::logout))
+        .route("/env", post(pages::switch_environment))
         .route("/apps", get(pages::applications).post(pages::create_application))
-        .route("/apps/{app}", get(endpoints::show_application))
-        .route("/apps/{app}/endpoints", axum::routing::post(endpoints::create_endpoint))
-        .route("/apps/{app}/endpoints/new", get(endpoints::new_endpoint))
-        .route("/apps/{app}/messages", get(messages::list))
-        .route("/apps/{app}/messages/{message}", get(messages::show))
-        .route("/apps/{app}/endpoints/{endpoint}", get(endpoints::show_endpoint))
-        .route(
-            "/apps/{app}/endpoints/{endpoint}/edit",
-            get(endpoints::edit_endpoint).post(endpoints::update_endpoint),
-        )
-        .route("/apps/{app}/endpoints/{endpoint}/failed", get(failed::list))
-        .route(
-            "/apps/{app}/endpoints/{endpoint}/failed/retry",
-            axum::routing::post(failed::retry_selected),
-        )
-        .route(
-            "/apps/{app}/endpoints/{endpoint}/failed/retry-all",
-            axum::routing::post(failed::retry_all),
-        )
-        .route(
-            "/apps/{app}/endpoints/{endpoint}/failed/review",
-            axum::routing::post(failed::mark_reviewed),
-        )
         .route("/tasks/{id}", get(failed::task))
-        .route(
-            "/apps/{app}/endpoints/{endpoint}/{action}",
-            axum::routing::post(endpoints::endpoint_action),
-        )
         .route("/catalog", get(settings::catalog))
         .route("/tokens", get(settings::tokens).post(settings::create))
-        .route("/tokens/{id}/revoke", axum::routing::post(settings::revoke))
+        .route("/tokens/{id}/revoke", post(settings::revoke))
         .route("/assets/hookd.css", get(stylesheet))
-        .layer(axum::middleware::map_response(protect))
+        .merge(application_routes(""))
+        .layer(axum::middleware::map_response(protect));
+    let csp = HeaderValue::from_str(&portal::csp(&config.portal)).expect("frame sources are checked by the config");
+    let portal = Router::new()
+        .route("/portal", get(|| async { axum::response::Redirect::to("/portal/") }))
+        .route("/portal/", get(portal::home))
+        .route("/portal/open", get(portal::open_page).post(portal::open))
+        .route("/portal/open.js", get(portal::open_script))
+        .route("/portal/theme.css", get(portal::theme_css))
+        .route("/portal/logout", post(portal::logout))
+        .route("/portal/catalog", get(settings::catalog))
+        .route("/portal/tasks/{id}", get(failed::task))
+        .merge(application_routes("/portal"))
+        .layer(axum::middleware::map_response(move |r| protect_portal(r, csp.clone())));
+    dashboard.merge(portal)
+}
+
+/// An application's pages, under `root`: the dashboard's (`""`) and the portal's (`/portal`)
+/// are the same handlers, limited by the [`session::Viewer`] each path gets.
+fn application_routes(root: &str) -> Router<AppState> {
+    let at = |path: &str| format!("{root}/apps/{{app}}{path}");
+    Router::new()
+        .route(&at(""), get(endpoints::show_application))
+        .route(&at("/endpoints"), post(endpoints::create_endpoint))
+        .route(&at("/endpoints/new"), get(endpoints::new_endpoint))
+        .route(&at("/messages"), get(messages::list))
+        .route(&at("/messages/{message}"), get(messages::show))
+        .route(&at("/messages/{message}/resend"), post(messages::resend))
+        .route(&at("/endpoints/{endpoint}"), get(endpoints::show_endpoint))
+        .route(
+            &at("/endpoints/{endpoint}/edit"),
+            get(endpoints::edit_endpoint).post(endpoints::update_endpoint),
+        )
+        .route(&at("/endpoints/{endpoint}/failed"), get(failed::list))
+        .route(&at("/endpoints/{endpoint}/failed/retry"), post(failed::retry_selected))
+        .route(&at("/endpoints/{endpoint}/failed/retry-all"), post(failed::retry_all))
+        .route(&at("/endpoints/{endpoint}/failed/review"), post(failed::mark_reviewed))
+        .route(&at("/endpoints/{endpoint}/{action}"), post(endpoints::endpoint_action))
 }
 
 async fn stylesheet() -> Response {
@@ -88,9 +99,23 @@ async fn stylesheet() -> Response {
 async fn protect(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    common_headers(response)
+}
+
+/// Adds the security headers every portal response carries: its own CSP, which lets the sites
+/// in `portal.frame_ancestors` (and no others) frame it.
+async fn protect_portal(mut response: Response, csp: HeaderValue) -> Response {
+    response.headers_mut().insert(CONTENT_SECURITY_POLICY, csp);
+    common_headers(response)
+}
+
+fn common_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers
+        .entry(REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("same-origin"));
     headers
         .entry(CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
@@ -125,29 +150,31 @@ impl Fields {
     }
 }
 
-/// A form posted by a signed-in operator whose `csrf` field is the session's token; any other
-/// post is answered `403` before the handler runs (a browser without a session is sent to
-/// sign in).
-pub struct Posted {
+/// A form posted by a signed-in viewer (an [`session::Operator`] unless named) whose `csrf`
+/// field is the session's token; any other post is answered `403` before the handler runs (a
+/// browser without a session is sent to sign in).
+pub struct Posted<V = session::Operator> {
     /// Who posted it.
-    pub op: session::Operator,
+    pub op: V,
     /// What was posted.
     pub fields: Fields,
 }
 
-impl axum::extract::FromRequest<AppState> for Posted {
+impl<V> axum::extract::FromRequest<AppState> for Posted<V>
+where
+    V: axum::extract::FromRequestParts<AppState, Rejection = Response> + session::Signed + Send,
+{
     type Rejection = Response;
 
-    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Posted, Response> {
-        use axum::extract::FromRequestParts;
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Posted<V>, Response> {
         let (mut parts, body) = req.into_parts();
-        let op = session::Operator::from_request_parts(&mut parts, state).await?;
+        let op = V::from_request_parts(&mut parts, state).await?;
         let req = axum::extract::Request::from_parts(parts, body);
         let body = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(IntoResponse::into_response)?;
         let fields = Fields::parse(&body);
-        if !op.csrf_ok(&fields.one("csrf")) {
+        if !op.viewer().csrf_ok(&fields.one("csrf")) {
             return Err(pages::forbidden());
         }
         Ok(Posted { op, fields })

@@ -10,14 +10,15 @@ use hookd_core::model::{Application, Environment};
 use hookd_store::{Cursor, PageRequest};
 use serde::Deserialize;
 
-use super::session::{self, Operator};
+use super::session::{self, Operator, Viewer};
 use super::{render, unavailable, Posted};
 use crate::auth::hash_token;
+use crate::auth::Capability;
 use crate::ops::applications::ApplicationIn;
 use crate::ops::OpsError;
 use crate::state::AppState;
 
-/// What every signed-in page shows around its content.
+/// What every signed-in page shows around its content, and what its viewer may do.
 pub struct Chrome {
     /// The session's environment (`live` or `test`).
     pub env: &'static str,
@@ -29,20 +30,57 @@ pub struct Chrome {
     pub current: &'static str,
     /// The environment the operator may switch to (a live session: the other one).
     pub switch_to: Option<&'static str>,
+    /// Where the viewer's pages live: `""` (dashboard) or `/portal`.
+    pub root: &'static str,
+    /// Set on the consumer portal's pages.
+    pub portal: Option<PortalChrome>,
+    /// May add, edit, enable, disable and delete endpoints.
+    pub can_manage: bool,
+    /// May reveal signing secrets.
+    pub can_view_secret: bool,
+    /// May rotate signing secrets.
+    pub can_rotate: bool,
+    /// May resend, recover and send test events.
+    pub can_attempt: bool,
+}
+
+/// The portal's look and its one application.
+pub struct PortalChrome {
+    /// The application the portal shows.
+    pub app_id: String,
+    /// The theme stylesheet's query.
+    pub theme: String,
+    /// A logo to show instead of the name.
+    pub logo: Option<String>,
+    /// Show "powered by hookd".
+    pub powered_by: bool,
 }
 
 impl Chrome {
-    /// The chrome of `op`'s pages, with `current` marked in the navigation.
-    pub fn new(op: &Operator, current: &'static str) -> Chrome {
+    /// The chrome of `viewer`'s pages, with `current` marked in the navigation.
+    pub fn new(viewer: &Viewer, current: &'static str) -> Chrome {
         Chrome {
-            env: op.env.as_str(),
-            test_mode: op.env == Environment::Test,
-            csrf: op.csrf.clone(),
+            env: viewer.env.as_str(),
+            test_mode: viewer.env == Environment::Test,
+            csrf: viewer.csrf.clone(),
             current,
-            switch_to: (op.session.env == Environment::Live).then_some(match op.env {
-                Environment::Live => "test",
-                Environment::Test => "live",
+            switch_to: (viewer.portal.is_none() && viewer.session.env == Environment::Live).then_some(
+                match viewer.env {
+                    Environment::Live => "test",
+                    Environment::Test => "live",
+                },
+            ),
+            root: viewer.root(),
+            portal: viewer.portal.as_ref().map(|p| PortalChrome {
+                app_id: p.app_id.clone(),
+                theme: p.theme.to_query(),
+                logo: p.theme.logo.clone(),
+                powered_by: !p.theme.hide_powered_by,
             }),
+            can_manage: viewer.may(Capability::ManageEndpoint),
+            can_view_secret: viewer.may(Capability::ViewEndpointSecret),
+            can_rotate: viewer.may(Capability::ManageEndpointSecret),
+            can_attempt: viewer.may(Capability::CreateAttempts),
         }
     }
 }

@@ -20,7 +20,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::auth::hash_token;
+use crate::auth::{hash_token, Capability};
 use crate::state::AppState;
 
 /// The session cookie's name.
@@ -32,10 +32,10 @@ pub const OPERATOR_SESSIONS: usize = 64;
 /// The cookie holding the environment a live operator is looking at (`test` for the sandbox).
 pub const ENV_COOKIE: &str = "hookd_env";
 
-/// A signed-in operator: the session, the environment its pages act in, and the CSRF token
-/// its forms carry.
+/// Who a page is for: a signed-in operator (the whole environment), or a consumer-portal
+/// session (one application, with the capabilities its link granted).
 #[derive(Debug, Clone)]
-pub struct Operator {
+pub struct Viewer {
     /// The stored session.
     pub session: SessionRecord,
     /// The environment the pages act in: the session's, or the sandbox when a live operator
@@ -43,19 +43,80 @@ pub struct Operator {
     pub env: Environment,
     /// The value every form of this session must send as `csrf`.
     pub csrf: String,
+    /// Set for a consumer-portal session.
+    pub portal: Option<Portal>,
 }
 
-impl Operator {
+/// What a consumer-portal session is limited to, and how it looks.
+#[derive(Debug, Clone)]
+pub struct Portal {
+    /// The one application it sees.
+    pub app_id: String,
+    /// What it may do.
+    pub grants: Vec<Capability>,
+    /// Its colours, logo and font.
+    pub theme: super::portal::Theme,
+}
+
+impl Viewer {
     /// Whether `sent` is this session's CSRF token (compared in constant time).
     pub fn csrf_ok(&self, sent: &str) -> bool {
         self.csrf.as_bytes().ct_eq(sent.as_bytes()).into()
+    }
+
+    /// Whether the viewer may do what `capability` covers (an operator may do everything).
+    pub fn may(&self, capability: Capability) -> bool {
+        self.portal.as_ref().is_none_or(|p| p.grants.contains(&capability))
+    }
+
+    /// Where the viewer's pages live: `""` for the dashboard, `/portal` for the portal.
+    pub fn root(&self) -> &'static str {
+        if self.portal.is_some() {
+            "/portal"
+        } else {
+            ""
+        }
+    }
+
+    /// Whether the viewer may see `app_id` (an operator sees its environment's applications).
+    pub fn sees_app(&self, app_id: &str) -> bool {
+        self.portal.as_ref().is_none_or(|p| p.app_id == app_id)
+    }
+}
+
+/// A signed-in operator: a [`Viewer`] whose session is the dashboard's, not a portal's.
+#[derive(Debug, Clone)]
+pub struct Operator(pub Viewer);
+
+impl std::ops::Deref for Operator {
+    type Target = Viewer;
+    fn deref(&self) -> &Viewer {
+        &self.0
+    }
+}
+
+/// A session extractor whose forms carry its CSRF token.
+pub trait Signed {
+    /// The viewer behind the session.
+    fn viewer(&self) -> &Viewer;
+}
+
+impl Signed for Viewer {
+    fn viewer(&self) -> &Viewer {
+        self
+    }
+}
+
+impl Signed for Operator {
+    fn viewer(&self) -> &Viewer {
+        &self.0
     }
 }
 
 /// The CSRF token of the session whose cookie holds `secret`.
 pub fn csrf_for(secret: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    mac.update(b"hookd dashboard csrf");
+    mac.update(b"hookd browser session csrf");
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -123,16 +184,9 @@ pub fn cookie_line(name: &str, value: &str, max_age: u64, secure: bool) -> Heade
 pub async fn open(state: &AppState, env: Environment) -> StoreResult<String> {
     let now = state.clock.now();
     let ttl = chrono::Duration::seconds(state.config.dashboard.session_ttl_secs as i64);
-    let (secret, id) = {
-        let mut rng = rand::thread_rng();
-        (
-            format!("hkds_{}", Alphanumeric.sample_string(&mut rng, 43)),
-            IdKind::Session.generate(now, &mut rng),
-        )
-    };
     let record = SessionRecord {
-        id,
-        hash: hash_token(&secret),
+        id: String::new(),
+        hash: String::new(),
         env,
         app_id: None,
         capabilities: Vec::new(),
@@ -141,7 +195,21 @@ pub async fn open(state: &AppState, env: Environment) -> StoreResult<String> {
         created_at: now,
         expires_at: now + ttl,
     };
-    state.store.create_session(&record, OPERATOR_SESSIONS).await?;
+    store_new(state, record, OPERATOR_SESSIONS).await
+}
+
+/// Stores `record` under a fresh id and cookie secret (`hkds_…`); returns the secret.
+pub async fn store_new(state: &AppState, mut record: SessionRecord, keep: usize) -> StoreResult<String> {
+    let (secret, id) = {
+        let mut rng = rand::thread_rng();
+        (
+            format!("hkds_{}", Alphanumeric.sample_string(&mut rng, 43)),
+            IdKind::Session.generate(record.created_at, &mut rng),
+        )
+    };
+    record.id = id;
+    record.hash = hash_token(&secret);
+    state.store.create_session(&record, keep).await?;
     Ok(secret)
 }
 
@@ -168,13 +236,28 @@ impl FromRequestParts<AppState> for Operator {
                     (Environment::Live, Some("test")) => Environment::Test,
                     (env, _) => env,
                 };
-                Ok(Operator {
+                Ok(Operator(Viewer {
                     csrf: csrf_for(secret),
                     env,
                     session,
-                })
+                    portal: None,
+                }))
             }
             _ => Err(to_sign_in()),
+        }
+    }
+}
+
+/// The viewer of a page that both surfaces serve: a portal session under `/portal`, an
+/// operator elsewhere.
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Viewer, Response> {
+        if parts.uri.path().starts_with("/portal/") {
+            super::portal::viewer(parts, state).await
+        } else {
+            Ok(Operator::from_request_parts(parts, state).await?.0)
         }
     }
 }

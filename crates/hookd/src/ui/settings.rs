@@ -38,7 +38,7 @@ struct CatalogPage {
 
 /// `GET /catalog`: the environment's event types by group, each with its schemas (and the
 /// examples they carry).
-pub async fn catalog(State(state): State<AppState>, op: Operator) -> Response {
+pub async fn catalog(State(state): State<AppState>, op: super::session::Viewer) -> Response {
     let types = match crate::ops::event_types::all_event_types(state.store.as_ref(), op.env, false).await {
         Ok(types) => types,
         Err(OpsError::Store(e)) => return unavailable(&e),

@@ -23,6 +23,7 @@ mod limits;
 mod messages;
 mod metrics;
 mod outage;
+mod portal;
 mod replay;
 mod retention;
 mod sandbox;

@@ -106,7 +106,15 @@ async fn a_portal_token_reaches_only_its_application_and_reads_event_types() {
     }
     let (token, out) = portal_token(&app, "ws_mine").await;
     assert!(token.starts_with("hk_live_"));
-    assert!(out["url"].as_str().unwrap().contains(&token), "{out}");
+    let url = out["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/portal/open?code=hkpl_", app.base)),
+        "{out}"
+    );
+    assert!(
+        !url.contains(&token),
+        "the link carries a one-time code, not the API token: {out}"
+    );
 
     // Default expiry: 28 days.
     let record = app

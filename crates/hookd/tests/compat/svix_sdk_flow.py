@@ -176,7 +176,8 @@ assert imported.group_name == "billing" and imported.schemas["1"]["required"] ==
 
 # Consumer-portal tokens: scoped to the application, logged out, expired all at once.
 portal = svix.authentication.app_portal_access(app.id, AppPortalAccessIn(expiry=3600))
-assert portal.token.startswith("hk_live_") and portal.token in portal.url, portal
+assert portal.token.startswith("hk_live_") and portal.token not in portal.url, portal
+assert portal.url.startswith(url + "/portal/open?code=hkpl_"), portal
 scoped = Svix(portal.token, SvixOptions(server_url=url))
 assert scoped.application.get(app.id).id == app.id
 expect_error(HttpError, 403, lambda: scoped.application.list())
@@ -184,6 +185,18 @@ scoped.authentication.logout()
 expect_error(HttpError, 401, lambda: scoped.application.get(app.id))
 second = Svix(svix.authentication.app_portal_access(app.id, AppPortalAccessIn()).token, SvixOptions(server_url=url))
 assert second.endpoint.get(app.id, ep.id).id == ep.id
+# Capabilities, readOnly and sessionId as the SDK sends them; expire-all by session id.
+from svix.models import AppPortalCapability
+limited = svix.authentication.app_portal_access(
+    app.id,
+    AppPortalAccessIn(capabilities=[AppPortalCapability.VIEW_BASE, AppPortalCapability.CREATE_ATTEMPTS],
+                      read_only=True, session_id="sdk-session"),
+)
+limited_client = Svix(limited.token, SvixOptions(server_url=url))
+assert limited_client.endpoint.get(app.id, ep.id).id == ep.id
+svix.authentication.expire_all(app.id, ApplicationTokenExpireIn(session_ids=["sdk-session"]))
+expect_error(HttpError, 401, lambda: limited_client.endpoint.get(app.id, ep.id))
+assert second.endpoint.get(app.id, ep.id).id == ep.id, "another session's token still works"
 svix.authentication.expire_all(app.id, ApplicationTokenExpireIn())
 expect_error(HttpError, 401, lambda: second.endpoint.get(app.id, ep.id))
 
