@@ -10,7 +10,7 @@ use hookd_core::model::{
 };
 pub use hookd_store::sql::{
     micros, qualified, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS,
-    SESSION_COLS, TASK_COLS, TOKEN_COLS,
+    SESSION_COLS, TASK_COLS, TOKEN_COLS, TRAFFIC_ADD, TRAFFIC_COLS,
 };
 use hookd_store::{DeliveryState, SessionRecord, TaskRecord, TaskStatus, TokenRecord};
 use sqlx::postgres::PgRow;
@@ -226,4 +226,18 @@ pub fn task(row: &PgRow) -> RowResult<TaskRecord> {
         created_at: time_at(row, 6)?,
         updated_at: time_at(row, 7)?,
     })
+}
+
+/// A `traffic_minute` row ([`TRAFFIC_COLS`]).
+pub(crate) fn traffic(r: &PgRow) -> RowResult<hookd_store::TrafficMinute> {
+    let mut t = hookd_store::TrafficMinute::new(env_at(r, 0)?, r.try_get(1)?);
+    t.messages = r.try_get(2)?;
+    t.deliveries = r.try_get(3)?;
+    t.attempts = r.try_get(4)?;
+    t.succeeded = r.try_get(5)?;
+    t.failed = r.try_get(6)?;
+    for (i, bucket) in t.latency.iter_mut().enumerate() {
+        *bucket = r.try_get(7 + i)?;
+    }
+    Ok(t)
 }

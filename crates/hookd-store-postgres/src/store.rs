@@ -14,7 +14,7 @@ use hookd_store::sql::{self, Dialect, Param, Sql};
 use hookd_store::{
     AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter,
     NewDelivery, OutboxEvent, Page, PageRequest, QueueStats, ReplayQuery, SessionRecord, StatusCounts, StoreResult,
-    TaskFilter, TaskRecord, TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
+    TaskFilter, TaskRecord, TaskStatus, TokenRecord, TrafficMinute, CLAIM_SCAN_FACTOR, LATENCY_BUCKETS,
 };
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -22,7 +22,7 @@ use sqlx::{Postgres, Row};
 
 use crate::rows::{
     self, micros, qualified, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS,
-    SESSION_COLS, TASK_COLS, TOKEN_COLS,
+    SESSION_COLS, TASK_COLS, TOKEN_COLS, TRAFFIC_ADD, TRAFFIC_COLS,
 };
 use crate::{expect_one, map_err, PostgresStore, WORK_CHANNEL};
 

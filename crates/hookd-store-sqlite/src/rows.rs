@@ -9,7 +9,7 @@ use hookd_core::model::{
 };
 pub use hookd_store::sql::{
     micros, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS, SESSION_COLS,
-    TASK_COLS, TOKEN_COLS,
+    TASK_COLS, TOKEN_COLS, TRAFFIC_ADD, TRAFFIC_COLS,
 };
 use hookd_store::{DeliveryState, SessionRecord, TaskRecord, TaskStatus, TokenRecord};
 use rusqlite::types::{FromSql, FromSqlError, ToSqlOutput, Value, ValueRef};
@@ -200,4 +200,18 @@ pub fn task(row: &Row) -> rusqlite::Result<TaskRecord> {
         created_at: from_micros(row.get(6)?),
         updated_at: from_micros(row.get(7)?),
     })
+}
+
+/// A `traffic_minute` row ([`TRAFFIC_COLS`]).
+pub(crate) fn traffic(r: &Row) -> rusqlite::Result<hookd_store::TrafficMinute> {
+    let mut t = hookd_store::TrafficMinute::new(env_at(r, 0)?, r.get(1)?);
+    t.messages = r.get(2)?;
+    t.deliveries = r.get(3)?;
+    t.attempts = r.get(4)?;
+    t.succeeded = r.get(5)?;
+    t.failed = r.get(6)?;
+    for (i, bucket) in t.latency.iter_mut().enumerate() {
+        *bucket = r.get(7 + i)?;
+    }
+    Ok(t)
 }

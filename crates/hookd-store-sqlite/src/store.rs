@@ -8,14 +8,14 @@ use hookd_store::prelude::*;
 use hookd_store::{
     AttemptFilter, AttemptRecord, ClaimBounds, ClaimedDelivery, DeliveryState, IdempotencyState, MessageFilter,
     NewDelivery, OutboxEvent, Page, PageRequest, QueueStats, ReplayQuery, SessionRecord, StatusCounts, StoreError,
-    StoreResult, TaskFilter, TaskRecord, TaskStatus, TokenRecord, CLAIM_SCAN_FACTOR,
+    StoreResult, TaskFilter, TaskRecord, TaskStatus, TokenRecord, TrafficMinute, CLAIM_SCAN_FACTOR, LATENCY_BUCKETS,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::rows::{
     self, micros, Json, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS,
-    SESSION_COLS, TASK_COLS, TOKEN_COLS,
+    SESSION_COLS, TASK_COLS, TOKEN_COLS, TRAFFIC_ADD, TRAFFIC_COLS,
 };
 use crate::{map_err, SqliteStore};
 use hookd_store::secrets::{open_endpoint, seal_endpoint};

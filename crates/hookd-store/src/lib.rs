@@ -405,6 +405,17 @@ pub trait StatsStore: Send + Sync + 'static {
     /// than `cap` deliveries are due.
     async fn queue_stats(&self, now: DateTime<Utc>, cap: usize) -> StoreResult<QueueStats>;
 
+    /// Adds each minute's counts to what is stored for it (several nodes may add to the same
+    /// minute).
+    async fn add_traffic(&self, minutes: &[TrafficMinute]) -> StoreResult<()>;
+
+    /// An environment's stored minutes in `[from, until)` (minutes since the epoch), oldest
+    /// first.
+    async fn traffic(&self, env: Environment, from: i64, until: i64) -> StoreResult<Vec<TrafficMinute>>;
+
+    /// Deletes the minutes before `before` (minutes since the epoch); returns how many.
+    async fn prune_traffic(&self, before: i64) -> StoreResult<u64>;
+
     /// Deliveries to an endpoint created in `[since, until]`, counted by status.
     async fn delivery_counts(
         &self,

@@ -243,6 +243,74 @@ pub fn fenced<'a>(
         .collect()
 }
 
+/// Upper bounds (inclusive, milliseconds) of the delivery-latency histogram's buckets; a last
+/// bucket counts everything slower.
+pub const LATENCY_BOUNDS_MS: [i64; 14] = [
+    5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000,
+];
+
+/// Buckets of [`TrafficMinute::latency`]: one per bound and one beyond the last.
+pub const LATENCY_BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
+
+/// One minute of an environment's traffic, pre-aggregated for the dashboard's charts. Rows add
+/// up: storing a minute that exists adds each count to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrafficMinute {
+    /// Environment.
+    pub env: Environment,
+    /// Minutes since the Unix epoch.
+    pub minute: i64,
+    /// Messages published.
+    pub messages: i64,
+    /// Deliveries those messages fanned out to.
+    pub deliveries: i64,
+    /// Attempts made.
+    pub attempts: i64,
+    /// Attempts that succeeded.
+    pub succeeded: i64,
+    /// Deliveries that failed for good (retries exhausted or manual attempt failed).
+    pub failed: i64,
+    /// Publish-to-delivered time of deliveries that succeeded on a scheduled attempt, counted
+    /// in the buckets of [`LATENCY_BOUNDS_MS`].
+    pub latency: [i64; LATENCY_BUCKETS],
+}
+
+impl TrafficMinute {
+    /// An empty minute.
+    pub fn new(env: Environment, minute: i64) -> TrafficMinute {
+        TrafficMinute {
+            env,
+            minute,
+            messages: 0,
+            deliveries: 0,
+            attempts: 0,
+            succeeded: 0,
+            failed: 0,
+            latency: [0; LATENCY_BUCKETS],
+        }
+    }
+
+    /// Adds `other`'s counts to this minute's.
+    pub fn add(&mut self, other: &TrafficMinute) {
+        self.messages += other.messages;
+        self.deliveries += other.deliveries;
+        self.attempts += other.attempts;
+        self.succeeded += other.succeeded;
+        self.failed += other.failed;
+        for (a, b) in self.latency.iter_mut().zip(other.latency) {
+            *a += b;
+        }
+    }
+
+    /// The bucket a latency of `ms` falls in.
+    pub fn bucket(ms: i64) -> usize {
+        LATENCY_BOUNDS_MS
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(LATENCY_BOUNDS_MS.len())
+    }
+}
+
 /// The delivery queue at one instant, for metrics.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueueStats {

@@ -14,6 +14,19 @@ use hookd_core::model::MessageStatus;
 
 use crate::{AttemptFilter, MessageFilter, PageRequest, ReplayKind, ReplayQuery, StatusCounts, TaskFilter};
 
+/// Columns of `traffic_minute`, in [`crate::TrafficMinute`] order (the latency buckets last).
+pub const TRAFFIC_COLS: &str =
+    "env, minute, messages, deliveries, attempts, succeeded, failed, l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11, l12, l13, l14";
+
+/// The `SET` list of an additive upsert into `traffic_minute`: each count grows by the new
+/// row's (`excluded`).
+pub const TRAFFIC_ADD: &str = "messages = traffic_minute.messages + excluded.messages, \
+     deliveries = traffic_minute.deliveries + excluded.deliveries, \
+     attempts = traffic_minute.attempts + excluded.attempts, \
+     succeeded = traffic_minute.succeeded + excluded.succeeded, \
+     failed = traffic_minute.failed + excluded.failed, \
+     l0 = traffic_minute.l0 + excluded.l0, l1 = traffic_minute.l1 + excluded.l1, l2 = traffic_minute.l2 + excluded.l2, l3 = traffic_minute.l3 + excluded.l3, l4 = traffic_minute.l4 + excluded.l4, l5 = traffic_minute.l5 + excluded.l5, l6 = traffic_minute.l6 + excluded.l6, l7 = traffic_minute.l7 + excluded.l7, l8 = traffic_minute.l8 + excluded.l8, l9 = traffic_minute.l9 + excluded.l9, l10 = traffic_minute.l10 + excluded.l10, l11 = traffic_minute.l11 + excluded.l11, l12 = traffic_minute.l12 + excluded.l12, l13 = traffic_minute.l13 + excluded.l13, l14 = traffic_minute.l14 + excluded.l14";
+
 /// Columns of `application`, in the order the row mappers read them.
 pub const APP_COLS: &str = "id, env, uid, name, metadata, throttle_rate, created_at, updated_at";
 /// Columns of `endpoint`.

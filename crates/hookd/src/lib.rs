@@ -13,13 +13,14 @@
 //!    layered loading), [`auth`] (API tokens: generated, hashed, checked), [`cache`] (endpoints,
 //!    tokens and applications cached on the hot path), [`metrics`] (Prometheus counters and
 //!    histograms), [`catalog`] (the built-in event types, `EventTypeIn`, the compiled-schema
-//!    cache), [`relay`] (`hookd listen` sessions).
+//!    cache), [`relay`] (`hookd listen` sessions), [`traffic`] (traffic counted per minute
+//!    for the dashboard's charts).
 //! 2. [`openapi`] (hookd's API description with the catalog as `webhooks`, and importing one;
 //!    uses catalog), [`operational`] (the operational-webhook events and the sink that stores
 //!    them in the outbox; uses clock), [`retention`] (payload expiry; uses clock).
 //! 3. [`dispatch`]: claim → sign → send → record, with bounded concurrency and per-tenant
 //!    shares; sees the store only through its queue capability (`hookd_store::QueueStore`),
-//!    and uses the caches, the operational sink, relay, metrics, config, clock.
+//!    and uses the caches, the operational sink, relay, traffic, metrics, config, clock.
 //! 4. [`ops`]: use-cases shared by the API and the CLI, every rule written once (including
 //!    publishing the operational outbox). They take [`ops::Services`], a narrow struct of the
 //!    store, clock, caches, dispatcher handle, operational sink and task slots, and use the
@@ -52,6 +53,7 @@ pub mod retention;
 pub mod state;
 #[cfg(test)]
 mod testing;
+pub mod traffic;
 pub mod ui;
 
 use std::sync::Arc;
@@ -131,6 +133,8 @@ pub async fn start(
         relay.clone(),
     )?;
     let (store_for_retention, clock_for_retention) = (store.clone(), clock.clone());
+    let (traffic_counts, store_for_traffic): (_, Arc<dyn hookd_store::StatsStore>) =
+        (dispatcher.traffic(), store.clone());
     let prune_after_days = config.retention.prune_after_days;
     let mut state = state::AppState::new(config, store, clock, dispatcher.clone(), caches, notifier);
     state.relay = relay;
@@ -148,6 +152,7 @@ pub async fn start(
         let tracker = tokio_util::task::TaskTracker::new();
         tracker.spawn(worker.run(shutdown.clone()));
         tracker.spawn(ops::outbox::run(operational_services, shutdown.clone()));
+        tracker.spawn(traffic::run(traffic_counts, store_for_traffic, shutdown.clone()));
         tracker.spawn(retention::run(
             store_for_retention,
             clock_for_retention,
@@ -202,6 +207,7 @@ mod tests {
         ("metrics", 1),
         ("catalog", 1),
         ("relay", 1),
+        ("traffic", 1),
         ("openapi", 2),
         ("operational", 2),
         ("retention", 2),

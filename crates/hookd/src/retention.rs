@@ -40,6 +40,9 @@ pub async fn run_once(store: &dyn Store, clock: &dyn Clock) -> StoreResult<u64> 
     store.delete_expired_tokens(now).await?;
     // Expired dashboard and portal sessions sign no one in already; their rows go too.
     while store.delete_expired_sessions(now, BATCH).await? as usize == BATCH {}
+    // The dashboard charts at most the last 30 days.
+    let oldest = now - chrono::Duration::days(crate::traffic::KEEP_DAYS);
+    store.prune_traffic(crate::traffic::minute_of(oldest)).await?;
     // A task whose node died stays `running` with no progress saved: report it failed.
     store.fail_stale_tasks(now - STALE_TASK, now).await?;
     Ok(total)

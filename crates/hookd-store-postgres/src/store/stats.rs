@@ -41,6 +41,52 @@ impl StatsStore for PostgresStore {
         })
     }
 
+    async fn add_traffic(&self, minutes: &[TrafficMinute]) -> StoreResult<()> {
+        let slots: Vec<String> = (1..=7 + LATENCY_BUCKETS).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "INSERT INTO traffic_minute ({TRAFFIC_COLS}) VALUES ({}) \
+             ON CONFLICT (env, minute) DO UPDATE SET {TRAFFIC_ADD}",
+            slots.join(", ")
+        );
+        // Minutes in order, so two nodes adding the same minutes lock their rows in one order.
+        let mut minutes = minutes.to_vec();
+        minutes.sort_by_key(|m| (m.env.as_str(), m.minute));
+        let mut tx = self.pool.bookkeeping().begin().await.map_err(map_err)?;
+        for m in &minutes {
+            let mut q = sqlx::query(&sql).bind(m.env.as_str());
+            for v in [m.minute, m.messages, m.deliveries, m.attempts, m.succeeded, m.failed]
+                .into_iter()
+                .chain(m.latency)
+            {
+                q = q.bind(v);
+            }
+            q.execute(&mut *tx).await.map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn traffic(&self, env: Environment, from: i64, until: i64) -> StoreResult<Vec<TrafficMinute>> {
+        let found = sqlx::query(&format!(
+            "SELECT {TRAFFIC_COLS} FROM traffic_minute WHERE env = $1 AND minute >= $2 AND minute < $3 ORDER BY minute"
+        ))
+        .bind(env.as_str())
+        .bind(from)
+        .bind(until)
+        .fetch_all(self.pool.read())
+        .await
+        .map_err(map_err)?;
+        found.iter().map(|r| rows::traffic(r).map_err(map_err)).collect()
+    }
+
+    async fn prune_traffic(&self, before: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM traffic_minute WHERE minute < $1")
+            .bind(before)
+            .execute(self.pool.bookkeeping())
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn delivery_counts(
         &self,
         endpoint_id: &str,

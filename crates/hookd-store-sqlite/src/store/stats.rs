@@ -42,6 +42,48 @@ impl StatsStore for SqliteStore {
         .await
     }
 
+    async fn add_traffic(&self, minutes: &[TrafficMinute]) -> StoreResult<()> {
+        let minutes = minutes.to_vec();
+        self.write_bookkeeping(move |c| {
+            let slots: Vec<String> = (1..=7 + LATENCY_BUCKETS).map(|i| format!("?{i}")).collect();
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "INSERT INTO traffic_minute ({TRAFFIC_COLS}) VALUES ({}) \
+                     ON CONFLICT (env, minute) DO UPDATE SET {TRAFFIC_ADD}",
+                    slots.join(", ")
+                ))
+                .map_err(map_err)?;
+            for m in &minutes {
+                let counts = [m.minute, m.messages, m.deliveries, m.attempts, m.succeeded, m.failed];
+                let values = std::iter::once(rusqlite::types::Value::Text(m.env.as_str().to_string()))
+                    .chain(counts.into_iter().chain(m.latency).map(rusqlite::types::Value::Integer));
+                stmt.execute(rusqlite::params_from_iter(values)).map_err(map_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn traffic(&self, env: Environment, from: i64, until: i64) -> StoreResult<Vec<TrafficMinute>> {
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {TRAFFIC_COLS} FROM traffic_minute WHERE env = ?1 AND minute >= ?2 AND minute < ?3 ORDER BY minute"
+            ))?
+            .query_map(params![env.as_str(), from, until], rows::traffic)?
+            .collect()
+        })
+        .await
+    }
+
+    async fn prune_traffic(&self, before: i64) -> StoreResult<u64> {
+        self.write_bookkeeping(move |c| {
+            c.execute("DELETE FROM traffic_minute WHERE minute < ?1", [before])
+                .map(|n| n as u64)
+                .map_err(map_err)
+        })
+        .await
+    }
+
     async fn delivery_counts(
         &self,
         endpoint_id: &str,

@@ -224,6 +224,7 @@ macro_rules! store_conformance_tests {
             missing_replay_picks_messages_never_sent_to_the_endpoint_in_id_order,
             deliveries_replay_filters_by_status_type_channel_and_latest_response_class,
             queue_stats_count_due_claimed_scheduled_and_parked_deliveries,
+            traffic_minutes_add_up_per_environment_and_are_pruned_by_age,
             queue_counts_stop_at_their_cap_and_say_so,
             // TaskStore
             task_is_found_by_id_only_in_its_applications_environment,

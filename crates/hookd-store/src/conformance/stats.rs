@@ -378,3 +378,59 @@ pub async fn queue_counts_stop_at_their_cap_and_say_so(store: &dyn Store) {
     let tight = store.queue_stats(at(100), 2).await.unwrap();
     assert_eq!((tight.due, tight.oldest_due_at, tight.capped), (2, Some(at(10)), true));
 }
+
+pub async fn traffic_minutes_add_up_per_environment_and_are_pruned_by_age(store: &dyn Store) {
+    use crate::TrafficMinute;
+    let minute = |env, m: i64, messages: i64, latency_ms: i64| {
+        let mut t = TrafficMinute::new(env, m);
+        t.messages = messages;
+        t.deliveries = 2 * messages;
+        t.attempts = messages + 1;
+        t.succeeded = messages;
+        t.failed = 1;
+        t.latency[TrafficMinute::bucket(latency_ms)] = messages;
+        t
+    };
+    store
+        .add_traffic(&[
+            minute(Live, 100, 3, 7),
+            minute(Live, 101, 1, 400),
+            minute(Test, 100, 9, 7),
+        ])
+        .await
+        .unwrap();
+    // A second node adds to the same minute.
+    store.add_traffic(&[minute(Live, 100, 2, 7000)]).await.unwrap();
+
+    let live = store.traffic(Live, 100, 102).await.unwrap();
+    let mut expected = minute(Live, 100, 3, 7);
+    expected.add(&minute(Live, 100, 2, 7000));
+    assert_eq!(live, vec![expected, minute(Live, 101, 1, 400)]);
+    assert_eq!(live[0].messages, 5);
+    assert_eq!(live[0].latency[TrafficMinute::bucket(7)], 3);
+    assert_eq!(live[0].latency[TrafficMinute::bucket(7000)], 2);
+    assert_eq!(
+        store.traffic(Live, 101, 102).await.unwrap().len(),
+        1,
+        "from is inclusive"
+    );
+    assert_eq!(
+        store.traffic(Live, 100, 101).await.unwrap().len(),
+        1,
+        "until is exclusive"
+    );
+    assert_eq!(
+        store.traffic(Test, 0, 1000).await.unwrap(),
+        vec![minute(Test, 100, 9, 7)]
+    );
+
+    assert_eq!(
+        store.prune_traffic(101).await.unwrap(),
+        2,
+        "minute 100 of both environments"
+    );
+    assert_eq!(
+        store.traffic(Live, 0, 1000).await.unwrap(),
+        vec![minute(Live, 101, 1, 400)]
+    );
+}

@@ -34,6 +34,8 @@ pub(super) struct SendContext {
     /// Deliveries claimed but given up because of a shutdown, with their lease tokens; their
     /// leases are released.
     pub unsent: std::sync::Mutex<Vec<(String, i64)>>,
+    /// Traffic counts for the dashboard's charts.
+    pub traffic: Arc<crate::traffic::Traffic>,
 }
 
 /// The shared slots an attempt takes only for its request, after pacing: its application's
@@ -185,6 +187,18 @@ impl SendContext {
             (false, MessageStatus::Fail) => crate::metrics::delivery_finished("fail"),
             _ => {}
         }
+        let delivered = record.attempt.status == MessageStatus::Success;
+        // Publish to delivered, for deliveries the schedule completed (a manual resend of an
+        // old message says nothing about how fast delivery is).
+        let latency = (delivered && d.trigger == TriggerType::Scheduled)
+            .then(|| (started - message.created_at).num_milliseconds().max(0) + record.attempt.response_duration_ms);
+        self.traffic.attempt(
+            app.env,
+            started,
+            delivered,
+            !record.park && record.delivery_status == MessageStatus::Fail,
+            latency,
+        );
         tracing::debug!(
             app = %endpoint.app_id,
             endpoint = %endpoint.id,

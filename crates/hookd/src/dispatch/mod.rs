@@ -91,6 +91,7 @@ pub struct Dispatcher {
     guards: Arc<guard::Guards>,
     recorder_health: Arc<record::RecorderHealth>,
     fair: Arc<fair::Fairness>,
+    traffic: Arc<crate::traffic::Traffic>,
 }
 
 /// Room taken for a message's fresh deliveries: a place in the queue and in memory for each.
@@ -137,6 +138,7 @@ impl Dispatcher {
         let (recorded_tx, recorded) = tokio::sync::watch::channel(0);
         let global = Arc::new(Semaphore::new(config.max_concurrency));
         let recorder_health = Arc::new(record::RecorderHealth::default());
+        let traffic = Arc::new(crate::traffic::Traffic::default());
         let guards = Arc::new(guard::Guards::new(
             config.circuit_breaker_threshold,
             Duration::from_secs(config.circuit_breaker_cooldown_secs),
@@ -157,6 +159,7 @@ impl Dispatcher {
             max_concurrency: config.max_concurrency,
             guards: guards.clone(),
             recorder_health: recorder_health.clone(),
+            traffic: traffic.clone(),
         };
         let worker = Worker {
             rx,
@@ -192,6 +195,7 @@ impl Dispatcher {
             notifier,
             disable_after: chrono::Duration::seconds(config.disable_after_secs.min(i64::MAX as u64) as i64),
             recorder_health,
+            traffic,
         };
         Ok((handle, worker))
     }
@@ -226,6 +230,11 @@ impl Dispatcher {
             in_flight: self.max_concurrency.saturating_sub(self.global.available_permits()),
             open_circuits: self.guards.open_circuits(),
         }
+    }
+
+    /// Traffic counted on this node for the dashboard's charts.
+    pub fn traffic(&self) -> Arc<crate::traffic::Traffic> {
+        self.traffic.clone()
     }
 
     /// `Err(reason)` when the attempt recorder has stopped or cannot write.
@@ -269,6 +278,7 @@ pub struct Worker {
     notifier: Notifier,
     disable_after: chrono::Duration,
     recorder_health: Arc<record::RecorderHealth>,
+    traffic: Arc<crate::traffic::Traffic>,
 }
 
 impl Worker {
@@ -331,6 +341,7 @@ impl Worker {
             notifier: self.notifier.clone(),
             disable_after: self.disable_after,
             unsent: Mutex::new(Vec::new()),
+            traffic: self.traffic.clone(),
         });
         loop {
             let mut job = tokio::select! {

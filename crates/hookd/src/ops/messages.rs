@@ -194,6 +194,10 @@ pub async fn publish(state: &Services, app: &Application, input: MessageIn, only
         Err(e) => return Err(e.into()),
     }
     crate::metrics::message_ingested(app.env);
+    state
+        .dispatcher
+        .traffic()
+        .message(app.env, message.created_at, deliveries.len());
     match reserved {
         Some(reserved) => reserved.send(deliveries, Arc::new(message.clone())),
         None if !deliveries.is_empty() => state.dispatcher.wake(),

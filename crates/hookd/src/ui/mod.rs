@@ -6,6 +6,7 @@
 //! stylesheet; no scripts, no framing) and is never cached; every value shown is escaped by the
 //! templates; every form carries the session's CSRF token.
 
+pub mod charts;
 pub mod endpoints;
 pub mod failed;
 pub mod messages;

@@ -183,6 +183,187 @@ struct OverviewPage {
     in_flight: usize,
     open_circuits: usize,
     troubled: Vec<TroubledRow>,
+    traffic: TrafficView,
+}
+
+/// The overview's traffic section: figures for the range and the charts.
+struct TrafficView {
+    /// `1h`, `24h` or `7d`.
+    range: &'static str,
+    messages: i64,
+    deliveries: i64,
+    attempts: i64,
+    /// Attempts that succeeded, in percent of all attempts (`None` without attempts).
+    success_rate: Option<String>,
+    failed: i64,
+    /// Publish-to-delivered p50, p95, p99 (bucket bounds), as text.
+    latency: Option<(String, String, String)>,
+    charts: Vec<String>,
+}
+
+/// The time ranges the overview charts, with the bucket each bar covers (minutes).
+const RANGES: [(&str, i64, i64); 3] = [("1h", 60, 1), ("24h", 24 * 60, 30), ("7d", 7 * 24 * 60, 180)];
+
+/// The overview's query.
+#[derive(Debug, Deserialize, Default)]
+pub struct OverviewQuery {
+    /// `1h`, `24h` (default) or `7d`.
+    #[serde(default)]
+    range: String,
+}
+
+fn latency_text(ms: i64) -> String {
+    match ms {
+        i64::MAX => format!(
+            "> {} s",
+            hookd_store::LATENCY_BOUNDS_MS[hookd_store::LATENCY_BOUNDS_MS.len() - 1] / 1000
+        ),
+        ms if ms >= 1000 => format!("≤ {} s", ms as f64 / 1000.0),
+        ms => format!("≤ {ms} ms"),
+    }
+}
+
+/// The environment's traffic over the range, from the stored minutes and this node's unstored
+/// ones.
+async fn traffic_view(state: &AppState, env: Environment, range: &str) -> Result<TrafficView, hookd_store::StoreError> {
+    use crate::ui::charts::{self, Frame, Mark, Series};
+    let (name, span, bucket) = RANGES
+        .iter()
+        .copied()
+        .find(|(n, _, _)| *n == range)
+        .unwrap_or(RANGES[1]);
+    let now = crate::traffic::minute_of(state.clock.now()) + 1;
+    // Whole buckets, the newest ending with the current minute.
+    let buckets = (span / bucket) as usize;
+    let from = now - bucket * buckets as i64;
+    let mut sums = vec![hookd_store::TrafficMinute::new(env, 0); buckets];
+    let stored = state.store.traffic(env, from, now).await?;
+    let unstored = state.dispatcher.traffic().unstored(env, from, now);
+    for m in stored.iter().chain(unstored.iter()) {
+        let i = ((m.minute - from) / bucket) as usize;
+        if let Some(b) = sums.get_mut(i) {
+            b.add(m);
+        }
+    }
+    let mut total = hookd_store::TrafficMinute::new(env, 0);
+    for b in &sums {
+        total.add(b);
+    }
+    let at = |minute: i64| {
+        let t = chrono::DateTime::from_timestamp(minute * 60, 0).unwrap_or_default();
+        if span > 24 * 60 {
+            t.format("%b %d %H:%M").to_string()
+        } else {
+            t.format("%H:%M").to_string()
+        }
+    };
+    let labels = || [at(from), at(from + bucket * buckets as i64 / 2), at(now)];
+    let per = |f: fn(&hookd_store::TrafficMinute) -> i64| sums.iter().map(|b| Some(f(b) as f64)).collect();
+    let volume = charts::render(
+        &Frame {
+            title: "Messages published and deliveries fanned out",
+            unit: "",
+            x_labels: labels(),
+            y_max: None,
+        },
+        &[
+            Series {
+                name: "messages",
+                mark: Mark::Bar,
+                values: per(|b| b.messages),
+            },
+            Series {
+                name: "deliveries",
+                mark: Mark::Line,
+                values: per(|b| b.deliveries),
+            },
+        ],
+    );
+    let outcomes = charts::render(
+        &Frame {
+            title: "Attempts: succeeded and failed",
+            unit: "",
+            x_labels: labels(),
+            y_max: None,
+        },
+        &[
+            Series {
+                name: "succeeded",
+                mark: Mark::Bar,
+                values: per(|b| b.succeeded),
+            },
+            Series {
+                name: "failed",
+                mark: Mark::Bar,
+                values: per(|b| b.attempts - b.succeeded),
+            },
+        ],
+    );
+    let rate = charts::render(
+        &Frame {
+            title: "Success rate of attempts",
+            unit: " %",
+            x_labels: labels(),
+            y_max: Some(100.0),
+        },
+        &[Series {
+            name: "success rate",
+            mark: Mark::Line,
+            values: sums
+                .iter()
+                .map(|b| (b.attempts > 0).then(|| b.succeeded as f64 * 100.0 / b.attempts as f64))
+                .collect(),
+        }],
+    );
+    let quantile = |q: f64| -> Vec<Option<f64>> {
+        sums.iter()
+            .map(|b| {
+                crate::traffic::percentile(&b.latency, q).map(|ms| {
+                    ms.min(2 * hookd_store::LATENCY_BOUNDS_MS[hookd_store::LATENCY_BOUNDS_MS.len() - 1]) as f64
+                })
+            })
+            .collect()
+    };
+    let latency_chart = charts::render(
+        &Frame {
+            title: "Publish-to-delivered latency (upper bound of its bucket)",
+            unit: " ms",
+            x_labels: labels(),
+            y_max: None,
+        },
+        &[
+            Series {
+                name: "p50",
+                mark: Mark::Line,
+                values: quantile(0.50),
+            },
+            Series {
+                name: "p95",
+                mark: Mark::Line,
+                values: quantile(0.95),
+            },
+            Series {
+                name: "p99",
+                mark: Mark::Line,
+                values: quantile(0.99),
+            },
+        ],
+    );
+    let p = |q| crate::traffic::percentile(&total.latency, q);
+    Ok(TrafficView {
+        range: name,
+        messages: total.messages,
+        deliveries: total.deliveries,
+        attempts: total.attempts,
+        success_rate: (total.attempts > 0)
+            .then(|| format!("{:.1} %", total.succeeded as f64 * 100.0 / total.attempts as f64)),
+        failed: total.failed,
+        latency: match (p(0.50), p(0.95), p(0.99)) {
+            (Some(a), Some(b), Some(c)) => Some((latency_text(a), latency_text(b), latency_text(c))),
+            _ => None,
+        },
+        charts: vec![volume, outcomes, rate, latency_chart],
+    })
 }
 
 /// An endpoint the overview lists as needing attention.
@@ -197,8 +378,12 @@ struct TroubledRow {
 /// Endpoints the overview lists as needing attention.
 const TROUBLED_SHOWN: usize = 20;
 
-/// `GET /`: the overview.
-pub async fn overview(State(state): State<AppState>, op: Operator) -> Response {
+/// `GET /?range=1h|24h|7d`: the overview.
+pub async fn overview(State(state): State<AppState>, op: Operator, Query(query): Query<OverviewQuery>) -> Response {
+    let traffic = match traffic_view(&state, op.env, &query.range).await {
+        Ok(view) => view,
+        Err(e) => return unavailable(&e),
+    };
     let stats = match state.queue_stats().await {
         Ok(stats) => stats,
         Err(e) => return unavailable(&e),
@@ -240,6 +425,7 @@ pub async fn overview(State(state): State<AppState>, op: Operator) -> Response {
         in_flight: engine.in_flight,
         open_circuits: engine.open_circuits,
         troubled,
+        traffic,
     };
     render(StatusCode::OK, &page)
 }

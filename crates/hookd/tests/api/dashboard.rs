@@ -914,3 +914,67 @@ async fn the_retention_pass_deletes_expired_sessions() {
         "the expired row is gone"
     );
 }
+
+#[tokio::test]
+async fn the_overview_charts_traffic_from_per_minute_counts_that_are_stored_at_shutdown() {
+    let app = TestApp::spawn_with(|c| c.delivery.retry_schedule = vec![]).await;
+    app.create_app("acme").await;
+    app.create_endpoint("acme", "/ok", json!({})).await;
+    app.create_app("broken").await;
+    app.create_endpoint("broken", "/status/500", json!({})).await;
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        let m = app
+            .send_message("acme", json!({"eventType": "svix.ping", "payload": {}}))
+            .await;
+        sent.push(("acme", m["id"].as_str().unwrap().to_string()));
+    }
+    let m = app
+        .send_message("broken", json!({"eventType": "svix.ping", "payload": {}}))
+        .await;
+    sent.push(("broken", m["id"].as_str().unwrap().to_string()));
+    for (app_uid, msg) in &sent {
+        let status = if *app_uid == "acme" { "success" } else { "fail" };
+        app.wait_delivery_status(app_uid, msg, status).await;
+    }
+    let cookie = sign_in(&app, &app.token).await;
+    for range in ["1h", "24h", "7d"] {
+        let (status, _, html) = page(&app, &format!("/?range={range}"), &cookie).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(html.matches(r#"<svg class="chart""#).count(), 4, "{range}");
+        assert!(
+            html.contains(r#"<p class="figure">4</p><p class="hint">4 deliveries fanned out"#),
+            "{html}"
+        );
+        assert!(
+            html.contains("75.0 %") && html.contains("of 4 attempts"),
+            "{range}: {html}"
+        );
+        assert!(html.contains(r#"<h2>Failed for good</h2><p class="figure">1</p>"#));
+        assert!(
+            html.contains("publish to delivered"),
+            "latency percentiles of the three deliveries"
+        );
+        assert!(html.contains("aria-label=\"Success rate of attempts\""));
+    }
+    let (_, _, html) = page(&app, "/?range=1h", &cookie).await;
+    assert!(html.contains(r#"href="/?range=1h#traffic" aria-current="page""#));
+
+    // The sandbox counts its own traffic.
+    let test_cookie = sign_in(&app, &app.test_token().await).await;
+    let (_, _, html) = page(&app, "/", &test_cookie).await;
+    assert!(html.contains(r#"<p class="figure">0</p><p class="hint">0 deliveries fanned out"#));
+
+    // Counts kept in memory are stored when hookd stops.
+    let store = app.store.clone();
+    let now = hookd::traffic::minute_of(app.clock_now());
+    let _data = app.stop_keeping_data().await;
+    let stored = store
+        .traffic(hookd_core::model::Environment::Live, now - 60, now + 1)
+        .await
+        .unwrap();
+    let messages: i64 = stored.iter().map(|m| m.messages).sum();
+    let attempts: i64 = stored.iter().map(|m| m.attempts).sum();
+    let delivered: i64 = stored.iter().map(|m| m.latency.iter().sum::<i64>()).sum();
+    assert_eq!((messages, attempts, delivered), (4, 4, 3));
+}
