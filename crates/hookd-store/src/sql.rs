@@ -171,6 +171,17 @@ impl Sql {
         self.and_cmp(column, "=", value)
     }
 
+    /// Appends ` AND {column} = <value>` as a filter that must not choose the index: on SQLite
+    /// the column is written `+column`, which keeps its planner (without statistics) from
+    /// walking a broad index, such as an application's whole attempt log, when a narrower
+    /// condition (one message, one endpoint) has an index of its own.
+    pub fn and_eq_filter(&mut self, column: &str, value: Param) -> &mut Sql {
+        match self.dialect {
+            Dialect::Sqlite => self.and_cmp(&format!("+{column}"), "=", value),
+            Dialect::Postgres => self.and_cmp(column, "=", value),
+        }
+    }
+
     /// Appends ` AND <column is one of values>`; an empty list matches nothing.
     pub fn and_in(&mut self, column: &str, values: Param) -> &mut Sql {
         let mark = self.bind(values);
@@ -371,7 +382,14 @@ pub fn list_attempts(d: Dialect, filter: &AttemptFilter, page: &PageRequest) -> 
             qualified("a", ATTEMPT_COLS)
         ),
     );
-    q.and_eq("a.app_id", Param::Text(filter.app_id.clone()));
+    let app = Param::Text(filter.app_id.clone());
+    if filter.msg_id.is_some() || filter.endpoint_id.is_some() {
+        // One message's or endpoint's attempts: found through their own index, not by
+        // walking the application's.
+        q.and_eq_filter("a.app_id", app);
+    } else {
+        q.and_eq("a.app_id", app);
+    }
     if let Some(msg_id) = &filter.msg_id {
         q.and_eq("a.msg_id", Param::Text(msg_id.clone()));
     }
