@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs hookd's whole test suite: unit tests, the store conformance suite, the integration tests
-# (including the kill -9 durability test) and the compatibility tests that drive hookd with the
-# official Svix Python SDK and verify deliveries with the Standard Webhooks library.
+# (including the kill -9 durability test), the compatibility tests that drive hookd with the
+# official Svix Python SDK and verify deliveries with the Standard Webhooks library, and the
+# browser tests of the dashboard and portal in headless Chromium.
 # Set HOOKD_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run the
 # PostgreSQL backend's suites too; each test uses a schema of its own and drops it.
 set -euo pipefail
@@ -10,6 +11,15 @@ cd "$(dirname "$0")/.."
 # The compatibility tests need these two PyPI packages; install them once if missing.
 if ! python3 -c "import svix, standardwebhooks" 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check "svix==2.9.1" "standardwebhooks==1.1.0"
+fi
+
+# The browser tests drive headless Chromium through chromedriver (Debian's packages).
+if ! command -v chromedriver >/dev/null || ! [ -x "${HOOKD_CHROMIUM:-/usr/bin/chromium}" ]; then
+    as_root=""
+    [ "$(id -u)" = 0 ] || as_root="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $as_root apt-get install -y -q chromium chromium-driver >/dev/null ||
+        { $as_root apt-get update -q >/dev/null && $as_root apt-get install -y -q chromium chromium-driver >/dev/null; }
 fi
 
 cargo test --workspace "$@"

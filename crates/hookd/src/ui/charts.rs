@@ -169,7 +169,7 @@ pub fn render(frame: &Frame<'_>, series: &[Series]) -> String {
             x + 14.0,
             s.name
         );
-        x += 24.0 + 7.0 * s.name.len() as f64;
+        x += 24.0 + 8.0 * s.name.len() as f64;
     }
     svg.push_str("</svg>");
     svg

@@ -17,7 +17,7 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, REFERRER_POLICY, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -207,11 +207,10 @@ pub async fn open_page(Query(query): Query<HashMap<String, String>>) -> Response
     let theme = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(asked.iter())
         .finish();
-    let mut response = render(StatusCode::OK, &OpenPage { code, theme });
-    response
-        .headers_mut()
-        .insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    response
+    // The page's own `Referrer-Policy: same-origin` keeps the code from any other site; a
+    // stricter `no-referrer` would make browsers send `Origin: null` with the form, which the
+    // exchange refuses as a cross-site post.
+    render(StatusCode::OK, &OpenPage { code, theme })
 }
 
 /// `POST /portal/open`: spends the code once and opens a session limited to its application.

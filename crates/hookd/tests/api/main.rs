@@ -6,6 +6,7 @@ mod helpers;
 mod applications;
 mod attempts;
 mod auth;
+mod browser;
 mod catalog;
 mod cli;
 mod cluster;

@@ -152,7 +152,11 @@ async fn a_portal_link_opens_once_and_reaches_only_its_application_in_its_enviro
     // Loading the link spends nothing (a chat preview may fetch it); its form does.
     let r = browser().get(on_loopback(&app, &url)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(
+        r.headers()["referrer-policy"],
+        "same-origin",
+        "the code is never sent to another site"
+    );
     let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
     assert!(
         csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
