@@ -197,8 +197,25 @@ async fn an_operator_and_a_customer_use_hookd_in_a_real_browser() {
         "a browser without a session is sent to sign in"
     );
     b.shot("sign-in").await;
-    b.type_in("#token", &app.token).await;
-    b.follow("button[type=submit]").await;
+    // With the keyboard alone: the token field takes the first Tab, Enter sends the form.
+    let page = b.client.find(Locator::Css("html")).await.unwrap();
+    b.client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{E004}")
+        .await
+        .unwrap();
+    let focused = b.client.active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("id").await.unwrap().as_deref(),
+        Some("token"),
+        "Tab reaches the token field"
+    );
+    focused.send_keys(&format!("{}\u{E007}", app.token)).await.unwrap();
+    while page.tag_name().await.is_ok() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(b.path().await, "/");
     assert!(b.html().await.contains("<h1>Overview</h1>"));
 
@@ -307,6 +324,49 @@ async fn an_operator_and_a_customer_use_hookd_in_a_real_browser() {
     b.goto(&format!("{base}/portal/apps/{}", other["id"].as_str().unwrap()))
         .await;
     assert!(b.html().await.contains("no such application"));
+
+    // Dark mode by link, and a phone-sized screen: nothing wider than the screen.
+    let (_, access) = app.post("/api/v1/auth/app-portal-access/acme", json!({})).await;
+    b.goto(&format!(
+        "{}&darkMode=true&primaryColor=%23e4572e",
+        access["url"].as_str().unwrap()
+    ))
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.path().await.starts_with("/portal/apps/") {
+        assert!(Instant::now() < deadline, "the themed link opened the portal");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.goto(&format!("{base}/portal{message_page}")).await;
+    let background = b
+        .client
+        .execute("return getComputedStyle(document.body).backgroundColor", vec![])
+        .await
+        .unwrap();
+    assert_eq!(background, json!("rgb(20, 23, 27)"), "dark colours");
+    b.client.set_window_size(390, 844).await.unwrap();
+    let overflow = b
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let wide = b
+        .client
+        .execute(
+            "return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1).map(e => e.tagName + '.' + e.className).slice(0, 8).join(' ')",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "the page fits a phone: {overflow} px too wide: {wide}"
+    );
+    b.shot("portal-phone-dark").await;
+    b.client.set_window_size(1280, 1000).await.unwrap();
 
     // Sign out of the dashboard.
     b.goto(&format!("{base}/")).await;

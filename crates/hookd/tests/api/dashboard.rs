@@ -3,23 +3,12 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use reqwest::header::{HeaderMap, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::TestApp;
-
-/// A browser: no redirects followed, so each answer can be checked.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn location(headers: &HeaderMap) -> &str {
-    headers.get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
-}
+use crate::web::{browser, csrf, location, page, post_form};
 
 /// The session cookie's `name=value` from a sign-in answer, and the whole `Set-Cookie` line.
 fn session_cookie(headers: &HeaderMap) -> (String, String) {
@@ -31,12 +20,6 @@ fn session_cookie(headers: &HeaderMap) -> (String, String) {
         .to_string();
     let pair = line.split(';').next().unwrap().to_string();
     (pair, line)
-}
-
-/// The CSRF token in a page's forms.
-fn csrf(html: &str) -> String {
-    let at = html.find(r#"name="csrf" value=""#).expect("a form with a CSRF token") + r#"name="csrf" value=""#.len();
-    html[at..].split('"').next().unwrap().to_string()
 }
 
 /// Signs in with `token` (as a form from the dashboard's own page) and returns the cookie pair.
@@ -51,28 +34,6 @@ async fn sign_in(app: &TestApp, token: &str) -> String {
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed in");
     assert_eq!(location(r.headers()), "/");
     session_cookie(r.headers()).0
-}
-
-async fn page(app: &TestApp, path: &str, cookie: &str) -> (StatusCode, HeaderMap, String) {
-    let r = browser()
-        .get(format!("{}{path}", app.base))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.headers().clone(), r.text().await.unwrap())
-}
-
-async fn post_form(app: &TestApp, path: &str, cookie: &str, form: &[(&str, &str)]) -> (StatusCode, HeaderMap, String) {
-    let r = browser()
-        .post(format!("{}{path}", app.base))
-        .header("cookie", cookie)
-        .header("origin", &app.base)
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.headers().clone(), r.text().await.unwrap())
 }
 
 #[tokio::test]

@@ -32,3 +32,4 @@ mod secrets;
 mod ssrf;
 mod tokens;
 mod tools;
+mod web;

@@ -1,32 +1,12 @@
 //! The consumer portal: a link from `app-portal-access` opens once, reaches one application of
 //! one environment, and each capability it grants (and only those) works.
 
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use reqwest::header::{HeaderMap, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn location(headers: &HeaderMap) -> String {
-    headers
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
-fn csrf(html: &str) -> String {
-    let marker = r#"name="csrf" value=""#;
-    let at = html.find(marker).expect("a form with a CSRF token") + marker.len();
-    html[at..].split('"').next().unwrap().to_string()
-}
+use crate::web::{browser, csrf, location, page, post_form};
 
 /// A portal link for application `uid` made with `body`.
 async fn link(app: &TestApp, uid: &str, body: Value) -> String {
@@ -83,28 +63,6 @@ fn cookies(headers: &HeaderMap) -> String {
         .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-async fn page(app: &TestApp, path: &str, cookie: &str) -> (StatusCode, HeaderMap, String) {
-    let r = browser()
-        .get(format!("{}{path}", app.base))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.headers().clone(), r.text().await.unwrap())
-}
-
-async fn post_form(app: &TestApp, path: &str, cookie: &str, form: &[(&str, &str)]) -> (StatusCode, HeaderMap, String) {
-    let r = browser()
-        .post(format!("{}{path}", app.base))
-        .header("cookie", cookie)
-        .header("origin", &app.base)
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.headers().clone(), r.text().await.unwrap())
 }
 
 fn id(v: &Value) -> String {
@@ -403,7 +361,7 @@ async fn a_full_portal_adds_an_endpoint_sends_a_test_event_resends_and_deletes()
     assert!(message_page.starts_with("/portal/apps/"), "{message_page}");
     let msg = message_page.rsplit('/').next().unwrap().to_string();
     app.wait_delivery_status("ws_mine", &msg, "success").await;
-    let (_, _, html) = page(&app, &message_page, &cookie).await;
+    let (_, _, html) = page(&app, message_page, &cookie).await;
     assert!(html.contains("HTTP 200"), "the attempt shows in the portal: {html}");
     assert!(html.contains("in_1"), "with the catalog's example as its payload");
 
