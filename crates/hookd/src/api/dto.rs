@@ -171,7 +171,7 @@ impl EventTypeOut {
 }
 
 /// `MessageOut`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageOut {
     /// `msg_…`

@@ -112,12 +112,15 @@ async fn create(
     let message = ops::create_message(&s, caller.env, &app_id, body).await?;
     let (app, id) = (message.app_id.clone(), message.id.clone());
     let out = MessageOut::new(message, with_content);
-    // Kept for idempotent replay without the payload, which is read again then.
-    let mut stored = serde_json::to_value(&out).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    // Kept for idempotent replay without the payload, which is read again then. The payload
+    // is never parsed here: it is passed on as published, whatever numbers or depth it holds.
+    let mut kept = out.clone();
     if with_content {
-        stored["payload"] = super::idempotency::payload_ref(&app, &id);
+        let reference = super::idempotency::payload_ref(&app, &id).to_string();
+        kept.payload =
+            serde_json::value::RawValue::from_string(reference).map_err(|e| ApiError::Internal(Box::new(e)))?;
     }
-    let stored = serde_json::to_vec(&stored).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let stored = serde_json::to_vec(&kept).map_err(|e| ApiError::Internal(Box::new(e)))?;
     let mut response = (StatusCode::ACCEPTED, Json(out)).into_response();
     response.extensions_mut().insert(super::idempotency::StoredForm(stored));
     Ok(response)

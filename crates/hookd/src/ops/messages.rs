@@ -44,11 +44,43 @@ pub struct MessageIn {
     pub application: Option<ApplicationIn>,
 }
 
+/// Deepest nesting of arrays and objects a payload may have. Deeper JSON is refused, not
+/// stored: many receivers' parsers stop at 128 levels (serde_json, for one), and hookd's own
+/// answer nests the payload one level further.
+pub const MAX_PAYLOAD_DEPTH: usize = 100;
+
+/// How deeply the arrays and objects of the JSON text `json` nest (brackets inside strings
+/// are text, not nesting). Counted without parsing, so any depth costs one pass.
+pub fn json_depth(json: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in json.bytes() {
+        match (in_string, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') => in_string = false,
+            (true, false, _) => {}
+            (false, _, b'"') => in_string = true,
+            (false, _, b'[' | b'{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (false, _, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 fn check(input: &MessageIn) -> OpsResult<()> {
     let mut p = Problems::default();
     p.check(validate::check_event_type_name("eventType", &input.event_type));
     if !input.payload.get().trim_start().starts_with('{') {
         p.check(Err(FieldError::new(&["payload"], "Payload must be an object.")));
+    } else if json_depth(input.payload.get()) > MAX_PAYLOAD_DEPTH {
+        p.check(Err(FieldError::new(
+            &["payload"],
+            format!("Payload nests arrays and objects more than {MAX_PAYLOAD_DEPTH} levels deep."),
+        )));
     }
     if let Some(id) = &input.event_id {
         p.check(validate::check_uid("eventId", id, IdKind::Message.prefix()));
@@ -308,4 +340,17 @@ pub async fn expunge_all_contents(state: &Services, app: &Application) -> OpsRes
     };
     state.store.create_task(&task).await?;
     Ok(task)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_depth;
+
+    #[test]
+    fn nesting_is_counted_outside_strings() {
+        assert_eq!(json_depth(r#"{}"#), 1);
+        assert_eq!(json_depth(r#"{"a": [1, {"b": []}]}"#), 4);
+        assert_eq!(json_depth(r#"{"a": "[[[{{{\"[["}"#), 1);
+        assert_eq!(json_depth(&format!("{}{}", "[".repeat(500), "]".repeat(500))), 500);
+    }
 }

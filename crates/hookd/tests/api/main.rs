@@ -3,9 +3,11 @@
 
 mod helpers;
 
+mod access;
 mod applications;
 mod attempts;
 mod auth;
+mod bad_input;
 mod browser;
 mod catalog;
 mod cli;
