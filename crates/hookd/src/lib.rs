@@ -134,7 +134,7 @@ pub async fn start(
     )?;
     let (store_for_retention, clock_for_retention) = (store.clone(), clock.clone());
     let (traffic_counts, store_for_traffic): (_, Arc<dyn hookd_store::StatsStore>) =
-        (dispatcher.traffic(), store.clone());
+        (dispatcher.traffic().clone(), store.clone());
     let prune_after_days = config.retention.prune_after_days;
     let mut state = state::AppState::new(config, store, clock, dispatcher.clone(), caches, notifier);
     state.relay = relay;

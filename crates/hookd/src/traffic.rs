@@ -41,7 +41,11 @@ pub fn minute_of(at: DateTime<Utc>) -> i64 {
 
 impl Traffic {
     fn count(&self, env: Environment, at: DateTime<Utc>, f: impl FnOnce(&mut TrafficMinute)) {
-        let minute = minute_of(at);
+        self.count_minute(env, minute_of(at), f);
+    }
+
+    /// Changes the pending counts of one minute, dropping the oldest beyond [`MOST_PENDING`].
+    fn count_minute(&self, env: Environment, minute: i64, f: impl FnOnce(&mut TrafficMinute)) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         f(pending
             .entry((env, minute))
@@ -99,11 +103,7 @@ impl Traffic {
         let minutes: Vec<TrafficMinute> = taken.values().copied().collect();
         if let Err(e) = store.add_traffic(&minutes).await {
             for t in minutes {
-                self.count(
-                    t.env,
-                    DateTime::from_timestamp(t.minute * 60, 0).unwrap_or_default(),
-                    |m| m.add(&t),
-                );
+                self.count_minute(t.env, t.minute, |m| m.add(&t));
             }
             return Err(e);
         }

@@ -233,8 +233,8 @@ impl Dispatcher {
     }
 
     /// Traffic counted on this node for the dashboard's charts.
-    pub fn traffic(&self) -> Arc<crate::traffic::Traffic> {
-        self.traffic.clone()
+    pub fn traffic(&self) -> &Arc<crate::traffic::Traffic> {
+        &self.traffic
     }
 
     /// `Err(reason)` when the attempt recorder has stopped or cannot write.

@@ -87,7 +87,18 @@ impl FailedPage {
     }
 }
 
-async fn target(state: &AppState, op: &Viewer, app_key: &str, key: &str) -> Result<(Application, Endpoint), Response> {
+/// The viewer's endpoint `key` of application `app_key`, once the viewer is known to hold
+/// `need` (a page that only shows asks for `ViewBase`, which every viewer holds).
+async fn target(
+    state: &AppState,
+    op: &Viewer,
+    need: Capability,
+    app_key: &str,
+    key: &str,
+) -> Result<(Application, Endpoint), Response> {
+    if let Some(r) = refusal(op, need) {
+        return Err(r);
+    }
     let app = application(state, op, app_key).await?;
     match crate::ops::endpoints::get_endpoint(state, &app, key).await {
         Ok(e) => Ok((app, e)),
@@ -103,7 +114,7 @@ pub async fn list(
     Path((app_key, key)): Path<(String, String)>,
     Query(query): Query<FailedQuery>,
 ) -> Response {
-    let (app, endpoint) = match target(&state, &op, &app_key, &key).await {
+    let (app, endpoint) = match target(&state, &op, Capability::ViewBase, &app_key, &key).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -191,15 +202,16 @@ fn parse_time(field: &str, value: &str, error: &mut Option<String>) -> Option<ch
     parsed
 }
 
-/// The endpoint a selection form was posted for, and the selected messages (at most a page).
+/// The endpoint a selection form was posted for, and the selected messages (at most a page),
+/// once the viewer is known to hold `need`.
 async fn selection(
     state: &AppState,
     op: &Viewer,
-    app_key: &str,
-    key: &str,
+    need: Capability,
+    (app_key, key): (&str, &str),
     fields: &Fields,
 ) -> Result<(Application, Endpoint, Vec<String>), Response> {
-    let (app, endpoint) = target(state, op, app_key, key).await?;
+    let (app, endpoint) = target(state, op, need, app_key, key).await?;
     let selected = fields.all("msg");
     if selected.len() > PER_PAGE {
         let why = "select at most one page of deliveries; retry all matching for more";
@@ -215,10 +227,8 @@ pub async fn retry_selected(
     Path((app_key, key)): Path<(String, String)>,
     Posted { op, fields }: Posted<Viewer>,
 ) -> Response {
-    if let Some(r) = refusal(&op, Capability::CreateAttempts) {
-        return r;
-    }
-    let (app, endpoint, selected) = match selection(&state, &op, &app_key, &key, &fields).await {
+    let found = selection(&state, &op, Capability::CreateAttempts, (&app_key, &key), &fields).await;
+    let (app, endpoint, selected) = match found {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -250,10 +260,8 @@ pub async fn mark_reviewed(
     Path((app_key, key)): Path<(String, String)>,
     Posted { op, fields }: Posted<Viewer>,
 ) -> Response {
-    if let Some(r) = refusal(&op, Capability::ManageEndpoint) {
-        return r;
-    }
-    let (app, endpoint, selected) = match selection(&state, &op, &app_key, &key, &fields).await {
+    let found = selection(&state, &op, Capability::ManageEndpoint, (&app_key, &key), &fields).await;
+    let (app, endpoint, selected) = match found {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -280,10 +288,7 @@ pub async fn retry_all(
     Path((app_key, key)): Path<(String, String)>,
     Posted { op, fields }: Posted<Viewer>,
 ) -> Response {
-    if let Some(r) = refusal(&op, Capability::CreateAttempts) {
-        return r;
-    }
-    let (app, endpoint) = match target(&state, &op, &app_key, &key).await {
+    let (app, endpoint) = match target(&state, &op, Capability::CreateAttempts, &app_key, &key).await {
         Ok(found) => found,
         Err(r) => return r,
     };

@@ -134,11 +134,7 @@ fn portal_cookie(name: &str, value: &str, max_age: i64, https: bool) -> HeaderVa
     } else {
         "SameSite=Lax"
     };
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/portal; HttpOnly; {site}; Max-Age={}",
-        max_age.max(0)
-    ))
-    .expect("cookie of plain ASCII")
+    session::http_only_cookie(name, value, "/portal", site, max_age.max(0) as u64, "")
 }
 
 /// The page a browser without a (live) portal session gets.

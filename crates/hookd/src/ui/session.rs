@@ -173,8 +173,14 @@ pub fn set_cookie(secret: &str, max_age: u64, secure: bool) -> HeaderValue {
 /// A `Set-Cookie` value: HttpOnly, SameSite=Strict, for the whole site.
 pub fn cookie_line(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
+    http_only_cookie(name, value, "/", "SameSite=Strict", max_age, secure)
+}
+
+/// A `Set-Cookie` value no script can read: `name=value` for `path`, with the cross-site
+/// attributes `same_site`, lasting `max_age` seconds, and `tail` appended as is.
+pub fn http_only_cookie(name: &str, value: &str, path: &str, same_site: &str, max_age: u64, tail: &str) -> HeaderValue {
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+        "{name}={value}; Path={path}; HttpOnly; {same_site}; Max-Age={max_age}{tail}"
     ))
     .expect("cookie of plain ASCII")
 }

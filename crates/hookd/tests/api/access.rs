@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
-use crate::web::{browser, location};
+use crate::web::{browser, portal, sign_in};
 
 /// What belongs to the tenant under attack, and must appear in no refused answer.
 struct Victim {
@@ -305,53 +305,11 @@ fn pages(v: &Victim) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// A browser session's cookie and its CSRF token (from a page of its own).
-async fn session(app: &TestApp, login: Option<&str>, portal_of: Option<&str>) -> (String, String) {
-    let (cookie, home) = match (login, portal_of) {
-        (Some(token), _) => {
-            let r = browser()
-                .post(format!("{}/login", app.base))
-                .header("origin", &app.base)
-                .form(&[("token", token)])
-                .send()
-                .await
-                .unwrap();
-            let pair = r.headers()["set-cookie"]
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_string();
-            (pair, "/apps".to_string())
-        }
-        (None, Some(uid)) => {
-            let (_, out) = app
-                .post(&format!("/api/v1/auth/app-portal-access/{uid}"), json!({}))
-                .await;
-            let url = out["url"].as_str().unwrap();
-            let code = url.split("code=").nth(1).unwrap();
-            let r = browser()
-                .post(format!("{}/portal/open", app.base))
-                .header("origin", &app.base)
-                .form(&[("code", code), ("theme", "")])
-                .send()
-                .await
-                .unwrap();
-            let home = location(r.headers()).to_string();
-            let pair = r.headers()["set-cookie"]
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_string();
-            (pair, home)
-        }
-        _ => unreachable!(),
-    };
-    let (_, _, html) = crate::web::page(app, &home, &cookie).await;
-    (cookie, crate::web::csrf(&html))
+/// A browser session's cookie and the CSRF token of its forms (read from a page of its own).
+async fn with_csrf(app: &TestApp, cookie: String, own_page: &str) -> (String, String) {
+    let (_, _, html) = crate::web::page(app, own_page, &cookie).await;
+    let csrf = crate::web::csrf(&html);
+    (cookie, csrf)
 }
 
 #[tokio::test]
@@ -359,58 +317,33 @@ async fn no_other_session_reaches_a_tenants_dashboard_or_portal_pages_and_none_l
     let app = TestApp::spawn().await;
     let victim = victim(&app).await;
     app.create_app("attacker").await;
-    let sandbox = session(&app, Some(&app.test_token().await), None).await;
-    let other_portal = session(&app, None, Some("attacker")).await;
-    let own_read_only = {
-        let (_, out) = app
-            .post("/api/v1/auth/app-portal-access/victim-uid", json!({"readOnly": true}))
-            .await;
-        let code = out["url"].as_str().unwrap().split("code=").nth(1).unwrap().to_string();
-        let r = browser()
-            .post(format!("{}/portal/open", app.base))
-            .header("origin", &app.base)
-            .form(&[("code", code.as_str()), ("theme", "")])
-            .send()
-            .await
-            .unwrap();
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        let (_, _, html) = crate::web::page(&app, location(r.headers()), &cookie).await;
-        (cookie, crate::web::csrf(&html))
-    };
+    let sandbox = with_csrf(&app, sign_in(&app, &app.test_token().await).await, "/catalog").await;
+    let other_portal = with_csrf(&app, portal(&app, "attacker", json!({})).await, "/portal/catalog").await;
+    let own_read_only = with_csrf(
+        &app,
+        portal(&app, "victim-uid", json!({"readOnly": true})).await,
+        "/portal/catalog",
+    )
+    .await;
 
     for (method, path) in pages(&victim) {
         for root in ["", "/portal"] {
             let path = format!("{root}{path}");
+            // The answer's headers and body as one text, to look for leaks in both.
             let send = |cookie: String, csrf: String| {
-                let path = path.clone();
-                let app = &app;
+                let (path, app) = (path.clone(), &app);
                 async move {
-                    let url = format!("{}{path}", app.base);
-                    let r = if method == "GET" {
-                        browser().get(url).header("cookie", cookie).send().await.unwrap()
-                    } else {
-                        browser()
-                            .post(url)
-                            .header("cookie", cookie)
-                            .header("origin", &app.base)
-                            .form(&[
-                                ("csrf", csrf.as_str()),
-                                ("since", "2026-12-01T00:00"),
-                                ("event_type", "svix.ping"),
-                            ])
-                            .send()
-                            .await
-                            .unwrap()
+                    let form = [
+                        ("csrf", csrf.as_str()),
+                        ("since", "2026-12-01T00:00"),
+                        ("event_type", "svix.ping"),
+                    ];
+                    let (status, headers, body) = match method {
+                        "GET" => crate::web::page(app, &path, &cookie).await,
+                        _ => crate::web::post_form(app, &path, &cookie, &form).await,
                     };
-                    let status = r.status();
-                    let headers: String = r.headers().iter().map(|(k, v)| format!("{k}: {v:?}\n")).collect();
-                    (status, format!("{headers}\n{}", r.text().await.unwrap()))
+                    let headers: String = headers.iter().map(|(k, v)| format!("{k}: {v:?}\n")).collect();
+                    (status, format!("{headers}\n{body}"))
                 }
             };
             // No session: the dashboard asks to sign in, the portal for a new link.

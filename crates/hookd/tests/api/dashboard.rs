@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::TestApp;
-use crate::web::{browser, csrf, location, page, post_form};
+use crate::web::{browser, csrf, location, page, post_form, sign_in};
 
 /// The session cookie's `name=value` from a sign-in answer, and the whole `Set-Cookie` line.
 fn session_cookie(headers: &HeaderMap) -> (String, String) {
@@ -20,20 +20,6 @@ fn session_cookie(headers: &HeaderMap) -> (String, String) {
         .to_string();
     let pair = line.split(';').next().unwrap().to_string();
     (pair, line)
-}
-
-/// Signs in with `token` (as a form from the dashboard's own page) and returns the cookie pair.
-async fn sign_in(app: &TestApp, token: &str) -> String {
-    let r = browser()
-        .post(format!("{}/login", app.base))
-        .header("origin", &app.base)
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed in");
-    assert_eq!(location(r.headers()), "/");
-    session_cookie(r.headers()).0
 }
 
 #[tokio::test]

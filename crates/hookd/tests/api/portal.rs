@@ -1,69 +1,12 @@
 //! The consumer portal: a link from `app-portal-access` opens once, reaches one application of
 //! one environment, and each capability it grants (and only those) works.
 
-use reqwest::header::{HeaderMap, SET_COOKIE};
+use reqwest::header::SET_COOKIE;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
-use crate::web::{browser, csrf, location, page, post_form};
-
-/// A portal link for application `uid` made with `body`.
-async fn link(app: &TestApp, uid: &str, body: Value) -> String {
-    let (status, out) = app.post(&format!("/api/v1/auth/app-portal-access/{uid}"), body).await;
-    assert_eq!(status, StatusCode::OK, "{out}");
-    out["url"].as_str().unwrap().to_string()
-}
-
-/// The link's path and query on the test server: links may name a public URL, and tests only
-/// ever talk to loopback.
-fn on_loopback(app: &TestApp, url: &str) -> String {
-    let parsed = url::Url::parse(url).unwrap();
-    format!("{}{}?{}", app.base, parsed.path(), parsed.query().unwrap_or(""))
-}
-
-/// What a browser does with a portal link: loads the page, posts its form; returns the answer
-/// to the post.
-async fn open_link(app: &TestApp, url: &str) -> reqwest::Response {
-    let html = browser()
-        .get(on_loopback(app, url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |name: &str| {
-        let marker = format!(r#"name="{name}" value=""#);
-        let at = html.find(&marker).unwrap_or_else(|| panic!("{name} in {html}")) + marker.len();
-        html[at..].split('"').next().unwrap().replace("&#38;", "&")
-    };
-    browser()
-        .post(format!("{}/portal/open", app.base))
-        .header("origin", &app.base)
-        .form(&[("code", value("code")), ("theme", value("theme"))])
-        .send()
-        .await
-        .unwrap()
-}
-
-/// Opens a portal link for `uid` and returns the session's cookie pair.
-async fn portal(app: &TestApp, uid: &str, body: Value) -> String {
-    let url = link(app, uid, body).await;
-    let r = open_link(app, &url).await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    cookies(r.headers())
-}
-
-/// The `name=value` pairs a response sets, as one `Cookie` header.
-fn cookies(headers: &HeaderMap) -> String {
-    headers
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
+use crate::web::{browser, cookies, csrf, link, location, on_loopback, open_link, page, portal, post_form};
 
 fn id(v: &Value) -> String {
     v["id"].as_str().unwrap().to_string()
