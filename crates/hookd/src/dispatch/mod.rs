@@ -633,11 +633,16 @@ struct PollContext {
 
 async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
     let mut backoff = Duration::ZERO;
+    // The first claim is made at once: after a restart, what was due (a crashed process's
+    // released leases included) resumes without waiting a poll interval.
+    let mut first = true;
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = p.wake.notified() => {}
-            _ = tokio::time::sleep(p.interval + backoff) => {}
+        if !std::mem::take(&mut first) {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = p.wake.notified() => {}
+                _ = tokio::time::sleep(p.interval + backoff) => {}
+            }
         }
         let room = p.jobs.capacity().min(CLAIM_BATCH).min(p.fair.room());
         if room == 0 {

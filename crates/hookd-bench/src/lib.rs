@@ -1,0 +1,189 @@
+//! What the benchmark (`hookd-bench`) and the drills (`hookd-drill`) share: starting `hookd serve`
+//! nodes as child processes on SQLite or on a fresh PostgreSQL schema, getting an admin token,
+//! waiting for health, and small figure helpers.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{ensure, Context};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Accepts the URLs hookd itself takes for PostgreSQL, so a typo fails here rather than making
+/// hookd silently fall back to SQLite.
+pub fn postgres_url(url: &str) -> Result<String, String> {
+    match url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        true => Ok(url.to_string()),
+        false => Err("expected a postgres:// or postgresql:// URL".into()),
+    }
+}
+
+/// Where hookd keeps its data.
+#[derive(Clone, Copy)]
+pub enum Backend<'a> {
+    /// The embedded database in the temp dir.
+    Sqlite,
+    /// `schema`, created for this run, in the PostgreSQL database at `url`; shared by every node.
+    Postgres {
+        /// The server.
+        url: &'a str,
+        /// The run's own schema.
+        schema: &'a str,
+    },
+}
+
+/// A hookd command with what every invocation needs: run in `dir`, on `backend`'s schema, allowed
+/// to deliver to the receiver, and killed when dropped, so every early return stops it.
+pub fn hookd_command(bin: &Path, dir: &Path, backend: Backend) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(dir) // hookd reads ./hookd.toml when present: run it where there is none
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    if let Backend::Postgres { schema, .. } = backend {
+        // Set even over the caller's value: the fresh schema is the one dropped at the end.
+        cmd.env("HOOKD_STORAGE__POSTGRES_SCHEMA", schema);
+    }
+    // The receiver is plain http on loopback, which hookd refuses unless told otherwise; an
+    // explicit HOOKD_* setting from the caller still wins.
+    for (var, value) in [
+        ("HOOKD_DELIVERY__ALLOW_HTTP", "true"),
+        ("HOOKD_DELIVERY__ALLOWED_SUBNETS", "127.0.0.1/32"),
+    ] {
+        if std::env::var_os(var).is_none() {
+            cmd.env(var, value);
+        }
+    }
+    // Deliveries must go straight to the loopback receiver, never through a proxy.
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+        cmd.env_remove(var).env_remove(var.to_lowercase());
+    }
+    cmd
+}
+
+/// Starts `hookd serve` node `node`; returns the child, the API base URL and the admin token if
+/// hookd printed one (it does at first start on SQLite only).
+pub async fn start_node(
+    bin: &Path,
+    dir: &Path,
+    backend: Backend<'_>,
+    node: u64,
+) -> anyhow::Result<(Child, String, Option<String>)> {
+    let mut cmd = hookd_command(bin, dir, backend);
+    // Port 0: the kernel picks a free port without a bind-then-release race; hookd prints it.
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    match backend {
+        Backend::Sqlite => cmd.arg("--data-dir").arg(dir.join("data")),
+        Backend::Postgres { url, .. } => cmd.args(["--database", url]),
+    };
+    cmd.stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.join(format!("hookd-{node}.log")))?);
+    let mut child = cmd.spawn().context("starting hookd")?;
+    let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+    let (mut token, mut addr) = (None, None);
+    let read = async {
+        while let Some(line) = lines.next_line().await? {
+            if line.starts_with("hk_live_") {
+                token = Some(line.trim().to_string()); // the live admin token, alone on its line
+            } else if let Some(a) = line.strip_prefix("hookd: listening on http://") {
+                addr = Some(a.trim().parse::<SocketAddr>()?);
+                break;
+            }
+        }
+        anyhow::Ok(())
+    };
+    let waited = tokio::time::timeout(Duration::from_secs(30), read).await;
+    waited.with_context(|| format!("hookd node {node} did not print its address within 30 s"))??;
+    let addr = addr.with_context(|| format!("hookd node {node} exited without printing its address"))?;
+    // hookd prints nothing more today, but a full pipe would block it if it ever did.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, format!("http://{addr}/api/v1"), token))
+}
+
+/// An admin token from `hookd token create`: on PostgreSQL `serve` prints none, since the
+/// database may already be in use by other nodes. Also migrates the fresh schema.
+pub async fn create_token(bin: &Path, dir: &Path, backend: Backend<'_>, url: &str) -> anyhow::Result<String> {
+    let mut cmd = hookd_command(bin, dir, backend);
+    cmd.args(["token", "create", "--database", url, "--description", "hookd-bench"]);
+    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output()).await;
+    let out = out
+        .context("hookd token create took over 30 s")?
+        .context("running hookd token create")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.success(),
+        "hookd token create: {}: {}",
+        out.status,
+        stderr.trim()
+    );
+    let token = String::from_utf8(out.stdout)?.trim().to_string();
+    ensure!(!token.is_empty(), "hookd token create printed no token");
+    Ok(token)
+}
+
+/// Runs one SQL statement with `psql`: two statements (create and drop the schema) do not
+/// warrant a database driver in the harness. Bounded, so a DROP waiting on locks cannot hang it.
+pub async fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
+    let mut cmd = Command::new("psql");
+    // -X: ignore ~/.psqlrc, which could change the output or the session.
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output()).await;
+    let out = out
+        .with_context(|| format!("psql -c '{sql}' took over 30 s"))?
+        .context("running psql")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "psql -c '{sql}': {}", stderr.trim());
+    Ok(())
+}
+
+/// POSTs `body` and expects `201 Created`.
+pub async fn post(client: &reqwest::Client, url: &str, token: &str, body: Value) -> anyhow::Result<()> {
+    let r = client.post(url).bearer_auth(token).json(&body);
+    let r = r.send().await?;
+    let (status, text) = (r.status(), r.text().await?);
+    ensure!(status.as_u16() == 201, "POST {url}: {status} {text}");
+    Ok(())
+}
+
+/// Nearest-rank percentile of sorted microseconds, in milliseconds.
+pub fn percentile_ms(sorted: &[u64], p: f64) -> Option<f64> {
+    let rank = ((p * sorted.len() as f64).ceil() as usize).max(1);
+    sorted.get(rank - 1).map(|&us| round(us as f64 / 1000.0, 3))
+}
+
+pub fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+/// A fresh schema name, `<prefix>_<64 random bits in hex>`.
+pub fn schema_name(prefix: &str) -> String {
+    // RandomState is seeded from the OS: 64 random bits without a dependency for them.
+    format!("{prefix}_{:016x}", RandomState::new().hash_one(std::process::id()))
+}
+
+/// Waits (at most 10 s) until `GET {base}/health` answers 200.
+pub async fn wait_healthy(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    for tries in 1.. {
+        let r = client.get(format!("{base}/health")).send().await;
+        if r.is_ok_and(|r| r.status().as_u16() == 200) {
+            break;
+        }
+        ensure!(tries < 100, "hookd at {base} did not become healthy within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Resident memory of process `pid` in KiB (Linux `/proc`), `None` once it is gone.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
