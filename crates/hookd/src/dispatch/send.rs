@@ -260,6 +260,10 @@ impl Sender {
             Err(e) => return failure(e, started, request_headers),
         };
         let code = response.status().as_u16();
+        let location = (response.status().is_redirection())
+            .then(|| response.headers().get(reqwest::header::LOCATION))
+            .flatten()
+            .map(|v| hookd_core::text::escape_bytes(v.as_bytes()));
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
@@ -272,17 +276,33 @@ impl Sender {
                 .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
         );
         let mut body = Vec::new();
+        let mut cut_off = None;
         // Read only up to the cap: a huge response must not be buffered.
         while body.len() < RESPONSE_CAP {
             match response.chunk().await {
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(RESPONSE_CAP - body.len())]),
-                Ok(None) | Err(_) => break,
+                Ok(None) => break,
+                Err(e) => {
+                    cut_off = Some(error_text(&e));
+                    break;
+                }
             }
+        }
+        // The status decides the outcome: a consumer that answered 2xx has accepted the
+        // message, even if its body then stalled or broke off. The record says why it stopped.
+        let mut text = body_text(body);
+        if let Some(to) = location {
+            text.push_str(&format!(
+                "\n[hookd: redirects are not followed (to {to}); point the endpoint at the final URL]"
+            ));
+        }
+        if let Some(why) = cut_off {
+            text.push_str(&format!("\n[hookd: the response body was cut off: {why}]"));
         }
         SendResult {
             outcome: Outcome::from_status(code, retry_after),
             status_code: code,
-            response: body_text(body),
+            response: text,
             duration: started.elapsed(),
             request_headers,
             response_headers,
@@ -361,23 +381,28 @@ impl Sender {
     }
 }
 
+/// An error with its chain of causes, which name what really happened (a reset, a timeout).
+fn error_text(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 fn failure(e: reqwest::Error, started: Instant, request_headers: BTreeMap<String, String>) -> SendResult {
     let outcome = if e.is_timeout() {
         Outcome::Timeout
     } else {
         Outcome::Transport
     };
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
     SendResult {
         outcome,
         status_code: 0,
-        response: text,
+        response: error_text(&e),
         duration: started.elapsed(),
         request_headers,
         response_headers: Vec::new(),

@@ -10,6 +10,7 @@ mod auth;
 mod bad_input;
 mod browser;
 mod catalog;
+mod chaos;
 mod cli;
 mod cluster;
 mod compat;
