@@ -22,12 +22,26 @@ if ! command -v chromedriver >/dev/null || ! [ -x "${HOOKD_CHROMIUM:-/usr/bin/ch
         { $as_root apt-get update -q >/dev/null && $as_root apt-get install -y -q chromium chromium-driver >/dev/null; }
 fi
 
+# As root, the drills that need it run too: the disk-full drill mounts a small tmpfs, and the
+# schemathesis drill runs in a network namespace of its own (scripts/drills/schemathesis.sh).
+as_root=false
+[ "$(id -u)" = 0 ] && as_root=true
+if $as_root; then
+    export HOOKD_TEST_FAULTS=1
+else
+    echo "test.sh: not root, so the disk-full and schemathesis drills are not run" >&2
+fi
+
 cargo test --workspace "$@"
+
+if $as_root; then
+    HOOKD_BIN="${CARGO_TARGET_DIR:-target}/debug/hookd" bash scripts/drills/schemathesis.sh 25
+fi
 
 # With a PostgreSQL server named, the API suite runs a second time on it (the store
 # conformance suite and the several-node test already used it above).
 if [ -n "${HOOKD_TEST_POSTGRES_URL:-}" ]; then
     HOOKD_TEST_BACKEND=postgres cargo test -p hookd --test api "$@"
-    # Last and alone: this one stops and restarts the PostgreSQL server under load.
+    # Last and one at a time: these stop, restart and cut off the PostgreSQL server under load.
     HOOKD_TEST_PG_OUTAGE=1 cargo test -p hookd --test api outage -- --test-threads=1
 fi

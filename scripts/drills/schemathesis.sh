@@ -12,7 +12,6 @@
 # hookd and schemathesis run together in a network namespace of their own that has only a
 # loopback interface: endpoints the generator invents can never be reached, and no request or
 # DNS query leaves the machine. Needs root (unshare) and installs schemathesis when missing.
-# Builds hookd in release mode (honours CARGO_TARGET_DIR).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -21,8 +20,13 @@ max_examples="${1:-25}"
 if ! command -v st >/dev/null || ! python3 -c "import schemathesis" 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check "schemathesis==4.32.5"
 fi
-cargo build --release -p hookd -p hookd-bench >&2
-hookd="${CARGO_TARGET_DIR:-$root/target}/release/hookd"
+# HOOKD_BIN names a hookd binary to test (scripts/test.sh passes the one its tests built);
+# otherwise a release build.
+hookd="${HOOKD_BIN:-}"
+if [ -z "$hookd" ]; then
+    cargo build --release -p hookd -p hookd-bench >&2
+    hookd="${CARGO_TARGET_DIR:-$root/target}/release/hookd"
+fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 

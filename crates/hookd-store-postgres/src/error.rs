@@ -13,6 +13,8 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::Database(db) => match db.code().as_deref() {
             Some("23505") => StoreError::Conflict(constraint_name(db.constraint())),
+            // disk_full
+            Some("53100") => StoreError::storage_full(e.to_string()),
             Some(code) if is_transient(code) => StoreError::Unavailable(Box::new(e)),
             _ => StoreError::Internal(Box::new(e)),
         },

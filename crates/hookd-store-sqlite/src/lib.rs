@@ -227,11 +227,9 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
         {
             StoreError::Conflict("unique")
         }
+        rusqlite::Error::SqliteFailure(f, _) if f.code == DiskFull => StoreError::storage_full(e.to_string()),
         rusqlite::Error::SqliteFailure(f, _)
-            if matches!(
-                f.code,
-                DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull | CannotOpen
-            ) =>
+            if matches!(f.code, DatabaseBusy | DatabaseLocked | SystemIoFailure | CannotOpen) =>
         {
             StoreError::Unavailable(Box::new(e))
         }

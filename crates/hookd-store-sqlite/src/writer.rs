@@ -17,7 +17,13 @@ pub const MAX_BATCH: usize = 1024;
 /// (the API answers 503 with `Retry-After`) instead of queueing without limit.
 pub const QUEUE_CAPACITY: usize = 16 * MAX_BATCH;
 
-type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
+/// Why a commit failed, and whether it was for want of room (a full disk).
+struct CommitFailed {
+    text: String,
+    full: bool,
+}
+
+type Finish = Box<dyn FnOnce(Option<&CommitFailed>) + Send>;
 /// A job gets the connection inside the open transaction, or `None` when no transaction could
 /// be opened (it then fails without running).
 type Job = Box<dyn FnOnce(Option<&Connection>) -> Finish + Send>;
@@ -54,15 +60,16 @@ impl Writer {
             // The caller is gone (its request timed out and was answered 503): do not commit
             // on its behalf what it already reported as not done.
             if tx.is_closed() {
-                return Box::new(|_: Option<&str>| {});
+                return Box::new(|_: Option<&CommitFailed>| {});
             }
             let result = match conn {
                 Some(conn) => in_savepoint(conn, f),
                 None => Err(StoreError::Unavailable("could not open a SQLite transaction".into())),
             };
-            Box::new(move |commit_error: Option<&str>| {
+            Box::new(move |commit_error: Option<&CommitFailed>| {
                 let answer = match (commit_error, result) {
-                    (Some(e), Ok(_)) => Err(StoreError::Unavailable(format!("commit failed: {e}").into())),
+                    (Some(e), Ok(_)) if e.full => Err(StoreError::storage_full(format!("commit failed: {}", e.text))),
+                    (Some(e), Ok(_)) => Err(StoreError::Unavailable(format!("commit failed: {}", e.text).into())),
                     (_, r) => r,
                 };
                 let _ = tx.send(answer);
@@ -108,10 +115,14 @@ fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
         let error = commit.err().map(|e| {
             tracing::error!(error = %e, "SQLite commit failed");
             let _ = conn.execute_batch("ROLLBACK");
-            e.to_string()
+            let full = e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull);
+            CommitFailed {
+                text: e.to_string(),
+                full,
+            }
         });
         for finish in finishers {
-            finish(error.as_deref());
+            finish(error.as_ref());
         }
     }
 }

@@ -17,7 +17,24 @@ pub enum StoreError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// The cause inside [`StoreError::Unavailable`] when the database has no room left: its disk,
+/// or a size limit on its files, is full. Nothing was written; writes work again once space is
+/// freed. The API answers `507 Insufficient Storage` for it.
+#[derive(Debug, thiserror::Error)]
+#[error("the database has no room left: {0}")]
+pub struct StorageFull(pub String);
+
 impl StoreError {
+    /// `Unavailable` because the database has no room left ([`StorageFull`]).
+    pub fn storage_full(why: impl Into<String>) -> StoreError {
+        StoreError::Unavailable(Box::new(StorageFull(why.into())))
+    }
+
+    /// Whether this is [`StoreError::storage_full`].
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, StoreError::Unavailable(cause) if cause.is::<StorageFull>())
+    }
+
     /// Wraps any error as `Internal`.
     pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
         StoreError::Internal(Box::new(e))

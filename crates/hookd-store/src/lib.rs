@@ -34,7 +34,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message};
 
-pub use error::StoreError;
+pub use error::{StorageFull, StoreError};
 pub use page::{Cursor, Page, PageRequest};
 pub use records::*;
 

@@ -170,6 +170,19 @@ impl IntoResponse for ApiError {
             ApiError::Validation(items) => {
                 return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "detail": items }))).into_response();
             }
+            ApiError::Unavailable(e) if e.is_storage_full() => {
+                tracing::error!(error = ?e, "the database has no room left; writes are refused until space is freed");
+                let body = json!({
+                    "code": "insufficient_storage",
+                    "detail": "The database has no room left (its disk is full); nothing was stored. Retry once the operator frees space",
+                });
+                return (
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    [(axum::http::header::RETRY_AFTER, "5")],
+                    Json(body),
+                )
+                    .into_response();
+            }
             ApiError::Unavailable(e) => {
                 tracing::warn!(error = ?e, "database unavailable");
                 let body = json!({
@@ -199,6 +212,20 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_full_disk_is_a_507_in_the_svix_shape_with_retry_after() {
+        let answer = ApiError::from(StoreError::storage_full("database or disk is full")).into_response();
+        assert_eq!(answer.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(answer.headers()[axum::http::header::RETRY_AFTER], "5");
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "insufficient_storage");
+        assert!(body["detail"].as_str().unwrap().contains("nothing was stored"));
+        // Any other unavailability stays a 503.
+        let other = ApiError::from(StoreError::Unavailable("busy".into())).into_response();
+        assert_eq!(other.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
 
     #[tokio::test]
     async fn a_full_write_queue_or_a_closed_gate_is_a_503_with_retry_after_in_the_svix_shape() {

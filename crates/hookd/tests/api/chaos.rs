@@ -208,14 +208,15 @@ async fn neighbour_p99(app: &TestApp, chaos: &Chaos) -> Duration {
     }
     let deadline = Instant::now() + WAIT;
     let mut latencies = loop {
-        let arrivals = chaos.arrivals.lock().unwrap();
-        let got: Vec<Duration> = (accepted.iter())
-            .filter_map(|(id, at)| Some(arrivals.get(id)?.saturating_duration_since(*at)))
-            .collect();
+        let got: Vec<Duration> = {
+            let arrivals = chaos.arrivals.lock().unwrap();
+            (accepted.iter())
+                .filter_map(|(id, at)| Some(arrivals.get(id)?.saturating_duration_since(*at)))
+                .collect()
+        };
         if got.len() == accepted.len() {
             break got;
         }
-        drop(arrivals);
         if Instant::now() >= deadline {
             let id = accepted.keys().next().unwrap();
             let (_, attempts) = app.get(&format!("/api/v1/app/neighbour/attempt/msg/{id}")).await;

@@ -21,6 +21,7 @@ mod egress;
 mod endpoints;
 mod engine;
 mod event_types;
+mod faults;
 mod idempotency;
 mod lifecycle;
 mod limits;
