@@ -181,6 +181,14 @@ pub async fn wait_healthy(client: &reqwest::Client, base: &str) -> anyhow::Resul
     Ok(())
 }
 
+/// Serves `router` on a free port of 127.0.0.1 (the fake webhook consumers); returns its address.
+pub async fn serve_on_loopback(router: axum::Router) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(addr)
+}
+
 /// Resident memory of process `pid` in KiB (Linux `/proc`), `None` once it is gone.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

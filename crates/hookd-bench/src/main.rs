@@ -37,7 +37,8 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use clap::{CommandFactory, Parser};
 use hookd_bench::{
-    create_token, percentile_ms, post, postgres_url, psql, round, schema_name, start_node, wait_healthy, Backend,
+    create_token, percentile_ms, post, postgres_url, psql, round, schema_name, serve_on_loopback, start_node,
+    wait_healthy, Backend,
 };
 use serde_json::{json, Value};
 use tokio::process::Child;
@@ -158,8 +159,6 @@ async fn receive(
 
 /// Serves the receiver on a free loopback port.
 async fn start_receiver() -> anyhow::Result<(SocketAddr, Arc<Receiver>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let rx = Arc::new(Receiver {
         by_id: Mutex::default(),
         duplicates: AtomicUsize::new(0),
@@ -168,8 +167,7 @@ async fn start_receiver() -> anyhow::Result<(SocketAddr, Arc<Receiver>)> {
     let app = axum::Router::new()
         .route("/hook/{endpoint}", axum::routing::post(receive))
         .with_state(rx.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok((addr, rx))
+    Ok((serve_on_loopback(app).await?, rx))
 }
 
 /// Shared by the publishing workers.

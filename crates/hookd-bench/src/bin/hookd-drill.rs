@@ -28,8 +28,8 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use clap::{Args, Parser, Subcommand};
 use hookd_bench::{
-    create_token, percentile_ms, post, postgres_url, psql, round, rss_kib, schema_name, start_node, wait_healthy,
-    Backend,
+    create_token, percentile_ms, post, postgres_url, psql, round, rss_kib, schema_name, serve_on_loopback, start_node,
+    wait_healthy, Backend,
 };
 use rand::Rng;
 use serde_json::{json, Value};
@@ -163,8 +163,6 @@ async fn receive(
 }
 
 async fn start_sink(delay: Duration) -> anyhow::Result<(SocketAddr, Arc<Sink>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let sink = Arc::new(Sink {
         delay,
         ..Sink::default()
@@ -172,8 +170,7 @@ async fn start_sink(delay: Duration) -> anyhow::Result<(SocketAddr, Arc<Sink>)> 
     let app = axum::Router::new()
         .route("/hook/{name}", axum::routing::post(receive))
         .with_state(sink.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok((addr, sink))
+    Ok((serve_on_loopback(app).await?, sink))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -240,11 +237,17 @@ impl Cluster {
         Ok(())
     }
 
-    fn pids(&self) -> Vec<u32> {
-        let children = self.children.try_lock();
-        children
-            .map(|c| c.iter().filter_map(Child::id).collect())
-            .unwrap_or_default()
+    /// A client for the API once every node answers health; and node 0's base URL.
+    async fn ready(&self) -> anyhow::Result<(reqwest::Client, String)> {
+        let client = client()?;
+        for node in 0..self.node_count() {
+            wait_healthy(&client, &self.base(node)).await?;
+        }
+        Ok((client, self.base(0)))
+    }
+
+    async fn pids(&self) -> Vec<u32> {
+        self.children.lock().await.iter().filter_map(Child::id).collect()
     }
 
     async fn stop(&self) {
@@ -335,12 +338,8 @@ async fn crash_run(
     recv: SocketAddr,
     sink: &Arc<Sink>,
 ) -> anyhow::Result<Value> {
-    let client = client()?;
+    let (client, base) = cluster.ready().await?;
     let nodes = cluster.node_count();
-    for node in 0..nodes {
-        wait_healthy(&client, &cluster.base(node)).await?;
-    }
-    let base = cluster.base(0);
     post(
         &client,
         &format!("{base}/app"),
@@ -567,12 +566,8 @@ async fn soak_run(
     recv: SocketAddr,
     sink: &Arc<Sink>,
 ) -> anyhow::Result<Value> {
-    let client = client()?;
+    let (client, base) = cluster.ready().await?;
     let nodes = cluster.node_count();
-    for node in 0..nodes {
-        wait_healthy(&client, &cluster.base(node)).await?;
-    }
-    let base = cluster.base(0);
     let token = &cluster.token;
     for app in 0..STEADY_APPS {
         post(
@@ -668,7 +663,8 @@ async fn soak_run(
     let mut tick = tokio::time::interval_at((t0 + interval).into(), interval);
     loop {
         tick.tick().await;
-        let sample = soak_sample(cluster, sink, &sent, &mut seen, t0, slow_app, throttled_app);
+        let pids = cluster.pids().await;
+        let sample = soak_sample(&pids, sink, &sent, &mut seen, t0, slow_app, throttled_app);
         emit(sample.clone());
         samples.push(sample);
         if Instant::now() >= end {
@@ -741,7 +737,7 @@ async fn failing_ledger(client: &reqwest::Client, cluster: &Cluster, sent: &Mute
 /// One sample: RSS, the steady tenants' latency over the messages acknowledged since the last
 /// sample that have arrived, and what the slow and throttled tenants still wait for.
 fn soak_sample(
-    cluster: &Cluster,
+    pids: &[u32],
     sink: &Sink,
     sent: &Mutex<Vec<Sent>>,
     seen: &mut usize,
@@ -766,7 +762,7 @@ fn soak_sample(
             .filter(|s| s.app == app && first(&arrivals, name, &s.id).is_none())
             .count()
     };
-    let rss: u64 = cluster.pids().into_iter().filter_map(rss_kib).sum();
+    let rss: u64 = pids.iter().filter_map(|&pid| rss_kib(pid)).sum();
     json!({
         "t_s": t0.elapsed().as_secs(),
         "rss_kib": rss,
