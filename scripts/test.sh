@@ -23,19 +23,20 @@ if ! command -v chromedriver >/dev/null || ! [ -x "${HOOKD_CHROMIUM:-/usr/bin/ch
 fi
 
 # As root, the drills that need it run too: the disk-full drill mounts a small tmpfs, and the
-# schemathesis drill runs in a network namespace of its own (scripts/drills/schemathesis.sh).
+# schemathesis and DNS-rebinding drills run in network namespaces of their own (scripts/drills/).
 as_root=false
 [ "$(id -u)" = 0 ] && as_root=true
 if $as_root; then
     export HOOKD_TEST_FAULTS=1
 else
-    echo "test.sh: not root, so the disk-full and schemathesis drills are not run" >&2
+    echo "test.sh: not root, so the disk-full, schemathesis and DNS-rebinding drills are not run" >&2
 fi
 
 cargo test --workspace "$@"
 
 if $as_root; then
     HOOKD_BIN="${CARGO_TARGET_DIR:-target}/debug/hookd" bash scripts/drills/schemathesis.sh 25
+    HOOKD_BIN="${CARGO_TARGET_DIR:-target}/debug/hookd" bash scripts/drills/dns-rebinding.sh
 fi
 
 # With a PostgreSQL server named, the API suite runs a second time on it (the store

@@ -593,17 +593,24 @@ impl Config {
                 reason: "must be between 1 and 30".into(),
             });
         }
-        if d.max_concurrency == 0 || d.endpoint_concurrency == 0 || d.app_concurrency == 0 {
-            return Err(ConfigError::Invalid {
-                key: "delivery.max_concurrency",
-                reason: "concurrency limits must be at least 1".into(),
-            });
-        }
-        if d.backlog == 0 || d.endpoint_backlog == 0 || d.app_backlog == 0 {
-            return Err(ConfigError::Invalid {
-                key: "delivery.backlog",
-                reason: "backlog limits must be at least 1".into(),
-            });
+        for (key, value, what) in [
+            ("delivery.max_concurrency", d.max_concurrency, "concurrency limits"),
+            (
+                "delivery.endpoint_concurrency",
+                d.endpoint_concurrency,
+                "concurrency limits",
+            ),
+            ("delivery.app_concurrency", d.app_concurrency, "concurrency limits"),
+            ("delivery.backlog", d.backlog, "backlog limits"),
+            ("delivery.endpoint_backlog", d.endpoint_backlog, "backlog limits"),
+            ("delivery.app_backlog", d.app_backlog, "backlog limits"),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("{what} must be at least 1"),
+                });
+            }
         }
         if d.lease_secs < 4 {
             return Err(ConfigError::Invalid {

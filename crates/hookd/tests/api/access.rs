@@ -7,7 +7,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::TestApp;
+use crate::helpers::{LogCapture, TestApp};
 use crate::web::{browser, portal, sign_in};
 
 /// What belongs to the tenant under attack, and must appear in no refused answer.
@@ -18,6 +18,8 @@ struct Victim {
     attempt: String,
     task: String,
     token_id: String,
+    /// The token itself (a secret, unlike its id).
+    token: String,
     secret: String,
 }
 
@@ -97,6 +99,7 @@ async fn victim(app: &TestApp) -> Victim {
         attempt: attempts["data"][0]["id"].as_str().unwrap().to_string(),
         task: task["id"].as_str().unwrap().to_string(),
         token_id: token["id"].as_str().unwrap().to_string(),
+        token: token["token"].as_str().unwrap().to_string(),
         secret: secret["key"].as_str().unwrap().to_string(),
     }
 }
@@ -175,6 +178,7 @@ async fn call(
 
 #[tokio::test]
 async fn no_credential_but_the_tenants_own_reaches_any_api_route_and_no_refusal_leaks_its_data() {
+    let logs = LogCapture::start();
     let app = TestApp::spawn().await;
     let victim = victim(&app).await;
     let now = app.clock_now();
@@ -273,6 +277,23 @@ async fn no_credential_but_the_tenants_own_reaches_any_api_route_and_no_refusal_
         message["payload"]["note"], "VICTIM-PAYLOAD",
         "its content is still there: {message}"
     );
+
+    // Everything logged meanwhile, at every level, holds no secret: not the endpoint's signing
+    // secret, no token tried (working or not), and no payload.
+    let logged = logs.text();
+    assert!(logged.contains(&victim.message), "the capture saw hookd's own logs");
+    for (what, secret) in [
+        ("the endpoint's secret", victim.secret.as_str()),
+        ("the admin token", app.token.as_str()),
+        ("the victim's new token", victim.token.as_str()),
+        ("another application's token", other_app.as_str()),
+        ("the sandbox's token", sandbox.as_str()),
+        ("an expired token", expired.as_str()),
+        ("a revoked token", revoked_token.as_str()),
+        ("a payload", "VICTIM-PAYLOAD"),
+    ] {
+        assert!(!logged.contains(secret), "the logs hold {what}");
+    }
 }
 
 /// The tenant's dashboard pages and forms, and the same under `/portal`.

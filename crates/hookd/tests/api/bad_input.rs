@@ -111,3 +111,169 @@ async fn hostile_bodies_get_a_4xx_in_svix_shape_and_store_nothing() {
         "only the huge number and the message within the depth limit were stored"
     );
 }
+
+/// What a client might send to message create: well-formed bodies with any value in any field
+/// (including the schema-checked event type), and raw bytes.
+fn message_bodies() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let text = prop_oneof![".{0,40}", "[a-z.]{1,20}", Just("x".repeat(300))];
+    let scalar = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        text.clone().prop_map(Value::String),
+    ];
+    let json = scalar.clone().prop_recursive(4, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map("[a-z$.\\\\ ]{0,6}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    });
+    let typed_payload = prop_oneof![
+        3 => (0i64..1_000).prop_map(|n| json!({"n": n})),
+        1 => any::<i64>().prop_map(|n| json!({"n": n})),
+        1 => text.clone().prop_map(|s| json!({"n": s})),
+        1 => Just(json!({})),
+    ];
+    // Each field is usually present (the required ones) or left out half the time (the others);
+    // when present, usually valid, sometimes hostile.
+    let field = |name: &'static str, valid: BoxedStrategy<Value>, hostile: BoxedStrategy<Value>| {
+        let present = if matches!(name, "eventType" | "payload") {
+            0.9
+        } else {
+            0.5
+        };
+        proptest::option::weighted(present, prop_oneof![3 => valid, 1 => hostile])
+            .prop_map(move |v| v.map(|v| (name, v)))
+    };
+    let object = proptest::collection::btree_map("[a-z$.\\\\ ]{0,6}", json.clone(), 0..4)
+        .prop_map(|m| Value::Object(m.into_iter().collect()));
+    let words = |n| {
+        proptest::collection::vec("[a-z][a-z0-9._-]{0,9}", 1..n)
+            .prop_map(|v| json!(v))
+            .boxed()
+    };
+    let structured = (
+        field(
+            "eventType",
+            prop_oneof![Just(json!("a.b")), Just(json!("typed.event"))].boxed(),
+            scalar.clone().boxed(),
+        ),
+        field(
+            "payload",
+            prop_oneof![object, typed_payload].boxed(),
+            json.clone().boxed(),
+        ),
+        field(
+            "channels",
+            words(6),
+            prop_oneof![
+                proptest::collection::vec(text.clone(), 0..12).prop_map(|v| json!(v)),
+                scalar.clone()
+            ]
+            .boxed(),
+        ),
+        field(
+            "eventId",
+            "[a-zA-Z0-9_-]{1,30}".prop_map(Value::String).boxed(),
+            prop_oneof![text.clone().prop_map(Value::String), scalar.clone()].boxed(),
+        ),
+        field(
+            "payloadRetentionPeriod",
+            (1i64..=90).prop_map(Value::from).boxed(),
+            any::<i64>().prop_map(Value::from).boxed(),
+        ),
+        field(
+            "tags",
+            words(3),
+            proptest::collection::vec(text, 0..4).prop_map(|v| json!(v)).boxed(),
+        ),
+        field("application", Just(json!({"name": "ignored"})).boxed(), json.boxed()),
+    )
+        .prop_map(|fields| {
+            let (a, b, c, d, e, f, g) = fields;
+            let object: serde_json::Map<String, Value> = [a, b, c, d, e, f, g]
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            serde_json::to_vec(&Value::Object(object)).unwrap()
+        });
+    prop_oneof![5 => structured, 1 => proptest::collection::vec(any::<u8>(), 0..200)]
+}
+
+/// Message create, fed generated bodies: every answer is a 202 or a 4xx in the Svix shape
+/// (never a 5xx), a message of the schema-checked type is accepted only when its payload fits
+/// the schema, and an accepted payload reads back as sent.
+#[test]
+fn message_create_answers_any_body_with_a_202_or_a_4xx() {
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(async {
+        let app = TestApp::spawn_with(|c| c.catalog.validation = Some(hookd::config::Validation::Reject)).await;
+        app.create_app("ws_prop").await;
+        let schema =
+            json!({"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}, "required": ["n"]});
+        let (status, body) = app
+            .post(
+                "/api/v1/event-type",
+                json!({"name": "typed.event", "description": "checked", "schemas": {"1": schema}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        app
+    });
+    let mut runner = TestRunner::new(Config::with_cases(600));
+    // How far the generated bodies reached: accepted, and checked against the schema.
+    let accepted = std::sync::atomic::AtomicUsize::new(0);
+    let typed = [(); 2].map(|_| std::sync::atomic::AtomicUsize::new(0));
+    let outcome = runner.run(&message_bodies(), |bytes| {
+        rt.block_on(async {
+            let sent: Option<Value> = serde_json::from_slice(&bytes).ok();
+            let (status, body) = raw(&app, "/api/v1/app/ws_prop/msg", "application/json", bytes.clone()).await;
+            let shown = String::from_utf8_lossy(&bytes).into_owned();
+            let is_typed = sent.as_ref().is_some_and(|s| s["eventType"] == "typed.event");
+            if is_typed && status == StatusCode::UNPROCESSABLE_ENTITY && body.to_string().contains("payload") {
+                typed[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            if status != StatusCode::ACCEPTED {
+                if !status.is_client_error() || !svix_error(&body) {
+                    return Err(TestCaseError::fail(format!("{shown} → {status} {body}")));
+                }
+                return Ok(());
+            }
+            let sent = sent.ok_or_else(|| TestCaseError::fail(format!("{shown} accepted but not JSON")))?;
+            if is_typed && sent["payload"]["n"].as_i64().is_none_or(|n| n < 0) {
+                return Err(TestCaseError::fail(format!("{shown} accepted against its schema")));
+            }
+            accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if is_typed {
+                typed[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let id = body["id"]
+                .as_str()
+                .ok_or_else(|| TestCaseError::fail(format!("no id: {body}")))?;
+            let (status, stored) = app.get(&format!("/api/v1/app/ws_prop/msg/{id}")).await;
+            if status != StatusCode::OK || stored["payload"] != sent["payload"] {
+                return Err(TestCaseError::fail(format!("{shown} reads back as {status} {stored}")));
+            }
+            Ok(())
+        })
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
+    let [refused_by_schema, accepted_typed] = typed.map(|n| n.into_inner());
+    let accepted = accepted.into_inner();
+    eprintln!("message create: {accepted} of 600 accepted; typed.event {accepted_typed} accepted, {refused_by_schema} refused by its schema");
+    assert!(
+        accepted >= 50 && accepted_typed >= 5 && refused_by_schema >= 20,
+        "the generated bodies reach every outcome"
+    );
+    rt.block_on(async {
+        let (status, _) = app.get("/api/v1/app/ws_prop/msg?limit=1").await;
+        assert_eq!(status, StatusCode::OK, "hookd still answers");
+        app.stop().await;
+    });
+}

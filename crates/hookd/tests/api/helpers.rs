@@ -454,3 +454,57 @@ async fn record(
     log.changed.notify_waiters();
     (status, "{\"received\":true}")
 }
+
+/// Everything logged in this process, at every level, while a capture is alive: for tests that
+/// check what hookd's logs hold. The first capture installs the process's log subscriber.
+pub struct LogCapture;
+
+static CAPTURING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static LOGGED: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// Appends to [`LOGGED`].
+struct LogSink;
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGGED.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    /// Starts capturing (every level of every crate).
+    pub fn start() -> LogCapture {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::Layer;
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let layer = tracing_subscriber::fmt::layer()
+                .with_writer(|| LogSink)
+                .with_ansi(false)
+                .with_filter(tracing_subscriber::filter::filter_fn(|_| {
+                    CAPTURING.load(std::sync::atomic::Ordering::Relaxed) > 0
+                }))
+                .with_filter(tracing_subscriber::filter::LevelFilter::TRACE);
+            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+                .expect("no other log subscriber in the API tests");
+        });
+        CAPTURING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        LogCapture
+    }
+
+    /// What has been logged so far (by every test running meanwhile, too).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&LOGGED.lock().unwrap()).into_owned()
+    }
+}
+
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        CAPTURING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
