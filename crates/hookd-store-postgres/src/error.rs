@@ -18,8 +18,13 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             Some(code) if is_transient(code) => StoreError::Unavailable(Box::new(e)),
             _ => StoreError::Internal(Box::new(e)),
         },
+        // A protocol error or a failed BEGIN means the connection's conversation broke off
+        // (as when the server goes away mid-reply); the pool drops that connection and the
+        // same call works on a fresh one.
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::BeginFailed
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Box::new(e)),
@@ -30,10 +35,14 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
 /// SQLSTATEs that say "not now" rather than "never".
 fn is_transient(code: &str) -> bool {
     // 08: connection exceptions. 53: insufficient resources (too many connections, disk full,
-    // out of memory). 57P01-57P03: the server is shutting down, crashed, or not accepting
-    // connections yet. 40001/40P01: serialization failure and deadlock victim, where the same
-    // call succeeds when made again.
-    code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+    // out of memory). 58: system errors (I/O on the server). 57014: the statement was
+    // cancelled (a timeout or an operator). 57P01-57P03: the server is shutting down, crashed,
+    // or not accepting connections yet. 40001/40P01: serialization failure and deadlock
+    // victim, where the same call succeeds when made again.
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("58")
+        || matches!(code, "57014" | "57P01" | "57P02" | "57P03" | "40001" | "40P01")
 }
 
 /// What a unique violation was about, named after the index that caught it.
@@ -54,7 +63,9 @@ mod tests {
 
     #[test]
     fn connection_class_shutdown_and_deadlock_codes_are_transient() {
-        for code in ["08006", "08001", "53300", "57P01", "57P02", "57P03", "40001", "40P01"] {
+        for code in [
+            "08006", "08001", "53300", "58030", "57014", "57P01", "57P02", "57P03", "40001", "40P01",
+        ] {
             assert!(is_transient(code), "{code}");
         }
         for code in ["23505", "42P01", "22P02"] {
@@ -63,11 +74,13 @@ mod tests {
     }
 
     #[test]
-    fn pool_exhaustion_and_io_are_unavailable_and_a_missing_row_is_not_found() {
+    fn pool_exhaustion_io_and_broken_conversations_are_unavailable_and_a_missing_row_is_not_found() {
         assert!(matches!(map_err(sqlx::Error::PoolTimedOut), StoreError::Unavailable(_)));
         assert!(matches!(map_err(sqlx::Error::PoolClosed), StoreError::Unavailable(_)));
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
         assert!(matches!(map_err(sqlx::Error::Io(io)), StoreError::Unavailable(_)));
+        let broken = sqlx::Error::Protocol("expecting ParseComplete but received ErrorResponse".into());
+        assert!(matches!(map_err(broken), StoreError::Unavailable(_)));
         assert!(matches!(map_err(sqlx::Error::RowNotFound), StoreError::NotFound));
         let decode = sqlx::Error::Decode("bad".into());
         assert!(matches!(map_err(decode), StoreError::Internal(_)));

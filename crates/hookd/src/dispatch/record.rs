@@ -164,6 +164,10 @@ impl Recorder {
     }
 }
 
+/// The longest wait between two tries of a batch the database did not take: short, so that
+/// attempts are recorded (and health turns green) within a second of the database's return.
+const RETRY_AT_MOST: Duration = Duration::from_secs(1);
+
 /// How long one store call may take once the recorder is giving up (after the shutdown grace).
 const LAST_TRY: Duration = Duration::from_secs(3);
 
@@ -216,7 +220,7 @@ async fn write_isolating<S: RecordSink + ?Sized>(
                         _ = tokio::time::sleep(delay) => {}
                         _ = give_up.cancelled() => {}
                     }
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    delay = (delay * 2).min(RETRY_AT_MOST);
                 }
                 Err(e @ StoreError::Unavailable(_)) => {
                     tracing::error!(error = %e, records = part.len(),
