@@ -148,8 +148,8 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     {
-        hookd_store::gate::begin_write()?;
-        self.inner.writer.run(f).await
+        let queued = hookd_store::gate::queue_write()?;
+        self.inner.writer.run_queued(Some(queued), f).await
     }
 
     /// [`SqliteStore::write`] for what is not a request's effect (its idempotency key, the

@@ -7,6 +7,7 @@
 
 use std::sync::mpsc;
 
+use hookd_store::gate::QueuedWrite;
 use hookd_store::{StoreError, StoreResult};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -55,11 +56,25 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     {
+        self.run_queued(None, f).await
+    }
+
+    /// [`Writer::run`] for a request's write, queued under its gate: skipped, without running,
+    /// when the request's deadline closed the gate before the writer reached it.
+    pub async fn run_queued<R, F>(&self, queued: Option<QueuedWrite>, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<StoreResult<R>>();
         let job: Job = Box::new(move |conn| {
             // The caller is gone (its request timed out and was answered 503): do not commit
             // on its behalf what it already reported as not done.
             if tx.is_closed() {
+                return Box::new(|_: Option<&CommitFailed>| {});
+            }
+            if let Some(Err(e)) = queued.as_ref().map(QueuedWrite::start) {
+                let _ = tx.send(Err(e));
                 return Box::new(|_: Option<&CommitFailed>| {});
             }
             let result = match conn {
@@ -208,6 +223,39 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(count(&w).await, 1, "a caller that waits is served as before");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_queued_write_whose_deadline_passed_is_skipped_and_a_started_one_is_awaited() {
+        use hookd_store::gate::{queue_write, WriteGate};
+        let w = std::sync::Arc::new(writer(16));
+        let insert = |n: i64| {
+            move |c: &Connection| {
+                c.execute("INSERT INTO t VALUES (?1)", [n])
+                    .map(|_| ())
+                    .map_err(crate::map_err)
+            }
+        };
+        // Queued behind a slow commit; the request's deadline closes its gate meanwhile (the
+        // request is answered 503 at once, while its future still waits).
+        let busy = occupy(&w, 300).await;
+        let gate = WriteGate::new();
+        let queued = gate.clone().scope(async { queue_write() }).await.unwrap();
+        let w2 = w.clone();
+        let waiting = tokio::spawn(async move { w2.run_queued(Some(queued), insert(1)).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(gate.close(), "a write still in the queue has not begun");
+        busy.await.unwrap();
+        let skipped = waiting.await.unwrap();
+        assert!(matches!(skipped, Err(StoreError::Unavailable(_))), "{skipped:?}");
+        assert_eq!(count(&w).await, 0, "the write whose deadline passed never ran");
+
+        // Reached before the deadline: it runs, and the gate can no longer close.
+        let gate = WriteGate::new();
+        let queued = gate.clone().scope(async { queue_write() }).await.unwrap();
+        w.run_queued(Some(queued), insert(2)).await.unwrap();
+        assert!(!gate.close());
+        assert_eq!(count(&w).await, 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,7 @@ mod faults;
 mod idempotency;
 mod lifecycle;
 mod limits;
+mod load;
 mod messages;
 mod metrics;
 mod outage;

@@ -7,16 +7,16 @@
 //! tests that use it: they run only with `HOOKD_TEST_PG_OUTAGE=1` (scripts/test.sh runs them
 //! last, one at a time), and always start the server again, whatever happens.
 
-use std::collections::HashSet;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hookd_store_postgres::testing::TestSchema;
 use serde_json::json;
 
 use crate::helpers::{LogCapture, TestApp, WAIT};
+use crate::load::{Load, Refusal, Target};
 
 /// Runs `pg_ctlcluster` on the machine's cluster.
 fn pg_ctl(action: &str) -> bool {
@@ -59,65 +59,22 @@ async fn under_load<F: std::future::Future<Output = usize>>(
     fault: impl FnOnce(Acked) -> F,
     heal: impl FnOnce(),
 ) -> (usize, usize, usize) {
-    let logs = Arc::new(LogCapture::start());
+    let logs = LogCapture::start();
     app.create_app("ws_out").await;
     app.create_endpoint("ws_out", "/ok", json!({})).await;
+    const ALLOWED: &[Refusal] = &[(503, &["service_unavailable", "timeout"])];
+    let load = Load::start(Target::of(&app, "ws_out"), 8, 0, ALLOWED);
+    let failed = |why: String| -> ! { panic!("{why}\n{}", problems(&logs)) };
+    load.wait_acked(300, WAIT).await.unwrap_or_else(|e| failed(e));
 
-    let acked = Arc::new(Mutex::new(HashSet::<String>::new()));
-    let unavailable = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut publishers = Vec::new();
-    for worker in 0..8 {
-        let (app, acked, unavailable, stop) = (app.clone(), acked.clone(), unavailable.clone(), stop.clone());
-        let logs = logs.clone();
-        publishers.push(tokio::spawn(async move {
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                let (status, body) = app
-                    .post(
-                        "/api/v1/app/ws_out/msg",
-                        json!({"eventType": "a.b", "payload": {"w": worker, "i": i}}),
-                    )
-                    .await;
-                match status.as_u16() {
-                    202 => {
-                        acked.lock().unwrap().insert(body["id"].as_str().unwrap().to_string());
-                    }
-                    503 => {
-                        let code = body["code"].as_str().unwrap_or_default();
-                        assert!(matches!(code, "service_unavailable" | "timeout"), "{body}");
-                        unavailable.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    other => panic!("publishing answered {other}: {body}\n{}", problems(&logs)),
-                }
-            }
-        }));
-    }
-    let count = |acked: &Arc<Mutex<HashSet<String>>>| acked.lock().unwrap().len();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while count(&acked) < 300 {
-        assert!(tokio::time::Instant::now() < deadline, "load did not start");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-
-    let counter = acked.clone();
-    let during = fault(Arc::new(move || counter.lock().unwrap().len())).await;
+    let during = fault(Arc::new(load.acked_counter())).await;
     heal();
     let heal_at = tokio::time::Instant::now();
 
     // hookd reconnects by itself: publishing succeeds again.
-    let resumed = count(&acked);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while count(&acked) < resumed + 300 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "publishing did not recover after the fault\n{}",
-            problems(&logs)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    load.wait_acked(load.acked() + 300, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| failed(format!("publishing did not recover after the fault: {e}")));
     let resumed_at = tokio::time::Instant::now();
     // Health turns green by itself soon after: the attempt recorder retries its batch at least
     // once a second, so it stops reporting itself stuck.
@@ -139,11 +96,8 @@ async fn under_load<F: std::future::Future<Output = usize>>(
         resumed_at.duration_since(heal_at),
         healed_at.elapsed()
     );
-    stop.store(true, Ordering::Relaxed);
-    for p in publishers {
-        p.await.unwrap();
-    }
-    let acked: HashSet<String> = acked.lock().unwrap().clone();
+    let refused = load.refused();
+    let acked = load.finish().await.unwrap_or_else(|e| failed(e));
     let missing = app.receiver.wait_for_webhook_ids(&acked, Duration::from_secs(90)).await;
     assert_eq!(
         missing,
@@ -151,7 +105,7 @@ async fn under_load<F: std::future::Future<Output = usize>>(
         "{missing} of {} acknowledged messages were not delivered",
         acked.len()
     );
-    (acked.len(), unavailable.load(Ordering::Relaxed), during)
+    (acked.len(), refused, during)
 }
 
 /// The warnings and errors logged so far (the last 40), to show why a drill failed.
