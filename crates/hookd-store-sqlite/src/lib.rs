@@ -46,7 +46,14 @@ pub struct SqliteOptions {
     pub path: PathBuf,
     /// Commit durability.
     pub synchronous: Synchronous,
+    /// Memory for SQLite's page caches, in MiB, for all connections together: half for the
+    /// writer, half shared by the readers. It bounds how much of the database hookd keeps in
+    /// memory; the operating system's file cache holds the rest.
+    pub cache_mib: u32,
 }
+
+/// The default [`SqliteOptions::cache_mib`].
+pub const DEFAULT_CACHE_MIB: u32 = 64;
 
 /// The embedded store. Cheap to clone (shares the writer and the read pool).
 #[derive(Clone)]
@@ -59,6 +66,8 @@ pub struct SqliteStore {
 struct Inner {
     writer: Writer,
     path: PathBuf,
+    /// Page cache of each reader, in KiB.
+    reader_cache_kib: u64,
     readers: Mutex<Vec<Connection>>,
     /// Caps concurrent reads at the pool size, so connections are reused (keeping their
     /// prepared statements) instead of opened and dropped under load.
@@ -99,9 +108,10 @@ impl SqliteStore {
             Synchronous::Full => "FULL",
             Synchronous::Normal => "NORMAL",
         };
+        let (writer_kib, reader_kib) = cache_split(options.cache_mib);
         conn.execute_batch(&format!(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=5000; PRAGMA secure_delete=ON; \
-             PRAGMA temp_store=MEMORY; PRAGMA cache_size=-32000;"
+             PRAGMA temp_store=MEMORY; PRAGMA cache_size=-{writer_kib};"
         ))
         .map_err(unavailable)?;
         migrate(&conn)?;
@@ -109,6 +119,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 writer: Writer::start(conn),
                 path: options.path.clone(),
+                reader_cache_kib: reader_kib,
                 readers: Mutex::new(Vec::new()),
                 read_slots: tokio::sync::Semaphore::new(READERS),
                 _lock: lock,
@@ -129,7 +140,7 @@ impl SqliteStore {
             let pooled = inner.readers.lock().expect("reader pool poisoned").pop();
             let conn = match pooled {
                 Some(c) => c,
-                None => open_reader(&inner.path)?,
+                None => open_reader(&inner.path, inner.reader_cache_kib)?,
             };
             let result = f(&conn).map_err(map_err);
             let mut pool = inner.readers.lock().expect("reader pool poisoned");
@@ -177,13 +188,20 @@ fn take_lock(db: &Path) -> StoreResult<File> {
     Ok(file)
 }
 
-fn open_reader(path: &Path) -> StoreResult<Connection> {
+/// The page cache of the writer and of each reader, in KiB, for a budget of `mib` in all: half
+/// for the writer, the other half split among the readers, at least 1 MiB each.
+fn cache_split(mib: u32) -> (u64, u64) {
+    let total = u64::from(mib) * 1024;
+    ((total / 2).max(1024), (total / 2 / READERS as u64).max(1024))
+}
+
+fn open_reader(path: &Path, cache_kib: u64) -> StoreResult<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
     )
     .map_err(unavailable)?;
-    conn.execute_batch("PRAGMA busy_timeout=5000; PRAGMA cache_size=-16000;")
+    conn.execute_batch(&format!("PRAGMA busy_timeout=5000; PRAGMA cache_size=-{cache_kib};"))
         .map_err(unavailable)?;
     Ok(conn)
 }
@@ -244,12 +262,21 @@ mod tests {
     use hookd_store::prelude::*;
     use std::time::Duration;
 
+    #[test]
+    fn the_cache_budget_is_split_half_for_the_writer_and_half_among_the_readers() {
+        assert_eq!(cache_split(DEFAULT_CACHE_MIB), (32 * 1024, 4 * 1024));
+        assert_eq!(cache_split(1024), (512 * 1024, 64 * 1024));
+        // A tiny budget still leaves every connection a working cache.
+        assert_eq!(cache_split(2), (1024, 1024));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stuck_writer_makes_ping_fail_though_reads_still_answer() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&SqliteOptions {
             path: dir.path().join("hookd.db"),
             synchronous: Synchronous::Normal,
+            cache_mib: DEFAULT_CACHE_MIB,
         })
         .unwrap();
         store.ping().await.expect("a free writer answers");

@@ -12,6 +12,7 @@ async fn fresh_store() -> (SqliteStore, TempDir) {
     let options = SqliteOptions {
         path: dir.path().join("hookd.db"),
         synchronous: Synchronous::default(),
+        cache_mib: hookd_store_sqlite::DEFAULT_CACHE_MIB,
     };
     let store = SqliteStore::open(&options).expect("open a fresh SQLite store");
     (store, dir)

@@ -403,6 +403,8 @@ pub struct ApiConfig {
 pub struct StorageConfig {
     /// SQLite commit durability: `full` (survives power loss) or `normal` (survives a crash).
     pub sqlite_synchronous: String,
+    /// Memory for SQLite's page caches, in MiB, all connections together.
+    pub sqlite_cache_mib: u32,
     /// Most PostgreSQL connections one node opens.
     pub postgres_pool_size: u32,
     /// PostgreSQL schema holding hookd's tables (it must exist); empty for the server's
@@ -471,6 +473,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             sqlite_synchronous: "full".into(),
+            sqlite_cache_mib: hookd_store_sqlite::DEFAULT_CACHE_MIB,
             postgres_pool_size: 16,
             postgres_schema: String::new(),
         }
@@ -651,6 +654,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "storage.postgres_pool_size",
                 reason: "must be at least 1".into(),
+            });
+        }
+        if !(2..=65_536).contains(&self.storage.sqlite_cache_mib) {
+            return Err(ConfigError::Invalid {
+                key: "storage.sqlite_cache_mib",
+                reason: "must be between 2 and 65536 (MiB)".into(),
             });
         }
         if !matches!(self.storage.sqlite_synchronous.as_str(), "full" | "normal") {

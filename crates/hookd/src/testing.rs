@@ -19,6 +19,7 @@ pub fn sqlite_store(dir: &tempfile::TempDir, secrets: Option<Arc<SecretBox>>) ->
         hookd_store_sqlite::SqliteStore::open(&hookd_store_sqlite::SqliteOptions {
             path: dir.path().join("hookd.db"),
             synchronous: hookd_store_sqlite::Synchronous::Normal,
+            cache_mib: hookd_store_sqlite::DEFAULT_CACHE_MIB,
         })
         .expect("open the test store")
         .with_secrets(secrets),

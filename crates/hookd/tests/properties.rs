@@ -77,6 +77,7 @@ const CONFIG_KEYS: &[&str] = &[
     "api.rate_limit_burst",
     "api.request_timeout_secs",
     "storage.sqlite_synchronous",
+    "storage.sqlite_cache_mib",
     "storage.postgres_pool_size",
     "storage.postgres_schema",
     "operational_webhook.url",

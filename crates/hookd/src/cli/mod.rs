@@ -125,6 +125,7 @@ pub fn open_sqlite(config: &crate::Config) -> anyhow::Result<hookd_store_sqlite:
         &hookd_store_sqlite::SqliteOptions {
             path: config.database_path(),
             synchronous,
+            cache_mib: config.storage.sqlite_cache_mib,
         },
     )?)
 }

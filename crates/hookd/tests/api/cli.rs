@@ -33,6 +33,7 @@ fn token_create_prints_only_a_token_that_the_api_accepts() {
         let store = hookd_store_sqlite::SqliteStore::open(&hookd_store_sqlite::SqliteOptions {
             path: dir.path().join("hookd.db"),
             synchronous: hookd_store_sqlite::Synchronous::Full,
+            cache_mib: hookd_store_sqlite::DEFAULT_CACHE_MIB,
         })
         .unwrap();
         let found = hookd_store::TokenStore::find_token(&store, &hookd::auth::hash_token(lines[0]))

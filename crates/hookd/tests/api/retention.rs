@@ -285,6 +285,7 @@ fn prune_cli_deletes_in_batches_on_the_embedded_database() {
         hookd_store_sqlite::SqliteStore::open(&hookd_store_sqlite::SqliteOptions {
             path: path.clone(),
             synchronous: hookd_store_sqlite::Synchronous::Full,
+            cache_mib: hookd_store_sqlite::DEFAULT_CACHE_MIB,
         })
         .unwrap()
     };

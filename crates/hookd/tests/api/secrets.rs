@@ -94,6 +94,7 @@ fn rotate_reseals_under_the_new_key_and_the_old_key_alone_no_longer_reads() {
         hookd_store_sqlite::SqliteStore::open(&hookd_store_sqlite::SqliteOptions {
             path: dir.path().join("hookd.db"),
             synchronous: hookd_store_sqlite::Synchronous::Full,
+            cache_mib: hookd_store_sqlite::DEFAULT_CACHE_MIB,
         })
         .unwrap()
         .with_secrets(keys.map(|(main, prev)| std::sync::Arc::new(SecretBox::new(main, prev).unwrap())))

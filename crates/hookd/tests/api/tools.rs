@@ -572,6 +572,7 @@ fn token_create_makes_sandbox_tokens() {
         let store = hookd_store_sqlite::SqliteStore::open(&hookd_store_sqlite::SqliteOptions {
             path: dir.path().join("hookd.db"),
             synchronous: hookd_store_sqlite::Synchronous::Full,
+            cache_mib: hookd_store_sqlite::DEFAULT_CACHE_MIB,
         })
         .unwrap();
         hookd_store::TokenStore::find_token(&store, &hookd::auth::hash_token(&token))
