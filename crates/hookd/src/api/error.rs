@@ -130,71 +130,65 @@ fn body_item(f: FieldError) -> ValidationItem {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, detail) = match &self {
+        // Status, Svix error code, detail, and the seconds for `Retry-After` where a retry
+        // later can succeed.
+        let (status, code, detail, retry_after): (StatusCode, &str, String, Option<u64>) = match &self {
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "authentication_failed",
                 "Invalid token".to_string(),
+                None,
             ),
             ApiError::Forbidden => (
                 StatusCode::FORBIDDEN,
                 "insufficient access",
                 "Insufficient access for the given token".to_string(),
+                None,
             ),
-            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "Entity not found".to_string()),
-            ApiError::Conflict { code, detail } => (StatusCode::CONFLICT, *code, detail.clone()),
-            ApiError::BadRequest { code, detail } => (StatusCode::BAD_REQUEST, *code, detail.clone()),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "Entity not found".to_string(), None),
+            ApiError::Conflict { code, detail } => (StatusCode::CONFLICT, *code, detail.clone(), None),
+            ApiError::BadRequest { code, detail } => (StatusCode::BAD_REQUEST, *code, detail.clone(), None),
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "Request body is too large".to_string(),
+                None,
             ),
             ApiError::RateLimited(wait) => {
                 let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-                let body = json!({
-                    "code": "rate_limit_exceeded",
-                    "detail": format!("Too many requests for this token; retry in {secs} s"),
-                });
-                return (
+                (
                     StatusCode::TOO_MANY_REQUESTS,
-                    [(axum::http::header::RETRY_AFTER, secs.to_string())],
-                    Json(body),
+                    "rate_limit_exceeded",
+                    format!("Too many requests for this token; retry in {secs} s"),
+                    Some(secs),
                 )
-                    .into_response();
             }
             ApiError::Timeout(secs) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "timeout",
                 format!("The request took longer than {secs} s"),
+                Some(1),
             ),
             ApiError::Validation(items) => {
                 return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "detail": items }))).into_response();
             }
             ApiError::Unavailable(e) if e.is_storage_full() => {
                 tracing::error!(error = ?e, "the database has no room left; writes are refused until space is freed");
-                let body = json!({
-                    "code": "insufficient_storage",
-                    "detail": "The database has no room left (its disk is full); nothing was stored. Retry once the operator frees space",
-                });
-                return (
+                (
                     StatusCode::INSUFFICIENT_STORAGE,
-                    [(axum::http::header::RETRY_AFTER, "5")],
-                    Json(body),
+                    "insufficient_storage",
+                    "The database has no room left (its disk is full); nothing was stored. Retry once the operator frees space".to_string(),
+                    Some(5),
                 )
-                    .into_response();
             }
             ApiError::Unavailable(e) => {
                 tracing::warn!(error = ?e, "database unavailable");
-                let body = json!({
-                    "code": "service_unavailable",
-                    "detail": "The database is unavailable or busy; retry shortly",
-                });
-                return (
+                (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    [(axum::http::header::RETRY_AFTER, "1")],
-                    Json(body),
+                    "service_unavailable",
+                    "The database is unavailable or busy; retry shortly".to_string(),
+                    Some(1),
                 )
-                    .into_response();
             }
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
@@ -202,10 +196,17 @@ impl IntoResponse for ApiError {
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "server_error",
                     "Internal server error".to_string(),
+                    None,
                 )
             }
         };
-        (status, Json(json!({ "code": code, "detail": detail }))).into_response()
+        let mut response = (status, Json(json!({ "code": code, "detail": detail }))).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -225,6 +226,29 @@ mod tests {
         // Any other unavailability stays a 503.
         let other = ApiError::from(StoreError::Unavailable("busy".into())).into_response();
         assert_eq!(other.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn every_503_and_429_carries_retry_after_and_other_errors_do_not() {
+        let cases = [
+            (ApiError::Timeout(30), 503, Some("1")),
+            (
+                ApiError::RateLimited(std::time::Duration::from_millis(1_500)),
+                429,
+                Some("2"),
+            ),
+            (ApiError::NotFound, 404, None),
+            (ApiError::Internal("bug".into()), 500, None),
+        ];
+        for (error, status, retry_after) in cases {
+            let answer = error.into_response();
+            assert_eq!(answer.status().as_u16(), status);
+            let header = answer.headers().get(axum::http::header::RETRY_AFTER);
+            assert_eq!(header.map(|h| h.to_str().unwrap()), retry_after, "{status}");
+            let body = axum::body::to_bytes(answer.into_body(), 1 << 16).await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert!(body["code"].is_string() && body["detail"].is_string(), "{body}");
+        }
     }
 
     #[tokio::test]

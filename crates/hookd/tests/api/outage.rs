@@ -197,6 +197,20 @@ async fn partition_relay(upstream: std::net::SocketAddr) -> (std::net::SocketAdd
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    /// Copies one direction of a connection, holding every chunk while the path is cut.
+    async fn pipe(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        cut: Arc<AtomicBool>,
+    ) {
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(n @ 1..) = from.read(&mut buf).await {
+            wait_open(&cut).await;
+            if to.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    }
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
             let cut = flag.clone();
@@ -205,27 +219,10 @@ async fn partition_relay(upstream: std::net::SocketAddr) -> (std::net::SocketAdd
                 let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
                     return;
                 };
-                let (mut cr, mut cw) = client.into_split();
-                let (mut sr, mut sw) = server.into_split();
-                let up_cut = cut.clone();
-                let up = async move {
-                    let mut buf = vec![0u8; 16 * 1024];
-                    while let Ok(n @ 1..) = cr.read(&mut buf).await {
-                        wait_open(&up_cut).await;
-                        if sw.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                };
-                let down = async move {
-                    let mut buf = vec![0u8; 16 * 1024];
-                    while let Ok(n @ 1..) = sr.read(&mut buf).await {
-                        wait_open(&cut).await;
-                        if cw.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                let up = pipe(cr, sw, cut.clone());
+                let down = pipe(sr, cw, cut);
                 tokio::join!(up, down);
             });
         }
