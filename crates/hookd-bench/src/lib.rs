@@ -195,3 +195,92 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// The peak resident set size of process `pid` so far (`VmHWM`), in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Clock ticks per second of `/proc`'s CPU times (`USER_HZ`, 100 on Linux).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// CPU seconds (user + system) process `pid` has used so far; `None` for `self` when it cannot
+/// be read.
+pub fn cpu_secs(pid: Option<u32>) -> Option<f64> {
+    let path = pid.map_or("/proc/self/stat".to_string(), |p| format!("/proc/{p}/stat"));
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces, so split after its closing ')'):
+    // state is field 3, utime field 14, stime field 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / TICKS_PER_SEC)
+}
+
+/// The machine's busy and total CPU time so far, in clock ticks (all cores, from `/proc/stat`).
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+    let ticks: Vec<u64> = cpu.split_whitespace().filter_map(|t| t.parse().ok()).collect();
+    let total: u64 = ticks.iter().take(8).sum();
+    // idle and iowait are not busy.
+    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// Where the CPU went during a run, so the harness is never a hidden ceiling.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct CpuShare {
+    /// Wall-clock seconds measured.
+    pub wall_s: f64,
+    /// Cores on the machine.
+    pub cores: usize,
+    /// Share of the machine's CPU capacity (cores × wall) used by hookd (every node).
+    pub hookd: f64,
+    /// Share used by this harness (publishers and receiver).
+    pub harness: f64,
+    /// Share busy on the whole machine (anything else included).
+    pub machine: f64,
+}
+
+/// A CPU meter started at one instant; [`CpuMeter::stop`] gives the shares since.
+pub struct CpuMeter {
+    started: std::time::Instant,
+    hookd: Vec<(u32, f64)>,
+    harness: f64,
+    machine: (u64, u64),
+}
+
+impl CpuMeter {
+    /// Starts measuring, with hookd's node processes `pids`.
+    pub fn start(pids: &[u32]) -> CpuMeter {
+        CpuMeter {
+            started: std::time::Instant::now(),
+            hookd: pids.iter().map(|&p| (p, cpu_secs(Some(p)).unwrap_or(0.0))).collect(),
+            harness: cpu_secs(None).unwrap_or(0.0),
+            machine: machine_ticks().unwrap_or((0, 0)),
+        }
+    }
+
+    /// The shares since the start (call before the nodes are stopped).
+    pub fn stop(&self) -> CpuShare {
+        let wall = self.started.elapsed().as_secs_f64();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let capacity = wall * cores as f64;
+        let hookd: f64 = (self.hookd.iter())
+            .map(|&(p, at)| cpu_secs(Some(p)).unwrap_or(at) - at)
+            .sum();
+        let harness = cpu_secs(None).unwrap_or(self.harness) - self.harness;
+        let (busy, total) = machine_ticks().unwrap_or(self.machine);
+        let machine = (busy - self.machine.0) as f64 / (total - self.machine.1).max(1) as f64;
+        CpuShare {
+            wall_s: round(wall, 3),
+            cores,
+            hookd: round(hookd / capacity, 3),
+            harness: round(harness / capacity, 3),
+            machine: round(machine, 3),
+        }
+    }
+}

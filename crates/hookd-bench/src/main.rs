@@ -37,8 +37,8 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use clap::{CommandFactory, Parser};
 use hookd_bench::{
-    create_token, percentile_ms, post, postgres_url, psql, round, schema_name, serve_on_loopback, start_node,
-    wait_healthy, Backend,
+    create_token, peak_rss_kib, percentile_ms, post, postgres_url, psql, round, rss_kib, schema_name,
+    serve_on_loopback, start_node, wait_healthy, Backend, CpuMeter, CpuShare,
 };
 use serde_json::{json, Value};
 use tokio::process::Child;
@@ -81,6 +81,11 @@ struct Args {
     /// `HOOKD_CATALOG__VALIDATION=reject` or `off` this measures what payload validation costs.
     #[arg(long, value_name = "EVENT_TYPE")]
     catalog_event: Option<String>,
+    /// Also measure the limit baseline: the same bodies posted straight to the receiver by the
+    /// same number of workers (one HTTP hop, no storage), closed loop; hookd's delivered rate is
+    /// reported as a ratio of it.
+    #[arg(long)]
+    baseline: bool,
 }
 
 /// The JSON line printed on stdout; a struct so the fields keep this order.
@@ -97,11 +102,55 @@ struct Report {
     payload_bytes: usize,
     ingest_msgs_per_s: Option<f64>,
     delivered_msgs_per_s: Option<f64>,
+    /// Accept to delivery: from the start of a message's `POST` to its first arrival.
     latency_ms: Latency,
+    /// From the instant a paced message was due to its first arrival, so time spent waiting
+    /// for a free worker (coordinated omission) is counted; `null` without `--rate`.
+    scheduled_latency_ms: Option<Latency>,
+    /// How late paced `POST`s started after they were due; `null` without `--rate`.
+    schedule_lag_ms: Option<Latency>,
+    /// `POST` start to its `202`.
+    api_latency_ms: Latency,
+    /// CPU shares over the run (publishing start to the last delivery).
+    cpu: CpuShare,
+    /// Node 0's resident memory: after start, before any load, and the peak.
+    rss_mib: Rss,
+    /// hookd's own accounting of the deliveries against what was published.
+    ledger: Ledger,
+    /// The limit baseline, with `--baseline`.
+    baseline: Option<Baseline>,
     /// Failed or skipped publishes plus deliveries that never arrived.
     errors: usize,
     /// First `POST` start → last delivery (or giving up).
     duration_s: Option<f64>,
+}
+
+/// Resident memory in MiB.
+#[derive(serde::Serialize)]
+struct Rss {
+    idle: Option<f64>,
+    peak: Option<f64>,
+}
+
+/// Published × endpoints against hookd's per-endpoint delivery counts after the run: every
+/// delivery must be delivered, failed or still pending. A run whose ledger does not balance is
+/// void (the harness exits with an error after printing it).
+#[derive(serde::Serialize)]
+struct Ledger {
+    expected: usize,
+    success: u64,
+    fail: u64,
+    pending: u64,
+    balanced: bool,
+}
+
+/// The same bodies posted straight to the receiver.
+#[derive(serde::Serialize)]
+struct Baseline {
+    msgs_per_s: Option<f64>,
+    /// hookd's delivered rate (deliveries per second) ÷ the baseline's (posts per second): both
+    /// count HTTP requests reaching the receiver.
+    hookd_ratio: Option<f64>,
 }
 
 /// Latency percentiles in milliseconds (`null` when nothing arrived).
@@ -166,6 +215,11 @@ async fn start_receiver() -> anyhow::Result<(SocketAddr, Arc<Receiver>)> {
     });
     let app = axum::Router::new()
         .route("/hook/{endpoint}", axum::routing::post(receive))
+        // The limit baseline: the same work a consumer does for a delivery, read and answer.
+        .route(
+            "/baseline",
+            axum::routing::post(|_: HeaderMap, _: axum::body::Bytes| async { StatusCode::OK }),
+        )
         .with_state(rx.clone());
     Ok((serve_on_loopback(app).await?, rx))
 }
@@ -188,11 +242,21 @@ struct Publisher {
     first_start: OnceLock<Instant>,
 }
 
+/// One accepted message.
+struct Accepted {
+    id: String,
+    /// When it was due (paced runs only).
+    due: Option<Instant>,
+    /// When its `POST` started.
+    started: Instant,
+    /// When its `202` arrived.
+    answered: Instant,
+}
+
 /// What a worker recorded.
 #[derive(Default)]
 struct Published {
-    /// (message id, instant its `POST` started) for every accepted message.
-    accepted: Vec<(String, Instant)>,
+    accepted: Vec<Accepted>,
     last_accept: Option<Instant>,
     errors: Vec<String>,
 }
@@ -215,10 +279,12 @@ async fn publish_worker(p: Arc<Publisher>) -> Published {
         if i >= p.messages {
             return out;
         }
-        if let Some(rate) = p.rate {
-            // Open-loop schedule shared by all workers: message i is due at t0 + i/R whatever
-            // happened before, so a slow response delays only its worker, not the offered rate.
-            let due = p.t0 + Duration::from_secs_f64(i as f64 / rate as f64);
+        // Open-loop schedule shared by all workers: message i is due at t0 + i/R whatever
+        // happened before, so a slow response delays only its worker, not the offered rate.
+        let due = p
+            .rate
+            .map(|rate| p.t0 + Duration::from_secs_f64(i as f64 / rate as f64));
+        if let Some(due) = due {
             tokio::time::sleep_until(due.into()).await;
         }
         if Instant::now() >= p.deadline {
@@ -246,8 +312,14 @@ async fn publish_worker(p: Arc<Publisher>) -> Published {
             Ok(r) if r.status().as_u16() == 202 => {
                 let body = r.json::<Value>().await.map(|mut v| v.get_mut("id").map(Value::take));
                 if let Ok(Some(Value::String(id))) = body {
-                    out.last_accept = out.last_accept.max(Some(Instant::now()));
-                    out.accepted.push((id, started));
+                    let answered = Instant::now();
+                    out.last_accept = out.last_accept.max(Some(answered));
+                    out.accepted.push(Accepted {
+                        id,
+                        due,
+                        started,
+                        answered,
+                    });
                     continue;
                 }
                 format!("unexpected 202 body: {body:?}")
@@ -257,6 +329,105 @@ async fn publish_worker(p: Arc<Publisher>) -> Published {
         };
         out.errors.push(error);
     }
+}
+
+/// Percentiles of `durations`.
+fn latency(durations: impl Iterator<Item = Duration>) -> Latency {
+    let mut micros: Vec<u64> = durations.map(|d| d.as_micros() as u64).collect();
+    micros.sort_unstable();
+    Latency {
+        p50: percentile_ms(&micros, 0.50),
+        p99: percentile_ms(&micros, 0.99),
+        max: percentile_ms(&micros, 1.0),
+    }
+}
+
+/// hookd's delivery counts over every endpoint, against `published` × `endpoints`. Attempts are
+/// recorded just after they are sent, so a delivery counted "sending" a moment ago may be a
+/// success now: counts are read until two readings agree (at most 10 s).
+async fn ledger(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    endpoints: usize,
+    published: usize,
+) -> anyhow::Result<Ledger> {
+    let read = || async {
+        let (mut success, mut fail, mut pending) = (0, 0, 0);
+        for i in 0..endpoints {
+            let stats: Value = (client.get(format!("{base}/app/bench/endpoint/ep{i}/stats")))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let count = |k: &str| stats[k].as_u64().unwrap_or(0);
+            success += count("success");
+            fail += count("fail");
+            pending += count("pending") + count("sending");
+        }
+        anyhow::Ok((success, fail, pending))
+    };
+    let mut last = read().await?;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = read().await?;
+        if now == last && now.2 == 0 {
+            break;
+        }
+        last = now;
+    }
+    let (success, fail, pending) = last;
+    let expected = published * endpoints;
+    Ok(Ledger {
+        expected,
+        success,
+        fail,
+        pending,
+        balanced: (success + fail + pending) as usize == expected,
+    })
+}
+
+/// The limit baseline: `messages` bodies like the benchmark's posted straight to the receiver
+/// by `concurrency` workers, as fast as they are answered. Returns messages per second.
+async fn baseline(args: &Args, recv_addr: SocketAddr) -> anyhow::Result<Option<f64>> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(args.concurrency as usize)
+        .build()?;
+    let overhead = envelope(0, &now_rfc3339(), "").len();
+    let pad = Arc::new("x".repeat(args.payload_bytes.saturating_sub(overhead)));
+    let next = Arc::new(AtomicUsize::new(0));
+    let url = Arc::new(format!("http://{recv_addr}/baseline"));
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..args.concurrency {
+        let (client, pad, next, url) = (client.clone(), pad.clone(), next.clone(), url.clone());
+        let messages = args.messages as usize;
+        workers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= messages {
+                    break;
+                }
+                let body = format!(
+                    r#"{{"eventType":"bench.event","payload":{}}}"#,
+                    envelope(i, &now_rfc3339(), &pad)
+                );
+                let r = client
+                    .post(url.as_str())
+                    .header("content-type", "application/json")
+                    .body(body);
+                r.send().await?.error_for_status()?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        done??;
+    }
+    Ok(per_second(args.messages as usize, Some(started), Some(Instant::now())))
 }
 
 fn per_second(count: usize, from: Option<Instant>, to: Option<Instant>) -> Option<f64> {
@@ -325,9 +496,11 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
     post(&client, &format!("{base}/app"), &token, app).await?;
     let endpoint_url = format!("{base}/app/bench/endpoint");
     for i in 0..endpoints {
-        let endpoint = json!({ "url": format!("http://{recv_addr}/hook/{i}") });
+        let endpoint = json!({ "url": format!("http://{recv_addr}/hook/{i}"), "uid": format!("ep{i}") });
         post(&client, &endpoint_url, &token, endpoint).await?;
     }
+    let pids: Vec<u32> = children.iter().filter_map(Child::id).collect();
+    let idle_rss = pids.first().and_then(|&p| rss_kib(p));
 
     let overhead = envelope(0, &now_rfc3339(), "").len();
     let schedule = Duration::from_secs_f64(args.rate.map_or(0.0, |r| messages as f64 / r as f64));
@@ -345,6 +518,7 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         deadline: t0 + schedule + timeout,
         first_start: OnceLock::new(),
     });
+    let cpu = CpuMeter::start(&pids);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency {
         workers.spawn(publish_worker(publisher.clone()));
@@ -366,24 +540,61 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
     let wait = tokio::time::timeout(timeout, delivered.wait_for(|&n| n >= expected));
     let complete = wait.await.is_ok();
     let ended = Instant::now();
+    let cpu = cpu.stop();
+    let peak_rss = pids.first().and_then(|&p| peak_rss_kib(p));
+    let ledger = ledger(
+        &publisher.client,
+        base,
+        &publisher.token,
+        endpoints,
+        published.accepted.len(),
+    )
+    .await?;
     for child in &mut children {
         child.kill().await.context("stopping hookd")?;
     }
 
     let delivered = *delivered.borrow();
-    let by_id = receiver.by_id.lock().expect("receiver lock poisoned");
     let dup = receiver.duplicates.load(Ordering::Relaxed);
     if !complete || dup > 0 {
         eprintln!("hookd-bench: {delivered} of {expected} deliveries arrived; {dup} duplicates");
     }
-    let mut latencies: Vec<u64> = (published.accepted.iter())
-        .filter_map(|(id, started)| Some(by_id.get(id)?.0.saturating_duration_since(*started)))
-        .map(|d| d.as_micros() as u64)
-        .collect();
-    latencies.sort_unstable();
+    let (latencies, scheduled, lag, last) = {
+        let by_id = receiver.by_id.lock().expect("receiver lock poisoned");
+        let arrival = |a: &Accepted| by_id.get(&a.id).map(|r| r.0);
+        let accepted = &published.accepted;
+        let latencies = latency(accepted.iter().filter_map(|a| Some(arrival(a)? - a.started)));
+        let scheduled = args.rate.map(|_| {
+            latency(
+                accepted
+                    .iter()
+                    .filter_map(|a| Some(arrival(a)?.saturating_duration_since(a.due?))),
+            )
+        });
+        let lag = args.rate.map(|_| {
+            latency(
+                accepted
+                    .iter()
+                    .filter_map(|a| Some(a.started.saturating_duration_since(a.due?))),
+            )
+        });
+        (latencies, scheduled, lag, by_id.values().map(|a| a.1).max())
+    };
+    let api = latency(published.accepted.iter().map(|a| a.answered - a.started));
     let start = publisher.first_start.get().copied();
-    let last = by_id.values().map(|a| a.1).max();
     let end = if complete { last } else { Some(ended) };
+    let delivered_rate = per_second(delivered, start, last);
+    // With hookd stopped, so the baseline has the machine to itself as hookd had.
+    let baseline = match args.baseline {
+        false => None,
+        true => {
+            let rate = baseline(args, recv_addr).await?;
+            Some(Baseline {
+                msgs_per_s: rate,
+                hookd_ratio: rate.zip(delivered_rate).map(|(b, h)| round(h / b, 3)),
+            })
+        }
+    };
     Ok(Report {
         backend: match backend {
             Backend::Sqlite => "sqlite",
@@ -400,12 +611,18 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         },
         event_type: args.catalog_event.clone().unwrap_or_else(|| "bench.event".into()),
         ingest_msgs_per_s: per_second(published.accepted.len(), start, published.last_accept),
-        delivered_msgs_per_s: per_second(delivered, start, last),
-        latency_ms: Latency {
-            p50: percentile_ms(&latencies, 0.50),
-            p99: percentile_ms(&latencies, 0.99),
-            max: percentile_ms(&latencies, 1.0),
+        delivered_msgs_per_s: delivered_rate,
+        latency_ms: latencies,
+        scheduled_latency_ms: scheduled,
+        schedule_lag_ms: lag,
+        api_latency_ms: api,
+        cpu,
+        rss_mib: Rss {
+            idle: idle_rss.map(|k| round(k as f64 / 1024.0, 1)),
+            peak: peak_rss.map(|k| round(k as f64 / 1024.0, 1)),
         },
+        ledger,
+        baseline,
         errors: published.errors.len() + expected.saturating_sub(delivered),
         duration_s: (start.zip(end)).map(|(s, e)| round(e.saturating_duration_since(s).as_secs_f64(), 3)),
     })
@@ -442,9 +659,20 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("schema {schema} is left behind")),
     };
     let outcome = match result {
-        Ok(report) => serde_json::to_string(&report)
-            .map(|line| println!("{line}"))
-            .map_err(Into::into),
+        Ok(report) => {
+            println!("{}", serde_json::to_string(&report)?);
+            let l = &report.ledger;
+            match l.balanced {
+                true => Ok(()),
+                false => Err(anyhow!(
+                    "void run: the ledger does not balance ({} expected, {} delivered + {} failed + {} pending)",
+                    l.expected,
+                    l.success,
+                    l.fail,
+                    l.pending
+                )),
+            }
+        }
         Err(e) => {
             // Keep the data dir and hookd's logs for a post-mortem.
             let kept = dir.keep();
