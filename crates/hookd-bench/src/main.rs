@@ -86,6 +86,11 @@ struct Args {
     /// reported as a ratio of it.
     #[arg(long)]
     baseline: bool,
+    /// Backlog drain: the endpoints are throttled to 1 delivery per second while every message
+    /// is published, so the deliveries queue up in hookd; then the throttle is lifted and the
+    /// drain is timed, with hookd's resident memory sampled while it drains.
+    #[arg(long)]
+    backlog: bool,
 }
 
 /// The JSON line printed on stdout; a struct so the fields keep this order.
@@ -119,6 +124,8 @@ struct Report {
     ledger: Ledger,
     /// The limit baseline, with `--baseline`.
     baseline: Option<Baseline>,
+    /// The backlog drain, with `--backlog`.
+    drain: Option<Drain>,
     /// Failed or skipped publishes plus deliveries that never arrived.
     errors: usize,
     /// First `POST` start → last delivery (or giving up).
@@ -142,6 +149,17 @@ struct Ledger {
     fail: u64,
     pending: u64,
     balanced: bool,
+}
+
+/// A backlog drained: from lifting the throttle to the last delivery.
+#[derive(serde::Serialize)]
+struct Drain {
+    /// Deliveries queued when the throttle was lifted.
+    queued: usize,
+    drain_s: Option<f64>,
+    deliveries_per_s: Option<f64>,
+    /// Node 0's largest resident memory sampled (every 200 ms) while draining, in MiB.
+    rss_peak_mib: Option<f64>,
 }
 
 /// The same bodies posted straight to the receiver.
@@ -331,6 +349,16 @@ async fn publish_worker(p: Arc<Publisher>) -> Published {
     }
 }
 
+/// Lifts the 1-per-second throttle of every endpoint; returns when the last one was lifted.
+async fn lift_throttles(client: &reqwest::Client, base: &str, token: &str, endpoints: usize) -> anyhow::Result<Instant> {
+    for i in 0..endpoints {
+        let url = format!("{base}/app/bench/endpoint/ep{i}");
+        let r = client.patch(&url).bearer_auth(token).json(&json!({"throttleRate": null}));
+        r.send().await?.error_for_status().with_context(|| format!("PATCH {url}"))?;
+    }
+    Ok(Instant::now())
+}
+
 /// Percentiles of `durations`.
 fn latency(durations: impl Iterator<Item = Duration>) -> Latency {
     let mut micros: Vec<u64> = durations.map(|d| d.as_micros() as u64).collect();
@@ -496,7 +524,10 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
     post(&client, &format!("{base}/app"), &token, app).await?;
     let endpoint_url = format!("{base}/app/bench/endpoint");
     for i in 0..endpoints {
-        let endpoint = json!({ "url": format!("http://{recv_addr}/hook/{i}"), "uid": format!("ep{i}") });
+        let mut endpoint = json!({ "url": format!("http://{recv_addr}/hook/{i}"), "uid": format!("ep{i}") });
+        if args.backlog {
+            endpoint["throttleRate"] = json!(1);
+        }
         post(&client, &endpoint_url, &token, endpoint).await?;
     }
     let pids: Vec<u32> = children.iter().filter_map(Child::id).collect();
@@ -537,9 +568,30 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
 
     let expected = published.accepted.len() * endpoints;
     let mut delivered = receiver.delivered.subscribe();
+    let drain_start = match args.backlog {
+        false => None,
+        true => Some(lift_throttles(&publisher.client, base, &publisher.token, endpoints).await?),
+    };
+    let queued = expected.saturating_sub(*delivered.borrow());
+    let rss_peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = (drain_start.is_some())
+        .then_some(pids.first().copied())
+        .flatten()
+        .map(|pid| {
+            let peak = rss_peak.clone();
+            tokio::spawn(async move {
+                loop {
+                    peak.fetch_max(rss_kib(pid).unwrap_or(0), Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        });
     let wait = tokio::time::timeout(timeout, delivered.wait_for(|&n| n >= expected));
     let complete = wait.await.is_ok();
     let ended = Instant::now();
+    if let Some(sampler) = sampler {
+        sampler.abort();
+    }
     let cpu = cpu.stop();
     let peak_rss = pids.first().and_then(|&p| peak_rss_kib(p));
     let ledger = ledger(
@@ -584,6 +636,12 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
     let start = publisher.first_start.get().copied();
     let end = if complete { last } else { Some(ended) };
     let delivered_rate = per_second(delivered, start, last);
+    let drain = drain_start.map(|from| Drain {
+        queued,
+        drain_s: last.map(|l| round(l.saturating_duration_since(from).as_secs_f64(), 3)),
+        deliveries_per_s: per_second(queued, Some(from), last),
+        rss_peak_mib: Some(round(rss_peak.load(Ordering::Relaxed) as f64 / 1024.0, 1)),
+    });
     // With hookd stopped, so the baseline has the machine to itself as hookd had.
     let baseline = match args.baseline {
         false => None,
@@ -623,6 +681,7 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         },
         ledger,
         baseline,
+        drain,
         errors: published.errors.len() + expected.saturating_sub(delivered),
         duration_s: (start.zip(end)).map(|(s, e)| round(e.saturating_duration_since(s).as_secs_f64(), 3)),
     })
