@@ -8,8 +8,8 @@
 //!
 //! How: a receiver (axum on `127.0.0.1:0`) answering `200` at once and recording, per
 //! `webhook-id`, the arrivals and which endpoints were reached; `hookd serve` as a child process
-//! (logs to `hookd-<node>.log` in a temp dir); one application with `--endpoints` endpoints at the
-//! receiver; `--messages` messages published by `--concurrency` workers, optionally paced to an
+//! (logs to `hookd-<node>.log` in a temp dir); `--apps` applications (default 1) with
+//! `--endpoints` endpoints each at the receiver; `--messages` messages published by `--concurrency` workers, optionally paced to an
 //! offered `--rate` (msgs/s). It waits (at most `--timeout-secs`) for every accepted message to
 //! reach every endpoint, kills hookd and prints one JSON line. `HOOKD_*` variables reach hookd
 //! (e.g. `HOOKD_STORAGE__SQLITE_SYNCHRONOUS=normal`).
@@ -65,6 +65,11 @@ struct Args {
     /// Endpoints subscribed to every message (1 to 1,000).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=MAX_ENDPOINTS as u64))]
     endpoints: u64,
+    /// Applications, each with `--endpoints` endpoints; message `i` goes to application
+    /// `i % apps` (so `--apps 1000 --endpoints 10` spreads 10,000 endpoints over 1,000
+    /// applications).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    apps: u64,
     /// Bound on publishing (beyond the paced schedule) and, separately, on waiting for deliveries.
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
@@ -101,6 +106,8 @@ struct Report {
     /// `bench.event`, or the catalog event type published.
     event_type: String,
     messages: usize,
+    apps: usize,
+    /// Endpoints per application.
     endpoints: usize,
     concurrency: u64,
     offered_rate: Option<u64>,
@@ -245,8 +252,10 @@ async fn start_receiver() -> anyhow::Result<(SocketAddr, Arc<Receiver>)> {
 /// Shared by the publishing workers.
 struct Publisher {
     client: reqwest::Client,
-    /// Each node's publish URL; message `i` goes to node `i % nodes`.
-    urls: Vec<String>,
+    /// Each node's API base URL; message `i` goes to node `i % nodes`.
+    bases: Vec<String>,
+    /// Applications; message `i` goes to `bench{i % apps}`.
+    apps: usize,
     token: String,
     pad: String,
     /// With `--catalog-event`: the event type and its example payload.
@@ -323,8 +332,8 @@ async fn publish_worker(p: Arc<Publisher>) -> Published {
         };
         let started = Instant::now();
         p.first_start.get_or_init(|| started);
-        let url = &p.urls[i % p.urls.len()];
-        let request = p.client.post(url).bearer_auth(&p.token).body(body);
+        let url = format!("{}/app/bench{}/msg", p.bases[i % p.bases.len()], i % p.apps);
+        let request = p.client.post(&url).bearer_auth(&p.token).body(body);
         let request = request.header("content-type", "application/json");
         let error = match request.send().await {
             Ok(r) if r.status().as_u16() == 202 => {
@@ -350,11 +359,22 @@ async fn publish_worker(p: Arc<Publisher>) -> Published {
 }
 
 /// Lifts the 1-per-second throttle of every endpoint; returns when the last one was lifted.
-async fn lift_throttles(client: &reqwest::Client, base: &str, token: &str, endpoints: usize) -> anyhow::Result<Instant> {
-    for i in 0..endpoints {
-        let url = format!("{base}/app/bench/endpoint/ep{i}");
-        let r = client.patch(&url).bearer_auth(token).json(&json!({"throttleRate": null}));
-        r.send().await?.error_for_status().with_context(|| format!("PATCH {url}"))?;
+async fn lift_throttles(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    endpoints: &[String],
+) -> anyhow::Result<Instant> {
+    for endpoint in endpoints {
+        let url = format!("{base}/app/{endpoint}");
+        let r = client
+            .patch(&url)
+            .bearer_auth(token)
+            .json(&json!({"throttleRate": null}));
+        r.send()
+            .await?
+            .error_for_status()
+            .with_context(|| format!("PATCH {url}"))?;
     }
     Ok(Instant::now())
 }
@@ -370,20 +390,22 @@ fn latency(durations: impl Iterator<Item = Duration>) -> Latency {
     }
 }
 
-/// hookd's delivery counts over every endpoint, against `published` × `endpoints`. Attempts are
+/// hookd's delivery counts over every endpoint (`bench{a}/endpoint/ep{i}` paths), against
+/// `published` × the endpoints each message goes to. Attempts are
 /// recorded just after they are sent, so a delivery counted "sending" a moment ago may be a
 /// success now: counts are read until two readings agree (at most 10 s).
 async fn ledger(
     client: &reqwest::Client,
     base: &str,
     token: &str,
-    endpoints: usize,
+    endpoints: &[String],
     published: usize,
+    per_message: usize,
 ) -> anyhow::Result<Ledger> {
     let read = || async {
         let (mut success, mut fail, mut pending) = (0, 0, 0);
-        for i in 0..endpoints {
-            let stats: Value = (client.get(format!("{base}/app/bench/endpoint/ep{i}/stats")))
+        for endpoint in endpoints {
+            let stats: Value = (client.get(format!("{base}/app/{endpoint}/stats")))
                 .bearer_auth(token)
                 .send()
                 .await?
@@ -407,7 +429,7 @@ async fn ledger(
         last = now;
     }
     let (success, fail, pending) = last;
-    let expected = published * endpoints;
+    let expected = published * per_message;
     Ok(Ledger {
         expected,
         success,
@@ -520,10 +542,18 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
             Some((name.clone(), example))
         }
     };
-    let app = json!({"name": "bench", "uid": "bench"});
-    post(&client, &format!("{base}/app"), &token, app).await?;
-    let endpoint_url = format!("{base}/app/bench/endpoint");
-    for i in 0..endpoints {
+    let apps = args.apps as usize;
+    let mut endpoint_paths = Vec::with_capacity(apps * endpoints);
+    for a in 0..apps {
+        let app = json!({"name": format!("bench {a}"), "uid": format!("bench{a}")});
+        post(&client, &format!("{base}/app"), &token, app).await?;
+        for i in 0..endpoints {
+            endpoint_paths.push(format!("bench{a}/endpoint/ep{i}"));
+        }
+    }
+    for (n, path) in endpoint_paths.iter().enumerate() {
+        let i = n % endpoints;
+        let endpoint_url = format!("{base}/app/{}", path.rsplit_once('/').expect("a path").0);
         let mut endpoint = json!({ "url": format!("http://{recv_addr}/hook/{i}"), "uid": format!("ep{i}") });
         if args.backlog {
             endpoint["throttleRate"] = json!(1);
@@ -538,7 +568,8 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
     let t0 = Instant::now();
     let publisher = Arc::new(Publisher {
         client,
-        urls: bases.iter().map(|base| format!("{base}/app/bench/msg")).collect(),
+        bases: bases.clone(),
+        apps,
         token,
         pad: "x".repeat(args.payload_bytes.saturating_sub(overhead)),
         template: template.clone(),
@@ -570,7 +601,7 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
     let mut delivered = receiver.delivered.subscribe();
     let drain_start = match args.backlog {
         false => None,
-        true => Some(lift_throttles(&publisher.client, base, &publisher.token, endpoints).await?),
+        true => Some(lift_throttles(&publisher.client, base, &publisher.token, &endpoint_paths).await?),
     };
     let queued = expected.saturating_sub(*delivered.borrow());
     let rss_peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -598,8 +629,9 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         &publisher.client,
         base,
         &publisher.token,
-        endpoints,
+        &endpoint_paths,
         published.accepted.len(),
+        endpoints,
     )
     .await?;
     for child in &mut children {
@@ -660,6 +692,7 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         },
         nodes: bases.len() as u64,
         messages,
+        apps,
         endpoints,
         concurrency: args.concurrency,
         offered_rate: args.rate,
