@@ -2,14 +2,14 @@
 # End-to-end benchmark of hookd: builds hookd and hookd-bench in release mode, then runs the
 # standard scenarios and prints one JSON line per run on stdout (build output goes to stderr).
 #
-#   scripts/bench.sh              # (a) throughput, (b) latency at an offered 500 msgs/s
+#   scripts/bench.sh              # the standard matrix below (about 10 minutes)
 #   scripts/bench.sh ARGS...      # one custom run; ARGS go to hookd-bench, e.g.
 #                                 #   scripts/bench.sh --messages 2000 --concurrency 8 --endpoints 4
 #                                 #   scripts/bench.sh --database postgres://… --nodes 2
 #
-# With HOOKD_BENCH_POSTGRES_URL=postgres://… set, the standard scenarios also run on PostgreSQL:
-# (a) and (b) with one node, then (a) with two nodes sharing the database. Each run uses a fresh
-# schema that it drops afterwards; psql must be on the PATH.
+# With HOOKD_BENCH_POSTGRES_URL=postgres://… set, part of the matrix also runs on PostgreSQL
+# (closed loop with the baseline, 1,000 msgs/s open loop, fan-out to 10, two nodes). Each run
+# uses a fresh schema that it drops afterwards; psql must be on the PATH.
 #
 # Respects CARGO_TARGET_DIR (default: <repo>/target). HOOKD_* variables reach hookd, so its
 # configuration can be varied, e.g. HOOKD_STORAGE__SQLITE_SYNCHRONOUS=normal scripts/bench.sh.
@@ -39,17 +39,39 @@ if [[ $# -gt 0 ]]; then
     exit
 fi
 
-# (a) Throughput: as fast as 64 publishers can go.
-throughput=(--messages 20000 --concurrency 64)
-# (b) Latency at a steady offered load well below saturation.
-latency=(--messages 5000 --concurrency 32 --rate 500)
-
-"${bench[@]}" "${throughput[@]}"
-"${bench[@]}" "${latency[@]}"
+# The standard matrix (docs/performance.md). Each line is one run printing one JSON line; every
+# run checks its ledger (published = delivered + failed + pending) and fails if it does not
+# balance. HOOKD_BENCH_QUICK=1 runs smaller sizes (a backlog of 100,000 instead of 1,000,000).
+quick="${HOOKD_BENCH_QUICK:-}"
+backlog_messages=1000000
+[[ -n "$quick" ]] && backlog_messages=100000
+scenarios=(
+    # Closed loop, one endpoint, beside the limit baseline (the same bodies posted straight to
+    # the receiver by the same 64 workers).
+    "--messages 100000 --concurrency 64 --baseline"
+    # Open loop: latency from the scheduled instant at offered rates (20 s each).
+    "--messages 20000 --concurrency 256 --rate 1000"
+    "--messages 40000 --concurrency 256 --rate 2000"
+    "--messages 100000 --concurrency 256 --rate 5000"
+    "--messages 200000 --concurrency 256 --rate 10000"
+    # Fan-out.
+    "--messages 10000 --concurrency 64 --endpoints 10"
+    "--messages 2000 --concurrency 64 --endpoints 100"
+    "--messages 200 --concurrency 16 --endpoints 1000"
+    # 10,000 endpoints across 1,000 applications.
+    "--messages 20000 --concurrency 64 --apps 1000 --endpoints 10"
+    # Backlog drain.
+    "--messages $backlog_messages --concurrency 64 --backlog --timeout-secs 900"
+)
+for scenario in "${scenarios[@]}"; do
+    # shellcheck disable=SC2086 # each scenario is a list of words
+    "${bench[@]}" $scenario
+done
 
 if [[ -n "${HOOKD_BENCH_POSTGRES_URL:-}" ]]; then
     pg=(--database "$HOOKD_BENCH_POSTGRES_URL")
-    "${bench[@]}" "${pg[@]}" "${throughput[@]}"
-    "${bench[@]}" "${pg[@]}" "${latency[@]}"
-    "${bench[@]}" "${pg[@]}" --nodes 2 "${throughput[@]}"
+    "${bench[@]}" "${pg[@]}" --messages 50000 --concurrency 64 --baseline
+    "${bench[@]}" "${pg[@]}" --messages 20000 --concurrency 256 --rate 1000
+    "${bench[@]}" "${pg[@]}" --messages 10000 --concurrency 64 --endpoints 10
+    "${bench[@]}" "${pg[@]}" --nodes 2 --messages 50000 --concurrency 64
 fi
