@@ -19,7 +19,7 @@ use hookd_core::validate::FieldError;
 use hookd_store::StoreError;
 use serde_json::json;
 
-use crate::ops::OpsError;
+use crate::ops::{ErrorCode, OpsError};
 
 /// Every way an API call can fail.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,7 @@ pub enum ApiError {
     #[error("{detail}")]
     Conflict {
         /// Code.
-        code: &'static str,
+        code: ErrorCode,
         /// Detail.
         detail: String,
     },
@@ -45,7 +45,7 @@ pub enum ApiError {
     #[error("{detail}")]
     BadRequest {
         /// Code.
-        code: &'static str,
+        code: ErrorCode,
         /// Detail.
         detail: String,
     },
@@ -109,7 +109,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Conflict(_) => ApiError::Conflict {
-                code: "conflict",
+                code: ErrorCode::Conflict,
                 detail: "A conflict has occurred".into(),
             },
             e @ StoreError::Unavailable(_) => ApiError::Unavailable(e),
@@ -128,79 +128,64 @@ fn body_item(f: FieldError) -> ValidationItem {
     }
 }
 
+impl ApiError {
+    /// The code (and so the status) this error answers with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::Unauthorized => ErrorCode::AuthenticationFailed,
+            ApiError::Forbidden => ErrorCode::InsufficientAccess,
+            ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::Conflict { code, .. } | ApiError::BadRequest { code, .. } => *code,
+            ApiError::Validation(_) => ErrorCode::Validation,
+            ApiError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            ApiError::RateLimited(_) => ErrorCode::RateLimitExceeded,
+            ApiError::Timeout(_) => ErrorCode::Timeout,
+            ApiError::Unavailable(e) if e.is_storage_full() => ErrorCode::InsufficientStorage,
+            ApiError::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            ApiError::Internal(_) => ErrorCode::ServerError,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        // Status, Svix error code, detail, and the seconds for `Retry-After` where a retry
-        // later can succeed.
-        let (status, code, detail, retry_after): (StatusCode, &str, String, Option<u64>) = match &self {
-            ApiError::Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                "authentication_failed",
-                "Invalid token".to_string(),
-                None,
-            ),
-            ApiError::Forbidden => (
-                StatusCode::FORBIDDEN,
-                "insufficient access",
-                "Insufficient access for the given token".to_string(),
-                None,
-            ),
-            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "Entity not found".to_string(), None),
-            ApiError::Conflict { code, detail } => (StatusCode::CONFLICT, *code, detail.clone(), None),
-            ApiError::BadRequest { code, detail } => (StatusCode::BAD_REQUEST, *code, detail.clone(), None),
-            ApiError::PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "Request body is too large".to_string(),
-                None,
-            ),
+        let code = self.code();
+        let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        // The detail, and the seconds for `Retry-After` where a retry later can succeed.
+        let (detail, retry_after): (String, Option<u64>) = match &self {
+            ApiError::Unauthorized => ("Invalid token".into(), None),
+            ApiError::Forbidden => ("Insufficient access for the given token".into(), None),
+            ApiError::NotFound => ("Entity not found".into(), None),
+            ApiError::Conflict { detail, .. } | ApiError::BadRequest { detail, .. } => (detail.clone(), None),
+            ApiError::PayloadTooLarge => ("Request body is too large".into(), None),
             ApiError::RateLimited(wait) => {
                 let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
                 (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limit_exceeded",
                     format!("Too many requests for this token; retry in {secs} s"),
                     Some(secs),
                 )
             }
-            ApiError::Timeout(secs) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
-                format!("The request took longer than {secs} s"),
-                Some(1),
-            ),
+            ApiError::Timeout(secs) => (format!("The request took longer than {secs} s"), Some(1)),
             ApiError::Validation(items) => {
-                return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "detail": items }))).into_response();
+                return (status, Json(json!({ "detail": items }))).into_response();
             }
             ApiError::Unavailable(e) if e.is_storage_full() => {
                 tracing::error!(error = ?e, "the database has no room left; writes are refused until space is freed");
                 (
-                    StatusCode::INSUFFICIENT_STORAGE,
-                    "insufficient_storage",
-                    "The database has no room left (its disk is full); nothing was stored. Retry once the operator frees space".to_string(),
+                    "The database has no room left (its disk is full); nothing was stored. Retry once the operator frees space".into(),
                     Some(5),
                 )
             }
             ApiError::Unavailable(e) => {
                 tracing::warn!(error = ?e, "database unavailable");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "service_unavailable",
-                    "The database is unavailable or busy; retry shortly".to_string(),
-                    Some(1),
-                )
+                ("The database is unavailable or busy; retry shortly".into(), Some(1))
             }
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "Internal server error".to_string(),
-                    None,
-                )
+                ("Internal server error".into(), None)
             }
         };
-        let mut response = (status, Json(json!({ "code": code, "detail": detail }))).into_response();
+        let mut response = (status, Json(json!({ "code": code.as_str(), "detail": detail }))).into_response();
         if let Some(secs) = retry_after {
             response
                 .headers_mut()

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, ValidationItem};
 use crate::auth::hash_token;
+use crate::ops::ErrorCode;
 use crate::state::AppState;
 
 /// The authenticated caller.
@@ -96,7 +97,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 ApiError::PayloadTooLarge
             } else {
                 ApiError::BadRequest {
-                    code: "generic_error",
+                    code: ErrorCode::GenericError,
                     detail: e.body_text(),
                 }
             }

@@ -19,6 +19,7 @@ use hookd_store::IdempotencyState;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
+use crate::ops::ErrorCode;
 use crate::state::AppState;
 
 /// How long a stored response is replayed.
@@ -68,7 +69,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     let key = raw_key.to_str().map(str::trim).unwrap_or("");
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return ApiError::BadRequest {
-            code: "invalid_idempotency_key",
+            code: ErrorCode::InvalidIdempotencyKey,
             detail: format!("idempotency-key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
         }
         .into_response();
@@ -101,7 +102,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             }
             Ok(IdempotencyState::InProgress) => {
                 return ApiError::Conflict {
-                    code: "conflict",
+                    code: ErrorCode::Conflict,
                     detail: "A request with this idempotency key is still in progress".into(),
                 }
                 .into_response()

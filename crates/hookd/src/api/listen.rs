@@ -17,6 +17,7 @@ use super::error::ApiError;
 use super::extract::{Caller, Query};
 use super::{app_for, ApiResult};
 use crate::ops::endpoints::{self, EndpointIn};
+use crate::ops::ErrorCode;
 use crate::relay::{self, Frame, RelayJob, RelayReply};
 use crate::state::AppState;
 
@@ -36,7 +37,7 @@ async fn listen(
 ) -> ApiResult<Response> {
     let app = app_for(&s, &caller, &app_id).await?;
     let ws = ws.map_err(|e| ApiError::BadRequest {
-        code: "websocket_required",
+        code: ErrorCode::WebsocketRequired,
         detail: format!("this route is a WebSocket for `hookd listen`: {e}"),
     })?;
     let endpoint = match q.get("session") {

@@ -9,7 +9,7 @@ use hookd_store::{Page, PageRequest, StoreError};
 use serde::Deserialize;
 
 use super::Services;
-use super::{OpsError, OpsResult, Problems};
+use super::{ErrorCode, OpsError, OpsResult, Problems};
 
 /// Fields of a new or replaced application (Svix `ApplicationIn`).
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -70,7 +70,7 @@ fn check(name: &str, uid: Option<&str>, metadata: &BTreeMap<String, String>, thr
 fn conflict(e: StoreError) -> OpsError {
     match e {
         StoreError::Conflict(_) => OpsError::Conflict {
-            code: "conflict",
+            code: ErrorCode::Conflict,
             detail: "An application with that id or uid already exists".into(),
         },
         other => other.into(),

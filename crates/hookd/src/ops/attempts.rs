@@ -5,7 +5,7 @@ use hookd_core::model::{Application, Attempt, Endpoint, Message};
 use hookd_store::{AttemptFilter, DeliveryState, MessageFilter, NewDelivery, Page, PageRequest};
 
 use super::Services;
-use super::{OpsError, OpsResult};
+use super::{ErrorCode, OpsError, OpsResult};
 
 /// Attempts of an application, filtered.
 pub async fn list_attempts(state: &Services, filter: &AttemptFilter, page: &PageRequest) -> OpsResult<Page<Attempt>> {
@@ -55,7 +55,7 @@ pub async fn attempted_messages(
 pub async fn resend(state: &Services, app: &Application, message: &Message, endpoint: &Endpoint) -> OpsResult<()> {
     if message.payload.is_none() {
         return Err(OpsError::BadRequest {
-            code: "missing_payload",
+            code: ErrorCode::MissingPayload,
             detail: "The message's payload has expired or was deleted, so it cannot be sent again".into(),
         });
     }

@@ -10,7 +10,7 @@ use hookd_store::{Page, PageRequest, StoreError};
 use serde::Deserialize;
 
 use super::Services;
-use super::{OpsError, OpsResult, Problems};
+use super::{ErrorCode, OpsError, OpsResult, Problems};
 use crate::operational::OpEvent;
 
 /// A new or replaced endpoint (Svix `EndpointIn` / `EndpointUpsertIn`).
@@ -94,7 +94,7 @@ pub struct HeadersPatch {
 fn conflict(e: StoreError) -> OpsError {
     match e {
         StoreError::Conflict(_) => OpsError::Conflict {
-            code: "conflict",
+            code: ErrorCode::Conflict,
             detail: "An endpoint with that id or uid already exists".into(),
         },
         other => other.into(),
@@ -220,7 +220,7 @@ pub async fn rotate_secret(state: &Services, app: &Application, key: &str, input
     if grace > 0 {
         if e.old_secrets.len() >= MAX_OLD_SECRETS {
             return Err(OpsError::BadRequest {
-                code: "limit_reached",
+                code: ErrorCode::LimitReached,
                 detail: format!("At most {MAX_OLD_SECRETS} previous keys may still be signing; wait for one to expire or rotate with gracePeriodSeconds 0"),
             });
         }

@@ -6,7 +6,7 @@ use hookd_store::{Page, PageRequest};
 use serde::{Deserialize, Serialize};
 
 use super::Services;
-use super::{OpsError, OpsResult, Problems};
+use super::{ErrorCode, OpsError, OpsResult, Problems};
 
 pub use crate::catalog::EventTypeIn;
 
@@ -78,7 +78,7 @@ pub async fn create_event_type(state: &Services, env: Environment, input: EventT
     let existing = state.store.get_event_type(env, &name).await?;
     if existing.as_ref().is_some_and(|e| !e.archived) {
         return Err(OpsError::Conflict {
-            code: "event_type_exists",
+            code: ErrorCode::EventTypeExists,
             detail: "An event_type with this name already exists".into(),
         });
     }
@@ -217,12 +217,12 @@ pub async fn import_openapi(state: &Services, env: Environment, input: ImportOpe
     let doc = match (input.spec, input.spec_raw) {
         (Some(spec), None) => spec,
         (None, Some(raw)) => crate::openapi::parse_raw(&raw).map_err(|detail| OpsError::BadRequest {
-            code: "invalid_spec",
+            code: ErrorCode::InvalidSpec,
             detail,
         })?,
         _ => {
             return Err(OpsError::BadRequest {
-                code: "invalid_spec",
+                code: ErrorCode::InvalidSpec,
                 detail: "give the document as exactly one of `spec` and `specRaw`".into(),
             })
         }

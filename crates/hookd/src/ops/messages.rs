@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 
 use super::applications::{create_application, ApplicationIn};
 use super::Services;
-use super::{OpsError, OpsResult, Problems};
+use super::{ErrorCode, OpsError, OpsResult, Problems};
 use crate::config::Validation;
 
 /// Shortest and longest payload retention, in days.
@@ -219,7 +219,7 @@ pub async fn publish(state: &Services, app: &Application, input: MessageIn, only
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
             return Err(OpsError::Conflict {
-                code: "conflict",
+                code: ErrorCode::Conflict,
                 detail: "A message with this eventId already exists".into(),
             })
         }

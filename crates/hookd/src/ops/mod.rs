@@ -6,6 +6,7 @@
 
 pub mod applications;
 pub mod attempts;
+pub mod codes;
 pub mod endpoints;
 pub mod event_types;
 pub mod messages;
@@ -13,6 +14,7 @@ pub mod outbox;
 pub mod replay;
 pub mod services;
 
+pub use codes::ErrorCode;
 pub use services::Services;
 
 use hookd_core::validate::FieldError;
@@ -28,7 +30,7 @@ pub enum OpsError {
     #[error("{detail}")]
     Conflict {
         /// Machine-readable code.
-        code: &'static str,
+        code: ErrorCode,
         /// Sentence for people.
         detail: String,
     },
@@ -39,7 +41,7 @@ pub enum OpsError {
     #[error("{detail}")]
     BadRequest {
         /// Machine-readable code.
-        code: &'static str,
+        code: ErrorCode,
         /// Sentence for people.
         detail: String,
     },

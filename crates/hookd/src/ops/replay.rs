@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::messages::{publish, MessageIn};
 use super::Services;
-use super::{OpsError, OpsResult};
+use super::{ErrorCode, OpsError, OpsResult};
 
 /// Longest window a replay or a statistics query may cover (the payload retention).
 pub const MAX_WINDOW: Duration = Duration::days(90);
@@ -128,7 +128,7 @@ async fn start(
 ) -> OpsResult<TaskRecord> {
     // Bounded per application and per node: one customer's replays cannot crowd out the rest.
     let slot = state.tasks.try_take(&app.id).ok_or_else(|| OpsError::Conflict {
-        code: "too_many_tasks",
+        code: ErrorCode::TooManyTasks,
         detail: format!(
             "{} background tasks are already running for this application (at most {} on this node); \
              retry when one finishes",
@@ -329,7 +329,7 @@ pub async fn stats(
     let since = since.unwrap_or(until - DEFAULT_STATS_WINDOW);
     if since >= until || until - since > MAX_WINDOW {
         return Err(OpsError::BadRequest {
-            code: "invalid_range",
+            code: ErrorCode::InvalidRange,
             detail: "since must be before until, and the range at most 90 days".into(),
         });
     }
@@ -359,7 +359,7 @@ pub async fn send_example(
             .ok_or(OpsError::NotFound("event type"))?;
         let mut example = crate::catalog::example_of(et.schemas.as_ref(), input.example_index.unwrap_or(0))
             .ok_or_else(|| OpsError::BadRequest {
-                code: "invalid_scheme",
+                code: ErrorCode::InvalidScheme,
                 detail: "Unable to generate example message from event-type schema".into(),
             })?;
         crate::catalog::refresh_envelope(&mut example, state.clock.now());
