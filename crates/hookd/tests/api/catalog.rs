@@ -486,6 +486,17 @@ fn the_openapi_document_describes_every_route_the_server_serves() {
         missing.is_empty(),
         "routes missing from openapi/hookd-api.json: {missing:#?}"
     );
+    // And the other way: every documented operation is served.
+    let mut unserved = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            // `/metrics` is served beside the API (the scan leaves it out).
+            if !routes.contains(&(method.clone(), path.clone())) && path != "/metrics" {
+                unserved.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    assert!(unserved.is_empty(), "described but not served: {unserved:#?}");
     // And every documented operation has a unique operationId.
     let mut ids = std::collections::HashSet::new();
     for (_, item) in doc["paths"].as_object().unwrap() {
@@ -495,4 +506,113 @@ fn the_openapi_document_describes_every_route_the_server_serves() {
             }
         }
     }
+}
+
+/// The document a fresh hookd serves at `/api/v1/openapi.json` (live environment, built-in
+/// catalog) is committed as `docs/openapi.json`.
+#[tokio::test]
+async fn the_committed_openapi_document_is_what_the_server_serves() {
+    let app = TestApp::spawn().await;
+    let (status, doc) = app.get("/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let mut text = serde_json::to_string_pretty(&doc).unwrap();
+    text.push('\n');
+    crate::helpers::generated_doc("docs/openapi.json", None, &text);
+}
+
+/// A route's path with its parameters' names blanked, for comparing paths written with other
+/// parameter names.
+fn shape(path: &str) -> String {
+    let mut out = String::new();
+    let mut in_param = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                out.push_str("{}");
+            }
+            '}' => in_param = false,
+            c if !in_param => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The route tables of `docs/api.md` (rows `| `METHOD` | `/path` | …`, paths below `/api/v1`)
+/// list every route hookd serves, and nothing else.
+#[test]
+fn the_api_reference_lists_every_route_and_only_those() {
+    let doc = include_str!("../../../../docs/api.md");
+    let mut listed: Vec<(String, String)> = doc
+        .lines()
+        .filter_map(|line| {
+            let mut cells = line.split('|').map(str::trim);
+            cells.next()?;
+            let method = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+            let path = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+            let known = ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method) && path.starts_with('/');
+            known.then(|| (method.to_lowercase(), shape(&format!("/api/v1{path}"))))
+        })
+        .collect();
+    listed.sort();
+    listed.dedup();
+    let mut served: Vec<(String, String)> = routes_in_source().into_iter().map(|(m, p)| (m, shape(&p))).collect();
+    served.sort();
+    let undocumented: Vec<_> = served.iter().filter(|r| !listed.contains(r)).collect();
+    let unserved: Vec<_> = listed.iter().filter(|r| !served.contains(r)).collect();
+    assert!(
+        undocumented.is_empty(),
+        "routes missing from docs/api.md: {undocumented:#?}"
+    );
+    assert!(
+        unserved.is_empty(),
+        "docs/api.md lists routes hookd does not serve: {unserved:#?}"
+    );
+}
+
+/// The compatibility table in `docs/api.md`: for each resource of the official Svix SDK, how
+/// many of its routes hookd serves and which it does not; then hookd's routes the SDK lacks.
+/// Generated from the router and the SDK's route list (`tests/data/svix-sdk-routes.json`,
+/// every route the Python SDK 2.9.1 calls).
+#[test]
+fn the_svix_compatibility_table_is_generated_from_the_router() {
+    let sdk: Value = serde_json::from_str(include_str!("../data/svix-sdk-routes.json")).unwrap();
+    let served: Vec<(String, String)> = routes_in_source()
+        .into_iter()
+        .map(|(m, p)| (m.to_uppercase(), shape(&p)))
+        .collect();
+    let mut resources: std::collections::BTreeMap<&str, (usize, Vec<String>)> = Default::default();
+    let mut in_sdk = std::collections::HashSet::new();
+    for route in sdk["routes"].as_array().unwrap() {
+        let (method, path) = (route["method"].as_str().unwrap(), route["path"].as_str().unwrap());
+        let entry = resources.entry(route["resource"].as_str().unwrap()).or_default();
+        let key = (method.to_string(), shape(path));
+        if served.contains(&key) {
+            entry.0 += 1;
+        } else {
+            entry.1.push(format!("`{method} {path}`"));
+        }
+        in_sdk.insert(key);
+    }
+    let mut table =
+        String::from("| SDK resource | routes | served by hookd | not served (`404`) |\n|---|---|---|---|\n");
+    for (resource, (served, missing)) in &resources {
+        let total = served + missing.len();
+        table.push_str(&format!(
+            "| `{resource}` | {total} | {served} | {} |\n",
+            missing.join(", ")
+        ));
+    }
+    let mut own: Vec<String> = routes_in_source()
+        .into_iter()
+        .filter(|(m, p)| !in_sdk.contains(&(m.to_uppercase(), shape(p))))
+        .map(|(m, p)| format!("`{} {p}`", m.to_uppercase()))
+        .collect();
+    own.sort();
+    table.push_str(&format!(
+        "\nhookd's own routes, which the Svix SDK does not call: {}.\n",
+        own.join(", ")
+    ));
+    crate::helpers::generated_doc("docs/api.md", Some("svix compatibility"), &table);
 }

@@ -508,3 +508,30 @@ impl Drop for LogCapture {
         CAPTURING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// Checks that the part of the repository file `path` between the lines `<!-- generated: NAME -->`
+/// and `<!-- end: NAME -->` (or the whole file, for `None`) is `content`; with `HOOKD_BLESS=1`,
+/// writes `content` there instead.
+pub fn generated_doc(path: &str, name: Option<&str>, content: &str) {
+    let full = format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(&full).unwrap_or_default();
+    let (from, to) = match name {
+        None => (0, doc.len()),
+        Some(name) => {
+            let start = format!("<!-- generated: {name} -->\n");
+            let from = doc.find(&start).unwrap_or_else(|| panic!("{path} has no {start}")) + start.len();
+            let to = doc
+                .find(&format!("<!-- end: {name} -->"))
+                .unwrap_or_else(|| panic!("{path} has no end marker"));
+            (from, to)
+        }
+    };
+    if std::env::var_os("HOOKD_BLESS").is_some() {
+        std::fs::write(&full, format!("{}{content}{}", &doc[..from], &doc[to..])).unwrap();
+        return;
+    }
+    assert!(
+        doc[from..to] == *content,
+        "{path} is out of date; run the test with HOOKD_BLESS=1 and commit the file"
+    );
+}
