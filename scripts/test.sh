@@ -22,6 +22,21 @@ if ! command -v chromedriver >/dev/null || ! [ -x "${HOOKD_CHROMIUM:-/usr/bin/ch
         { $as_root apt-get update -q >/dev/null && $as_root apt-get install -y -q chromium chromium-driver >/dev/null; }
 fi
 
+# The integration guide's examples run in their own languages: Go (Debian's golang-go) and
+# TypeScript (the compiler and Node's types from npm, kept in the build folder).
+if ! command -v go >/dev/null; then
+    as_root=""
+    [ "$(id -u)" = 0 ] || as_root="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $as_root apt-get install -y -q golang-go >/dev/null ||
+        { $as_root apt-get update -q >/dev/null && $as_root apt-get install -y -q golang-go >/dev/null; }
+fi
+guide_node="$(mkdir -p "${CARGO_TARGET_DIR:-target}/guide-node" && cd "${CARGO_TARGET_DIR:-target}/guide-node" && pwd)"
+if ! [ -x "$guide_node/node_modules/.bin/tsc" ]; then
+    npm install --prefix "$guide_node" --no-audit --no-fund --silent typescript@5 @types/node@20 >/dev/null
+fi
+export HOOKD_TSC="$guide_node/node_modules/.bin/tsc" HOOKD_NODE_TYPES="$guide_node/node_modules/@types"
+
 # As root, the drills that need it run too: the disk-full drill mounts a small tmpfs, and the
 # schemathesis and DNS-rebinding drills run in network namespaces of their own (scripts/drills/).
 as_root=false

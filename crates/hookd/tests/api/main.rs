@@ -23,6 +23,7 @@ mod endpoints;
 mod engine;
 mod event_types;
 mod faults;
+mod guide_examples;
 mod idempotency;
 mod lifecycle;
 mod limits;
