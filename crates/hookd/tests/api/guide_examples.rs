@@ -27,12 +27,38 @@ const EXPECTED: [&str; 5] = ["rejected", "rejected", "rejected", "accepted", "re
 #[path = "../../../../docs/examples/verify_delivery.rs"]
 mod verify_delivery;
 
-/// A delivery hookd really sent to an endpoint whose secret is [`SECRET`], and the cases built
-/// from it.
-async fn cases() -> Value {
+/// How an endpoint signs, and what its consumer verifies with.
+struct Scheme {
+    /// The endpoint's secret (`whsec_…` or `whsk_…`).
+    endpoint_secret: &'static str,
+    /// What the consumer verifies with: the same secret, or the public key (`whpk_…`).
+    verify_with: &'static str,
+    /// Another consumer's key, which must not verify.
+    wrong: &'static str,
+}
+
+const HMAC: Scheme = Scheme {
+    endpoint_secret: SECRET,
+    verify_with: SECRET,
+    wrong: WRONG,
+};
+
+/// RFC 8032's first test key as the endpoint's, and its second test key's public half as the
+/// wrong one.
+const ED25519: Scheme = Scheme {
+    endpoint_secret: "whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=",
+    verify_with: "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+    wrong: "whpk_PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=",
+};
+
+/// A delivery hookd really sent to an endpoint signing with `scheme`, and the cases built from
+/// it: tampered body, wrong key, stale timestamp (correctly signed, under a new id), genuine,
+/// and (with `replay`) the genuine delivery again.
+async fn cases_for(scheme: &Scheme, replay: bool) -> Value {
     let app = TestApp::spawn().await;
     app.create_app("ws_guide").await;
-    app.create_endpoint("ws_guide", "/ok", json!({"secret": SECRET})).await;
+    app.create_endpoint("ws_guide", "/ok", json!({"secret": scheme.endpoint_secret}))
+        .await;
     app.send_message(
         "ws_guide",
         json!({"eventType": "a.b", "payload": {"note": "a genuine delivery", "n": 1}}),
@@ -47,22 +73,26 @@ async fn cases() -> Value {
     // Correctly signed, 10 minutes old, under an id not seen before.
     let stale_at = timestamp.parse::<i64>().unwrap() - 600;
     let stale_id = format!("{id}stale");
-    let secret = hookd_signing::Secret::parse(SECRET).unwrap();
+    let key = hookd_signing::SigningKey::parse_endpoint_key(scheme.endpoint_secret).unwrap();
     let stale = json!({
         "webhook-id": stale_id,
         "webhook-timestamp": stale_at.to_string(),
-        "webhook-signature": secret.sign(&stale_id, stale_at, body.as_bytes()),
+        "webhook-signature": key.sign(&stale_id, stale_at, body.as_bytes()),
     });
     let tampered = body.replacen("a genuine delivery", "a forged delivery!", 1);
     assert_ne!(tampered, body);
     app.stop().await;
-    json!([
-        {"name": "tampered body", "secret": SECRET, "headers": genuine, "body": tampered},
-        {"name": "wrong secret", "secret": WRONG, "headers": genuine, "body": body},
-        {"name": "stale timestamp", "secret": SECRET, "headers": stale, "body": body},
-        {"name": "genuine", "secret": SECRET, "headers": genuine, "body": body},
-        {"name": "replayed webhook-id", "secret": SECRET, "headers": genuine, "body": body},
-    ])
+    let with = scheme.verify_with;
+    let mut cases = vec![
+        json!({"name": "tampered body", "secret": with, "headers": genuine, "body": tampered}),
+        json!({"name": "wrong key", "secret": scheme.wrong, "headers": genuine, "body": body}),
+        json!({"name": "stale timestamp", "secret": with, "headers": stale, "body": body}),
+        json!({"name": "genuine", "secret": with, "headers": genuine, "body": body}),
+    ];
+    if replay {
+        cases.push(json!({"name": "replayed webhook-id", "secret": with, "headers": genuine, "body": body}));
+    }
+    Value::Array(cases)
 }
 
 /// Runs `cmd` with `cases` on stdin; returns its stdout lines.
@@ -116,33 +146,36 @@ fn driver(name: &str) -> PathBuf {
 
 #[tokio::test]
 async fn every_verification_example_accepts_a_genuine_delivery_and_refuses_forgeries() {
-    let cases = cases().await;
-    let names: Vec<&str> = cases
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
-    let check = |language: &str, verdicts: Vec<String>| {
-        for ((name, want), got) in names.iter().zip(EXPECTED).zip(&verdicts) {
-            assert_eq!(got, want, "{language}: {name}");
+    let cases = cases_for(&HMAC, true).await;
+    let ed25519 = cases_for(&ED25519, false).await;
+    let check = |language: &str, cases: &Value, verdicts: Vec<String>| {
+        let cases = cases.as_array().unwrap();
+        for ((case, want), got) in cases.iter().zip(EXPECTED).zip(&verdicts) {
+            assert_eq!(got, want, "{language}: {}", case["name"]);
         }
-        assert_eq!(verdicts.len(), EXPECTED.len(), "{language}: {verdicts:?}");
+        assert_eq!(verdicts.len(), cases.len(), "{language}: {verdicts:?}");
     };
 
     // Python, with the standard library alone and with `standardwebhooks`.
     for file in ["verify_stdlib.py", "verify_standardwebhooks.py"] {
         let mut cmd = Command::new("python3");
         cmd.arg(driver("drive.py")).arg(example(file));
-        check(file, run(cmd, &cases));
+        check(file, &cases, run(cmd, &cases));
     }
+    let mut cmd = Command::new("python3");
+    cmd.arg(driver("drive.py"))
+        .arg(example("verify_v1a.py"))
+        .arg("verify_v1a");
+    check("verify_v1a.py", &ed25519, run(cmd, &ed25519));
 
     let dir = tempfile::tempdir().unwrap();
 
     // TypeScript: type-checked with --strict, then run with Node.
     let ts = dir.path().join("ts");
     std::fs::create_dir_all(&ts).unwrap();
-    std::fs::copy(example("verify.ts"), ts.join("verify.ts")).unwrap();
+    for file in ["verify.ts", "verify_v1a.ts"] {
+        std::fs::copy(example(file), ts.join(file)).unwrap();
+    }
     std::fs::copy(driver("drive.ts"), ts.join("drive.ts")).unwrap();
     let tsc = std::env::var("HOOKD_TSC").unwrap_or_else(|_| "tsc".into());
     let mut cmd = Command::new(tsc);
@@ -150,14 +183,17 @@ async fn every_verification_example_accepts_a_genuine_delivery_and_refuses_forge
         .args([
             "--strict", "--target", "es2020", "--module", "commonjs", "--outDir", "out",
         ])
-        .args(["--types", "node", "verify.ts", "drive.ts"]);
+        .args(["--types", "node", "verify.ts", "verify_v1a.ts", "drive.ts"]);
     if let Ok(types) = std::env::var("HOOKD_NODE_TYPES") {
         cmd.args(["--typeRoots", &types]);
     }
     step(cmd);
     let mut cmd = Command::new("node");
     cmd.arg(ts.join("out/drive.js"));
-    check("verify.ts", run(cmd, &cases));
+    check("verify.ts", &cases, run(cmd, &cases));
+    let mut cmd = Command::new("node");
+    cmd.arg(ts.join("out/drive.js")).arg("v1a");
+    check("verify_v1a.ts", &ed25519, run(cmd, &ed25519));
 
     // Go: the example as a package, built with a driver.
     let go = dir.path().join("go");
@@ -172,7 +208,7 @@ async fn every_verification_example_accepts_a_genuine_delivery_and_refuses_forge
         .env("GOCACHE", dir.path().join("go-cache"))
         .env("GOPATH", dir.path().join("go-path"));
     step(cmd);
-    check("verify.go", run(Command::new(go.join("drive")), &cases));
+    check("verify.go", &cases, run(Command::new(go.join("drive")), &cases));
 
     // Rust: compiled into this test.
     let secret = |s: &str| hookd_signing::Secret::parse(s).unwrap();
@@ -198,7 +234,7 @@ async fn every_verification_example_accepts_a_genuine_delivery_and_refuses_forge
             if ok { "accepted" } else { "rejected" }.to_string()
         })
         .collect();
-    check("verify_delivery.rs", verdicts);
+    check("verify_delivery.rs", &cases, verdicts);
 }
 
 /// The guide shows each example file verbatim, between `<!-- example: FILE -->` and

@@ -1,7 +1,9 @@
-// Runs the TypeScript verification example of the integration guide over the cases on stdin
-// (a JSON list of {secret, headers, body}); prints "accepted" or "rejected" per case.
+// Runs the TypeScript verification examples of the integration guide over the cases on stdin
+// (a JSON list of {secret, headers, body}); prints "accepted" or "rejected" per case. With the
+// argument `v1a`, the ed25519 example (without a replay guard).
 import { readFileSync } from "node:fs";
 import { ReplayGuard, verifyWebhookSignature } from "./verify";
+import { verifyV1a } from "./verify_v1a";
 
 interface Case {
   secret: string;
@@ -10,6 +12,7 @@ interface Case {
 }
 
 const cases: Case[] = JSON.parse(readFileSync(0, "utf8"));
+const v1a = process.argv[2] === "v1a";
 const guard = new ReplayGuard();
 for (const c of cases) {
   const headers = {
@@ -17,6 +20,9 @@ for (const c of cases) {
     timestamp: c.headers["webhook-timestamp"] ?? "",
     signature: c.headers["webhook-signature"] ?? "",
   };
-  const ok = verifyWebhookSignature(Buffer.from(c.body, "utf8"), headers, c.secret) && guard.firstTime(headers.id);
+  const body = Buffer.from(c.body, "utf8");
+  const ok = v1a
+    ? verifyV1a(body, headers, c.secret)
+    : verifyWebhookSignature(body, headers, c.secret) && guard.firstTime(headers.id);
   console.log(ok ? "accepted" : "rejected");
 }
