@@ -277,3 +277,149 @@ fn the_guide_shows_each_example_file_verbatim() {
         "the guide's examples differ from docs/examples/; run this test with HOOKD_BLESS=1 and commit"
     );
 }
+
+/// A free loopback port (a listener bound and closed at once).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The best-practice receivers of the guide (TypeScript and Python, standard library only),
+/// each run as a process behind a real endpoint: they answer at once (every attempt is a `204`
+/// that took less than the second each event takes to process), process each message exactly
+/// once (a resend is answered but not processed again), and refuse a forged request with 400.
+#[tokio::test]
+async fn the_receiver_examples_answer_at_once_process_later_and_deduplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ts = dir.path().join("ts");
+    std::fs::create_dir_all(&ts).unwrap();
+    for file in ["verify.ts", "receiver.ts"] {
+        std::fs::copy(example(file), ts.join(file)).unwrap();
+    }
+    let tsc = std::env::var("HOOKD_TSC").unwrap_or_else(|_| "tsc".into());
+    let mut cmd = Command::new(tsc);
+    cmd.current_dir(&ts)
+        .args([
+            "--strict", "--target", "es2020", "--module", "commonjs", "--outDir", "out",
+        ])
+        .args(["--types", "node", "verify.ts", "receiver.ts"]);
+    if let Ok(types) = std::env::var("HOOKD_NODE_TYPES") {
+        cmd.args(["--typeRoots", &types]);
+    }
+    step(cmd);
+    let mut node = Command::new("node");
+    node.arg(ts.join("out/receiver.js"));
+    let mut python = Command::new("python3");
+    python
+        .arg("receiver.py")
+        .current_dir(Path::new(ROOT).join("docs/examples"));
+    for (name, cmd) in [("receiver.ts", node), ("receiver.py", python)] {
+        receiver_behaves(name, cmd).await;
+    }
+}
+
+async fn receiver_behaves(name: &str, mut cmd: Command) {
+    use std::io::BufRead;
+    let port = free_port();
+    let mut child = cmd
+        .env("HOOKD_WEBHOOK_SECRET", SECRET)
+        .env("PORT", port.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let _child = Kill(child);
+    let processed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let lines = processed.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            lines.lock().unwrap().push(line);
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/webhooks");
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let forged = loop {
+        let sent = client
+            .post(&url)
+            .header("webhook-id", "msg_forged")
+            .header("webhook-timestamp", chrono::Utc::now().timestamp().to_string())
+            .header("webhook-signature", "v1,bm90IGEgc2lnbmF0dXJl")
+            .body("{}")
+            .send()
+            .await;
+        match sent {
+            Ok(r) => break r.status().as_u16(),
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("{name} never listened: {e}"),
+        }
+    };
+    assert_eq!(forged, 400, "{name} refuses a forged request");
+
+    let app = TestApp::spawn().await;
+    app.create_app("ws_rx").await;
+    let (status, endpoint) = app
+        .post("/api/v1/app/ws_rx/endpoint", json!({"url": url, "secret": SECRET}))
+        .await;
+    assert_eq!(status.as_u16(), 201, "{endpoint}");
+    let ep = endpoint["id"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let msg = app
+            .send_message("ws_rx", json!({"eventType": "a.b", "payload": {"n": n}}))
+            .await;
+        ids.push(msg["id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        app.wait_delivery_status("ws_rx", id, "success").await;
+    }
+    // The first message once more: answered, not processed again.
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/app/ws_rx/msg/{}/endpoint/{ep}/resend", ids[0]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 202, "{name}: resend");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, attempts) = app.get(&format!("/api/v1/app/ws_rx/attempt/endpoint/{ep}")).await;
+        let done = processed.lock().unwrap().len();
+        if attempts["data"].as_array().unwrap().len() == 4 && done >= 3 {
+            for a in attempts["data"].as_array().unwrap() {
+                assert_eq!(a["responseStatusCode"], 204, "{name}: {a}");
+                let took = a["responseDurationMs"].as_i64().unwrap();
+                assert!(
+                    took < 900,
+                    "{name} answered after {took} ms, before processing would be done"
+                );
+            }
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name}: {attempts} / {done} processed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Time for a second processing of the resent message, which must not come.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mut done = processed.lock().unwrap().clone();
+    done.sort();
+    let mut want: Vec<String> = ids.iter().map(|id| format!("processed {id}")).collect();
+    want.sort();
+    assert_eq!(done, want, "{name} processes each message exactly once");
+    app.stop().await;
+}
