@@ -101,12 +101,19 @@ mod tests {
     #[test]
     fn the_recorder_keeps_its_histograms_folded_without_a_scrape() {
         handle();
-        let names: Vec<String> = std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .map(|n| n.trim().to_string())
-            .collect();
-        assert!(names.iter().any(|n| n == UPKEEP_THREAD), "threads: {names:?}");
+        // A new thread names itself once it runs: look for a while.
+        let names = || -> Vec<String> {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .map(|n| n.trim().to_string())
+                .collect()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !names().iter().any(|n| n == UPKEEP_THREAD) {
+            assert!(std::time::Instant::now() < deadline, "threads: {:?}", names());
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         metrics::histogram!("hookd_attempt_duration_seconds").record(0.002);
         let text = handle().render();
         assert!(text.contains("hookd_attempt_duration_seconds_bucket"), "{text}");
