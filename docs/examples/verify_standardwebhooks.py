@@ -1,7 +1,8 @@
-import time
-from typing import Mapping, Optional
+from typing import Mapping
 
 from standardwebhooks import Webhook, WebhookVerificationError
+
+from verify_stdlib import ReplayGuard  # noqa: F401 (the same replay check, for callers)
 
 
 def verify_webhook(payload: bytes, headers: Mapping[str, str], secret: str) -> bool:
@@ -12,19 +13,3 @@ def verify_webhook(payload: bytes, headers: Mapping[str, str], secret: str) -> b
     except WebhookVerificationError:
         return False
     return True
-
-
-class ReplayGuard:
-    """Remembers the webhook-id values already processed (in production: your database, in the same
-    transaction as the work); this in-memory version keeps each id for a day."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
-
-    def first_time(self, msg_id: str, now: Optional[float] = None) -> bool:
-        now = time.time() if now is None else now
-        self._seen = {i: at for i, at in self._seen.items() if now - at <= 24 * 60 * 60}
-        if msg_id in self._seen:
-            return False
-        self._seen[msg_id] = now
-        return True

@@ -278,15 +278,6 @@ fn the_guide_shows_each_example_file_verbatim() {
     );
 }
 
-/// A free loopback port (a listener bound and closed at once).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The best-practice receivers of the guide (TypeScript and Python, standard library only),
 /// each run as a process behind a real endpoint: they answer at once (every attempt is a `204`
 /// that took less than the second each event takes to process), process each message exactly
@@ -323,7 +314,7 @@ async fn the_receiver_examples_answer_at_once_process_later_and_deduplicate() {
 
 async fn receiver_behaves(name: &str, mut cmd: Command) {
     use std::io::BufRead;
-    let port = free_port();
+    let port = crate::tools::free_port();
     let mut child = cmd
         .env("HOOKD_WEBHOOK_SECRET", SECRET)
         .env("PORT", port.to_string())

@@ -82,7 +82,8 @@ impl Running {
     }
 }
 
-fn free_port() -> u16 {
+/// A free loopback port (a listener bound and closed at once).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -6,8 +6,11 @@ JSON list of {secret, headers, body}); prints "accepted" or "rejected" per case.
 An example with a ReplayGuard also has each accepted id checked against it."""
 import importlib.util
 import json
+import pathlib
 import sys
 
+# Examples import each other (`from verify_stdlib import ReplayGuard`), as beside each other.
+sys.path.insert(0, str(pathlib.Path(sys.argv[1]).parent))
 spec = importlib.util.spec_from_file_location("example", sys.argv[1])
 example = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(example)
