@@ -3,7 +3,8 @@ JSON list of {secret, headers, body}); prints "accepted" or "rejected" per case.
 
     drive.py EXAMPLE.py [FUNCTION]     # FUNCTION defaults to verify_webhook
 
-An example with a ReplayGuard also has each accepted id checked against it."""
+Each verified id is then checked against the example's ReplayGuard, or the guide's own (from
+verify_stdlib.py) for an example without one."""
 import importlib.util
 import json
 import pathlib
@@ -15,10 +16,13 @@ spec = importlib.util.spec_from_file_location("example", sys.argv[1])
 example = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(example)
 verify = getattr(example, sys.argv[2] if len(sys.argv) > 2 else "verify_webhook")
-guard = example.ReplayGuard() if hasattr(example, "ReplayGuard") else None
+if hasattr(example, "ReplayGuard"):
+    guard = example.ReplayGuard()
+else:
+    from verify_stdlib import ReplayGuard
+
+    guard = ReplayGuard()
 for case in json.load(sys.stdin):
     headers = case["headers"]
-    ok = verify(case["body"].encode(), headers, case["secret"])
-    if ok and guard is not None:
-        ok = guard.first_time(headers["webhook-id"])
+    ok = verify(case["body"].encode(), headers, case["secret"]) and guard.first_time(headers["webhook-id"])
     print("accepted" if ok else "rejected")

@@ -1,6 +1,6 @@
 // Runs the TypeScript verification examples of the integration guide over the cases on stdin
 // (a JSON list of {secret, headers, body}); prints "accepted" or "rejected" per case. With the
-// argument `v1a`, the ed25519 example (without a replay guard).
+// argument `v1a`, the ed25519 example; either way with the guide's replay guard.
 import { readFileSync } from "node:fs";
 import { ReplayGuard, verifyWebhookSignature } from "./verify";
 import { verifyV1a } from "./verify_v1a";
@@ -21,8 +21,7 @@ for (const c of cases) {
     signature: c.headers["webhook-signature"] ?? "",
   };
   const body = Buffer.from(c.body, "utf8");
-  const ok = v1a
-    ? verifyV1a(body, headers, c.secret)
-    : verifyWebhookSignature(body, headers, c.secret) && guard.firstTime(headers.id);
+  const verified = v1a ? verifyV1a(body, headers, c.secret) : verifyWebhookSignature(body, headers, c.secret);
+  const ok = verified && guard.firstTime(headers.id);
   console.log(ok ? "accepted" : "rejected");
 }
