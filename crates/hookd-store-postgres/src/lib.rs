@@ -27,6 +27,7 @@
 //! (the capability traits' implementations, one file per trait).
 
 mod error;
+mod ingest;
 pub mod migrate;
 mod pool;
 mod rows;
@@ -73,6 +74,8 @@ pub struct PostgresStore {
     /// The LISTEN connection for [`QueueStore::wait_for_work`](hookd_store::QueueStore::wait_for_work),
     /// opened on first use and shared by the store's clones.
     listener: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::postgres::PgListener>>>,
+    /// Group commit for published messages, shared by the store's clones.
+    ingest: ingest::Ingest,
     /// Seals endpoint secrets at rest when set.
     pub(crate) secrets: Option<std::sync::Arc<hookd_store::secrets::SecretBox>>,
 }
@@ -126,9 +129,10 @@ impl PostgresStore {
         }
         // Connecting eagerly (one connection) makes a wrong URL or a down server fail here, at
         // start, rather than on the first request.
-        let pool = pool.connect(url).await.map_err(map_err)?;
+        let pool = pool::Pool::new(pool.connect(url).await.map_err(map_err)?);
         Ok(PostgresStore {
-            pool: pool::Pool::new(pool),
+            ingest: ingest::Ingest::start(pool.clone(), options.max_connections),
+            pool,
             listener: Default::default(),
             secrets: None,
         })

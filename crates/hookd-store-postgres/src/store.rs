@@ -65,7 +65,7 @@ impl PostgresStore {
 }
 
 /// Wakes the nodes of this installation (delivered when the surrounding transaction commits).
-async fn notify_work<'e, E: sqlx::Executor<'e, Database = Postgres>>(executor: E) -> StoreResult<()> {
+pub(crate) async fn notify_work<'e, E: sqlx::Executor<'e, Database = Postgres>>(executor: E) -> StoreResult<()> {
     sqlx::query("SELECT pg_notify($1, current_schema())")
         .bind(WORK_CHANNEL)
         .execute(executor)

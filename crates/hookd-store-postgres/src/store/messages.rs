@@ -5,59 +5,8 @@ use super::*;
 #[async_trait]
 impl MessageStore for PostgresStore {
     async fn create_message(&self, m: &Message, deliveries: &[NewDelivery]) -> StoreResult<()> {
-        let mut tx = self.pool.write()?.begin().await.map_err(map_err)?;
-        sqlx::query(&format!(
-            "INSERT INTO message ({MESSAGE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        ))
-        .bind(&m.id)
-        .bind(&m.app_id)
-        .bind(&m.event_id)
-        .bind(&m.event_type)
-        .bind(m.channels.as_ref().map(Json))
-        .bind(&m.payload)
-        .bind(micros(m.created_at))
-        .bind(micros(m.expires_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if !deliveries.is_empty() {
-            // The whole fan-out in one statement: one round trip however many endpoints.
-            let col = |f: fn(&NewDelivery) -> &String| deliveries.iter().map(f).cloned().collect::<Vec<String>>();
-            // Created leased: due again when that lease ends, like a claimed delivery.
-            let due: Vec<i64> = deliveries
-                .iter()
-                .map(|d| micros(d.leased_until.unwrap_or(d.due_at)))
-                .collect();
-            let lease: Vec<i64> = deliveries
-                .iter()
-                .map(|d| d.leased_until.map(micros).unwrap_or(0))
-                .collect();
-            let tokens: Vec<i64> = deliveries.iter().map(|d| d.lease_token).collect();
-            sqlx::query(
-                "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, lease_until, \
-                 lease_token, created_at, updated_at) \
-                 SELECT id, msg_id, endpoint_id, app_id, $5, due, lease, token, $8, $8 \
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $6::bigint[], $7::bigint[], $9::bigint[]) \
-                 AS d(id, msg_id, endpoint_id, app_id, due, lease, token)",
-            )
-            .bind(col(|d| &d.id))
-            .bind(col(|d| &d.msg_id))
-            .bind(col(|d| &d.endpoint_id))
-            .bind(col(|d| &d.app_id))
-            .bind(MessageStatus::Pending.code() as i16)
-            .bind(due)
-            .bind(lease)
-            .bind(micros(m.created_at))
-            .bind(tokens)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            // Deliveries this node did not take itself are due now for any node: wake them.
-            if deliveries.iter().any(|d| d.leased_until.is_none()) {
-                notify_work(&mut *tx).await?;
-            }
-        }
-        tx.commit().await.map_err(map_err)
+        // Grouped with other publishes into one transaction (see `ingest`).
+        self.ingest.create(m, deliveries).await
     }
 
     async fn get_message(&self, app_id: &str, key: &str) -> StoreResult<Option<Message>> {

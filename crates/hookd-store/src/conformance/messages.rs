@@ -70,6 +70,54 @@ pub async fn duplicate_event_id_is_a_conflict_and_inserts_none_of_its_deliveries
     assert_eq!(found, Some(elsewhere));
 }
 
+/// Publishes made together succeed or fail each on its own (a backend may commit them as one
+/// group): among 120 concurrent messages, two share an event id and exactly one of those two is
+/// a `Conflict`; every other message and its delivery is stored. A publish whose request deadline closed its
+/// write gate before it was written stores nothing.
+pub async fn concurrent_publishes_succeed_or_fail_each_on_its_own(store: &dyn Store) {
+    use crate::gate::WriteGate;
+    let mut g = Gen::new();
+    let (app, ep) = app_with_endpoint(store, &mut g).await;
+    let mut batch = Vec::new();
+    for i in 0..120 {
+        let mut m = g.message(&app.id, "user.created", at(10 + i));
+        // Message 119 repeats message 40's event id.
+        m.event_id = Some(format!("evt-{}", if i == 119 { 40 } else { i }));
+        m.channels = (i % 3 == 0).then(|| strings(&["eu"]));
+        let d = g.delivery(&m, &ep.id, at(10 + i));
+        batch.push((m, d));
+    }
+    let results = futures_util::future::join_all(
+        batch
+            .iter()
+            .map(|(m, d)| store.create_message(m, slice::from_ref(d))),
+    )
+    .await;
+    let mut conflicts = 0;
+    for (i, ((m, d), result)) in batch.iter().zip(results).enumerate() {
+        if (i == 40 || i == 119) && result.is_err() {
+            conflicts += 1;
+            assert_conflict(result, "event id evt-40 twice");
+            assert_eq!(store.get_message(&app.id, &m.id).await.unwrap(), None);
+            assert_eq!(store.get_delivery(&m.id, &ep.id).await.unwrap(), None);
+        } else {
+            result.unwrap_or_else(|e| panic!("message {i}: {e:?}"));
+            assert_eq!(store.get_message(&app.id, &m.id).await.unwrap().as_ref(), Some(m));
+            let stored = store.get_delivery(&m.id, &ep.id).await.unwrap().expect("delivery stored");
+            assert_eq!(stored.id, d.id);
+        }
+    }
+    assert_eq!(conflicts, 1, "one of the two messages with event id evt-40 is refused");
+
+    let closed = WriteGate::new();
+    assert!(closed.close());
+    let late = g.message(&app.id, "user.created", at(500));
+    let d = g.delivery(&late, &ep.id, at(500));
+    let refused = closed.scope(store.create_message(&late, slice::from_ref(&d))).await;
+    assert!(matches!(refused, Err(StoreError::Unavailable(_))), "refused: {refused:?}");
+    assert_eq!(store.get_message(&app.id, &late.id).await.unwrap(), None);
+}
+
 /// Messages list newest first by default, in pages, filtered by event type, channel and a
 /// strict creation-time window, and never include another application's messages.
 pub async fn messages_list_newest_first_and_filter_by_type_channel_and_time(store: &dyn Store) {

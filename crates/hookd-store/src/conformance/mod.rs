@@ -165,6 +165,7 @@ macro_rules! store_conformance_tests {
             // MessageStore
             message_is_found_by_id_and_by_event_id,
             duplicate_event_id_is_a_conflict_and_inserts_none_of_its_deliveries,
+            concurrent_publishes_succeed_or_fail_each_on_its_own,
             messages_list_newest_first_and_filter_by_type_channel_and_time,
             manual_schedule_makes_a_finished_delivery_due_as_a_manual_attempt,
             manual_schedule_creates_the_delivery_when_the_endpoint_never_had_one,

@@ -1,0 +1,249 @@
+//! Group commit for published messages.
+//!
+//! Every `create_message` queues its message and deliveries here. A task takes the first
+//! waiting job and every job queued behind it (up to [`MAX_BATCH`]), and writes the group in
+//! one transaction of three statements (messages, deliveries, one wake-up) however many
+//! messages it holds; only after that commit is each caller answered. Several groups (up to
+//! [`IN_FLIGHT`]) commit at once on separate connections, so the next group gathers while earlier
+//! ones wait for the server's fsync: under load the cost of a commit is shared by a group,
+//! and a lone message still goes straight through.
+//!
+//! A group holds independent requests, so one request's failure must not become another's:
+//! when the group's transaction fails for any reason other than the database being
+//! unavailable (a duplicate event id, say), each of its messages is written again on its own
+//! and answered with its own outcome. When the database is unavailable, every caller gets
+//! `Unavailable` (503) and nothing of the group was committed.
+//!
+//! A request's deadline still applies while its job waits: the job is queued under the
+//! request's write gate ([`hookd_store::gate::queue_write`]) and skipped if the gate closed
+//! before its group started, or if the caller is gone.
+
+use std::sync::Arc;
+
+use hookd_core::model::{Message, MessageStatus};
+use hookd_store::gate::QueuedWrite;
+use hookd_store::{NewDelivery, StoreError, StoreResult};
+use sqlx::{Postgres, Transaction};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::pool::Pool;
+use crate::rows::{micros, MESSAGE_COLS};
+use crate::map_err;
+
+/// Most messages in one transaction.
+pub(crate) const MAX_BATCH: usize = 256;
+/// Most groups committing at once (each on its own connection); a quarter of the pool, so
+/// reads and the delivery engine always find connections too.
+pub(crate) const IN_FLIGHT: usize = 4;
+/// Most messages waiting for a group. Beyond it a publish is refused at once as
+/// `Unavailable` (503 with `Retry-After`) instead of queueing without limit.
+pub(crate) const QUEUE_CAPACITY: usize = 16 * MAX_BATCH;
+
+struct Job {
+    message: Message,
+    deliveries: Vec<NewDelivery>,
+    queued: QueuedWrite,
+    done: oneshot::Sender<StoreResult<()>>,
+}
+
+/// The handle `create_message` queues on; the task stops when every handle is dropped.
+#[derive(Clone)]
+pub(crate) struct Ingest {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Ingest {
+    /// Starts the gathering task on the current runtime, for a pool of `connections`.
+    pub(crate) fn start(pool: Pool, connections: u32) -> Ingest {
+        let (jobs, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let in_flight = (connections as usize / 4).clamp(1, IN_FLIGHT);
+        tokio::spawn(gather(pool, rx, in_flight));
+        Ingest { jobs }
+    }
+
+    /// Stores `message` and its deliveries in the next group; returns once that group
+    /// committed (or this message, written alone after the group failed, did).
+    pub(crate) async fn create(&self, message: &Message, deliveries: &[NewDelivery]) -> StoreResult<()> {
+        let queued = hookd_store::gate::queue_write()?;
+        let (done, answer) = oneshot::channel();
+        let job = Job {
+            message: message.clone(),
+            deliveries: deliveries.to_vec(),
+            queued,
+            done,
+        };
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                StoreError::Unavailable("too many messages are waiting to be stored".into())
+            }
+            mpsc::error::TrySendError::Closed(_) => StoreError::Unavailable("the message writer has stopped".into()),
+        })?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the message writer dropped a request".into()))?
+    }
+}
+
+/// Takes groups off the queue and commits up to `in_flight` of them at once.
+async fn gather(pool: Pool, mut rx: mpsc::Receiver<Job>, in_flight: usize) {
+    let room = Arc::new(Semaphore::new(in_flight));
+    while let Some(first) = rx.recv().await {
+        // While every slot is committing, the queue keeps filling: the wait forms the group.
+        let Ok(slot) = room.clone().acquire_owned().await else {
+            return;
+        };
+        let mut group = vec![first];
+        while group.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            commit(&pool, group).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Writes one group and answers its callers.
+async fn commit(pool: &Pool, group: Vec<Job>) {
+    // A caller that is gone was answered 503 by its deadline; one whose gate closed while it
+    // waited will be. Neither may be committed on its behalf.
+    let mut jobs = Vec::with_capacity(group.len());
+    for job in group {
+        if job.done.is_closed() {
+            continue;
+        }
+        match job.queued.start() {
+            Ok(()) => jobs.push(job),
+            Err(e) => {
+                let _ = job.done.send(Err(e));
+            }
+        }
+    }
+    if jobs.is_empty() {
+        return;
+    }
+    let parts: Vec<(&Message, &[NewDelivery])> = jobs.iter().map(|j| (&j.message, j.deliveries.as_slice())).collect();
+    match write(pool, &parts).await {
+        Ok(()) => {
+            for job in jobs {
+                let _ = job.done.send(Ok(()));
+            }
+        }
+        Err(e) if jobs.len() == 1 || matches!(e, StoreError::Unavailable(_)) => {
+            let full = e.is_storage_full();
+            let text = e.to_string();
+            let cause = match &e {
+                StoreError::Unavailable(cause) => cause.to_string(),
+                _ => text,
+            };
+            let mut e = Some(e);
+            for job in jobs {
+                let answer = match e.take() {
+                    Some(first) => first,
+                    None if full => StoreError::storage_full(cause.clone()),
+                    None => StoreError::Unavailable(cause.clone().into()),
+                };
+                let _ = job.done.send(Err(answer));
+            }
+        }
+        Err(_) => {
+            // One message broke the group (a duplicate event id): each on its own, so only
+            // that one fails.
+            for job in jobs {
+                let outcome = write(pool, &[(&job.message, job.deliveries.as_slice())]).await;
+                let _ = job.done.send(outcome);
+            }
+        }
+    }
+}
+
+/// Messages and their deliveries in one transaction: one statement per table.
+async fn write(pool: &Pool, parts: &[(&Message, &[NewDelivery])]) -> StoreResult<()> {
+    let mut tx = pool.write()?.begin().await.map_err(map_err)?;
+    insert_messages(&mut tx, parts).await?;
+    let deliveries: Vec<&NewDelivery> = parts.iter().flat_map(|(_, d)| d.iter()).collect();
+    if !deliveries.is_empty() {
+        insert_deliveries(&mut tx, parts, &deliveries).await?;
+        // Deliveries this node did not take itself are due now for any node: wake them.
+        if deliveries.iter().any(|d| d.leased_until.is_none()) {
+            crate::store::notify_work(&mut *tx).await?;
+        }
+    }
+    tx.commit().await.map_err(map_err)
+}
+
+async fn insert_messages(tx: &mut Transaction<'_, Postgres>, parts: &[(&Message, &[NewDelivery])]) -> StoreResult<()> {
+    let messages = parts.iter().map(|(m, _)| *m);
+    let text = |f: fn(&Message) -> Option<&String>| messages.clone().map(f).map(|s| s.cloned()).collect::<Vec<_>>();
+    let mut channels = Vec::with_capacity(parts.len());
+    for m in messages.clone() {
+        channels.push(match &m.channels {
+            Some(list) => Some(serde_json::to_string(list).map_err(StoreError::internal)?),
+            None => None,
+        });
+    }
+    sqlx::query(&format!(
+        "INSERT INTO message ({MESSAGE_COLS}) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]::jsonb[], $6::text[], \
+         $7::bigint[], $8::bigint[])"
+    ))
+    .bind(text(|m| Some(&m.id)))
+    .bind(text(|m| Some(&m.app_id)))
+    .bind(text(|m| m.event_id.as_ref()))
+    .bind(text(|m| Some(&m.event_type)))
+    .bind(channels)
+    .bind(text(|m| m.payload.as_ref()))
+    .bind(messages.clone().map(|m| micros(m.created_at)).collect::<Vec<_>>())
+    .bind(messages.map(|m| micros(m.expires_at)).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+async fn insert_deliveries(
+    tx: &mut Transaction<'_, Postgres>,
+    parts: &[(&Message, &[NewDelivery])],
+    deliveries: &[&NewDelivery],
+) -> StoreResult<()> {
+    let col = |f: fn(&NewDelivery) -> &String| deliveries.iter().map(|d| f(d).clone()).collect::<Vec<String>>();
+    // Created leased: due again when that lease ends, like a claimed delivery.
+    let due: Vec<i64> = deliveries
+        .iter()
+        .map(|d| micros(d.leased_until.unwrap_or(d.due_at)))
+        .collect();
+    let lease: Vec<i64> = deliveries
+        .iter()
+        .map(|d| d.leased_until.map(micros).unwrap_or(0))
+        .collect();
+    let tokens: Vec<i64> = deliveries.iter().map(|d| d.lease_token).collect();
+    // Each delivery is created when its message is.
+    let created: Vec<i64> = parts
+        .iter()
+        .flat_map(|(m, d)| std::iter::repeat_n(micros(m.created_at), d.len()))
+        .collect();
+    sqlx::query(
+        "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, lease_until, \
+         lease_token, created_at, updated_at) \
+         SELECT id, msg_id, endpoint_id, app_id, $5, due, lease, token, created, created \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $6::bigint[], $7::bigint[], $8::bigint[], \
+         $9::bigint[]) AS d(id, msg_id, endpoint_id, app_id, due, lease, token, created)",
+    )
+    .bind(col(|d| &d.id))
+    .bind(col(|d| &d.msg_id))
+    .bind(col(|d| &d.endpoint_id))
+    .bind(col(|d| &d.app_id))
+    .bind(MessageStatus::Pending.code() as i16)
+    .bind(due)
+    .bind(lease)
+    .bind(tokens)
+    .bind(created)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
