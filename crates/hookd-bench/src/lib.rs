@@ -65,15 +65,25 @@ pub fn hookd_command(bin: &Path, dir: &Path, backend: Backend) -> Command {
     cmd
 }
 
-/// Starts `hookd serve` node `node`; returns the child, the API base URL and the admin token if
-/// hookd printed one (it does at first start on SQLite only).
+/// Starts `hookd serve` node `node`, pinned to the CPUs `cpus` (a `taskset -c` list, e.g. `0`
+/// or `0-1`) when given; returns the child, the API base URL and the admin token if hookd
+/// printed one (it does at first start on SQLite only).
 pub async fn start_node(
     bin: &Path,
     dir: &Path,
     backend: Backend<'_>,
     node: u64,
+    cpus: Option<&str>,
 ) -> anyhow::Result<(Child, String, Option<String>)> {
-    let mut cmd = hookd_command(bin, dir, backend);
+    let mut cmd = match cpus {
+        // taskset execs hookd, so the child's pid is hookd's (the CPU meter reads it).
+        Some(cpus) => {
+            let mut cmd = hookd_command(Path::new("taskset"), dir, backend);
+            cmd.args(["-c", cpus]).arg(bin);
+            cmd
+        }
+        None => hookd_command(bin, dir, backend),
+    };
     // Port 0: the kernel picks a free port without a bind-then-release race; hookd prints it.
     cmd.args(["serve", "--listen", "127.0.0.1:0"]);
     match backend {

@@ -81,6 +81,10 @@ struct Args {
     /// `--database`: SQLite is one process's file).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     nodes: u64,
+    /// Pin a node to these CPUs (a `taskset -c` list); give it once per node, in node order,
+    /// e.g. `--nodes 2 --pin 0 --pin 1` runs each node on a core of its own.
+    #[arg(long = "pin", value_name = "CPUS")]
+    pin: Vec<String>,
     /// Publish this catalog event type (e.g. content.published) built from its example, with a
     /// new `id` and `timestamp` per message, instead of padded `bench.event` envelopes; with
     /// `HOOKD_CATALOG__VALIDATION=reject` or `off` this measures what payload validation costs.
@@ -103,6 +107,9 @@ struct Args {
 struct Report {
     backend: &'static str,
     nodes: u64,
+    /// Each node's CPUs when pinned (`--pin`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pinned: Vec<String>,
     /// `bench.event`, or the catalog event type published.
     event_type: String,
     messages: usize,
@@ -496,7 +503,7 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
     let mut nodes = Vec::new();
     let token = match backend {
         Backend::Sqlite => {
-            let (child, base, token) = start_node(&bin, dir, backend, 0).await?;
+            let (child, base, token) = start_node(&bin, dir, backend, 0, args.pin.first().map(String::as_str)).await?;
             nodes.push((child, base));
             token.context("hookd printed no admin token at first start")?
         }
@@ -504,7 +511,7 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
             // First, so the schema is migrated once before the nodes open it.
             let token = create_token(&bin, dir, backend, url).await?;
             for node in 0..args.nodes {
-                let (child, base, _) = start_node(&bin, dir, backend, node).await?;
+                let (child, base, _) = start_node(&bin, dir, backend, node, args.pin.get(node as usize).map(String::as_str)).await?;
                 nodes.push((child, base));
             }
             token
@@ -691,6 +698,7 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
             Backend::Postgres { .. } => "postgres",
         },
         nodes: bases.len() as u64,
+        pinned: args.pin.clone(),
         messages,
         apps,
         endpoints,
@@ -723,6 +731,12 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if !args.pin.is_empty() && args.pin.len() as u64 != args.nodes {
+        let message = format!("--pin is given once per node: {} for {} nodes", args.pin.len(), args.nodes);
+        Args::command()
+            .error(clap::error::ErrorKind::WrongNumberOfValues, message)
+            .exit();
+    }
     if args.nodes > 1 && args.database.is_none() {
         let message = "--nodes above 1 needs --database: only PostgreSQL can be shared by several nodes";
         Args::command()

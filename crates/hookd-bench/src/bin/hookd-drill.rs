@@ -191,7 +191,7 @@ impl Cluster {
         let (mut children, mut bases) = (Vec::new(), Vec::new());
         let token = match backend {
             Backend::Sqlite => {
-                let (child, base, token) = start_node(&bin, dir, backend, 0).await?;
+                let (child, base, token) = start_node(&bin, dir, backend, 0, None).await?;
                 children.push(child);
                 bases.push(base);
                 token.context("hookd printed no admin token at first start")?
@@ -199,7 +199,7 @@ impl Cluster {
             Backend::Postgres { url, .. } => {
                 let token = create_token(&bin, dir, backend, url).await?;
                 for node in 0..nodes {
-                    let (child, base, _) = start_node(&bin, dir, backend, node).await?;
+                    let (child, base, _) = start_node(&bin, dir, backend, node, None).await?;
                     children.push(child);
                     bases.push(base);
                 }
@@ -231,7 +231,7 @@ impl Cluster {
 
     /// Starts `node` again on the same data; returns when it printed its address.
     async fn restart(&self, node: usize, backend: Backend<'_>) -> anyhow::Result<()> {
-        let (child, base, _) = start_node(&self.bin, &self.dir, backend, node as u64).await?;
+        let (child, base, _) = start_node(&self.bin, &self.dir, backend, node as u64, None).await?;
         self.children.lock().await[node] = child;
         self.bases.write().expect("bases lock")[node] = base;
         Ok(())
