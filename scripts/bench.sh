@@ -7,9 +7,10 @@
 #                                 #   scripts/bench.sh --messages 2000 --concurrency 8 --endpoints 4
 #                                 #   scripts/bench.sh --database postgres://… --nodes 2
 #
-# With HOOKD_BENCH_POSTGRES_URL=postgres://… set, part of the matrix also runs on PostgreSQL
-# (closed loop with the baseline, 1,000 msgs/s open loop, fan-out to 10, two nodes). Each run
-# uses a fresh schema that it drops afterwards; psql must be on the PATH.
+# With HOOKD_BENCH_POSTGRES_URL=postgres://… set, the whole matrix runs again on PostgreSQL (one
+# node), followed by the scale-out pair: one node pinned to CPU 0, then two nodes pinned to CPU 0
+# and CPU 1 (taskset). Each run uses a fresh schema that it drops afterwards; psql must be on
+# the PATH. HOOKD_BENCH_SKIP_SQLITE=1 runs the PostgreSQL part only.
 #
 # Respects CARGO_TARGET_DIR (default: <repo>/target). HOOKD_* variables reach hookd, so its
 # configuration can be varied, e.g. HOOKD_STORAGE__SQLITE_SYNCHRONOUS=normal scripts/bench.sh.
@@ -63,15 +64,20 @@ scenarios=(
     # Backlog drain.
     "--messages $backlog_messages --concurrency 64 --backlog --timeout-secs 900"
 )
-for scenario in "${scenarios[@]}"; do
-    # shellcheck disable=SC2086 # each scenario is a list of words
-    "${bench[@]}" $scenario
-done
+if [[ -z "${HOOKD_BENCH_SKIP_SQLITE:-}" ]]; then
+    for scenario in "${scenarios[@]}"; do
+        # shellcheck disable=SC2086 # each scenario is a list of words
+        "${bench[@]}" $scenario
+    done
+fi
 
 if [[ -n "${HOOKD_BENCH_POSTGRES_URL:-}" ]]; then
     pg=(--database "$HOOKD_BENCH_POSTGRES_URL")
-    "${bench[@]}" "${pg[@]}" --messages 50000 --concurrency 64 --baseline
-    "${bench[@]}" "${pg[@]}" --messages 20000 --concurrency 256 --rate 1000
-    "${bench[@]}" "${pg[@]}" --messages 10000 --concurrency 64 --endpoints 10
-    "${bench[@]}" "${pg[@]}" --nodes 2 --messages 50000 --concurrency 64
+    for scenario in "${scenarios[@]}"; do
+        # shellcheck disable=SC2086
+        "${bench[@]}" "${pg[@]}" $scenario
+    done
+    # Scale-out: each node on a core of its own (PostgreSQL and the harness share both).
+    "${bench[@]}" "${pg[@]}" --messages 50000 --concurrency 64 --pin 0
+    "${bench[@]}" "${pg[@]}" --messages 50000 --concurrency 64 --nodes 2 --pin 0 --pin 1
 fi
