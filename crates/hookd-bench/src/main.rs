@@ -511,7 +511,14 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
             // First, so the schema is migrated once before the nodes open it.
             let token = create_token(&bin, dir, backend, url).await?;
             for node in 0..args.nodes {
-                let (child, base, _) = start_node(&bin, dir, backend, node, args.pin.get(node as usize).map(String::as_str)).await?;
+                let (child, base, _) = start_node(
+                    &bin,
+                    dir,
+                    backend,
+                    node,
+                    args.pin.get(node as usize).map(String::as_str),
+                )
+                .await?;
                 nodes.push((child, base));
             }
             token
@@ -732,7 +739,11 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if !args.pin.is_empty() && args.pin.len() as u64 != args.nodes {
-        let message = format!("--pin is given once per node: {} for {} nodes", args.pin.len(), args.nodes);
+        let message = format!(
+            "--pin is given once per node: {} for {} nodes",
+            args.pin.len(),
+            args.nodes
+        );
         Args::command()
             .error(clap::error::ErrorKind::WrongNumberOfValues, message)
             .exit();

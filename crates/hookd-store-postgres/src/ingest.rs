@@ -26,9 +26,9 @@ use hookd_store::{NewDelivery, StoreError, StoreResult};
 use sqlx::{Postgres, Transaction};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::map_err;
 use crate::pool::Pool;
 use crate::rows::{micros, MESSAGE_COLS};
-use crate::map_err;
 
 /// Most messages in one transaction.
 pub(crate) const MAX_BATCH: usize = 256;

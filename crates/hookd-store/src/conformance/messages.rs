@@ -87,12 +87,8 @@ pub async fn concurrent_publishes_succeed_or_fail_each_on_its_own(store: &dyn St
         let d = g.delivery(&m, &ep.id, at(10 + i));
         batch.push((m, d));
     }
-    let results = futures_util::future::join_all(
-        batch
-            .iter()
-            .map(|(m, d)| store.create_message(m, slice::from_ref(d))),
-    )
-    .await;
+    let results =
+        futures_util::future::join_all(batch.iter().map(|(m, d)| store.create_message(m, slice::from_ref(d)))).await;
     let mut conflicts = 0;
     for (i, ((m, d), result)) in batch.iter().zip(results).enumerate() {
         if (i == 40 || i == 119) && result.is_err() {
@@ -103,7 +99,11 @@ pub async fn concurrent_publishes_succeed_or_fail_each_on_its_own(store: &dyn St
         } else {
             result.unwrap_or_else(|e| panic!("message {i}: {e:?}"));
             assert_eq!(store.get_message(&app.id, &m.id).await.unwrap().as_ref(), Some(m));
-            let stored = store.get_delivery(&m.id, &ep.id).await.unwrap().expect("delivery stored");
+            let stored = store
+                .get_delivery(&m.id, &ep.id)
+                .await
+                .unwrap()
+                .expect("delivery stored");
             assert_eq!(stored.id, d.id);
         }
     }
@@ -114,7 +114,10 @@ pub async fn concurrent_publishes_succeed_or_fail_each_on_its_own(store: &dyn St
     let late = g.message(&app.id, "user.created", at(500));
     let d = g.delivery(&late, &ep.id, at(500));
     let refused = closed.scope(store.create_message(&late, slice::from_ref(&d))).await;
-    assert!(matches!(refused, Err(StoreError::Unavailable(_))), "refused: {refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Unavailable(_))),
+        "refused: {refused:?}"
+    );
     assert_eq!(store.get_message(&app.id, &late.id).await.unwrap(), None);
 }
 

@@ -156,14 +156,14 @@ impl SendContext {
             return None;
         };
         let started = self.clock.now();
-        let result = match &message.payload {
+        let result = match send::shared_payload(&message) {
             Some(payload) => {
                 let out = send::Outgoing {
                     env: app.env,
                     endpoint: &endpoint,
                     msg_id: &message.id,
                     event_type: &message.event_type,
-                    payload,
+                    payload: &payload,
                     attempt: d.total_attempts + 1,
                 };
                 self.sender.send(out, started).await

@@ -14,8 +14,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use hookd_core::model::{Endpoint, Environment};
+use hookd_core::model::{Endpoint, Environment, Message};
 use hookd_core::net::AddressPolicy;
 use hookd_core::retry::Outcome;
 use hookd_core::validate;
@@ -184,10 +185,28 @@ pub struct Outgoing<'a> {
     pub msg_id: &'a str,
     /// The message's event type.
     pub event_type: &'a str,
-    /// The payload.
-    pub payload: &'a str,
+    /// The payload, as the request body: bytes shared with the message (see [`shared_payload`]),
+    /// so a fan-out sends one copy to every endpoint.
+    pub payload: &'a Bytes,
     /// 1-based attempt number.
     pub attempt: i64,
+}
+
+/// Owns the message a [`shared_payload`] points into.
+struct PayloadOf(Arc<Message>);
+
+impl AsRef<[u8]> for PayloadOf {
+    fn as_ref(&self) -> &[u8] {
+        self.0.payload.as_deref().unwrap_or_default().as_bytes()
+    }
+}
+
+/// The message's payload as bytes that keep the message alive instead of copying it: every
+/// attempt of a fan-out, to any number of endpoints, sends these same bytes. `None` once the
+/// payload has expired.
+pub fn shared_payload(message: &Arc<Message>) -> Option<Bytes> {
+    message.payload.as_ref()?;
+    Some(Bytes::from_owner(PayloadOf(message.clone())))
 }
 
 /// Sends deliveries: over HTTP with the live or the sandbox address policy, or through a
@@ -252,7 +271,7 @@ impl Sender {
             .http
             .post(&endpoint.url)
             .headers(headers)
-            .body(out.payload.to_string())
+            .body(out.payload.clone())
             .send()
             .await;
         let mut response = match response {
@@ -332,7 +351,7 @@ impl Sender {
                 })
                 .chain([("user-agent".to_string(), USER_AGENT.to_string())])
                 .collect(),
-            body: out.payload.to_string(),
+            body: String::from_utf8_lossy(out.payload).into_owned(),
         };
         let started = Instant::now();
         match self.relay.forward(&out.endpoint.id, request, self.timeout).await {
@@ -424,14 +443,14 @@ pub fn signing_keys(endpoint: &Endpoint, now: DateTime<Utc>) -> Result<Vec<Signi
 fn signed_headers(
     endpoint: &Endpoint,
     msg_id: &str,
-    payload: &str,
+    payload: &[u8],
     attempt: i64,
     now: DateTime<Utc>,
 ) -> Result<HeaderMap, String> {
     let keys = signing_keys(endpoint, now)?;
     let ts = now.timestamp();
     let refs: Vec<&SigningKey> = keys.iter().collect();
-    let signature = signature_header_for(&refs, msg_id, ts, payload.as_bytes());
+    let signature = signature_header_for(&refs, msg_id, ts, payload);
     let mut h = HeaderMap::new();
     // Custom headers first, so hookd's own can never be overridden by them.
     for (name, value) in &endpoint.headers {
@@ -498,6 +517,33 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_shared_payload_points_into_the_message_and_outlives_other_handles() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let mut message = Message {
+            id: "msg_1".into(),
+            app_id: "app_1".into(),
+            event_id: None,
+            event_type: "user.created".into(),
+            channels: None,
+            payload: Some(r#"{"id":1}"#.into()),
+            created_at: now,
+            expires_at: now,
+        };
+        let shared = Arc::new(message.clone());
+        let body = shared_payload(&shared).expect("a payload");
+        let original = shared.payload.as_deref().unwrap();
+        assert_eq!(&body[..], original.as_bytes());
+        assert_eq!(body.as_ptr(), original.as_ptr(), "the same bytes, not a copy");
+        let again = shared_payload(&shared).unwrap();
+        assert_eq!(again.as_ptr(), body.as_ptr(), "every attempt sends the one copy");
+        drop(shared);
+        assert_eq!(&body[..], br#"{"id":1}"#, "the bytes keep the message alive");
+
+        message.payload = None;
+        assert_eq!(shared_payload(&Arc::new(message)), None, "an expired payload");
+    }
 
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {
