@@ -136,8 +136,7 @@ pub async fn start(
     let (traffic_counts, store_for_traffic): (_, Arc<dyn hookd_store::StatsStore>) =
         (dispatcher.traffic().clone(), store.clone());
     let prune_after_days = config.retention.prune_after_days;
-    let mut state = state::AppState::new(config, store, clock, dispatcher.clone(), caches, notifier);
-    state.relay = relay;
+    let state = state::AppState::new(config, store, clock, dispatcher.clone(), caches, notifier, relay);
     crate::metrics::handle();
     let metrics_listener = match state.config.metrics.listen.filter(|_| state.config.metrics.enabled) {
         Some(addr) => Some(TcpListener::bind(addr).await?),

@@ -13,10 +13,22 @@ use crate::dispatch::Dispatcher;
 use crate::operational::Notifier;
 pub use crate::ops::services::{Services, TaskSlot, TaskSlots, TASKS_PER_APP, TASKS_PER_NODE};
 
-/// Shared application state; cheap to clone. Dereferences to the [`Services`] it holds, so a
-/// handler passes `&state` to a use-case.
+/// Shared application state; one reference count to clone (every request's extractors and
+/// middleware clone it). Dereferences to [`SharedState`] and through it to the [`Services`] it
+/// holds, so a handler passes `&state` to a use-case.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// What an [`AppState`] points to.
+pub struct SharedState {
     /// What use-cases need.
     pub services: Services,
     /// Recently verified tokens.
@@ -29,7 +41,7 @@ pub struct AppState {
     queue_stats: Arc<tokio::sync::Mutex<Option<CountedQueue>>>,
 }
 
-impl std::ops::Deref for AppState {
+impl std::ops::Deref for SharedState {
     type Target = Services;
 
     fn deref(&self) -> &Services {
@@ -74,6 +86,7 @@ impl AppState {
         dispatcher: Dispatcher,
         caches: (Arc<EndpointCache>, Arc<AppCache>),
         notifier: Notifier,
+        relay: Arc<crate::relay::RelayHub>,
     ) -> AppState {
         let (endpoints, apps) = caches;
         let limiter = std::num::NonZeroU32::new(config.api.rate_limit_per_sec).map(|rate| {
@@ -83,13 +96,13 @@ impl AppState {
                 governor::Quota::per_second(rate).allow_burst(burst),
             ))
         });
-        AppState {
+        AppState(Arc::new(SharedState {
             limiter,
             queue_stats: Arc::default(),
             // Short: a token revoked on another node (or by `hookd token revoke`) stops working
             // within a second; revocations through this node clear the cache at once.
             tokens: Arc::new(TokenCache::new(store.clone(), Duration::from_secs(1))),
-            relay: Arc::default(),
+            relay,
             services: Services {
                 tasks: Arc::default(),
                 config: Arc::new(config),
@@ -101,6 +114,6 @@ impl AppState {
                 clock,
                 dispatcher,
             },
-        }
+        }))
     }
 }
