@@ -163,6 +163,17 @@ impl SqliteStore {
         self.inner.writer.run_queued(Some(queued), f).await
     }
 
+    /// [`SqliteStore::write`] without a savepoint, for a write that changes nothing when it
+    /// fails ([`Writer::run_queued_unjournaled`](writer::Writer::run_queued_unjournaled)).
+    pub(crate) async fn write_unjournaled<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        let queued = hookd_store::gate::queue_write()?;
+        self.inner.writer.run_queued_unjournaled(Some(queued), f).await
+    }
+
     /// [`SqliteStore::write`] for what is not a request's effect (its idempotency key, the
     /// health check's ping): it neither needs nor opens the request's write gate.
     pub(crate) async fn write_bookkeeping<R, F>(&self, f: F) -> StoreResult<R>

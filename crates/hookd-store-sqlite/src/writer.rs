@@ -1,9 +1,18 @@
 //! The group-commit writer thread.
 //!
 //! Jobs queue on a channel. The thread takes the first waiting job, opens a transaction, runs
-//! it and every job queued behind it (up to [`MAX_BATCH`]), each in its own savepoint, commits
-//! once, and only then answers every caller. While one commit is being flushed to disk the next
-//! batch gathers, so throughput grows with load instead of being bounded by fsyncs.
+//! it and every job queued behind it (up to [`MAX_BATCH`]), commits once, and only then answers
+//! every caller. While one commit is being flushed to disk the next batch gathers, so throughput
+//! grows with load instead of being bounded by fsyncs.
+//!
+//! One job's failure must not undo its neighbours' work, nor leave half of itself behind. A job
+//! runs either in a savepoint of its own ([`Writer::run_queued`]), which a failure rolls back,
+//! or, for a job that writes nothing when it fails ([`Writer::run_queued_unjournaled`]: its
+//! first statement decides, and SQLite undoes a failed statement by itself), without one. A
+//! savepoint makes SQLite keep a copy of every page the job touches, which is most of a small
+//! job's cost. Should such a job fail after all having written something (an I/O error on its
+//! second statement), the whole batch is rolled back and every caller in it answered
+//! `Unavailable`, so nothing half-written is ever committed.
 
 use std::sync::mpsc;
 
@@ -26,8 +35,19 @@ struct CommitFailed {
 
 type Finish = Box<dyn FnOnce(Option<&CommitFailed>) + Send>;
 /// A job gets the connection inside the open transaction, or `None` when no transaction could
-/// be opened (it then fails without running).
-type Job = Box<dyn FnOnce(Option<&Connection>) -> Finish + Send>;
+/// be opened (it then fails without running). It returns how to answer its caller once the
+/// batch is committed, and whether it left a partial write behind (the batch must then be
+/// rolled back).
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (Finish, bool) + Send>;
+
+/// How a job is kept apart from the others in its transaction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Isolation {
+    /// In a savepoint of its own, rolled back when the job fails.
+    Savepoint,
+    /// Without a savepoint: the job writes nothing when it fails.
+    None,
+}
 
 /// Handle to the writer thread; dropping every handle stops the thread.
 pub struct Writer {
@@ -66,29 +86,65 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     {
+        self.enqueue(queued, Isolation::Savepoint, f).await
+    }
+
+    /// [`Writer::run_queued`] without a savepoint, for a job that changes nothing when it fails:
+    /// one whose first statement is the only one that can fail for a reason of its own (a
+    /// unique key taken), which SQLite then undoes by itself. If it fails anyway after a
+    /// statement changed rows, its whole batch is rolled back and every caller in it answered
+    /// `Unavailable`.
+    pub async fn run_queued_unjournaled<R, F>(&self, queued: Option<QueuedWrite>, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        self.enqueue(queued, Isolation::None, f).await
+    }
+
+    async fn enqueue<R, F>(&self, queued: Option<QueuedWrite>, isolation: Isolation, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<StoreResult<R>>();
         let job: Job = Box::new(move |conn| {
+            let nothing: Finish = Box::new(|_: Option<&CommitFailed>| {});
             // The caller is gone (its request timed out and was answered 503): do not commit
             // on its behalf what it already reported as not done.
             if tx.is_closed() {
-                return Box::new(|_: Option<&CommitFailed>| {});
+                return (nothing, false);
             }
             if let Some(Err(e)) = queued.as_ref().map(QueuedWrite::start) {
                 let _ = tx.send(Err(e));
-                return Box::new(|_: Option<&CommitFailed>| {});
+                return (nothing, false);
             }
-            let result = match conn {
-                Some(conn) => in_savepoint(conn, f),
-                None => Err(StoreError::Unavailable("could not open a SQLite transaction".into())),
+            let mut partial = false;
+            let result = match (conn, isolation) {
+                (Some(conn), Isolation::Savepoint) => in_savepoint(conn, f),
+                (Some(conn), Isolation::None) => {
+                    // Only completed statements count as changes: a failed one that SQLite
+                    // undid adds nothing.
+                    let before = conn.total_changes();
+                    let result = f(conn);
+                    partial = result.is_err() && conn.total_changes() != before;
+                    result
+                }
+                (None, _) => Err(StoreError::Unavailable("could not open a SQLite transaction".into())),
             };
-            Box::new(move |commit_error: Option<&CommitFailed>| {
+            // Some errors (a full disk, an I/O error) make SQLite roll back the whole
+            // transaction: what ran before in the batch is gone, and what runs next must not
+            // commit on its own.
+            partial |= conn.is_some_and(Connection::is_autocommit);
+            let finish: Finish = Box::new(move |commit_error: Option<&CommitFailed>| {
                 let answer = match (commit_error, result) {
                     (Some(e), Ok(_)) if e.full => Err(StoreError::storage_full(format!("commit failed: {}", e.text))),
                     (Some(e), Ok(_)) => Err(StoreError::Unavailable(format!("commit failed: {}", e.text).into())),
                     (_, r) => r,
                 };
                 let _ = tx.send(answer);
-            })
+            });
+            (finish, partial)
         });
         self.jobs.try_send(job).map_err(|e| match e {
             mpsc::TrySendError::Full(_) => StoreError::Unavailable("the SQLite writer's queue is full".into()),
@@ -116,26 +172,39 @@ fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
         let mut finishers = Vec::with_capacity(16);
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "SQLite BEGIN failed");
-            first(None)(None);
+            first(None).0(None);
             continue;
         }
-        finishers.push(first(Some(&conn)));
-        while finishers.len() < MAX_BATCH {
+        let (finish, mut partial) = first(Some(&conn));
+        finishers.push(finish);
+        while finishers.len() < MAX_BATCH && !partial {
             match rx.try_recv() {
-                Ok(job) => finishers.push(job(Some(&conn))),
+                Ok(job) => {
+                    let (finish, left_partial) = job(Some(&conn));
+                    finishers.push(finish);
+                    partial = left_partial;
+                }
                 Err(_) => break,
             }
         }
-        let commit = conn.execute_batch("COMMIT");
-        let error = commit.err().map(|e| {
-            tracing::error!(error = %e, "SQLite commit failed");
+        let error = if partial {
+            tracing::error!("a write failed part-way; its whole batch is rolled back");
             let _ = conn.execute_batch("ROLLBACK");
-            let full = e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull);
-            CommitFailed {
-                text: e.to_string(),
-                full,
-            }
-        });
+            Some(CommitFailed {
+                text: "a write in the same batch failed part-way, so the batch was rolled back".into(),
+                full: false,
+            })
+        } else {
+            conn.execute_batch("COMMIT").err().map(|e| {
+                tracing::error!(error = %e, "SQLite commit failed");
+                let _ = conn.execute_batch("ROLLBACK");
+                let full = e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull);
+                CommitFailed {
+                    text: e.to_string(),
+                    full,
+                }
+            })
+        };
         for finish in finishers {
             finish(error.as_ref());
         }
@@ -200,6 +269,96 @@ mod tests {
         })
         .await
         .unwrap()
+    }
+
+    /// Runs `sql` (statements separated by `;`, each executed in turn) as one job, with or
+    /// without a savepoint, after `after_ms` so jobs reach the queue in order.
+    fn job(
+        w: &std::sync::Arc<Writer>,
+        after_ms: u64,
+        savepoint: bool,
+        sql: &'static str,
+    ) -> tokio::task::JoinHandle<StoreResult<()>> {
+        let w = w.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(after_ms)).await;
+            let f = move |c: &Connection| {
+                for statement in sql.split(';') {
+                    c.execute(statement, []).map_err(crate::map_err)?;
+                }
+                Ok(())
+            };
+            match savepoint {
+                true => w.run(f).await,
+                false => w.run_queued_unjournaled(None, f).await,
+            }
+        })
+    }
+
+    async fn values(w: &Writer) -> Vec<i64> {
+        w.run(|c| {
+            let mut s = c.prepare("SELECT n FROM t ORDER BY n").map_err(crate::map_err)?;
+            let rows = s.query_map([], |r| r.get(0)).map_err(crate::map_err)?;
+            rows.collect::<Result<Vec<i64>, _>>().map_err(crate::map_err)
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_without_a_savepoint_fails_alone_or_takes_its_whole_batch_down() {
+        let w = std::sync::Arc::new(writer(16));
+        w.run(|c| {
+            c.execute_batch("CREATE TABLE u (n INTEGER UNIQUE); INSERT INTO u VALUES (5)")
+                .map_err(crate::map_err)
+        })
+        .await
+        .unwrap();
+
+        // Its first statement fails (a taken key): SQLite undid it, so it fails alone and its
+        // neighbours in the same batch commit.
+        let busy = occupy(&w, 300).await;
+        let before = job(&w, 0, true, "INSERT INTO t VALUES (1)");
+        let refused = job(&w, 20, false, "INSERT INTO u VALUES (5)");
+        let after = job(&w, 40, false, "INSERT INTO t VALUES (2)");
+        busy.await.unwrap();
+        before.await.unwrap().unwrap();
+        assert!(matches!(refused.await.unwrap(), Err(StoreError::Conflict(_))));
+        after.await.unwrap().unwrap();
+        assert_eq!(values(&w).await, [1, 2]);
+
+        // It fails after a statement changed a row: nothing of its batch is committed, and
+        // every caller in it (the job that opened the batch too) hears so; the job queued
+        // behind runs in the next batch.
+        let (started, inside) = std::sync::mpsc::channel();
+        let w2 = w.clone();
+        let opener = tokio::spawn(async move {
+            w2.run(move |c| {
+                let _ = started.send(());
+                std::thread::sleep(Duration::from_millis(300));
+                c.execute("INSERT INTO t VALUES (9)", [])
+                    .map(|_| ())
+                    .map_err(crate::map_err)
+            })
+            .await
+        });
+        tokio::task::spawn_blocking(move || inside.recv().unwrap())
+            .await
+            .unwrap();
+        let neighbour = job(&w, 0, true, "INSERT INTO t VALUES (10)");
+        let partial = job(&w, 20, false, "INSERT INTO t VALUES (11); INSERT INTO u VALUES (5)");
+        let next = job(&w, 40, true, "INSERT INTO t VALUES (12)");
+        let opener = opener.await.unwrap();
+        assert!(matches!(opener, Err(StoreError::Unavailable(_))), "{opener:?}");
+        let neighbour = neighbour.await.unwrap();
+        assert!(matches!(neighbour, Err(StoreError::Unavailable(_))), "{neighbour:?}");
+        assert!(matches!(partial.await.unwrap(), Err(StoreError::Conflict(_))));
+        next.await.unwrap().unwrap();
+        assert_eq!(
+            values(&w).await,
+            [1, 2, 12],
+            "neither 9, 10 nor the half-written 11 was kept"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,9 @@ use super::*;
 impl MessageStore for SqliteStore {
     async fn create_message(&self, m: &Message, deliveries: &[NewDelivery]) -> StoreResult<()> {
         let (m, deliveries) = (m.clone(), deliveries.to_vec());
-        self.write(move |c| {
+        // No savepoint: the message's insert is the only statement that can fail for a reason
+        // of its own (its event id taken), and SQLite undoes a failed statement by itself.
+        self.write_unjournaled(move |c| {
             c.prepare_cached(&format!(
                 "INSERT INTO message ({MESSAGE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
             ))
