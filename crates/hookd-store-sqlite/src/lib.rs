@@ -183,6 +183,17 @@ impl SqliteStore {
     {
         self.inner.writer.run(f).await
     }
+
+    /// [`SqliteStore::write_bookkeeping`] without a savepoint, for bookkeeping whose only
+    /// change is its last statement (an idempotency key's claim, completion or release: every
+    /// request from the Svix SDKs carries a key).
+    pub(crate) async fn write_bookkeeping_unjournaled<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        self.inner.writer.run_queued_unjournaled(None, f).await
+    }
 }
 
 fn take_lock(db: &Path) -> StoreResult<File> {
