@@ -304,3 +304,80 @@ async fn a_batch_recording_one_delivery_twice_ends_as_recording_in_turn_would() 
     store.record_attempts(&batch).await.expect("record");
     assert_eq!(failing_since().await, None);
 }
+
+/// Lease renewals and releases lock their deliveries in id order, as the attempt recorder
+/// does, so two of them never deadlock (PostgreSQL would stall both for a second and cancel
+/// one). Shown with the highest id held elsewhere: a renewal given its leases highest first
+/// waits there already holding every lower one.
+#[tokio::test]
+async fn lease_renewals_and_releases_lock_their_deliveries_in_id_order() {
+    use sqlx::Connection;
+    let Some((store, schema)) = fresh_store().await else {
+        return;
+    };
+    let mut rng = seeded();
+    let ep = app_with_endpoint(&store, &mut rng).await;
+    for t in 0..5 {
+        send(&store, &mut rng, &ep, t).await;
+    }
+    let claimed = store.claim_due(at(10), at(1000), 10).await.unwrap();
+    assert_eq!(claimed.len(), 5);
+    let mut leases: Vec<(String, i64)> = claimed.iter().map(|c| (c.id.clone(), c.lease_token)).collect();
+    leases.sort();
+    leases.reverse();
+    let (highest, lowest) = (leases[0].0.clone(), leases[4].0.clone());
+    let table = format!("\"{}\".delivery", schema.name());
+    let url = std::env::var(URL_VAR).unwrap();
+    // Rewrite the rows highest id first, so the table's own order (and any scan in it) meets
+    // the highest id first: locking in the order rows are found would take it first.
+    let mut shuffle = sqlx::PgConnection::connect(&url).await.unwrap();
+    for (id, _) in &leases {
+        sqlx::query(&format!("UPDATE {table} SET updated_at = updated_at + 1 WHERE id = $1"))
+            .bind(id)
+            .execute(&mut shuffle)
+            .await
+            .unwrap();
+    }
+
+    for release in [false, true] {
+        let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+        let mut probe = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+        sqlx::query(&format!("SELECT id FROM {table} WHERE id = $1 FOR UPDATE"))
+            .bind(&highest)
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let writer = {
+            let (store, leases) = (store.clone(), leases.clone());
+            tokio::spawn(async move {
+                match release {
+                    false => store.renew_leases(&leases, at(2000)).await.map(|_| ()),
+                    true => store.release_leases(&leases, at(2000)).await,
+                }
+            })
+        };
+        // The lowest id is taken first: a probe that will not wait finds it locked.
+        let mut lowest_locked = false;
+        for _ in 0..100 {
+            let probe_lock = sqlx::query(&format!("SELECT id FROM {table} WHERE id = $1 FOR UPDATE NOWAIT"))
+                .bind(&lowest)
+                .execute(&mut probe)
+                .await;
+            if probe_lock.is_err() {
+                lowest_locked = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(
+            lowest_locked,
+            "release {release}: the lowest id was not locked while the highest was waited for"
+        );
+        assert!(!writer.is_finished(), "it waits for the highest id");
+        sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+        writer.await.unwrap().expect("done once the highest id is free");
+    }
+    // Released: all five are due again for any node, from the time the release was made.
+    assert_eq!(store.claim_due(at(2001), at(3000), 10).await.unwrap().len(), 5);
+}

@@ -253,6 +253,8 @@ impl QueueStore for PostgresStore {
             return Ok(0);
         }
         let (ids, tokens): (Vec<String>, Vec<i64>) = leases.iter().cloned().unzip();
+        let mut tx = self.pool.write()?.begin().await.map_err(map_err)?;
+        lock_in_id_order(&mut tx, &ids).await?;
         let done = sqlx::query(
             "UPDATE delivery d SET lease_until = $3, \
              next_attempt_at = CASE WHEN d.next_trigger = 2 THEN d.next_attempt_at ELSE $3 END \
@@ -262,9 +264,10 @@ impl QueueStore for PostgresStore {
         .bind(ids)
         .bind(tokens)
         .bind(micros(lease_until))
-        .execute(self.pool.write()?)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
         Ok(done.rows_affected())
     }
 
@@ -273,6 +276,8 @@ impl QueueStore for PostgresStore {
             return Ok(());
         }
         let (ids, tokens): (Vec<String>, Vec<i64>) = leases.iter().cloned().unzip();
+        let mut tx = self.pool.write()?.begin().await.map_err(map_err)?;
+        lock_in_id_order(&mut tx, &ids).await?;
         sqlx::query(
             "UPDATE delivery d SET lease_until = 0, next_attempt_at = LEAST(d.next_attempt_at, $2) \
              FROM UNNEST($1::text[], $3::bigint[]) AS u(id, token) \
@@ -281,11 +286,12 @@ impl QueueStore for PostgresStore {
         .bind(ids)
         .bind(micros(now))
         .bind(tokens)
-        .execute(self.pool.write()?)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        // They are due now for any node.
-        notify_work(self.pool.write()?).await
+        // They are due now for any node (the wake-up is sent when this commits).
+        notify_work(&mut *tx).await?;
+        tx.commit().await.map_err(map_err)
     }
 
     async fn park_delivery(&self, delivery_id: &str, lease_token: i64) -> StoreResult<()> {
@@ -378,4 +384,18 @@ impl QueueStore for PostgresStore {
             .map(|e| open_endpoint(self.secrets.as_deref(), e))
             .transpose()
     }
+}
+
+/// Locks the deliveries `ids` in id order inside `tx`. Every statement that changes several
+/// deliveries takes their locks this way first (as `record_attempts` does), so two of them can
+/// never wait on each other: an `UPDATE … FROM UNNEST` alone locks in whatever order its join
+/// yields, which deadlocked against the attempt recorder under load (PostgreSQL then stalls
+/// both for its `deadlock_timeout`, a second, and cancels one).
+async fn lock_in_id_order(tx: &mut sqlx::Transaction<'_, Postgres>, ids: &[String]) -> StoreResult<()> {
+    sqlx::query("SELECT id FROM delivery WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(ids)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
 }
