@@ -14,11 +14,13 @@
 //! and answered with its own outcome. When the database is unavailable, every caller gets
 //! `Unavailable` (503) and nothing of the group was committed.
 //!
+//! The queue is bounded in total ([`QUEUE_CAPACITY`]) and per application ([`PER_APP`]).
 //! A request's deadline still applies while its job waits: the job is queued under the
 //! request's write gate ([`hookd_store::gate::queue_write`]) and skipped if the gate closed
 //! before its group started, or if the caller is gone.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use hookd_core::model::{Message, MessageStatus};
 use hookd_store::gate::QueuedWrite;
@@ -41,6 +43,10 @@ pub(crate) const IN_FLIGHT: usize = 2;
 /// Most messages waiting for a group. Beyond it a publish is refused at once as
 /// `Unavailable` (503 with `Retry-After`) instead of queueing without limit.
 pub(crate) const QUEUE_CAPACITY: usize = 16 * MAX_BATCH;
+/// Most of them from one application: when the database slows down, one tenant's burst
+/// cannot take the whole queue; its publishes beyond this are refused (503) while other
+/// tenants' still queue.
+pub(crate) const PER_APP: usize = QUEUE_CAPACITY / 4;
 
 struct Job {
     message: Message,
@@ -53,6 +59,27 @@ struct Job {
 #[derive(Clone)]
 pub(crate) struct Ingest {
     jobs: mpsc::Sender<Job>,
+    /// Publishes waiting or being written, per application (an application with none has
+    /// no entry, so the map holds at most one entry per waiting publish).
+    waiting: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One publish's place in its application's share, given back when dropped.
+struct Place {
+    waiting: Arc<Mutex<HashMap<String, usize>>>,
+    app_id: String,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = waiting.get_mut(&self.app_id) {
+            *n -= 1;
+            if *n == 0 {
+                waiting.remove(&self.app_id);
+            }
+        }
+    }
 }
 
 impl Ingest {
@@ -61,12 +88,32 @@ impl Ingest {
         let (jobs, rx) = mpsc::channel(QUEUE_CAPACITY);
         let in_flight = (connections as usize / 8).clamp(1, IN_FLIGHT);
         tokio::spawn(gather(pool, rx, in_flight));
-        Ingest { jobs }
+        Ingest {
+            jobs,
+            waiting: Arc::default(),
+        }
+    }
+
+    /// A place in `app_id`'s share of the queue, or `Unavailable` when it has none left.
+    fn place(&self, app_id: &str) -> StoreResult<Place> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let n = waiting.entry(app_id.to_string()).or_default();
+        if *n >= PER_APP {
+            return Err(StoreError::Unavailable(
+                "too many of this application's messages are waiting to be stored".into(),
+            ));
+        }
+        *n += 1;
+        Ok(Place {
+            waiting: self.waiting.clone(),
+            app_id: app_id.to_string(),
+        })
     }
 
     /// Stores `message` and its deliveries in the next group; returns once that group
     /// committed (or this message, written alone after the group failed, did).
     pub(crate) async fn create(&self, message: &Message, deliveries: &[NewDelivery]) -> StoreResult<()> {
+        let _place = self.place(&message.app_id)?;
         let queued = hookd_store::gate::queue_write()?;
         let (done, answer) = oneshot::channel();
         let job = Job {

@@ -381,3 +381,88 @@ async fn lease_renewals_and_releases_lock_their_deliveries_in_id_order() {
     // Released: all five are due again for any node, from the time the release was made.
     assert_eq!(store.claim_due(at(2001), at(3000), 10).await.unwrap().len(), 5);
 }
+
+/// While the database is slow, one application's burst takes at most its share of the queue
+/// of publishes waiting to be stored: the rest of its burst is refused at once
+/// (`Unavailable`, answered 503), while another application's publish still queues, and every
+/// queued publish is stored once the database is back.
+#[tokio::test]
+async fn one_applications_burst_takes_only_its_share_of_the_publish_queue() {
+    use sqlx::Connection;
+    let Some((store, schema)) = fresh_store().await else {
+        return;
+    };
+    let mut rng = seeded();
+    let noisy = app_with_endpoint(&store, &mut rng).await.app_id;
+    let quiet = app_with_endpoint(&store, &mut rng).await.app_id;
+    let message = |app: &str, n: i64, rng: &mut rand::rngs::StdRng| Message {
+        id: IdKind::Message.generate(at(n), rng),
+        app_id: app.to_string(),
+        event_id: None,
+        event_type: "user.created".to_string(),
+        channels: None,
+        payload: Some("{}".to_string()),
+        created_at: at(n),
+        expires_at: at(n + 86_400),
+    };
+    // The database is slow: every insert into `message` waits for this lock.
+    let mut holder = sqlx::PgConnection::connect(&std::env::var(URL_VAR).unwrap())
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query(&format!("LOCK TABLE \"{}\".message IN EXCLUSIVE MODE", schema.name()))
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    let burst = 1_100;
+    let share = 1_024; // a quarter of the 4,096 places
+    let mut publishes = Vec::new();
+    for n in 0..burst {
+        let (store, m) = (store.clone(), message(&noisy, n, &mut rng));
+        publishes.push(tokio::spawn(async move { store.create_message(&m, &[]).await }));
+    }
+    let refused_at_once = async {
+        loop {
+            if publishes.iter().filter(|p| p.is_finished()).count() >= (burst - share) as usize {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), refused_at_once)
+        .await
+        .expect("the burst beyond the share is refused at once");
+    let quiet_message = message(&quiet, 0, &mut rng);
+    let quiet_publish = {
+        let (store, m) = (store.clone(), quiet_message.clone());
+        tokio::spawn(async move { store.create_message(&m, &[]).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !quiet_publish.is_finished(),
+        "the other application's publish queues, not refused"
+    );
+    let finished = publishes.iter().filter(|p| p.is_finished()).count();
+    assert_eq!(
+        finished,
+        (burst - share) as usize,
+        "only the burst beyond the share ended early"
+    );
+
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    quiet_publish
+        .await
+        .unwrap()
+        .expect("the other application's publish is stored");
+    let (mut stored, mut refused) = (0, 0);
+    for p in publishes {
+        match p.await.unwrap() {
+            Ok(()) => stored += 1,
+            Err(hookd_store::StoreError::Unavailable(_)) => refused += 1,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!((stored, refused), (share, burst - share));
+    assert!(store.get_message(&quiet, &quiet_message.id).await.unwrap().is_some());
+}
