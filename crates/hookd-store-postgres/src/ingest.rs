@@ -183,18 +183,17 @@ async fn commit(pool: &Pool, group: Vec<Job>) {
                 let _ = job.done.send(Ok(()));
             }
         }
-        Err(e) if jobs.len() == 1 || matches!(e, StoreError::Unavailable(_)) => {
-            let full = e.is_storage_full();
-            let text = e.to_string();
-            let cause = match &e {
-                StoreError::Unavailable(cause) => cause.to_string(),
-                _ => text,
-            };
-            let mut e = Some(e);
+        Err(e) if jobs.len() == 1 => {
+            let _ = jobs.remove(0).done.send(Err(e));
+        }
+        Err(StoreError::Unavailable(cause)) => {
+            // Nothing of the group was committed: every caller hears why (503, or 507 when
+            // the database has no room left).
+            let full = cause.downcast_ref::<hookd_store::StorageFull>().map(|f| f.0.clone());
+            let cause = cause.to_string();
             for job in jobs {
-                let answer = match e.take() {
-                    Some(first) => first,
-                    None if full => StoreError::storage_full(cause.clone()),
+                let answer = match &full {
+                    Some(why) => StoreError::storage_full(why.clone()),
                     None => StoreError::Unavailable(cause.clone().into()),
                 };
                 let _ = job.done.send(Err(answer));

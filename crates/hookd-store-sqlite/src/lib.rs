@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use hookd_store::{StoreError, StoreResult};
 use rusqlite::{Connection, OpenFlags};
 
-use writer::Writer;
+use writer::{Isolation, Writer};
 
 /// How hard SQLite works to make each commit durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -153,46 +153,35 @@ impl SqliteStore {
         .map_err(StoreError::internal)?
     }
 
-    /// Runs `f` inside the writer's current transaction; resolves after the commit.
+    /// Runs `f` inside the writer's current transaction, in a savepoint of its own; resolves
+    /// after the commit.
     pub(crate) async fn write<R, F>(&self, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     {
-        let queued = hookd_store::gate::queue_write()?;
-        self.inner.writer.run_queued(Some(queued), f).await
+        self.write_as(Isolation::Savepoint, f).await
     }
 
-    /// [`SqliteStore::write`] without a savepoint, for a write that changes nothing when it
-    /// fails ([`Writer::run_queued_unjournaled`](writer::Writer::run_queued_unjournaled)).
-    pub(crate) async fn write_unjournaled<R, F>(&self, f: F) -> StoreResult<R>
+    /// [`SqliteStore::write`] kept apart from its neighbours as `isolation` says
+    /// ([`Isolation::None`] for a write that changes nothing when it fails).
+    pub(crate) async fn write_as<R, F>(&self, isolation: Isolation, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     {
         let queued = hookd_store::gate::queue_write()?;
-        self.inner.writer.run_queued_unjournaled(Some(queued), f).await
+        self.inner.writer.run_queued(Some(queued), isolation, f).await
     }
 
-    /// [`SqliteStore::write`] for what is not a request's effect (its idempotency key, the
-    /// health check's ping): it neither needs nor opens the request's write gate.
-    pub(crate) async fn write_bookkeeping<R, F>(&self, f: F) -> StoreResult<R>
+    /// A write that is not a request's effect (its idempotency key, the health check's ping):
+    /// it neither needs nor opens the request's write gate.
+    pub(crate) async fn write_bookkeeping<R, F>(&self, isolation: Isolation, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     {
-        self.inner.writer.run(f).await
-    }
-
-    /// [`SqliteStore::write_bookkeeping`] without a savepoint, for bookkeeping whose only
-    /// change is its last statement (an idempotency key's claim, completion or release: every
-    /// request from the Svix SDKs carries a key).
-    pub(crate) async fn write_bookkeeping_unjournaled<R, F>(&self, f: F) -> StoreResult<R>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
-    {
-        self.inner.writer.run_queued_unjournaled(None, f).await
+        self.inner.writer.run_queued(None, isolation, f).await
     }
 }
 

@@ -17,6 +17,7 @@ use crate::rows::{
     self, micros, Json, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS,
     SESSION_COLS, TASK_COLS, TOKEN_COLS, TRAFFIC_ADD, TRAFFIC_COLS,
 };
+use crate::writer::Isolation;
 use crate::{map_err, SqliteStore};
 use hookd_store::secrets::{open_endpoint, seal_endpoint};
 use hookd_store::sql::{self, Dialect, Param, Sql};

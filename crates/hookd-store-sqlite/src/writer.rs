@@ -7,7 +7,7 @@
 //!
 //! One job's failure must not undo its neighbours' work, nor leave half of itself behind. A job
 //! runs either in a savepoint of its own ([`Writer::run_queued`]), which a failure rolls back,
-//! or, for a job that writes nothing when it fails ([`Writer::run_queued_unjournaled`]: its
+//! or, for a job that writes nothing when it fails ([`Isolation::None`]: its
 //! first statement decides, and SQLite undoes a failed statement by itself), without one. A
 //! savepoint makes SQLite keep a copy of every page the job touches, which is most of a small
 //! job's cost. Should such a job fail after all having written something (an I/O error on its
@@ -42,10 +42,13 @@ type Job = Box<dyn FnOnce(Option<&Connection>) -> (Finish, bool) + Send>;
 
 /// How a job is kept apart from the others in its transaction.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Isolation {
+pub enum Isolation {
     /// In a savepoint of its own, rolled back when the job fails.
     Savepoint,
-    /// Without a savepoint: the job writes nothing when it fails.
+    /// Without a savepoint, for a job that changes nothing when it fails: one whose first
+    /// statement is the only one that can fail for a reason of its own (a unique key taken),
+    /// which SQLite then undoes by itself. If it fails anyway after a statement changed rows,
+    /// its whole batch is rolled back and every caller in it answered `Unavailable`.
     None,
 }
 
@@ -76,33 +79,13 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     {
-        self.run_queued(None, f).await
+        self.run_queued(None, Isolation::Savepoint, f).await
     }
 
-    /// [`Writer::run`] for a request's write, queued under its gate: skipped, without running,
-    /// when the request's deadline closed the gate before the writer reached it.
-    pub async fn run_queued<R, F>(&self, queued: Option<QueuedWrite>, f: F) -> StoreResult<R>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
-    {
-        self.enqueue(queued, Isolation::Savepoint, f).await
-    }
-
-    /// [`Writer::run_queued`] without a savepoint, for a job that changes nothing when it fails:
-    /// one whose first statement is the only one that can fail for a reason of its own (a
-    /// unique key taken), which SQLite then undoes by itself. If it fails anyway after a
-    /// statement changed rows, its whole batch is rolled back and every caller in it answered
-    /// `Unavailable`.
-    pub async fn run_queued_unjournaled<R, F>(&self, queued: Option<QueuedWrite>, f: F) -> StoreResult<R>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
-    {
-        self.enqueue(queued, Isolation::None, f).await
-    }
-
-    async fn enqueue<R, F>(&self, queued: Option<QueuedWrite>, isolation: Isolation, f: F) -> StoreResult<R>
+    /// [`Writer::run`] for a request's write, queued under its gate (skipped, without running,
+    /// when the request's deadline closed the gate before the writer reached it), kept apart
+    /// from its neighbours as `isolation` says.
+    pub async fn run_queued<R, F>(&self, queued: Option<QueuedWrite>, isolation: Isolation, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
@@ -290,7 +273,7 @@ mod tests {
             };
             match savepoint {
                 true => w.run(f).await,
-                false => w.run_queued_unjournaled(None, f).await,
+                false => w.run_queued(None, Isolation::None, f).await,
             }
         })
     }
@@ -401,7 +384,7 @@ mod tests {
         let gate = WriteGate::new();
         let queued = gate.clone().scope(async { queue_write() }).await.unwrap();
         let w2 = w.clone();
-        let waiting = tokio::spawn(async move { w2.run_queued(Some(queued), insert(1)).await });
+        let waiting = tokio::spawn(async move { w2.run_queued(Some(queued), Isolation::Savepoint, insert(1)).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(gate.close(), "a write still in the queue has not begun");
         busy.await.unwrap();
@@ -412,7 +395,9 @@ mod tests {
         // Reached before the deadline: it runs, and the gate can no longer close.
         let gate = WriteGate::new();
         let queued = gate.clone().scope(async { queue_write() }).await.unwrap();
-        w.run_queued(Some(queued), insert(2)).await.unwrap();
+        w.run_queued(Some(queued), Isolation::Savepoint, insert(2))
+            .await
+            .unwrap();
         assert!(!gate.close());
         assert_eq!(count(&w).await, 1);
     }

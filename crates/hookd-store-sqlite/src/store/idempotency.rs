@@ -25,7 +25,7 @@ impl IdempotencyStore for SqliteStore {
         expires_at: DateTime<Utc>,
     ) -> StoreResult<IdempotencyState> {
         let key = key.to_string();
-        self.write_bookkeeping_unjournaled(move |c| {
+        self.write_bookkeeping(Isolation::None, move |c| {
             let existing: Option<(i64, Option<Vec<u8>>, i64, i64)> = c
                 .prepare_cached("SELECT status, body, created_at, expires_at FROM idempotency WHERE key = ?1")
                 .and_then(|mut s| {
@@ -64,7 +64,7 @@ impl IdempotencyStore for SqliteStore {
         body: &[u8],
     ) -> StoreResult<()> {
         let (key, body) = (key.to_string(), body.to_vec());
-        self.write_bookkeeping_unjournaled(move |c| {
+        self.write_bookkeeping(Isolation::None, move |c| {
             c.execute(
                 "UPDATE idempotency SET status = ?2, body = ?3 WHERE key = ?1 AND status = 0 AND created_at = ?4",
                 params![key, status, body, micros(claimed_at)],
@@ -77,7 +77,7 @@ impl IdempotencyStore for SqliteStore {
 
     async fn idempotency_release(&self, key: &str, claimed_at: DateTime<Utc>) -> StoreResult<()> {
         let key = key.to_string();
-        self.write_bookkeeping_unjournaled(move |c| {
+        self.write_bookkeeping(Isolation::None, move |c| {
             c.execute(
                 "DELETE FROM idempotency WHERE key = ?1 AND status = 0 AND created_at = ?2",
                 params![key, micros(claimed_at)],

@@ -8,7 +8,7 @@ impl MessageStore for SqliteStore {
         let (m, deliveries) = (m.clone(), deliveries.to_vec());
         // No savepoint: the message's insert is the only statement that can fail for a reason
         // of its own (its event id taken), and SQLite undoes a failed statement by itself.
-        self.write_unjournaled(move |c| {
+        self.write_as(Isolation::None, move |c| {
             c.prepare_cached(&format!(
                 "INSERT INTO message ({MESSAGE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
             ))

@@ -31,8 +31,10 @@ impl QueueStore for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         // Through the writer thread: a stuck or dead writer makes the node unhealthy, not only
         // an unreadable file.
-        self.write_bookkeeping(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
-            .await
+        self.write_bookkeeping(Isolation::Savepoint, |c| {
+            c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err)
+        })
+        .await
     }
 
     async fn claim_due_within(

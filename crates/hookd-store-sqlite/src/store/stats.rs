@@ -44,7 +44,7 @@ impl StatsStore for SqliteStore {
 
     async fn add_traffic(&self, minutes: &[TrafficMinute]) -> StoreResult<()> {
         let minutes = minutes.to_vec();
-        self.write_bookkeeping(move |c| {
+        self.write_bookkeeping(Isolation::Savepoint, move |c| {
             let slots: Vec<String> = (1..=7 + LATENCY_BUCKETS).map(|i| format!("?{i}")).collect();
             let mut stmt = c
                 .prepare_cached(&format!(
@@ -76,7 +76,7 @@ impl StatsStore for SqliteStore {
     }
 
     async fn prune_traffic(&self, before: i64) -> StoreResult<u64> {
-        self.write_bookkeeping(move |c| {
+        self.write_bookkeeping(Isolation::Savepoint, move |c| {
             c.execute("DELETE FROM traffic_minute WHERE minute < ?1", [before])
                 .map(|n| n as u64)
                 .map_err(map_err)
