@@ -47,6 +47,7 @@ mod tests {
             failing_since: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            destination: None,
         }
     }
 

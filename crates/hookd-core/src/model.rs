@@ -94,6 +94,59 @@ pub struct Endpoint {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// What the endpoint is when it is not a plain HTTP endpoint (a Svix "destination");
+    /// `None` for an HTTP endpoint.
+    pub destination: Option<Destination>,
+}
+
+/// The kinds of destination hookd serves besides plain HTTP endpoints, by their Svix `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DestinationKind {
+    /// The consumer pulls messages through the poller API; nothing is pushed.
+    PollingEndpoint,
+    /// HTTP delivery in publish order, in batches, one ordered lane per ordering key.
+    FifoEndpoint,
+    /// Published to a RabbitMQ exchange with publisher confirms.
+    RabbitMq,
+    /// Inserted as rows of a PostgreSQL table.
+    Postgres,
+}
+
+impl DestinationKind {
+    /// The Svix `type` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DestinationKind::PollingEndpoint => "pollingEndpoint",
+            DestinationKind::FifoEndpoint => "fifoEndpoint",
+            DestinationKind::RabbitMq => "rabbitMq",
+            DestinationKind::Postgres => "postgres",
+        }
+    }
+
+    /// Whether deliveries are pushed by the engine (everything but a polling endpoint).
+    pub fn is_pushed(self) -> bool {
+        self != DestinationKind::PollingEndpoint
+    }
+}
+
+/// The settings of a destination beyond what every endpoint has.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Destination {
+    /// Which kind.
+    pub kind: DestinationKind,
+    /// The kind's settings as shown to callers (never holds a credential).
+    #[serde(default)]
+    pub config: serde_json::Map<String, serde_json::Value>,
+    /// The kind's credential (a broker URI with its password, a database password), sealed at
+    /// rest like signing keys; never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    /// Most messages per batch.
+    pub batch_size: u32,
+    /// Longest wait to fill a batch, in seconds.
+    pub max_wait_secs: u32,
 }
 
 /// A rotated-out endpoint secret that still signs until `expires_at`, so receivers can switch

@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_browser_sessions.sql")),
     (6, include_str!("../migrations/0006_delivery_reviewed.sql")),
     (7, include_str!("../migrations/0007_traffic_minute.sql")),
+    (8, include_str!("../migrations/0008_destinations.sql")),
 ];
 
 /// First key of the advisory lock the runner takes (an arbitrary constant, "hook" in ASCII),

@@ -101,6 +101,7 @@ pub fn endpoint(row: &PgRow) -> RowResult<Endpoint> {
         updated_at: time_at(row, 13)?,
         old_secrets: json_at::<Vec<OldSecret>>(row, 14)?,
         failing_since: opt_time_at(row, 15)?,
+        destination: opt_json_at(row, 16)?,
     })
 }
 

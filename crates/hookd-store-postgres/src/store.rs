@@ -103,6 +103,7 @@ mod catalog;
 mod idempotency;
 mod messages;
 mod outbox;
+mod polls;
 mod queue;
 mod retention;
 mod sessions;

@@ -73,6 +73,7 @@ async fn app_with_endpoint(store: &dyn Store, rng: &mut rand::rngs::StdRng) -> E
         failing_since: None,
         created_at: at(0),
         updated_at: at(0),
+        destination: None,
     };
     store.create_endpoint(&ep).await.unwrap();
     ep

@@ -85,6 +85,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/0007_browser_sessions.sql")),
     (8, include_str!("../migrations/0008_delivery_reviewed.sql")),
     (9, include_str!("../migrations/0009_traffic_minute.sql")),
+    (10, include_str!("../migrations/0010_destinations.sql")),
 ];
 /// Read-only connections kept open, and the most reads running at once.
 const READERS: usize = 8;

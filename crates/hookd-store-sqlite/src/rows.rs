@@ -95,6 +95,7 @@ pub fn endpoint(row: &Row) -> rusqlite::Result<Endpoint> {
         updated_at: from_micros(row.get(13)?),
         old_secrets: row.get::<_, Json<Vec<OldSecret>>>(14)?.0,
         failing_since: row.get::<_, Option<i64>>(15)?.map(from_micros),
+        destination: opt_json(row, 16)?,
     })
 }
 

@@ -58,6 +58,7 @@ pub trait Store:
     + TaskStore
     + IdempotencyStore
     + SessionStore
+    + PollStore
 {
 }
 
@@ -72,6 +73,7 @@ impl<T> Store for T where
         + TaskStore
         + IdempotencyStore
         + SessionStore
+        + PollStore
         + ?Sized
 {
 }
@@ -79,7 +81,7 @@ impl<T> Store for T where
 /// The capability traits, for `use hookd_store::prelude::*` where store methods are called.
 pub mod prelude {
     pub use crate::{
-        CatalogStore, IdempotencyStore, MessageStore, OutboxStore, QueueStore, RetentionStore, SessionStore,
+        CatalogStore, IdempotencyStore, MessageStore, OutboxStore, PollStore, QueueStore, RetentionStore, SessionStore,
         StatsStore, Store, TaskStore, TokenStore,
     };
 }
@@ -267,8 +269,12 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// Deletes the endpoint and its pending deliveries' future attempts.
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()>;
 
-    /// Keyset page ordered by id.
+    /// The plain HTTP endpoints of an application, a keyset page ordered by id.
     async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>>;
+
+    /// The destinations of an application (endpoints with a
+    /// [`Destination`](hookd_core::model::Destination)), a keyset page ordered by id.
+    async fn list_destinations(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>>;
 
     /// Up to `limit` endpoints of `env` that need attention (disabled, or failing: deliveries
     /// exhausting their retries), the longest-failing first, then the most recently changed;
@@ -532,4 +538,29 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Deletes up to `limit` sessions that expired before `now`.
     async fn delete_expired_sessions(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<u64>;
+}
+
+/// Polling destinations: an application's stream of messages as consumers pull it, and where
+/// each consumer stands.
+#[async_trait]
+pub trait PollStore: Send + Sync + 'static {
+    /// Up to `limit` messages of an application after `after`, in stream order: the order their
+    /// publishes committed, so a message that commits late never lands behind a position a
+    /// poller has already passed.
+    async fn poll_messages(&self, app_id: &str, after: &PollCursor, limit: usize) -> StoreResult<Vec<PolledMessage>>;
+
+    /// The position just before the first message of an application published at or after
+    /// `at` (publishes in flight at that instant may fall either side), or the end of the
+    /// stream when there is none yet.
+    async fn poll_cursor_at(&self, app_id: &str, at: DateTime<Utc>) -> StoreResult<PollCursor>;
+
+    /// Where a consumer of a polling destination stands; `None` before its first poll.
+    async fn poll_consumer(&self, endpoint_id: &str, consumer_id: &str) -> StoreResult<Option<PollCursor>>;
+
+    /// Logs a poll in one transaction: each attempt's delivery (message × destination) is
+    /// created on the first poll that hands the message out and marked delivered, the attempt
+    /// is stored with its number within the delivery, and the consumer's position is saved.
+    /// `Conflict` when the consumer is new and its destination already has
+    /// [`PollRecord::max_consumers`]; nothing is written then.
+    async fn record_poll(&self, poll: &PollRecord) -> StoreResult<()>;
 }

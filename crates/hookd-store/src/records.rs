@@ -581,3 +581,47 @@ mod tests {
         );
     }
 }
+
+/// A position in an application's stream of messages as pollers read it: strictly after the
+/// message at (`seq`, `id`). `seq` is the backend's commit-ordered sequence (SQLite's rowid,
+/// PostgreSQL's transaction id); `id` orders messages of one `seq` and may be empty (before
+/// every message of that `seq`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PollCursor {
+    /// Commit-ordered sequence.
+    pub seq: i64,
+    /// Message id within the sequence.
+    pub id: String,
+}
+
+/// A message read from the stream, with the position just after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolledMessage {
+    /// Position of this message: polling after it reads what follows.
+    pub cursor: PollCursor,
+    /// The message.
+    pub message: hookd_core::model::Message,
+}
+
+/// One poll of a polling destination, as [`PollStore::record_poll`](crate::PollStore::record_poll) logs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollRecord {
+    /// Application polled.
+    pub app_id: String,
+    /// The polling destination.
+    pub endpoint_id: String,
+    /// One successful attempt per message handed out (their `attempt_number` is set by the
+    /// store), each with the id its delivery gets if this poll creates it.
+    pub attempts: Vec<(String, hookd_core::model::Attempt)>,
+    /// The consumer whose position moves, and where to.
+    pub consumer: Option<(String, PollCursor)>,
+    /// Most consumers one destination may have.
+    pub max_consumers: usize,
+    /// When the poll happened.
+    pub at: DateTime<Utc>,
+}
+
+/// How many messages, the first by id at or after a time, a time seek looks at to find where
+/// the stream reaches that time: ids follow publish times, the stream follows commits, and
+/// publishes in flight together commit in any order.
+pub const POLL_SEEK_WINDOW: i64 = 1_000;

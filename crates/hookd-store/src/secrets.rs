@@ -125,6 +125,9 @@ impl SecretBox {
                 *value = self.seal(value, &format!("{}:header:{}", e.id, name.to_ascii_lowercase()));
             }
         }
+        if let Some(credential) = out.destination.as_mut().and_then(|d| d.credential.as_mut()) {
+            *credential = self.seal(credential, &format!("{}:credential", e.id));
+        }
         out
     }
 
@@ -141,6 +144,9 @@ impl SecretBox {
             if hookd_core::validate::is_sensitive_header(name) && value.starts_with(PREFIX) {
                 *value = self.open(value, &format!("{id}:header:{}", name.to_ascii_lowercase()))?;
             }
+        }
+        if let Some(credential) = e.destination.as_mut().and_then(|d| d.credential.as_mut()) {
+            *credential = self.open(credential, &format!("{id}:credential"))?;
         }
         Ok(e)
     }
@@ -230,6 +236,7 @@ mod tests {
             failing_since: None,
             created_at: at,
             updated_at: at,
+            destination: None,
         };
         let sealed = b.seal_endpoint(&endpoint);
         assert_eq!(

@@ -31,7 +31,7 @@ pub const TRAFFIC_ADD: &str = "messages = traffic_minute.messages + excluded.mes
 pub const APP_COLS: &str = "id, env, uid, name, metadata, throttle_rate, created_at, updated_at";
 /// Columns of `endpoint`.
 pub const ENDPOINT_COLS: &str = "id, app_id, uid, url, description, disabled, event_types, channels, \
-    throttle_rate, metadata, secret, headers, created_at, updated_at, old_secrets, failing_since";
+    throttle_rate, metadata, secret, headers, created_at, updated_at, old_secrets, failing_since, destination";
 /// Columns of `event_type`.
 pub const EVENT_TYPE_COLS: &str =
     "env, name, description, archived, deprecated, feature_flag, schemas, created_at, updated_at, group_name";
@@ -53,6 +53,7 @@ pub const SESSION_COLS: &str = "id, hash, env, app_id, capabilities, read_only, 
 /// The tables holding an application's records, children first: deleting an application
 /// deletes its rows from each, in this order, then the application itself.
 pub const APPLICATION_CHILDREN: &[&str] = &[
+    "poll_consumer",
     "attempt",
     "delivery",
     "message",
@@ -297,9 +298,14 @@ pub fn troubled_endpoints(d: Dialect, env: &str, limit: usize) -> Sql {
     q
 }
 
-/// Endpoints of one application, a page by id.
-pub fn list_endpoints(d: Dialect, app_id: &str, page: &PageRequest) -> Sql {
-    let mut q = Sql::new(d, format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE TRUE"));
+/// Endpoints of one application, a page by id: its plain HTTP endpoints, or with
+/// `destinations` its other destinations.
+pub fn list_endpoints(d: Dialect, app_id: &str, destinations: bool, page: &PageRequest) -> Sql {
+    let kind = if destinations { "NOT NULL" } else { "NULL" };
+    let mut q = Sql::new(
+        d,
+        format!("SELECT {ENDPOINT_COLS} FROM endpoint WHERE destination IS {kind}"),
+    );
     q.and_eq("app_id", Param::Text(app_id.to_string())).page("id", page);
     q
 }

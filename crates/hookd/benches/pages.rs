@@ -69,6 +69,7 @@ fn endpoint(app_id: &str, url: &str, at: DateTime<Utc>) -> Endpoint {
         failing_since: None,
         created_at: at,
         updated_at: at,
+        destination: None,
     }
 }
 

@@ -74,6 +74,11 @@ pub fn message_ingested(env: hookd_core::model::Environment) {
     metrics::counter!("hookd_messages_ingested_total", "environment" => env.as_str()).increment(1);
 }
 
+/// Messages handed out by polls of polling endpoints.
+pub fn messages_polled(env: hookd_core::model::Environment, count: usize) {
+    metrics::counter!("hookd_messages_polled_total", "environment" => env.as_str()).increment(count as u64);
+}
+
 /// One attempt's outcome class and duration.
 pub fn attempt(outcome: &Outcome, status_code: u16, seconds: f64) {
     let class = match outcome {

@@ -59,6 +59,7 @@ pub fn endpoint(id: &str, app_id: &str) -> Endpoint {
         failing_since: None,
         created_at: at(),
         updated_at: at(),
+        destination: None,
     }
 }
 

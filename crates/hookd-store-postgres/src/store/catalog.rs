@@ -81,7 +81,7 @@ impl CatalogStore for PostgresStore {
         let e = sealed.as_ref();
         sqlx::query(&format!(
             "INSERT INTO endpoint ({ENDPOINT_COLS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ))
         .bind(&e.id)
         .bind(&e.app_id)
@@ -99,6 +99,7 @@ impl CatalogStore for PostgresStore {
         .bind(micros(e.updated_at))
         .bind(Json(&e.old_secrets))
         .bind(e.failing_since.map(micros))
+        .bind(e.destination.as_ref().map(Json))
         .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
@@ -121,7 +122,7 @@ impl CatalogStore for PostgresStore {
         let done = sqlx::query(
             "UPDATE endpoint SET uid = $3, url = $4, description = $5, disabled = $6, event_types = $7, channels = $8, \
              throttle_rate = $9, metadata = $10, secret = $11, headers = $12, updated_at = $13, old_secrets = $14, \
-             failing_since = $15 WHERE app_id = $1 AND id = $2",
+             failing_since = $15, destination = $16 WHERE app_id = $1 AND id = $2",
         )
         .bind(&e.app_id)
         .bind(&e.id)
@@ -138,6 +139,7 @@ impl CatalogStore for PostgresStore {
         .bind(micros(e.updated_at))
         .bind(Json(&e.old_secrets))
         .bind(e.failing_since.map(micros))
+        .bind(e.destination.as_ref().map(Json))
         .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;
@@ -159,11 +161,22 @@ impl CatalogStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        sqlx::query("DELETE FROM poll_consumer WHERE endpoint_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         tx.commit().await.map_err(map_err)
     }
 
     async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>> {
-        let q = sql::list_endpoints(Dialect::Postgres, app_id, page);
+        let q = sql::list_endpoints(Dialect::Postgres, app_id, false, page);
+        page.finish(self.list(q, rows::endpoint).await?)
+            .try_map(|e| open_endpoint(self.secrets.as_deref(), e))
+    }
+
+    async fn list_destinations(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>> {
+        let q = sql::list_endpoints(Dialect::Postgres, app_id, true, page);
         page.finish(self.list(q, rows::endpoint).await?)
             .try_map(|e| open_endpoint(self.secrets.as_deref(), e))
     }

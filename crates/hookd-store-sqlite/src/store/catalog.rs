@@ -85,13 +85,14 @@ impl CatalogStore for SqliteStore {
         let e = seal_endpoint(self.secrets.as_deref(), e).into_owned();
         self.write(move |c| {
             c.prepare_cached(&format!(
-                "INSERT INTO endpoint ({ENDPOINT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                "INSERT INTO endpoint ({ENDPOINT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
             ))
             .and_then(|mut s| {
                 s.execute(params![
                     e.id, e.app_id, e.uid, e.url, e.description, e.disabled, e.event_types.as_ref().map(Json),
                     e.channels.as_ref().map(Json), e.throttle_rate, Json(&e.metadata), e.secret, Json(&e.headers),
-                    micros(e.created_at), micros(e.updated_at), Json(&e.old_secrets), e.failing_since.map(micros)
+                    micros(e.created_at), micros(e.updated_at), Json(&e.old_secrets), e.failing_since.map(micros),
+                    e.destination.as_ref().map(Json)
                 ])
             })
             .map_err(map_err)?;
@@ -121,13 +122,13 @@ impl CatalogStore for SqliteStore {
                 .prepare_cached(
                     "UPDATE endpoint SET uid = ?3, url = ?4, description = ?5, disabled = ?6, event_types = ?7, channels = ?8, \
                      throttle_rate = ?9, metadata = ?10, secret = ?11, headers = ?12, updated_at = ?13, old_secrets = ?14, \
-                     failing_since = ?15 WHERE app_id = ?1 AND id = ?2",
+                     failing_since = ?15, destination = ?16 WHERE app_id = ?1 AND id = ?2",
                 )
                 .and_then(|mut s| {
                     s.execute(params![
                         e.app_id, e.id, e.uid, e.url, e.description, e.disabled, e.event_types.as_ref().map(Json),
                         e.channels.as_ref().map(Json), e.throttle_rate, Json(&e.metadata), e.secret, Json(&e.headers),
-                        micros(e.updated_at), Json(&e.old_secrets), e.failing_since.map(micros)
+                        micros(e.updated_at), Json(&e.old_secrets), e.failing_since.map(micros), e.destination.as_ref().map(Json)
                     ])
                 })
                 .map_err(map_err)?;
@@ -149,13 +150,21 @@ impl CatalogStore for SqliteStore {
             // Its deliveries go with it; attempts stay as history.
             c.execute("DELETE FROM delivery WHERE endpoint_id = ?1", [&id])
                 .map_err(map_err)?;
+            c.execute("DELETE FROM poll_consumer WHERE endpoint_id = ?1", [&id])
+                .map_err(map_err)?;
             Ok(())
         })
         .await
     }
 
     async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>> {
-        let q = sql::list_endpoints(Dialect::Sqlite, app_id, page);
+        let q = sql::list_endpoints(Dialect::Sqlite, app_id, false, page);
+        page.finish(self.list(q, rows::endpoint).await?)
+            .try_map(|e| open_endpoint(self.secrets.as_deref(), e))
+    }
+
+    async fn list_destinations(&self, app_id: &str, page: &PageRequest) -> StoreResult<Page<Endpoint>> {
+        let q = sql::list_endpoints(Dialect::Sqlite, app_id, true, page);
         page.finish(self.list(q, rows::endpoint).await?)
             .try_map(|e| open_endpoint(self.secrets.as_deref(), e))
     }

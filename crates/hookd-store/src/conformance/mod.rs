@@ -41,7 +41,8 @@
 //! ([`QueueStore`](crate::QueueStore): claims and leases, then what an attempt's outcome does),
 //! [`retention`] ([`RetentionStore`](crate::RetentionStore)), [`outbox`]
 //! ([`OutboxStore`](crate::OutboxStore)), [`stats`] ([`StatsStore`](crate::StatsStore)),
-//! [`sessions`] ([`SessionStore`](crate::SessionStore)), [`tasks`] ([`TaskStore`](crate::TaskStore))
+//! [`sessions`] ([`SessionStore`](crate::SessionStore)), [`polls`] ([`PollStore`](crate::PollStore)),
+//! [`tasks`] ([`TaskStore`](crate::TaskStore))
 //! and [`idempotency`]
 //! ([`IdempotencyStore`](crate::IdempotencyStore), with the write gate). Adding a test: write the
 //! body in the file of the capability it exercises and add its name to that capability's group
@@ -51,6 +52,7 @@ mod catalog;
 mod idempotency;
 mod messages;
 mod outbox;
+mod polls;
 mod queue;
 mod queue_outcomes;
 mod retention;
@@ -63,6 +65,7 @@ pub use catalog::*;
 pub use idempotency::*;
 pub use messages::*;
 pub use outbox::*;
+pub use polls::*;
 pub use queue::*;
 pub use queue_outcomes::*;
 pub use retention::*;
@@ -213,6 +216,10 @@ macro_rules! store_conformance_tests {
             pruning_deletes_old_finished_messages_in_batches_and_keeps_unfinished_ones,
             // OutboxStore
             outbox_events_are_stored_with_their_record_and_removed_once_published,
+            // PollStore
+            destinations_round_trip_and_are_listed_apart_from_endpoints,
+            the_stream_reads_an_applications_messages_in_order_from_any_position,
+            a_poll_records_attempts_and_the_consumers_position_within_the_bound,
             // SessionStore
             session_is_found_by_its_hash_until_it_expires_or_is_deleted,
             sessions_beyond_their_groups_keep_are_deleted_oldest_first,
@@ -314,6 +321,7 @@ impl Gen {
             failing_since: None,
             created_at: created,
             updated_at: created,
+            destination: None,
         }
     }
 

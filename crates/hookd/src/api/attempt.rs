@@ -12,7 +12,7 @@ use super::dto::{AttemptOut, EndpointMessageOut, ListResponse, MessageEndpointOu
 use super::error::ApiError;
 use super::extract::{Caller, Query};
 use super::message::message_filter;
-use super::{app_for, endpoint_for, ApiResult};
+use super::{app_for, target_for, ApiResult};
 use crate::ops::{attempts as ops, endpoints, messages};
 use crate::state::AppState;
 
@@ -66,7 +66,7 @@ async fn by_endpoint(
     Path((app_id, ep)): Path<(String, String)>,
     q: Query,
 ) -> ApiResult<Json<ListResponse<AttemptOut>>> {
-    let (app, endpoint) = endpoint_for(&s, &caller, &app_id, &ep).await?;
+    let (app, endpoint) = target_for(&s, &caller, &app_id, &ep).await?;
     let filter = AttemptFilter {
         endpoint_id: Some(endpoint.id),
         ..attempt_filter(&q, &app.id)?
@@ -84,7 +84,7 @@ async fn by_message(
     let app = app_for(&s, &caller, &app_id).await?;
     let message = messages::get_message(&s, &app, &msg_id).await?;
     let endpoint_id = match q.get("endpoint_id") {
-        Some(key) => Some(endpoints::get_endpoint(&s, &app, key).await?.id),
+        Some(key) => Some(endpoints::get_target(&s, &app, key).await?.id),
         None => None,
     };
     let filter = AttemptFilter {
@@ -150,7 +150,7 @@ async fn attempted_messages(
     Path((app_id, ep)): Path<(String, String)>,
     q: Query,
 ) -> ApiResult<Json<ListResponse<EndpointMessageOut>>> {
-    let (_, endpoint) = endpoint_for(&s, &caller, &app_id, &ep).await?;
+    let (_, endpoint) = target_for(&s, &caller, &app_id, &ep).await?;
     let with_content = q.bool("with_content", true)?;
     let filter = hookd_store::MessageFilter {
         status: status_param(&q)?,

@@ -7,6 +7,7 @@
 mod application;
 mod attempt;
 mod auth;
+mod destination;
 pub mod dto;
 mod endpoint;
 pub mod error;
@@ -43,6 +44,7 @@ pub fn router(
         .merge(application::router())
         .merge(auth::router())
         .merge(endpoint::router())
+        .merge(destination::router())
         .merge(event_type::router())
         .merge(message::router())
         .merge(attempt::router())
@@ -143,6 +145,19 @@ pub(crate) async fn app_for(state: &AppState, caller: &Caller, key: &str) -> Api
         return Err(ApiError::NotFound);
     }
     Ok(app)
+}
+
+/// Resolves the application and the endpoint or destination in the path (ids or uids), for
+/// what both have: attempts, attempted messages and statistics.
+pub(crate) async fn target_for(
+    state: &AppState,
+    caller: &Caller,
+    app_key: &str,
+    endpoint_key: &str,
+) -> ApiResult<(hookd_core::model::Application, hookd_core::model::Endpoint)> {
+    let app = app_for(state, caller, app_key).await?;
+    let endpoint = crate::ops::endpoints::get_target(state, &app, endpoint_key).await?;
+    Ok((app, endpoint))
 }
 
 /// Resolves the application and the endpoint in the path (ids or uids).

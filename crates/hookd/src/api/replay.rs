@@ -88,7 +88,7 @@ async fn counts(
     q: &Query,
     attempts: bool,
 ) -> ApiResult<StatusCounts> {
-    let (_, endpoint) = endpoint_for(s, caller, app_id, ep).await?;
+    let (_, endpoint) = super::target_for(s, caller, app_id, ep).await?;
     Ok(ops::stats(s, &endpoint, q.datetime("since")?, q.datetime("until")?, attempts).await?)
 }
 

@@ -47,10 +47,14 @@ error_codes! {
     InvalidIdempotencyKey = (400, "invalid_idempotency_key",
         "The `idempotency-key` header is empty, longer than 256 characters, or not visible ASCII.",
         "Send a key of 1 to 256 visible ASCII characters, for example a UUID."),
-    /// Too many old secrets.
+    /// Too many old secrets, or too many consumers.
     LimitReached = (400, "limit_reached",
-        "A secret rotation while 10 old keys of the endpoint are still signing.",
-        "Wait until the oldest previous key's grace period ends, or rotate with a shorter `gracePeriodSeconds` next time."),
+        "A secret rotation while 10 old keys of the endpoint are still signing, or a poll or seek by a new consumer of a polling endpoint that already keeps 100 consumers' positions.",
+        "Wait until the oldest previous key's grace period ends, or rotate with a shorter `gracePeriodSeconds` next time; reuse consumer ids (or delete and recreate the polling endpoint to forget them)."),
+    /// An operation the destination's type has no use for.
+    NotSupported = (400, "not_supported",
+        "A secret rotation of a polling endpoint, which signs nothing, or a transformation (hookd runs none).",
+        "Leave the operation out: polling consumers are authenticated by their API token."),
     /// A bad statistics range.
     InvalidRange = (400, "invalid_range",
         "A statistics range that is empty, reversed or longer than 90 days.",
@@ -91,6 +95,10 @@ error_codes! {
     EventTypeExists = (409, "event_type_exists",
         "`POST /event-type` with a name that exists.",
         "Update it with `PUT /event-type/{name}` instead."),
+    /// Polling a disabled polling endpoint.
+    DestinationDisabled = (409, "destination_disabled",
+        "A poll or seek of a polling endpoint whose status is `disabled`.",
+        "Enable it with `PATCH /app/{app_id}/destination/{id}` and `{\"status\": \"enabled\"}`, then poll again."),
     /// Too many recovery tasks.
     TooManyTasks = (409, "too_many_tasks",
         "`recover`, `replay-missing` or `bulk-replay` while 2 tasks of the application (or 32 on the node) are running.",

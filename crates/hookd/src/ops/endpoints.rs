@@ -91,7 +91,7 @@ pub struct HeadersPatch {
     pub delete_headers: Vec<String>,
 }
 
-fn conflict(e: StoreError) -> OpsError {
+pub(crate) fn conflict(e: StoreError) -> OpsError {
     match e {
         StoreError::Conflict(_) => OpsError::Conflict {
             code: ErrorCode::Conflict,
@@ -102,12 +102,17 @@ fn conflict(e: StoreError) -> OpsError {
 }
 
 /// Checks every field of an endpoint, including that filtered event types exist.
-async fn check(state: &Services, env: Environment, e: &Endpoint) -> OpsResult<()> {
+pub(crate) async fn check(state: &Services, env: Environment, e: &Endpoint) -> OpsResult<()> {
     let mut p = Problems::default();
     // https is required in the live environment unless the operator allows plain http.
     let https_only = env == Environment::Live && !state.config.delivery.allow_http;
     // `hookd-listen://…` endpoints are served by a `hookd listen` session, not over the network.
-    if !crate::relay::is_session_url(&e.url) {
+    // A destination that is not reached over HTTP records a readable target instead of a URL.
+    let http = e
+        .destination
+        .as_ref()
+        .is_none_or(|d| d.kind == hookd_core::model::DestinationKind::FifoEndpoint);
+    if http && !crate::relay::is_session_url(&e.url) {
         p.check(validate::check_endpoint_url("url", &e.url, https_only));
     }
     p.check(validate::check_description("description", &e.description));
@@ -196,7 +201,17 @@ pub struct RotateIn {
 /// Replaces the signing key. The old one keeps signing, next to the new one, for the grace
 /// period, so receivers can switch without rejecting a delivery. Returns the new verification key.
 pub async fn rotate_secret(state: &Services, app: &Application, key: &str, input: RotateIn) -> OpsResult<String> {
-    let mut e = get_endpoint(state, app, key).await?;
+    let e = get_endpoint(state, app, key).await?;
+    rotate_endpoint_secret(state, app, e, input).await
+}
+
+/// [`rotate_secret`] of an endpoint or destination already read.
+pub(crate) async fn rotate_endpoint_secret(
+    state: &Services,
+    app: &Application,
+    mut e: Endpoint,
+    input: RotateIn,
+) -> OpsResult<String> {
     let was_disabled = e.disabled;
     let grace = input.grace_period_seconds.unwrap_or(24 * 3600);
     if grace > MAX_GRACE_SECS {
@@ -260,6 +275,7 @@ pub async fn create_endpoint(state: &Services, app: &Application, input: Endpoin
         failing_since: None,
         created_at: now,
         updated_at: now,
+        destination: None,
     };
     check(state, app.env, &endpoint).await?;
     state.store.create_endpoint(&endpoint).await.map_err(conflict)?;
@@ -271,8 +287,17 @@ pub async fn create_endpoint(state: &Services, app: &Application, input: Endpoin
     Ok(endpoint)
 }
 
-/// The endpoint addressed by id or uid.
+/// The plain HTTP endpoint addressed by id or uid (destinations are not found here).
 pub async fn get_endpoint(state: &Services, app: &Application, key: &str) -> OpsResult<Endpoint> {
+    match state.store.get_endpoint(&app.id, key).await? {
+        Some(e) if e.destination.is_none() => Ok(e),
+        _ => Err(OpsError::NotFound("endpoint")),
+    }
+}
+
+/// The endpoint or destination addressed by id or uid, for what both have: attempts,
+/// attempted messages and statistics.
+pub async fn get_target(state: &Services, app: &Application, key: &str) -> OpsResult<Endpoint> {
     state
         .store
         .get_endpoint(&app.id, key)
@@ -282,7 +307,12 @@ pub async fn get_endpoint(state: &Services, app: &Application, key: &str) -> Ops
 
 /// Validates and stores a changed endpoint. Enabling a disabled endpoint resumes the
 /// deliveries that were parked while it was disabled.
-async fn save(state: &Services, app: &Application, mut endpoint: Endpoint, was_disabled: bool) -> OpsResult<Endpoint> {
+pub(crate) async fn save(
+    state: &Services,
+    app: &Application,
+    mut endpoint: Endpoint,
+    was_disabled: bool,
+) -> OpsResult<Endpoint> {
     check(state, app.env, &endpoint).await?;
     endpoint.updated_at = state.clock.now();
     if was_disabled && !endpoint.disabled {
@@ -330,6 +360,12 @@ pub async fn upsert_endpoint(
     let Some(mut endpoint) = state.store.get_endpoint(&app.id, key).await? else {
         return Ok((create_endpoint(state, app, input).await?, true));
     };
+    if endpoint.destination.is_some() {
+        return Err(OpsError::Conflict {
+            code: ErrorCode::Conflict,
+            detail: "A destination has that id or uid; change it through /destination".into(),
+        });
+    }
     let was_disabled = endpoint.disabled;
     endpoint.url = input.url;
     endpoint.description = input.description.unwrap_or_default();

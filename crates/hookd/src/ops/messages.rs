@@ -193,6 +193,8 @@ pub async fn publish(state: &Services, app: &Application, input: MessageIn, only
     let targets: Vec<_> = endpoints
         .iter()
         .filter(|e| only.is_none_or(|id| e.id == id))
+        // A polling endpoint's consumers read the stream themselves: nothing is pushed to it.
+        .filter(|e| e.destination.as_ref().is_none_or(|d| d.kind.is_pushed()))
         .filter(|e| endpoint_accepts(e, &message.event_type, message.channels.as_deref()))
         .collect();
     // Deliveries the local dispatcher has room for are created already leased to it and

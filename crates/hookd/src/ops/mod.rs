@@ -7,6 +7,7 @@
 pub mod applications;
 pub mod attempts;
 pub mod codes;
+pub mod destinations;
 pub mod endpoints;
 pub mod event_types;
 pub mod messages;

@@ -14,6 +14,8 @@ use crate::web::{browser, portal, sign_in};
 struct Victim {
     app: String,
     endpoint: String,
+    /// A polling endpoint (a destination).
+    poller: String,
     message: String,
     attempt: String,
     task: String,
@@ -28,12 +30,14 @@ impl Victim {
         vec![
             &self.app,
             &self.endpoint,
+            &self.poller,
             &self.message,
             &self.attempt,
             &self.task,
             &self.token_id,
             &self.secret,
             "victim-uid",
+            "victim-feed",
             "VICTIM-PAYLOAD",
         ]
     }
@@ -42,6 +46,9 @@ impl Victim {
         template
             .replace("{app_id}", &self.app)
             .replace("{endpoint_id}", &self.endpoint)
+            .replace("{destination_id}", &self.poller)
+            .replace("{sink_id}", &self.poller)
+            .replace("{consumer_id}", "victim-consumer")
             .replace("{msg_id}", &self.message)
             .replace("{attempt_id}", &self.attempt)
             .replace("{task_id}", &self.task)
@@ -68,6 +75,13 @@ async fn victim(app: &TestApp) -> Victim {
     let created = app.create_app("victim-uid").await;
     let endpoint = app.create_endpoint("victim-uid", "/ok", json!({})).await;
     let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
+    let (status, poller) = app
+        .post(
+            "/api/v1/app/victim-uid/destination",
+            json!({"type": "pollingEndpoint", "uid": "victim-feed"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{poller}");
     let msg = app
         .send_message(
             "victim-uid",
@@ -95,6 +109,7 @@ async fn victim(app: &TestApp) -> Victim {
     Victim {
         app: created["id"].as_str().unwrap().to_string(),
         endpoint: endpoint_id,
+        poller: poller["id"].as_str().unwrap().to_string(),
         message: msg_id,
         attempt: attempts["data"][0]["id"].as_str().unwrap().to_string(),
         task: task["id"].as_str().unwrap().to_string(),
@@ -141,6 +156,9 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("POST", "recover" | "bulk-replay" | "replay-missing") => json!({"since": "2026-12-01T00:00:00Z"}),
         ("PUT" | "PATCH", "headers") => json!({"headers": {"X-Test": "1"}}),
         ("POST", "bulk-expunge") => json!({"ids": ["msg_x"]}),
+        ("POST", "seek") => json!({"after": "2026-12-01T00:00:00Z"}),
+        (_, "transformation") => json!({"code": null}),
+        (_, _) if path.contains("/destination") => json!({"type": "pollingEndpoint", "config": {}}),
         ("POST", "expunge-all-contents" | "expire-all" | "logout" | "rotate") => json!({}),
         (_, _) if path.contains("/endpoint") => json!({"url": "https://example.com/hook"}),
         (_, _) if path.contains("/event-type/import") => json!({"spec": {"webhooks": {}}}),
@@ -276,6 +294,21 @@ async fn no_credential_but_the_tenants_own_reaches_any_api_route_and_no_refusal_
     assert_eq!(
         message["payload"]["note"], "VICTIM-PAYLOAD",
         "its content is still there: {message}"
+    );
+    let poller = app.get("/api/v1/app/victim-uid/destination/victim-feed").await.1;
+    assert_eq!(
+        (poller["id"].as_str(), poller["status"].as_str()),
+        (Some(victim.poller.as_str()), Some("enabled")),
+        "{poller}"
+    );
+    let polled = app
+        .get(&format!("/api/v1/app/victim-uid/attempt/endpoint/{}", victim.poller))
+        .await
+        .1;
+    assert_eq!(
+        polled["data"],
+        json!([]),
+        "nobody else polled the tenant's messages: {polled}"
     );
 
     // Everything logged meanwhile, at every level, holds no secret: not the endpoint's signing

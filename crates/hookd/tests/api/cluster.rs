@@ -277,6 +277,7 @@ async fn a_delivery_to_an_endpoint_made_on_another_node_is_sent_at_once_despite_
         failing_since: None,
         created_at: now,
         updated_at: now,
+        destination: None,
     };
     hookd_store::CatalogStore::create_endpoint(&other, &endpoint)
         .await

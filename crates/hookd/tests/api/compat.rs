@@ -129,3 +129,44 @@ async fn deliveries_verify_with_the_standard_webhooks_reference_library() {
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
 }
+
+#[tokio::test]
+async fn official_svix_sdk_drives_destinations_and_polling() {
+    let app = TestApp::spawn().await;
+    let (base, token) = (app.base.clone(), app.token.clone());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(script("svix_sdk_destinations.py"))
+            .env("HOOKD_URL", base)
+            .env("HOOKD_TOKEN", token)
+            .output()
+            .expect("run python3 (is it installed?)")
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "Svix SDK destinations flow failed (pip install svix):\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(output.stdout.trim_ascii()).expect("one JSON line");
+    // What the SDK polled is in the attempt log: the plain polls and the consumer's, each
+    // message at least once as a success.
+    let (_, attempts) = app
+        .get(&format!(
+            "/api/v1/app/ledger/attempt/endpoint/{}?limit=250",
+            result["destination_id"].as_str().unwrap()
+        ))
+        .await;
+    let attempts = attempts["data"].as_array().unwrap();
+    for id in result["paid"].as_array().unwrap() {
+        assert!(
+            attempts
+                .iter()
+                .any(|a| a["msgId"] == *id && a["url"] == "poll:consumer/books"),
+            "{id} polled by the consumer: {attempts:?}"
+        );
+    }
+    assert!(attempts.iter().all(|a| a["status"] == 0));
+}

@@ -16,6 +16,7 @@ mod cluster;
 mod compat;
 mod dashboard;
 mod delivery;
+mod destinations;
 mod docs_truth;
 mod durability;
 mod egress;

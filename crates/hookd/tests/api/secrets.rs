@@ -132,6 +132,7 @@ fn rotate_reseals_under_the_new_key_and_the_old_key_alone_no_longer_reads() {
             failing_since: None,
             created_at: now,
             updated_at: now,
+            destination: None,
         };
         store.create_endpoint(&ep).await.unwrap();
         (app.id, ep.id)

@@ -1,0 +1,706 @@
+//! Destinations: endpoints that are not a plain HTTP URL (Svix's `destination` resource).
+//!
+//! A destination is stored as an endpoint with a [`Destination`] attached, so it shares the
+//! endpoint's filters, metadata, signing key, enable/disable, attempt log, statistics and
+//! operational webhooks. The plain endpoint routes never see destinations, and the
+//! destination routes never see plain endpoints.
+//!
+//! A polling endpoint (`pollingEndpoint`) gets no pushed deliveries: its consumers read the
+//! application's stream of messages through the poller routes, each poll logged as attempts.
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use hookd_core::filter::endpoint_accepts;
+use hookd_core::id::IdKind;
+use hookd_core::model::{
+    Application, Attempt, Destination, DestinationKind, Endpoint, Message, MessageStatus, TriggerType,
+};
+use hookd_core::validate::{self, FieldError};
+use hookd_store::{Page, PageRequest, PollCursor, PollRecord, StoreError};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::endpoints::{self, RotateIn};
+use super::Services;
+use super::{ErrorCode, OpsError, OpsResult, Problems};
+use crate::operational::OpEvent;
+
+/// Every destination type of the Svix API, in its order. hookd serves [`AVAILABLE`]; the others
+/// are refused with a 422 that says so.
+pub const SVIX_TYPES: &[&str] = &[
+    "pollingEndpoint",
+    "azureBlobStorage",
+    "otelTracing",
+    "fifoEndpoint",
+    "amazonS3",
+    "googleCloudStorage",
+    "googleCloudPubSub",
+    "sqs",
+    "sns",
+    "bigQuery",
+    "clickhouse",
+    "eventBridge",
+    "snowflake",
+    "rabbitMq",
+    "redshift",
+    "postgres",
+    "elasticSearch",
+];
+
+/// The destination types this build delivers to.
+pub const AVAILABLE: &[DestinationKind] = &[DestinationKind::PollingEndpoint];
+
+/// Default and largest `batchSize`.
+pub const DEFAULT_BATCH_SIZE: u32 = 100;
+/// Largest `batchSize` (and `limit` of one poll).
+pub const MAX_BATCH_SIZE: u32 = 250;
+/// Largest `maxWaitSecs`.
+pub const MAX_WAIT_SECS: u32 = 300;
+/// Most consumers one polling endpoint keeps a position for.
+pub const MAX_CONSUMERS: usize = 100;
+/// Most stream rows one poll reads while its filters skip messages, so a poll's cost is bounded
+/// however sparse the matches are; the iterator then moves past what was skipped.
+pub const MAX_SCANNED: usize = 2_000;
+
+/// The URL recorded for a polling endpoint (it has none: its consumers come to hookd).
+pub const POLL_URL: &str = "poll:";
+
+/// `DestinationStatusIn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusIn {
+    /// Receives messages.
+    Enabled,
+    /// Receives nothing new until enabled.
+    Disabled,
+}
+
+/// A new or replaced destination (Svix `DestinationIn`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DestinationIn {
+    /// Unique key within the application.
+    #[serde(default)]
+    pub uid: Option<String>,
+    /// Enabled or disabled (default enabled).
+    #[serde(default)]
+    pub status: Option<StatusIn>,
+    /// Most messages per batch (and the default `limit` of a poll).
+    #[serde(default)]
+    pub batch_size: Option<u32>,
+    /// Longest wait to fill a batch, in seconds.
+    #[serde(default)]
+    pub max_wait_secs: Option<u32>,
+    /// Event-type filter; empty or `null` means every type.
+    #[serde(default)]
+    pub event_types: Option<Vec<String>>,
+    /// Channel filter; empty or `null` means every channel.
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
+    /// String metadata.
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// The Svix type name.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The type's settings.
+    #[serde(default)]
+    pub config: Option<Map<String, Value>>,
+}
+
+/// A partial update (Svix `DestinationPatch`): absent = unchanged, `null` = cleared. `type` is
+/// required by the SDK's model and must name the destination's own type; `config` changes only
+/// the settings it names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DestinationPatch {
+    /// New uid or `null`.
+    #[serde(default, deserialize_with = "super::double_option")]
+    pub uid: Option<Option<String>>,
+    /// Enable or disable.
+    #[serde(default)]
+    pub status: Option<StatusIn>,
+    /// New batch size.
+    #[serde(default)]
+    pub batch_size: Option<u32>,
+    /// New wait.
+    #[serde(default)]
+    pub max_wait_secs: Option<u32>,
+    /// New event-type filter, `null` or empty for all types.
+    #[serde(default, deserialize_with = "super::double_option")]
+    pub event_types: Option<Option<Vec<String>>>,
+    /// New channel filter, `null` or empty for all channels.
+    #[serde(default, deserialize_with = "super::double_option")]
+    pub channels: Option<Option<Vec<String>>>,
+    /// New metadata.
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// The destination's type.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Settings to change.
+    #[serde(default)]
+    pub config: Option<Map<String, Value>>,
+}
+
+/// The kind a `type` names, or a 422 that says why it cannot be used.
+fn kind_of(name: &str) -> OpsResult<DestinationKind> {
+    let kind = serde_json::from_value::<DestinationKind>(Value::String(name.to_string())).ok();
+    match kind {
+        Some(kind) if AVAILABLE.contains(&kind) => Ok(kind),
+        _ => {
+            let available: Vec<&str> = AVAILABLE.iter().map(|k| k.as_str()).collect();
+            let msg = if SVIX_TYPES.contains(&name) {
+                format!(
+                    "Destination type `{name}` is not supported by hookd; use one of: {}",
+                    available.join(", ")
+                )
+            } else {
+                format!(
+                    "Unknown destination type `{name}`; use one of: {}",
+                    available.join(", ")
+                )
+            };
+            Err(FieldError::new(&["type"], msg).into())
+        }
+    }
+}
+
+/// `null`, or an empty list, both mean "no filter".
+fn filter(list: Option<Vec<String>>) -> Option<Vec<String>> {
+    list.filter(|l| !l.is_empty())
+}
+
+/// The stored settings of a `kind` from the caller's `config`: what may be shown, and the
+/// credential (never shown). Unknown keys are ignored, as the SDK's models do.
+fn settings(kind: DestinationKind, _config: &Map<String, Value>) -> OpsResult<(Map<String, Value>, Option<String>)> {
+    match kind {
+        // A polling endpoint has no settings; consumers come to hookd.
+        DestinationKind::PollingEndpoint => Ok((Map::new(), None)),
+        other => Err(FieldError::new(
+            &["type"],
+            format!("Destination type `{}` is not supported by hookd", other.as_str()),
+        )
+        .into()),
+    }
+}
+
+/// The URL an endpoint of `kind` records in its attempts.
+fn target(kind: DestinationKind) -> String {
+    match kind {
+        DestinationKind::PollingEndpoint => POLL_URL.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn check_sizes(p: &mut Problems, d: &Destination) {
+    if !(1..=MAX_BATCH_SIZE).contains(&d.batch_size) {
+        p.check(Err(FieldError::new(
+            &["batchSize"],
+            format!("batchSize must be between 1 and {MAX_BATCH_SIZE}"),
+        )));
+    }
+    if d.max_wait_secs > MAX_WAIT_SECS {
+        p.check(Err(FieldError::new(
+            &["maxWaitSecs"],
+            format!("maxWaitSecs must be at most {MAX_WAIT_SECS}"),
+        )));
+    }
+}
+
+/// Creates a destination in `app`.
+pub async fn create_destination(state: &Services, app: &Application, input: DestinationIn) -> OpsResult<Endpoint> {
+    let kind = kind_of(&input.kind)?;
+    let (config, credential) = settings(kind, input.config.as_ref().unwrap_or(&Map::new()))?;
+    let now = state.clock.now();
+    let destination = Destination {
+        kind,
+        config,
+        credential,
+        batch_size: input.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
+        max_wait_secs: input.max_wait_secs.unwrap_or(0),
+    };
+    let mut p = Problems::default();
+    check_sizes(&mut p, &destination);
+    p.finish()?;
+    let endpoint = Endpoint {
+        id: IdKind::Endpoint.generate(now, &mut rand::thread_rng()),
+        app_id: app.id.clone(),
+        uid: input.uid,
+        url: target(kind),
+        description: String::new(),
+        disabled: input.status == Some(StatusIn::Disabled),
+        event_types: filter(input.event_types),
+        channels: filter(input.channels),
+        throttle_rate: None,
+        metadata: input.metadata.unwrap_or_default(),
+        secret: hookd_signing::SigningKey::generate_hmac(&mut rand::thread_rng()).to_string(),
+        headers: BTreeMap::new(),
+        old_secrets: Vec::new(),
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+        destination: Some(destination),
+    };
+    endpoints::check(state, app.env, &endpoint).await?;
+    state
+        .store
+        .create_endpoint(&endpoint)
+        .await
+        .map_err(endpoints::conflict)?;
+    state.endpoints.invalidate(&app.id);
+    state
+        .notifier
+        .notify(OpEvent::endpoint("endpoint.created", app, &endpoint))
+        .await;
+    Ok(endpoint)
+}
+
+/// The destination addressed by id or uid (plain endpoints are not found here).
+pub async fn get_destination(state: &Services, app: &Application, key: &str) -> OpsResult<Endpoint> {
+    match state.store.get_endpoint(&app.id, key).await? {
+        Some(e) if e.destination.is_some() => Ok(e),
+        _ => Err(OpsError::NotFound("destination")),
+    }
+}
+
+/// The settings part of an endpoint known to be a destination.
+fn spec(e: &Endpoint) -> &Destination {
+    e.destination.as_ref().expect("a destination has its settings")
+}
+
+/// Replaces a destination's settings, creating it when `key` matches none (bool = created).
+/// Its type cannot change.
+pub async fn upsert_destination(
+    state: &Services,
+    app: &Application,
+    key: &str,
+    mut input: DestinationIn,
+) -> OpsResult<(Endpoint, bool)> {
+    // A PUT to a uid that names nothing creates the destination under that uid.
+    if input.uid.is_none() && !IdKind::Endpoint.matches(key) {
+        input.uid = Some(key.to_string());
+    }
+    let existing = match state.store.get_endpoint(&app.id, key).await? {
+        None => return Ok((create_destination(state, app, input).await?, true)),
+        Some(e) if e.destination.is_none() => {
+            return Err(OpsError::Conflict {
+                code: ErrorCode::Conflict,
+                detail: "An endpoint (not a destination) has that id or uid".into(),
+            })
+        }
+        Some(e) => e,
+    };
+    let kind = kind_of(&input.kind)?;
+    same_kind(spec(&existing).kind, kind)?;
+    let (config, credential) = settings(kind, input.config.as_ref().unwrap_or(&Map::new()))?;
+    let was_disabled = existing.disabled;
+    let mut e = existing;
+    e.uid = input.uid;
+    e.disabled = input.status == Some(StatusIn::Disabled);
+    e.event_types = filter(input.event_types);
+    e.channels = filter(input.channels);
+    e.metadata = input.metadata.unwrap_or_default();
+    e.url = target(kind);
+    e.destination = Some(Destination {
+        kind,
+        config,
+        credential,
+        batch_size: input.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
+        max_wait_secs: input.max_wait_secs.unwrap_or(0),
+    });
+    Ok((save(state, app, e, was_disabled).await?, false))
+}
+
+fn same_kind(stored: DestinationKind, asked: DestinationKind) -> OpsResult<()> {
+    if stored == asked {
+        return Ok(());
+    }
+    Err(FieldError::new(
+        &["type"],
+        format!(
+            "The destination is a `{}`; its type cannot change to `{}` (create a new destination instead)",
+            stored.as_str(),
+            asked.as_str()
+        ),
+    )
+    .into())
+}
+
+async fn save(state: &Services, app: &Application, e: Endpoint, was_disabled: bool) -> OpsResult<Endpoint> {
+    let mut p = Problems::default();
+    check_sizes(&mut p, spec(&e));
+    p.finish()?;
+    endpoints::save(state, app, e, was_disabled).await
+}
+
+/// Applies a partial update.
+pub async fn patch_destination(
+    state: &Services,
+    app: &Application,
+    key: &str,
+    patch: DestinationPatch,
+) -> OpsResult<Endpoint> {
+    let mut e = get_destination(state, app, key).await?;
+    let was_disabled = e.disabled;
+    let stored = spec(&e).kind;
+    if let Some(name) = &patch.kind {
+        same_kind(stored, kind_of(name)?)?;
+    }
+    if let Some(uid) = patch.uid {
+        e.uid = uid;
+    }
+    if let Some(status) = patch.status {
+        e.disabled = status == StatusIn::Disabled;
+    }
+    if let Some(types) = patch.event_types {
+        e.event_types = filter(types);
+    }
+    if let Some(channels) = patch.channels {
+        e.channels = filter(channels);
+    }
+    if let Some(metadata) = patch.metadata {
+        e.metadata = metadata;
+    }
+    let d = e.destination.as_mut().expect("a destination has its settings");
+    if let Some(size) = patch.batch_size {
+        d.batch_size = size;
+    }
+    if let Some(wait) = patch.max_wait_secs {
+        d.max_wait_secs = wait;
+    }
+    if let Some(config) = patch.config.filter(|c| !c.is_empty()) {
+        let mut merged = d.config.clone();
+        merged.extend(config);
+        let (config, credential) = settings(stored, &merged)?;
+        d.config = config;
+        if credential.is_some() {
+            d.credential = credential;
+        }
+    }
+    save(state, app, e, was_disabled).await
+}
+
+/// Deletes a destination, its pending deliveries and its consumers' positions.
+pub async fn delete_destination(state: &Services, app: &Application, key: &str) -> OpsResult<()> {
+    let e = get_destination(state, app, key).await?;
+    state.store.delete_endpoint(&app.id, &e.id).await?;
+    state.endpoints.invalidate(&app.id);
+    state
+        .notifier
+        .notify(OpEvent::endpoint("endpoint.deleted", app, &e))
+        .await;
+    Ok(())
+}
+
+/// A page of destinations.
+pub async fn list_destinations(state: &Services, app: &Application, page: &PageRequest) -> OpsResult<Page<Endpoint>> {
+    Ok(state.store.list_destinations(&app.id, page).await?)
+}
+
+/// Rotates the signing key of a destination that signs what it delivers; returns the new key.
+pub async fn rotate_secret(state: &Services, app: &Application, key: &str, input: RotateIn) -> OpsResult<String> {
+    let e = get_destination(state, app, key).await?;
+    if spec(&e).kind == DestinationKind::PollingEndpoint {
+        return Err(OpsError::BadRequest {
+            code: ErrorCode::NotSupported,
+            detail: "A polling endpoint signs nothing (its consumers read through the authenticated API), so it has no secret to rotate".into(),
+        });
+    }
+    endpoints::rotate_endpoint_secret(state, app, e, input).await
+}
+
+/// Where a poll starts: the position an iterator names, or a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// Just after this position.
+    After(PollCursor),
+    /// At the first message published at or after this time.
+    At(DateTime<Utc>),
+}
+
+/// An iterator as the API shows it: opaque, URL-safe.
+pub fn encode_iterator(start: &Start) -> String {
+    let plain = match start {
+        Start::After(c) => format!("p:{}:{}", c.seq, c.id),
+        Start::At(t) => format!("t:{}", t.timestamp_micros()),
+    };
+    URL_SAFE_NO_PAD.encode(plain)
+}
+
+/// Reads an iterator made by [`encode_iterator`].
+pub fn decode_iterator(iterator: &str) -> OpsResult<Start> {
+    let bad = || OpsError::from(FieldError::new(&["query", "iterator"], "Invalid iterator"));
+    let plain = URL_SAFE_NO_PAD
+        .decode(iterator)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(bad)?;
+    match plain.split_once(':') {
+        Some(("p", rest)) => {
+            let (seq, id) = rest.split_once(':').ok_or_else(bad)?;
+            if !(id.is_empty() || IdKind::Message.matches(id)) {
+                return Err(bad());
+            }
+            Ok(Start::After(PollCursor {
+                seq: seq.parse().map_err(|_| bad())?,
+                id: id.to_string(),
+            }))
+        }
+        Some(("t", micros)) => {
+            let micros: i64 = micros.parse().map_err(|_| bad())?;
+            DateTime::from_timestamp_micros(micros).map(Start::At).ok_or_else(bad)
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// What a poll asks for.
+#[derive(Debug, Clone, Default)]
+pub struct PollQuery {
+    /// Most messages to return; the destination's `batchSize` when absent.
+    pub limit: Option<usize>,
+    /// Continue after this iterator.
+    pub iterator: Option<String>,
+    /// Start at this time (when no iterator is given).
+    pub after: Option<DateTime<Utc>>,
+    /// Only this event type (on top of the destination's filters).
+    pub event_type: Option<String>,
+    /// Only messages on this channel (on top of the destination's filters).
+    pub channel: Option<String>,
+}
+
+/// The answer to a poll (Svix `PollingEndpointOut`).
+#[derive(Debug)]
+pub struct Polled {
+    /// Messages, in stream order.
+    pub messages: Vec<Message>,
+    /// Where the next poll continues.
+    pub iterator: String,
+    /// Whether the stream has nothing more for now.
+    pub done: bool,
+}
+
+/// The polling endpoint `key` of `app`, enabled.
+async fn polling_endpoint(state: &Services, app: &Application, key: &str) -> OpsResult<Endpoint> {
+    let e = get_destination(state, app, key).await?;
+    if spec(&e).kind != DestinationKind::PollingEndpoint {
+        return Err(OpsError::NotFound("polling endpoint"));
+    }
+    if e.disabled {
+        return Err(OpsError::Conflict {
+            code: ErrorCode::DestinationDisabled,
+            detail: "The polling endpoint is disabled; enable it (PATCH its status) to poll it again".into(),
+        });
+    }
+    Ok(e)
+}
+
+/// Reads the next messages of a polling endpoint. With a `consumer`, the position is kept by
+/// hookd: the poll starts where the consumer's previous poll ended (or at `query.iterator`
+/// when one is given, to go back to a position it saved), and the consumer's position moves to
+/// the end of what is returned. Every message handed out is logged as a successful attempt.
+pub async fn poll(
+    state: &Services,
+    app: &Application,
+    key: &str,
+    consumer: Option<&str>,
+    query: PollQuery,
+) -> OpsResult<Polled> {
+    let e = polling_endpoint(state, app, key).await?;
+    if let Some(c) = consumer {
+        validate::check_uid("consumer_id", c, "").map_err(OpsError::from)?;
+    }
+    let limit = query.limit.unwrap_or(spec(&e).batch_size as usize);
+    if !(1..=MAX_BATCH_SIZE as usize).contains(&limit) {
+        return Err(FieldError::new(
+            &["query", "limit"],
+            format!("limit must be between 1 and {MAX_BATCH_SIZE}"),
+        )
+        .into());
+    }
+    let start = match (&query.iterator, query.after) {
+        (Some(it), _) => decode_iterator(it)?,
+        (None, Some(at)) => Start::At(at),
+        (None, None) => match consumer {
+            Some(c) => match state.store.poll_consumer(&e.id, c).await? {
+                Some(cursor) => Start::After(cursor),
+                None => Start::At(e.created_at),
+            },
+            None => Start::At(e.created_at),
+        },
+    };
+    let mut cursor = match start {
+        Start::After(c) => c,
+        Start::At(t) => state.store.poll_cursor_at(&app.id, t).await?,
+    };
+    let mut messages = Vec::new();
+    let mut scanned = 0;
+    let mut done = false;
+    'read: while messages.len() < limit && scanned < MAX_SCANNED {
+        let want = (limit - messages.len()).max(100).min(MAX_SCANNED - scanned);
+        let batch = state.store.poll_messages(&app.id, &cursor, want).await?;
+        let short = batch.len() < want;
+        let last = batch.len();
+        for (n, polled) in batch.into_iter().enumerate() {
+            scanned += 1;
+            cursor = polled.cursor;
+            let m = polled.message;
+            let wanted = endpoint_accepts(&e, &m.event_type, m.channels.as_deref())
+                && query.event_type.as_ref().is_none_or(|t| *t == m.event_type)
+                && query
+                    .channel
+                    .as_ref()
+                    .is_none_or(|c| m.channels.as_ref().is_some_and(|cs| cs.contains(c)))
+                // An expired payload is past retention: there is nothing left to hand out.
+                && m.payload.is_some();
+            if wanted {
+                messages.push(m);
+                if messages.len() == limit {
+                    // The end of the stream when this was its last message.
+                    done = short && n + 1 == last;
+                    break 'read;
+                }
+            }
+        }
+        if short {
+            done = true;
+            break;
+        }
+    }
+    let now = state.clock.now();
+    let url = match consumer {
+        Some(c) => format!("{POLL_URL}consumer/{c}"),
+        None => format!("{POLL_URL}iterator"),
+    };
+    let attempts = messages
+        .iter()
+        .map(|m| {
+            (
+                IdKind::Delivery.generate(now, &mut rand::thread_rng()),
+                Attempt {
+                    id: IdKind::Attempt.generate(now, &mut rand::thread_rng()),
+                    msg_id: m.id.clone(),
+                    endpoint_id: e.id.clone(),
+                    url: url.clone(),
+                    response: String::new(),
+                    response_status_code: 200,
+                    response_duration_ms: 0,
+                    status: MessageStatus::Success,
+                    trigger_type: TriggerType::Scheduled,
+                    attempt_number: 1,
+                    request_headers: BTreeMap::new(),
+                    response_headers: Vec::new(),
+                    created_at: now,
+                },
+            )
+        })
+        .collect::<Vec<_>>();
+    if !attempts.is_empty() || consumer.is_some() {
+        let record = PollRecord {
+            app_id: app.id.clone(),
+            endpoint_id: e.id.clone(),
+            attempts,
+            consumer: consumer.map(|c| (c.to_string(), cursor.clone())),
+            max_consumers: MAX_CONSUMERS,
+            at: now,
+        };
+        state.store.record_poll(&record).await.map_err(too_many_consumers)?;
+        crate::metrics::messages_polled(app.env, messages.len());
+    }
+    Ok(Polled {
+        messages,
+        iterator: encode_iterator(&Start::After(cursor)),
+        done,
+    })
+}
+
+fn too_many_consumers(e: StoreError) -> OpsError {
+    match e {
+        StoreError::Conflict(_) => OpsError::BadRequest {
+            code: ErrorCode::LimitReached,
+            detail: format!(
+                "A polling endpoint keeps positions for at most {MAX_CONSUMERS} consumers; reuse a consumer id"
+            ),
+        },
+        other => other.into(),
+    }
+}
+
+/// Moves a consumer's position to the first message published at or after `after`; returns
+/// the iterator of that position.
+pub async fn seek(
+    state: &Services,
+    app: &Application,
+    key: &str,
+    consumer: &str,
+    after: DateTime<Utc>,
+) -> OpsResult<String> {
+    let e = polling_endpoint(state, app, key).await?;
+    validate::check_uid("consumer_id", consumer, "").map_err(OpsError::from)?;
+    let cursor = state.store.poll_cursor_at(&app.id, after).await?;
+    let record = PollRecord {
+        app_id: app.id.clone(),
+        endpoint_id: e.id.clone(),
+        attempts: Vec::new(),
+        consumer: Some((consumer.to_string(), cursor.clone())),
+        max_consumers: MAX_CONSUMERS,
+        at: state.clock.now(),
+    };
+    state.store.record_poll(&record).await.map_err(too_many_consumers)?;
+    Ok(encode_iterator(&Start::After(cursor)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iterators_round_trip_and_anything_else_is_refused() {
+        let position = Start::After(PollCursor {
+            seq: 42,
+            id: IdKind::Message.generate(Utc::now(), &mut rand::thread_rng()),
+        });
+        let before_all = Start::After(PollCursor {
+            seq: 7,
+            id: String::new(),
+        });
+        let at = Start::At(DateTime::from_timestamp_micros(1_750_000_000_123_456).unwrap());
+        for start in [position, before_all, at] {
+            assert_eq!(decode_iterator(&encode_iterator(&start)).unwrap(), start);
+        }
+        for bad in [
+            "",
+            "not base64!",
+            &URL_SAFE_NO_PAD.encode("p:x:msg_1"),
+            &URL_SAFE_NO_PAD.encode("p:1:ep_nope"),
+            &URL_SAFE_NO_PAD.encode("q:1"),
+        ] {
+            assert!(decode_iterator(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn only_the_served_types_are_accepted_and_the_others_say_why() {
+        assert_eq!(kind_of("pollingEndpoint").unwrap(), DestinationKind::PollingEndpoint);
+        let Err(OpsError::Invalid(problems)) = kind_of("sqs") else {
+            panic!("sqs accepted")
+        };
+        assert!(
+            problems[0].msg.contains("not supported by hookd"),
+            "{}",
+            problems[0].msg
+        );
+        let Err(OpsError::Invalid(problems)) = kind_of("carrierPigeon") else {
+            panic!("unknown type accepted")
+        };
+        assert!(
+            problems[0].msg.contains("Unknown destination type"),
+            "{}",
+            problems[0].msg
+        );
+    }
+}

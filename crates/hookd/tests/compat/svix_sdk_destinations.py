@@ -1,0 +1,158 @@
+"""Drives hookd's destinations and polling endpoints with the official Svix Python SDK, unchanged.
+
+Run by the Rust integration test `compat::official_svix_sdk_drives_destinations_and_polling`
+with HOOKD_URL and HOOKD_TOKEN set. Every call goes through the SDK's own models, so a response
+the SDK cannot parse fails here. Prints one JSON line for the test to check; exits non-zero
+(with the traceback) on any incompatibility.
+"""
+
+import json
+import os
+import sys
+
+from datetime import datetime, timedelta, timezone
+
+from svix.api import (
+    ApplicationIn,
+    DestinationCreateOptions,
+    DestinationListOptions,
+    EventTypeIn,
+    MessageIn,
+    MessagePollerConsumerPollOptions,
+    MessagePollerConsumerSeekOptions,
+    MessagePollerPollOptions,
+    Svix,
+    SvixOptions,
+)
+from svix.exceptions import HttpError, HTTPValidationError
+from svix.models import (
+    DestinationIn,
+    DestinationPatch,
+    DestinationStatusIn,
+    DestinationTransformIn,
+    EndpointSecretRotateIn,
+    Ordering,
+    PollingEndpointConsumerSeekIn,
+    SqsConfigIn,
+)
+
+
+def expect_error(kind, status, call):
+    try:
+        call()
+    except kind as e:
+        assert e.status_code == status, (e.status_code, status)
+        return e
+    raise AssertionError(f"expected {kind.__name__} {status}")
+
+
+def main():
+    svix = Svix(os.environ["HOOKD_TOKEN"], SvixOptions(server_url=os.environ["HOOKD_URL"]))
+    svix.event_type.create(EventTypeIn(name="invoice.paid", description="An invoice was paid"))
+    svix.event_type.create(EventTypeIn(name="invoice.voided", description="An invoice was voided"))
+    svix.application.create(ApplicationIn(name="Ledger", uid="ledger"))
+
+    # Create (with an idempotency key the SDK sends), get, list.
+    created = svix.destination.create(
+        "ledger",
+        DestinationIn(
+            type="pollingEndpoint",
+            uid="ledger-feed",
+            batch_size=50,
+            event_types=["invoice.paid"],
+            metadata={"team": "finance"},
+        ),
+        DestinationCreateOptions(idempotency_key="create-feed-1"),
+    )
+    assert created.type == "pollingEndpoint" and created.uid == "ledger-feed", created
+    assert created.batch_size == 50 and created.metadata == {"team": "finance"}, created
+    again = svix.destination.create(
+        "ledger",
+        DestinationIn(type="pollingEndpoint", uid="ledger-feed", batch_size=50,
+                      event_types=["invoice.paid"], metadata={"team": "finance"}),
+        DestinationCreateOptions(idempotency_key="create-feed-1"),
+    )
+    assert again.id == created.id, "the idempotency key replays the first answer"
+    fetched = svix.destination.get("ledger", "ledger-feed")
+    assert fetched.id == created.id
+    listed = svix.destination.list("ledger", DestinationListOptions(limit=10, order=Ordering.ASCENDING))
+    assert [d.id for d in listed.data] == [created.id], listed
+
+    # Upsert (create and replace), patch (as the SDK always sends type + config), delete.
+    spare = svix.destination.upsert("ledger", "spare", DestinationIn(type="pollingEndpoint"))
+    assert spare.uid == "spare", spare
+    replaced = svix.destination.upsert("ledger", "spare", DestinationIn(type="pollingEndpoint", batch_size=5))
+    assert replaced.id == spare.id and replaced.batch_size == 5, replaced
+    disabled = svix.destination.patch(
+        "ledger", "spare", DestinationPatch(type="pollingEndpoint", status=DestinationStatusIn.DISABLED)
+    )
+    assert disabled.status == "disabled", disabled
+    svix.destination.delete("ledger", "spare")
+    expect_error(HttpError, 404, lambda: svix.destination.get("ledger", "spare"))
+
+    # Unsupported types and operations are refused in shapes the SDK reads.
+    refused = expect_error(
+        HTTPValidationError,
+        422,
+        lambda: svix.destination.create(
+            "ledger", DestinationIn(type="sqs", config=SqsConfigIn(queue_url="q", region="eu-west-1"))
+        ),
+    )
+    assert "not supported" in refused.detail[0].msg, refused.detail
+    no_key = expect_error(
+        HttpError, 400, lambda: svix.destination.rotate_secret("ledger", "ledger-feed", EndpointSecretRotateIn())
+    )
+    assert no_key.code == "not_supported", no_key.code
+    transformation = svix.destination.transformation.get("ledger", "ledger-feed")
+    assert transformation.enabled is False and transformation.code is None
+    svix.destination.transformation.patch("ledger", "ledger-feed", DestinationTransformIn(code=None))
+
+    # Publish, then poll: the stateless poller with its iterator and filters.
+    published = []
+    for n in range(6):
+        kind = "invoice.paid" if n % 2 == 0 else "invoice.voided"
+        m = svix.message.create("ledger", MessageIn(event_type=kind, payload={"n": n}, channels=["eu"]))
+        published.append((m.id, kind))
+    paid = [mid for mid, kind in published if kind == "invoice.paid"]
+
+    first = svix.message.poller.poll("ledger", "ledger-feed", MessagePollerPollOptions(limit=2))
+    assert [m.id for m in first.data] == paid[:2], first
+    assert first.data[0].payload == {"n": 0} and first.data[0].event_type == "invoice.paid"
+    rest = svix.message.poller.poll("ledger", "ledger-feed", MessagePollerPollOptions(iterator=first.iterator))
+    assert [m.id for m in rest.data] == paid[2:] and rest.done, rest
+    since = svix.message.poller.poll(
+        "ledger",
+        "ledger-feed",
+        MessagePollerPollOptions(after=datetime.now(timezone.utc) - timedelta(hours=1), channel="eu",
+                                 event_type="invoice.paid"),
+    )
+    assert [m.id for m in since.data] == paid, since
+
+    # Consumers: hookd keeps the position; seek moves it back.
+    c1 = svix.message.poller.consumer_poll(
+        "ledger", "ledger-feed", "books", MessagePollerConsumerPollOptions(limit=1)
+    )
+    c2 = svix.message.poller.consumer_poll("ledger", "ledger-feed", "books")
+    assert [m.id for m in c1.data] == paid[:1] and [m.id for m in c2.data] == paid[1:], (c1, c2)
+    seek = svix.message.poller.consumer_seek(
+        "ledger",
+        "ledger-feed",
+        "books",
+        PollingEndpointConsumerSeekIn(after=datetime.now(timezone.utc) - timedelta(hours=1)),
+        MessagePollerConsumerSeekOptions(idempotency_key="seek-books-1"),
+    )
+    assert seek.iterator, seek
+    c3 = svix.message.poller.consumer_poll("ledger", "ledger-feed", "books")
+    assert [m.id for m in c3.data] == paid, c3
+
+    print(json.dumps({"destination_id": created.id, "paid": paid}))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        sys.exit(1)
