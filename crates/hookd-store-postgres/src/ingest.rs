@@ -260,15 +260,17 @@ async fn insert_deliveries(
     deliveries: &[&NewDelivery],
 ) -> StoreResult<()> {
     let col = |f: fn(&NewDelivery) -> &String| deliveries.iter().map(|d| f(d).clone()).collect::<Vec<String>>();
-    // Created leased: due again when that lease ends, like a claimed delivery.
-    let due: Vec<i64> = deliveries
+    // Created leased: due again when that lease ends, like a claimed delivery. A FIFO delivery
+    // is never due for the claim: its lane sends it.
+    let due: Vec<Option<i64>> = deliveries
         .iter()
-        .map(|d| micros(d.leased_until.unwrap_or(d.due_at)))
+        .map(|d| d.lane.is_none().then(|| micros(d.leased_until.unwrap_or(d.due_at))))
         .collect();
     let lease: Vec<i64> = deliveries
         .iter()
-        .map(|d| d.leased_until.map(micros).unwrap_or(0))
+        .map(|d| d.leased_until.filter(|_| d.lane.is_none()).map(micros).unwrap_or(0))
         .collect();
+    let lanes: Vec<Option<i32>> = deliveries.iter().map(|d| d.lane).collect();
     let tokens: Vec<i64> = deliveries.iter().map(|d| d.lease_token).collect();
     // Each delivery is created when its message is.
     let created: Vec<i64> = parts
@@ -277,10 +279,10 @@ async fn insert_deliveries(
         .collect();
     sqlx::query(
         "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, lease_until, \
-         lease_token, created_at, updated_at) \
-         SELECT id, msg_id, endpoint_id, app_id, $5, due, lease, token, created, created \
+         lease_token, created_at, updated_at, lane) \
+         SELECT id, msg_id, endpoint_id, app_id, $5, due, lease, token, created, created, lane \
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $6::bigint[], $7::bigint[], $8::bigint[], \
-         $9::bigint[]) AS d(id, msg_id, endpoint_id, app_id, due, lease, token, created)",
+         $9::bigint[], $10::int[]) AS d(id, msg_id, endpoint_id, app_id, due, lease, token, created, lane)",
     )
     .bind(col(|d| &d.id))
     .bind(col(|d| &d.msg_id))
@@ -291,8 +293,25 @@ async fn insert_deliveries(
     .bind(lease)
     .bind(tokens)
     .bind(created)
+    .bind(lanes)
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
+    let fifo: Vec<&&NewDelivery> = deliveries.iter().filter(|d| d.lane.is_some()).collect();
+    if !fifo.is_empty() {
+        // Each lane's row exists from its first delivery on (never deleted while its
+        // destination exists, so no publish can race a deletion).
+        sqlx::query(
+            "INSERT INTO fifo_lane (endpoint_id, lane, app_id) \
+             SELECT DISTINCT e, l, a FROM UNNEST($1::text[], $2::int[], $3::text[]) AS f(e, l, a) \
+             ON CONFLICT (endpoint_id, lane) DO NOTHING",
+        )
+        .bind(fifo.iter().map(|d| d.endpoint_id.clone()).collect::<Vec<_>>())
+        .bind(fifo.iter().map(|d| d.lane.unwrap_or_default()).collect::<Vec<_>>())
+        .bind(fifo.iter().map(|d| d.app_id.clone()).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    }
     Ok(())
 }

@@ -100,6 +100,7 @@ async fn insert_outbox(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, events: &
 }
 
 mod catalog;
+mod fifo;
 mod idempotency;
 mod messages;
 mod outbox;

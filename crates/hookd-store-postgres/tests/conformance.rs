@@ -99,6 +99,7 @@ async fn send(store: &dyn Store, rng: &mut rand::rngs::StdRng, ep: &Endpoint, t:
         due_at: at(t),
         leased_until: None,
         lease_token: 0,
+        lane: None,
     };
     store.create_message(&msg, std::slice::from_ref(&d)).await.unwrap();
     d

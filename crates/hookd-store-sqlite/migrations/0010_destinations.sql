@@ -21,3 +21,23 @@ CREATE TABLE poll_consumer (
     PRIMARY KEY (endpoint_id, consumer_id)
 );
 CREATE INDEX poll_consumer_app ON poll_consumer (app_id);
+
+-- FIFO destinations: a delivery in an ordered lane carries the lane's number (NULL for every
+-- other delivery). It is never due for the claim (next_attempt_at stays NULL): the FIFO engine
+-- sends each lane's deliveries oldest first, in rowid (commit) order, which this index walks.
+ALTER TABLE delivery ADD COLUMN lane INTEGER;
+CREATE INDEX delivery_lane ON delivery (endpoint_id, lane) WHERE lane IS NOT NULL AND status IN (1, 3);
+
+-- One row per lane of a FIFO destination (at most `fifo::LANES` per destination, created by
+-- the first publish to reach the lane): which node works on it (a lease, fenced by a token),
+-- and when its head may next be tried (after a failed attempt).
+CREATE TABLE fifo_lane (
+    endpoint_id TEXT NOT NULL,
+    lane        INTEGER NOT NULL,
+    app_id      TEXT NOT NULL,
+    lease_token INTEGER NOT NULL DEFAULT 0,
+    lease_until INTEGER NOT NULL DEFAULT 0,
+    retry_at    INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (endpoint_id, lane)
+);
+CREATE INDEX fifo_lane_app ON fifo_lane (app_id);

@@ -80,28 +80,40 @@ fn insert_deliveries(c: &Connection, deliveries: &[NewDelivery], created_at: i64
     let mut stmt = c
         .prepare_cached(
             "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, lease_until, lease_token, \
-             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?8, ?8)",
+             created_at, updated_at, lane) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?8, ?8, ?10)",
         )
         .map_err(map_err)?;
     for d in deliveries {
+        // A FIFO delivery is never due for the claim: its lane sends it.
+        let due = match d.lane {
+            Some(_) => None,
+            // Created leased: due again when that lease ends, like a claimed delivery.
+            None => Some(micros(d.leased_until.unwrap_or(d.due_at))),
+        };
         stmt.execute(params![
             d.id,
             d.msg_id,
             d.endpoint_id,
             d.app_id,
             MessageStatus::Pending.code(),
-            // Created leased: due again when that lease ends, like a claimed delivery.
-            micros(d.leased_until.unwrap_or(d.due_at)),
-            d.leased_until.map(micros).unwrap_or(0),
+            due,
+            d.leased_until.filter(|_| d.lane.is_none()).map(micros).unwrap_or(0),
             created_at,
-            d.lease_token
+            d.lease_token,
+            d.lane
         ])
         .map_err(map_err)?;
+        if let Some(lane) = d.lane {
+            c.prepare_cached("INSERT OR IGNORE INTO fifo_lane (endpoint_id, lane, app_id) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| s.execute(params![d.endpoint_id, lane, d.app_id]))
+                .map_err(map_err)?;
+        }
     }
     Ok(())
 }
 
 mod catalog;
+mod fifo;
 mod idempotency;
 mod messages;
 mod outbox;

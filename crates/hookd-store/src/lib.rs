@@ -59,6 +59,7 @@ pub trait Store:
     + IdempotencyStore
     + SessionStore
     + PollStore
+    + FifoStore
 {
 }
 
@@ -74,6 +75,7 @@ impl<T> Store for T where
         + IdempotencyStore
         + SessionStore
         + PollStore
+        + FifoStore
         + ?Sized
 {
 }
@@ -81,8 +83,8 @@ impl<T> Store for T where
 /// The capability traits, for `use hookd_store::prelude::*` where store methods are called.
 pub mod prelude {
     pub use crate::{
-        CatalogStore, IdempotencyStore, MessageStore, OutboxStore, PollStore, QueueStore, RetentionStore, SessionStore,
-        StatsStore, Store, TaskStore, TokenStore,
+        CatalogStore, FifoStore, IdempotencyStore, MessageStore, OutboxStore, PollStore, QueueStore, RetentionStore,
+        SessionStore, StatsStore, Store, TaskStore, TokenStore,
     };
 }
 
@@ -563,4 +565,37 @@ pub trait PollStore: Send + Sync + 'static {
     /// `Conflict` when the consumer is new and its destination already has
     /// [`PollRecord::max_consumers`]; nothing is written then.
     async fn record_poll(&self, poll: &PollRecord) -> StoreResult<()>;
+}
+
+/// FIFO destinations: deliveries in ordered lanes, sent by one node at a time per lane, the
+/// next only after the previous succeeded or was given up.
+///
+/// A delivery created with a [`NewDelivery::lane`] is never claimed by
+/// [`QueueStore::claim_due`]; creating it also creates its lane's row. A lane is worked on
+/// under a lease ([`FifoStore::lease_fifo_lane`]) that only one node holds at a time, so the
+/// lane's order holds across nodes.
+#[async_trait]
+pub trait FifoStore: Send + Sync + 'static {
+    /// Up to `limit` lanes with a delivery waiting, whose destination is enabled, that no node
+    /// holds a lease on and whose retry time has come by `now`; the longest waiting first.
+    async fn fifo_lanes(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<FifoLane>>;
+
+    /// Takes the lane's lease until `until` under `token` (or extends it, when `token` holds
+    /// it) when no other lease is live at `now` and its retry time has come; `false` when
+    /// another node holds it or it must wait.
+    async fn lease_fifo_lane(
+        &self,
+        lane: &FifoLane,
+        token: i64,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Up to `limit` deliveries waiting in a lane, in the order their publishes committed,
+    /// with their messages.
+    async fn fifo_head(&self, lane: &FifoLane, limit: usize) -> StoreResult<Vec<FifoItem>>;
+
+    /// Gives the lease back (only while `token` still holds it); the lane's head may next be
+    /// tried at `retry_at`.
+    async fn release_fifo_lane(&self, lane: &FifoLane, token: i64, retry_at: DateTime<Utc>) -> StoreResult<()>;
 }

@@ -66,6 +66,10 @@ pub struct NewDelivery {
     /// The lease's fencing token when `leased_until` is set (see [`ClaimedDelivery::lease_token`]);
     /// 0 otherwise.
     pub lease_token: i64,
+    /// For a FIFO destination, the ordered lane the delivery joins (see
+    /// [`FifoStore`](crate::FifoStore)). Such a delivery is never due for the claim: the FIFO engine sends
+    /// it, in its lane's order, and `due_at`, `leased_until` and `lease_token` are ignored.
+    pub lane: Option<i32>,
 }
 
 /// How many overdue candidates per claimed row a fair claim looks at (see
@@ -625,3 +629,27 @@ pub struct PollRecord {
 /// the stream reaches that time: ids follow publish times, the stream follows commits, and
 /// publishes in flight together commit in any order.
 pub const POLL_SEEK_WINDOW: i64 = 1_000;
+
+/// One ordered lane of a FIFO destination.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FifoLane {
+    /// The FIFO destination.
+    pub endpoint_id: String,
+    /// Its application.
+    pub app_id: String,
+    /// The lane's number.
+    pub lane: i32,
+}
+
+/// A delivery at the head of a FIFO lane, with its message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FifoItem {
+    /// `msgep_…`
+    pub delivery_id: String,
+    /// Scheduled attempts made so far.
+    pub scheduled_attempts: i64,
+    /// All attempts made so far.
+    pub total_attempts: i64,
+    /// The message.
+    pub message: hookd_core::model::Message,
+}

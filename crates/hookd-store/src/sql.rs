@@ -54,6 +54,7 @@ pub const SESSION_COLS: &str = "id, hash, env, app_id, capabilities, read_only, 
 /// deletes its rows from each, in this order, then the application itself.
 pub const APPLICATION_CHILDREN: &[&str] = &[
     "poll_consumer",
+    "fifo_lane",
     "attempt",
     "delivery",
     "message",

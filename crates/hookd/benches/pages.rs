@@ -163,6 +163,7 @@ async fn seed(store: Arc<dyn Store>, args: &Args, now: DateTime<Utc>) -> anyhow:
                 due_at: at,
                 leased_until: None,
                 lease_token: 0,
+                lane: None,
             };
             (message, delivery, fails)
         })

@@ -126,7 +126,7 @@ pub async fn start(
     let relay = Arc::new(relay::RelayHub::default());
     let (dispatcher, worker) = dispatch::Dispatcher::new(
         (&config.delivery, &config.sandbox),
-        store.clone(),
+        (store.clone(), store.clone()),
         clock.clone(),
         caches.clone(),
         notifier.clone(),
@@ -314,7 +314,7 @@ mod tests {
     }
 
     #[test]
-    fn the_dispatcher_sees_the_store_through_its_queue_capability_alone() {
+    fn the_dispatcher_sees_the_store_through_its_queue_and_fifo_capabilities_alone() {
         let mut files = Vec::new();
         sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/dispatch"), &mut files);
         assert!(files.len() >= 5, "the dispatcher's sources are read");
@@ -338,8 +338,9 @@ mod tests {
             let code = file.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
             for other in others {
                 for (at, _) in code.match_indices(other) {
-                    // `QueueStore>` and the like are the queue trait itself.
-                    if !code[..at].ends_with("Queue") {
+                    // `QueueStore>` and the like are the queue trait itself; `FifoStore` the
+                    // FIFO lanes'.
+                    if !code[..at].ends_with("Queue") && !code[..at].ends_with("Fifo") {
                         found.push(other);
                     }
                 }

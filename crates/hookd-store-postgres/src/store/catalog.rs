@@ -161,11 +161,13 @@ impl CatalogStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        sqlx::query("DELETE FROM poll_consumer WHERE endpoint_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        for table in ["poll_consumer", "fifo_lane"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE endpoint_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
         tx.commit().await.map_err(map_err)
     }
 

@@ -30,7 +30,7 @@ impl RetentionStore for PostgresStore {
             "WITH chosen AS ( \
                SELECT m.id FROM message m WHERE m.id < $1 AND NOT EXISTS ( \
                  SELECT 1 FROM delivery d WHERE d.msg_id = m.id \
-                 AND (d.next_attempt_at IS NOT NULL OR d.parked)) \
+                 AND (d.next_attempt_at IS NOT NULL OR d.parked OR (d.lane IS NOT NULL AND d.status IN (1, 3)))) \
                ORDER BY m.id LIMIT $2 FOR UPDATE SKIP LOCKED), \
              a AS (DELETE FROM attempt WHERE msg_id IN (SELECT id FROM chosen)), \
              d AS (DELETE FROM delivery WHERE msg_id IN (SELECT id FROM chosen)), \
@@ -63,7 +63,7 @@ impl RetentionStore for PostgresStore {
             "UPDATE message SET payload = NULL WHERE id IN \
              (SELECT id FROM message WHERE expires_at <= $1 AND payload IS NOT NULL \
               AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = message.id \
-                              AND (d.next_attempt_at IS NOT NULL OR d.parked)) \
+                              AND (d.next_attempt_at IS NOT NULL OR d.parked OR (d.lane IS NOT NULL AND d.status IN (1, 3)))) \
               LIMIT $2 FOR UPDATE SKIP LOCKED)",
         )
         .bind(micros(now))

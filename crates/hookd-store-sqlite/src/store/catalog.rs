@@ -152,6 +152,8 @@ impl CatalogStore for SqliteStore {
                 .map_err(map_err)?;
             c.execute("DELETE FROM poll_consumer WHERE endpoint_id = ?1", [&id])
                 .map_err(map_err)?;
+            c.execute("DELETE FROM fifo_lane WHERE endpoint_id = ?1", [&id])
+                .map_err(map_err)?;
             Ok(())
         })
         .await

@@ -38,7 +38,7 @@ impl RetentionStore for SqliteStore {
                 .prepare_cached(
                     "SELECT m.id FROM message m WHERE m.id < ?1 AND NOT EXISTS (\
                        SELECT 1 FROM delivery d WHERE d.msg_id = m.id \
-                       AND (d.next_attempt_at IS NOT NULL OR d.parked = 1)) \
+                       AND (d.next_attempt_at IS NOT NULL OR d.parked = 1 OR (d.lane IS NOT NULL AND d.status IN (1, 3)))) \
                      ORDER BY m.id LIMIT ?2",
                 )
                 .and_then(|mut s| {
@@ -84,7 +84,7 @@ impl RetentionStore for SqliteStore {
                 "UPDATE message SET payload = NULL WHERE id IN \
                  (SELECT id FROM message WHERE expires_at <= ?1 AND payload IS NOT NULL \
                   AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = message.id \
-                                  AND (d.next_attempt_at IS NOT NULL OR d.parked = 1)) \
+                                  AND (d.next_attempt_at IS NOT NULL OR d.parked = 1 OR (d.lane IS NOT NULL AND d.status IN (1, 3)))) \
                   LIMIT ?2)",
                 params![micros(now), limit as i64],
             )

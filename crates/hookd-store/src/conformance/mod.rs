@@ -42,6 +42,7 @@
 //! [`retention`] ([`RetentionStore`](crate::RetentionStore)), [`outbox`]
 //! ([`OutboxStore`](crate::OutboxStore)), [`stats`] ([`StatsStore`](crate::StatsStore)),
 //! [`sessions`] ([`SessionStore`](crate::SessionStore)), [`polls`] ([`PollStore`](crate::PollStore)),
+//! [`fifo`] ([`FifoStore`](crate::FifoStore)),
 //! [`tasks`] ([`TaskStore`](crate::TaskStore))
 //! and [`idempotency`]
 //! ([`IdempotencyStore`](crate::IdempotencyStore), with the write gate). Adding a test: write the
@@ -49,6 +50,7 @@
 //! in the macro's list.
 
 mod catalog;
+mod fifo;
 mod idempotency;
 mod messages;
 mod outbox;
@@ -62,6 +64,7 @@ mod tasks;
 mod tokens;
 
 pub use catalog::*;
+pub use fifo::*;
 pub use idempotency::*;
 pub use messages::*;
 pub use outbox::*;
@@ -220,6 +223,9 @@ macro_rules! store_conformance_tests {
             destinations_round_trip_and_are_listed_apart_from_endpoints,
             the_stream_reads_an_applications_messages_in_order_from_any_position,
             a_poll_records_attempts_and_the_consumers_position_within_the_bound,
+            // FifoStore
+            fifo_lanes_hold_their_deliveries_in_order_under_one_lease,
+            a_lanes_waiting_delivery_keeps_its_message,
             // SessionStore
             session_is_found_by_its_hash_until_it_expires_or_is_deleted,
             sessions_beyond_their_groups_keep_are_deleted_oldest_first,
@@ -348,6 +354,7 @@ impl Gen {
             due_at: due,
             leased_until: None,
             lease_token: 0,
+            lane: None,
         }
     }
 

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use hookd_core::model::{Endpoint, Message};
+use hookd_core::model::{DestinationKind, Endpoint, Message};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
@@ -66,6 +66,16 @@ pub struct DestinationOut {
 
 impl From<Endpoint> for DestinationOut {
     fn from(e: Endpoint) -> DestinationOut {
+        let mut config = e.destination.as_ref().map(|d| d.config.clone()).unwrap_or_default();
+        if e.destination
+            .as_ref()
+            .is_some_and(|d| d.kind == DestinationKind::FifoEndpoint)
+        {
+            // `SinkHttpConfigOut`: the URL and the custom headers, sensitive values withheld.
+            let (shown, sensitive) = crate::ops::endpoints::visible_headers(&e);
+            config.insert("url".into(), json!(e.url));
+            config.insert("headers".into(), json!({"headers": shown, "sensitive": sensitive}));
+        }
         let d = e.destination.expect("only destinations are shown as destinations");
         DestinationOut {
             status: if e.disabled { "disabled" } else { "enabled" },
@@ -81,7 +91,7 @@ impl From<Endpoint> for DestinationOut {
             next_retry_at: None,
             metadata: e.metadata,
             kind: d.kind.as_str(),
-            config: d.config,
+            config,
             id: e.id,
             uid: e.uid,
         }

@@ -17,6 +17,7 @@
 
 mod attempt;
 mod fair;
+pub mod fifo;
 mod guard;
 mod record;
 mod send;
@@ -29,7 +30,7 @@ use chrono::{DateTime, Utc};
 use hookd_core::model::{Message, TriggerType};
 use hookd_core::net::AddressPolicy;
 use hookd_core::retry::RetryPolicy;
-use hookd_store::{ClaimedDelivery, NewDelivery, QueueStore};
+use hookd_store::{ClaimedDelivery, FifoStore, NewDelivery, QueueStore};
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -84,6 +85,7 @@ impl Job {
 pub struct Dispatcher {
     jobs: mpsc::Sender<Job>,
     wake: Arc<Notify>,
+    fifo_wake: Arc<Notify>,
     lease: Duration,
     recorded: tokio::sync::watch::Receiver<u64>,
     global: Arc<Semaphore>,
@@ -125,7 +127,7 @@ impl Dispatcher {
     /// Builds the handle and the worker that serves it.
     pub fn new(
         (config, sandbox): (&DeliveryConfig, &SandboxConfig),
-        store: Arc<dyn QueueStore>,
+        (store, fifo): (Arc<dyn QueueStore>, Arc<dyn FifoStore>),
         clock: Arc<dyn Clock>,
         caches: (Arc<EndpointCache>, Arc<AppCache>),
         notifier: Notifier,
@@ -149,10 +151,12 @@ impl Dispatcher {
             config.app_backlog,
             wake.clone(),
         );
+        let fifo_wake = Arc::new(Notify::new());
         let handle = Dispatcher {
             fair: fair.clone(),
             jobs: tx.clone(),
             wake: wake.clone(),
+            fifo_wake: fifo_wake.clone(),
             lease,
             recorded,
             global: global.clone(),
@@ -161,24 +165,39 @@ impl Dispatcher {
             recorder_health: recorder_health.clone(),
             traffic: traffic.clone(),
         };
+        let sender = send::Sender::new(
+            config.timeout(),
+            AddressPolicy::parse(&config.allowed_subnets).map_err(anyhow::Error::msg)?,
+            sandbox.allow_private_networks,
+            &send::Egress {
+                proxy: Some(config.proxy.clone()).filter(|p| !p.is_empty()),
+                source_address: config.source_address.parse().ok(),
+            },
+            relay,
+        )?;
+        let policy = RetryPolicy::with_schedule_secs(&config.retry_schedule);
+        let fifo = fifo::FifoRunner {
+            fifo,
+            queue: store.clone(),
+            clock: clock.clone(),
+            endpoints: endpoints.clone(),
+            apps: apps.clone(),
+            sender: sender.clone(),
+            policy: policy.clone(),
+            interval: Duration::from_millis(config.poll_interval_ms),
+            lease,
+            wake: fifo_wake,
+        };
         let worker = Worker {
+            fifo: Some(fifo),
             rx,
             jobs: tx,
             wake: wake.clone(),
             store,
             clock,
             endpoints,
-            sender: send::Sender::new(
-                config.timeout(),
-                AddressPolicy::parse(&config.allowed_subnets).map_err(anyhow::Error::msg)?,
-                sandbox.allow_private_networks,
-                &send::Egress {
-                    proxy: Some(config.proxy.clone()).filter(|p| !p.is_empty()),
-                    source_address: config.source_address.parse().ok(),
-                },
-                relay,
-            )?,
-            policy: RetryPolicy::with_schedule_secs(&config.retry_schedule),
+            sender,
+            policy,
             global,
             fair,
             endpoint_cap: config.endpoint_concurrency,
@@ -247,10 +266,17 @@ impl Dispatcher {
     pub fn wake(&self) {
         self.wake.notify_one();
     }
+
+    /// Asks the FIFO runner to look for lanes with work now.
+    pub fn wake_fifo(&self) {
+        self.fifo_wake.notify_one();
+    }
 }
 
 /// The engine; [`Worker::run`] drives it until shutdown.
 pub struct Worker {
+    /// Sends the FIFO destinations' lanes (taken by `run`).
+    fifo: Option<fifo::FifoRunner>,
     /// How long requests in flight at shutdown may take before they are abandoned.
     shutdown_grace: Duration,
     rx: mpsc::Receiver<Job>,
@@ -295,6 +321,9 @@ impl Worker {
             abandon.clone(),
             self.recorder_health.clone(),
         );
+        if let Some(fifo) = self.fifo.take() {
+            tracker.spawn(fifo.run(shutdown.clone()));
+        }
         let poller = tracker.spawn(poll_loop(
             PollContext {
                 store: self.store.clone(),
@@ -748,6 +777,7 @@ mod tests {
                 due_at: at(),
                 leased_until: None,
                 lease_token: 0,
+                lane: None,
             };
             store.create_message(&msg, &[delivery]).await.unwrap();
         }

@@ -68,6 +68,7 @@ pub async fn resend(state: &Services, app: &Application, message: &Message, endp
         due_at: now,
         leased_until: None,
         lease_token: 0,
+        lane: None,
     };
     state.store.schedule_manual(&delivery, now).await?;
     state.dispatcher.wake();

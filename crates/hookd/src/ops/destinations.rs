@@ -51,7 +51,7 @@ pub const SVIX_TYPES: &[&str] = &[
 ];
 
 /// The destination types this build delivers to.
-pub const AVAILABLE: &[DestinationKind] = &[DestinationKind::PollingEndpoint];
+pub const AVAILABLE: &[DestinationKind] = &[DestinationKind::PollingEndpoint, DestinationKind::FifoEndpoint];
 
 /// Default and largest `batchSize`.
 pub const DEFAULT_BATCH_SIZE: u32 = 100;
@@ -174,12 +174,70 @@ fn filter(list: Option<Vec<String>>) -> Option<Vec<String>> {
     list.filter(|l| !l.is_empty())
 }
 
-/// The stored settings of a `kind` from the caller's `config`: what may be shown, and the
-/// credential (never shown). Unknown keys are ignored, as the SDK's models do.
-fn settings(kind: DestinationKind, _config: &Map<String, Value>) -> OpsResult<(Map<String, Value>, Option<String>)> {
+/// What a destination's `config` sets: the settings that may be shown, the credential (never
+/// shown), and for HTTP kinds the URL, custom headers and signing key, which live on the
+/// endpoint itself. `None` leaves the stored value as it is.
+#[derive(Debug, Default)]
+struct Settings {
+    config: Map<String, Value>,
+    credential: Option<String>,
+    url: Option<String>,
+    headers: Option<BTreeMap<String, String>>,
+    key: Option<String>,
+}
+
+/// A string setting of `config`, `null` and absence alike as `None`.
+fn text(config: &Map<String, Value>, name: &str) -> OpsResult<Option<String>> {
+    match config.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(FieldError::new(&["config", name], format!("config.{name} must be a string")).into()),
+    }
+}
+
+/// The longest ordering-key path.
+pub const MAX_ORDERING_KEY: usize = 256;
+
+/// The settings of a `kind` from the caller's `config`. Unknown keys are ignored, as the SDK's
+/// models do. With `partial` (a PATCH), required settings may be absent.
+fn settings(kind: DestinationKind, config: &Map<String, Value>, partial: bool) -> OpsResult<Settings> {
     match kind {
         // A polling endpoint has no settings; consumers come to hookd.
-        DestinationKind::PollingEndpoint => Ok((Map::new(), None)),
+        DestinationKind::PollingEndpoint => Ok(Settings::default()),
+        DestinationKind::FifoEndpoint => {
+            let url = text(config, "url")?;
+            if url.is_none() && !partial {
+                return Err(FieldError::new(&["config", "url"], "config.url is required").into());
+            }
+            let headers = match config.get("headers") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(
+                    serde_json::from_value::<BTreeMap<String, String>>(v.clone()).map_err(|_| {
+                        FieldError::new(&["config", "headers"], "config.headers must map names to string values")
+                    })?,
+                ),
+            };
+            let mut shown = Map::new();
+            if let Some(key) = text(config, "orderingKey")? {
+                let well_formed =
+                    !key.is_empty() && key.len() <= MAX_ORDERING_KEY && key.split('.').all(|part| !part.is_empty());
+                if !well_formed {
+                    return Err(FieldError::new(
+                        &["config", "orderingKey"],
+                        format!("config.orderingKey must be a dot path into the payload (e.g. `metadata.workspace_id`), 1 to {MAX_ORDERING_KEY} characters"),
+                    )
+                    .into());
+                }
+                shown.insert("orderingKey".into(), Value::String(key));
+            }
+            Ok(Settings {
+                config: shown,
+                credential: None,
+                url,
+                headers,
+                key: text(config, "key")?,
+            })
+        }
         other => Err(FieldError::new(
             &["type"],
             format!("Destination type `{}` is not supported by hookd", other.as_str()),
@@ -188,12 +246,31 @@ fn settings(kind: DestinationKind, _config: &Map<String, Value>) -> OpsResult<(M
     }
 }
 
-/// The URL an endpoint of `kind` records in its attempts.
-fn target(kind: DestinationKind) -> String {
-    match kind {
+/// The ordering key of a FIFO destination (a dot path into the payload), if it has one.
+pub fn ordering_key(e: &Endpoint) -> Option<&str> {
+    e.destination.as_ref()?.config.get("orderingKey")?.as_str()
+}
+
+/// Applies what `s` sets to the endpoint `e` of `kind`.
+fn apply(e: &mut Endpoint, kind: DestinationKind, s: Settings) -> OpsResult<()> {
+    e.url = match kind {
         DestinationKind::PollingEndpoint => POLL_URL.to_string(),
-        _ => String::new(),
+        _ => s.url.unwrap_or_else(|| e.url.clone()),
+    };
+    if let Some(headers) = s.headers {
+        e.headers = headers;
     }
+    if let Some(key) = s.key {
+        e.secret = hookd_signing::SigningKey::parse_endpoint_key(&key)
+            .map(|k| k.to_string())
+            .map_err(|err| FieldError::new(&["config", "key"], format!("invalid key: {err}")))?;
+    }
+    let d = e.destination.as_mut().expect("a destination has its settings");
+    d.config = s.config;
+    if s.credential.is_some() {
+        d.credential = s.credential;
+    }
+    Ok(())
 }
 
 fn check_sizes(p: &mut Problems, d: &Destination) {
@@ -214,23 +291,23 @@ fn check_sizes(p: &mut Problems, d: &Destination) {
 /// Creates a destination in `app`.
 pub async fn create_destination(state: &Services, app: &Application, input: DestinationIn) -> OpsResult<Endpoint> {
     let kind = kind_of(&input.kind)?;
-    let (config, credential) = settings(kind, input.config.as_ref().unwrap_or(&Map::new()))?;
+    let settings = settings(kind, input.config.as_ref().unwrap_or(&Map::new()), false)?;
     let now = state.clock.now();
     let destination = Destination {
         kind,
-        config,
-        credential,
+        config: Map::new(),
+        credential: None,
         batch_size: input.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
         max_wait_secs: input.max_wait_secs.unwrap_or(0),
     };
     let mut p = Problems::default();
     check_sizes(&mut p, &destination);
     p.finish()?;
-    let endpoint = Endpoint {
+    let mut endpoint = Endpoint {
         id: IdKind::Endpoint.generate(now, &mut rand::thread_rng()),
         app_id: app.id.clone(),
         uid: input.uid,
-        url: target(kind),
+        url: String::new(),
         description: String::new(),
         disabled: input.status == Some(StatusIn::Disabled),
         event_types: filter(input.event_types),
@@ -245,6 +322,7 @@ pub async fn create_destination(state: &Services, app: &Application, input: Dest
         updated_at: now,
         destination: Some(destination),
     };
+    apply(&mut endpoint, kind, settings)?;
     endpoints::check(state, app.env, &endpoint).await?;
     state
         .store
@@ -296,7 +374,7 @@ pub async fn upsert_destination(
     };
     let kind = kind_of(&input.kind)?;
     same_kind(spec(&existing).kind, kind)?;
-    let (config, credential) = settings(kind, input.config.as_ref().unwrap_or(&Map::new()))?;
+    let settings = settings(kind, input.config.as_ref().unwrap_or(&Map::new()), false)?;
     let was_disabled = existing.disabled;
     let mut e = existing;
     e.uid = input.uid;
@@ -304,14 +382,15 @@ pub async fn upsert_destination(
     e.event_types = filter(input.event_types);
     e.channels = filter(input.channels);
     e.metadata = input.metadata.unwrap_or_default();
-    e.url = target(kind);
+    let credential = spec(&e).credential.clone();
     e.destination = Some(Destination {
         kind,
-        config,
+        config: Map::new(),
         credential,
         batch_size: input.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
         max_wait_secs: input.max_wait_secs.unwrap_or(0),
     });
+    apply(&mut e, kind, settings)?;
     Ok((save(state, app, e, was_disabled).await?, false))
 }
 
@@ -373,13 +452,11 @@ pub async fn patch_destination(
         d.max_wait_secs = wait;
     }
     if let Some(config) = patch.config.filter(|c| !c.is_empty()) {
+        // Settings the patch does not name keep their value.
         let mut merged = d.config.clone();
         merged.extend(config);
-        let (config, credential) = settings(stored, &merged)?;
-        d.config = config;
-        if credential.is_some() {
-            d.credential = credential;
-        }
+        let settings = settings(stored, &merged, true)?;
+        apply(&mut e, stored, settings)?;
     }
     save(state, app, e, was_disabled).await
 }

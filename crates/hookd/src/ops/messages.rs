@@ -197,12 +197,35 @@ pub async fn publish(state: &Services, app: &Application, input: MessageIn, only
         .filter(|e| e.destination.as_ref().is_none_or(|d| d.kind.is_pushed()))
         .filter(|e| endpoint_accepts(e, &message.event_type, message.channels.as_deref()))
         .collect();
+    // A FIFO destination's delivery joins the lane its ordering key picks; its lane sends it.
+    let (fifo, targets): (Vec<_>, Vec<_>) = targets.into_iter().partition(|e| {
+        e.destination
+            .as_ref()
+            .is_some_and(|d| d.kind == hookd_core::model::DestinationKind::FifoEndpoint)
+    });
     // Deliveries the local dispatcher has room for are created already leased to it and
     // handed over after the commit; the rest wait for the poller.
     let endpoint_ids: Vec<&str> = targets.iter().map(|e| e.id.as_str()).collect();
     let reserved = state.dispatcher.try_reserve(&app.id, &endpoint_ids);
     let lease = reserved.as_ref().map(|_| state.dispatcher.lease_until(now));
-    let deliveries: Vec<NewDelivery> = targets
+    let payload = message.payload.as_deref().unwrap_or_default();
+    let in_lanes: Vec<NewDelivery> = fifo
+        .iter()
+        .map(|e| NewDelivery {
+            id: IdKind::Delivery.generate(now, &mut rand::thread_rng()),
+            msg_id: message.id.clone(),
+            endpoint_id: e.id.clone(),
+            app_id: app.id.clone(),
+            due_at: now,
+            leased_until: None,
+            lease_token: 0,
+            lane: Some(crate::dispatch::fifo::lane_of(
+                super::destinations::ordering_key(e),
+                payload,
+            )),
+        })
+        .collect();
+    let mut deliveries: Vec<NewDelivery> = targets
         .iter()
         .map(|e| NewDelivery {
             id: IdKind::Delivery.generate(now, &mut rand::thread_rng()),
@@ -215,8 +238,11 @@ pub async fn publish(state: &Services, app: &Application, input: MessageIn, only
                 Some(_) => hookd_store::new_lease_token(&mut rand::thread_rng()),
                 None => 0,
             },
+            lane: None,
         })
         .collect();
+    let pushed = deliveries.len();
+    deliveries.extend(in_lanes);
     match state.store.create_message(&message, &deliveries).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
@@ -232,10 +258,15 @@ pub async fn publish(state: &Services, app: &Application, input: MessageIn, only
         .dispatcher
         .traffic()
         .message(app.env, message.created_at, deliveries.len());
+    let lanes_have_work = deliveries.len() > pushed;
+    deliveries.truncate(pushed);
     match reserved {
         Some(reserved) => reserved.send(deliveries, Arc::new(message.clone())),
         None if !deliveries.is_empty() => state.dispatcher.wake(),
         None => {}
+    }
+    if lanes_have_work {
+        state.dispatcher.wake_fifo();
     }
     Ok(message)
 }

@@ -221,6 +221,7 @@ async fn schedule(state: &Services, m: &Message, endpoint: &Endpoint) -> OpsResu
         due_at: now,
         leased_until: None,
         lease_token: 0,
+        lane: None,
     };
     state.store.schedule_manual(&d, now).await?;
     Ok(())

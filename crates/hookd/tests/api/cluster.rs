@@ -207,6 +207,7 @@ async fn resend_from(
         due_at: app.clock_now(),
         leased_until: None,
         lease_token: 0,
+        lane: None,
     };
     hookd_store::MessageStore::schedule_manual(other, &delivery, app.clock_now())
         .await

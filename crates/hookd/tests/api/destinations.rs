@@ -485,3 +485,171 @@ async fn a_consumer_polling_during_concurrent_publishes_sees_every_message_once(
         unknown.len()
     );
 }
+
+/// What the FIFO test's receiver saw: for each key, the ids in the order first seen.
+#[derive(Default)]
+struct FifoLog {
+    requests: u64,
+    failed: u64,
+    largest_batch: usize,
+    seen: HashSet<String>,
+    by_key: std::collections::HashMap<String, Vec<String>>,
+    signatures_ok: bool,
+}
+
+/// A receiver that handles each batch, deduplicating on the message ids, and then answers
+/// `500` to every tenth request (as if it failed after doing the work), so hookd sends that
+/// batch again.
+async fn flaky_fifo_receiver(secret: &str) -> (String, std::sync::Arc<std::sync::Mutex<FifoLog>>) {
+    use axum::routing::post;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(FifoLog {
+        signatures_ok: true,
+        ..FifoLog::default()
+    }));
+    let secret = hookd_signing::Secret::parse(secret).unwrap();
+    let state = (log.clone(), std::sync::Arc::new(secret));
+    let app = axum::Router::new()
+        .route(
+            "/fifo",
+            post(
+                |axum::extract::State((log, secret)): axum::extract::State<(
+                    std::sync::Arc<std::sync::Mutex<FifoLog>>,
+                    std::sync::Arc<hookd_signing::Secret>,
+                )>,
+                 headers: axum::http::HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    let pairs = [
+                        ("webhook-id", header("webhook-id")),
+                        ("webhook-timestamp", header("webhook-timestamp")),
+                        ("webhook-signature", header("webhook-signature")),
+                    ];
+                    let verified =
+                        hookd_signing::WebhookHeaders::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+                            .ok()
+                            .is_some_and(|h| {
+                                let ts: i64 = h.timestamp.parse().unwrap_or(0);
+                                hookd_signing::verify(&secret, &h, &body, ts, 300).is_ok()
+                            });
+                    let items: Vec<Value> = serde_json::from_slice(&body).expect("a batch is a JSON array");
+                    let mut log = log.lock().unwrap();
+                    log.signatures_ok &= verified;
+                    log.requests += 1;
+                    log.largest_batch = log.largest_batch.max(items.len());
+                    for item in items {
+                        let id = item["id"].as_str().unwrap().to_string();
+                        if log.seen.insert(id.clone()) {
+                            let key = item["payload"]["metadata"]["workspace_id"]
+                                .as_str()
+                                .unwrap()
+                                .to_string();
+                            log.by_key.entry(key).or_default().push(id);
+                        }
+                    }
+                    if log.requests % 10 == 0 {
+                        log.failed += 1;
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        axum::http::StatusCode::NO_CONTENT
+                    }
+                },
+            ),
+        )
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/fifo", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, log)
+}
+
+#[tokio::test]
+async fn a_fifo_destination_delivers_each_keys_messages_in_order_once_despite_a_failing_receiver() {
+    // Retries at once: the schedule's gaps are not what this test is about.
+    let app = std::sync::Arc::new(TestApp::spawn_with(|c| c.delivery.retry_schedule = vec![0; 7]).await);
+    app.create_app("ledger").await;
+    let key = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let (url, log) = flaky_fifo_receiver(key).await;
+    let (status, dest) = app
+        .post(
+            "/api/v1/app/ledger/destination",
+            json!({"type": "fifoEndpoint", "uid": "books", "batchSize": 10,
+                   "config": {"url": url, "key": key, "headers": {"X-Ledger": "1", "Authorization": "Bearer t"},
+                              "orderingKey": "metadata.workspace_id"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{dest}");
+    assert_eq!(dest["config"]["url"], json!(url));
+    assert_eq!(dest["config"]["orderingKey"], "metadata.workspace_id");
+    assert_eq!(
+        dest["config"]["headers"],
+        json!({"headers": {"X-Ledger": "1"}, "sensitive": ["Authorization"]})
+    );
+    assert!(dest["config"].get("key").is_none(), "the key is never shown: {dest}");
+
+    // 20 keys, 250 messages each; each key's publisher waits for each acknowledgement, which
+    // is what makes its messages ordered.
+    let publishers: Vec<_> = (0..20)
+        .map(|k| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for n in 0..250 {
+                    let m = app
+                        .send_message(
+                            "ledger",
+                            json!({"eventType": "ledger.entry", "payload": {"metadata": {"workspace_id": format!("ws_{k}")}, "n": n}}),
+                        )
+                        .await;
+                    ids.push(m["id"].as_str().unwrap().to_string());
+                }
+                (format!("ws_{k}"), ids)
+            })
+        })
+        .collect();
+    let mut published = std::collections::HashMap::new();
+    for p in publishers {
+        let (key, ids) = p.await.unwrap();
+        published.insert(key, ids);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while log.lock().unwrap().seen.len() < 5_000 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of 5,000 arrived in time",
+            log.lock().unwrap().seen.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = log.lock().unwrap();
+    for (key, ids) in &published {
+        assert_eq!(
+            log.by_key.get(key),
+            Some(ids),
+            "{key} arrived in publish order, each once"
+        );
+    }
+    assert!(
+        log.failed >= 50,
+        "the receiver failed a tenth of {} requests",
+        log.requests
+    );
+    assert!(
+        log.largest_batch <= 10 && log.largest_batch > 1,
+        "batches of up to 10: {}",
+        log.largest_batch
+    );
+    assert!(log.signatures_ok, "every batch is signed with the destination's key");
+    drop(log);
+    // The attempt log has the failures and the successes, with the destination's URL.
+    let (_, stats) = app.get("/api/v1/app/ledger/endpoint/books/attempt-stats").await;
+    assert!(
+        stats["fail"].as_i64().unwrap() > 0 && stats["success"].as_i64().unwrap() >= 5_000,
+        "{stats}"
+    );
+    let (_, delivered) = app.get("/api/v1/app/ledger/endpoint/books/stats").await;
+    assert_eq!(
+        (delivered["success"].as_i64(), delivered["pending"].as_i64()),
+        (Some(5_000), Some(0)),
+        "{delivered}"
+    );
+}

@@ -277,6 +277,7 @@ impl TestApp {
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
         self.dispatcher.wake();
+        self.dispatcher.wake_fifo();
     }
 }
 
