@@ -37,7 +37,9 @@ CREATE INDEX delivery_lane ON delivery (endpoint_id, lane, xid, msg_id) WHERE la
 
 -- One row per lane of a FIFO destination (at most `fifo::LANES` per destination, created by
 -- the first publish to reach the lane): which node works on it (a lease, fenced by a token),
--- and when its head may next be tried (after a failed attempt).
+-- and when its head may next be tried (after a failed attempt, or once a batch that is not
+-- full has waited long enough). While `fill` is above 0 the lane waits for its batch to fill:
+-- it is due as soon as that many deliveries wait, whatever `retry_at` says.
 CREATE TABLE fifo_lane (
     endpoint_id TEXT COLLATE "C" NOT NULL,
     lane        INTEGER NOT NULL,
@@ -45,6 +47,7 @@ CREATE TABLE fifo_lane (
     lease_token BIGINT NOT NULL DEFAULT 0,
     lease_until BIGINT NOT NULL DEFAULT 0,
     retry_at    BIGINT NOT NULL DEFAULT 0,
+    fill        INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (endpoint_id, lane)
 );
 CREATE INDEX fifo_lane_app ON fifo_lane (app_id);

@@ -577,12 +577,14 @@ pub trait PollStore: Send + Sync + 'static {
 #[async_trait]
 pub trait FifoStore: Send + Sync + 'static {
     /// Up to `limit` lanes with a delivery waiting, whose destination is enabled, that no node
-    /// holds a lease on and whose retry time has come by `now`; the longest waiting first.
+    /// holds a lease on, and whose retry time has come by `now` or, while waiting for a batch
+    /// to fill, that have their `fill` deliveries waiting (a batch is at most 250); the longest
+    /// waiting first.
     async fn fifo_lanes(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<FifoLane>>;
 
     /// Takes the lane's lease until `until` under `token` (or extends it, when `token` holds
-    /// it) when no other lease is live at `now` and its retry time has come; `false` when
-    /// another node holds it or it must wait.
+    /// it) when no other lease is live at `now`; `false` when another node holds it. (Whether
+    /// the lane is due is [`FifoStore::fifo_lanes`]'s to say.)
     async fn lease_fifo_lane(
         &self,
         lane: &FifoLane,
@@ -596,6 +598,13 @@ pub trait FifoStore: Send + Sync + 'static {
     async fn fifo_head(&self, lane: &FifoLane, limit: usize) -> StoreResult<Vec<FifoItem>>;
 
     /// Gives the lease back (only while `token` still holds it); the lane's head may next be
-    /// tried at `retry_at`.
-    async fn release_fifo_lane(&self, lane: &FifoLane, token: i64, retry_at: DateTime<Utc>) -> StoreResult<()>;
+    /// tried at `retry_at`, or, with `fill` above 0 (a batch waiting to fill), as soon as
+    /// `fill` deliveries wait.
+    async fn release_fifo_lane(
+        &self,
+        lane: &FifoLane,
+        token: i64,
+        retry_at: DateTime<Utc>,
+        fill: usize,
+    ) -> StoreResult<()>;
 }

@@ -10,9 +10,12 @@ impl FifoStore for PostgresStore {
     async fn fifo_lanes(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<FifoLane>> {
         let rows = sqlx::query(
             "SELECT l.endpoint_id, l.app_id, l.lane FROM fifo_lane l JOIN endpoint e ON e.id = l.endpoint_id \
-             WHERE l.lease_until <= $1 AND l.retry_at <= $1 AND NOT e.disabled \
+             WHERE l.lease_until <= $1 AND NOT e.disabled \
              AND EXISTS (SELECT 1 FROM delivery d WHERE d.endpoint_id = l.endpoint_id AND d.lane = l.lane \
                          AND d.status IN (1, 3)) \
+             AND (l.retry_at <= $1 OR (l.fill > 0 AND (SELECT COUNT(*) FROM (SELECT 1 FROM delivery d \
+                  WHERE d.endpoint_id = l.endpoint_id AND d.lane = l.lane AND d.status IN (1, 3) LIMIT 250) f) \
+                  >= l.fill)) \
              ORDER BY l.retry_at LIMIT $2",
         )
         .bind(micros(now))
@@ -41,7 +44,7 @@ impl FifoStore for PostgresStore {
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE fifo_lane SET lease_token = $3, lease_until = $4 \
-             WHERE endpoint_id = $1 AND lane = $2 AND (lease_until <= $5 OR lease_token = $3) AND retry_at <= $5",
+             WHERE endpoint_id = $1 AND lane = $2 AND (lease_until <= $5 OR lease_token = $3)",
         )
         .bind(&lane.endpoint_id)
         .bind(lane.lane)
@@ -82,15 +85,22 @@ impl FifoStore for PostgresStore {
             .map_err(map_err)
     }
 
-    async fn release_fifo_lane(&self, lane: &FifoLane, token: i64, retry_at: DateTime<Utc>) -> StoreResult<()> {
+    async fn release_fifo_lane(
+        &self,
+        lane: &FifoLane,
+        token: i64,
+        retry_at: DateTime<Utc>,
+        fill: usize,
+    ) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE fifo_lane SET lease_token = 0, lease_until = 0, retry_at = $4 \
+            "UPDATE fifo_lane SET lease_token = 0, lease_until = 0, retry_at = $4, fill = $5 \
              WHERE endpoint_id = $1 AND lane = $2 AND lease_token = $3",
         )
         .bind(&lane.endpoint_id)
         .bind(lane.lane)
         .bind(token)
         .bind(micros(retry_at))
+        .bind(fill as i32)
         .execute(self.pool.write()?)
         .await
         .map_err(map_err)?;

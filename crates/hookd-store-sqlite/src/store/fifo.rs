@@ -11,9 +11,12 @@ impl FifoStore for SqliteStore {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT l.endpoint_id, l.app_id, l.lane FROM fifo_lane l JOIN endpoint e ON e.id = l.endpoint_id \
-                 WHERE l.lease_until <= ?1 AND l.retry_at <= ?1 AND e.disabled = 0 \
+                 WHERE l.lease_until <= ?1 AND e.disabled = 0 \
                  AND EXISTS (SELECT 1 FROM delivery d INDEXED BY delivery_lane WHERE d.endpoint_id = l.endpoint_id \
                              AND d.lane = l.lane AND d.status IN (1, 3)) \
+                 AND (l.retry_at <= ?1 OR (l.fill > 0 AND (SELECT COUNT(*) FROM (SELECT 1 FROM delivery d \
+                      INDEXED BY delivery_lane WHERE d.endpoint_id = l.endpoint_id AND d.lane = l.lane \
+                      AND d.status IN (1, 3) LIMIT 250)) >= l.fill)) \
                  ORDER BY l.retry_at LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![now, limit as i64], |r| {
@@ -40,7 +43,7 @@ impl FifoStore for SqliteStore {
             let n = c
                 .prepare_cached(
                     "UPDATE fifo_lane SET lease_token = ?3, lease_until = ?4 \
-                     WHERE endpoint_id = ?1 AND lane = ?2 AND (lease_until <= ?5 OR lease_token = ?3) AND retry_at <= ?5",
+                     WHERE endpoint_id = ?1 AND lane = ?2 AND (lease_until <= ?5 OR lease_token = ?3)",
                 )
                 .and_then(|mut s| s.execute(params![lane.endpoint_id, lane.lane, token, micros(until), micros(now)]))
                 .map_err(map_err)?;
@@ -71,14 +74,28 @@ impl FifoStore for SqliteStore {
         .await
     }
 
-    async fn release_fifo_lane(&self, lane: &FifoLane, token: i64, retry_at: DateTime<Utc>) -> StoreResult<()> {
+    async fn release_fifo_lane(
+        &self,
+        lane: &FifoLane,
+        token: i64,
+        retry_at: DateTime<Utc>,
+        fill: usize,
+    ) -> StoreResult<()> {
         let lane = lane.clone();
         self.write(move |c| {
             c.prepare_cached(
-                "UPDATE fifo_lane SET lease_token = 0, lease_until = 0, retry_at = ?4 \
+                "UPDATE fifo_lane SET lease_token = 0, lease_until = 0, retry_at = ?4, fill = ?5 \
                  WHERE endpoint_id = ?1 AND lane = ?2 AND lease_token = ?3",
             )
-            .and_then(|mut s| s.execute(params![lane.endpoint_id, lane.lane, token, micros(retry_at)]))
+            .and_then(|mut s| {
+                s.execute(params![
+                    lane.endpoint_id,
+                    lane.lane,
+                    token,
+                    micros(retry_at),
+                    fill as i64
+                ])
+            })
             .map_err(map_err)?;
             Ok(())
         })

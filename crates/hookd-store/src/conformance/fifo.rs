@@ -87,17 +87,16 @@ pub async fn fifo_lanes_hold_their_deliveries_in_order_under_one_lease(store: &d
         store.lease_fifo_lane(&lane, 8, at(90), at(61)).await.unwrap(),
         "a lease that ran out is taken over"
     );
-    store.release_fifo_lane(&lane, 7, at(0)).await.unwrap();
+    store.release_fifo_lane(&lane, 7, at(0), 0).await.unwrap();
     assert!(
         !store.lease_fifo_lane(&lane, 9, at(90), at(62)).await.unwrap(),
         "a late release by the old holder frees nothing"
     );
-    store.release_fifo_lane(&lane, 8, at(300)).await.unwrap();
+    store.release_fifo_lane(&lane, 8, at(300), 0).await.unwrap();
     assert!(
         !store.fifo_lanes(at(100), 10).await.unwrap().contains(&lane),
         "waits for its retry time"
     );
-    assert!(!store.lease_fifo_lane(&lane, 9, at(200), at(100)).await.unwrap());
     assert!(store.fifo_lanes(at(300), 10).await.unwrap().contains(&lane));
 
     // A delivered head leaves the lane; a lane without work is not found.
@@ -141,6 +140,18 @@ pub async fn fifo_lanes_hold_their_deliveries_in_order_under_one_lease(store: &d
         .collect();
     store.record_attempts(&rest).await.unwrap();
     assert_eq!(store.fifo_lanes(at(400), 10).await.unwrap(), vec![lane.clone()]);
+
+    // Waiting for a batch of 3 to fill: not due with 2 waiting, due once the third arrives,
+    // long before its fill deadline.
+    assert!(store.lease_fifo_lane(&lane, 10, at(450), at(400)).await.unwrap());
+    store.release_fifo_lane(&lane, 10, at(10_000), 3).await.unwrap();
+    assert!(store.fifo_lanes(at(500), 10).await.unwrap().is_empty());
+    publish(store, &mut g, &dest, 0, 501).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while store.fifo_lanes(at(502), 10).await.unwrap() != vec![lane.clone()] {
+        assert!(std::time::Instant::now() < deadline, "a full batch makes its lane due");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 
     // A disabled destination's lanes wait; deleting it removes them.
     let mut disabled = dest.clone();

@@ -193,7 +193,7 @@ impl FifoRunner {
                 return;
             }
         }
-        let mut retry_at = self.clock.now();
+        let (mut retry_at, mut fill) = (self.clock.now(), 0);
         for _ in 0..TURN {
             if stop.is_cancelled() {
                 break;
@@ -214,9 +214,13 @@ impl FifoRunner {
                     retry_at = at;
                     break;
                 }
+                Step::Fill(at, size) => {
+                    (retry_at, fill) = (at, size);
+                    break;
+                }
             }
         }
-        if let Err(e) = self.fifo.release_fifo_lane(lane, token, retry_at).await {
+        if let Err(e) = self.fifo.release_fifo_lane(lane, token, retry_at, fill).await {
             tracing::warn!(error = %e, endpoint = %lane.endpoint_id, "cannot release a FIFO lane; its lease runs out");
         }
     }
@@ -259,7 +263,7 @@ impl FifoRunner {
         if items.len() < destination.batch_size as usize && destination.max_wait_secs > 0 {
             let full_by = items[0].message.created_at + chrono::Duration::seconds(destination.max_wait_secs.into());
             if full_by > now {
-                return Step::Wait(full_by);
+                return Step::Fill(full_by, destination.batch_size as usize);
             }
         }
         let app = match self.apps.by_id(&lane.app_id).await {
@@ -301,6 +305,8 @@ enum Step {
     Sent,
     /// Stop; the lane's head may be tried again at this time.
     Wait(DateTime<Utc>),
+    /// Stop; the batch is not full: it goes at this time, or once this many wait.
+    Fill(DateTime<Utc>, usize),
 }
 
 /// One record per message of the batch, with the time its retry is due (`None`: finished).

@@ -653,3 +653,122 @@ async fn a_fifo_destination_delivers_each_keys_messages_in_order_once_despite_a_
         "{delivered}"
     );
 }
+
+#[tokio::test]
+async fn a_fifo_batch_waits_to_fill_a_disabled_lane_holds_and_an_exhausted_head_fails_and_lets_the_next_go() {
+    let app = TestApp::spawn().await;
+    app.create_app("shop").await;
+    let (status, dest) = app
+        .post(
+            "/api/v1/app/shop/destination",
+            json!({"type": "fifoEndpoint", "uid": "orders", "batchSize": 3, "maxWaitSecs": 60,
+                   "config": {"url": app.receiver.url("/ok")}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{dest}");
+    let publish = |n: i64| {
+        let app = &app;
+        async move {
+            app.send_message("shop", json!({"eventType": "order.placed", "payload": {"n": n}}))
+                .await["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let quiet = |ms| tokio::time::sleep(Duration::from_millis(ms));
+    let batches = |app: &TestApp| -> Vec<Vec<i64>> {
+        app.receiver
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/ok")
+            .map(|r| {
+                let items: Vec<Value> = serde_json::from_slice(&r.body).unwrap();
+                items.iter().map(|i| i["payload"]["n"].as_i64().unwrap()).collect()
+            })
+            .collect()
+    };
+    // Two messages wait for a third (or for 60 s); the third completes the batch.
+    publish(1).await;
+    publish(2).await;
+    quiet(300).await;
+    assert!(batches(&app).is_empty(), "a batch waits to fill");
+    publish(3).await;
+    app.receiver.wait_for(1, |r| r.path == "/ok").await;
+    assert_eq!(batches(&app), vec![vec![1, 2, 3]]);
+    // A lone message goes once its oldest has waited maxWaitSecs.
+    publish(4).await;
+    quiet(300).await;
+    assert_eq!(batches(&app).len(), 1);
+    app.advance(Duration::from_secs(61));
+    app.receiver.wait_for(2, |r| r.path == "/ok").await;
+    assert_eq!(batches(&app)[1], vec![4]);
+
+    // Disabled, the lane keeps what waits in it (and, like any disabled endpoint, gets no new
+    // messages); enabled again, it goes on.
+    publish(5).await;
+    publish(6).await;
+    let path = "/api/v1/app/shop/destination/orders";
+    app.call(
+        "PATCH",
+        path,
+        Some(json!({"type": "fifoEndpoint", "status": "disabled"})),
+    )
+    .await;
+    publish(7).await;
+    app.advance(Duration::from_secs(61));
+    quiet(300).await;
+    assert_eq!(batches(&app).len(), 2, "nothing goes to a disabled destination");
+    app.call(
+        "PATCH",
+        path,
+        Some(json!({"type": "fifoEndpoint", "status": "enabled"})),
+    )
+    .await;
+    app.advance(Duration::from_secs(1));
+    app.receiver.wait_for(3, |r| r.path == "/ok").await;
+    assert_eq!(batches(&app)[2], vec![5, 6]);
+
+    // A head that keeps failing holds its lane until its schedule is exhausted; then it fails
+    // visibly and the next message goes.
+    let (status, failing) = app
+        .post(
+            "/api/v1/app/shop/destination",
+            json!({"type": "fifoEndpoint", "uid": "broken", "batchSize": 1, "eventTypes": null,
+                   "config": {"url": app.receiver.url("/status/500")}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{failing}");
+    let first = publish(8).await;
+    let second = publish(9).await;
+    let attempts_of = |msg: String| {
+        let app = &app;
+        async move {
+            let (_, a) = app
+                .get(&format!("/api/v1/app/shop/attempt/msg/{msg}?endpoint_id=broken"))
+                .await;
+            a["data"].as_array().unwrap().len()
+        }
+    };
+    app.receiver.wait_for(1, |r| r.path == "/status/500").await;
+    assert_eq!(
+        attempts_of(second.clone()).await,
+        0,
+        "the next waits behind the failing head"
+    );
+    for _ in 0..20 {
+        if attempts_of(first.clone()).await >= 8 {
+            break;
+        }
+        app.advance(Duration::from_secs(24 * 3600));
+        quiet(100).await;
+    }
+    assert_eq!(attempts_of(first.clone()).await, 8, "the whole schedule was tried");
+    app.wait_delivery_status("shop", &first, "fail").await;
+    app.advance(Duration::from_secs(1));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while attempts_of(second.clone()).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the next message never went");
+        quiet(20).await;
+    }
+}
