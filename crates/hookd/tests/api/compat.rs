@@ -134,11 +134,13 @@ async fn deliveries_verify_with_the_standard_webhooks_reference_library() {
 async fn official_svix_sdk_drives_destinations_and_polling() {
     let app = TestApp::spawn().await;
     let (base, token) = (app.base.clone(), app.token.clone());
+    let receiver = app.receiver.url("/ok");
     let output = tokio::task::spawn_blocking(move || {
         Command::new(python())
             .arg(script("svix_sdk_destinations.py"))
             .env("HOOKD_URL", base)
             .env("HOOKD_TOKEN", token)
+            .env("RECEIVER_URL", receiver)
             .output()
             .expect("run python3 (is it installed?)")
     })
@@ -169,4 +171,65 @@ async fn official_svix_sdk_drives_destinations_and_polling() {
         );
     }
     assert!(attempts.iter().all(|a| a["status"] == 0));
+    // The FIFO destination delivered the three messages in order, in signed batches the
+    // Standard Webhooks library verifies with the key the SDK rotated to.
+    let want: Vec<String> = result["fifo_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (batch, ids) = loop {
+        let batches: Vec<_> = app
+            .receiver
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == "/ok")
+            .collect();
+        let ids: Vec<String> = batches
+            .iter()
+            .flat_map(|b| serde_json::from_slice::<Vec<Value>>(&b.body).unwrap())
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect();
+        if ids.len() >= want.len() || tokio::time::Instant::now() > deadline {
+            break (batches[0].clone(), ids);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(ids, want);
+    assert_eq!(batch.header("x-ledger"), Some("1"));
+    let case = json!({
+        "secret": result["fifo_key"],
+        "headers": {
+            "webhook-id": batch.header("webhook-id"),
+            "webhook-timestamp": batch.header("webhook-timestamp"),
+            "webhook-signature": batch.header("webhook-signature"),
+        },
+        "body": String::from_utf8(batch.body.to_vec()).unwrap(),
+    });
+    let verified = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(python())
+            .arg(script("verify_delivery.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run python3");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(case.to_string().as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&verified.stdout).trim(),
+        "ok",
+        "standardwebhooks verifies the batch: {}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
 }

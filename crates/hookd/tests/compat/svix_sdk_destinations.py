@@ -31,7 +31,9 @@ from svix.models import (
     DestinationStatusIn,
     DestinationTransformIn,
     EndpointSecretRotateIn,
+    FifoEndpointConfigIn,
     Ordering,
+    SinkHttpConfigPatch,
     PollingEndpointConsumerSeekIn,
     SqsConfigIn,
 )
@@ -145,7 +147,37 @@ def main():
     c3 = svix.message.poller.consumer_poll("ledger", "ledger-feed", "books")
     assert [m.id for m in c3.data] == paid, c3
 
-    print(json.dumps({"destination_id": created.id, "paid": paid}))
+    # A FIFO destination: created with the SDK's config model, read back as `SinkHttpConfigOut`,
+    # its URL patched, its key rotated.
+    fifo = svix.destination.create(
+        "ledger",
+        DestinationIn(
+            type="fifoEndpoint",
+            uid="ledger-fifo",
+            batch_size=5,
+            max_wait_secs=0,
+            config=FifoEndpointConfigIn(
+                url=os.environ["RECEIVER_URL"],
+                headers={"X-Ledger": "1"},
+                key="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+        ),
+    )
+    assert fifo.type == "fifoEndpoint" and fifo.config.url == os.environ["RECEIVER_URL"], fifo
+    assert fifo.config.headers.headers == {"X-Ledger": "1"}, fifo.config
+    moved = svix.destination.patch(
+        "ledger", "ledger-fifo", DestinationPatch(type="fifoEndpoint", config=SinkHttpConfigPatch(url=os.environ["RECEIVER_URL"] + "?v=2"))
+    )
+    assert moved.config.url.endswith("?v=2"), moved.config
+    rotated = svix.destination.rotate_secret("ledger", "ledger-fifo", EndpointSecretRotateIn(grace_period_seconds=0))
+    assert rotated.key.startswith("whsec_") and rotated.key != "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", rotated
+    fifo_ids = [
+        svix.message.create("ledger", MessageIn(event_type="invoice.paid", payload={"fifo": n})).id for n in range(3)
+    ]
+    listed = svix.destination.list("ledger")
+    assert {d.type for d in listed.data} == {"pollingEndpoint", "fifoEndpoint"}, listed
+
+    print(json.dumps({"destination_id": created.id, "paid": paid, "fifo_key": rotated.key, "fifo_ids": fifo_ids}))
 
 
 if __name__ == "__main__":
