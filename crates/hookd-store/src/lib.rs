@@ -579,8 +579,9 @@ pub trait FifoStore: Send + Sync + 'static {
     /// Up to `limit` lanes with a delivery waiting, whose destination is enabled, that no node
     /// holds a lease on, and whose retry time has come by `now` or, while waiting for a batch
     /// to fill, that have their `fill` deliveries waiting (a batch is at most 250); the longest
-    /// waiting first.
-    async fn fifo_lanes(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<FifoLane>>;
+    /// waiting first; none of the applications in `skip` (those the caller works on as much
+    /// as it may), so one tenant's many lanes cannot fill the answer while others wait.
+    async fn fifo_lanes(&self, now: DateTime<Utc>, limit: usize, skip: &[String]) -> StoreResult<Vec<FifoLane>>;
 
     /// Takes the lane's lease until `until` under `token` (or extends it, when `token` holds
     /// it) when no other lease is live at `now`; `false` when another node holds it. (Whether

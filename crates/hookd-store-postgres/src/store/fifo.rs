@@ -7,10 +7,10 @@ use super::*;
 
 #[async_trait]
 impl FifoStore for PostgresStore {
-    async fn fifo_lanes(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<FifoLane>> {
+    async fn fifo_lanes(&self, now: DateTime<Utc>, limit: usize, skip: &[String]) -> StoreResult<Vec<FifoLane>> {
         let rows = sqlx::query(
             "SELECT l.endpoint_id, l.app_id, l.lane FROM fifo_lane l JOIN endpoint e ON e.id = l.endpoint_id \
-             WHERE l.lease_until <= $1 AND NOT e.disabled \
+             WHERE l.lease_until <= $1 AND NOT e.disabled AND NOT (l.app_id = ANY($3)) \
              AND EXISTS (SELECT 1 FROM delivery d WHERE d.endpoint_id = l.endpoint_id AND d.lane = l.lane \
                          AND d.status IN (1, 3)) \
              AND (l.retry_at <= $1 OR (l.fill > 0 AND (SELECT COUNT(*) FROM (SELECT 1 FROM delivery d \
@@ -20,6 +20,7 @@ impl FifoStore for PostgresStore {
         )
         .bind(micros(now))
         .bind(limit as i64)
+        .bind(skip)
         .fetch_all(self.pool.read())
         .await
         .map_err(map_err)?;

@@ -6,12 +6,14 @@ use super::*;
 
 #[async_trait]
 impl FifoStore for SqliteStore {
-    async fn fifo_lanes(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<FifoLane>> {
+    async fn fifo_lanes(&self, now: DateTime<Utc>, limit: usize, skip: &[String]) -> StoreResult<Vec<FifoLane>> {
         let now = micros(now);
+        let skip = serde_json::to_string(skip).map_err(StoreError::internal)?;
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT l.endpoint_id, l.app_id, l.lane FROM fifo_lane l JOIN endpoint e ON e.id = l.endpoint_id \
                  WHERE l.lease_until <= ?1 AND e.disabled = 0 \
+                 AND l.app_id NOT IN (SELECT value FROM json_each(?3)) \
                  AND EXISTS (SELECT 1 FROM delivery d INDEXED BY delivery_lane WHERE d.endpoint_id = l.endpoint_id \
                              AND d.lane = l.lane AND d.status IN (1, 3)) \
                  AND (l.retry_at <= ?1 OR (l.fill > 0 AND (SELECT COUNT(*) FROM (SELECT 1 FROM delivery d \
@@ -19,7 +21,7 @@ impl FifoStore for SqliteStore {
                       AND d.status IN (1, 3) LIMIT 250)) >= l.fill)) \
                  ORDER BY l.retry_at LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![now, limit as i64], |r| {
+            let rows = stmt.query_map(params![now, limit as i64, skip], |r| {
                 Ok(FifoLane {
                     endpoint_id: r.get(0)?,
                     app_id: r.get(1)?,

@@ -68,9 +68,15 @@ pub async fn fifo_lanes_hold_their_deliveries_in_order_under_one_lease(store: &d
         ..lane.clone()
     };
     assert_eq!(head(store, &five, 1).await, vec![other]);
-    let mut found = store.fifo_lanes(at(10), 10).await.unwrap();
+    let mut found = store.fifo_lanes(at(10), 10, &[]).await.unwrap();
     found.sort_by_key(|l| l.lane);
     assert_eq!(found, vec![lane.clone(), five.clone()]);
+    // An application the caller works on as much as it may is left out.
+    assert!(store
+        .fifo_lanes(at(10), 10, slice::from_ref(&app.id))
+        .await
+        .unwrap()
+        .is_empty());
 
     // One lease at a time; the holder extends it; released with a retry time, the lane waits.
     assert!(store.lease_fifo_lane(&lane, 7, at(40), at(10)).await.unwrap());
@@ -82,7 +88,7 @@ pub async fn fifo_lanes_hold_their_deliveries_in_order_under_one_lease(store: &d
         store.lease_fifo_lane(&lane, 7, at(60), at(20)).await.unwrap(),
         "the holder extends it"
     );
-    assert_eq!(store.fifo_lanes(at(20), 10).await.unwrap(), vec![five.clone()]);
+    assert_eq!(store.fifo_lanes(at(20), 10, &[]).await.unwrap(), vec![five.clone()]);
     assert!(
         store.lease_fifo_lane(&lane, 8, at(90), at(61)).await.unwrap(),
         "a lease that ran out is taken over"
@@ -94,10 +100,10 @@ pub async fn fifo_lanes_hold_their_deliveries_in_order_under_one_lease(store: &d
     );
     store.release_fifo_lane(&lane, 8, at(300), 0).await.unwrap();
     assert!(
-        !store.fifo_lanes(at(100), 10).await.unwrap().contains(&lane),
+        !store.fifo_lanes(at(100), 10, &[]).await.unwrap().contains(&lane),
         "waits for its retry time"
     );
-    assert!(store.fifo_lanes(at(300), 10).await.unwrap().contains(&lane));
+    assert!(store.fifo_lanes(at(300), 10, &[]).await.unwrap().contains(&lane));
 
     // A delivered head leaves the lane; a lane without work is not found.
     let items = store.fifo_head(&lane, 100).await.unwrap();
@@ -139,16 +145,16 @@ pub async fn fifo_lanes_hold_their_deliveries_in_order_under_one_lease(store: &d
         })
         .collect();
     store.record_attempts(&rest).await.unwrap();
-    assert_eq!(store.fifo_lanes(at(400), 10).await.unwrap(), vec![lane.clone()]);
+    assert_eq!(store.fifo_lanes(at(400), 10, &[]).await.unwrap(), vec![lane.clone()]);
 
     // Waiting for a batch of 3 to fill: not due with 2 waiting, due once the third arrives,
     // long before its fill deadline.
     assert!(store.lease_fifo_lane(&lane, 10, at(450), at(400)).await.unwrap());
     store.release_fifo_lane(&lane, 10, at(10_000), 3).await.unwrap();
-    assert!(store.fifo_lanes(at(500), 10).await.unwrap().is_empty());
+    assert!(store.fifo_lanes(at(500), 10, &[]).await.unwrap().is_empty());
     publish(store, &mut g, &dest, 0, 501).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while store.fifo_lanes(at(502), 10).await.unwrap() != vec![lane.clone()] {
+    while store.fifo_lanes(at(502), 10, &[]).await.unwrap() != vec![lane.clone()] {
         assert!(std::time::Instant::now() < deadline, "a full batch makes its lane due");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
@@ -157,11 +163,11 @@ pub async fn fifo_lanes_hold_their_deliveries_in_order_under_one_lease(store: &d
     let mut disabled = dest.clone();
     disabled.disabled = true;
     store.update_endpoint(&disabled).await.unwrap();
-    assert!(store.fifo_lanes(at(400), 10).await.unwrap().is_empty());
+    assert!(store.fifo_lanes(at(400), 10, &[]).await.unwrap().is_empty());
     store.update_endpoint(&dest).await.unwrap();
-    assert_eq!(store.fifo_lanes(at(400), 10).await.unwrap().len(), 1);
+    assert_eq!(store.fifo_lanes(at(400), 10, &[]).await.unwrap().len(), 1);
     store.delete_endpoint(&app.id, &dest.id).await.unwrap();
-    assert!(store.fifo_lanes(at(400), 10).await.unwrap().is_empty());
+    assert!(store.fifo_lanes(at(400), 10, &[]).await.unwrap().is_empty());
 }
 
 /// A message whose delivery still waits in a lane keeps its payload past its retention and is

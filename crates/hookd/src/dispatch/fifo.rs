@@ -145,7 +145,20 @@ impl FifoRunner {
                 _ = this.wake.notified() => {}
             }
             let now = this.clock.now();
-            let lanes = match this.fifo.fifo_lanes(now, MAX_ACTIVE * 2).await {
+            let (full, room) = {
+                let a = active.lock().expect("FIFO lanes lock");
+                let full: Vec<String> = a
+                    .per_app
+                    .iter()
+                    .filter(|(_, n)| **n >= MAX_ACTIVE_PER_APP)
+                    .map(|(app, _)| app.clone())
+                    .collect();
+                (full, MAX_ACTIVE.saturating_sub(a.lanes.len()))
+            };
+            if room == 0 {
+                continue;
+            }
+            let lanes = match this.fifo.fifo_lanes(now, room * 2, &full).await {
                 Ok(lanes) => lanes,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot look for FIFO lanes with work; will try again");
@@ -193,7 +206,7 @@ impl FifoRunner {
                 return;
             }
         }
-        let (mut retry_at, mut fill) = (self.clock.now(), 0);
+        let (mut retry_at, mut fill, mut more) = (self.clock.now(), 0, true);
         for _ in 0..TURN {
             if stop.is_cancelled() {
                 break;
@@ -211,17 +224,21 @@ impl FifoRunner {
                     retry_at = now;
                 }
                 Step::Wait(at) => {
-                    retry_at = at;
+                    (retry_at, more) = (at, false);
                     break;
                 }
                 Step::Fill(at, size) => {
-                    (retry_at, fill) = (at, size);
+                    (retry_at, fill, more) = (at, size, false);
                     break;
                 }
             }
         }
         if let Err(e) = self.fifo.release_fifo_lane(lane, token, retry_at, fill).await {
             tracing::warn!(error = %e, endpoint = %lane.endpoint_id, "cannot release a FIFO lane; its lease runs out");
+        }
+        if more {
+            // Its turn is over but it has work: look again at once, not after the interval.
+            self.wake.notify_one();
         }
     }
 

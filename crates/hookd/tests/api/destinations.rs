@@ -620,26 +620,27 @@ async fn a_fifo_destination_delivers_each_keys_messages_in_order_once_despite_a_
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let log = log.lock().unwrap();
-    for (key, ids) in &published {
-        assert_eq!(
-            log.by_key.get(key),
-            Some(ids),
-            "{key} arrived in publish order, each once"
+    {
+        let log = log.lock().unwrap();
+        for (key, ids) in &published {
+            assert_eq!(
+                log.by_key.get(key),
+                Some(ids),
+                "{key} arrived in publish order, each once"
+            );
+        }
+        assert!(
+            log.failed >= 50,
+            "the receiver failed a tenth of {} requests",
+            log.requests
         );
+        assert!(
+            log.largest_batch <= 10 && log.largest_batch > 1,
+            "batches of up to 10: {}",
+            log.largest_batch
+        );
+        assert!(log.signatures_ok, "every batch is signed with the destination's key");
     }
-    assert!(
-        log.failed >= 50,
-        "the receiver failed a tenth of {} requests",
-        log.requests
-    );
-    assert!(
-        log.largest_batch <= 10 && log.largest_batch > 1,
-        "batches of up to 10: {}",
-        log.largest_batch
-    );
-    assert!(log.signatures_ok, "every batch is signed with the destination's key");
-    drop(log);
     // The attempt log has the failures and the successes, with the destination's URL.
     let (_, stats) = app.get("/api/v1/app/ledger/endpoint/books/attempt-stats").await;
     assert!(
@@ -771,4 +772,54 @@ async fn a_fifo_batch_waits_to_fill_a_disabled_lane_holds_and_an_exhausted_head_
         assert!(tokio::time::Instant::now() < deadline, "the next message never went");
         quiet(20).await;
     }
+}
+
+#[tokio::test]
+async fn a_tenants_hanging_fifo_lanes_do_not_hold_up_another_tenants() {
+    let app = TestApp::spawn().await;
+    for uid in ["noisy", "quiet"] {
+        app.create_app(uid).await;
+    }
+    // The noisy tenant's receiver takes 3 s per request, across 40 keys (many lanes).
+    let (status, _) = app
+        .post(
+            "/api/v1/app/noisy/destination",
+            json!({"type": "fifoEndpoint", "config": {"url": app.receiver.url("/slow/3000"), "orderingKey": "k"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = app
+        .post(
+            "/api/v1/app/quiet/destination",
+            json!({"type": "fifoEndpoint", "config": {"url": app.receiver.url("/ok")}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    for k in 0..40 {
+        app.send_message(
+            "noisy",
+            json!({"eventType": "tick", "payload": {"k": format!("key-{k}")}}),
+        )
+        .await;
+    }
+    app.receiver.wait_for(1, |r| r.path == "/slow/3000").await;
+    let started = std::time::Instant::now();
+    app.send_message("quiet", json!({"eventType": "tick", "payload": {"n": 1}}))
+        .await;
+    app.receiver.wait_for(1, |r| r.path == "/ok").await;
+    let took = started.elapsed();
+    let slow_done = app
+        .receiver
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/slow/3000")
+        .count();
+    assert!(
+        took < Duration::from_millis(2_500),
+        "the quiet tenant's message waited {took:?} behind the noisy tenant's hanging lanes"
+    );
+    assert!(
+        slow_done <= 8,
+        "one tenant works on at most 8 lanes at once on a node: {slow_done}"
+    );
 }
