@@ -641,7 +641,15 @@ async fn a_fifo_destination_delivers_each_keys_messages_in_order_once_despite_a_
         );
         assert!(log.signatures_ok, "every batch is signed with the destination's key");
     }
-    // The attempt log has the failures and the successes, with the destination's URL.
+    // The attempt log has the failures and the successes (recorded once each answer is in).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, delivered) = app.get("/api/v1/app/ledger/endpoint/books/stats").await;
+        if delivered["success"].as_i64() == Some(5_000) || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (_, stats) = app.get("/api/v1/app/ledger/endpoint/books/attempt-stats").await;
     assert!(
         stats["fail"].as_i64().unwrap() > 0 && stats["success"].as_i64().unwrap() >= 5_000,
