@@ -27,6 +27,26 @@ async fn publish(store: &dyn Store, g: &mut Gen, ep: &Endpoint, lane: i32, t: i6
     (msg, d)
 }
 
+/// Successful attempts, at 300 s, of `items` of `lane`.
+fn delivered(g: &mut Gen, lane: &FifoLane, items: &[crate::FifoItem]) -> Vec<AttemptRecord> {
+    items
+        .iter()
+        .map(|i| {
+            let d = NewDelivery {
+                id: i.delivery_id.clone(),
+                msg_id: i.message.id.clone(),
+                endpoint_id: lane.endpoint_id.clone(),
+                app_id: lane.app_id.clone(),
+                due_at: at(300),
+                leased_until: None,
+                lease_token: 0,
+                lane: Some(lane.lane),
+            };
+            g.outcome(&d, at(300), 200, Success, None)
+        })
+        .collect()
+}
+
 /// Reads a lane's head until it holds `n` deliveries (bounded): on PostgreSQL a lane ends
 /// before the oldest transaction still running, which a neighbouring test may hold a moment.
 async fn head(store: &dyn Store, lane: &FifoLane, n: usize) -> Vec<String> {
@@ -107,44 +127,13 @@ pub async fn fifo_lanes_hold_their_deliveries_in_order_under_one_lease(store: &d
 
     // A delivered head leaves the lane; a lane without work is not found.
     let items = store.fifo_head(&lane, 100).await.unwrap();
-    let done: Vec<AttemptRecord> = items[..2]
-        .iter()
-        .map(|i| {
-            let d = NewDelivery {
-                id: i.delivery_id.clone(),
-                msg_id: i.message.id.clone(),
-                endpoint_id: dest.id.clone(),
-                app_id: app.id.clone(),
-                due_at: at(300),
-                leased_until: None,
-                lease_token: 0,
-                lane: Some(0),
-            };
-            g.outcome(&d, at(300), 200, Success, None)
-        })
-        .collect();
-    store.record_attempts(&done).await.unwrap();
-    assert_eq!(head(store, &lane, 2).await, lane0[2..].to_vec());
-    let rest: Vec<AttemptRecord> = store
-        .fifo_head(&five, 100)
+    store
+        .record_attempts(&delivered(&mut g, &lane, &items[..2]))
         .await
-        .unwrap()
-        .iter()
-        .map(|i| {
-            let d = NewDelivery {
-                id: i.delivery_id.clone(),
-                msg_id: i.message.id.clone(),
-                endpoint_id: dest.id.clone(),
-                app_id: app.id.clone(),
-                due_at: at(300),
-                leased_until: None,
-                lease_token: 0,
-                lane: Some(5),
-            };
-            g.outcome(&d, at(300), 200, Success, None)
-        })
-        .collect();
-    store.record_attempts(&rest).await.unwrap();
+        .unwrap();
+    assert_eq!(head(store, &lane, 2).await, lane0[2..].to_vec());
+    let rest = store.fifo_head(&five, 100).await.unwrap();
+    store.record_attempts(&delivered(&mut g, &five, &rest)).await.unwrap();
     assert_eq!(store.fifo_lanes(at(400), 10, &[]).await.unwrap(), vec![lane.clone()]);
 
     // Waiting for a batch of 3 to fill: not due with 2 waiting, due once the third arrives,

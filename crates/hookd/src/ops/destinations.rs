@@ -463,14 +463,7 @@ pub async fn patch_destination(
 
 /// Deletes a destination, its pending deliveries and its consumers' positions.
 pub async fn delete_destination(state: &Services, app: &Application, key: &str) -> OpsResult<()> {
-    let e = get_destination(state, app, key).await?;
-    state.store.delete_endpoint(&app.id, &e.id).await?;
-    state.endpoints.invalidate(&app.id);
-    state
-        .notifier
-        .notify(OpEvent::endpoint("endpoint.deleted", app, &e))
-        .await;
-    Ok(())
+    endpoints::remove(state, app, get_destination(state, app, key).await?).await
 }
 
 /// A page of destinations.

@@ -416,7 +416,11 @@ pub async fn patch_endpoint(
 
 /// Deletes an endpoint; its pending deliveries are dropped with it.
 pub async fn delete_endpoint(state: &Services, app: &Application, key: &str) -> OpsResult<()> {
-    let e = get_endpoint(state, app, key).await?;
+    remove(state, app, get_endpoint(state, app, key).await?).await
+}
+
+/// Deletes an endpoint or destination already read, and says so to operational webhooks.
+pub(crate) async fn remove(state: &Services, app: &Application, e: Endpoint) -> OpsResult<()> {
     state.store.delete_endpoint(&app.id, &e.id).await?;
     state.endpoints.invalidate(&app.id);
     state

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use hookd_core::filter::endpoint_accepts;
 use hookd_core::id::IdKind;
-use hookd_core::model::{Application, Environment, Message};
+use hookd_core::model::{Application, Endpoint, Environment, Message};
 use hookd_core::validate::{self, FieldError};
 use hookd_store::{MessageFilter, NewDelivery, Page, PageRequest, StoreError};
 use serde::Deserialize;
@@ -209,38 +209,27 @@ pub async fn publish(state: &Services, app: &Application, input: MessageIn, only
     let reserved = state.dispatcher.try_reserve(&app.id, &endpoint_ids);
     let lease = reserved.as_ref().map(|_| state.dispatcher.lease_until(now));
     let payload = message.payload.as_deref().unwrap_or_default();
+    let delivery = |e: &Endpoint, leased_until: Option<chrono::DateTime<chrono::Utc>>, lane: Option<i32>| NewDelivery {
+        id: IdKind::Delivery.generate(now, &mut rand::thread_rng()),
+        msg_id: message.id.clone(),
+        endpoint_id: e.id.clone(),
+        app_id: app.id.clone(),
+        due_at: now,
+        leased_until,
+        lease_token: match leased_until {
+            Some(_) => hookd_store::new_lease_token(&mut rand::thread_rng()),
+            None => 0,
+        },
+        lane,
+    };
     let in_lanes: Vec<NewDelivery> = fifo
         .iter()
-        .map(|e| NewDelivery {
-            id: IdKind::Delivery.generate(now, &mut rand::thread_rng()),
-            msg_id: message.id.clone(),
-            endpoint_id: e.id.clone(),
-            app_id: app.id.clone(),
-            due_at: now,
-            leased_until: None,
-            lease_token: 0,
-            lane: Some(crate::dispatch::fifo::lane_of(
-                super::destinations::ordering_key(e),
-                payload,
-            )),
+        .map(|e| {
+            let key = super::destinations::ordering_key(e);
+            delivery(e, None, Some(crate::dispatch::fifo::lane_of(key, payload)))
         })
         .collect();
-    let mut deliveries: Vec<NewDelivery> = targets
-        .iter()
-        .map(|e| NewDelivery {
-            id: IdKind::Delivery.generate(now, &mut rand::thread_rng()),
-            msg_id: message.id.clone(),
-            endpoint_id: e.id.clone(),
-            app_id: app.id.clone(),
-            due_at: now,
-            leased_until: lease,
-            lease_token: match lease {
-                Some(_) => hookd_store::new_lease_token(&mut rand::thread_rng()),
-                None => 0,
-            },
-            lane: None,
-        })
-        .collect();
+    let mut deliveries: Vec<NewDelivery> = targets.iter().map(|e| delivery(e, lease, None)).collect();
     let pushed = deliveries.len();
     deliveries.extend(in_lanes);
     match state.store.create_message(&message, &deliveries).await {

@@ -77,6 +77,28 @@ async fn official_svix_python_sdk_runs_unchanged_against_hookd() {
     assert_eq!(pings["data"].as_array().unwrap().len(), 1);
 }
 
+/// Runs the Standard Webhooks reference library on one delivery (`secret`, `headers`, `body`).
+async fn standardwebhooks_verify(case: Value) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(python())
+            .arg(script("verify_delivery.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run python3");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(case.to_string().as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn deliveries_verify_with_the_standard_webhooks_reference_library() {
     let app = TestApp::spawn().await;
@@ -103,24 +125,7 @@ async fn deliveries_verify_with_the_standard_webhooks_reference_library() {
         },
         "body": String::from_utf8(r.body.to_vec()).unwrap(),
     });
-    let output = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(python())
-            .arg(script("verify_delivery.py"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run python3");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(case.to_string().as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
+    let output = standardwebhooks_verify(case).await;
     assert!(
         output.status.success(),
         "standardwebhooks rejected the delivery:\n{}{}",
@@ -208,24 +213,7 @@ async fn official_svix_sdk_drives_destinations_and_polling() {
         },
         "body": String::from_utf8(batch.body.to_vec()).unwrap(),
     });
-    let verified = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(python())
-            .arg(script("verify_delivery.py"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run python3");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(case.to_string().as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
+    let verified = standardwebhooks_verify(case).await;
     assert_eq!(
         String::from_utf8_lossy(&verified.stdout).trim(),
         "ok",
