@@ -45,6 +45,25 @@ pub(super) struct Slots<'a> {
     pub global: &'a Semaphore,
 }
 
+/// The operational webhook a scheduled attempt's record causes, if any: `failing` at the
+/// delivery's 4th failed attempt, `exhausted` when it fails for good, `recovered` when it
+/// succeeds after failing.
+pub(super) fn attempt_event(
+    notifier: &Notifier,
+    endpoint: &Endpoint,
+    event_id: Option<&str>,
+    record: &AttemptRecord,
+) -> Option<hookd_store::OutboxEvent> {
+    let a = &record.attempt;
+    let kind = match (a.status, record.delivery_status) {
+        (MessageStatus::Success, _) if record.scheduled_attempts > FAILING_AT => "message.attempt.recovered",
+        (MessageStatus::Fail, MessageStatus::Fail) => "message.attempt.exhausted",
+        (MessageStatus::Fail, _) if record.scheduled_attempts == FAILING_AT => "message.attempt.failing",
+        _ => return None,
+    };
+    notifier.event(OpEvent::attempt(kind, &endpoint.app_id, event_id, a))
+}
+
 impl SendContext {
     /// Attempts one delivery; `None` when there is nothing to record (the endpoint or
     /// application is gone, the delivery was parked or deferred, or a read failed and the lease
@@ -236,17 +255,7 @@ impl SendContext {
     /// Operational webhooks and auto-disable after a scheduled attempt. The attempt's events
     /// travel with its record, into the outbox in the same transaction.
     async fn after_scheduled_attempt(&self, endpoint: &Endpoint, event_id: Option<&str>, record: &mut AttemptRecord) {
-        let a = &record.attempt;
-        let kind = match (a.status, record.delivery_status) {
-            (MessageStatus::Success, _) if record.scheduled_attempts > FAILING_AT => Some("message.attempt.recovered"),
-            (MessageStatus::Fail, MessageStatus::Fail) => Some("message.attempt.exhausted"),
-            (MessageStatus::Fail, _) if record.scheduled_attempts == FAILING_AT => Some("message.attempt.failing"),
-            _ => None,
-        };
-        if let Some(event) = kind.and_then(|kind| {
-            self.notifier
-                .event(OpEvent::attempt(kind, &endpoint.app_id, event_id, a))
-        }) {
+        if let Some(event) = attempt_event(&self.notifier, endpoint, event_id, record) {
             record.events.push(event);
         }
         let a = &record.attempt;

@@ -123,6 +123,7 @@ pub struct FifoRunner {
     pub(super) interval: Duration,
     pub(super) lease: Duration,
     pub(super) wake: Arc<Notify>,
+    pub(super) notifier: crate::operational::Notifier,
 }
 
 /// Lanes this node works on now, in all and by application.
@@ -300,7 +301,12 @@ impl FifoRunner {
         let started = self.clock.now();
         let result = self.sender.send(out, started).await;
         crate::metrics::attempt(&result.outcome, result.status_code, result.duration.as_secs_f64());
-        let records = records(&items, &endpoint, result, started, &self.policy);
+        let mut records = records(&items, &endpoint, result, started, &self.policy);
+        // The operational webhooks each message's attempt causes, as for any endpoint.
+        for ((r, _), item) in records.iter_mut().zip(&items) {
+            let event = super::attempt::attempt_event(&self.notifier, &endpoint, item.message.event_id.as_deref(), r);
+            r.events.extend(event);
+        }
         let retry = records.iter().filter_map(|r| r.1).min();
         let records: Vec<AttemptRecord> = records.into_iter().map(|r| r.0).collect();
         if let Err(e) = self.queue.record_attempts(&records).await {

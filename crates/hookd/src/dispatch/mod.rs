@@ -187,6 +187,7 @@ impl Dispatcher {
             interval: Duration::from_millis(config.poll_interval_ms),
             lease,
             wake: fifo_wake,
+            notifier: notifier.clone(),
         };
         let worker = Worker {
             fifo: Some(fifo),

@@ -590,3 +590,29 @@ async fn a_410_reports_endpoint_disabled_to_the_operator() {
     assert_eq!(event["data"]["endpointId"], ep["id"]);
     assert_eq!(event["data"]["endpointUid"], "gone");
 }
+
+#[tokio::test]
+async fn a_fifo_destinations_exhausted_message_is_reported_to_the_operator() {
+    let app = with_operator(|c| c.delivery.retry_schedule = vec![]).await;
+    app.create_app("ws_fifo").await;
+    let (status, dest) = app
+        .post(
+            "/api/v1/app/ws_fifo/destination",
+            json!({"type": "fifoEndpoint", "uid": "ordered", "config": {"url": app.receiver.url("/status/500")}}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{dest}");
+    let created = wait_operational(&app, "endpoint.created").await;
+    assert_eq!(created["data"]["endpointId"], dest["id"]);
+    let msg = app
+        .send_message(
+            "ws_fifo",
+            json!({"eventType": "a.b", "eventId": "evt_fifo", "payload": {}}),
+        )
+        .await;
+    let exhausted = wait_operational(&app, "message.attempt.exhausted").await;
+    assert_eq!(exhausted["data"]["msgId"], msg["id"]);
+    assert_eq!(exhausted["data"]["msgEventId"], "evt_fifo");
+    assert_eq!(exhausted["data"]["endpointId"], dest["id"]);
+    assert_eq!(exhausted["data"]["lastAttempt"]["responseStatusCode"], 500);
+}
