@@ -277,7 +277,34 @@ impl SendContext {
     /// Disables an endpoint (with `failing_by`, only if its failing run began by then) and
     /// reports it; its due deliveries are parked until it is enabled.
     async fn disable(&self, endpoint: &Endpoint, failing_by: Option<chrono::DateTime<chrono::Utc>>, why: &str) {
-        let now = self.clock.now();
+        let services = Disabling {
+            store: self.store.as_ref(),
+            apps: &self.apps,
+            endpoints: &self.endpoints,
+            notifier: &self.notifier,
+        };
+        services.disable(endpoint, self.clock.now(), failing_by, why).await;
+    }
+}
+
+/// What disabling an endpoint the engine gave up on needs.
+pub(super) struct Disabling<'a> {
+    pub store: &'a dyn QueueStore,
+    pub apps: &'a AppCache,
+    pub endpoints: &'a EndpointCache,
+    pub notifier: &'a Notifier,
+}
+
+impl Disabling<'_> {
+    /// Disables `endpoint` at `now` (with `failing_by`, only if its failing run began by then)
+    /// and reports it with `endpoint.disabled`.
+    pub async fn disable(
+        &self,
+        endpoint: &Endpoint,
+        now: chrono::DateTime<chrono::Utc>,
+        failing_by: Option<chrono::DateTime<chrono::Utc>>,
+        why: &str,
+    ) {
         match self
             .store
             .disable_endpoint(&endpoint.app_id, &endpoint.id, now, failing_by)

@@ -124,6 +124,8 @@ pub struct FifoRunner {
     pub(super) lease: Duration,
     pub(super) wake: Arc<Notify>,
     pub(super) notifier: crate::operational::Notifier,
+    /// How long an endpoint may only exhaust its messages before it is disabled.
+    pub(super) disable_after: chrono::Duration,
 }
 
 /// Lanes this node works on now, in all and by application.
@@ -312,6 +314,23 @@ impl FifoRunner {
         if let Err(e) = self.queue.record_attempts(&records).await {
             tracing::warn!(error = %e, endpoint = %lane.endpoint_id, "cannot record a FIFO batch; it is sent again");
             return Step::Wait(later);
+        }
+        if records
+            .iter()
+            .any(|r| r.delivery_status == hookd_core::model::MessageStatus::Fail)
+        {
+            // Exhausted, as for an endpoint: disabled once its failing run is old enough.
+            let disabling = super::attempt::Disabling {
+                store: self.queue.as_ref(),
+                apps: &self.apps,
+                endpoints: &self.endpoints,
+                notifier: &self.notifier,
+            };
+            let failing_by = started - self.disable_after;
+            let why = "has had no successful delivery while its messages exhausted their retries";
+            disabling
+                .disable(&endpoint, self.clock.now(), Some(failing_by), why)
+                .await;
         }
         match retry {
             // A message of the batch has attempts left: the lane waits for it.

@@ -188,6 +188,7 @@ impl Dispatcher {
             lease,
             wake: fifo_wake,
             notifier: notifier.clone(),
+            disable_after: chrono::Duration::seconds(config.disable_after_secs.min(i64::MAX as u64) as i64),
         };
         let worker = Worker {
             fifo: Some(fifo),

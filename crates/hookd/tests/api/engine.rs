@@ -616,3 +616,40 @@ async fn a_fifo_destinations_exhausted_message_is_reported_to_the_operator() {
     assert_eq!(exhausted["data"]["endpointId"], dest["id"]);
     assert_eq!(exhausted["data"]["lastAttempt"]["responseStatusCode"], 500);
 }
+
+#[tokio::test]
+async fn a_fifo_destination_that_only_exhausts_for_longer_than_the_threshold_is_disabled() {
+    let app = with_operator(|c| {
+        c.delivery.retry_schedule = vec![];
+        c.delivery.disable_after_secs = 3_600;
+    })
+    .await;
+    app.create_app("ws_fifo_auto").await;
+    let (status, dest) = app
+        .post(
+            "/api/v1/app/ws_fifo_auto/destination",
+            json!({"type": "fifoEndpoint", "uid": "ordered", "config": {"url": app.receiver.url("/status/503")}}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{dest}");
+    let first = app
+        .send_message("ws_fifo_auto", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    app.wait_delivery_status("ws_fifo_auto", first["id"].as_str().unwrap(), "fail")
+        .await;
+    let (_, d) = app.get("/api/v1/app/ws_fifo_auto/destination/ordered").await;
+    assert_eq!(
+        d["status"], "enabled",
+        "one exhaustion starts the clock, it does not disable"
+    );
+    app.clock.advance(Duration::from_secs(2 * 3_600));
+    let second = app
+        .send_message("ws_fifo_auto", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    app.wait_delivery_status("ws_fifo_auto", second["id"].as_str().unwrap(), "fail")
+        .await;
+    let event = wait_operational(&app, "endpoint.disabled").await;
+    assert_eq!(event["data"]["endpointId"], dest["id"]);
+    let (_, d) = app.get("/api/v1/app/ws_fifo_auto/destination/ordered").await;
+    assert_eq!(d["status"], "disabled", "{d}");
+}
