@@ -76,6 +76,39 @@ impl SqliteStore {
     }
 }
 
+/// The statement that stores an attempt of an existing delivery (taking the application from
+/// it; an attempt whose delivery is gone is dropped, as on PostgreSQL), for [`insert_attempt`].
+fn attempt_insert(c: &Connection) -> StoreResult<rusqlite::CachedStatement<'_>> {
+    c.prepare_cached(&format!(
+        "INSERT INTO attempt (delivery_id, app_id, {ATTEMPT_COLS}) \
+         SELECT ?1, app_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 FROM delivery WHERE id = ?1"
+    ))
+    .map_err(map_err)
+}
+
+/// Stores one attempt of `delivery_id` with `insert` ([`attempt_insert`]).
+fn insert_attempt(insert: &mut rusqlite::CachedStatement<'_>, delivery_id: &str, a: &Attempt) -> StoreResult<()> {
+    insert
+        .execute(params![
+            delivery_id,
+            a.id,
+            a.msg_id,
+            a.endpoint_id,
+            a.url,
+            a.response,
+            a.response_status_code,
+            a.response_duration_ms,
+            a.status.code(),
+            a.trigger_type.code(),
+            a.attempt_number,
+            micros(a.created_at),
+            Json(&a.request_headers),
+            Json(&a.response_headers)
+        ])
+        .map_err(map_err)?;
+    Ok(())
+}
+
 fn insert_deliveries(c: &Connection, deliveries: &[NewDelivery], created_at: i64) -> StoreResult<()> {
     let mut stmt = c
         .prepare_cached(

@@ -101,38 +101,16 @@ impl PollStore for SqliteStore {
                      updated_at = ?5 RETURNING id, total_attempts",
                 )
                 .map_err(map_err)?;
-            let mut insert = c
-                .prepare_cached(&format!(
-                    "INSERT INTO attempt (delivery_id, app_id, {ATTEMPT_COLS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
-                ))
-                .map_err(map_err)?;
+            let mut insert = attempt_insert(c)?;
             for (delivery_id, a) in &poll.attempts {
                 let (delivery_id, number): (String, i64) = delivery
                     .query_row(params![delivery_id, a.msg_id, poll.endpoint_id, poll.app_id, at], |r| {
                         Ok((r.get(0)?, r.get(1)?))
                     })
                     .map_err(map_err)?;
-                let a = hookd_store::storable_attempt(a);
-                insert
-                    .execute(params![
-                        delivery_id,
-                        poll.app_id,
-                        a.id,
-                        a.msg_id,
-                        a.endpoint_id,
-                        a.url,
-                        a.response,
-                        a.response_status_code,
-                        a.response_duration_ms,
-                        a.status.code(),
-                        a.trigger_type.code(),
-                        number,
-                        micros(a.created_at),
-                        Json(&a.request_headers),
-                        Json(&a.response_headers)
-                    ])
-                    .map_err(map_err)?;
+                let mut a = hookd_store::storable_attempt(a).into_owned();
+                a.attempt_number = number;
+                insert_attempt(&mut insert, &delivery_id, &a)?;
             }
             Ok(())
         })

@@ -138,31 +138,9 @@ impl QueueStore for SqliteStore {
             }
             // An attempt whose delivery is gone (deleted while in flight) is dropped by the
             // join, as on PostgreSQL.
-            let mut insert = c
-                .prepare_cached(&format!(
-                    "INSERT INTO attempt (delivery_id, app_id, {ATTEMPT_COLS}) \
-                     SELECT ?1, app_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 FROM delivery WHERE id = ?1"
-                ))
-                .map_err(map_err)?;
+            let mut insert = attempt_insert(c)?;
             for (delivery_id, a) in &plan.attempts {
-                insert
-                    .execute(params![
-                        delivery_id,
-                        a.id,
-                        a.msg_id,
-                        a.endpoint_id,
-                        a.url,
-                        a.response,
-                        a.response_status_code,
-                        a.response_duration_ms,
-                        a.status.code(),
-                        a.trigger_type.code(),
-                        a.attempt_number,
-                        micros(a.created_at),
-                        Json(&a.request_headers),
-                        Json(&a.response_headers)
-                    ])
-                    .map_err(map_err)?;
+                insert_attempt(&mut insert, delivery_id, a)?;
             }
             // A resend requested while an attempt was in flight (`next_trigger` 2, see
             // `schedule_manual`) is not swallowed: a delivery still on its schedule has its next

@@ -26,7 +26,6 @@ use serde_json::{Map, Value};
 use super::endpoints::{self, RotateIn};
 use super::Services;
 use super::{ErrorCode, OpsError, OpsResult, Problems};
-use crate::operational::OpEvent;
 
 /// Every destination type of the Svix API, in its order. hookd serves [`AVAILABLE`]; the others
 /// are refused with a 422 that says so.
@@ -323,18 +322,7 @@ pub async fn create_destination(state: &Services, app: &Application, input: Dest
         destination: Some(destination),
     };
     apply(&mut endpoint, kind, settings)?;
-    endpoints::check(state, app.env, &endpoint).await?;
-    state
-        .store
-        .create_endpoint(&endpoint)
-        .await
-        .map_err(endpoints::conflict)?;
-    state.endpoints.invalidate(&app.id);
-    state
-        .notifier
-        .notify(OpEvent::endpoint("endpoint.created", app, &endpoint))
-        .await;
-    Ok(endpoint)
+    endpoints::insert(state, app, endpoint).await
 }
 
 /// The destination addressed by id or uid (plain endpoints are not found here).
@@ -515,8 +503,10 @@ pub fn decode_iterator(iterator: &str) -> OpsResult<Start> {
             if !(id.is_empty() || IdKind::Message.matches(id)) {
                 return Err(bad());
             }
+            // Positions are never negative (PostgreSQL's transaction ids are unsigned).
+            let seq: i64 = seq.parse().ok().filter(|s| *s >= 0).ok_or_else(bad)?;
             Ok(Start::After(PollCursor {
-                seq: seq.parse().map_err(|_| bad())?,
+                seq,
                 id: id.to_string(),
             }))
         }
@@ -747,6 +737,7 @@ mod tests {
             "not base64!",
             &URL_SAFE_NO_PAD.encode("p:x:msg_1"),
             &URL_SAFE_NO_PAD.encode("p:1:ep_nope"),
+            &URL_SAFE_NO_PAD.encode("p:-1:"),
             &URL_SAFE_NO_PAD.encode("q:1"),
         ] {
             assert!(decode_iterator(bad).is_err(), "{bad} was accepted");

@@ -277,6 +277,11 @@ pub async fn create_endpoint(state: &Services, app: &Application, input: Endpoin
         updated_at: now,
         destination: None,
     };
+    insert(state, app, endpoint).await
+}
+
+/// Checks and stores a new endpoint or destination, and says so to operational webhooks.
+pub(crate) async fn insert(state: &Services, app: &Application, endpoint: Endpoint) -> OpsResult<Endpoint> {
     check(state, app.env, &endpoint).await?;
     state.store.create_endpoint(&endpoint).await.map_err(conflict)?;
     state.endpoints.invalidate(&app.id);
