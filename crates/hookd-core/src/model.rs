@@ -128,6 +128,18 @@ impl DestinationKind {
     pub fn is_pushed(self) -> bool {
         self != DestinationKind::PollingEndpoint
     }
+
+    /// Whether its deliveries travel in ordered lanes, in batches (everything pushed: a FIFO
+    /// endpoint, a RabbitMQ exchange, a PostgreSQL table).
+    pub fn in_lanes(self) -> bool {
+        self.is_pushed()
+    }
+
+    /// Whether it is reached over HTTP at its URL (a FIFO endpoint); the others have a
+    /// readable target instead.
+    pub fn over_http(self) -> bool {
+        self == DestinationKind::FifoEndpoint
+    }
 }
 
 /// The settings of a destination beyond what every endpoint has.

@@ -174,7 +174,8 @@ async fn resend(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let app = app_for(&s, &caller, &app_id).await?;
     let message = messages::get_message(&s, &app, &msg_id).await?;
-    let endpoint = endpoints::get_endpoint(&s, &app, &ep).await?;
+    // Destinations too: a resend to one is a batch of one message.
+    let endpoint = endpoints::get_target(&s, &app, &ep).await?;
     ops::resend(&s, &app, &message, &endpoint).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({}))))
 }

@@ -76,6 +76,12 @@ impl From<Endpoint> for DestinationOut {
             config.insert("url".into(), json!(e.url));
             config.insert("headers".into(), json!({"headers": shown, "sensitive": sensitive}));
         }
+        if let Some(d) = e.destination.as_ref().filter(|d| d.kind == DestinationKind::RabbitMq) {
+            // `RabbitMqConfigOut`: the broker URI with its password withheld; `mandatory` always.
+            let uri = d.credential.as_deref().map(ops::amqp_target).unwrap_or_default();
+            config.insert("uri".into(), json!(uri));
+            config.entry("mandatory").or_insert(json!(false));
+        }
         let d = e.destination.expect("only destinations are shown as destinations");
         DestinationOut {
             status: if e.disabled { "disabled" } else { "enabled" },

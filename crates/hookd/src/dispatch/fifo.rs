@@ -84,7 +84,7 @@ struct BatchItem<'a> {
 }
 
 /// The body of one batch: a JSON array of its messages, oldest first.
-fn batch_body(items: &[FifoItem]) -> Bytes {
+pub(super) fn batch_body(items: &[FifoItem]) -> Bytes {
     let null = RawValue::from_string("null".into()).expect("null is JSON");
     let payloads: Vec<Box<RawValue>> = items
         .iter()
@@ -261,11 +261,7 @@ impl FifoRunner {
                 return Step::Wait(later);
             }
         };
-        let Some(destination) = endpoint
-            .destination
-            .as_ref()
-            .filter(|d| d.kind == DestinationKind::FifoEndpoint)
-        else {
+        let Some(destination) = endpoint.destination.as_ref().filter(|d| d.kind.in_lanes()) else {
             return Step::Wait(later);
         };
         if endpoint.disabled {
@@ -290,18 +286,25 @@ impl FifoRunner {
             Ok(Some(app)) => app,
             _ => return Step::Wait(later),
         };
-        let body = batch_body(&items);
-        let first = &items[0].message;
-        let out = send::Outgoing {
-            env: app.env,
-            endpoint: &endpoint,
-            msg_id: &first.id,
-            event_type: &first.event_type,
-            payload: &body,
-            attempt: items[0].total_attempts + 1,
-        };
         let started = self.clock.now();
-        let result = self.sender.send(out, started).await;
+        let result = match destination.kind {
+            DestinationKind::FifoEndpoint => {
+                let body = batch_body(&items);
+                let first = &items[0].message;
+                let out = send::Outgoing {
+                    env: app.env,
+                    endpoint: &endpoint,
+                    msg_id: &first.id,
+                    event_type: &first.event_type,
+                    payload: &body,
+                    attempt: items[0].total_attempts + 1,
+                };
+                self.sender.send(out, started).await
+            }
+            // A RabbitMQ exchange or a PostgreSQL table: each message of the batch on its own,
+            // the batch confirmed or committed as a whole.
+            _ => self.sender.sinks().send(app.env, &endpoint, &items, started).await,
+        };
         crate::metrics::attempt(&result.outcome, result.status_code, result.duration.as_secs_f64());
         let mut records = records(&items, &endpoint, result, started, &self.policy);
         // The operational webhooks each message's attempt causes, as for any endpoint.

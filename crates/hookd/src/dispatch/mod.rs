@@ -21,6 +21,7 @@ pub mod fifo;
 mod guard;
 mod record;
 mod send;
+pub mod sinks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -217,6 +217,8 @@ pub struct Sender {
     sandbox: Client,
     relay: Arc<RelayHub>,
     timeout: Duration,
+    /// Connections to RabbitMQ and PostgreSQL destinations, under the same address policies.
+    sinks: Arc<super::sinks::Sinks>,
 }
 
 impl Sender {
@@ -230,12 +232,19 @@ impl Sender {
         egress: &Egress,
         relay: Arc<RelayHub>,
     ) -> anyhow::Result<Sender> {
+        let sandbox = policy.sandbox(sandbox_private_networks);
         Ok(Sender {
-            sandbox: Client::new(timeout, policy.sandbox(sandbox_private_networks), egress)?,
+            sinks: Arc::new(super::sinks::Sinks::new(policy.clone(), sandbox.clone(), timeout)),
+            sandbox: Client::new(timeout, sandbox, egress)?,
             live: Client::new(timeout, policy, egress)?,
             relay,
             timeout,
         })
+    }
+
+    /// The connections to destinations that are not reached over HTTP.
+    pub fn sinks(&self) -> &super::sinks::Sinks {
+        &self.sinks
     }
 
     /// Sends the payload to the endpoint, signed at `now` with every key that is still valid

@@ -59,6 +59,12 @@ pub async fn resend(state: &Services, app: &Application, message: &Message, endp
             detail: "The message's payload has expired or was deleted, so it cannot be sent again".into(),
         });
     }
+    if endpoint.destination.as_ref().is_some_and(|d| !d.kind.is_pushed()) {
+        return Err(OpsError::BadRequest {
+            code: ErrorCode::NotSupported,
+            detail: "Nothing is sent to a polling endpoint: its consumers read a message again by seeking back to it".into(),
+        });
+    }
     let now = state.clock.now();
     let delivery = NewDelivery {
         id: IdKind::Delivery.generate(now, &mut rand::thread_rng()),

@@ -9,6 +9,7 @@
 //! application's stream of messages through the poller routes, each poll logged as attempts.
 
 use std::collections::BTreeMap;
+use std::str::FromStr;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -50,7 +51,17 @@ pub const SVIX_TYPES: &[&str] = &[
 ];
 
 /// The destination types this build delivers to.
-pub const AVAILABLE: &[DestinationKind] = &[DestinationKind::PollingEndpoint, DestinationKind::FifoEndpoint];
+pub const AVAILABLE: &[DestinationKind] = &[
+    DestinationKind::PollingEndpoint,
+    DestinationKind::FifoEndpoint,
+    DestinationKind::RabbitMq,
+    DestinationKind::Postgres,
+];
+
+/// The longest broker URI, database URL, routing key or exchange name accepted.
+pub const MAX_SETTING: usize = 2_048;
+/// The longest `sslRootCert` (PEM) accepted.
+pub const MAX_ROOT_CERT: usize = 64 * 1024;
 
 /// Default and largest `batchSize`.
 pub const DEFAULT_BATCH_SIZE: u32 = 100;
@@ -237,11 +248,132 @@ fn settings(kind: DestinationKind, config: &Map<String, Value>, partial: bool) -
                 key: text(config, "key")?,
             })
         }
-        other => Err(FieldError::new(
-            &["type"],
-            format!("Destination type `{}` is not supported by hookd", other.as_str()),
-        )
-        .into()),
+        DestinationKind::RabbitMq => {
+            let uri = text(config, "uri")?;
+            let routing_key = text(config, "routingKey")?;
+            if !partial {
+                required(&uri, "uri")?;
+                required(&routing_key, "routingKey")?;
+            }
+            let mut shown = Map::new();
+            if let Some(uri) = &uri {
+                bounded(uri, "uri", MAX_SETTING)?;
+                let parsed = lapin::uri::AMQPUri::from_str(uri).map_err(|e| {
+                    FieldError::new(&["config", "uri"], format!("config.uri must be an amqp:// or amqps:// URI: {e}"))
+                })?;
+                if parsed.authority.host.is_empty() {
+                    return Err(FieldError::new(&["config", "uri"], "config.uri must name the broker's host").into());
+                }
+            }
+            if let Some(key) = routing_key {
+                bounded(&key, "routingKey", 255)?;
+                shown.insert("routingKey".into(), Value::String(key));
+            }
+            if let Some(exchange) = text(config, "exchange")? {
+                bounded(&exchange, "exchange", 255)?;
+                shown.insert("exchange".into(), Value::String(exchange));
+            }
+            match config.get("mandatory") {
+                None | Some(Value::Null) => {}
+                Some(Value::Bool(b)) => {
+                    shown.insert("mandatory".into(), Value::Bool(*b));
+                }
+                Some(_) => return Err(FieldError::new(&["config", "mandatory"], "config.mandatory must be a boolean").into()),
+            }
+            Ok(Settings {
+                config: shown,
+                // The URI carries the broker's password: it is kept sealed, and shown redacted.
+                url: uri.as_deref().map(amqp_target),
+                credential: uri,
+                headers: None,
+                key: text(config, "key")?,
+            })
+        }
+        DestinationKind::Postgres => {
+            let url = text(config, "url")?;
+            let table = text(config, "tableName")?;
+            if !partial {
+                required(&url, "url")?;
+                required(&table, "tableName")?;
+            }
+            let password = text(config, "password")?;
+            let root_cert = text(config, "sslRootCert")?;
+            let mut shown = Map::new();
+            if let Some(url) = &url {
+                bounded(url, "url", MAX_SETTING)?;
+                let parsed = url::Url::parse(url)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "postgres" | "postgresql") && u.host_str().is_some_and(|h| !h.is_empty()));
+                let Some(parsed) = parsed else {
+                    return Err(FieldError::new(
+                        &["config", "url"],
+                        "config.url must be a postgres:// URL naming the database's host",
+                    )
+                    .into());
+                };
+                if parsed.password().is_some() {
+                    return Err(FieldError::new(
+                        &["config", "url"],
+                        "config.url must not carry a password: put it in config.password, which is kept sealed and never shown",
+                    )
+                    .into());
+                }
+                crate::dispatch::sinks::pg_options(url, None, None)
+                    .map_err(|why| FieldError::new(&["config", "url"], why))?;
+                shown.insert("url".into(), Value::String(url.clone()));
+            }
+            if let Some(table) = table {
+                if crate::dispatch::sinks::quoted_table(&table).is_none() {
+                    return Err(FieldError::new(
+                        &["config", "tableName"],
+                        "config.tableName must be `table` or `schema.table`, each 1 to 63 letters, digits or underscores, not starting with a digit",
+                    )
+                    .into());
+                }
+                shown.insert("tableName".into(), Value::String(table));
+            }
+            if let Some(pem) = root_cert {
+                bounded(&pem, "sslRootCert", MAX_ROOT_CERT)?;
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(FieldError::new(&["config", "sslRootCert"], "config.sslRootCert must be a PEM certificate").into());
+                }
+                shown.insert("sslRootCert".into(), Value::String(pem));
+            }
+            Ok(Settings {
+                url: url.as_deref().map(|u| format!("{u}#{}", shown.get("tableName").and_then(|t| t.as_str()).unwrap_or_default())),
+                config: shown,
+                credential: password,
+                headers: None,
+                key: text(config, "key")?,
+            })
+        }
+    }
+}
+
+fn required(value: &Option<String>, name: &str) -> OpsResult<()> {
+    match value {
+        Some(v) if !v.is_empty() => Ok(()),
+        _ => Err(FieldError::new(&["config", name], format!("config.{name} is required")).into()),
+    }
+}
+
+fn bounded(value: &str, name: &str, most: usize) -> OpsResult<()> {
+    if value.len() > most {
+        return Err(FieldError::new(&["config", name], format!("config.{name} must be at most {most} characters")).into());
+    }
+    Ok(())
+}
+
+/// A broker URI with its password withheld, as shown and as the attempt log's target.
+pub fn amqp_target(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("********"));
+            }
+            u.to_string()
+        }
+        Err(_) => "amqp://(invalid)".to_string(),
     }
 }
 

@@ -111,7 +111,7 @@ pub(crate) async fn check(state: &Services, env: Environment, e: &Endpoint) -> O
     let http = e
         .destination
         .as_ref()
-        .is_none_or(|d| d.kind == hookd_core::model::DestinationKind::FifoEndpoint);
+        .is_none_or(|d| d.kind.over_http());
     if http && !crate::relay::is_session_url(&e.url) {
         p.check(validate::check_endpoint_url("url", &e.url, https_only));
     }

@@ -197,12 +197,10 @@ pub async fn publish(state: &Services, app: &Application, input: MessageIn, only
         .filter(|e| e.destination.as_ref().is_none_or(|d| d.kind.is_pushed()))
         .filter(|e| endpoint_accepts(e, &message.event_type, message.channels.as_deref()))
         .collect();
-    // A FIFO destination's delivery joins the lane its ordering key picks; its lane sends it.
-    let (fifo, targets): (Vec<_>, Vec<_>) = targets.into_iter().partition(|e| {
-        e.destination
-            .as_ref()
-            .is_some_and(|d| d.kind == hookd_core::model::DestinationKind::FifoEndpoint)
-    });
+    // A destination's delivery joins the lane its ordering key picks; its lane sends it.
+    let (fifo, targets): (Vec<_>, Vec<_>) = targets
+        .into_iter()
+        .partition(|e| e.destination.as_ref().is_some_and(|d| d.kind.in_lanes()));
     // Deliveries the local dispatcher has room for are created already leased to it and
     // handed over after the commit; the rest wait for the poller.
     let endpoint_ids: Vec<&str> = targets.iter().map(|e| e.id.as_str()).collect();

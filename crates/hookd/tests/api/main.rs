@@ -37,6 +37,7 @@ mod replay;
 mod retention;
 mod sandbox;
 mod secrets;
+mod sinks;
 mod ssrf;
 mod tokens;
 mod tools;
