@@ -4,7 +4,9 @@
 # official Svix Python SDK and verify deliveries with the Standard Webhooks library, and the
 # browser tests of the dashboard and portal in headless Chromium.
 # Set HOOKD_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run the
-# PostgreSQL backend's suites too; each test uses a schema of its own and drops it.
+# PostgreSQL backend's suites, and the PostgreSQL destination tests, too; each test uses a
+# schema of its own and drops it. The RabbitMQ destination tests use a broker on
+# 127.0.0.1:5672, started (or installed from Debian's packages) when it is down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +38,9 @@ if ! [ -x "$guide_node/node_modules/.bin/tsc" ]; then
     npm install --prefix "$guide_node" --no-audit --no-fund --silent typescript@5 @types/node@20 >/dev/null
 fi
 export HOOKD_TSC="$guide_node/node_modules/.bin/tsc" HOOKD_NODE_TYPES="$guide_node/node_modules/@types"
+
+# The RabbitMQ destinations are tested against a broker on 127.0.0.1:5672.
+bash scripts/ensure-rabbitmq.sh
 
 # As root, the drills that need it run too: the disk-full drill mounts a small tmpfs, and the
 # schemathesis and DNS-rebinding drills run in network namespaces of their own (scripts/drills/).

@@ -28,8 +28,8 @@ use hookd_core::retry::Outcome;
 use hookd_signing::{signature_header_for, SigningKey};
 use hookd_store::FifoItem;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::Confirmation;
 use lapin::types::{AMQPValue, FieldTable};
+use lapin::Confirmation;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sqlx::Connection as _;
@@ -201,7 +201,13 @@ impl Sinks {
     }
 
     /// Delivers a batch to a RabbitMQ or PostgreSQL destination: all of it, or a failure.
-    pub async fn send(&self, env: Environment, endpoint: &Endpoint, items: &[FifoItem], now: DateTime<Utc>) -> SendResult {
+    pub async fn send(
+        &self,
+        env: Environment,
+        endpoint: &Endpoint,
+        items: &[FifoItem],
+        now: DateTime<Utc>,
+    ) -> SendResult {
         let started = Instant::now();
         let policy = match env {
             Environment::Live => self.live.clone(),
@@ -340,7 +346,12 @@ async fn amqp_connect(policy: &AddressPolicy, endpoint: &Endpoint) -> Result<Con
 /// Opens the AMQP connection over a TCP connection made here, to the checked address (TLS,
 /// for `amqps`, verifies the certificate against the URI's host name), keeping a handle on
 /// its socket in `socket`.
-async fn amqp_open(uri: lapin::uri::AMQPUri, ip: IpAddr, socket: Socket, endpoint: &Endpoint) -> Result<Connection, String> {
+async fn amqp_open(
+    uri: lapin::uri::AMQPUri,
+    ip: IpAddr,
+    socket: Socket,
+    endpoint: &Endpoint,
+) -> Result<Connection, String> {
     /// Shuts the socket down unless the connection was made: a caller that gives up (the
     /// delivery timeout) leaves nothing behind.
     struct Guard(Option<Socket>);
@@ -448,7 +459,11 @@ async fn amqp_publish(
     Ok(format!(
         "{} message(s) published to routing key `{routing_key}`{} and confirmed by the broker",
         items.len(),
-        if exchange.is_empty() { String::new() } else { format!(" on exchange `{exchange}`") }
+        if exchange.is_empty() {
+            String::new()
+        } else {
+            format!(" on exchange `{exchange}`")
+        }
     ))
 }
 
@@ -529,13 +544,12 @@ async fn pg_insert(
     }
     let payloads: Vec<Option<&str>> = items.iter().map(|i| i.message.payload.as_deref()).collect();
     // The payloads as the table will hold them.
-    let stored: Vec<Option<String>> = sqlx::query_scalar(
-        "SELECT p::jsonb::text FROM unnest($1::text[]) WITH ORDINALITY AS u(p, n) ORDER BY n",
-    )
-    .bind(&payloads)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| format!("a payload is not valid JSON for the database: {e}"))?;
+    let stored: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT p::jsonb::text FROM unnest($1::text[]) WITH ORDINALITY AS u(p, n) ORDER BY n")
+            .bind(&payloads)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| format!("a payload is not valid JSON for the database: {e}"))?;
     let ts = now.timestamp();
     let at = DateTime::from_timestamp(ts, 0).unwrap_or(now);
     let mut ids = Vec::with_capacity(items.len());
@@ -580,15 +594,33 @@ mod tests {
     #[test]
     fn table_names_are_quoted_identifiers_and_anything_else_is_refused() {
         assert_eq!(quoted_table("events").as_deref(), Some("\"events\""));
-        assert_eq!(quoted_table("Hooks.Events_2").as_deref(), Some("\"Hooks\".\"Events_2\""));
-        for bad in ["", "a.b.c", ".events", "events.", "2events", "ev\"ents", "ev ents", "ev;drop", &"x".repeat(64)] {
+        assert_eq!(
+            quoted_table("Hooks.Events_2").as_deref(),
+            Some("\"Hooks\".\"Events_2\"")
+        );
+        for bad in [
+            "",
+            "a.b.c",
+            ".events",
+            "events.",
+            "2events",
+            "ev\"ents",
+            "ev ents",
+            "ev;drop",
+            &"x".repeat(64),
+        ] {
             assert_eq!(quoted_table(bad), None, "{bad:?}");
         }
     }
 
     #[test]
     fn a_database_url_keeps_its_own_password_and_never_a_socket() {
-        let o = pg_options("postgres://hooks@db.example.com:5433/app?sslmode=require", Some("pw"), None).unwrap();
+        let o = pg_options(
+            "postgres://hooks@db.example.com:5433/app?sslmode=require",
+            Some("pw"),
+            None,
+        )
+        .unwrap();
         assert_eq!(o.get_host(), "db.example.com");
         assert_eq!(o.get_port(), 5433);
         assert!(matches!(o.get_ssl_mode(), PgSslMode::Require));
@@ -608,5 +640,65 @@ mod tests {
             allowed_address(&open, "127.0.0.1", 5672).await.unwrap(),
             "127.0.0.1".parse::<IpAddr>().unwrap()
         );
+    }
+
+    fn endpoint(app: &str, n: usize) -> Endpoint {
+        let now = Utc::now();
+        Endpoint {
+            id: format!("ep_{app}_{n}"),
+            app_id: app.to_string(),
+            uid: None,
+            url: String::new(),
+            description: String::new(),
+            disabled: false,
+            event_types: None,
+            channels: None,
+            throttle_rate: None,
+            metadata: Default::default(),
+            secret: String::new(),
+            headers: Default::default(),
+            old_secrets: Vec::new(),
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+            destination: Some(hookd_core::model::Destination {
+                kind: DestinationKind::Postgres,
+                config: Default::default(),
+                credential: Some(format!("pw{n}")),
+                batch_size: 10,
+                max_wait_secs: 0,
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn connections_are_bounded_per_application_and_in_all() {
+        let sinks = Sinks::new(
+            AddressPolicy::default(),
+            AddressPolicy::default(),
+            Duration::from_secs(1),
+        );
+        let per_app = |s: &Sinks, app: &str| s.links.lock().unwrap().values().filter(|l| l.app_id == app).count();
+        // One hostile application with many destinations keeps at most its share...
+        for n in 0..50 {
+            sinks.link(&endpoint("hostile", n));
+        }
+        assert_eq!(per_app(&sinks, "hostile"), MAX_LINKS_PER_APP);
+        // ...and its newest ones are the ones kept.
+        assert!(sinks.links.lock().unwrap().contains_key("ep_hostile_49"));
+        // Many applications fill the node up to its bound, not past it.
+        for app in 0..40 {
+            for n in 0..3 {
+                sinks.link(&endpoint(&format!("app{app}"), n));
+            }
+        }
+        assert_eq!(sinks.held(), MAX_LINKS);
+        // The same destination keeps its slot; new settings get a new one.
+        let first = sinks.link(&endpoint("app39", 2));
+        assert!(Arc::ptr_eq(&first, &sinks.link(&endpoint("app39", 2))));
+        let mut changed = endpoint("app39", 2);
+        changed.destination.as_mut().unwrap().credential = Some("rotated".into());
+        assert!(!Arc::ptr_eq(&first, &sinks.link(&changed)));
+        assert_eq!(sinks.held(), MAX_LINKS);
     }
 }

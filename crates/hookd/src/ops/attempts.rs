@@ -62,7 +62,8 @@ pub async fn resend(state: &Services, app: &Application, message: &Message, endp
     if endpoint.destination.as_ref().is_some_and(|d| !d.kind.is_pushed()) {
         return Err(OpsError::BadRequest {
             code: ErrorCode::NotSupported,
-            detail: "Nothing is sent to a polling endpoint: its consumers read a message again by seeking back to it".into(),
+            detail: "Nothing is sent to a polling endpoint: its consumers read a message again by seeking back to it"
+                .into(),
         });
     }
     let now = state.clock.now();

@@ -259,7 +259,10 @@ fn settings(kind: DestinationKind, config: &Map<String, Value>, partial: bool) -
             if let Some(uri) = &uri {
                 bounded(uri, "uri", MAX_SETTING)?;
                 let parsed = lapin::uri::AMQPUri::from_str(uri).map_err(|e| {
-                    FieldError::new(&["config", "uri"], format!("config.uri must be an amqp:// or amqps:// URI: {e}"))
+                    FieldError::new(
+                        &["config", "uri"],
+                        format!("config.uri must be an amqp:// or amqps:// URI: {e}"),
+                    )
                 })?;
                 if parsed.authority.host.is_empty() {
                     return Err(FieldError::new(&["config", "uri"], "config.uri must name the broker's host").into());
@@ -278,7 +281,9 @@ fn settings(kind: DestinationKind, config: &Map<String, Value>, partial: bool) -
                 Some(Value::Bool(b)) => {
                     shown.insert("mandatory".into(), Value::Bool(*b));
                 }
-                Some(_) => return Err(FieldError::new(&["config", "mandatory"], "config.mandatory must be a boolean").into()),
+                Some(_) => {
+                    return Err(FieldError::new(&["config", "mandatory"], "config.mandatory must be a boolean").into())
+                }
             }
             Ok(Settings {
                 config: shown,
@@ -301,9 +306,9 @@ fn settings(kind: DestinationKind, config: &Map<String, Value>, partial: bool) -
             let mut shown = Map::new();
             if let Some(url) = &url {
                 bounded(url, "url", MAX_SETTING)?;
-                let parsed = url::Url::parse(url)
-                    .ok()
-                    .filter(|u| matches!(u.scheme(), "postgres" | "postgresql") && u.host_str().is_some_and(|h| !h.is_empty()));
+                let parsed = url::Url::parse(url).ok().filter(|u| {
+                    matches!(u.scheme(), "postgres" | "postgresql") && u.host_str().is_some_and(|h| !h.is_empty())
+                });
                 let Some(parsed) = parsed else {
                     return Err(FieldError::new(
                         &["config", "url"],
@@ -335,12 +340,21 @@ fn settings(kind: DestinationKind, config: &Map<String, Value>, partial: bool) -
             if let Some(pem) = root_cert {
                 bounded(&pem, "sslRootCert", MAX_ROOT_CERT)?;
                 if !pem.contains("-----BEGIN CERTIFICATE-----") {
-                    return Err(FieldError::new(&["config", "sslRootCert"], "config.sslRootCert must be a PEM certificate").into());
+                    return Err(FieldError::new(
+                        &["config", "sslRootCert"],
+                        "config.sslRootCert must be a PEM certificate",
+                    )
+                    .into());
                 }
                 shown.insert("sslRootCert".into(), Value::String(pem));
             }
             Ok(Settings {
-                url: url.as_deref().map(|u| format!("{u}#{}", shown.get("tableName").and_then(|t| t.as_str()).unwrap_or_default())),
+                url: url.as_deref().map(|u| {
+                    format!(
+                        "{u}#{}",
+                        shown.get("tableName").and_then(|t| t.as_str()).unwrap_or_default()
+                    )
+                }),
                 config: shown,
                 credential: password,
                 headers: None,
@@ -359,7 +373,11 @@ fn required(value: &Option<String>, name: &str) -> OpsResult<()> {
 
 fn bounded(value: &str, name: &str, most: usize) -> OpsResult<()> {
     if value.len() > most {
-        return Err(FieldError::new(&["config", name], format!("config.{name} must be at most {most} characters")).into());
+        return Err(FieldError::new(
+            &["config", name],
+            format!("config.{name} must be at most {most} characters"),
+        )
+        .into());
     }
     Ok(())
 }
@@ -849,6 +867,7 @@ pub async fn seek(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn iterators_round_trip_and_anything_else_is_refused() {
@@ -879,6 +898,8 @@ mod tests {
     #[test]
     fn only_the_served_types_are_accepted_and_the_others_say_why() {
         assert_eq!(kind_of("pollingEndpoint").unwrap(), DestinationKind::PollingEndpoint);
+        assert_eq!(kind_of("rabbitMq").unwrap(), DestinationKind::RabbitMq);
+        assert_eq!(kind_of("postgres").unwrap(), DestinationKind::Postgres);
         let Err(OpsError::Invalid(problems)) = kind_of("sqs") else {
             panic!("sqs accepted")
         };
@@ -895,5 +916,111 @@ mod tests {
             "{}",
             problems[0].msg
         );
+    }
+
+    fn config(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn refusal(kind: DestinationKind, v: Value, partial: bool) -> (Vec<String>, String) {
+        match settings(kind, &config(v), partial) {
+            Err(OpsError::Invalid(p)) => (p[0].loc.clone(), p[0].msg.clone()),
+            other => panic!("accepted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_brokers_uri_is_kept_as_the_credential_and_shown_without_its_password() {
+        let s = settings(
+            DestinationKind::RabbitMq,
+            &config(json!({"uri": "amqps://hooks:s3cret@mq.example.com:5671/prod", "routingKey": "events", "mandatory": true, "exchange": "ex"})),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            s.credential.as_deref(),
+            Some("amqps://hooks:s3cret@mq.example.com:5671/prod")
+        );
+        assert_eq!(
+            s.url.as_deref(),
+            Some("amqps://hooks:********@mq.example.com:5671/prod")
+        );
+        assert_eq!(
+            Value::Object(s.config),
+            json!({"routingKey": "events", "mandatory": true, "exchange": "ex"})
+        );
+        // Required on create, optional on a patch; typed.
+        let (loc, _) = refusal(DestinationKind::RabbitMq, json!({"uri": "amqp://h/%2f"}), false);
+        assert_eq!(loc, ["config", "routingKey"]);
+        assert!(settings(DestinationKind::RabbitMq, &config(json!({"routingKey": "k2"})), true).is_ok());
+        let (loc, msg) = refusal(
+            DestinationKind::RabbitMq,
+            json!({"uri": "http://h/", "routingKey": "k"}),
+            false,
+        );
+        assert_eq!(
+            (loc, msg.contains("amqp://")),
+            (vec!["config".to_string(), "uri".into()], true)
+        );
+        let (loc, _) = refusal(
+            DestinationKind::RabbitMq,
+            json!({"uri": "amqp://h/%2f", "routingKey": "k", "mandatory": "yes"}),
+            false,
+        );
+        assert_eq!(loc, ["config", "mandatory"]);
+        let (loc, _) = refusal(
+            DestinationKind::RabbitMq,
+            json!({"uri": "amqp://h/%2f", "routingKey": "k".repeat(256)}),
+            false,
+        );
+        assert_eq!(loc, ["config", "routingKey"]);
+    }
+
+    #[test]
+    fn a_database_destination_keeps_its_password_apart_and_names_a_table() {
+        let s = settings(
+            DestinationKind::Postgres,
+            &config(json!({"url": "postgres://hooks@db.example.com:5432/app?sslmode=verify-full", "password": "pw", "tableName": "public.events"})),
+            false,
+        )
+        .unwrap();
+        assert_eq!(s.credential.as_deref(), Some("pw"));
+        assert_eq!(
+            s.url.as_deref(),
+            Some("postgres://hooks@db.example.com:5432/app?sslmode=verify-full#public.events")
+        );
+        assert_eq!(
+            Value::Object(s.config),
+            json!({"url": "postgres://hooks@db.example.com:5432/app?sslmode=verify-full", "tableName": "public.events"})
+        );
+        let refused = [
+            (
+                json!({"url": "postgres://hooks:pw@db/app", "tableName": "t"}),
+                "url",
+                "must not carry a password",
+            ),
+            (json!({"url": "mysql://db/app", "tableName": "t"}), "url", "postgres://"),
+            (
+                json!({"url": "postgres://db/app", "tableName": "a.b.c"}),
+                "tableName",
+                "schema.table",
+            ),
+            (
+                json!({"url": "postgres://db/app", "tableName": "t; drop"}),
+                "tableName",
+                "schema.table",
+            ),
+            (json!({"url": "postgres://db/app"}), "tableName", "required"),
+            (
+                json!({"url": "postgres://db/app", "tableName": "t", "sslRootCert": "not pem"}),
+                "sslRootCert",
+                "PEM",
+            ),
+        ];
+        for (input, field, why) in refused {
+            let (loc, msg) = refusal(DestinationKind::Postgres, input.clone(), false);
+            assert_eq!(loc, ["config", field], "{input}");
+            assert!(msg.contains(why), "{input}: {msg}");
+        }
     }
 }

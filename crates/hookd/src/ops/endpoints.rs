@@ -108,10 +108,7 @@ pub(crate) async fn check(state: &Services, env: Environment, e: &Endpoint) -> O
     let https_only = env == Environment::Live && !state.config.delivery.allow_http;
     // `hookd-listen://…` endpoints are served by a `hookd listen` session, not over the network.
     // A destination that is not reached over HTTP records a readable target instead of a URL.
-    let http = e
-        .destination
-        .as_ref()
-        .is_none_or(|d| d.kind.over_http());
+    let http = e.destination.as_ref().is_none_or(|d| d.kind.over_http());
     if http && !crate::relay::is_session_url(&e.url) {
         p.check(validate::check_endpoint_url("url", &e.url, https_only));
     }

@@ -140,12 +140,30 @@ async fn official_svix_sdk_drives_destinations_and_polling() {
     let app = TestApp::spawn().await;
     let (base, token) = (app.base.clone(), app.token.clone());
     let receiver = app.receiver.url("/ok");
+    // The machine's broker and database back the RabbitMQ and PostgreSQL destinations.
+    let queue = format!("hookd-sdk-{:016x}", rand::random::<u64>());
+    let (_conn, channel) = crate::sinks::queue(&queue).await;
+    // The PostgreSQL table is driven when a server is named (HOOKD_TEST_POSTGRES_URL).
+    let pg_url = crate::sinks::postgres_url();
+    let schema = match &pg_url {
+        Some(url) => Some(hookd_store_postgres::testing::TestSchema::create(url).await),
+        None => None,
+    };
+    let mut env = vec![
+        ("RABBIT_URI", crate::sinks::BROKER.to_string()),
+        ("RABBIT_QUEUE", queue.clone()),
+    ];
+    if let (Some(url), Some(schema)) = (&pg_url, &schema) {
+        env.push(("PG_URL", url.clone()));
+        env.push(("PG_TABLE", format!("{}.voided", schema.name())));
+    }
     let output = tokio::task::spawn_blocking(move || {
         Command::new(python())
             .arg(script("svix_sdk_destinations.py"))
             .env("HOOKD_URL", base)
             .env("HOOKD_TOKEN", token)
             .env("RECEIVER_URL", receiver)
+            .envs(env)
             .output()
             .expect("run python3 (is it installed?)")
     })
@@ -220,4 +238,65 @@ async fn official_svix_sdk_drives_destinations_and_polling() {
         "standardwebhooks verifies the batch: {}",
         String::from_utf8_lossy(&verified.stderr)
     );
+
+    // The voided invoices reached the queue, in order, each verifying with the key the SDK
+    // rotated to...
+    let voided: Vec<&str> = result["voided"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let got = crate::sinks::take(&channel, &queue, 2).await;
+    for (g, id) in got.iter().zip(&voided) {
+        assert_eq!(g.headers["webhook-id"], *id);
+        let case = json!({
+            "secret": result["bus_key"],
+            "headers": {
+                "webhook-id": g.headers["webhook-id"],
+                "webhook-timestamp": g.headers["webhook-timestamp"],
+                "webhook-signature": g.headers["webhook-signature"],
+            },
+            "body": String::from_utf8(g.body.clone()).unwrap(),
+        });
+        let verified = standardwebhooks_verify(case).await;
+        assert_eq!(
+            String::from_utf8_lossy(&verified.stdout).trim(),
+            "ok",
+            "{id} from the queue"
+        );
+    }
+    // ...and the table, as rows whose signature verifies over the stored payload.
+    let (Some(url), Some(schema)) = (pg_url, schema) else {
+        return;
+    };
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    let query = format!(
+        "SELECT id, payload::text, signature, extract(epoch FROM timestamp)::bigint::text FROM \"{}\".\"voided\" ORDER BY id",
+        schema.name()
+    );
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let rows: Vec<(String, String, String, String)> = loop {
+        let rows = sqlx::query_as(&query).fetch_all(&mut db).await.unwrap_or_default();
+        if rows.len() >= 2 || tokio::time::Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let mut want: Vec<&str> = voided.clone();
+    want.sort();
+    assert_eq!(rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), want);
+    for (id, body, signature, timestamp) in rows {
+        let case = json!({
+            "secret": result["table_key"],
+            "headers": {"webhook-id": id, "webhook-timestamp": timestamp, "webhook-signature": signature},
+            "body": body,
+        });
+        let verified = standardwebhooks_verify(case).await;
+        assert_eq!(
+            String::from_utf8_lossy(&verified.stdout).trim(),
+            "ok",
+            "{id} from the table"
+        );
+    }
 }

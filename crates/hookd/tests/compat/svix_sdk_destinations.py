@@ -35,6 +35,10 @@ from svix.models import (
     Ordering,
     SinkHttpConfigPatch,
     PollingEndpointConsumerSeekIn,
+    PostgresConfigIn,
+    PostgresConfigPatch,
+    RabbitMqConfigIn,
+    RabbitMqConfigPatch,
     SqsConfigIn,
 )
 
@@ -154,6 +158,7 @@ def main():
         DestinationIn(
             type="fifoEndpoint",
             uid="ledger-fifo",
+            event_types=["invoice.paid"],
             batch_size=5,
             max_wait_secs=0,
             config=FifoEndpointConfigIn(
@@ -177,7 +182,69 @@ def main():
     listed = svix.destination.list("ledger")
     assert {d.type for d in listed.data} == {"pollingEndpoint", "fifoEndpoint"}, listed
 
-    print(json.dumps({"destination_id": created.id, "paid": paid, "fifo_key": rotated.key, "fifo_ids": fifo_ids}))
+    # A RabbitMQ exchange and a PostgreSQL table, for voided invoices only.
+    bus = svix.destination.create(
+        "ledger",
+        DestinationIn(
+            type="rabbitMq",
+            uid="ledger-bus",
+            event_types=["invoice.voided"],
+            config=RabbitMqConfigIn(uri=os.environ["RABBIT_URI"], routing_key=os.environ["RABBIT_QUEUE"], mandatory=True),
+        ),
+    )
+    assert bus.type == "rabbitMq" and bus.config.routing_key == os.environ["RABBIT_QUEUE"], bus
+    assert bus.config.mandatory is True and "********" in bus.config.uri, bus.config
+    bus = svix.destination.patch("ledger", "ledger-bus", DestinationPatch(type="rabbitMq", config=RabbitMqConfigPatch(mandatory=False)))
+    assert bus.config.mandatory is False and "********" in bus.config.uri, bus.config
+    assert svix.destination.get("ledger", "ledger-bus").config.mandatory is False
+    bus_key = svix.destination.rotate_secret("ledger", "ledger-bus", EndpointSecretRotateIn(grace_period_seconds=0)).key
+    # The PostgreSQL table, when the test names a server.
+    table_key = None
+    if "PG_URL" in os.environ:
+        table = svix.destination.create(
+            "ledger",
+            DestinationIn(
+                type="postgres",
+                uid="ledger-table",
+                event_types=["invoice.voided"],
+                batch_size=10,
+                config=PostgresConfigIn(url=os.environ["PG_URL"], password="pw-from-the-sdk", table_name="wrong.place"),
+            ),
+        )
+        assert table.type == "postgres" and table.config.table_name == "wrong.place", table
+        assert "pw-from-the-sdk" not in table.model_dump_json(), table
+        table = svix.destination.patch(
+            "ledger", "ledger-table", DestinationPatch(type="postgres", config=PostgresConfigPatch(table_name=os.environ["PG_TABLE"]))
+        )
+        assert table.config.table_name == os.environ["PG_TABLE"] and table.config.url == os.environ["PG_URL"], table.config
+        assert svix.destination.get("ledger", "ledger-table").config.table_name == os.environ["PG_TABLE"]
+        table_key = svix.destination.rotate_secret("ledger", "ledger-table", EndpointSecretRotateIn(grace_period_seconds=0)).key
+        scratch = svix.destination.create(
+            "ledger",
+            DestinationIn(type="postgres", config=PostgresConfigIn(url=os.environ["PG_URL"], table_name="scratch")),
+        )
+        svix.destination.delete("ledger", scratch.id)
+        expect_error(HttpError, 404, lambda: svix.destination.get("ledger", scratch.id))
+    voided = [
+        svix.message.create("ledger", MessageIn(event_type="invoice.voided", payload={"voided": n})).id for n in range(2)
+    ]
+    listed = svix.destination.list("ledger", DestinationListOptions(limit=50))
+    want = {"pollingEndpoint", "fifoEndpoint", "rabbitMq"} | ({"postgres"} if "PG_URL" in os.environ else set())
+    assert {d.type for d in listed.data} == want, listed
+
+    print(
+        json.dumps(
+            {
+                "destination_id": created.id,
+                "paid": paid,
+                "fifo_key": rotated.key,
+                "fifo_ids": fifo_ids,
+                "bus_key": bus_key,
+                "table_key": table_key,
+                "voided": voided,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
