@@ -49,12 +49,15 @@ const MAX_IDENTIFIER: usize = 63;
 
 /// An open connection to one destination.
 enum Conn {
-    Amqp {
-        conn: Connection,
-        channel: Channel,
-        socket: Socket,
-    },
+    Amqp(Box<Amqp>),
     Pg(Box<PgConnection>),
+}
+
+/// An AMQP connection, its confirm-mode channel, and a handle on its socket.
+struct Amqp {
+    conn: Connection,
+    channel: Channel,
+    socket: Socket,
 }
 
 /// A second handle on an AMQP connection's socket. The AMQP client runs each connection on a
@@ -82,7 +85,7 @@ impl Socket {
 impl Conn {
     fn usable(&self) -> bool {
         match self {
-            Conn::Amqp { conn, channel, .. } => conn.status().connected() && channel.status().connected(),
+            Conn::Amqp(a) => a.conn.status().connected() && a.channel.status().connected(),
             Conn::Pg(_) => true,
         }
     }
@@ -90,11 +93,11 @@ impl Conn {
     /// Closes it without waiting: an AMQP connection says goodbye to the broker (for a moment)
     /// and its socket is shut down; a PostgreSQL connection is closed when dropped.
     fn close(self) {
-        if let Conn::Amqp { conn, socket, .. } = self {
+        if let Conn::Amqp(a) = self {
             tokio::spawn(async move {
-                let bye = conn.close(200, "hookd closes the connection".into());
+                let bye = a.conn.close(200, "hookd closes the connection".into());
                 let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
-                socket.shut();
+                a.socket.shut();
             });
         }
     }
@@ -238,7 +241,7 @@ impl Sinks {
                 });
             }
             match conn.as_mut().expect("connected above") {
-                Conn::Amqp { channel, .. } => amqp_publish(channel, endpoint, &keys, items, now).await,
+                Conn::Amqp(a) => amqp_publish(&a.channel, endpoint, &keys, items, now).await,
                 Conn::Pg(pg) => pg_insert(pg, endpoint, &keys, items, now).await,
             }
         };
@@ -335,7 +338,7 @@ async fn amqp_connect(policy: &AddressPolicy, endpoint: &Endpoint) -> Result<Con
     }
     .await;
     match opened {
-        Ok((conn, channel)) => Ok(Conn::Amqp { conn, channel, socket }),
+        Ok((conn, channel)) => Ok(Conn::Amqp(Box::new(Amqp { conn, channel, socket }))),
         Err(why) => {
             socket.shut();
             Err(why)

@@ -228,18 +228,7 @@ fn settings(kind: DestinationKind, config: &Map<String, Value>, partial: bool) -
                 ),
             };
             let mut shown = Map::new();
-            if let Some(key) = text(config, "orderingKey")? {
-                let well_formed =
-                    !key.is_empty() && key.len() <= MAX_ORDERING_KEY && key.split('.').all(|part| !part.is_empty());
-                if !well_formed {
-                    return Err(FieldError::new(
-                        &["config", "orderingKey"],
-                        format!("config.orderingKey must be a dot path into the payload (e.g. `metadata.workspace_id`), 1 to {MAX_ORDERING_KEY} characters"),
-                    )
-                    .into());
-                }
-                shown.insert("orderingKey".into(), Value::String(key));
-            }
+            ordering(config, &mut shown)?;
             Ok(Settings {
                 config: shown,
                 credential: None,
@@ -256,6 +245,7 @@ fn settings(kind: DestinationKind, config: &Map<String, Value>, partial: bool) -
                 required(&routing_key, "routingKey")?;
             }
             let mut shown = Map::new();
+            ordering(config, &mut shown)?;
             if let Some(uri) = &uri {
                 bounded(uri, "uri", MAX_SETTING)?;
                 let parsed = lapin::uri::AMQPUri::from_str(uri).map_err(|e| {
@@ -304,6 +294,7 @@ fn settings(kind: DestinationKind, config: &Map<String, Value>, partial: bool) -
             let password = text(config, "password")?;
             let root_cert = text(config, "sslRootCert")?;
             let mut shown = Map::new();
+            ordering(config, &mut shown)?;
             if let Some(url) = &url {
                 bounded(url, "url", MAX_SETTING)?;
                 let parsed = url::Url::parse(url).ok().filter(|u| {
@@ -362,6 +353,23 @@ fn settings(kind: DestinationKind, config: &Map<String, Value>, partial: bool) -
             })
         }
     }
+}
+
+/// The ordering key of a destination that runs in lanes, checked and kept in `shown`.
+fn ordering(config: &Map<String, Value>, shown: &mut Map<String, Value>) -> OpsResult<()> {
+    if let Some(key) = text(config, "orderingKey")? {
+        let well_formed =
+            !key.is_empty() && key.len() <= MAX_ORDERING_KEY && key.split('.').all(|part| !part.is_empty());
+        if !well_formed {
+            return Err(FieldError::new(
+                &["config", "orderingKey"],
+                format!("config.orderingKey must be a dot path into the payload (e.g. `metadata.workspace_id`), 1 to {MAX_ORDERING_KEY} characters"),
+            )
+            .into());
+        }
+        shown.insert("orderingKey".into(), Value::String(key));
+    }
+    Ok(())
 }
 
 fn required(value: &Option<String>, name: &str) -> OpsResult<()> {
@@ -933,7 +941,7 @@ mod tests {
     fn a_brokers_uri_is_kept_as_the_credential_and_shown_without_its_password() {
         let s = settings(
             DestinationKind::RabbitMq,
-            &config(json!({"uri": "amqps://hooks:s3cret@mq.example.com:5671/prod", "routingKey": "events", "mandatory": true, "exchange": "ex"})),
+            &config(json!({"uri": "amqps://hooks:s3cret@mq.example.com:5671/prod", "routingKey": "events", "mandatory": true, "exchange": "ex", "orderingKey": "customer.id"})),
             false,
         )
         .unwrap();
@@ -947,7 +955,7 @@ mod tests {
         );
         assert_eq!(
             Value::Object(s.config),
-            json!({"routingKey": "events", "mandatory": true, "exchange": "ex"})
+            json!({"routingKey": "events", "mandatory": true, "exchange": "ex", "orderingKey": "customer.id"})
         );
         // Required on create, optional on a patch; typed.
         let (loc, _) = refusal(DestinationKind::RabbitMq, json!({"uri": "amqp://h/%2f"}), false);
