@@ -38,7 +38,8 @@ def call(method, path, body=None):
     with urllib.request.urlopen(req) as r: return json.loads(r.read() or b"null")
 
 def psql(sql):
-    subprocess.run(["psql", "-q", PG, "-c", sql], check=True, stdout=subprocess.DEVNULL)
+    quiet = dict(os.environ, PGOPTIONS="-c client_min_messages=warning")
+    subprocess.run(["psql", "-q", PG, "-c", sql], check=True, stdout=subprocess.DEVNULL, env=quiet)
 
 def drain(uid, n, reachable):
     """Publishes n messages to the app `uid`, makes its destination reachable, times the drain."""

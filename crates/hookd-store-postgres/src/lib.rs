@@ -96,6 +96,21 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
+/// The connection settings of `url`. TLS is used when the URL asks for it (`sslmode=require`,
+/// `verify-ca`, `verify-full`) or `PGSSLMODE` does; otherwise the store connects in plain text,
+/// as to a server on the same host or a trusted network, and never pays for a TLS session it
+/// did not ask for (`prefer`, the client's default, would take one whenever the server offers).
+fn connect_options(url: &str) -> StoreResult<sqlx::postgres::PgConnectOptions> {
+    use std::str::FromStr;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url).map_err(map_err)?;
+    let asked = url.contains("sslmode=") || std::env::var_os("PGSSLMODE").is_some();
+    Ok(if asked {
+        options
+    } else {
+        options.ssl_mode(sqlx::postgres::PgSslMode::Disable)
+    })
+}
+
 impl PostgresStore {
     /// Connects to `url` (`postgres://user@host:port/database`), applies pending migrations and
     /// returns the store. Fails as [`StoreError::Unavailable`] when the server cannot be reached.
@@ -129,7 +144,7 @@ impl PostgresStore {
         }
         // Connecting eagerly (one connection) makes a wrong URL or a down server fail here, at
         // start, rather than on the first request.
-        let pool = pool::Pool::new(pool.connect(url).await.map_err(map_err)?);
+        let pool = pool::Pool::new(pool.connect_with(connect_options(url)?).await.map_err(map_err)?);
         Ok(PostgresStore {
             ingest: ingest::Ingest::start(pool.clone(), options.max_connections),
             pool,
@@ -164,5 +179,43 @@ pub(crate) fn expect_one(rows_affected: u64) -> StoreResult<()> {
         Err(StoreError::NotFound)
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the store's connection is encrypted, per the server.
+    async fn encrypted(url: &str) -> bool {
+        let store = PostgresStore::connect_unmigrated(url, PostgresOptions::default())
+            .await
+            .expect("connect");
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(store.pool.read())
+            .await
+            .expect("read pg_stat_ssl")
+    }
+
+    #[tokio::test]
+    async fn the_store_uses_tls_when_its_url_asks_and_only_then() {
+        let Ok(url) = std::env::var("HOOKD_TEST_POSTGRES_URL") else {
+            eprintln!("HOOKD_TEST_POSTGRES_URL is not set; the TLS test was not run");
+            return;
+        };
+        let ssl_on: String = {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+            sqlx::query_scalar("SHOW ssl").fetch_one(&mut conn).await.unwrap()
+        };
+        assert!(
+            !encrypted(&url).await,
+            "no sslmode: plain text, even when the server offers TLS"
+        );
+        if ssl_on == "on" {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            assert!(encrypted(&format!("{url}{sep}sslmode=require")).await);
+        } else {
+            eprintln!("the server has ssl off; only the plain-text half of the TLS test ran");
+        }
     }
 }
