@@ -60,6 +60,14 @@ struct Amqp {
     socket: Socket,
 }
 
+impl Drop for Amqp {
+    /// However it goes (closed, evicted while a batch used it, given up), its socket is shut
+    /// down, which ends the AMQP client's thread for it.
+    fn drop(&mut self) {
+        self.socket.shut();
+    }
+}
+
 /// A second handle on an AMQP connection's socket. The AMQP client runs each connection on a
 /// thread of its own that lives as long as the socket: shutting the socket down is what ends
 /// it, whatever state the broker left the connection in (a broker that never answers the

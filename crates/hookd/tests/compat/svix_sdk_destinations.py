@@ -197,6 +197,13 @@ def main():
     bus = svix.destination.patch("ledger", "ledger-bus", DestinationPatch(type="rabbitMq", config=RabbitMqConfigPatch(mandatory=False)))
     assert bus.config.mandatory is False and "********" in bus.config.uri, bus.config
     assert svix.destination.get("ledger", "ledger-bus").config.mandatory is False
+    spare = svix.destination.create(
+        "ledger",
+        DestinationIn(type="rabbitMq", config=RabbitMqConfigIn(uri=os.environ["RABBIT_URI"], routing_key="spare")),
+    )
+    assert spare.config.mandatory is False, spare.config
+    svix.destination.delete("ledger", spare.id)
+    expect_error(HttpError, 404, lambda: svix.destination.get("ledger", spare.id))
     bus_key = svix.destination.rotate_secret("ledger", "ledger-bus", EndpointSecretRotateIn(grace_period_seconds=0)).key
     # The PostgreSQL table, when the test names a server.
     table_key = None
