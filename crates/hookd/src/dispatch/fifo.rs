@@ -126,6 +126,8 @@ pub struct FifoRunner {
     pub(super) notifier: crate::operational::Notifier,
     /// How long an endpoint may only exhaust its messages before it is disabled.
     pub(super) disable_after: chrono::Duration,
+    /// Traffic counts for the dashboard's charts: every message of a batch is an attempt.
+    pub(super) traffic: Arc<crate::traffic::Traffic>,
 }
 
 /// Lanes this node works on now, in all and by application.
@@ -314,6 +316,14 @@ impl FifoRunner {
         }
         let retry = records.iter().filter_map(|r| r.1).min();
         let records: Vec<AttemptRecord> = records.into_iter().map(|r| r.0).collect();
+        for (r, item) in records.iter().zip(&items) {
+            let delivered = r.attempt.status == hookd_core::model::MessageStatus::Success;
+            let latency = delivered.then(|| {
+                (started - item.message.created_at).num_milliseconds().max(0) + r.attempt.response_duration_ms
+            });
+            let failed = r.delivery_status == hookd_core::model::MessageStatus::Fail;
+            self.traffic.attempt(app.env, started, delivered, failed, latency);
+        }
         if let Err(e) = self.queue.record_attempts(&records).await {
             tracing::warn!(error = %e, endpoint = %lane.endpoint_id, "cannot record a FIFO batch; it is sent again");
             return Step::Wait(later);

@@ -190,6 +190,7 @@ impl Dispatcher {
             wake: fifo_wake,
             notifier: notifier.clone(),
             disable_after: chrono::Duration::seconds(config.disable_after_secs.min(i64::MAX as u64) as i64),
+            traffic: traffic.clone(),
         };
         let worker = Worker {
             fifo: Some(fifo),

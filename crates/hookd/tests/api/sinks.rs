@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use hookd_signing::{verify, Secret, WebhookHeaders};
+use hookd_store::prelude::*;
 use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties};
@@ -204,6 +205,18 @@ async fn a_rabbitmq_destination_publishes_each_message_signed_confirmed_and_in_o
         (stats["success"].as_i64(), stats["pending"].as_i64()),
         (Some(25), Some(0)),
         "{stats}"
+    );
+    // The dashboard's traffic charts count them, stored or still in memory.
+    let minute = hookd::traffic::minute_of(app.clock_now());
+    let live = hookd_core::model::Environment::Live;
+    let mut counted = app.store.traffic(live, minute - 5, minute + 5).await.unwrap();
+    counted.extend(app.dispatcher.traffic().unstored(live, minute - 5, minute + 5));
+    let sum = |f: fn(&hookd_store::TrafficMinute) -> i64| counted.iter().map(f).sum::<i64>();
+    assert_eq!((sum(|m| m.attempts), sum(|m| m.succeeded)), (25, 25));
+    assert_eq!(
+        sum(|m| m.latency.iter().sum::<i64>()),
+        25,
+        "publish-to-delivered latencies"
     );
     let log = attempts(&app, "bus", "events").await;
     assert!(
