@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use hookd_signing::{verify, Secret, WebhookHeaders};
-use hookd_store::prelude::*;
 use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties};
