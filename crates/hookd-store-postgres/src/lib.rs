@@ -103,7 +103,7 @@ impl std::fmt::Debug for PostgresStore {
 fn connect_options(url: &str) -> StoreResult<sqlx::postgres::PgConnectOptions> {
     use std::str::FromStr;
     let options = sqlx::postgres::PgConnectOptions::from_str(url).map_err(map_err)?;
-    let asked = url.contains("sslmode=") || std::env::var_os("PGSSLMODE").is_some();
+    let asked = url.contains("sslmode=") || url.contains("ssl-mode=") || std::env::var_os("PGSSLMODE").is_some();
     Ok(if asked {
         options
     } else {

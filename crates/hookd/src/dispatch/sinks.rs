@@ -8,11 +8,10 @@
 //! connections of a node are bounded in all ([`MAX_LINKS`]) and per application
 //! ([`MAX_LINKS_PER_APP`]); the least recently used one is closed to make room, and one idle for
 //! [`IDLE`] is closed. The broker's or database's host obeys the address policy like a URL's:
-//! its name is resolved here, every address is checked, and a plain-text connection is made to
-//! the checked address itself, so a DNS answer cannot change between the check and the connect.
-//! A connection whose certificate is verified against the host name (`amqps`, PostgreSQL
-//! `sslmode=verify-full`) connects by name: an address swapped in by DNS could not present a
-//! certificate for it.
+//! its name is resolved here, every address is checked, and the connection is made to the
+//! checked address itself, so a DNS answer cannot change between the check and the connect
+//! (`amqps` still verifies the broker's certificate against the URI's host name; PostgreSQL's
+//! `verify-full`, which would need to connect by name, is not offered).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -50,7 +49,13 @@ const MAX_IDENTIFIER: usize = 63;
 /// An open connection to one destination.
 enum Conn {
     Amqp(Box<Amqp>),
-    Pg(Box<PgConnection>),
+    Pg(Box<Pg>),
+}
+
+/// A database connection, and the table it has found (or made) already.
+struct Pg {
+    conn: PgConnection,
+    ready: Option<String>,
 }
 
 /// An AMQP connection, its confirm-mode channel, and a handle on its socket.
@@ -126,6 +131,10 @@ pub struct Sinks {
     sandbox: Arc<AddressPolicy>,
     timeout: Duration,
     links: Mutex<HashMap<String, Link>>,
+    /// Batches in flight on this node, at most [`MAX_LINKS`]: a connection evicted while a
+    /// batch uses it stays open until that batch ends, and manual resends do not run in
+    /// lanes, so this bounds the connections (and AMQP threads) open at once.
+    inflight: tokio::sync::Semaphore,
 }
 
 /// A fingerprint of what a connection depends on.
@@ -148,6 +157,7 @@ impl Sinks {
             sandbox: Arc::new(sandbox),
             timeout,
             links: Mutex::new(HashMap::new()),
+            inflight: tokio::sync::Semaphore::new(MAX_LINKS),
         }
     }
 
@@ -230,6 +240,9 @@ impl Sinks {
         let keys = match super::send::signing_keys(endpoint, now) {
             Ok(keys) => keys,
             Err(why) => return SendResult::not_sent(&why),
+        };
+        let Ok(_permit) = self.inflight.acquire().await else {
+            return SendResult::not_sent("shutting down");
         };
         let slot = self.link(endpoint);
         // One batch at a time per destination: a connection (and an AMQP channel's confirms)
@@ -323,6 +336,18 @@ fn signature(keys: &[SigningKey], id: &str, ts: i64, body: &[u8]) -> String {
     signature_header_for(&refs, id, ts, body)
 }
 
+/// Shuts a socket down when dropped, unless disarmed: a connection given up half-way (an
+/// error, or the delivery timeout dropping the future) leaves no socket or thread behind.
+struct Guard(Option<Socket>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            s.shut();
+        }
+    }
+}
+
 async fn amqp_connect(policy: &AddressPolicy, endpoint: &Endpoint) -> Result<Conn, String> {
     let text = endpoint
         .destination
@@ -331,55 +356,41 @@ async fn amqp_connect(policy: &AddressPolicy, endpoint: &Endpoint) -> Result<Con
         .ok_or("the destination has no broker URI")?;
     let uri = lapin::uri::AMQPUri::from_str(text).map_err(|e| format!("invalid broker URI: {e}"))?;
     let ip = allowed_address(policy, &uri.authority.host, uri.authority.port).await?;
+    // The TCP connection is made here, to the checked address, so its socket is known before
+    // the AMQP client's thread takes it over.
+    let tcp = tokio::net::TcpStream::connect(std::net::SocketAddr::new(ip, uri.authority.port))
+        .await
+        .map_err(|e| format!("cannot connect to the broker: {e}"))?;
     let socket = Socket::default();
-    let opened = async {
-        let conn = amqp_open(uri, ip, socket.clone(), endpoint).await?;
-        let channel = conn
-            .create_channel()
-            .await
-            .map_err(|e| format!("cannot open a channel: {e}"))?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| format!("the broker refused publisher confirms: {e}"))?;
-        Ok::<_, String>((conn, channel))
-    }
-    .await;
-    match opened {
-        Ok((conn, channel)) => Ok(Conn::Amqp(Box::new(Amqp { conn, channel, socket }))),
-        Err(why) => {
-            socket.shut();
-            Err(why)
-        }
-    }
+    socket.keep(&tcp);
+    let mut guard = Guard(Some(socket.clone()));
+    let conn = amqp_open(uri, tcp, endpoint).await?;
+    let channel = conn
+        .create_channel()
+        .await
+        .map_err(|e| format!("cannot open a channel: {e}"))?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| format!("the broker refused publisher confirms: {e}"))?;
+    guard.0 = None;
+    Ok(Conn::Amqp(Box::new(Amqp { conn, channel, socket })))
 }
 
-/// Opens the AMQP connection over a TCP connection made here, to the checked address (TLS,
-/// for `amqps`, verifies the certificate against the URI's host name), keeping a handle on
-/// its socket in `socket`.
+/// Opens the AMQP connection over `tcp` (TLS, for `amqps`, verifies the certificate against
+/// the URI's host name). The client gets this one connection: should it try to connect again,
+/// it fails rather than reach an address nobody checked.
 async fn amqp_open(
     uri: lapin::uri::AMQPUri,
-    ip: IpAddr,
-    socket: Socket,
+    tcp: tokio::net::TcpStream,
     endpoint: &Endpoint,
 ) -> Result<Connection, String> {
-    /// Shuts the socket down unless the connection was made: a caller that gives up (the
-    /// delivery timeout) leaves nothing behind.
-    struct Guard(Option<Socket>);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            if let Some(s) = self.0.take() {
-                s.shut();
-            }
-        }
-    }
-    let mut guard = Guard(Some(socket.clone()));
     let properties = ConnectionProperties::default().with_connection_name(format!("hookd {}", endpoint.id).into());
     let runtime = async_rs::Runtime::tokio_current();
+    let tcp = Arc::new(Mutex::new(Some(tcp)));
     let connect = async move |uri: lapin::uri::AMQPUri, _runtime: async_rs::TokioRuntime| {
-        let addr = std::net::SocketAddr::new(ip, uri.authority.port);
-        let tcp = tokio::net::TcpStream::connect(addr).await?;
-        socket.keep(&tcp);
+        let taken = tcp.lock().expect("broker socket lock").take();
+        let tcp = taken.ok_or_else(|| std::io::Error::other("the connection to the broker was lost"))?;
         let stream = lapin::tcp::AsyncTcpStream::Plain(async_compat::Compat::new(tcp));
         let stream = match uri.scheme {
             lapin::uri::AMQPScheme::AMQP => stream,
@@ -390,11 +401,9 @@ async fn amqp_open(
         };
         Ok(stream)
     };
-    let conn = Connection::connector(uri, runtime, connect, properties)
+    Connection::connector(uri, runtime, connect, properties)
         .await
-        .map_err(|e| format!("cannot connect to the broker: {e}"))?;
-    guard.0 = None;
-    Ok(conn)
+        .map_err(|e| format!("cannot connect to the broker: {e}"))
 }
 
 /// Publishes every message of the batch, in order, then waits for the broker to confirm each.
@@ -430,12 +439,17 @@ async fn amqp_publish(
         let properties = BasicProperties::default()
             .with_message_id(m.id.as_str().into())
             .with_content_type("application/json".into())
-            .with_type(m.event_type.as_str().into())
             .with_app_id("hookd".into())
             .with_timestamp(ts.max(0) as u64)
             // Persistent: a durable queue keeps it across a broker restart.
             .with_delivery_mode(2)
             .with_headers(headers);
+        // The `type` property holds at most 255 bytes; the header always has the event type.
+        let properties = if m.event_type.len() <= 255 {
+            properties.with_type(m.event_type.as_str().into())
+        } else {
+            properties
+        };
         let confirm = channel
             .basic_publish(
                 exchange.into(),
@@ -497,18 +511,69 @@ pub fn quoted_table(name: &str) -> Option<String> {
         .then(|| parts.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join("."))
 }
 
-/// The connection settings of a PostgreSQL destination, before the address check.
+/// The connection settings of a PostgreSQL destination, before the address check: the host,
+/// port, user and database of `url` (`postgres://user@host:port/database`, whose only query
+/// setting may be `sslmode`), the destination's own password (never one from hookd's
+/// environment or `.pgpass`), and its CA.
 pub fn pg_options(url: &str, password: Option<&str>, root_cert: Option<&str>) -> Result<PgConnectOptions, String> {
-    let mut options = PgConnectOptions::from_str(url).map_err(|e| format!("invalid database URL: {e}"))?;
-    // The password is the destination's own, never one from hookd's environment (PGPASSWORD).
-    options = options.password(password.unwrap_or_default());
+    let parsed = url::Url::parse(url).map_err(|e| format!("invalid database URL: {e}"))?;
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+        return Err("the database URL must start with postgres://".into());
+    }
+    let host = match parsed.host() {
+        Some(url::Host::Domain(d))
+            if !d.is_empty() && d.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') =>
+        {
+            d.to_string()
+        }
+        Some(url::Host::Ipv4(v4)) => v4.to_string(),
+        Some(url::Host::Ipv6(v6)) => v6.to_string(),
+        _ => return Err("the database URL must name the database's host (a local socket is not reachable)".into()),
+    };
+    if parsed.username().is_empty() {
+        return Err("the database URL must name the user (postgres://user@host/database)".into());
+    }
+    let user = percent_decode(parsed.username())?;
+    let database = match parsed.path().trim_start_matches('/') {
+        "" => user.clone(),
+        path => percent_decode(path)?,
+    };
+    let mut ssl_mode = PgSslMode::Prefer;
+    for (name, value) in parsed.query_pairs() {
+        if name != "sslmode" && name != "ssl-mode" {
+            return Err(format!(
+                "the database URL may set only sslmode, not `{name}` (the password goes in config.password, a CA in config.sslRootCert)"
+            ));
+        }
+        ssl_mode = match value.as_ref() {
+            "disable" => PgSslMode::Disable,
+            "allow" => PgSslMode::Allow,
+            "prefer" => PgSslMode::Prefer,
+            "require" => PgSslMode::Require,
+            "verify-ca" => PgSslMode::VerifyCa,
+            "verify-full" => return Err("sslmode=verify-full is not offered: hookd connects to the address it checked, not by name; use verify-ca with config.sslRootCert".into()),
+            other => return Err(format!("unknown sslmode `{other}`")),
+        };
+    }
+    let mut options = PgConnectOptions::new_without_pgpass()
+        .host(&host)
+        .port(parsed.port().unwrap_or(5432))
+        .username(&user)
+        .database(&database)
+        .password(password.unwrap_or_default())
+        .ssl_mode(ssl_mode)
+        .application_name("hookd");
     if let Some(pem) = root_cert {
         options = options.ssl_root_cert_from_pem(pem.as_bytes().to_vec());
     }
-    if options.get_socket().is_some() || options.get_host().starts_with('/') {
-        return Err("a database destination is reached over the network, not a local socket".into());
-    }
-    Ok(options.application_name("hookd"))
+    Ok(options)
+}
+
+fn percent_decode(text: &str) -> Result<String, String> {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .map(|t| t.into_owned())
+        .map_err(|_| "the database URL is not UTF-8".to_string())
 }
 
 async fn pg_connect(policy: &AddressPolicy, endpoint: &Endpoint) -> Result<Conn, String> {
@@ -516,21 +581,19 @@ async fn pg_connect(policy: &AddressPolicy, endpoint: &Endpoint) -> Result<Conn,
     let d = endpoint.destination.as_ref().ok_or("not a destination")?;
     let mut options = pg_options(url, d.credential.as_deref(), setting(endpoint, "sslRootCert"))?;
     let ip = allowed_address(policy, options.get_host(), options.get_port()).await?;
-    if !matches!(options.get_ssl_mode(), PgSslMode::VerifyFull) {
-        // Not bound to the host name by a certificate: connect to the checked address itself.
-        options = options.host(&ip.to_string());
-    }
+    // Connect to the checked address itself, so a DNS answer cannot change in between.
+    options = options.host(&ip.to_string());
     let conn = PgConnection::connect_with(&options)
         .await
         .map_err(|e| format!("cannot connect to the database: {e}"))?;
-    Ok(Conn::Pg(Box::new(conn)))
+    Ok(Conn::Pg(Box::new(Pg { conn, ready: None })))
 }
 
 /// Inserts the batch as rows, one statement, skipping ids already there. The table is created
 /// when it does not exist. Each row's signature signs the payload as the table stores it
 /// (`payload::text`), so it verifies against what a reader gets back.
 async fn pg_insert(
-    conn: &mut PgConnection,
+    pg: &mut Pg,
     endpoint: &Endpoint,
     keys: &[SigningKey],
     items: &[FifoItem],
@@ -538,11 +601,17 @@ async fn pg_insert(
 ) -> Result<String, String> {
     let name = setting(endpoint, "tableName").ok_or("the destination has no table")?;
     let table = quoted_table(name).ok_or_else(|| format!("invalid table name `{name}`"))?;
-    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
-        .bind(&table)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| format!("cannot look up table {table}: {e}"))?;
+    let conn = &mut pg.conn;
+    // Looked up once per connection (a failure closes the connection, so a table dropped
+    // meanwhile is looked up again).
+    let exists = match &pg.ready {
+        Some(ready) if *ready == table => Some(table.clone()),
+        _ => sqlx::query_scalar("SELECT to_regclass($1)::text")
+            .bind(&table)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| format!("cannot look up table {table}: {e}"))?,
+    };
     if exists.is_none() {
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {table} (id text PRIMARY KEY, event_type text NOT NULL, payload jsonb, \
@@ -591,7 +660,8 @@ async fn pg_insert(
         .await
         .map_err(|e| format!("cannot insert into {table}: {e}"))?
         .rows_affected();
-    let skipped = items.len() as u64 - inserted;
+    pg.ready = Some(table.clone());
+    let skipped = (items.len() as u64).saturating_sub(inserted);
     Ok(match skipped {
         0 => format!("{inserted} row(s) inserted into {table}"),
         n => format!("{inserted} row(s) inserted into {table}; {n} were already there"),
@@ -625,7 +695,7 @@ mod tests {
     }
 
     #[test]
-    fn a_database_url_keeps_its_own_password_and_never_a_socket() {
+    fn a_database_url_gives_host_port_user_and_database_and_nothing_else() {
         let o = pg_options(
             "postgres://hooks@db.example.com:5433/app?sslmode=require",
             Some("pw"),
@@ -634,10 +704,26 @@ mod tests {
         .unwrap();
         assert_eq!(o.get_host(), "db.example.com");
         assert_eq!(o.get_port(), 5433);
+        assert_eq!(o.get_username(), "hooks");
+        assert_eq!(o.get_database(), Some("app"));
         assert!(matches!(o.get_ssl_mode(), PgSslMode::Require));
-        assert!(pg_options("postgres://hooks@%2Fvar%2Frun%2Fpostgresql/app", None, None).is_err());
-        assert!(pg_options("postgres://hooks@localhost/app?host=/tmp", None, None).is_err());
-        assert!(pg_options("not a url", None, None).is_err());
+        // The user's name is the database's when the URL names none.
+        let o = pg_options("postgresql://ledger%40corp@10.1.2.3", None, None).unwrap();
+        assert_eq!(
+            (o.get_username(), o.get_database()),
+            ("ledger@corp", Some("ledger@corp"))
+        );
+        assert!(matches!(o.get_ssl_mode(), PgSslMode::Prefer));
+        for bad in [
+            "postgres://hooks@%2Fvar%2Frun%2Fpostgresql/app",
+            "postgres://hooks@localhost/app?host=/tmp",
+            "postgres://hooks@db/app?sslcert=/etc/hookd/client.pem",
+            "postgres://hooks@db/app?sslmode=verify-full",
+            "postgres://db/app",
+            "not a url",
+        ] {
+            assert!(pg_options(bad, None, None).is_err(), "{bad}");
+        }
     }
 
     #[tokio::test]

@@ -240,6 +240,7 @@ fn settings(kind: DestinationKind, config: &Map<String, Value>, partial: bool) -
         DestinationKind::RabbitMq => {
             let uri = text(config, "uri")?;
             let routing_key = text(config, "routingKey")?;
+            kept(config, &["uri", "routingKey"])?;
             if !partial {
                 required(&uri, "uri")?;
                 required(&routing_key, "routingKey")?;
@@ -254,8 +255,15 @@ fn settings(kind: DestinationKind, config: &Map<String, Value>, partial: bool) -
                         format!("config.uri must be an amqp:// or amqps:// URI: {e}"),
                     )
                 })?;
-                if parsed.authority.host.is_empty() {
-                    return Err(FieldError::new(&["config", "uri"], "config.uri must name the broker's host").into());
+                // The host the AMQP client would use must be the one the URI shows (an IPv6
+                // literal or a missing host would silently become `localhost`).
+                let shown_host = url::Url::parse(uri).ok().and_then(|u| u.host_str().map(str::to_string));
+                if parsed.authority.host.is_empty() || shown_host.as_deref() != Some(parsed.authority.host.as_str()) {
+                    return Err(FieldError::new(
+                        &["config", "uri"],
+                        "config.uri must name the broker's host by name or IPv4 address",
+                    )
+                    .into());
                 }
             }
             if let Some(key) = routing_key {
@@ -287,6 +295,7 @@ fn settings(kind: DestinationKind, config: &Map<String, Value>, partial: bool) -
         DestinationKind::Postgres => {
             let url = text(config, "url")?;
             let table = text(config, "tableName")?;
+            kept(config, &["url", "tableName"])?;
             if !partial {
                 required(&url, "url")?;
                 required(&table, "tableName")?;
@@ -372,6 +381,20 @@ fn ordering(config: &Map<String, Value>, shown: &mut Map<String, Value>) -> OpsR
     Ok(())
 }
 
+/// Required settings cannot be cleared by a `null` (in a PATCH they are changed, or left out).
+fn kept(config: &Map<String, Value>, names: &[&str]) -> OpsResult<()> {
+    for name in names {
+        if config.get(*name) == Some(&Value::Null) {
+            return Err(FieldError::new(
+                &["config", name],
+                format!("config.{name} is required and cannot be cleared"),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 fn required(value: &Option<String>, name: &str) -> OpsResult<()> {
     match value {
         Some(v) if !v.is_empty() => Ok(()),
@@ -423,6 +446,16 @@ fn apply(e: &mut Endpoint, kind: DestinationKind, s: Settings) -> OpsResult<()> 
             .map_err(|err| FieldError::new(&["config", "key"], format!("invalid key: {err}")))?;
     }
     let d = e.destination.as_mut().expect("a destination has its settings");
+    // A database password is never sent to another server than the one it was given for.
+    let moved =
+        kind == DestinationKind::Postgres && d.config.get("url").is_some_and(|old| s.config.get("url") != Some(old));
+    if moved && s.credential.is_none() && d.credential.is_some() {
+        return Err(FieldError::new(
+            &["config", "password"],
+            "config.password must be given again when config.url changes: the stored password is only sent to the server it was given for",
+        )
+        .into());
+    }
     d.config = s.config;
     if s.credential.is_some() {
         d.credential = s.credential;
@@ -528,10 +561,11 @@ pub async fn upsert_destination(
     e.event_types = filter(input.event_types);
     e.channels = filter(input.channels);
     e.metadata = input.metadata.unwrap_or_default();
-    let credential = spec(&e).credential.clone();
+    let (credential, config) = (spec(&e).credential.clone(), spec(&e).config.clone());
     e.destination = Some(Destination {
         kind,
-        config: Map::new(),
+        // Replaced by the new settings; kept until then to compare with them.
+        config,
         credential,
         batch_size: input.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
         max_wait_secs: input.max_wait_secs.unwrap_or(0),
@@ -970,6 +1004,11 @@ mod tests {
             (loc, msg.contains("amqp://")),
             (vec!["config".to_string(), "uri".into()], true)
         );
+        // A host the AMQP client would read as another (an IPv6 literal, none) is refused.
+        for uri in ["amqp://[::1]:5672/%2f", "amqp:///%2f", "amqp://:5672/%2f"] {
+            let (loc, _) = refusal(DestinationKind::RabbitMq, json!({"uri": uri, "routingKey": "k"}), false);
+            assert_eq!(loc, ["config", "uri"], "{uri}");
+        }
         let (loc, _) = refusal(
             DestinationKind::RabbitMq,
             json!({"uri": "amqp://h/%2f", "routingKey": "k", "mandatory": "yes"}),
@@ -986,20 +1025,18 @@ mod tests {
 
     #[test]
     fn a_database_destination_keeps_its_password_apart_and_names_a_table() {
+        let url = "postgres://hooks@db.example.com:5432/app?sslmode=verify-ca";
         let s = settings(
             DestinationKind::Postgres,
-            &config(json!({"url": "postgres://hooks@db.example.com:5432/app?sslmode=verify-full", "password": "pw", "tableName": "public.events"})),
+            &config(json!({"url": url, "password": "pw", "tableName": "public.events"})),
             false,
         )
         .unwrap();
         assert_eq!(s.credential.as_deref(), Some("pw"));
-        assert_eq!(
-            s.url.as_deref(),
-            Some("postgres://hooks@db.example.com:5432/app?sslmode=verify-full#public.events")
-        );
+        assert_eq!(s.url, Some(format!("{url}#public.events")));
         assert_eq!(
             Value::Object(s.config),
-            json!({"url": "postgres://hooks@db.example.com:5432/app?sslmode=verify-full", "tableName": "public.events"})
+            json!({"url": url, "tableName": "public.events"})
         );
         let refused = [
             (
@@ -1009,18 +1046,38 @@ mod tests {
             ),
             (json!({"url": "mysql://db/app", "tableName": "t"}), "url", "postgres://"),
             (
-                json!({"url": "postgres://db/app", "tableName": "a.b.c"}),
+                json!({"url": "postgres://db/app", "tableName": "t"}),
+                "url",
+                "name the user",
+            ),
+            (
+                json!({"url": "postgres://u@db/app?password=pw", "tableName": "t"}),
+                "url",
+                "only sslmode",
+            ),
+            (
+                json!({"url": "postgres://u@db/app?sslrootcert=/etc/hookd/key.pem", "tableName": "t"}),
+                "url",
+                "only sslmode",
+            ),
+            (
+                json!({"url": "postgres://u@db/app?sslmode=verify-full", "tableName": "t"}),
+                "url",
+                "verify-ca",
+            ),
+            (
+                json!({"url": "postgres://u@db/app", "tableName": "a.b.c"}),
                 "tableName",
                 "schema.table",
             ),
             (
-                json!({"url": "postgres://db/app", "tableName": "t; drop"}),
+                json!({"url": "postgres://u@db/app", "tableName": "t; drop"}),
                 "tableName",
                 "schema.table",
             ),
-            (json!({"url": "postgres://db/app"}), "tableName", "required"),
+            (json!({"url": "postgres://u@db/app"}), "tableName", "required"),
             (
-                json!({"url": "postgres://db/app", "tableName": "t", "sslRootCert": "not pem"}),
+                json!({"url": "postgres://u@db/app", "tableName": "t", "sslRootCert": "not pem"}),
                 "sslRootCert",
                 "PEM",
             ),
@@ -1030,5 +1087,22 @@ mod tests {
             assert_eq!(loc, ["config", field], "{input}");
             assert!(msg.contains(why), "{input}: {msg}");
         }
+        // A patch may leave required settings out, not clear them.
+        assert!(settings(DestinationKind::Postgres, &config(json!({"tableName": "t2"})), true).is_ok());
+        let (loc, msg) = refusal(
+            DestinationKind::Postgres,
+            json!({"url": "postgres://u@db/app", "tableName": null}),
+            true,
+        );
+        assert_eq!(
+            (loc, msg.contains("cannot be cleared")),
+            (vec!["config".to_string(), "tableName".into()], true)
+        );
+        let (loc, _) = refusal(
+            DestinationKind::RabbitMq,
+            json!({"uri": "amqp://h/%2f", "routingKey": null}),
+            true,
+        );
+        assert_eq!(loc, ["config", "routingKey"]);
     }
 }

@@ -368,6 +368,21 @@ async fn a_postgres_destination_inserts_each_message_once_as_a_signed_row() {
         .unwrap();
     assert_eq!(count, 120);
 
+    // The stored password goes only to the server it was given for: moving the destination
+    // to another host needs it again.
+    let (status, body) = app
+        .call(
+            "PATCH",
+            "/api/v1/app/warehouse/destination/rows",
+            Some(json!({"type": "postgres", "config": {"url": "postgres://postgres@127.0.0.2:5432/test"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body["detail"][0]["loc"],
+        json!(["body", "config", "password"]),
+        "{body}"
+    );
     // A table the destination cannot write is a failed attempt, retried on the schedule.
     let elsewhere = format!("{}_later", schema.name());
     let (status, patched) = app
