@@ -175,27 +175,20 @@ impl SendContext {
             return None;
         };
         let started = self.clock.now();
-        // A resend to a destination: a batch of one message, sent as its lanes send batches.
-        let batch_of_one = || hookd_store::FifoItem {
-            delivery_id: d.id.clone(),
-            scheduled_attempts: d.scheduled_attempts,
-            total_attempts: d.total_attempts,
-            message: (*message).clone(),
-        };
-        let kind = endpoint.destination.as_ref().map(|d| d.kind);
         let result = match send::shared_payload(&message) {
-            Some(_) if kind.is_some_and(|k| !k.over_http()) => {
-                let item = batch_of_one();
+            // A resend to a destination: a batch of one message, sent as its lanes send batches.
+            Some(_) if endpoint.destination.is_some() => {
+                let item = hookd_store::FifoItem {
+                    delivery_id: d.id.clone(),
+                    scheduled_attempts: d.scheduled_attempts,
+                    total_attempts: d.total_attempts,
+                    message: (*message).clone(),
+                };
                 self.sender
-                    .sinks()
-                    .send(app.env, &endpoint, std::slice::from_ref(&item), started)
+                    .send_batch(app.env, &endpoint, std::slice::from_ref(&item), started)
                     .await
             }
             Some(payload) => {
-                let payload = match kind {
-                    Some(_) => super::fifo::batch_body(&[batch_of_one()]),
-                    None => payload,
-                };
                 let out = send::Outgoing {
                     env: app.env,
                     endpoint: &endpoint,

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use hookd_core::model::{DestinationKind, Endpoint, TriggerType};
+use hookd_core::model::{Endpoint, TriggerType};
 use hookd_core::retry::RetryPolicy;
 use hookd_store::{AttemptRecord, ClaimedDelivery, FifoItem, FifoLane, FifoStore, QueueStore};
 use serde::Serialize;
@@ -49,13 +49,19 @@ const TURN: usize = 16;
 /// `key` (a dot path into the payload; `None`: one lane for the whole destination). A missing
 /// value, or a payload that is not JSON, goes to lane 0.
 pub fn lane_of(key: Option<&str>, payload: &str) -> i32 {
+    lane_for(key, &std::cell::OnceCell::new(), payload)
+}
+
+/// [`lane_of`], with the payload parsed at most once into `parsed` and only when there is a
+/// key: the destinations one message goes to share one parse.
+pub fn lane_for(key: Option<&str>, parsed: &std::cell::OnceCell<Option<serde_json::Value>>, payload: &str) -> i32 {
     let Some(path) = key.filter(|k| !k.is_empty()) else {
         return 0;
     };
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(payload) else {
+    let Some(value) = parsed.get_or_init(|| serde_json::from_str(payload).ok()) else {
         return 0;
     };
-    let found = path.split('.').try_fold(&value, |v, part| v.get(part));
+    let found = path.split('.').try_fold(value, |v, part| v.get(part));
     let Some(found) = found else {
         return 0;
     };
@@ -289,24 +295,7 @@ impl FifoRunner {
             _ => return Step::Wait(later),
         };
         let started = self.clock.now();
-        let result = match destination.kind {
-            DestinationKind::FifoEndpoint => {
-                let body = batch_body(&items);
-                let first = &items[0].message;
-                let out = send::Outgoing {
-                    env: app.env,
-                    endpoint: &endpoint,
-                    msg_id: &first.id,
-                    event_type: &first.event_type,
-                    payload: &body,
-                    attempt: items[0].total_attempts + 1,
-                };
-                self.sender.send(out, started).await
-            }
-            // A RabbitMQ exchange or a PostgreSQL table: each message of the batch on its own,
-            // the batch confirmed or committed as a whole.
-            _ => self.sender.sinks().send(app.env, &endpoint, &items, started).await,
-        };
+        let result = self.sender.send_batch(app.env, &endpoint, &items, started).await;
         crate::metrics::attempt(&result.outcome, result.status_code, result.duration.as_secs_f64());
         let mut records = records(&items, &endpoint, result, started, &self.policy);
         // The operational webhooks each message's attempt causes, as for any endpoint.

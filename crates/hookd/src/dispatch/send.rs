@@ -242,9 +242,32 @@ impl Sender {
         })
     }
 
-    /// The connections to destinations that are not reached over HTTP.
-    pub fn sinks(&self) -> &super::sinks::Sinks {
-        &self.sinks
+    /// Sends a batch of messages to a destination the way its kind takes them: one signed
+    /// JSON array to a FIFO endpoint's URL, or each message to a RabbitMQ exchange or a
+    /// PostgreSQL table, the batch succeeding or failing as a whole.
+    pub async fn send_batch(
+        &self,
+        env: Environment,
+        endpoint: &Endpoint,
+        items: &[hookd_store::FifoItem],
+        now: DateTime<Utc>,
+    ) -> SendResult {
+        let Some(first) = items.first() else {
+            return SendResult::not_sent("an empty batch");
+        };
+        if !endpoint.destination.as_ref().is_some_and(|d| d.kind.over_http()) {
+            return self.sinks.send(env, endpoint, items, now).await;
+        }
+        let body = super::fifo::batch_body(items);
+        let out = Outgoing {
+            env,
+            endpoint,
+            msg_id: &first.message.id,
+            event_type: &first.message.event_type,
+            payload: &body,
+            attempt: first.total_attempts + 1,
+        };
+        self.send(out, now).await
     }
 
     /// Sends the payload to the endpoint, signed at `now` with every key that is still valid

@@ -162,7 +162,8 @@ impl Sinks {
     }
 
     /// How many connection slots are held now (for tests of the bound).
-    pub fn held(&self) -> usize {
+    #[cfg(test)]
+    fn held(&self) -> usize {
         self.links.lock().expect("sink links lock").len()
     }
 
@@ -519,6 +520,12 @@ pub fn pg_options(url: &str, password: Option<&str>, root_cert: Option<&str>) ->
     let parsed = url::Url::parse(url).map_err(|e| format!("invalid database URL: {e}"))?;
     if !matches!(parsed.scheme(), "postgres" | "postgresql") {
         return Err("the database URL must start with postgres://".into());
+    }
+    if parsed.password().is_some() {
+        return Err(
+            "the database URL must not carry a password: put it in config.password, which is kept sealed and never shown"
+                .into(),
+        );
     }
     let host = match parsed.host() {
         Some(url::Host::Domain(d))

@@ -258,6 +258,13 @@ fn settings(kind: DestinationKind, config: &Map<String, Value>, partial: bool) -
                 // The host the AMQP client would use must be the one the URI shows (an IPv6
                 // literal or a missing host would silently become `localhost`).
                 let shown_host = url::Url::parse(uri).ok().and_then(|u| u.host_str().map(str::to_string));
+                if parsed.vhost.len() > 255 {
+                    return Err(FieldError::new(
+                        &["config", "uri"],
+                        "config.uri's virtual host must be at most 255 bytes",
+                    )
+                    .into());
+                }
                 if parsed.authority.host.is_empty() || shown_host.as_deref() != Some(parsed.authority.host.as_str()) {
                     return Err(FieldError::new(
                         &["config", "uri"],
@@ -306,23 +313,7 @@ fn settings(kind: DestinationKind, config: &Map<String, Value>, partial: bool) -
             ordering(config, &mut shown)?;
             if let Some(url) = &url {
                 bounded(url, "url", MAX_SETTING)?;
-                let parsed = url::Url::parse(url).ok().filter(|u| {
-                    matches!(u.scheme(), "postgres" | "postgresql") && u.host_str().is_some_and(|h| !h.is_empty())
-                });
-                let Some(parsed) = parsed else {
-                    return Err(FieldError::new(
-                        &["config", "url"],
-                        "config.url must be a postgres:// URL naming the database's host",
-                    )
-                    .into());
-                };
-                if parsed.password().is_some() {
-                    return Err(FieldError::new(
-                        &["config", "url"],
-                        "config.url must not carry a password: put it in config.password, which is kept sealed and never shown",
-                    )
-                    .into());
-                }
+                // The URL is checked as it will be used to connect.
                 crate::dispatch::sinks::pg_options(url, None, None)
                     .map_err(|why| FieldError::new(&["config", "url"], why))?;
                 shown.insert("url".into(), Value::String(url.clone()));
@@ -1009,6 +1000,10 @@ mod tests {
             let (loc, _) = refusal(DestinationKind::RabbitMq, json!({"uri": uri, "routingKey": "k"}), false);
             assert_eq!(loc, ["config", "uri"], "{uri}");
         }
+        // The virtual host travels as a short string.
+        let uri = format!("amqp://h/{}", "v".repeat(256));
+        let (loc, _) = refusal(DestinationKind::RabbitMq, json!({"uri": uri, "routingKey": "k"}), false);
+        assert_eq!(loc, ["config", "uri"]);
         let (loc, _) = refusal(
             DestinationKind::RabbitMq,
             json!({"uri": "amqp://h/%2f", "routingKey": "k", "mandatory": "yes"}),

@@ -220,11 +220,12 @@ pub async fn publish(state: &Services, app: &Application, input: MessageIn, only
         },
         lane,
     };
+    let parsed = std::cell::OnceCell::new();
     let in_lanes: Vec<NewDelivery> = fifo
         .iter()
         .map(|e| {
             let key = super::destinations::ordering_key(e);
-            delivery(e, None, Some(crate::dispatch::fifo::lane_of(key, payload)))
+            delivery(e, None, Some(crate::dispatch::fifo::lane_for(key, &parsed, payload)))
         })
         .collect();
     let mut deliveries: Vec<NewDelivery> = targets.iter().map(|e| delivery(e, lease, None)).collect();
