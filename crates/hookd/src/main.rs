@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use hookd::cli::{self, Cli, Command};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format == "json");
