@@ -144,11 +144,10 @@ impl Client {
     }
 
     /// Through a proxy: resolves the target here and refuses it if any address is refused.
-    async fn check_target(&self, url: &str) -> Result<(), String> {
+    async fn check_target(&self, parsed: &reqwest::Url) -> Result<(), String> {
         if !self.proxied {
             return Ok(());
         }
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
         let host = match parsed.host() {
             Some(url::Host::Domain(d)) => d.to_string(),
             _ => return Ok(()), // IP literals are checked by check_literal_host
@@ -164,8 +163,7 @@ impl Client {
     }
 
     /// URLs naming an IP address skip DNS, so they are checked here.
-    fn check_literal_host(&self, url: &str) -> Result<(), String> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+    fn check_literal_host(&self, parsed: &reqwest::Url) -> Result<(), String> {
         let ip = match parsed.host() {
             Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
             Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
@@ -279,13 +277,20 @@ impl Sender {
             Environment::Test => &self.sandbox,
         };
         let relayed = crate::relay::is_session_url(&endpoint.url);
+        // Parsed once: the address checks and the request share it.
+        let mut target = None;
         if !relayed {
-            if let Err(why) = client.check_literal_host(&endpoint.url) {
+            let parsed = match reqwest::Url::parse(&endpoint.url) {
+                Ok(parsed) => parsed,
+                Err(e) => return SendResult::not_sent(&format!("invalid URL: {e}")),
+            };
+            if let Err(why) = client.check_literal_host(&parsed) {
                 return SendResult::not_sent(&why);
             }
-            if let Err(why) = client.check_target(&endpoint.url).await {
+            if let Err(why) = client.check_target(&parsed).await {
                 return SendResult::not_sent(&why);
             }
+            target = Some(parsed);
         }
         let mut headers = match signed_headers(endpoint, out.msg_id, out.payload, out.attempt, now) {
             Ok(h) => h,
@@ -295,13 +300,13 @@ impl Sender {
             headers.insert(ENVIRONMENT_HEADER, HeaderValue::from_static("test"));
         }
         let request_headers = redacted(&headers);
-        if relayed {
+        let Some(target) = target else {
             return self.relay(out, headers, request_headers).await;
-        }
+        };
         let started = Instant::now();
         let response = client
             .http
-            .post(&endpoint.url)
+            .post(target)
             .headers(headers)
             .body(out.payload.clone())
             .send()
