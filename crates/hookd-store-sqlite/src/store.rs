@@ -76,18 +76,27 @@ impl SqliteStore {
     }
 }
 
-/// The statement that stores an attempt of an existing delivery (taking the application from
-/// it; an attempt whose delivery is gone is dropped, as on PostgreSQL), for [`insert_attempt`].
+/// The statement that stores an attempt, for [`insert_attempt`]. One row of values, not
+/// `INSERT … SELECT`: a statement that may write several rows makes SQLite keep a statement
+/// journal, and releasing it inside a batch's savepoint walks the batch's whole journal, so the
+/// cost of a batch of attempts grew with its square. Callers make sure the delivery exists
+/// (the writer thread is the only writer, so it cannot vanish in between).
 fn attempt_insert(c: &Connection) -> StoreResult<rusqlite::CachedStatement<'_>> {
     c.prepare_cached(&format!(
         "INSERT INTO attempt (delivery_id, app_id, {ATTEMPT_COLS}) \
-         SELECT ?1, app_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 FROM delivery WHERE id = ?1"
+         VALUES (?1, ?15, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
     ))
     .map_err(map_err)
 }
 
-/// Stores one attempt of `delivery_id` with `insert` ([`attempt_insert`]).
-fn insert_attempt(insert: &mut rusqlite::CachedStatement<'_>, delivery_id: &str, a: &Attempt) -> StoreResult<()> {
+/// Stores one attempt of `delivery_id`, of application `app_id`, with `insert`
+/// ([`attempt_insert`]).
+fn insert_attempt(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    delivery_id: &str,
+    app_id: &str,
+    a: &Attempt,
+) -> StoreResult<()> {
     insert
         .execute(params![
             delivery_id,
@@ -103,7 +112,8 @@ fn insert_attempt(insert: &mut rusqlite::CachedStatement<'_>, delivery_id: &str,
             a.attempt_number,
             micros(a.created_at),
             Json(&a.request_headers),
-            Json(&a.response_headers)
+            Json(&a.response_headers),
+            app_id
         ])
         .map_err(map_err)?;
     Ok(())

@@ -110,7 +110,7 @@ impl PollStore for SqliteStore {
                     .map_err(map_err)?;
                 let mut a = hookd_store::storable_attempt(a).into_owned();
                 a.attempt_number = number;
-                insert_attempt(&mut insert, &delivery_id, &a)?;
+                insert_attempt(&mut insert, &delivery_id, &poll.app_id, &a)?;
             }
             Ok(())
         })

@@ -112,16 +112,18 @@ impl QueueStore for SqliteStore {
             // Fencing needs each delivery's current lease token. The writer thread is the only
             // writer, so nothing changes between this read and the writes below.
             let mut token_of = c
-                .prepare_cached("SELECT lease_token FROM delivery WHERE id = ?1")
+                .prepare_cached("SELECT lease_token, app_id FROM delivery WHERE id = ?1")
                 .map_err(map_err)?;
             let mut current = std::collections::HashMap::new();
+            let mut app_of = std::collections::HashMap::new();
             for o in &outcomes {
-                if let Some(token) = token_of
-                    .query_row([&o.delivery_id], |r| r.get::<_, i64>(0))
+                if let Some((token, app_id)) = token_of
+                    .query_row([&o.delivery_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
                     .optional()
                     .map_err(map_err)?
                 {
                     current.insert(o.delivery_id.clone(), token);
+                    app_of.insert(o.delivery_id.as_str(), app_id);
                 }
             }
             let plan = RecordPlan::new(&outcomes, &current);
@@ -136,11 +138,14 @@ impl QueueStore for SqliteStore {
                     .execute(params![e.id, e.kind, e.app_id, Json(&e.data), micros(e.created_at)])
                     .map_err(map_err)?;
             }
-            // An attempt whose delivery is gone (deleted while in flight) is dropped by the
-            // join, as on PostgreSQL.
+            // An attempt whose delivery is gone (deleted while in flight) was dropped by the
+            // plan, as on PostgreSQL: only deliveries found above are in it.
             let mut insert = attempt_insert(c)?;
             for (delivery_id, a) in &plan.attempts {
-                insert_attempt(&mut insert, delivery_id, a)?;
+                let Some(app_id) = app_of.get(delivery_id) else {
+                    continue;
+                };
+                insert_attempt(&mut insert, delivery_id, app_id, a)?;
             }
             // A resend requested while an attempt was in flight (`next_trigger` 2, see
             // `schedule_manual`) is not swallowed: a delivery still on its schedule has its next

@@ -111,6 +111,52 @@ pub async fn claimed_message_is_read_only_while_the_claim_is_current(store: &dyn
     assert_eq!(store.claimed_message(current).await.unwrap(), None);
 }
 
+/// An attempt that finishes after its delivery is gone (its application deleted while the
+/// request was in flight) is dropped without failing its batch: the other records in the batch
+/// are stored, and nothing is stored for the gone one.
+pub async fn an_attempt_of_a_deleted_delivery_is_dropped_and_its_batch_kept(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (doomed_app, doomed_ep) = app_with_endpoint(store, &mut g).await;
+    let (kept_app, kept_ep) = app_with_endpoint(store, &mut g).await;
+    let (doomed_msg, doomed) = send(store, &mut g, &doomed_ep, 0).await;
+    let (kept_msg, kept) = send(store, &mut g, &kept_ep, 0).await;
+    store.claim_due(at(1), at(100), 10).await.unwrap();
+    store.delete_application(doomed_app.env, &doomed_app.id).await.unwrap();
+
+    let late = g.outcome(&doomed, at(2), 200, Success, None);
+    let fine = g.outcome(&kept, at(2), 200, Success, None);
+    store
+        .record_attempts(&[late.clone(), fine.clone()])
+        .await
+        .expect("record");
+
+    assert_eq!(store.get_attempt(&doomed_msg.id, &late.attempt.id).await.unwrap(), None);
+    let stored = store
+        .get_attempt(&kept_msg.id, &fine.attempt.id)
+        .await
+        .unwrap()
+        .expect("attempt");
+    assert_eq!(
+        (stored.status, stored.endpoint_id.as_str()),
+        (Success, kept_ep.id.as_str())
+    );
+    let of_kept_app = AttemptFilter {
+        app_id: kept_app.id.clone(),
+        ..Default::default()
+    };
+    let listed = store.list_attempts(&of_kept_app, &everything()).await.unwrap();
+    assert_eq!(
+        listed.items.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        [fine.attempt.id.as_str()]
+    );
+    let state = store
+        .get_delivery(&kept_msg.id, &kept_ep.id)
+        .await
+        .unwrap()
+        .expect("delivery");
+    assert_eq!(state.status, Success);
+}
+
 // ----- endpoint health and auto-disable -----
 
 /// A scheduled attempt that exhausts its delivery starts the endpoint's failing run at the
