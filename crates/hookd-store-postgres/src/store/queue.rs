@@ -151,7 +151,7 @@ impl QueueStore for PostgresStore {
         insert_outbox(&mut tx, &plan.events).await?;
 
         // An attempt whose delivery is gone (its endpoint or application was deleted while it
-        // was in flight) is dropped by the join, as on SQLite.
+        // was in flight) is dropped by the join; on SQLite, by the plan.
         let attempts = &plan.attempts;
         let text = |f: fn(&Attempt) -> &String| attempts.iter().map(|(_, a)| f(a).clone()).collect::<Vec<String>>();
         let int = |f: fn(&Attempt) -> i64| attempts.iter().map(|(_, a)| f(a)).collect::<Vec<i64>>();

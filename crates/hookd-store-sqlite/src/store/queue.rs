@@ -142,9 +142,11 @@ impl QueueStore for SqliteStore {
             // plan, as on PostgreSQL: only deliveries found above are in it.
             let mut insert = attempt_insert(c)?;
             for (delivery_id, a) in &plan.attempts {
-                let Some(app_id) = app_of.get(delivery_id) else {
-                    continue;
-                };
+                // The plan holds only deliveries read above; should that ever break, the batch
+                // fails (and its savepoint undoes it) rather than count an attempt it never stored.
+                let app_id = app_of
+                    .get(delivery_id)
+                    .ok_or_else(|| StoreError::message(format!("delivery {delivery_id} left the plan's lease check")))?;
                 insert_attempt(&mut insert, delivery_id, app_id, a)?;
             }
             // A resend requested while an attempt was in flight (`next_trigger` 2, see
