@@ -113,31 +113,30 @@ impl ClaimBounds {
     /// takes: in order, each while its endpoint and its application have room left, at most
     /// `limit`. Returns their positions.
     pub fn pick<'a>(&self, candidates: impl IntoIterator<Item = (&'a str, &'a str)>, limit: usize) -> Vec<usize> {
-        use std::collections::HashMap;
-        let mut taken_of_endpoint: HashMap<&str, usize> = HashMap::new();
-        let mut taken_of_app: HashMap<&str, usize> = HashMap::new();
-        let skip_apps: std::collections::HashSet<&str> = self.skip_apps.iter().map(String::as_str).collect();
+        let mut picker = self.picker(limit);
         let mut picked = Vec::new();
         for (i, (endpoint, app)) in candidates.into_iter().enumerate() {
-            if picked.len() >= limit {
+            if picker.is_full() {
                 break;
             }
-            let endpoint_room = self.endpoint_room.get(endpoint).copied().unwrap_or(self.per_endpoint);
-            let app_room = match (self.app_room.get(app), self.per_app) {
-                (Some(room), _) => *room,
-                (None, 0) => usize::MAX,
-                (None, per_app) => per_app,
-            };
-            let of_endpoint = taken_of_endpoint.entry(endpoint).or_default();
-            let of_app = taken_of_app.entry(app).or_default();
-            if *of_endpoint >= endpoint_room || *of_app >= app_room || skip_apps.contains(app) {
-                continue;
+            if picker.offer(endpoint, app) {
+                picked.push(i);
             }
-            *of_endpoint += 1;
-            *of_app += 1;
-            picked.push(i);
         }
         picked
+    }
+
+    /// [`ClaimBounds::pick`] one candidate at a time, so a store can stop walking its due
+    /// work as soon as `limit` are taken.
+    pub fn picker(&self, limit: usize) -> Picker<'_> {
+        Picker {
+            bounds: self,
+            limit,
+            taken: 0,
+            of_endpoint: std::collections::HashMap::new(),
+            of_app: std::collections::HashMap::new(),
+            skip_apps: self.skip_apps.iter().map(String::as_str).collect(),
+        }
     }
 
     /// The endpoints whose room is 0: a claim skips them.
@@ -161,6 +160,57 @@ impl ClaimBounds {
             }
         }
         (skip, ids, rooms)
+    }
+}
+
+/// A claim's choice, made as the candidates come ([`ClaimBounds::picker`]).
+#[derive(Debug)]
+pub struct Picker<'b> {
+    bounds: &'b ClaimBounds,
+    limit: usize,
+    taken: usize,
+    of_endpoint: std::collections::HashMap<String, usize>,
+    of_app: std::collections::HashMap<String, usize>,
+    skip_apps: std::collections::HashSet<&'b str>,
+}
+
+impl Picker<'_> {
+    /// Whether the next candidate, of `endpoint` in `app`, is taken: while the limit, its
+    /// endpoint's room and its application's room allow.
+    pub fn offer(&mut self, endpoint: &str, app: &str) -> bool {
+        if self.is_full() || self.skip_apps.contains(app) {
+            return false;
+        }
+        let b = self.bounds;
+        let endpoint_room = b.endpoint_room.get(endpoint).copied().unwrap_or(b.per_endpoint);
+        let app_room = match (b.app_room.get(app), b.per_app) {
+            (Some(room), _) => *room,
+            (None, 0) => usize::MAX,
+            (None, per_app) => per_app,
+        };
+        let of_endpoint = self.of_endpoint.get(endpoint).copied().unwrap_or(0);
+        let of_app = self.of_app.get(app).copied().unwrap_or(0);
+        if of_endpoint >= endpoint_room || of_app >= app_room {
+            return false;
+        }
+        bump(&mut self.of_endpoint, endpoint);
+        bump(&mut self.of_app, app);
+        self.taken += 1;
+        true
+    }
+
+    /// True once `limit` candidates are taken.
+    pub fn is_full(&self) -> bool {
+        self.taken >= self.limit
+    }
+}
+
+fn bump(counts: &mut std::collections::HashMap<String, usize>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_string(), 1);
+        }
     }
 }
 

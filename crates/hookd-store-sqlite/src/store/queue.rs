@@ -64,14 +64,28 @@ impl QueueStore for SqliteStore {
                      ORDER BY next_attempt_at LIMIT ?2",
                 )
                 .map_err(map_err)?;
-            let rows = candidates
-                .query_map(params![micros(now), scan, skip, skip_apps], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-                })
-                .map_err(map_err)?
-                .collect::<rusqlite::Result<Vec<_>>>()
+            // Taken as the walk goes, which stops once `limit` are: the scan bound only
+            // matters when most candidates belong to endpoints or applications without room.
+            let mut picker = bounds.picker(limit);
+            let mut picked: Vec<(String, String, String)> = Vec::with_capacity(limit.min(64));
+            let mut rows = candidates
+                .query(params![micros(now), scan, skip, skip_apps])
                 .map_err(map_err)?;
-            let picked = bounds.pick(rows.iter().map(|(_, e, a)| (e.as_str(), a.as_str())), limit);
+            while !picker.is_full() {
+                let Some(row) = rows.next().map_err(map_err)? else {
+                    break;
+                };
+                let text = |i: usize| -> StoreResult<&str> {
+                    row.get_ref(i)
+                        .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
+                        .map_err(map_err)
+                };
+                let (endpoint_id, app_id) = (text(1)?, text(2)?);
+                if picker.offer(endpoint_id, app_id) {
+                    picked.push((text(0)?.to_string(), endpoint_id.to_string(), app_id.to_string()));
+                }
+            }
+            drop(rows);
             // A claimed delivery is due again when its lease ends (unless an attempt is
             // recorded first), so the due index never walks leased rows.
             let mut lease = c
@@ -82,18 +96,17 @@ impl QueueStore for SqliteStore {
                 )
                 .map_err(map_err)?;
             let mut claimed = Vec::with_capacity(picked.len());
-            for i in picked {
-                let (id, endpoint_id, app_id) = &rows[i];
+            for (id, endpoint_id, app_id) in picked {
                 let (msg_id, scheduled_attempts, total_attempts, trigger) = lease
-                    .query_row(params![id, micros(lease_until), token], |r| {
+                    .query_row(params![&id, micros(lease_until), token], |r| {
                         Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                     })
                     .map_err(map_err)?;
                 claimed.push(ClaimedDelivery {
-                    id: id.clone(),
+                    id,
                     msg_id,
-                    endpoint_id: endpoint_id.clone(),
-                    app_id: app_id.clone(),
+                    endpoint_id,
+                    app_id,
                     scheduled_attempts,
                     total_attempts,
                     trigger: hookd_core::model::TriggerType::from_code(trigger)

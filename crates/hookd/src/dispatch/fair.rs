@@ -66,9 +66,15 @@ impl Drop for Hold {
         release(&mut held.endpoints, &self.endpoint);
         release(&mut held.apps, &self.app);
         // Room for work that waits in the database: claim it now, not at the next poll. An
-        // application or the node is reported only once it has drained to half its share, so
-        // a full one does not make every finished delivery trigger a claim.
-        let mut wake = held.waiting.contains(&self.endpoint);
+        // endpoint, an application or the node is reported only once it has drained to half
+        // its share, so a full one does not make every finished delivery trigger a claim of
+        // one row: the claim it triggers finds room for half a share.
+        let mut wake = false;
+        if held.endpoints.get(&self.endpoint).copied().unwrap_or(0) <= self.fair.endpoint_share / 2
+            && held.waiting.remove(&self.endpoint)
+        {
+            wake = true;
+        }
         if held.waiting_total && held.total <= self.fair.total / 2 {
             held.waiting_total = false;
             wake = true;
@@ -135,27 +141,21 @@ impl Fairness {
     /// Places for one delivery to each of `endpoints` (all of `app`), all or none: `None` when
     /// the total, the application's share or any endpoint's share has no room for them. Taken
     /// when deliveries are created, so they are handed over with their places and never find
-    /// their share full afterwards. When refused, the deliveries wait in the database and the
-    /// poller is woken once the application (or the node) has room.
+    /// their share full afterwards. When refused, the deliveries wait in the database: once
+    /// they are committed the caller reports them ([`Fairness::note_left_in_store`]), and the
+    /// poller is woken when the full share has drained to half.
     pub fn try_hold_all(self: &Arc<Self>, app: &str, endpoints: &[&str]) -> Option<Vec<Hold>> {
         let mut held = self.held.lock().expect("fairness poisoned");
         let n = endpoints.len();
-        if held.total + n > self.total {
-            held.waiting_total = true;
-            return None;
-        }
-        if held.apps.get(app).copied().unwrap_or(0) + n > self.app_share {
-            note_app(&mut held, app, self.total);
-            return None;
-        }
-        // An endpoint is named at most once per message, so one place each is enough.
-        if let Some(full) = endpoints
-            .iter()
-            .find(|e| held.endpoints.get(**e).copied().unwrap_or(0) >= self.endpoint_share)
+        if held.total + n > self.total
+            || held.apps.get(app).copied().unwrap_or(0) + n > self.app_share
+            // An endpoint is named at most once per message, so one place each is enough.
+            || endpoints.iter().any(|e| {
+                held.endpoints.get(*e).copied().unwrap_or(0) >= self.endpoint_share
+            })
         {
-            if held.waiting.len() < self.total {
-                held.waiting.insert(full.to_string());
-            }
+            // Not marked waiting here: the deliveries are not in the database until the caller
+            // commits them, so it reports them then ([`Fairness::note_left_in_store`]).
             return None;
         }
         held.total += n;
@@ -172,6 +172,42 @@ impl Fairness {
             })
             .collect();
         Some(holds)
+    }
+
+    /// Notes that a message's deliveries to `endpoints` (all of `app`), refused places by
+    /// [`Fairness::try_hold_all`], are committed and wait in the database: whatever share was
+    /// full is marked as having work waiting, so the first release that brings it down to half
+    /// wakes the poller. Returns true when the poller must be woken now instead, because no
+    /// release is coming (nothing of that share is held, or the share has room again).
+    ///
+    /// Called after the commit, not at the refusal: a claim that ran in between (and forgot
+    /// what waited) could not have seen these deliveries.
+    pub fn note_left_in_store(&self, app: &str, endpoints: &[&str]) -> bool {
+        let mut held = self.held.lock().expect("fairness poisoned");
+        let n = endpoints.len();
+        if held.waiting_total || held.total + n > self.total {
+            held.waiting_total = true;
+            return held.total == 0;
+        }
+        let of_app = held.apps.get(app).copied().unwrap_or(0);
+        if held.waiting_apps.contains(app) || of_app + n > self.app_share {
+            let noted = held.waiting_apps.contains(app) || held.waiting_apps.len() < self.total;
+            note_app(&mut held, app, self.total);
+            return of_app == 0 || !noted;
+        }
+        let mut wake = true;
+        for e in endpoints {
+            let of_endpoint = held.endpoints.get(*e).copied().unwrap_or(0);
+            if held.waiting.contains(*e) {
+                // A release of this endpoint's will wake the poller, if it holds anything.
+                wake &= of_endpoint == 0;
+            } else if of_endpoint >= self.endpoint_share && held.waiting.len() < self.total {
+                held.waiting.insert(e.to_string());
+                wake = false;
+            }
+        }
+        // Otherwise the shares have room again (or the waiting set is full): claim now.
+        wake
     }
 
     /// The endpoint's share: `limit` (from its pacing or circuit) when that is lower.
@@ -219,11 +255,11 @@ impl Fairness {
 
     /// What a claim may take: each held endpoint's remaining room, `limits` lowering any
     /// endpoint's share (`Some(0)` skips it), and the applications whose share is used up.
-    /// Forgets which endpoints had work waiting: the claim about to be made looks again.
+    /// Forgets which endpoints and applications had work waiting, except those the claim
+    /// skips: the claim about to be made looks again at the others, and the skipped ones
+    /// still wait for room.
     pub fn claim_bounds(&self, limits: &HashMap<String, usize>) -> ClaimBounds {
         let mut held = self.held.lock().expect("fairness poisoned");
-        held.waiting.clear();
-        held.waiting_apps.clear();
         held.waiting_total = false;
         let mut endpoint_room: HashMap<String, usize> = limits
             .iter()
@@ -233,7 +269,7 @@ impl Fairness {
             let limit = self.endpoint_limit(limits.get(id).copied());
             endpoint_room.insert(id.clone(), limit.saturating_sub(*n));
         }
-        let skip_apps = held
+        let skip_apps: Vec<String> = held
             .apps
             .iter()
             .filter(|(_, n)| **n >= self.app_share)
@@ -244,6 +280,8 @@ impl Fairness {
             .iter()
             .map(|(id, n)| (id.clone(), self.app_share.saturating_sub(*n)))
             .collect();
+        held.waiting.retain(|e| endpoint_room.get(e) == Some(&0));
+        held.waiting_apps.retain(|a| skip_apps.contains(a));
         ClaimBounds {
             per_endpoint: self.endpoint_share,
             endpoint_room,
@@ -316,6 +354,82 @@ mod tests {
         assert!(!woken(&wake).await);
         holds.pop();
         assert!(woken(&wake).await);
+    }
+
+    #[tokio::test]
+    async fn a_refused_message_marks_its_share_and_the_share_wakes_the_poller_once_at_half() {
+        let wake = Arc::new(Notify::new());
+        let fair = Fairness::new(100, 4, 100, wake.clone());
+        let mut holds: Vec<Hold> = (0..4)
+            .flat_map(|_| fair.try_hold_all("app", &["ep"]).unwrap())
+            .collect();
+        assert!(
+            fair.try_hold_all("app", &["ep"]).is_none(),
+            "the endpoint's share is full"
+        );
+        assert!(
+            !fair.note_left_in_store("app", &["ep"]),
+            "its releases will wake the poller: no wake-up per refused message"
+        );
+        holds.pop();
+        assert!(!woken(&wake).await, "three of four held: not yet");
+        holds.pop();
+        assert!(
+            woken(&wake).await,
+            "half the share free: claim its waiting work in one go"
+        );
+        holds.pop();
+        assert!(!woken(&wake).await, "woken once per wait");
+        assert_eq!(fair.claim_bounds(&HashMap::new()).endpoint_room["ep"], 3);
+    }
+
+    #[test]
+    fn a_refused_message_asks_for_a_wake_now_when_no_release_will_bring_one() {
+        let fair = Fairness::new(10, 5, 10, Arc::default());
+        let endpoints: Vec<String> = (0..11).map(|i| format!("e{i}")).collect();
+        let endpoints: Vec<&str> = endpoints.iter().map(String::as_str).collect();
+        assert!(fair.try_hold_all("big", &endpoints).is_none(), "beyond the total");
+        assert!(
+            fair.note_left_in_store("big", &endpoints),
+            "nothing held: nothing else wakes it"
+        );
+        let fair = Fairness::new(100, 5, 3, Arc::default());
+        assert!(fair.try_hold_all("wide", &endpoints[..4]).is_none(), "beyond the share");
+        assert!(fair.note_left_in_store("wide", &endpoints[..4]));
+        let _held = fair.try_hold_all("app", &["e1"]).unwrap();
+        assert!(
+            fair.note_left_in_store("app", &["e1"]),
+            "the shares had room by the time of the commit: claim now"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claim_forgets_the_waiting_work_it_can_take_and_keeps_what_it_skips() {
+        let wake = Arc::new(Notify::new());
+        let fair = Fairness::new(100, 2, 100, wake.clone());
+        let mut full: Vec<Hold> = (0..2)
+            .flat_map(|_| fair.try_hold_all("app", &["full"]).unwrap())
+            .collect();
+        let roomy = fair.try_hold_all("app", &["roomy"]).unwrap();
+        assert!(fair.try_hold_all("app", &["full"]).is_none());
+        assert!(!fair.note_left_in_store("app", &["full"]));
+        assert!(
+            fair.try_hold("roomy", "app", Some(1)).is_none(),
+            "paced to one: its work waits too"
+        );
+        let bounds = fair.claim_bounds(&HashMap::new());
+        assert_eq!(bounds.endpoint_room["full"], 0);
+        assert_eq!(bounds.endpoint_room["roomy"], 1);
+        drop(roomy);
+        assert!(
+            !woken(&wake).await,
+            "the claim looked for this endpoint's work: nothing of it is known to wait any more"
+        );
+        full.pop();
+        assert!(
+            woken(&wake).await,
+            "the claim skipped this endpoint: its work still waits, and its room wakes the poller"
+        );
     }
 
     #[test]

@@ -236,6 +236,17 @@ impl Dispatcher {
         Some(Reservation { permits, holds })
     }
 
+    /// Reports that a message's deliveries to `endpoints` (all of `app_id`), for which
+    /// [`Dispatcher::try_reserve`] found no room, are committed and wait in the database. The
+    /// poller is woken now only when no release of a held delivery will wake it once there is
+    /// room: with a share full, waking it for every refused message would make it walk the
+    /// due work again and again for nothing it can take.
+    pub fn left_in_store(&self, app_id: &str, endpoints: &[&str]) {
+        if self.fair.note_left_in_store(app_id, endpoints) {
+            self.wake.notify_one();
+        }
+    }
+
     /// When a lease taken at `now` runs out.
     pub fn lease_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         now + self.lease

@@ -250,7 +250,7 @@ pub async fn publish(state: &Services, app: &Application, input: MessageIn, only
     deliveries.truncate(pushed);
     match reserved {
         Some(reserved) => reserved.send(deliveries, Arc::new(message.clone())),
-        None if !deliveries.is_empty() => state.dispatcher.wake(),
+        None if !deliveries.is_empty() => state.dispatcher.left_in_store(&app.id, &endpoint_ids),
         None => {}
     }
     if lanes_have_work {
