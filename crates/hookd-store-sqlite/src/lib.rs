@@ -16,6 +16,7 @@
 //! Modules: [`writer`] (the group-commit thread), `rows` (row ↔ record mapping), `store` (the
 //! [`Store`] implementation).
 
+mod checkpoint;
 mod rows;
 mod store;
 pub mod writer;
@@ -27,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use hookd_store::{StoreError, StoreResult};
 use rusqlite::{Connection, OpenFlags};
 
+use checkpoint::Checkpointer;
 use writer::{Isolation, Writer};
 
 /// How hard SQLite works to make each commit durable.
@@ -116,9 +118,14 @@ impl SqliteStore {
         ))
         .map_err(unavailable)?;
         migrate(&conn)?;
+        // Checkpoints run on a thread of their own; the writer checkpoints only when the log
+        // outgrows its bound (see `checkpoint`).
+        conn.execute_batch(&format!("PRAGMA wal_autocheckpoint={};", checkpoint::WRITER_BOUND))
+            .map_err(unavailable)?;
+        let checkpoints = Checkpointer::start(&options.path).map_err(unavailable)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
-                writer: Writer::start(conn),
+                writer: Writer::with_checkpointer(conn, checkpoints),
                 path: options.path.clone(),
                 reader_cache_kib: reader_kib,
                 readers: Mutex::new(Vec::new()),

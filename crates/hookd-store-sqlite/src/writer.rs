@@ -21,6 +21,8 @@ use hookd_store::{StoreError, StoreResult};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use crate::checkpoint::Checkpointer;
+
 /// Most jobs sharing one transaction (bounds the latency of the first caller in a batch).
 pub const MAX_BATCH: usize = 1024;
 /// Most jobs waiting for the writer. Beyond it a write is refused at once as `Unavailable`
@@ -65,10 +67,20 @@ impl Writer {
 
     /// Starts the thread with room for `capacity` waiting jobs.
     pub fn with_capacity(conn: Connection, capacity: usize) -> Writer {
+        Writer::spawn(conn, capacity, None)
+    }
+
+    /// [`Writer::start`], telling `checkpoints` about every commit so that thread, not this
+    /// one, copies the log back into the database.
+    pub fn with_checkpointer(conn: Connection, checkpoints: Checkpointer) -> Writer {
+        Writer::spawn(conn, QUEUE_CAPACITY, Some(checkpoints))
+    }
+
+    fn spawn(conn: Connection, capacity: usize, checkpoints: Option<Checkpointer>) -> Writer {
         let (jobs, rx) = mpsc::sync_channel::<Job>(capacity);
         std::thread::Builder::new()
             .name("hookd-sqlite-writer".into())
-            .spawn(move || run_loop(conn, rx))
+            .spawn(move || run_loop(conn, rx, checkpoints.as_ref()))
             .expect("spawn SQLite writer thread");
         Writer { jobs }
     }
@@ -150,7 +162,7 @@ fn in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult
     result
 }
 
-fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>, checkpoints: Option<&Checkpointer>) {
     while let Ok(first) = rx.recv() {
         let mut finishers = Vec::with_capacity(16);
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
@@ -188,6 +200,11 @@ fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                 }
             })
         };
+        if error.is_none() {
+            if let Some(checkpoints) = checkpoints {
+                checkpoints.committed();
+            }
+        }
         for finish in finishers {
             finish(error.as_ref());
         }
