@@ -109,25 +109,10 @@ impl ClaimBounds {
         (ids, rooms, default)
     }
 
-    /// Which of `candidates` (endpoint and application of each, longest overdue first) a claim
-    /// takes: in order, each while its endpoint and its application have room left, at most
-    /// `limit`. Returns their positions.
-    pub fn pick<'a>(&self, candidates: impl IntoIterator<Item = (&'a str, &'a str)>, limit: usize) -> Vec<usize> {
-        let mut picker = self.picker(limit);
-        let mut picked = Vec::new();
-        for (i, (endpoint, app)) in candidates.into_iter().enumerate() {
-            if picker.is_full() {
-                break;
-            }
-            if picker.offer(endpoint, app) {
-                picked.push(i);
-            }
-        }
-        picked
-    }
-
-    /// [`ClaimBounds::pick`] one candidate at a time, so a store can stop walking its due
-    /// work as soon as `limit` are taken.
+    /// Which of the candidates (endpoint and application of each, longest overdue first) a
+    /// claim takes, offered one at a time so a store can stop walking its due work as soon as
+    /// `limit` are taken: in order, each while its endpoint and its application have room
+    /// left, at most `limit`.
     pub fn picker(&self, limit: usize) -> Picker<'_> {
         Picker {
             bounds: self,
@@ -598,6 +583,25 @@ pub fn storable_attempt(a: &Attempt) -> std::borrow::Cow<'_, Attempt> {
 mod tests {
     use super::*;
 
+    /// The positions of the `candidates` a claim of at most `limit` takes.
+    fn pick<'a>(
+        bounds: &ClaimBounds,
+        candidates: impl IntoIterator<Item = (&'a str, &'a str)>,
+        limit: usize,
+    ) -> Vec<usize> {
+        let mut picker = bounds.picker(limit);
+        let mut picked = Vec::new();
+        for (i, (endpoint, app)) in candidates.into_iter().enumerate() {
+            if picker.is_full() {
+                break;
+            }
+            if picker.offer(endpoint, app) {
+                picked.push(i);
+            }
+        }
+        picked
+    }
+
     #[test]
     fn a_pick_takes_candidates_in_order_within_each_endpoints_and_applications_room() {
         let bounds = ClaimBounds {
@@ -621,15 +625,15 @@ mod tests {
             ("ep_f", "app_2"),    // 10: taken
             ("ep_g", "app_3"),    // 11: beyond the limit
         ];
-        assert_eq!(bounds.pick(candidates, 5), vec![0, 1, 3, 8, 10]);
-        assert_eq!(bounds.pick(candidates, 2), vec![0, 1], "never more than the limit");
+        assert_eq!(pick(&bounds, candidates, 5), vec![0, 1, 3, 8, 10]);
+        assert_eq!(pick(&bounds, candidates, 2), vec![0, 1], "never more than the limit");
         let unbounded_apps = ClaimBounds {
             per_endpoint: 1,
             ..ClaimBounds::default()
         };
         let same_app = [("e1", "a"), ("e2", "a"), ("e3", "a"), ("e1", "a")];
         assert_eq!(
-            unbounded_apps.pick(same_app, 10),
+            pick(&unbounded_apps, same_app, 10),
             vec![0, 1, 2],
             "per_app 0 bounds no application"
         );

@@ -69,12 +69,8 @@ impl Drop for Hold {
         // endpoint, an application or the node is reported only once it has drained to half
         // its share, so a full one does not make every finished delivery trigger a claim of
         // one row: the claim it triggers finds room for half a share.
-        let mut wake = false;
-        if held.endpoints.get(&self.endpoint).copied().unwrap_or(0) <= self.fair.endpoint_share / 2
-            && held.waiting.remove(&self.endpoint)
-        {
-            wake = true;
-        }
+        let mut wake = held.endpoints.get(&self.endpoint).copied().unwrap_or(0) <= self.fair.endpoint_share / 2
+            && held.waiting.remove(&self.endpoint);
         if held.waiting_total && held.total <= self.fair.total / 2 {
             held.waiting_total = false;
             wake = true;
@@ -90,11 +86,13 @@ impl Drop for Hold {
     }
 }
 
-/// Marks `app` as having work waiting, within the bound of `total` entries.
-fn note_app(held: &mut Held, app: &str, total: usize) {
-    if held.waiting_apps.len() < total {
-        held.waiting_apps.insert(app.to_string());
+/// Marks `app` as having work waiting, within the bound of `total` entries; returns whether
+/// it is marked.
+fn note_app(held: &mut Held, app: &str, total: usize) -> bool {
+    if held.waiting_apps.contains(app) {
+        return true;
     }
+    held.waiting_apps.len() < total && held.waiting_apps.insert(app.to_string())
 }
 
 fn release(map: &mut HashMap<String, usize>, key: &str) {
@@ -191,8 +189,7 @@ impl Fairness {
         }
         let of_app = held.apps.get(app).copied().unwrap_or(0);
         if held.waiting_apps.contains(app) || of_app + n > self.app_share {
-            let noted = held.waiting_apps.contains(app) || held.waiting_apps.len() < self.total;
-            note_app(&mut held, app, self.total);
+            let noted = note_app(&mut held, app, self.total);
             return of_app == 0 || !noted;
         }
         let mut wake = true;
