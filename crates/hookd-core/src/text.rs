@@ -26,10 +26,26 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
     for chunk in bytes.utf8_chunks() {
         push_without_nul(&mut out, chunk.valid());
         for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
+            out.push_str("\\x");
+            push_hex(&mut out, *b);
         }
     }
     out
+}
+
+/// `bytes` as lowercase hex, two characters each (digests and keys as they are stored).
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        push_hex(&mut out, *b);
+    }
+    out
+}
+
+fn push_hex(out: &mut String, b: u8) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.push(char::from(DIGITS[usize::from(b >> 4)]));
+    out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
 }
 
 /// `text` with every NUL written as `\x00`; borrowed when there is none.
@@ -98,6 +114,15 @@ mod tests {
         assert_eq!(without_nul("\0\0"), "\\x00\\x00");
         let out = escape_bytes(b"\0\xfe\xff");
         assert!(!out.contains('\0'));
+    }
+
+    #[test]
+    fn hex_is_two_lowercase_digits_per_byte() {
+        assert_eq!(hex(b""), "");
+        assert_eq!(hex(&[0x00, 0x0f, 0x10, 0xa5, 0xff]), "000f10a5ff");
+        let every: Vec<u8> = (0..=255).collect();
+        let expected: String = every.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&every), expected);
     }
 
     #[test]

@@ -49,7 +49,7 @@ impl SecretBox {
                 if bytes.len() != 32 {
                     return Err(format!("a secrets key must be 32 bytes, not {}", bytes.len()));
                 }
-                let id: String = Sha256::digest(&bytes)[..4].iter().map(|b| format!("{b:02x}")).collect();
+                let id = hookd_core::text::hex(&Sha256::digest(&bytes)[..4]);
                 let cipher = XChaCha20Poly1305::new_from_slice(&bytes).map_err(|e| e.to_string())?;
                 Ok((id, cipher))
             })

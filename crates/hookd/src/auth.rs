@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 /// Hex SHA-256 of a token, the form stored and looked up.
 pub fn hash_token(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hookd_core::text::hex(&digest)
 }
 
 /// What a new token is for.

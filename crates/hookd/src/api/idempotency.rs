@@ -85,7 +85,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part);
     }
-    let scope: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let scope = hookd_core::text::hex(&hasher.finalize());
 
     let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
     let claimed_at = loop {

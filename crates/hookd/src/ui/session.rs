@@ -117,7 +117,7 @@ impl Signed for Operator {
 pub fn csrf_for(secret: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(b"hookd browser session csrf");
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    hookd_core::text::hex(&mac.finalize().into_bytes())
 }
 
 /// The value of cookie `name` in `headers`, if sent.
