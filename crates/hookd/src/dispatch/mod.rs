@@ -483,19 +483,27 @@ impl Worker {
                     },
                 };
                 // Slots are released before the record is queued: a slow database must not
-                // hold up sending. The delivery stays marked in flight until its record is
-                // committed, so a poll in between cannot send it again.
+                // hold up sending. The delivery's place in its shares is given back once the
+                // record is in the recorder's bounded queue, which keeps it from then on: a
+                // commit that stalls for a moment does not fill the shares with deliveries
+                // already sent, and new messages keep going straight out. The delivery stays
+                // marked in flight until its record is committed, so a poll in between cannot
+                // send it again.
                 if let Some(mut record) = record {
                     // The lease this process holds now (a re-claim may have replaced it).
                     record.lease_token = entry.token();
                     let events = !record.events.is_empty();
-                    ctx.recorder.push(record).await;
+                    let committed = ctx.recorder.queue(record).await;
+                    drop(hold);
+                    committed.committed().await;
                     if events {
                         ctx.notifier.wake();
                     }
+                    drop(entry);
+                } else {
+                    drop(entry);
+                    drop(hold);
                 }
-                drop(entry);
-                drop(hold);
             });
         }
         // Shutting down: stop taking work, let requests already sent finish within the grace
@@ -818,6 +826,183 @@ mod tests {
         assert_eq!(queue.try_recv().unwrap().delivery.id, "msgep_1");
         assert_eq!(queue.try_recv().unwrap().delivery.id, "msgep_2");
         assert!(store.claim_due(now, now + hour, 10).await.unwrap().is_empty());
+    }
+
+    /// A queue store whose attempt records wait until `open` is set: a database whose commits
+    /// of records stall while everything else works.
+    struct StalledRecords {
+        inner: Arc<dyn hookd_store::Store>,
+        open: tokio::sync::watch::Receiver<bool>,
+    }
+
+    #[async_trait::async_trait]
+    impl QueueStore for StalledRecords {
+        async fn release_stale_leases(&self, now: DateTime<Utc>) -> hookd_store::StoreResult<u64> {
+            self.inner.release_stale_leases(now).await
+        }
+        async fn ping(&self) -> hookd_store::StoreResult<()> {
+            self.inner.ping().await
+        }
+        async fn claim_due_within(
+            &self,
+            now: DateTime<Utc>,
+            lease_until: DateTime<Utc>,
+            limit: usize,
+            bounds: &hookd_store::ClaimBounds,
+        ) -> hookd_store::StoreResult<Vec<ClaimedDelivery>> {
+            self.inner.claim_due_within(now, lease_until, limit, bounds).await
+        }
+        async fn record_attempts(&self, outcomes: &[hookd_store::AttemptRecord]) -> hookd_store::StoreResult<()> {
+            let mut open = self.open.clone();
+            let _ = open.wait_for(|open| *open).await;
+            self.inner.record_attempts(outcomes).await
+        }
+        async fn renew_leases(&self, leases: &[(String, i64)], until: DateTime<Utc>) -> hookd_store::StoreResult<u64> {
+            self.inner.renew_leases(leases, until).await
+        }
+        async fn release_leases(&self, leases: &[(String, i64)], now: DateTime<Utc>) -> hookd_store::StoreResult<()> {
+            self.inner.release_leases(leases, now).await
+        }
+        async fn park_delivery(&self, delivery_id: &str, lease_token: i64) -> hookd_store::StoreResult<()> {
+            self.inner.park_delivery(delivery_id, lease_token).await
+        }
+        async fn unpark_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> hookd_store::StoreResult<u64> {
+            self.inner.unpark_endpoint(endpoint_id, now).await
+        }
+        async fn hasten_endpoint(&self, endpoint_id: &str, now: DateTime<Utc>) -> hookd_store::StoreResult<u64> {
+            self.inner.hasten_endpoint(endpoint_id, now).await
+        }
+        async fn defer_delivery(
+            &self,
+            delivery_id: &str,
+            lease_token: i64,
+            until: DateTime<Utc>,
+        ) -> hookd_store::StoreResult<()> {
+            self.inner.defer_delivery(delivery_id, lease_token, until).await
+        }
+        async fn claimed_message(&self, d: &ClaimedDelivery) -> hookd_store::StoreResult<Option<Message>> {
+            self.inner.claimed_message(d).await
+        }
+        async fn disable_endpoint(
+            &self,
+            app_id: &str,
+            endpoint_id: &str,
+            now: DateTime<Utc>,
+            failing_by: Option<DateTime<Utc>>,
+        ) -> hookd_store::StoreResult<Option<hookd_core::model::Endpoint>> {
+            self.inner.disable_endpoint(app_id, endpoint_id, now, failing_by).await
+        }
+    }
+
+    /// An endpoint's share counts deliveries until their records are queued for the database,
+    /// not until they are committed: while commits of records stall, an endpoint whose share
+    /// is 4 still gets every new message at once (before, the fifth waited in the database for
+    /// the stall to end), and every record is committed once the database moves again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_record_commit_does_not_hold_up_new_deliveries() {
+        use crate::testing::{application, endpoint, message, sqlite_store};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let received = Arc::new(AtomicUsize::new(0));
+        let counter = received.clone();
+        let receiver = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir, None);
+        let app = application("app_a", "ws_a", "A");
+        store.create_application(&app).await.unwrap();
+        let mut ep = endpoint("ep_a", &app.id);
+        ep.url = format!("http://{addr}/hook");
+        ep.secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into();
+        store.create_endpoint(&ep).await.unwrap();
+
+        let (open, gate) = tokio::sync::watch::channel(false);
+        let queue: Arc<dyn QueueStore> = Arc::new(StalledRecords {
+            inner: store.clone(),
+            open: gate,
+        });
+        let config = DeliveryConfig {
+            endpoint_backlog: 4,
+            allowed_subnets: vec!["127.0.0.0/8".into()],
+            // Only a hand-over can deliver in time: the poller would come too late.
+            poll_interval_ms: 60_000,
+            ..DeliveryConfig::default()
+        };
+        let ttl = Duration::from_secs(10);
+        let (dispatcher, worker) = Dispatcher::new(
+            (&config, &SandboxConfig::default()),
+            (queue, store.clone()),
+            Arc::new(crate::clock::SystemClock),
+            (
+                Arc::new(EndpointCache::new(store.clone(), ttl)),
+                Arc::new(AppCache::new(store.clone(), ttl)),
+            ),
+            Notifier::default(),
+            Arc::new(crate::relay::RelayHub::default()),
+        )
+        .unwrap();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(worker.run(shutdown.clone()));
+
+        // Published one by one, as the API does: reserve, commit, hand over.
+        for i in 0..12 {
+            let msg = message(&format!("msg_{i}"), &app.id);
+            let now = Utc::now();
+            let reserved = dispatcher.try_reserve(&app.id, &["ep_a"]);
+            assert!(
+                reserved.is_some(),
+                "message {i} found its share full while records stalled"
+            );
+            let delivery = NewDelivery {
+                id: format!("msgep_{i}"),
+                msg_id: msg.id.clone(),
+                endpoint_id: "ep_a".into(),
+                app_id: app.id.clone(),
+                due_at: now,
+                leased_until: Some(dispatcher.lease_until(now)),
+                lease_token: 1 + i,
+                lane: None,
+            };
+            store
+                .create_message(&msg, std::slice::from_ref(&delivery))
+                .await
+                .unwrap();
+            reserved.unwrap().send(vec![delivery], Arc::new(msg));
+            let arrived = tokio::time::timeout(Duration::from_secs(5), async {
+                while received.load(Ordering::SeqCst) <= i as usize {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+            .await;
+            assert!(arrived.is_ok(), "message {i} was not delivered while records stalled");
+        }
+        assert_eq!(*dispatcher.recorded().borrow(), 0, "nothing committed during the stall");
+
+        open.send(true).unwrap();
+        let mut recorded = dispatcher.recorded();
+        tokio::time::timeout(Duration::from_secs(10), recorded.wait_for(|n| *n == 12))
+            .await
+            .expect("every record committed once the database moves")
+            .unwrap();
+        for i in 0..12 {
+            let finished = store.get_delivery(&format!("msg_{i}"), "ep_a").await.unwrap().unwrap();
+            assert_eq!(finished.status, hookd_core::model::MessageStatus::Success, "msg_{i}");
+        }
+        assert_eq!(received.load(Ordering::SeqCst), 12, "each sent once");
+        shutdown.cancel();
+        running.await.unwrap();
     }
 
     #[tokio::test]

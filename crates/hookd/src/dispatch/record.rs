@@ -152,15 +152,29 @@ impl Recorder {
         (Recorder { tx }, task)
     }
 
-    /// Queues a record and waits until it is committed, so the caller can keep the delivery
-    /// marked in flight until then (a poll in between must not send it again).
-    pub(super) async fn push(&self, record: AttemptRecord) {
+    /// Queues a record, waiting only for room in the recorder's bounded queue. The record is
+    /// then the recorder's to keep in memory; the caller awaits [`Committed::committed`] so it
+    /// can keep the delivery marked in flight until the commit (a poll in between must not
+    /// send it again).
+    pub(super) async fn queue(&self, record: AttemptRecord) -> Committed {
         let (done, written) = oneshot::channel();
         if self.tx.send((record, done)).await.is_err() {
             tracing::error!("attempt recorder stopped; the delivery will be retried after its lease");
-            return;
+            return Committed(None);
         }
-        let _ = written.await;
+        Committed(Some(written))
+    }
+}
+
+/// A queued record's commit, to wait for.
+pub(super) struct Committed(Option<oneshot::Receiver<()>>);
+
+impl Committed {
+    /// Returns once the record is committed (or the recorder gave up on it).
+    pub(super) async fn committed(self) {
+        if let Some(written) = self.0 {
+            let _ = written.await;
+        }
     }
 }
 
