@@ -489,21 +489,21 @@ impl Worker {
                 // already sent, and new messages keep going straight out. The delivery stays
                 // marked in flight until its record is committed, so a poll in between cannot
                 // send it again.
-                if let Some(mut record) = record {
-                    // The lease this process holds now (a re-claim may have replaced it).
-                    record.lease_token = entry.token();
-                    let events = !record.events.is_empty();
-                    let committed = ctx.recorder.queue(record).await;
-                    drop(hold);
-                    committed.committed().await;
-                    if events {
-                        ctx.notifier.wake();
-                    }
-                    drop(entry);
-                } else {
+                let Some(mut record) = record else {
                     drop(entry);
                     drop(hold);
+                    return;
+                };
+                // The lease this process holds now (a re-claim may have replaced it).
+                record.lease_token = entry.token();
+                let events = !record.events.is_empty();
+                let committed = ctx.recorder.queue(record).await;
+                drop(hold);
+                committed.committed().await;
+                if events {
+                    ctx.notifier.wake();
                 }
+                drop(entry);
             });
         }
         // Shutting down: stop taking work, let requests already sent finish within the grace
