@@ -30,6 +30,8 @@ pub mod sql;
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message};
@@ -196,6 +198,12 @@ pub trait QueueStore: Send + Sync + 'static {
     /// since the claim read it (its attempt count moved: the previous attempt committed between
     /// the claim's read and this one, and sending again would duplicate it).
     async fn claimed_message(&self, delivery: &ClaimedDelivery) -> StoreResult<Option<Message>>;
+
+    /// The messages of a batch just claimed, read at once: one entry per delivery of `claimed`,
+    /// in order, `Some` by the rule of [`QueueStore::claimed_message`] (the delivery still
+    /// exists and has not been attempted since its claim). Deliveries of one message share
+    /// one copy, so a fan-out claimed together reads and holds its payload once.
+    async fn claimed_messages(&self, claimed: &[ClaimedDelivery]) -> StoreResult<Vec<Option<Arc<Message>>>>;
 
     /// Disables an endpoint the engine gave up on, in one conditional update that cannot undo a
     /// concurrent edit: only while it is enabled and, with `failing_by`, only while its failing

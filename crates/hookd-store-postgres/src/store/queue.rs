@@ -1,5 +1,7 @@
 //! The delivery queue: claims, leases, attempt records.
 
+use std::sync::Arc;
+
 use super::*;
 
 #[async_trait]
@@ -357,6 +359,40 @@ impl QueueStore for PostgresStore {
         );
         self.fetch_optional(sqlx::query(&sql).bind(&d.id).bind(d.total_attempts), rows::message)
             .await
+    }
+
+    /// One statement for the batch: the deliveries still at their claimed attempt count,
+    /// grouped by message, so each message's row (its payload) comes over once.
+    async fn claimed_messages(&self, claimed: &[ClaimedDelivery]) -> StoreResult<Vec<Option<Arc<Message>>>> {
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = claimed.iter().map(|d| d.id.as_str()).collect();
+        let counts: Vec<i64> = claimed.iter().map(|d| d.total_attempts).collect();
+        let sql = format!(
+            "SELECT {}, array_agg(u.ord - 1) FROM UNNEST($1::text[], $2::bigint[]) WITH ORDINALITY AS u(id, n, ord) \
+             JOIN delivery d ON d.id = u.id AND d.total_attempts = u.n \
+             JOIN message m ON m.id = d.msg_id GROUP BY m.id",
+            qualified("m", MESSAGE_COLS)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(ids)
+            .bind(counts)
+            .fetch_all(self.pool.read())
+            .await
+            .map_err(map_err)?;
+        let mut out = vec![None; claimed.len()];
+        let slots = MESSAGE_COLS.split(',').count();
+        for row in &rows {
+            let message = Arc::new(rows::message(row).map_err(map_err)?);
+            let positions: Vec<i64> = row.try_get(slots).map_err(map_err)?;
+            for i in positions {
+                if let Some(slot) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+                    *slot = Some(message.clone());
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn disable_endpoint(

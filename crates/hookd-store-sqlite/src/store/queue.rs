@@ -1,5 +1,8 @@
 //! The delivery queue: claims, leases, attempt records.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use super::*;
 
 #[async_trait]
@@ -309,6 +312,42 @@ impl QueueStore for SqliteStore {
             ))?
             .query_row(params![id, attempts], rows::message)
             .optional()
+        })
+        .await
+    }
+
+    /// One read for the batch: each delivery's current attempt count is checked, and each
+    /// message is read once however many of its deliveries were claimed.
+    async fn claimed_messages(&self, claimed: &[ClaimedDelivery]) -> StoreResult<Vec<Option<Arc<Message>>>> {
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<(String, i64)> = claimed.iter().map(|d| (d.id.clone(), d.total_attempts)).collect();
+        self.read(move |c| {
+            let mut current = c.prepare_cached("SELECT msg_id FROM delivery WHERE id = ?1 AND total_attempts = ?2")?;
+            let mut message = c.prepare_cached(&format!("SELECT {MESSAGE_COLS} FROM message WHERE id = ?1"))?;
+            let mut read: HashMap<String, Option<Arc<Message>>> = HashMap::new();
+            let mut out = Vec::with_capacity(wanted.len());
+            for (id, attempts) in &wanted {
+                let msg_id: Option<String> = current.query_row(params![id, attempts], |r| r.get(0)).optional()?;
+                let Some(msg_id) = msg_id else {
+                    out.push(None);
+                    continue;
+                };
+                let found = match read.get(&msg_id) {
+                    Some(found) => found.clone(),
+                    None => {
+                        let found = message
+                            .query_row(params![msg_id], rows::message)
+                            .optional()?
+                            .map(Arc::new);
+                        read.insert(msg_id, found.clone());
+                        found
+                    }
+                };
+                out.push(found);
+            }
+            Ok(out)
         })
         .await
     }

@@ -79,6 +79,7 @@ pub use tokens::*;
 
 use std::collections::{BTreeMap, HashMap};
 use std::slice;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hookd_core::id::IdKind;
@@ -208,6 +209,7 @@ macro_rules! store_conformance_tests {
             a_batch_applies_as_its_records_would_one_by_one,
             a_resend_during_an_attempt_in_flight_survives_its_record,
             claimed_message_is_read_only_while_the_claim_is_current,
+            claimed_messages_are_read_at_once_and_shared_by_a_fan_out,
             an_attempt_of_a_deleted_delivery_is_dropped_and_its_batch_kept,
             exhausted_delivery_marks_its_endpoint_failing_from_the_first_exhaustion,
             successful_attempt_clears_its_endpoints_failing_since,

@@ -111,6 +111,51 @@ pub async fn claimed_message_is_read_only_while_the_claim_is_current(store: &dyn
     assert_eq!(store.claimed_message(current).await.unwrap(), None);
 }
 
+/// A claimed batch's messages are read at once by the same rule, one entry per delivery in
+/// claim order: a fan-out's deliveries share one copy of their message, and a delivery
+/// attempted since its claim gets none.
+pub async fn claimed_messages_are_read_at_once_and_shared_by_a_fan_out(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app, first) = app_with_endpoint(store, &mut g).await;
+    let second = g.endpoint(&app.id, None, at(0));
+    store.create_endpoint(&second).await.unwrap();
+    let fanned = g.message(&app.id, "user.created", at(1));
+    let to_first = g.delivery(&fanned, &first.id, at(1));
+    let to_second = g.delivery(&fanned, &second.id, at(1));
+    store
+        .create_message(&fanned, &[to_first.clone(), to_second.clone()])
+        .await
+        .unwrap();
+    let (alone, to_alone) = send(store, &mut g, &first, 2).await;
+    let claims = store.claim_due(at(3), at(100), 10).await.unwrap();
+    assert_eq!(claims.len(), 3);
+    assert!(store.claimed_messages(&[]).await.unwrap().is_empty());
+
+    // The delivery to the second endpoint is attempted (and so claimed again) meanwhile.
+    record(store, g.outcome(&to_second, at(4), 500, Sending, Some(at(5)))).await;
+    let read = store.claimed_messages(&claims).await.unwrap();
+    assert_eq!(read.len(), claims.len());
+    let by_id = |id: &str| &read[claims.iter().position(|c| c.id == id).expect("claimed")];
+    let shared = by_id(&to_first.id).as_ref().expect("current claim");
+    assert_eq!(**shared, fanned);
+    assert!(by_id(&to_second.id).is_none(), "attempted since its claim");
+    assert_eq!(by_id(&to_alone.id).as_deref(), Some(&alone));
+
+    let retry = store.claim_due(at(6), at(100), 10).await.unwrap();
+    let both: Vec<ClaimedDelivery> = vec![
+        claimed(&claims, &to_first.id).clone(),
+        claimed(&retry, &to_second.id).clone(),
+    ];
+    let read = store.claimed_messages(&both).await.unwrap();
+    match (&read[0], &read[1]) {
+        (Some(a), Some(b)) => assert!(Arc::ptr_eq(a, b), "one copy for the fan-out"),
+        other => panic!("both claims are current: {other:?}"),
+    }
+
+    store.delete_application(app.env, &app.id).await.unwrap();
+    assert_eq!(store.claimed_messages(&both).await.unwrap(), vec![None, None]);
+}
+
 /// An attempt that finishes after its delivery is gone (its application deleted while the
 /// request was in flight) is dropped without failing its batch: the other records in the batch
 /// are stored, and nothing is stored for the gone one.

@@ -412,7 +412,10 @@ impl Worker {
                 // Claimed again while its previous attempt is still being recorded (its lease ran
                 // out meanwhile): the new claim holds a lease, so dropping the job would leave the
                 // delivery waiting for that lease to expire. Hand it back once the attempt before
-                // it is recorded; the stale-claim check then sends it or lets it go.
+                // it is recorded; the stale-claim check then sends it or lets it go (so the
+                // message read with the claim, before that record, is dropped: the check reads it
+                // again).
+                job.message = None;
                 let (in_flight, jobs) = (self.in_flight.clone(), self.jobs.clone());
                 tokio::spawn(async move {
                     while in_flight
@@ -732,7 +735,17 @@ async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
                         p.fair.note_waiting(endpoint);
                     }
                 }
-                let all_queued = hand_over(&p.jobs, claimed, p.store.as_ref(), p.clock.now()).await;
+                // Their messages in one read (a fan-out's payload once), not one per attempt.
+                // Read now, under the leases just taken, they are as current as a fresh
+                // delivery's; any left out (or all, if the read fails) are read by their attempts.
+                let messages = match p.store.claimed_messages(&claimed).await {
+                    Ok(messages) => messages,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read claimed messages at once; each attempt reads its own");
+                        Vec::new()
+                    }
+                };
+                let all_queued = hand_over(&p.jobs, claimed, messages, p.store.as_ref(), p.clock.now()).await;
                 if all_queued && full_batch {
                     p.wake.notify_one(); // more may be due right now
                 }
@@ -745,24 +758,28 @@ async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
     }
 }
 
-/// Queues claimed deliveries for the send loop. Those the queue has no room for (it filled
-/// between the claim and now) are given back at once rather than left to wait for their
-/// leases. True when all were queued.
+/// Queues claimed deliveries for the send loop, each with its message when `messages` (in the
+/// same order, possibly shorter) has it. Those the queue has no room for (it filled between
+/// the claim and now) are given back at once rather than left to wait for their leases. True
+/// when all were queued.
 async fn hand_over(
     jobs: &mpsc::Sender<Job>,
     claimed: Vec<ClaimedDelivery>,
+    messages: Vec<Option<Arc<Message>>>,
     store: &dyn QueueStore,
     now: DateTime<Utc>,
 ) -> bool {
     let mut unsent = Vec::new();
+    let mut messages = messages.into_iter();
     for delivery in claimed {
+        let message = messages.next().flatten();
         if !unsent.is_empty() {
             unsent.push((delivery.id, delivery.lease_token));
             continue;
         }
         if let Err(e) = jobs.try_send(Job {
             delivery,
-            message: None,
+            message,
             hold: None,
         }) {
             let d = e.into_inner().delivery;
@@ -780,11 +797,13 @@ async fn hand_over(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+    use crate::testing::{application, at, endpoint, message, sqlite_store};
 
     #[tokio::test]
     async fn claimed_deliveries_the_queue_cannot_take_are_given_back_at_once() {
-        use crate::testing::{application, at, endpoint, message, sqlite_store};
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(&dir, None);
         let app = application("app_a", "ws_a", "A");
@@ -811,7 +830,7 @@ mod tests {
 
         // Room for one job: the other two go back to the database.
         let (jobs, mut queue) = mpsc::channel(1);
-        assert!(!hand_over(&jobs, claimed, store.as_ref(), now).await);
+        assert!(!hand_over(&jobs, claimed, Vec::new(), store.as_ref(), now).await);
         let queued = queue.try_recv().expect("one job queued").delivery.id;
         assert_eq!(queued, "msgep_0", "the longest overdue is queued first");
         let again = store.claim_due(now, now + hour, 10).await.unwrap();
@@ -822,17 +841,34 @@ mod tests {
             "given back and due now, not after their hour-long leases; the queued one stays held"
         );
         let (jobs, mut queue) = mpsc::channel(8);
-        assert!(hand_over(&jobs, again, store.as_ref(), now).await, "room for both");
+        assert!(
+            hand_over(&jobs, again, Vec::new(), store.as_ref(), now).await,
+            "room for both"
+        );
         assert_eq!(queue.try_recv().unwrap().delivery.id, "msgep_1");
         assert_eq!(queue.try_recv().unwrap().delivery.id, "msgep_2");
         assert!(store.claim_due(now, now + hour, 10).await.unwrap().is_empty());
     }
 
-    /// A queue store whose attempt records wait until `open` is set: a database whose commits
-    /// of records stall while everything else works.
+    /// A queue store whose attempt records wait until `open` is set (a database whose commits
+    /// of records stall while everything else works), and which counts how claimed messages
+    /// are read: one by one, or a batch at once.
     struct StalledRecords {
         inner: Arc<dyn hookd_store::Store>,
         open: tokio::sync::watch::Receiver<bool>,
+        single_reads: AtomicUsize,
+        batch_reads: AtomicUsize,
+    }
+
+    impl StalledRecords {
+        fn new(inner: Arc<dyn hookd_store::Store>, open: tokio::sync::watch::Receiver<bool>) -> StalledRecords {
+            StalledRecords {
+                inner,
+                open,
+                single_reads: AtomicUsize::new(0),
+                batch_reads: AtomicUsize::new(0),
+            }
+        }
     }
 
     #[async_trait::async_trait]
@@ -881,7 +917,15 @@ mod tests {
             self.inner.defer_delivery(delivery_id, lease_token, until).await
         }
         async fn claimed_message(&self, d: &ClaimedDelivery) -> hookd_store::StoreResult<Option<Message>> {
+            self.single_reads.fetch_add(1, Ordering::SeqCst);
             self.inner.claimed_message(d).await
+        }
+        async fn claimed_messages(
+            &self,
+            claimed: &[ClaimedDelivery],
+        ) -> hookd_store::StoreResult<Vec<Option<Arc<Message>>>> {
+            self.batch_reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.claimed_messages(claimed).await
         }
         async fn disable_endpoint(
             &self,
@@ -894,15 +938,8 @@ mod tests {
         }
     }
 
-    /// An endpoint's share counts deliveries until their records are queued for the database,
-    /// not until they are committed: while commits of records stall, an endpoint whose share
-    /// is 4 still gets every new message at once (before, the fifth waited in the database for
-    /// the stall to end), and every record is committed once the database moves again.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_stalled_record_commit_does_not_hold_up_new_deliveries() {
-        use crate::testing::{application, endpoint, message, sqlite_store};
-        use std::sync::atomic::{AtomicUsize, Ordering};
-
+    /// A receiver on loopback answering 204 to every `POST /hook`, and how many it has had.
+    async fn counting_receiver() -> (String, Arc<AtomicUsize>) {
         let received = Arc::new(AtomicUsize::new(0));
         let counter = received.clone();
         let receiver = axum::Router::new().route(
@@ -918,31 +955,31 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, receiver).await });
+        (format!("http://{addr}/hook"), received)
+    }
 
-        let dir = tempfile::tempdir().unwrap();
-        let store = sqlite_store(&dir, None);
+    /// An application with `endpoints` endpoints (`ep_0`, `ep_1`, …) at `url`, stored.
+    async fn app_with_endpoints(store: &Arc<dyn hookd_store::Store>, url: &str, endpoints: usize) -> String {
         let app = application("app_a", "ws_a", "A");
         store.create_application(&app).await.unwrap();
-        let mut ep = endpoint("ep_a", &app.id);
-        ep.url = format!("http://{addr}/hook");
-        ep.secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into();
-        store.create_endpoint(&ep).await.unwrap();
+        for i in 0..endpoints {
+            let mut ep = endpoint(&format!("ep_{i}"), &app.id);
+            ep.url = url.to_string();
+            ep.secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into();
+            store.create_endpoint(&ep).await.unwrap();
+        }
+        app.id
+    }
 
-        let (open, gate) = tokio::sync::watch::channel(false);
-        let queue: Arc<dyn QueueStore> = Arc::new(StalledRecords {
-            inner: store.clone(),
-            open: gate,
-        });
-        let config = DeliveryConfig {
-            endpoint_backlog: 4,
-            allowed_subnets: vec!["127.0.0.0/8".into()],
-            // Only a hand-over can deliver in time: the poller would come too late.
-            poll_interval_ms: 60_000,
-            ..DeliveryConfig::default()
-        };
+    /// The engine on `queue` (over `store`), running until the returned token is cancelled.
+    fn start_engine(
+        config: &DeliveryConfig,
+        queue: Arc<dyn QueueStore>,
+        store: &Arc<dyn hookd_store::Store>,
+    ) -> (Dispatcher, tokio::task::JoinHandle<()>, CancellationToken) {
         let ttl = Duration::from_secs(10);
         let (dispatcher, worker) = Dispatcher::new(
-            (&config, &SandboxConfig::default()),
+            (config, &SandboxConfig::default()),
             (queue, store.clone()),
             Arc::new(crate::clock::SystemClock),
             (
@@ -955,12 +992,83 @@ mod tests {
         .unwrap();
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(worker.run(shutdown.clone()));
+        (dispatcher, running, shutdown)
+    }
+
+    /// Deliveries the poller claims together get their messages from one batch read, with no
+    /// read per attempt: a fan-out of one message to six endpoints, stored due (not handed
+    /// over), is sent to all six and reads its message once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claimed_fan_out_reads_its_message_once() {
+        let (url, received) = counting_receiver().await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir, None);
+        let app_id = app_with_endpoints(&store, &url, 6).await;
+        let msg = message("msg_0", &app_id);
+        let deliveries: Vec<NewDelivery> = (0..6)
+            .map(|i| NewDelivery {
+                id: format!("msgep_{i}"),
+                msg_id: msg.id.clone(),
+                endpoint_id: format!("ep_{i}"),
+                app_id: app_id.clone(),
+                due_at: Utc::now(),
+                leased_until: None,
+                lease_token: 0,
+                lane: None,
+            })
+            .collect();
+        store.create_message(&msg, &deliveries).await.unwrap();
+
+        let (_, gate) = tokio::sync::watch::channel(true);
+        let probe = Arc::new(StalledRecords::new(store.clone(), gate));
+        let config = DeliveryConfig {
+            allowed_subnets: vec!["127.0.0.0/8".into()],
+            ..DeliveryConfig::default()
+        };
+        let (dispatcher, running, shutdown) = start_engine(&config, probe.clone(), &store);
+        let mut recorded = dispatcher.recorded();
+        tokio::time::timeout(Duration::from_secs(10), recorded.wait_for(|n| *n == 6))
+            .await
+            .expect("all six attempts recorded")
+            .unwrap();
+        assert_eq!(received.load(Ordering::SeqCst), 6);
+        for i in 0..6 {
+            let state = store.get_delivery("msg_0", &format!("ep_{i}")).await.unwrap().unwrap();
+            assert_eq!(state.status, hookd_core::model::MessageStatus::Success, "ep_{i}");
+        }
+        assert_eq!(probe.single_reads.load(Ordering::SeqCst), 0, "no attempt read its own");
+        assert!(probe.batch_reads.load(Ordering::SeqCst) >= 1);
+        shutdown.cancel();
+        running.await.unwrap();
+    }
+
+    /// An endpoint's share counts deliveries until their records are queued for the database,
+    /// not until they are committed: while commits of records stall, an endpoint whose share
+    /// is 4 still gets every new message at once (before, the fifth waited in the database for
+    /// the stall to end), and every record is committed once the database moves again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_record_commit_does_not_hold_up_new_deliveries() {
+        let (url, received) = counting_receiver().await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir, None);
+        let app_id = app_with_endpoints(&store, &url, 1).await;
+
+        let (open, gate) = tokio::sync::watch::channel(false);
+        let queue: Arc<dyn QueueStore> = Arc::new(StalledRecords::new(store.clone(), gate));
+        let config = DeliveryConfig {
+            endpoint_backlog: 4,
+            allowed_subnets: vec!["127.0.0.0/8".into()],
+            // Only a hand-over can deliver in time: the poller would come too late.
+            poll_interval_ms: 60_000,
+            ..DeliveryConfig::default()
+        };
+        let (dispatcher, running, shutdown) = start_engine(&config, queue, &store);
 
         // Published one by one, as the API does: reserve, commit, hand over.
         for i in 0..12 {
-            let msg = message(&format!("msg_{i}"), &app.id);
+            let msg = message(&format!("msg_{i}"), &app_id);
             let now = Utc::now();
-            let reserved = dispatcher.try_reserve(&app.id, &["ep_a"]);
+            let reserved = dispatcher.try_reserve(&app_id, &["ep_0"]);
             assert!(
                 reserved.is_some(),
                 "message {i} found its share full while records stalled"
@@ -968,8 +1076,8 @@ mod tests {
             let delivery = NewDelivery {
                 id: format!("msgep_{i}"),
                 msg_id: msg.id.clone(),
-                endpoint_id: "ep_a".into(),
-                app_id: app.id.clone(),
+                endpoint_id: "ep_0".into(),
+                app_id: app_id.clone(),
                 due_at: now,
                 leased_until: Some(dispatcher.lease_until(now)),
                 lease_token: 1 + i,
@@ -997,7 +1105,7 @@ mod tests {
             .expect("every record committed once the database moves")
             .unwrap();
         for i in 0..12 {
-            let finished = store.get_delivery(&format!("msg_{i}"), "ep_a").await.unwrap().unwrap();
+            let finished = store.get_delivery(&format!("msg_{i}"), "ep_0").await.unwrap().unwrap();
             assert_eq!(finished.status, hookd_core::model::MessageStatus::Success, "msg_{i}");
         }
         assert_eq!(received.load(Ordering::SeqCst), 12, "each sent once");
