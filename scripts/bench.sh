@@ -8,8 +8,8 @@
 #                                 #   scripts/bench.sh --database postgres://… --nodes 2
 #
 # With HOOKD_BENCH_POSTGRES_URL=postgres://… set, the whole matrix runs again on PostgreSQL (one
-# node), followed by the scale-out pair: one node pinned to CPU 0, then two nodes pinned to CPU 0
-# and CPU 1 (taskset). Each run uses a fresh schema that it drops afterwards; psql must be on
+# node), followed by the scale-out pairs: one node pinned to CPU 0, then two nodes pinned to CPU 0
+# and CPU 1 (taskset), in the closed loop and with a fan-out to 10 endpoints. Each run uses a fresh schema that it drops afterwards; psql must be on
 # the PATH. HOOKD_BENCH_SKIP_SQLITE=1 runs the PostgreSQL part only.
 #
 # Respects CARGO_TARGET_DIR (default: <repo>/target). HOOKD_* variables reach hookd, so its
@@ -77,7 +77,11 @@ if [[ -n "${HOOKD_BENCH_POSTGRES_URL:-}" ]]; then
         # shellcheck disable=SC2086
         "${bench[@]}" "${pg[@]}" $scenario
     done
-    # Scale-out: each node on a core of its own (PostgreSQL and the harness share both).
+    # Scale-out: each node on a core of its own (PostgreSQL and the harness share both), one
+    # node against two, in the closed loop (bound by the database) and with a fan-out to 10
+    # endpoints (bound by the node: signing and sending).
     "${bench[@]}" "${pg[@]}" --messages 50000 --concurrency 64 --pin 0
     "${bench[@]}" "${pg[@]}" --messages 50000 --concurrency 64 --nodes 2 --pin 0 --pin 1
+    "${bench[@]}" "${pg[@]}" --messages 20000 --concurrency 64 --endpoints 10 --pin 0
+    "${bench[@]}" "${pg[@]}" --messages 20000 --concurrency 64 --endpoints 10 --nodes 2 --pin 0 --pin 1
 fi

@@ -88,6 +88,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/0008_delivery_reviewed.sql")),
     (9, include_str!("../migrations/0009_traffic_minute.sql")),
     (10, include_str!("../migrations/0010_destinations.sql")),
+    (11, include_str!("../migrations/0011_delivery_without_app_index.sql")),
 ];
 /// Read-only connections kept open, and the most reads running at once.
 const READERS: usize = 8;
@@ -287,6 +288,44 @@ mod tests {
         assert_eq!(cache_split(1024), (512 * 1024, 64 * 1024));
         // A tiny budget still leaves every connection a working cache.
         assert_eq!(cache_split(2), (1024, 1024));
+    }
+
+    /// Deleting an application reads the tables that grow with traffic through an index, never
+    /// walking one whole (deliveries, which have no index on the application, are found
+    /// through the application's endpoints).
+    #[test]
+    fn deleting_an_application_scans_no_table_that_grows_with_traffic() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("hookd.db")).unwrap();
+        migrate(&conn).unwrap();
+        let statements: Vec<String> =
+            hookd_store::sql::delete_application_children(hookd_store::sql::Dialect::Sqlite).collect();
+        let traffic = ["message", "delivery", "attempt"];
+        for table in traffic {
+            assert!(
+                statements
+                    .iter()
+                    .any(|s| s.starts_with(&format!("DELETE FROM {table} "))),
+                "{table} is deleted with its application"
+            );
+        }
+        let grows = |s: &String| traffic.iter().any(|t| s.starts_with(&format!("DELETE FROM {t} ")));
+        for statement in statements.iter().filter(|s| grows(s)) {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {statement}"))
+                .unwrap()
+                .query_map(["app_1"], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(!plan.is_empty(), "{statement}");
+            for step in &plan {
+                assert!(
+                    step.starts_with("SEARCH") || step.starts_with("LIST SUBQUERY"),
+                    "{statement}: {plan:?}"
+                );
+            }
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

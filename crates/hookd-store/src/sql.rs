@@ -50,19 +50,36 @@ pub const TOKEN_COLS: &str = "id, hash, env, app_id, description, created_at, ex
 /// Columns of `browser_session`.
 pub const SESSION_COLS: &str = "id, hash, env, app_id, capabilities, read_only, portal_session, created_at, expires_at";
 
-/// The tables holding an application's records, children first: deleting an application
-/// deletes its rows from each, in this order, then the application itself.
-pub const APPLICATION_CHILDREN: &[&str] = &[
-    "poll_consumer",
-    "fifo_lane",
-    "attempt",
-    "delivery",
-    "message",
-    "endpoint",
-    "token",
-    "task",
-    "browser_session",
+/// The tables holding an application's records, children first, each with the condition that
+/// picks the application's rows (`{app}` stands for the application's id): deleting an
+/// application deletes its rows from each, in this order, then the application itself.
+/// Deliveries carry no index on their application; they are found through its endpoints.
+const APPLICATION_CHILDREN: &[(&str, &str)] = &[
+    ("poll_consumer", "app_id = {app}"),
+    ("fifo_lane", "app_id = {app}"),
+    ("attempt", "app_id = {app}"),
+    (
+        "delivery",
+        "endpoint_id IN (SELECT id FROM endpoint WHERE app_id = {app})",
+    ),
+    ("message", "app_id = {app}"),
+    ("endpoint", "app_id = {app}"),
+    ("token", "app_id = {app}"),
+    ("task", "app_id = {app}"),
+    ("browser_session", "app_id = {app}"),
 ];
+
+/// The statements deleting an application's records (see [`APPLICATION_CHILDREN`]), in order,
+/// each with the application's id as its one parameter.
+pub fn delete_application_children(d: Dialect) -> impl Iterator<Item = String> {
+    let app = match d {
+        Dialect::Sqlite => "?1",
+        Dialect::Postgres => "$1",
+    };
+    APPLICATION_CHILDREN
+        .iter()
+        .map(move |(table, filter)| format!("DELETE FROM {table} WHERE {}", filter.replace("{app}", app)))
+}
 
 /// Microseconds since the epoch, the storage form of every time.
 pub fn micros(t: DateTime<Utc>) -> i64 {

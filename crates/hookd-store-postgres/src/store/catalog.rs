@@ -56,8 +56,8 @@ impl CatalogStore for PostgresStore {
             .await
             .map_err(map_err)?;
         expect_one(done.rows_affected())?;
-        for table in hookd_store::sql::APPLICATION_CHILDREN {
-            sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1"))
+        for statement in sql::delete_application_children(Dialect::Postgres) {
+            sqlx::query(&statement)
                 .bind(id)
                 .execute(&mut *tx)
                 .await

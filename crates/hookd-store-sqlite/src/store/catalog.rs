@@ -62,9 +62,8 @@ impl CatalogStore for SqliteStore {
                 )
                 .map_err(map_err)?;
             expect_one(n)?;
-            for table in hookd_store::sql::APPLICATION_CHILDREN {
-                c.execute(&format!("DELETE FROM {table} WHERE app_id = ?1"), [&id])
-                    .map_err(map_err)?;
+            for statement in sql::delete_application_children(Dialect::Sqlite) {
+                c.execute(&statement, [&id]).map_err(map_err)?;
             }
             Ok(())
         })
