@@ -3,10 +3,10 @@
 //! Every `create_message` queues its message and deliveries here. A task takes the first
 //! waiting job and every job queued behind it (up to [`MAX_BATCH`]), and writes the group in
 //! one transaction of three statements (messages, deliveries, one wake-up) however many
-//! messages it holds; only after that commit is each caller answered. Several groups (up to
-//! [`IN_FLIGHT`]) commit at once on separate connections, so the next group gathers while earlier
-//! ones wait for the server's fsync: under load the cost of a commit is shared by a group,
-//! and a lone message still goes straight through.
+//! messages it holds; only after that commit is each caller answered. The next group gathers
+//! while the previous one waits for the server's fsync (at most [`IN_FLIGHT`] groups commit at
+//! once): under load the cost of a commit is shared by a group, and a lone message still goes
+//! straight through.
 //!
 //! A group holds independent requests, so one request's failure must not become another's:
 //! when the group's transaction fails for any reason other than the database being
@@ -35,11 +35,12 @@ use crate::rows::{micros, MESSAGE_COLS};
 /// Most messages in one transaction.
 pub(crate) const MAX_BATCH: usize = 256;
 /// Most groups committing at once (each on its own connection), and at most an eighth of the
-/// pool, so reads and the delivery engine always find connections. Two, not more: on a
-/// 2-core machine shared with PostgreSQL, one or two groups in flight delivered 7,800–7,900
-/// msgs/s and four 6,600 (fewer, larger transactions cost the server less; see
-/// docs/performance.md).
-pub(crate) const IN_FLIGHT: usize = 2;
+/// pool, so reads and the delivery engine always find connections. One: the wait for a commit
+/// is what forms the next group, and fewer, larger transactions cost the server less. On a
+/// 2-core machine shared with PostgreSQL, one group in flight delivered as much as two with
+/// one node (less CPU per message), and 13 % more with two nodes, where two groups per node
+/// doubled the commits (see docs/performance.md).
+pub(crate) const IN_FLIGHT: usize = 1;
 /// Most messages waiting for a group. Beyond it a publish is refused at once as
 /// `Unavailable` (503 with `Retry-After`) instead of queueing without limit.
 pub(crate) const QUEUE_CAPACITY: usize = 16 * MAX_BATCH;
