@@ -38,7 +38,7 @@ pub(crate) const MAX_BATCH: usize = 256;
 /// pool, so reads and the delivery engine always find connections. One: the wait for a commit
 /// is what forms the next group, and fewer, larger transactions cost the server less. On a
 /// 2-core machine shared with PostgreSQL, one group in flight delivered as much as two with
-/// one node (less CPU per message), and 13 % more with two nodes, where two groups per node
+/// one node (less CPU per message), and 7–13 % more with two nodes, where two groups per node
 /// doubled the commits (see docs/performance.md).
 pub(crate) const IN_FLIGHT: usize = 1;
 /// Most messages waiting for a group. Beyond it a publish is refused at once as
