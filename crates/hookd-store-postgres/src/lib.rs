@@ -102,7 +102,16 @@ impl std::fmt::Debug for PostgresStore {
 /// did not ask for (`prefer`, the client's default, would take one whenever the server offers).
 fn connect_options(url: &str) -> StoreResult<sqlx::postgres::PgConnectOptions> {
     use std::str::FromStr;
-    let options = sqlx::postgres::PgConnectOptions::from_str(url).map_err(map_err)?;
+    // Every statement is planned for the tables as they are at each call. A prepared statement
+    // otherwise keeps the generic plan PostgreSQL settles on after five calls until the table's
+    // statistics change, and on a nearly empty table (a fresh installation) that plan is a
+    // sequential scan: kept while the table grew, each batch of attempt records walked every
+    // delivery (0.2–0.6 s at 100,000) and deliveries fell seconds behind. Statements are
+    // still prepared once per connection; only the planning is per call, which costs nothing
+    // measurable next to one such walk (docs/performance.md).
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)
+        .map_err(map_err)?
+        .options([("plan_cache_mode", "force_custom_plan")]);
     let asked = url.contains("sslmode=") || url.contains("ssl-mode=") || std::env::var_os("PGSSLMODE").is_some();
     Ok(if asked {
         options

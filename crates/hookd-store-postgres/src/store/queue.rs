@@ -1,12 +1,4 @@
 //! The delivery queue: claims, leases, attempt records.
-//!
-//! Every statement here that finds deliveries by a list of ids, or walks the due index and
-//! joins back, runs unprepared (`persistent(false)`), so PostgreSQL plans it for the table as
-//! it is at each call. A prepared statement keeps the generic plan it settles on after five
-//! calls, and on a nearly empty table (a fresh installation) that plan is a sequential scan:
-//! kept while the table grew, each batch of attempt records walked every delivery, 0.2–0.6 s
-//! at 100,000, and deliveries fell seconds behind. Planning each call costs far less than
-//! one such walk.
 
 use std::sync::Arc;
 
@@ -109,7 +101,6 @@ impl QueueStore for PostgresStore {
              RETURNING delivery.id, delivery.msg_id, delivery.endpoint_id, delivery.app_id, \
                delivery.scheduled_attempts, delivery.total_attempts, LEAST(delivery.next_trigger, 1)::smallint",
         )
-        .persistent(false)
         .bind(micros(lease_until))
         .bind(micros(now))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -145,7 +136,6 @@ impl QueueStore for PostgresStore {
         delivery_ids.dedup();
         let current: std::collections::HashMap<String, i64> =
             sqlx::query_as("SELECT id, lease_token FROM delivery WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-                .persistent(false)
                 .bind(&delivery_ids)
                 .fetch_all(&mut *tx)
                 .await
@@ -185,7 +175,6 @@ impl QueueStore for PostgresStore {
              created_at, request_headers, response_headers) \
              JOIN delivery d ON d.id = u.delivery_id"
         ))
-        .persistent(false)
         .bind(delivery_ids)
         .bind(text(|a| &a.id))
         .bind(text(|a| &a.msg_id))
@@ -228,7 +217,6 @@ impl QueueStore for PostgresStore {
              $7::boolean[]) AS u(id, status, scheduled, next, attempts, at, park) \
              WHERE d.id = u.id",
         )
-        .persistent(false)
         .bind(ids)
         .bind(status)
         .bind(last(|o| o.scheduled_attempts))
@@ -252,7 +240,6 @@ impl QueueStore for PostgresStore {
                  FROM UNNEST($1::text[], $2::smallint[], $3::bigint[]) AS u(id, mode, at) \
                  WHERE e.id = u.id AND e.failing_since IS DISTINCT FROM {value}"
             ))
-            .persistent(false)
             .bind(ids)
             .bind(modes)
             .bind(ats)
@@ -276,7 +263,6 @@ impl QueueStore for PostgresStore {
              FROM UNNEST($1::text[], $2::bigint[]) AS u(id, token) \
              WHERE d.id = u.id AND d.lease_token = u.token AND d.lease_until > 0",
         )
-        .persistent(false)
         .bind(ids)
         .bind(tokens)
         .bind(micros(lease_until))
@@ -299,7 +285,6 @@ impl QueueStore for PostgresStore {
              FROM UNNEST($1::text[], $3::bigint[]) AS u(id, token) \
              WHERE d.id = u.id AND (u.token = 0 OR d.lease_token = u.token)",
         )
-        .persistent(false)
         .bind(ids)
         .bind(micros(now))
         .bind(tokens)
@@ -391,7 +376,6 @@ impl QueueStore for PostgresStore {
             qualified("m", MESSAGE_COLS)
         );
         let rows = sqlx::query(&sql)
-            .persistent(false)
             .bind(ids)
             .bind(counts)
             .fetch_all(self.pool.read())
@@ -445,7 +429,6 @@ impl QueueStore for PostgresStore {
 /// both for its `deadlock_timeout`, a second, and cancels one).
 async fn lock_in_id_order(tx: &mut sqlx::Transaction<'_, Postgres>, ids: &[String]) -> StoreResult<()> {
     sqlx::query("SELECT id FROM delivery WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-        .persistent(false)
         .bind(ids)
         .execute(&mut **tx)
         .await
