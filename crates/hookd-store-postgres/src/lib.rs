@@ -102,16 +102,7 @@ impl std::fmt::Debug for PostgresStore {
 /// did not ask for (`prefer`, the client's default, would take one whenever the server offers).
 fn connect_options(url: &str) -> StoreResult<sqlx::postgres::PgConnectOptions> {
     use std::str::FromStr;
-    // Every statement is planned for the tables as they are at each call. A prepared statement
-    // otherwise keeps the generic plan PostgreSQL settles on after five calls until the table's
-    // statistics change, and on a nearly empty table (a fresh installation) that plan is a
-    // sequential scan: kept while the table grew, each batch of attempt records walked every
-    // delivery (0.2–0.6 s at 100,000) and deliveries fell seconds behind. Statements are
-    // still prepared once per connection; only the planning is per call, which costs nothing
-    // measurable next to one such walk (docs/performance.md).
-    let options = sqlx::postgres::PgConnectOptions::from_str(url)
-        .map_err(map_err)?
-        .options([("plan_cache_mode", "force_custom_plan")]);
+    let options = sqlx::postgres::PgConnectOptions::from_str(url).map_err(map_err)?;
     let asked = url.contains("sslmode=") || url.contains("ssl-mode=") || std::env::var_os("PGSSLMODE").is_some();
     Ok(if asked {
         options
@@ -136,21 +127,31 @@ impl PostgresStore {
         let mut pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout);
-        if let Some(schema) = options.schema {
-            // Set per connection, before any statement is prepared on it, so every unqualified
-            // table name the store uses resolves to this schema. quote_ident keeps a schema
-            // name with capitals or punctuation one identifier.
-            pool = pool.after_connect(move |conn, _| {
-                let schema = schema.clone();
-                Box::pin(async move {
-                    sqlx::query("SELECT set_config('search_path', quote_ident($1), false)")
-                        .bind(schema)
-                        .execute(conn)
-                        .await?;
-                    Ok(())
-                })
-            });
-        }
+        // Set per connection, before any statement is prepared on it (a SET rather than a
+        // startup parameter, which poolers in front of the server may refuse):
+        // - Every statement is planned for the tables as they are at each call. A prepared
+        //   statement otherwise keeps the generic plan PostgreSQL settles on after five calls
+        //   until the table's statistics change, and on a nearly empty table (a fresh
+        //   installation) that plan is a sequential scan: kept while the table grew, each batch
+        //   of attempt records walked every delivery (0.2–0.6 s at 100,000) and deliveries fell
+        //   seconds behind. Statements are still parsed once per connection; planning each call
+        //   costs nothing measurable next to one such walk (docs/performance.md).
+        // - With a schema, every unqualified table name the store uses resolves to it;
+        //   quote_ident keeps a schema name with capitals or punctuation one identifier.
+        let schema = options.schema;
+        pool = pool.after_connect(move |conn, _| {
+            let schema = schema.clone();
+            Box::pin(async move {
+                sqlx::query(
+                    "SELECT set_config('plan_cache_mode', 'force_custom_plan', false), \
+                     CASE WHEN $1::text IS NOT NULL THEN set_config('search_path', quote_ident($1), false) END",
+                )
+                .bind(schema)
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+        });
         // Connecting eagerly (one connection) makes a wrong URL or a down server fail here, at
         // start, rather than on the first request.
         let pool = pool::Pool::new(pool.connect_with(connect_options(url)?).await.map_err(map_err)?);
