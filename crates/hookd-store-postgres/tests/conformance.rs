@@ -511,20 +511,7 @@ async fn the_queue_keeps_to_its_indexes_as_the_delivery_table_grows() {
 
     // While the table holds one delivery, every pooled connection records often enough for
     // PostgreSQL to settle on a generic plan (it does after five executions).
-    for round in 0..12 {
-        let b: Vec<[AttemptRecord; 1]> = (0..4).map(|i| [record(&mut rng, round * 4 + i)]).collect();
-        let done = tokio::join!(
-            store.record_attempts(&b[0]),
-            store.record_attempts(&b[1]),
-            store.record_attempts(&b[2]),
-            store.record_attempts(&b[3])
-        );
-        for outcome in [done.0, done.1, done.2, done.3] {
-            outcome.expect("record");
-        }
-        let claims = store.claim_due(at(10_000), at(10_001), 10).await.unwrap();
-        store.claimed_messages(&claims).await.unwrap();
-    }
+    queue_rounds(&store, |i| record(&mut rng, i)).await;
 
     // The table grows to 20,000 deliveries behind the store's back (no ANALYZE, which would
     // make PostgreSQL plan again).
@@ -544,20 +531,7 @@ async fn the_queue_keeps_to_its_indexes_as_the_delivery_table_grows() {
     .unwrap();
     let scanned_before = seq_tuples_read(&mut admin, schema.name()).await;
 
-    for round in 0..12 {
-        let b: Vec<[AttemptRecord; 1]> = (0..4).map(|i| [record(&mut rng, 100 + round * 4 + i)]).collect();
-        let done = tokio::join!(
-            store.record_attempts(&b[0]),
-            store.record_attempts(&b[1]),
-            store.record_attempts(&b[2]),
-            store.record_attempts(&b[3])
-        );
-        for outcome in [done.0, done.1, done.2, done.3] {
-            outcome.expect("record");
-        }
-        let claims = store.claim_due(at(10_000), at(10_001), 10).await.unwrap();
-        store.claimed_messages(&claims).await.unwrap();
-    }
+    queue_rounds(&store, |i| record(&mut rng, 100 + i)).await;
     // Sessions report what they read when they end: close the store and wait for its
     // sessions to be gone.
     store.close().await;
@@ -578,6 +552,26 @@ async fn the_queue_keeps_to_its_indexes_as_the_delivery_table_grows() {
         "the queue walked the {grown}-row delivery table: {} rows read by sequential scans",
         scanned - scanned_before
     );
+}
+
+/// Twelve rounds of the queue's work: four single-record batches at once (so every pooled
+/// connection records), then a claim and the batch read of its messages. `record(i)` makes
+/// the `i`th record.
+async fn queue_rounds(store: &PostgresStore, mut record: impl FnMut(i64) -> AttemptRecord) {
+    for round in 0..12 {
+        let b: Vec<[AttemptRecord; 1]> = (0..4).map(|i| [record(round * 4 + i)]).collect();
+        let done = tokio::join!(
+            store.record_attempts(&b[0]),
+            store.record_attempts(&b[1]),
+            store.record_attempts(&b[2]),
+            store.record_attempts(&b[3])
+        );
+        for outcome in [done.0, done.1, done.2, done.3] {
+            outcome.expect("record");
+        }
+        let claims = store.claim_due(at(10_000), at(10_001), 10).await.unwrap();
+        store.claimed_messages(&claims).await.unwrap();
+    }
 }
 
 /// Rows read by sequential scans of `schema`'s delivery table, as the statistics have them.
