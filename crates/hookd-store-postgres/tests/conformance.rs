@@ -472,10 +472,11 @@ async fn one_applications_burst_takes_only_its_share_of_the_publish_queue() {
 }
 
 /// Recording attempts, claiming and reading claimed messages never walk the delivery table,
-/// also on connections that first ran while the table was nearly empty. PostgreSQL keeps a prepared statement's generic plan once
-/// it has chosen one, and on a tiny table that plan is a sequential scan: kept as the table
-/// grew, each batch of records on a fresh installation under load walked the whole table
-/// (0.2–0.6 s per batch at 100,000 deliveries, and deliveries fell seconds behind).
+/// also on connections that first ran while the table was nearly empty. PostgreSQL keeps a
+/// prepared statement's generic plan once it has chosen one, and on a tiny table that plan is
+/// a sequential scan: kept as the table grew, each batch of records on a fresh installation
+/// under load walked the whole table (0.2–0.6 s per batch at 100,000 deliveries, and
+/// deliveries fell seconds behind).
 #[tokio::test]
 async fn the_queue_keeps_to_its_indexes_as_the_delivery_table_grows() {
     let Some((store, schema)) = fresh_store().await else {
