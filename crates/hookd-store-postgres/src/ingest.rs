@@ -3,10 +3,12 @@
 //! Every `create_message` queues its message and deliveries here. A task takes the first
 //! waiting job and every job queued behind it (up to [`MAX_BATCH`]), and writes the group in
 //! one transaction of three statements (messages, deliveries, one wake-up) however many
-//! messages it holds; only after that commit is each caller answered. The next group gathers
-//! while the previous one waits for the server's fsync (at most [`IN_FLIGHT`] groups commit at
-//! once): under load the cost of a commit is shared by a group, and a lone message still goes
-//! straight through.
+//! messages it holds; only after that commit is each caller answered. One group commits at a
+//! time, and the next one gathers while it waits for the server's fsync: under load the cost
+//! of a commit is shared by a group, and a lone message still goes straight through. One, not
+//! more: on a 2-core machine shared with PostgreSQL, one group in flight delivered as much as
+//! two with one node (with less CPU per message), and 7–13 % more with two nodes, where two
+//! groups per node doubled the commits (see docs/performance.md).
 //!
 //! A group holds independent requests, so one request's failure must not become another's:
 //! when the group's transaction fails for any reason other than the database being
@@ -26,7 +28,7 @@ use hookd_core::model::{Message, MessageStatus};
 use hookd_store::gate::QueuedWrite;
 use hookd_store::{NewDelivery, StoreError, StoreResult};
 use sqlx::{Postgres, Transaction};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::map_err;
 use crate::pool::Pool;
@@ -34,13 +36,6 @@ use crate::rows::{micros, MESSAGE_COLS};
 
 /// Most messages in one transaction.
 pub(crate) const MAX_BATCH: usize = 256;
-/// Most groups committing at once (each on its own connection), and at most an eighth of the
-/// pool, so reads and the delivery engine always find connections. One: the wait for a commit
-/// is what forms the next group, and fewer, larger transactions cost the server less. On a
-/// 2-core machine shared with PostgreSQL, one group in flight delivered as much as two with
-/// one node (less CPU per message), and 7–13 % more with two nodes, where two groups per node
-/// doubled the commits (see docs/performance.md).
-pub(crate) const IN_FLIGHT: usize = 1;
 /// Most messages waiting for a group. Beyond it a publish is refused at once as
 /// `Unavailable` (503 with `Retry-After`) instead of queueing without limit.
 pub(crate) const QUEUE_CAPACITY: usize = 16 * MAX_BATCH;
@@ -84,11 +79,10 @@ impl Drop for Place {
 }
 
 impl Ingest {
-    /// Starts the gathering task on the current runtime, for a pool of `connections`.
-    pub(crate) fn start(pool: Pool, connections: u32) -> Ingest {
+    /// Starts the gathering task on the current runtime.
+    pub(crate) fn start(pool: Pool) -> Ingest {
         let (jobs, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let in_flight = (connections as usize / 8).clamp(1, IN_FLIGHT);
-        tokio::spawn(gather(pool, rx, in_flight));
+        tokio::spawn(gather(pool, rx));
         Ingest {
             jobs,
             waiting: Arc::default(),
@@ -135,14 +129,9 @@ impl Ingest {
     }
 }
 
-/// Takes groups off the queue and commits up to `in_flight` of them at once.
-async fn gather(pool: Pool, mut rx: mpsc::Receiver<Job>, in_flight: usize) {
-    let room = Arc::new(Semaphore::new(in_flight));
+/// Takes groups off the queue and commits them one at a time.
+async fn gather(pool: Pool, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
-        // While every slot is committing, the queue keeps filling: the wait forms the group.
-        let Ok(slot) = room.clone().acquire_owned().await else {
-            return;
-        };
         let mut group = vec![first];
         while group.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -150,11 +139,10 @@ async fn gather(pool: Pool, mut rx: mpsc::Receiver<Job>, in_flight: usize) {
                 Err(_) => break,
             }
         }
+        // While it commits, the queue keeps filling: the wait forms the next group. A task of
+        // its own, so a panic in one group's commit fails only that group's callers.
         let pool = pool.clone();
-        tokio::spawn(async move {
-            commit(&pool, group).await;
-            drop(slot);
-        });
+        let _ = tokio::spawn(async move { commit(&pool, group).await }).await;
     }
 }
 

@@ -156,7 +156,7 @@ impl PostgresStore {
         // start, rather than on the first request.
         let pool = pool::Pool::new(pool.connect_with(connect_options(url)?).await.map_err(map_err)?);
         Ok(PostgresStore {
-            ingest: ingest::Ingest::start(pool.clone(), options.max_connections),
+            ingest: ingest::Ingest::start(pool.clone()),
             pool,
             listener: Default::default(),
             secrets: None,

@@ -370,7 +370,7 @@ impl QueueStore for PostgresStore {
         let ids: Vec<&str> = claimed.iter().map(|d| d.id.as_str()).collect();
         let counts: Vec<i64> = claimed.iter().map(|d| d.total_attempts).collect();
         let sql = format!(
-            "SELECT {}, array_agg(u.ord - 1) FROM UNNEST($1::text[], $2::bigint[]) WITH ORDINALITY AS u(id, n, ord) \
+            "SELECT array_agg(u.ord - 1), {} FROM UNNEST($1::text[], $2::bigint[]) WITH ORDINALITY AS u(id, n, ord) \
              JOIN delivery d ON d.id = u.id AND d.total_attempts = u.n \
              JOIN message m ON m.id = d.msg_id GROUP BY m.id",
             qualified("m", MESSAGE_COLS)
@@ -382,10 +382,9 @@ impl QueueStore for PostgresStore {
             .await
             .map_err(map_err)?;
         let mut out = vec![None; claimed.len()];
-        let slots = MESSAGE_COLS.split(',').count();
         for row in &rows {
-            let message = Arc::new(rows::message(row).map_err(map_err)?);
-            let positions: Vec<i64> = row.try_get(slots).map_err(map_err)?;
+            let positions: Vec<i64> = row.try_get(0).map_err(map_err)?;
+            let message = Arc::new(rows::message_at(row, 1).map_err(map_err)?);
             for i in positions {
                 if let Some(slot) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
                     *slot = Some(message.clone());

@@ -853,16 +853,16 @@ mod tests {
     /// A queue store whose attempt records wait until `open` is set (a database whose commits
     /// of records stall while everything else works), and which counts how claimed messages
     /// are read: one by one, or a batch at once.
-    struct StalledRecords {
+    struct Probe {
         inner: Arc<dyn hookd_store::Store>,
         open: tokio::sync::watch::Receiver<bool>,
         single_reads: AtomicUsize,
         batch_reads: AtomicUsize,
     }
 
-    impl StalledRecords {
-        fn new(inner: Arc<dyn hookd_store::Store>, open: tokio::sync::watch::Receiver<bool>) -> StalledRecords {
-            StalledRecords {
+    impl Probe {
+        fn new(inner: Arc<dyn hookd_store::Store>, open: tokio::sync::watch::Receiver<bool>) -> Probe {
+            Probe {
                 inner,
                 open,
                 single_reads: AtomicUsize::new(0),
@@ -872,7 +872,7 @@ mod tests {
     }
 
     #[async_trait::async_trait]
-    impl QueueStore for StalledRecords {
+    impl QueueStore for Probe {
         async fn release_stale_leases(&self, now: DateTime<Utc>) -> hookd_store::StoreResult<u64> {
             self.inner.release_stale_leases(now).await
         }
@@ -1020,7 +1020,7 @@ mod tests {
         store.create_message(&msg, &deliveries).await.unwrap();
 
         let (_, gate) = tokio::sync::watch::channel(true);
-        let probe = Arc::new(StalledRecords::new(store.clone(), gate));
+        let probe = Arc::new(Probe::new(store.clone(), gate));
         let config = DeliveryConfig {
             allowed_subnets: vec!["127.0.0.0/8".into()],
             ..DeliveryConfig::default()
@@ -1054,7 +1054,7 @@ mod tests {
         let app_id = app_with_endpoints(&store, &url, 1).await;
 
         let (open, gate) = tokio::sync::watch::channel(false);
-        let queue: Arc<dyn QueueStore> = Arc::new(StalledRecords::new(store.clone(), gate));
+        let queue: Arc<dyn QueueStore> = Arc::new(Probe::new(store.clone(), gate));
         let config = DeliveryConfig {
             endpoint_backlog: 4,
             allowed_subnets: vec!["127.0.0.0/8".into()],
