@@ -71,7 +71,18 @@ pub async fn track(req: Request, next: Next) -> Response {
 
 /// A published message.
 pub fn message_ingested(env: hookd_core::model::Environment) {
-    metrics::counter!("hookd_messages_ingested_total", "environment" => env.as_str()).increment(1);
+    use hookd_core::model::Environment;
+    static INGESTED: OnceLock<[metrics::Counter; 2]> = OnceLock::new();
+    let by_env = INGESTED.get_or_init(|| {
+        handle();
+        [Environment::Live, Environment::Test]
+            .map(|env| metrics::counter!("hookd_messages_ingested_total", "environment" => env.as_str()))
+    });
+    let i = match env {
+        Environment::Live => 0,
+        Environment::Test => 1,
+    };
+    by_env[i].increment(1);
 }
 
 /// Messages handed out by polls of polling endpoints.
@@ -82,20 +93,70 @@ pub fn messages_polled(env: hookd_core::model::Environment, count: usize) {
 /// One attempt's outcome class and duration.
 pub fn attempt(outcome: &Outcome, status_code: u16, seconds: f64) {
     let class = match outcome {
-        _ if (200..300).contains(&status_code) => "success",
-        Outcome::Timeout => "timeout",
-        Outcome::Transport => "connection_error",
-        _ if (300..400).contains(&status_code) => "http_3xx",
-        _ if (400..500).contains(&status_code) => "http_4xx",
-        _ => "http_5xx",
+        _ if (200..300).contains(&status_code) => AttemptClass::Success,
+        Outcome::Timeout => AttemptClass::Timeout,
+        Outcome::Transport => AttemptClass::ConnectionError,
+        _ if (300..400).contains(&status_code) => AttemptClass::Http3xx,
+        _ if (400..500).contains(&status_code) => AttemptClass::Http4xx,
+        _ => AttemptClass::Http5xx,
     };
-    metrics::counter!("hookd_attempts_total", "outcome" => class).increment(1);
-    metrics::histogram!("hookd_attempt_duration_seconds").record(seconds);
+    let handles = delivery_handles();
+    handles.attempts[class as usize].increment(1);
+    handles.attempt_duration.record(seconds);
 }
 
-/// A delivery reached a final state (`success` or `fail`).
-pub fn delivery_finished(status: &'static str) {
-    metrics::counter!("hookd_deliveries_finished_total", "status" => status).increment(1);
+/// A delivery reached a final state.
+pub fn delivery_finished(status: Finished) {
+    delivery_handles().finished[status as usize].increment(1);
+}
+
+/// The final states a delivery is counted in.
+#[derive(Clone, Copy)]
+pub enum Finished {
+    Success,
+    Fail,
+}
+
+/// Attempt outcome classes, the `outcome` label of `hookd_attempts_total`.
+#[derive(Clone, Copy)]
+enum AttemptClass {
+    Success,
+    Timeout,
+    ConnectionError,
+    Http3xx,
+    Http4xx,
+    Http5xx,
+}
+
+const ATTEMPT_CLASSES: [&str; 6] = [
+    "success",
+    "timeout",
+    "connection_error",
+    "http_3xx",
+    "http_4xx",
+    "http_5xx",
+];
+
+/// The delivery engine's series, registered once: every attempt records through them instead
+/// of building its key and finding it in the registry again.
+struct DeliveryHandles {
+    attempts: [metrics::Counter; 6],
+    attempt_duration: metrics::Histogram,
+    finished: [metrics::Counter; 2],
+}
+
+fn delivery_handles() -> &'static DeliveryHandles {
+    static HANDLES: OnceLock<DeliveryHandles> = OnceLock::new();
+    HANDLES.get_or_init(|| {
+        // Registered with the process's recorder, so it must be installed first.
+        handle();
+        DeliveryHandles {
+            attempts: ATTEMPT_CLASSES.map(|class| metrics::counter!("hookd_attempts_total", "outcome" => class)),
+            attempt_duration: metrics::histogram!("hookd_attempt_duration_seconds"),
+            finished: ["success", "fail"]
+                .map(|status| metrics::counter!("hookd_deliveries_finished_total", "status" => status)),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -214,8 +214,8 @@ impl SendContext {
             &mut rand::thread_rng(),
         );
         match (record.park, record.delivery_status) {
-            (false, MessageStatus::Success) => crate::metrics::delivery_finished("success"),
-            (false, MessageStatus::Fail) => crate::metrics::delivery_finished("fail"),
+            (false, MessageStatus::Success) => crate::metrics::delivery_finished(crate::metrics::Finished::Success),
+            (false, MessageStatus::Fail) => crate::metrics::delivery_finished(crate::metrics::Finished::Fail),
             _ => {}
         }
         let delivered = record.attempt.status == MessageStatus::Success;

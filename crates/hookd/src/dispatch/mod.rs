@@ -473,8 +473,11 @@ impl Worker {
                         None
                     }
                     slot = endpoint_slot.acquire_owned() => match slot {
+                        // Boxed: the attempt's future (the HTTP exchange's state) is many
+                        // KiB, and a task's future is copied whole when it is spawned and when
+                        // it finishes; the task itself stays small.
                         Ok(_ep) => tokio::select! {
-                            record = ctx.attempt(job, attempt::Slots { app: &app_slot, global: &global }, &stop) => record,
+                            record = Box::pin(ctx.attempt(job, attempt::Slots { app: &app_slot, global: &global }, &stop)) => record,
                             _ = abandon.cancelled() => {
                                 // Dropping the attempt cancels its request; the delivery goes
                                 // back to the queue and is sent again (it was in flight).
