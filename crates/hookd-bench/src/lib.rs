@@ -229,6 +229,18 @@ pub fn cpu_secs(pid: Option<u32>) -> Option<f64> {
     Some(ticks / TICKS_PER_SEC)
 }
 
+/// Bytes the process `pid` has caused to be written to storage so far (`write_bytes` in
+/// `/proc/PID/io`). They are counted as pages are dirtied, so a log page rewritten by several
+/// commits counts each time: the figure measures the writes asked of the disk.
+pub fn written_bytes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The machine's busy and total CPU time so far, in clock ticks (all cores, from `/proc/stat`).
 pub fn machine_ticks() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
@@ -255,10 +267,21 @@ pub struct CpuShare {
     pub machine: f64,
 }
 
+/// hookd's CPU time and storage writes over a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Work {
+    /// CPU seconds, every node's.
+    pub cpu_s: f64,
+    /// Bytes written to storage ([`written_bytes`]); `None` where `/proc` does not tell.
+    pub written: Option<u64>,
+}
+
 /// A CPU meter started at one instant; [`CpuMeter::stop`] gives the shares since.
 pub struct CpuMeter {
     started: std::time::Instant,
     hookd: Vec<(u32, f64)>,
+    /// Each node's storage writes at the start.
+    written: Vec<(u32, Option<u64>)>,
     harness: f64,
     machine: (u64, u64),
 }
@@ -269,9 +292,21 @@ impl CpuMeter {
         CpuMeter {
             started: std::time::Instant::now(),
             hookd: pids.iter().map(|&p| (p, cpu_secs(Some(p)).unwrap_or(0.0))).collect(),
+            written: pids.iter().map(|&p| (p, written_bytes(p))).collect(),
             harness: cpu_secs(None).unwrap_or(0.0),
             machine: machine_ticks().unwrap_or((0, 0)),
         }
+    }
+
+    /// What hookd's nodes did since the start, all together (call before they are stopped).
+    pub fn work(&self) -> Work {
+        let cpu_s = (self.hookd.iter())
+            .map(|&(p, at)| cpu_secs(Some(p)).unwrap_or(at) - at)
+            .sum();
+        let written = (self.written.iter())
+            .map(|&(p, at)| Some(written_bytes(p)?.saturating_sub(at?)))
+            .sum();
+        Work { cpu_s, written }
     }
 
     /// The shares since the start (call before the nodes are stopped).

@@ -132,6 +132,10 @@ struct Report {
     api_latency_ms: Latency,
     /// CPU shares over the run (publishing start to the last delivery).
     cpu: CpuShare,
+    /// hookd's work per unit over the same span. A VM's speed changes from hour to hour, and
+    /// with it every rate; the bytes written per message do not, and the CPU per delivery
+    /// much less than the rate.
+    cost: Cost,
     /// Node 0's resident memory: after start, before any load, and the peak.
     rss_mib: Rss,
     /// hookd's own accounting of the deliveries against what was published.
@@ -144,6 +148,16 @@ struct Report {
     errors: usize,
     /// First `POST` start → last delivery (or giving up).
     duration_s: Option<f64>,
+}
+
+/// Work per unit of traffic.
+#[derive(serde::Serialize)]
+struct Cost {
+    /// hookd's CPU time (every node's) per delivery that arrived, in microseconds.
+    cpu_us_per_delivery: Option<f64>,
+    /// Bytes hookd wrote to storage per accepted message, in KiB (`null` on PostgreSQL, whose
+    /// server writes, or where `/proc` does not tell).
+    written_kib_per_message: Option<f64>,
 }
 
 /// Resident memory in MiB.
@@ -637,6 +651,7 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
     if let Some(sampler) = sampler {
         sampler.abort();
     }
+    let work = cpu.work();
     let cpu = cpu.stop();
     let peak_rss = pids.first().and_then(|&p| peak_rss_kib(p));
     let ledger = ledger(
@@ -723,6 +738,16 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         schedule_lag_ms: lag,
         api_latency_ms: api,
         cpu,
+        cost: Cost {
+            cpu_us_per_delivery: (delivered > 0).then(|| round(work.cpu_s * 1e6 / delivered as f64, 1)),
+            written_kib_per_message: match backend {
+                Backend::Postgres { .. } => None,
+                Backend::Sqlite => work
+                    .written
+                    .filter(|_| !published.accepted.is_empty())
+                    .map(|b| round(b as f64 / 1024.0 / published.accepted.len() as f64, 2)),
+            },
+        },
         rss_mib: Rss {
             idle: idle_rss.map(|k| round(k as f64 / 1024.0, 1)),
             peak: peak_rss.map(|k| round(k as f64 / 1024.0, 1)),
