@@ -89,6 +89,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/0009_traffic_minute.sql")),
     (10, include_str!("../migrations/0010_destinations.sql")),
     (11, include_str!("../migrations/0011_delivery_without_app_index.sql")),
+    (12, include_str!("../migrations/0012_attempt_with_fewer_indexes.sql")),
 ];
 /// Read-only connections kept open, and the most reads running at once.
 const READERS: usize = 8;
@@ -291,8 +292,8 @@ mod tests {
     }
 
     /// Deleting an application reads the tables that grow with traffic through an index, never
-    /// walking one whole (deliveries, which have no index on the application, are found
-    /// through the application's endpoints).
+    /// walking one whole (deliveries and attempts, which have no index on the application, are
+    /// found through the application's endpoints and messages).
     #[test]
     fn deleting_an_application_scans_no_table_that_grows_with_traffic() {
         let dir = tempfile::tempdir().unwrap();
@@ -319,6 +320,82 @@ mod tests {
                     "{statement}: {plan:?}"
                 );
             }
+        }
+    }
+
+    /// Migration 12 rebuilds the attempt table with two indexes fewer: an attempt stored before
+    /// it reads back the same after it, and attempts are still found through an index by
+    /// message and by endpoint.
+    #[test]
+    fn the_attempt_table_is_rebuilt_with_its_rows_and_two_indexes_fewer() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("hookd.db")).unwrap();
+        conn.execute_batch("CREATE TABLE schema_migration (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+            .unwrap();
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v < 12) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute("INSERT INTO schema_migration VALUES (?1, 0)", [version])
+                .unwrap();
+        }
+        let cols = hookd_store::sql::ATTEMPT_COLS;
+        conn.execute(
+            &format!(
+                "INSERT INTO attempt (delivery_id, app_id, {cols}) VALUES ('dlv_1', 'app_1', 'atmpt_1', 'msg_1', \
+                 'ep_1', 'http://127.0.0.1:9/hook', 'ok', 200, 12, 0, 0, 1, 1700000000000000, \
+                 '{{\"webhook-id\":\"msg_1\"}}', '[[\"server\",\"x\"]]')"
+            ),
+            [],
+        )
+        .unwrap();
+        let read = |conn: &Connection| -> Vec<String> {
+            conn.query_row(
+                &format!("SELECT delivery_id, app_id, {cols} FROM attempt WHERE msg_id = 'msg_1' AND id = 'atmpt_1'"),
+                [],
+                |r| {
+                    (0..15)
+                        .map(|i| r.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}")))
+                        .collect()
+                },
+            )
+            .unwrap()
+        };
+        let before = read(&conn);
+        migrate(&conn).unwrap();
+        assert_eq!(read(&conn), before);
+
+        let indexes: std::collections::BTreeSet<String> = conn
+            .prepare("SELECT name FROM pragma_index_list('attempt')")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(indexes, ["attempt_endpoint", "attempt_msg"].map(String::from).into());
+
+        for (filter, index) in [("msg_id", "attempt_msg"), ("endpoint_id", "attempt_endpoint")] {
+            let attempts = hookd_store::AttemptFilter {
+                app_id: "app_1".into(),
+                msg_id: (filter == "msg_id").then(|| "msg_1".into()),
+                endpoint_id: (filter == "endpoint_id").then(|| "ep_1".into()),
+                ..hookd_store::AttemptFilter::default()
+            };
+            let q = hookd_store::sql::list_attempts(
+                hookd_store::sql::Dialect::Sqlite,
+                &attempts,
+                &hookd_store::PageRequest::first(10, false),
+            );
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", q.text()))
+                .unwrap()
+                .query_map(
+                    rusqlite::params_from_iter(q.params().iter().map(crate::store::value)),
+                    |r| r.get::<_, String>(3),
+                )
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(plan.iter().any(|step| step.contains(index)), "{filter}: {plan:?}");
+            assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{filter}: {plan:?}");
         }
     }
 

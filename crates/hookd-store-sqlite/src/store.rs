@@ -23,7 +23,7 @@ use hookd_store::secrets::{open_endpoint, seal_endpoint};
 use hookd_store::sql::{self, Dialect, Param, Sql};
 
 /// The value rusqlite binds for a shared statement's parameter; lists travel as JSON text.
-fn value(param: &Param) -> Value {
+pub(crate) fn value(param: &Param) -> Value {
     match param {
         Param::Int(i) => Value::Integer(*i),
         Param::Text(s) => Value::Text(s.clone()),

@@ -53,11 +53,13 @@ pub const SESSION_COLS: &str = "id, hash, env, app_id, capabilities, read_only, 
 /// The tables holding an application's records, children first, each with the condition that
 /// picks the application's rows (`{app}` stands for the application's id): deleting an
 /// application deletes its rows from each, in this order, then the application itself.
-/// Deliveries carry no index on their application; they are found through its endpoints.
+/// Deliveries and attempts carry no index on their application: deliveries are found through
+/// its endpoints, attempts through its messages (an attempt outlives its endpoint, as history,
+/// but never its message).
 const APPLICATION_CHILDREN: &[(&str, &str)] = &[
     ("poll_consumer", "app_id = {app}"),
     ("fifo_lane", "app_id = {app}"),
-    ("attempt", "app_id = {app}"),
+    ("attempt", "msg_id IN (SELECT id FROM message WHERE app_id = {app})"),
     (
         "delivery",
         "endpoint_id IN (SELECT id FROM endpoint WHERE app_id = {app})",
@@ -188,17 +190,6 @@ impl Sql {
     /// Appends ` AND {column} = <value>`.
     pub fn and_eq(&mut self, column: &str, value: Param) -> &mut Sql {
         self.and_cmp(column, "=", value)
-    }
-
-    /// Appends ` AND {column} = <value>` as a filter that must not choose the index: on SQLite
-    /// the column is written `+column`, which keeps its planner (without statistics) from
-    /// walking a broad index, such as an application's whole attempt log, when a narrower
-    /// condition (one message, one endpoint) has an index of its own.
-    pub fn and_eq_filter(&mut self, column: &str, value: Param) -> &mut Sql {
-        match self.dialect {
-            Dialect::Sqlite => self.and_cmp(&format!("+{column}"), "=", value),
-            Dialect::Postgres => self.and_cmp(column, "=", value),
-        }
     }
 
     /// Appends ` AND <column is one of values>`; an empty list matches nothing.
@@ -406,14 +397,9 @@ pub fn list_attempts(d: Dialect, filter: &AttemptFilter, page: &PageRequest) -> 
             qualified("a", ATTEMPT_COLS)
         ),
     );
-    let app = Param::Text(filter.app_id.clone());
-    if filter.msg_id.is_some() || filter.endpoint_id.is_some() {
-        // One message's or endpoint's attempts: found through their own index, not by
-        // walking the application's.
-        q.and_eq_filter("a.app_id", app);
-    } else {
-        q.and_eq("a.app_id", app);
-    }
+    // Attempts have no index on their application: every caller names a message or an
+    // endpoint, whose index finds them (the application's id only checks them).
+    q.and_eq("a.app_id", Param::Text(filter.app_id.clone()));
     if let Some(msg_id) = &filter.msg_id {
         q.and_eq("a.msg_id", Param::Text(msg_id.clone()));
     }
