@@ -118,7 +118,7 @@ pub enum Finished {
 }
 
 /// Attempt outcome classes, the `outcome` label of `hookd_attempts_total`.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum AttemptClass {
     Success,
     Timeout,
@@ -128,14 +128,28 @@ enum AttemptClass {
     Http5xx,
 }
 
-const ATTEMPT_CLASSES: [&str; 6] = [
-    "success",
-    "timeout",
-    "connection_error",
-    "http_3xx",
-    "http_4xx",
-    "http_5xx",
-];
+impl AttemptClass {
+    /// Every class, in the order of their handles (`class as usize` indexes this).
+    const ALL: [AttemptClass; 6] = [
+        AttemptClass::Success,
+        AttemptClass::Timeout,
+        AttemptClass::ConnectionError,
+        AttemptClass::Http3xx,
+        AttemptClass::Http4xx,
+        AttemptClass::Http5xx,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            AttemptClass::Success => "success",
+            AttemptClass::Timeout => "timeout",
+            AttemptClass::ConnectionError => "connection_error",
+            AttemptClass::Http3xx => "http_3xx",
+            AttemptClass::Http4xx => "http_4xx",
+            AttemptClass::Http5xx => "http_5xx",
+        }
+    }
+}
 
 /// The delivery engine's series, registered once: every attempt records through them instead
 /// of building its key and finding it in the registry again.
@@ -151,7 +165,8 @@ fn delivery_handles() -> &'static DeliveryHandles {
         // Registered with the process's recorder, so it must be installed first.
         handle();
         DeliveryHandles {
-            attempts: ATTEMPT_CLASSES.map(|class| metrics::counter!("hookd_attempts_total", "outcome" => class)),
+            attempts: AttemptClass::ALL
+                .map(|class| metrics::counter!("hookd_attempts_total", "outcome" => class.label())),
             attempt_duration: metrics::histogram!("hookd_attempt_duration_seconds"),
             finished: ["success", "fail"]
                 .map(|status| metrics::counter!("hookd_deliveries_finished_total", "status" => status)),
@@ -164,6 +179,34 @@ mod tests {
     use super::*;
 
     /// Without a scrape, histogram samples are still folded away: the upkeep thread runs.
+    /// Each class records through its own handle: the handles are indexed by the class.
+    #[test]
+    fn every_attempt_class_is_counted_under_its_own_label() {
+        for (i, class) in AttemptClass::ALL.into_iter().enumerate() {
+            assert_eq!(class as usize, i, "{class:?}");
+        }
+        let count = |label: &str| -> f64 {
+            let text = handle().render();
+            let series = format!("hookd_attempts_total{{outcome=\"{label}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(series.as_str()))
+                .map_or(0.0, |v| v.trim().parse().unwrap())
+        };
+        let cases = [
+            (Outcome::Success, 204, "success"),
+            (Outcome::Timeout, 0, "timeout"),
+            (Outcome::Transport, 0, "connection_error"),
+            (Outcome::from_status(302, None), 302, "http_3xx"),
+            (Outcome::from_status(429, None), 429, "http_4xx"),
+            (Outcome::from_status(503, None), 503, "http_5xx"),
+        ];
+        for (outcome, code, label) in cases {
+            let before = count(label);
+            attempt(&outcome, code, 0.001);
+            assert!(count(label) > before, "{label}");
+        }
+    }
+
     #[test]
     fn the_recorder_keeps_its_histograms_folded_without_a_scrape() {
         handle();
