@@ -9,8 +9,9 @@
 #
 # With HOOKD_BENCH_POSTGRES_URL=postgres://… set, the whole matrix runs again on PostgreSQL (one
 # node), followed by the scale-out pairs: one node pinned to CPU 0, then two nodes pinned to CPU 0
-# and CPU 1 (taskset), in the closed loop and with a fan-out to 10 endpoints. Each run uses a fresh schema that it drops afterwards; psql must be on
-# the PATH. HOOKD_BENCH_SKIP_SQLITE=1 runs the PostgreSQL part only.
+# and CPU 1 (taskset), in the closed loop and with a fan-out to 10 endpoints. Each run uses a
+# fresh schema that it drops afterwards; psql must be on the PATH. HOOKD_BENCH_SKIP_SQLITE=1
+# runs the PostgreSQL part only.
 #
 # Respects CARGO_TARGET_DIR (default: <repo>/target). HOOKD_* variables reach hookd, so its
 # configuration can be varied, e.g. HOOKD_STORAGE__SQLITE_SYNCHRONOUS=normal scripts/bench.sh.

@@ -276,7 +276,7 @@ pub struct Work {
     pub written: Option<u64>,
 }
 
-/// A CPU meter started at one instant; [`CpuMeter::stop`] gives the shares since.
+/// A CPU meter started at one instant; [`CpuMeter::stop`] gives the shares and the work since.
 pub struct CpuMeter {
     started: std::time::Instant,
     hookd: Vec<(u32, f64)>,
@@ -298,34 +298,28 @@ impl CpuMeter {
         }
     }
 
-    /// What hookd's nodes did since the start, all together (call before they are stopped).
-    pub fn work(&self) -> Work {
-        let cpu_s = (self.hookd.iter())
-            .map(|&(p, at)| cpu_secs(Some(p)).unwrap_or(at) - at)
-            .sum();
-        let written = (self.written.iter())
-            .map(|&(p, at)| Some(written_bytes(p)?.saturating_sub(at?)))
-            .sum();
-        Work { cpu_s, written }
-    }
-
-    /// The shares since the start (call before the nodes are stopped).
-    pub fn stop(&self) -> CpuShare {
+    /// The shares since the start, and hookd's work in absolute terms (call before the nodes
+    /// are stopped).
+    pub fn stop(&self) -> (CpuShare, Work) {
         let wall = self.started.elapsed().as_secs_f64();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let capacity = wall * cores as f64;
         let hookd: f64 = (self.hookd.iter())
             .map(|&(p, at)| cpu_secs(Some(p)).unwrap_or(at) - at)
             .sum();
+        let written = (self.written.iter())
+            .map(|&(p, at)| Some(written_bytes(p)?.saturating_sub(at?)))
+            .sum();
         let harness = cpu_secs(None).unwrap_or(self.harness) - self.harness;
         let (busy, total) = machine_ticks().unwrap_or(self.machine);
         let machine = (busy - self.machine.0) as f64 / (total - self.machine.1).max(1) as f64;
-        CpuShare {
+        let share = CpuShare {
             wall_s: round(wall, 3),
             cores,
             hookd: round(hookd / capacity, 3),
             harness: round(harness / capacity, 3),
             machine: round(machine, 3),
-        }
+        };
+        (share, Work { cpu_s: hookd, written })
     }
 }

@@ -651,8 +651,7 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
     if let Some(sampler) = sampler {
         sampler.abort();
     }
-    let work = cpu.work();
-    let cpu = cpu.stop();
+    let (cpu, work) = cpu.stop();
     let peak_rss = pids.first().and_then(|&p| peak_rss_kib(p));
     let ledger = ledger(
         &publisher.client,

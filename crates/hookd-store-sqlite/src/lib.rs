@@ -352,7 +352,7 @@ mod tests {
                 &format!("SELECT delivery_id, app_id, {cols} FROM attempt WHERE msg_id = 'msg_1' AND id = 'atmpt_1'"),
                 [],
                 |r| {
-                    (0..15)
+                    (0..r.as_ref().column_count())
                         .map(|i| r.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}")))
                         .collect()
                 },

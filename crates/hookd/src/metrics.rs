@@ -110,11 +110,24 @@ pub fn delivery_finished(status: Finished) {
     delivery_handles().finished[status as usize].increment(1);
 }
 
-/// The final states a delivery is counted in.
-#[derive(Clone, Copy)]
+/// The final states a delivery is counted in, the `status` label of
+/// `hookd_deliveries_finished_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Finished {
     Success,
     Fail,
+}
+
+impl Finished {
+    /// Both states, in the order of their handles (`status as usize` indexes this).
+    const ALL: [Finished; 2] = [Finished::Success, Finished::Fail];
+
+    fn label(self) -> &'static str {
+        match self {
+            Finished::Success => "success",
+            Finished::Fail => "fail",
+        }
+    }
 }
 
 /// Attempt outcome classes, the `outcome` label of `hookd_attempts_total`.
@@ -168,8 +181,8 @@ fn delivery_handles() -> &'static DeliveryHandles {
             attempts: AttemptClass::ALL
                 .map(|class| metrics::counter!("hookd_attempts_total", "outcome" => class.label())),
             attempt_duration: metrics::histogram!("hookd_attempt_duration_seconds"),
-            finished: ["success", "fail"]
-                .map(|status| metrics::counter!("hookd_deliveries_finished_total", "status" => status)),
+            finished: Finished::ALL
+                .map(|status| metrics::counter!("hookd_deliveries_finished_total", "status" => status.label())),
         }
     })
 }
@@ -179,11 +192,15 @@ mod tests {
     use super::*;
 
     /// Without a scrape, histogram samples are still folded away: the upkeep thread runs.
-    /// Each class records through its own handle: the handles are indexed by the class.
+    /// Each class records through its own handle: the handles are indexed by the class (and
+    /// the finished-delivery handles by their status).
     #[test]
     fn every_attempt_class_is_counted_under_its_own_label() {
         for (i, class) in AttemptClass::ALL.into_iter().enumerate() {
             assert_eq!(class as usize, i, "{class:?}");
+        }
+        for (i, status) in Finished::ALL.into_iter().enumerate() {
+            assert_eq!(status as usize, i, "{status:?}");
         }
         let count = |label: &str| -> f64 {
             let text = handle().render();
