@@ -372,7 +372,12 @@ mod tests {
             .unwrap();
         assert_eq!(indexes, ["attempt_endpoint", "attempt_msg"].map(String::from).into());
 
-        for (filter, index) in [("msg_id", "attempt_msg"), ("endpoint_id", "attempt_endpoint")] {
+        // An application alone is found through its messages.
+        for (filter, index) in [
+            ("msg_id", "attempt_msg"),
+            ("endpoint_id", "attempt_endpoint"),
+            ("app_id", "attempt_msg"),
+        ] {
             let attempts = hookd_store::AttemptFilter {
                 app_id: "app_1".into(),
                 msg_id: (filter == "msg_id").then(|| "msg_1".into()),

@@ -397,9 +397,16 @@ pub fn list_attempts(d: Dialect, filter: &AttemptFilter, page: &PageRequest) -> 
             qualified("a", ATTEMPT_COLS)
         ),
     );
-    // Attempts have no index on their application: every caller names a message or an
-    // endpoint, whose index finds them (the application's id only checks them).
+    // Attempts have no index on their application. A message or an endpoint named finds them
+    // through its own index (the application's id only checks them); without either, they are
+    // found through the application's messages, not by walking every attempt stored.
     q.and_eq("a.app_id", Param::Text(filter.app_id.clone()));
+    if filter.msg_id.is_none() && filter.endpoint_id.is_none() {
+        let app = q.bind(Param::Text(filter.app_id.clone()));
+        q.push(&format!(
+            " AND a.msg_id IN (SELECT id FROM message WHERE app_id = {app})"
+        ));
+    }
     if let Some(msg_id) = &filter.msg_id {
         q.and_eq("a.msg_id", Param::Text(msg_id.clone()));
     }

@@ -56,17 +56,78 @@ pub async fn track(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let method = req.method().as_str().to_string();
+        .map_or("unmatched", MatchedPath::as_str);
+    let handles = route_handles(route, req.method());
     let started = Instant::now();
     let response = next.run(req).await;
-    let class = format!("{}xx", response.status().as_u16() / 100);
-    metrics::counter!("hookd_api_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => class)
-        .increment(1);
-    metrics::histogram!("hookd_api_request_duration_seconds", "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
+    handles.finished(response.status(), started.elapsed());
     response
+}
+
+/// The methods counted under their own name; any other is counted as `OTHER`, so a client
+/// cannot add label values (and series) at will.
+const METHODS: [axum::http::Method; 7] = [
+    axum::http::Method::GET,
+    axum::http::Method::POST,
+    axum::http::Method::PUT,
+    axum::http::Method::PATCH,
+    axum::http::Method::DELETE,
+    axum::http::Method::HEAD,
+    axum::http::Method::OPTIONS,
+];
+
+/// One route and method's request counters (one per status class, each registered on its
+/// first use so that classes never answered do not show) and duration histogram.
+struct RouteHandles {
+    route: String,
+    method: &'static str,
+    by_class: [OnceLock<metrics::Counter>; 5],
+    duration: metrics::Histogram,
+}
+
+impl RouteHandles {
+    fn finished(&self, status: axum::http::StatusCode, took: std::time::Duration) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5);
+        self.by_class[class - 1]
+            .get_or_init(|| {
+                metrics::counter!("hookd_api_requests_total", "route" => self.route.clone(),
+                    "method" => self.method, "status" => format!("{class}xx"))
+            })
+            .increment(1);
+        self.duration.record(took.as_secs_f64());
+    }
+}
+
+/// Each route template's handles, by method (`METHODS`, then `OTHER`), looked up on every
+/// request: registering the labels anew each time cost 1.4 % of hookd's CPU in the closed loop.
+/// The routes are the router's templates and `unmatched`, so the table is as small as the API;
+/// its entries live as long as the process.
+type RouteTable = std::sync::RwLock<std::collections::HashMap<String, &'static [OnceLock<RouteHandles>; 8]>>;
+
+fn route_handles(route: &str, method: &axum::http::Method) -> &'static RouteHandles {
+    static ROUTES: OnceLock<RouteTable> = OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        handle();
+        RouteTable::default()
+    });
+    let found = routes.read().unwrap_or_else(|e| e.into_inner()).get(route).copied();
+    let by_method = found.unwrap_or_else(|| {
+        let mut table = routes.write().unwrap_or_else(|e| e.into_inner());
+        *table
+            .entry(route.to_string())
+            .or_insert_with(|| Box::leak(Box::default()))
+    });
+    let m = METHODS.iter().position(|m| m == method).unwrap_or(METHODS.len());
+    by_method[m].get_or_init(|| {
+        let method = METHODS.get(m).map_or("OTHER", axum::http::Method::as_str);
+        RouteHandles {
+            route: route.to_string(),
+            method,
+            by_class: Default::default(),
+            duration: metrics::histogram!("hookd_api_request_duration_seconds",
+                "route" => route.to_string(), "method" => method),
+        }
+    })
 }
 
 /// A published message.
@@ -191,7 +252,6 @@ fn delivery_handles() -> &'static DeliveryHandles {
 mod tests {
     use super::*;
 
-    /// Without a scrape, histogram samples are still folded away: the upkeep thread runs.
     /// Each class records through its own handle: the handles are indexed by the class (and
     /// the finished-delivery handles by their status).
     #[test]
@@ -224,6 +284,48 @@ mod tests {
         }
     }
 
+    /// A route's requests count under its template, their method and their status class,
+    /// through handles kept per route and method; a method outside the standard ones is
+    /// counted as `OTHER`, so clients cannot mint label values.
+    #[test]
+    fn requests_count_by_route_method_and_class_and_odd_methods_share_one_label() {
+        use axum::http::{Method, StatusCode};
+        let route = "/test/{route_handles}";
+        let count = |method: &str, class: &str| -> f64 {
+            let series =
+                format!("hookd_api_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{class}\"}} ");
+            handle()
+                .render()
+                .lines()
+                .find_map(|l| l.strip_prefix(series.as_str()))
+                .map_or(0.0, |v| v.trim().parse().unwrap())
+        };
+        let took = std::time::Duration::from_millis(1);
+        route_handles(route, &Method::POST).finished(StatusCode::ACCEPTED, took);
+        route_handles(route, &Method::POST).finished(StatusCode::ACCEPTED, took);
+        route_handles(route, &Method::POST).finished(StatusCode::NOT_FOUND, took);
+        route_handles(route, &Method::GET).finished(StatusCode::OK, took);
+        assert_eq!(count("POST", "2xx"), 2.0);
+        assert_eq!(count("POST", "4xx"), 1.0);
+        assert_eq!(count("GET", "2xx"), 1.0);
+        assert_eq!(count("GET", "4xx"), 0.0, "a class never answered has no series");
+        assert!(std::ptr::eq(
+            route_handles(route, &Method::POST),
+            route_handles(route, &Method::POST)
+        ));
+
+        let odd = |name: &str| Method::from_bytes(name.as_bytes()).unwrap();
+        route_handles(route, &odd("FROB")).finished(StatusCode::METHOD_NOT_ALLOWED, took);
+        route_handles(route, &odd("TWIDDLE")).finished(StatusCode::METHOD_NOT_ALLOWED, took);
+        assert_eq!(count("OTHER", "4xx"), 2.0);
+        assert!(std::ptr::eq(
+            route_handles(route, &odd("FROB")),
+            route_handles(route, &odd("TWIDDLE"))
+        ));
+        assert!(!handle().render().contains("FROB"));
+    }
+
+    /// Without a scrape, histogram samples are still folded away: the upkeep thread runs.
     #[test]
     fn the_recorder_keeps_its_histograms_folded_without_a_scrape() {
         handle();

@@ -44,6 +44,11 @@ pub struct NotReplayable;
 #[derive(Debug, Clone)]
 pub struct StoredForm(pub Vec<u8>);
 
+/// Set on a request whose answer this middleware will store for replay: only then does a
+/// handler need to build a [`StoredForm`].
+#[derive(Debug, Clone, Copy)]
+pub struct Kept;
+
 /// Key of the object that stands for a message's payload in a stored answer.
 const PAYLOAD_REF: &str = "$hookdPayloadOf";
 
@@ -111,6 +116,8 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         }
     };
 
+    let mut req = req;
+    req.extensions_mut().insert(Kept);
     let response = next.run(req).await;
     // Failures are not kept (the key can be retried), nor answers marked as not replayable.
     if !response.status().is_success() || response.extensions().get::<NotReplayable>().is_some() {

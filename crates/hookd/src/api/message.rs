@@ -102,6 +102,7 @@ async fn create(
     caller: Caller,
     Path(app_id): Path<String>,
     q: Query,
+    kept: Option<axum::Extension<super::idempotency::Kept>>,
     JsonBody(body): JsonBody<MessageIn>,
 ) -> ApiResult<axum::response::Response> {
     if caller.app_id.is_some() {
@@ -112,6 +113,9 @@ async fn create(
     let message = ops::create_message(&s, caller.env, &app_id, body).await?;
     let (app, id) = (message.app_id.clone(), message.id.clone());
     let out = MessageOut::new(message, with_content);
+    if kept.is_none() {
+        return Ok((StatusCode::ACCEPTED, Json(out)).into_response());
+    }
     // Kept for idempotent replay without the payload, which is read again then. The payload
     // is never parsed here: it is passed on as published, whatever numbers or depth it holds.
     let mut kept = out.clone();
