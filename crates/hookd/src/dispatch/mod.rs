@@ -175,6 +175,7 @@ impl Dispatcher {
                 source_address: config.source_address.parse().ok(),
             },
             relay,
+            config.max_concurrency,
         )?;
         let policy = RetryPolicy::with_schedule_secs(&config.retry_schedule);
         let fifo = fifo::FifoRunner {

@@ -219,3 +219,93 @@ async fn deliveries_go_through_a_socks5_proxy() {
     app.wait_delivery_status("ws_socks", msg["id"].as_str().unwrap(), "success")
         .await;
 }
+
+/// A receiver on 127.0.0.1 that answers 200 after `hold`, and counts the connections it was
+/// sent over (distinct client ports), the requests, and the most requests open at once.
+#[derive(Default)]
+struct ConnectionCount {
+    peers: std::sync::Mutex<std::collections::HashSet<std::net::SocketAddr>>,
+    requests: std::sync::atomic::AtomicUsize,
+    open: std::sync::atomic::AtomicUsize,
+    most_open: std::sync::atomic::AtomicUsize,
+}
+
+async fn counting_server(hold: Duration) -> (std::net::SocketAddr, std::sync::Arc<ConnectionCount>) {
+    use axum::extract::{ConnectInfo, State};
+    use std::sync::atomic::Ordering::SeqCst;
+    let count = std::sync::Arc::new(ConnectionCount::default());
+    let handler = move |State(c): State<std::sync::Arc<ConnectionCount>>,
+                        ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>| async move {
+        c.peers.lock().unwrap().insert(peer);
+        let open = c.open.fetch_add(1, SeqCst) + 1;
+        c.most_open.fetch_max(open, SeqCst);
+        tokio::time::sleep(hold).await;
+        c.open.fetch_sub(1, SeqCst);
+        c.requests.fetch_add(1, SeqCst);
+        "ok"
+    };
+    let app = axum::Router::new()
+        .route("/hooks/{n}", axum::routing::post(handler))
+        .with_state(count.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
+    (addr, count)
+}
+
+/// Connections to a busy host are kept between bursts, as many as can be in flight: a host
+/// that had more sends open than the pool kept would have the extra connections closed after
+/// each burst and opened again for the next (one send in twelve, at fan-out 10 to one host).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_to_a_busy_host_are_kept_between_bursts() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let in_flight = 96;
+    let (server, count) = counting_server(Duration::from_millis(150)).await;
+    let app = TestApp::spawn_with(move |c| {
+        c.delivery.max_concurrency = in_flight;
+        c.delivery.app_concurrency = in_flight;
+        c.delivery.endpoint_concurrency = in_flight / 2;
+    })
+    .await;
+    app.create_app("ws_pool").await;
+    for n in 0..2 {
+        let (status, _) = app
+            .post(
+                "/api/v1/app/ws_pool/endpoint",
+                json!({"url": format!("http://{server}/hooks/{n}")}),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED);
+    }
+    for burst in 1..=3 {
+        let sends = (0..in_flight).map(|_| app.send_message("ws_pool", json!({"eventType": "a.b", "payload": {}})));
+        futures::future::join_all(sends).await;
+        let want = burst * in_flight * 2;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while count.requests.load(SeqCst) < want {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "burst {burst}: {} of {want} delivered",
+                count.requests.load(SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let most_open = count.most_open.load(SeqCst);
+    assert!(
+        most_open > 64,
+        "the bursts must keep more than 64 sends open at once to test anything: {most_open}"
+    );
+    let connections = count.peers.lock().unwrap().len();
+    assert!(
+        connections <= in_flight,
+        "{connections} connections for at most {in_flight} sends at once: closed after a burst and opened again"
+    );
+}
