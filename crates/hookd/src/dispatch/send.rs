@@ -127,6 +127,10 @@ impl Client {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
+            // The client's own retries are for HTTP/2 refusals, which this build (HTTP/1.1
+            // only) never meets; without a retry allowed, it no longer copies every request's
+            // headers in case one is needed. Failed sends are retried on hookd's schedule.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .user_agent(USER_AGENT)
             .pool_max_idle_per_host(idle_per_host)
             .local_address(egress.source_address);
