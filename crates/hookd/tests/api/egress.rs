@@ -284,6 +284,7 @@ async fn connections_to_a_busy_host_are_kept_between_bursts() {
             .await;
         assert_eq!(status, reqwest::StatusCode::CREATED);
     }
+    let mut after_first = 0;
     for burst in 1..=3 {
         let sends = (0..in_flight).map(|_| app.send_message("ws_pool", json!({"eventType": "a.b", "payload": {}})));
         futures::future::join_all(sends).await;
@@ -297,15 +298,21 @@ async fn connections_to_a_busy_host_are_kept_between_bursts() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        if burst == 1 {
+            after_first = count.peers.lock().unwrap().len();
+        }
     }
     let most_open = count.most_open.load(SeqCst);
     assert!(
         most_open > 64,
         "the bursts must keep more than 64 sends open at once to test anything: {most_open}"
     );
-    let connections = count.peers.lock().unwrap().len();
+    // The later bursts reuse the first one's connections. A few new ones may still be opened
+    // when a send starts in the instant between the end of another and its connection's
+    // return to the pool; a pool of 64 would have reopened 32 per burst.
+    let opened_later = count.peers.lock().unwrap().len() - after_first;
     assert!(
-        connections <= in_flight,
-        "{connections} connections for at most {in_flight} sends at once: closed after a burst and opened again"
+        opened_later <= in_flight / 10,
+        "{opened_later} connections opened after the first burst ({after_first} in it): closed after a burst and opened again"
     );
 }
