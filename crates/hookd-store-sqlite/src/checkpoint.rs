@@ -11,6 +11,9 @@
 //! copied, which a busy writer may never give this thread. So the writer keeps a bound of its
 //! own: once the log reaches [`WRITER_BOUND`] pages, its next commit checkpoints too (copying
 //! only what this thread has not yet), and the transaction after it starts the log afresh.
+//! Only one checkpoint runs at a time: a commit that comes while this thread's checkpoint is
+//! running skips its own, so the log can pass the bound by the commits made during one of
+//! this thread's checkpoints (its copy and its fsync) before the writer's catches up.
 
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
@@ -157,9 +160,12 @@ mod tests {
         }
         let page = 4096 + 24;
         assert!(largest > 0, "the log was written");
+        // The bound, plus the commits that may come while one of the thread's checkpoints
+        // holds the checkpoint lock (on a loaded machine its fsync alone lets a few hundred
+        // one-page commits through). Without the writer's bound the log reaches 3,000 pages.
         assert!(
-            largest <= u64::from(bound + 50) * page,
-            "the log grew to {largest} bytes, past its bound of {bound} pages"
+            largest <= u64::from(2 * bound) * page,
+            "the log grew to {largest} bytes, past twice its bound of {bound} pages"
         );
         let rows: i64 = w
             .run(|c| {
