@@ -122,9 +122,7 @@ impl SqliteStore {
         migrate(&conn)?;
         // Checkpoints run on a thread of their own; the writer checkpoints only when the log
         // outgrows its bound (see `checkpoint`).
-        conn.execute_batch(&format!("PRAGMA wal_autocheckpoint={};", checkpoint::WRITER_BOUND))
-            .map_err(unavailable)?;
-        let checkpoints = Checkpointer::start(&options.path).map_err(unavailable)?;
+        let checkpoints = Checkpointer::start(&options.path, checkpoint::WRITER_BOUND).map_err(unavailable)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 writer: Writer::with_checkpointer(conn, checkpoints),

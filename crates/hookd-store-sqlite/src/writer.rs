@@ -163,6 +163,7 @@ fn in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult
 }
 
 fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>, checkpoints: Option<&Checkpointer>) {
+    let watch = checkpoints.map(|c| c.watch(&conn));
     while let Ok(first) = rx.recv() {
         let mut finishers = Vec::with_capacity(16);
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
@@ -200,13 +201,14 @@ fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>, checkpoints: Option<&Chec
                 }
             })
         };
-        if error.is_none() {
-            if let Some(checkpoints) = checkpoints {
-                checkpoints.committed();
-            }
-        }
+        let committed = error.is_none();
         for finish in finishers {
             finish(error.as_ref());
+        }
+        // After the answers: a checkpoint the writer runs at the log's bound holds up only
+        // the batches behind this one.
+        if let Some(watch) = watch.as_ref().filter(|_| committed) {
+            watch.committed();
         }
     }
 }
