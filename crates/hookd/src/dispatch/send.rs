@@ -8,6 +8,10 @@
 //! egress proxy (`delivery.proxy`) the proxy connects to the target: its addresses are checked
 //! here before each send, and the proxy should enforce the same rules. Sandbox endpoints use a
 //! wider policy; `hookd listen` endpoints go through their session instead of the network.
+//!
+//! Direct sends use hyper's pooled HTTP/1.1 client with rustls; sends through a proxy (HTTP
+//! or SOCKS5) use reqwest, which speaks both. Either way the answer is read the same way
+//! ([`Head`], [`read_capped`]).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -21,8 +25,13 @@ use hookd_core::net::AddressPolicy;
 use hookd_core::retry::Outcome;
 use hookd_core::validate;
 use hookd_signing::{signature_header_for, SigningKey};
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::client::legacy::connect::HttpConnector;
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER,
+    USER_AGENT as USER_AGENT_HEADER,
+};
 
 use crate::relay::{RelayHub, RelayRequest};
 
@@ -64,17 +73,29 @@ impl SendResult {
     }
 }
 
-/// Resolves host names and keeps only the addresses the policy allows.
+/// Resolves host names and keeps only the addresses the policy allows: the direct client's
+/// connector connects to exactly these.
+#[derive(Clone)]
 pub struct PolicyResolver {
     policy: Arc<AddressPolicy>,
 }
 
-impl Resolve for PolicyResolver {
-    fn resolve(&self, name: Name) -> Resolving {
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower::Service<Name> for PolicyResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = BoxError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
         let policy = self.policy.clone();
         Box::pin(async move {
-            let host = name.as_str().to_string();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let host = name.as_str();
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
             let mut refusal = None;
             let allowed: Vec<SocketAddr> = found
                 .into_iter()
@@ -90,8 +111,7 @@ impl Resolve for PolicyResolver {
                 let why = refusal.unwrap_or_else(|| format!("{host} did not resolve to any address"));
                 return Err(why.into());
             }
-            let addrs: Addrs = Box::new(allowed.into_iter());
-            Ok(addrs)
+            Ok(allowed.into_iter())
         })
     }
 }
@@ -99,12 +119,24 @@ impl Resolve for PolicyResolver {
 /// Header marking deliveries from the sandbox.
 pub const ENVIRONMENT_HEADER: &str = "webhook-environment";
 
+/// hyper's pooled client, over TLS or plain TCP, connecting through [`PolicyResolver`].
+type Direct =
+    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector<PolicyResolver>>, Full<Bytes>>;
+
+/// How a client's sends leave: straight to the target, or through the egress proxy.
+#[derive(Clone)]
+enum Transport {
+    Direct(Direct),
+    Proxied(reqwest::Client),
+}
+
 /// An HTTP client bound to one address policy.
 #[derive(Clone)]
 struct Client {
-    http: reqwest::Client,
+    transport: Transport,
     policy: Arc<AddressPolicy>,
-    proxied: bool,
+    /// Whole-send limit: connecting, sending and reading the (capped) answer.
+    timeout: Duration,
 }
 
 /// How deliveries leave the machine.
@@ -123,37 +155,55 @@ impl Client {
     /// one host with 64 kept, one send in twelve opened a connection).
     fn new(timeout: Duration, policy: AddressPolicy, egress: &Egress, idle_per_host: usize) -> anyhow::Result<Client> {
         let policy = Arc::new(policy);
-        let mut builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            // The client's own retries are for HTTP/2 refusals, which this build (HTTP/1.1
-            // only) never meets; without a retry allowed, it no longer copies every request's
-            // headers in case one is needed. Failed sends are retried on hookd's schedule.
-            .retry(reqwest::retry::never().max_retries_per_request(0))
-            .user_agent(USER_AGENT)
-            .pool_max_idle_per_host(idle_per_host)
-            .local_address(egress.source_address);
-        builder = match &egress.proxy {
+        let transport = match &egress.proxy {
             // Through a proxy, the proxy resolves and connects to the target; the target's
             // addresses are checked before each send instead (`check_target`).
-            Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy.as_str())?),
+            Some(proxy) => Transport::Proxied(
+                reqwest::Client::builder()
+                    .timeout(timeout)
+                    .connect_timeout(timeout.min(CONNECT_TIMEOUT))
+                    .redirect(reqwest::redirect::Policy::none())
+                    // Its own retries are for HTTP/2 refusals, which this build never meets;
+                    // failed sends are retried on hookd's schedule.
+                    .retry(reqwest::retry::never().max_retries_per_request(0))
+                    .user_agent(USER_AGENT)
+                    .pool_max_idle_per_host(idle_per_host)
+                    .local_address(egress.source_address)
+                    .proxy(reqwest::Proxy::all(proxy.as_str())?)
+                    .build()?,
+            ),
             // Directly: connections go only to addresses the policy resolver returned. Proxies
-            // from the environment are ignored, so the check cannot be bypassed through one.
-            None => builder
-                .no_proxy()
-                .dns_resolver(Arc::new(PolicyResolver { policy: policy.clone() })),
+            // from the environment are never consulted, so the check cannot be bypassed.
+            None => {
+                let mut tcp = HttpConnector::new_with_resolver(PolicyResolver { policy: policy.clone() });
+                tcp.enforce_http(false);
+                tcp.set_nodelay(true);
+                tcp.set_connect_timeout(Some(timeout.min(CONNECT_TIMEOUT)));
+                tcp.set_local_address(egress.source_address);
+                let tls = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(tcp);
+                Transport::Direct(
+                    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                        .pool_timer(hyper_util::rt::TokioTimer::new())
+                        .pool_idle_timeout(POOL_IDLE)
+                        .pool_max_idle_per_host(idle_per_host)
+                        .build(tls),
+                )
+            }
         };
         Ok(Client {
-            http: builder.build()?,
+            transport,
             policy,
-            proxied: egress.proxy.is_some(),
+            timeout,
         })
     }
 
     /// Through a proxy: resolves the target here and refuses it if any address is refused.
     async fn check_target(&self, parsed: &reqwest::Url) -> Result<(), String> {
-        if !self.proxied {
+        if matches!(self.transport, Transport::Direct(_)) {
             return Ok(());
         }
         let host = match parsed.host() {
@@ -314,64 +364,12 @@ impl Sender {
             return self.relay(out, headers, request_headers).await;
         };
         let started = Instant::now();
-        let response = client
-            .http
-            .post(target)
-            .headers(headers)
-            .body(out.payload.clone())
-            .send()
-            .await;
-        let mut response = match response {
-            Ok(r) => r,
-            Err(e) => return failure(e, started, request_headers),
-        };
-        let code = response.status().as_u16();
-        let location = (response.status().is_redirection())
-            .then(|| response.headers().get(reqwest::header::LOCATION))
-            .flatten()
-            .map(|v| hookd_core::text::escape_bytes(v.as_bytes()));
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, Utc::now()));
-        let response_headers = hookd_core::text::headers(
-            response
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
-        );
-        let mut body = Vec::new();
-        let mut cut_off = None;
-        // Read only up to the cap: a huge response must not be buffered.
-        while body.len() < RESPONSE_CAP {
-            match response.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(RESPONSE_CAP - body.len())]),
-                Ok(None) => break,
-                Err(e) => {
-                    cut_off = Some(error_text(&e));
-                    break;
-                }
+        let body = out.payload.clone();
+        match &client.transport {
+            Transport::Direct(direct) => {
+                send_direct(direct, client.timeout, target, headers, body, started, request_headers).await
             }
-        }
-        // The status decides the outcome: a consumer that answered 2xx has accepted the
-        // message, even if its body then stalled or broke off. The record says why it stopped.
-        let mut text = body_text(body);
-        if let Some(to) = location {
-            text.push_str(&format!(
-                "\n[hookd: redirects are not followed (to {to}); point the endpoint at the final URL]"
-            ));
-        }
-        if let Some(why) = cut_off {
-            text.push_str(&format!("\n[hookd: the response body was cut off: {why}]"));
-        }
-        SendResult {
-            outcome: Outcome::from_status(code, retry_after),
-            status_code: code,
-            response: text,
-            duration: started.elapsed(),
-            request_headers,
-            response_headers,
+            Transport::Proxied(http) => send_proxied(http, target, headers, body, started, request_headers).await,
         }
     }
 
@@ -447,10 +445,227 @@ impl Sender {
     }
 }
 
+/// Most time spent connecting (within the whole send's timeout).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an unused pooled connection stays open.
+const POOL_IDLE: Duration = Duration::from_secs(90);
+/// The text of a send that ran out of time.
+const TIMED_OUT: &str = "operation timed out";
+
+/// Sends straight to the target over the pooled hyper client, within `timeout` from `started`
+/// (connecting, sending and reading the capped answer).
+async fn send_direct(
+    direct: &Direct,
+    timeout: Duration,
+    mut target: reqwest::Url,
+    mut headers: HeaderMap,
+    body: Bytes,
+    started: Instant,
+    request_headers: BTreeMap<String, String>,
+) -> SendResult {
+    let deadline = tokio::time::Instant::from_std(started + timeout);
+    // Credentials in the URL go as basic authentication, unless a custom header carries some.
+    if let Some(credentials) = take_credentials(&mut target) {
+        headers.entry(AUTHORIZATION).or_insert(credentials);
+    }
+    let uri = match target.as_str().parse::<http::Uri>() {
+        Ok(uri) => uri,
+        Err(e) => return SendResult::not_sent(&format!("invalid URL: {e}")),
+    };
+    headers
+        .entry(USER_AGENT_HEADER)
+        .or_insert(HeaderValue::from_static(USER_AGENT));
+    headers.entry(ACCEPT).or_insert(HeaderValue::from_static("*/*"));
+    let mut request = http::Request::new(Full::new(body));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    let response = match tokio::time::timeout_at(deadline, direct.request(request)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => return failure(&e, is_timeout(&e), started, request_headers),
+        Err(_) => return failure(&TimedOut, true, started, request_headers),
+    };
+    let (parts, body) = response.into_parts();
+    let head = Head::of(parts.status, &parts.headers);
+    let (bytes, cut_off) = read_capped(&mut DirectBody { body, deadline }).await;
+    head.finish(bytes, cut_off, started, request_headers)
+}
+
+/// Sends through the egress proxy (reqwest, which speaks HTTP and SOCKS5 proxies).
+async fn send_proxied(
+    http: &reqwest::Client,
+    target: reqwest::Url,
+    headers: HeaderMap,
+    body: Bytes,
+    started: Instant,
+    request_headers: BTreeMap<String, String>,
+) -> SendResult {
+    let mut response = match http.post(target).headers(headers).body(body).send().await {
+        Ok(response) => response,
+        Err(e) => return failure(&e, e.is_timeout(), started, request_headers),
+    };
+    let head = Head::of(response.status(), response.headers());
+    let (bytes, cut_off) = read_capped(&mut response).await;
+    head.finish(bytes, cut_off, started, request_headers)
+}
+
+/// Removes the user name and password from `url`, returning them as a basic authentication
+/// header value (percent-decoded, as a browser sends them).
+fn take_credentials(url: &mut reqwest::Url) -> Option<HeaderValue> {
+    use base64::Engine;
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let pair = format!(
+        "{}:{}",
+        decode(url.username()),
+        url.password().map(decode).unwrap_or_default()
+    );
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let mut value = HeaderValue::from_str(&format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    ))
+    .ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// A send that ran out of time.
+#[derive(Debug)]
+struct TimedOut;
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(TIMED_OUT)
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+/// Whether an error, or one of its causes, is a timeout (the connect timeout, say).
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.is::<TimedOut>()
+            || e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// What an answer's status line and headers decide, before its body is read.
+struct Head {
+    code: u16,
+    /// Where a redirect pointed (redirects are not followed).
+    location: Option<String>,
+    retry_after: Option<Duration>,
+    response_headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn of(status: http::StatusCode, headers: &HeaderMap) -> Head {
+        Head {
+            code: status.as_u16(),
+            location: status
+                .is_redirection()
+                .then(|| headers.get(reqwest::header::LOCATION))
+                .flatten()
+                .map(|v| hookd_core::text::escape_bytes(v.as_bytes())),
+            retry_after: headers
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, Utc::now())),
+            response_headers: hookd_core::text::headers(
+                headers.iter().map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
+            ),
+        }
+    }
+
+    /// The attempt's result, once the body was read (`cut_off`: why it stopped early).
+    fn finish(
+        self,
+        body: Vec<u8>,
+        cut_off: Option<String>,
+        started: Instant,
+        request_headers: BTreeMap<String, String>,
+    ) -> SendResult {
+        // The status decides the outcome: a consumer that answered 2xx has accepted the
+        // message, even if its body then stalled or broke off. The record says why it stopped.
+        let mut text = body_text(body);
+        if let Some(to) = self.location {
+            text.push_str(&format!(
+                "\n[hookd: redirects are not followed (to {to}); point the endpoint at the final URL]"
+            ));
+        }
+        if let Some(why) = cut_off {
+            text.push_str(&format!("\n[hookd: the response body was cut off: {why}]"));
+        }
+        SendResult {
+            outcome: Outcome::from_status(self.code, self.retry_after),
+            status_code: self.code,
+            response: text,
+            duration: started.elapsed(),
+            request_headers,
+            response_headers: self.response_headers,
+        }
+    }
+}
+
+/// An answer's body, read chunk by chunk.
+trait Chunks {
+    /// The next chunk, `None` at the end, or why the body broke off.
+    fn next_chunk(&mut self) -> impl std::future::Future<Output = Result<Option<Bytes>, String>> + Send;
+}
+
+/// A direct send's body, read within the send's deadline.
+struct DirectBody {
+    body: hyper::body::Incoming,
+    deadline: tokio::time::Instant,
+}
+
+impl Chunks for DirectBody {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, String> {
+        match tokio::time::timeout_at(self.deadline, self.body.frame()).await {
+            Ok(None) => Ok(None),
+            // A frame of trailers carries no data.
+            Ok(Some(Ok(frame))) => Ok(Some(frame.into_data().unwrap_or_default())),
+            Ok(Some(Err(e))) => Err(error_text(&e)),
+            Err(_) => Err(TIMED_OUT.into()),
+        }
+    }
+}
+
+impl Chunks for reqwest::Response {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, String> {
+        self.chunk().await.map_err(|e| error_text(&e))
+    }
+}
+
+/// Reads an answer's body up to [`RESPONSE_CAP`] bytes (a huge one must not be buffered):
+/// the bytes, and why it stopped early if it broke off.
+async fn read_capped(body: &mut impl Chunks) -> (Vec<u8>, Option<String>) {
+    let mut bytes = Vec::new();
+    while bytes.len() < RESPONSE_CAP {
+        match body.next_chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk[..chunk.len().min(RESPONSE_CAP - bytes.len())]),
+            Ok(None) => break,
+            Err(why) => return (bytes, Some(why)),
+        }
+    }
+    (bytes, None)
+}
+
 /// An error with its chain of causes, which name what really happened (a reset, a timeout).
-fn error_text(e: &reqwest::Error) -> String {
+fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = e.source();
     while let Some(s) = source {
         text.push_str(": ");
         text.push_str(&s.to_string());
@@ -459,16 +674,20 @@ fn error_text(e: &reqwest::Error) -> String {
     text
 }
 
-fn failure(e: reqwest::Error, started: Instant, request_headers: BTreeMap<String, String>) -> SendResult {
-    let outcome = if e.is_timeout() {
-        Outcome::Timeout
-    } else {
-        Outcome::Transport
-    };
+fn failure(
+    e: &(dyn std::error::Error + 'static),
+    timed_out: bool,
+    started: Instant,
+    request_headers: BTreeMap<String, String>,
+) -> SendResult {
     SendResult {
-        outcome,
+        outcome: if timed_out {
+            Outcome::Timeout
+        } else {
+            Outcome::Transport
+        },
         status_code: 0,
-        response: error_text(&e),
+        response: error_text(e),
         duration: started.elapsed(),
         request_headers,
         response_headers: Vec::new(),
@@ -590,6 +809,29 @@ mod tests {
 
         message.payload = None;
         assert_eq!(shared_payload(&Arc::new(message)), None, "an expired payload");
+    }
+
+    #[test]
+    fn a_timeout_anywhere_in_an_errors_causes_counts_as_a_timeout() {
+        #[derive(Debug)]
+        struct Wrapped(std::io::Error);
+        impl std::fmt::Display for Wrapped {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("tcp connect error")
+            }
+        }
+        impl std::error::Error for Wrapped {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let connect_timeout = Wrapped(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"));
+        assert!(is_timeout(&connect_timeout));
+        assert_eq!(error_text(&connect_timeout), "tcp connect error: connect timeout");
+        let refused = Wrapped(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(!is_timeout(&refused));
+        assert!(is_timeout(&TimedOut));
+        assert_eq!(error_text(&TimedOut), "operation timed out");
     }
 
     #[test]

@@ -316,3 +316,77 @@ async fn connections_to_a_busy_host_are_kept_between_bursts() {
         "{opened_later} connections opened after the first burst ({after_first} in it): closed after a burst and opened again"
     );
 }
+
+#[tokio::test]
+async fn credentials_in_an_endpoint_url_are_sent_as_basic_authentication() {
+    use base64::Engine;
+    let app = TestApp::spawn().await;
+    let receiver = app.receiver.clone();
+    app.create_app("ws_basic").await;
+    // The password holds an encoded `@`; the user name is plain.
+    let with_credentials = receiver.url("/ok").replace("http://", "http://alice:s%40cret@");
+    app.post("/api/v1/app/ws_basic/endpoint", json!({"url": with_credentials}))
+        .await;
+    // A custom `Authorization` header is the endpoint's own choice and wins over the URL's.
+    let with_header = receiver.url("/status/200").replace("http://", "http://bob:pw@");
+    app.post(
+        "/api/v1/app/ws_basic/endpoint",
+        json!({"url": with_header, "headers": {"Authorization": "Bearer own"}}),
+    )
+    .await;
+    app.send_message("ws_basic", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    let got = receiver.wait_for(2, |_| true).await;
+    let basic = got.iter().find(|r| r.path == "/ok").expect("the /ok endpoint got it");
+    let expected = base64::engine::general_purpose::STANDARD.encode("alice:s@cret");
+    assert_eq!(
+        basic.header("authorization"),
+        Some(format!("Basic {expected}").as_str())
+    );
+    let host = receiver.url("").replace("http://", "");
+    assert_eq!(basic.header("host"), Some(host.as_str()), "no credentials in Host");
+    assert!(basic.header("user-agent").unwrap().starts_with("hookd/"));
+    assert_eq!(basic.header("accept"), Some("*/*"));
+    let own = got.iter().find(|r| r.path == "/status/200").unwrap();
+    assert_eq!(own.header("authorization"), Some("Bearer own"));
+}
+
+#[tokio::test]
+async fn https_endpoints_are_spoken_to_over_tls_and_an_unknown_certificate_is_a_failed_attempt() {
+    // A TCP server that reports the first bytes it reads, then closes: a TLS client opens with
+    // a handshake record (0x16) carrying the server name.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, mut first_bytes) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 4096];
+            let n = conn.read(&mut buf).await.unwrap_or(0);
+            let _ = tx.send(buf[..n].to_vec());
+        }
+    });
+    let app = TestApp::spawn().await;
+    app.create_app("ws_tls").await;
+    app.post(
+        "/api/v1/app/ws_tls/endpoint",
+        json!({"url": format!("https://localhost:{port}/hooks")}),
+    )
+    .await;
+    let msg = app
+        .send_message("ws_tls", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    let hello = tokio::time::timeout(Duration::from_secs(10), first_bytes.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hello.first(), Some(&0x16), "a TLS handshake, not plain HTTP: {hello:?}");
+    assert!(
+        hello.windows(b"localhost".len()).any(|w| w == b"localhost"),
+        "the server name is sent"
+    );
+    app.wait_recorded(1).await;
+    let id = msg["id"].as_str().unwrap();
+    let (_, attempts) = app.get(&format!("/api/v1/app/ws_tls/attempt/msg/{id}")).await;
+    assert_eq!(attempts["data"][0]["responseStatusCode"], 0);
+    assert_eq!(attempts["data"][0]["status"], 2, "a failed attempt");
+}
