@@ -126,7 +126,15 @@ type Direct =
 /// How a client's sends leave: straight to the target, or through the egress proxy.
 #[derive(Clone)]
 enum Transport {
-    Direct(Direct),
+    /// hyper's pooled client; the same without a pool, for a send whose pooled connection
+    /// was found closed; and the whole send's limit (connecting, sending and reading the
+    /// capped answer), which hyper does not keep itself.
+    Direct {
+        pooled: Direct,
+        new: Box<Direct>,
+        timeout: Duration,
+    },
+    /// reqwest's client, which applies the same limit itself.
     Proxied(reqwest::Client),
 }
 
@@ -135,8 +143,6 @@ enum Transport {
 struct Client {
     transport: Transport,
     policy: Arc<AddressPolicy>,
-    /// Whole-send limit: connecting, sending and reading the (capped) answer.
-    timeout: Duration,
 }
 
 /// How deliveries leave the machine.
@@ -185,25 +191,26 @@ impl Client {
                     .https_or_http()
                     .enable_http1()
                     .wrap_connector(tcp);
-                Transport::Direct(
+                let client = |idle_per_host| {
                     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                         .pool_timer(hyper_util::rt::TokioTimer::new())
                         .pool_idle_timeout(POOL_IDLE)
                         .pool_max_idle_per_host(idle_per_host)
-                        .build(tls),
-                )
+                        .build(tls.clone())
+                };
+                Transport::Direct {
+                    pooled: client(idle_per_host),
+                    new: Box::new(client(0)),
+                    timeout,
+                }
             }
         };
-        Ok(Client {
-            transport,
-            policy,
-            timeout,
-        })
+        Ok(Client { transport, policy })
     }
 
     /// Through a proxy: resolves the target here and refuses it if any address is refused.
     async fn check_target(&self, parsed: &reqwest::Url) -> Result<(), String> {
-        if matches!(self.transport, Transport::Direct(_)) {
+        if matches!(self.transport, Transport::Direct { .. }) {
             return Ok(());
         }
         let host = match parsed.host() {
@@ -232,6 +239,7 @@ impl Client {
 }
 
 /// What one send is about.
+#[derive(Clone, Copy)]
 pub struct Outgoing<'a> {
     /// The environment of the endpoint's application.
     pub env: Environment,
@@ -330,7 +338,25 @@ impl Sender {
 
     /// Sends the payload to the endpoint, signed at `now` with every key that is still valid
     /// (the current one and rotated ones within their grace period).
+    ///
+    /// A direct send that finds its pooled keep-alive connection closed by the receiver before
+    /// any answer (the receiver closed it as the send began, a race every keep-alive client
+    /// meets) is sent once more on a new connection. The receiver cannot have answered it, and
+    /// a delivery is at-least-once either way; a receiver that closes new connections too gets
+    /// the second failure recorded.
     pub async fn send(&self, out: Outgoing<'_>, now: DateTime<Utc>) -> SendResult {
+        match self.send_once(out, now, Connection::Pooled).await {
+            Ok(sent) => sent,
+            Err(_closed) => self
+                .send_once(out, now, Connection::New)
+                .await
+                .unwrap_or_else(|sent| sent),
+        }
+    }
+
+    /// One send on a pooled or a new connection: `Err` when a pooled connection turned out to
+    /// be closed before the receiver answered.
+    async fn send_once(&self, out: Outgoing<'_>, now: DateTime<Utc>, on: Connection) -> Result<SendResult, SendResult> {
         let endpoint = out.endpoint;
         let client = match out.env {
             Environment::Live => &self.live,
@@ -342,34 +368,42 @@ impl Sender {
         if !relayed {
             let parsed = match reqwest::Url::parse(&endpoint.url) {
                 Ok(parsed) => parsed,
-                Err(e) => return SendResult::not_sent(&format!("invalid URL: {e}")),
+                Err(e) => return Ok(SendResult::not_sent(&format!("invalid URL: {e}"))),
             };
             if let Err(why) = client.check_literal_host(&parsed) {
-                return SendResult::not_sent(&why);
+                return Ok(SendResult::not_sent(&why));
             }
             if let Err(why) = client.check_target(&parsed).await {
-                return SendResult::not_sent(&why);
+                return Ok(SendResult::not_sent(&why));
             }
             target = Some(parsed);
         }
         let mut headers = match signed_headers(endpoint, out.msg_id, out.payload, out.attempt, now) {
             Ok(h) => h,
-            Err(reason) => return SendResult::not_sent(&reason),
+            Err(reason) => return Ok(SendResult::not_sent(&reason)),
         };
         if out.env == Environment::Test {
             headers.insert(ENVIRONMENT_HEADER, HeaderValue::from_static("test"));
         }
         let request_headers = redacted(&headers);
         let Some(target) = target else {
-            return self.relay(out, headers, request_headers).await;
+            return Ok(self.relay(out, headers, request_headers).await);
         };
         let started = Instant::now();
         let body = out.payload.clone();
         match &client.transport {
-            Transport::Direct(direct) => {
-                send_direct(direct, client.timeout, target, headers, body, started, request_headers).await
+            Transport::Direct { pooled, new, timeout } => {
+                let client = match on {
+                    Connection::Pooled => pooled,
+                    Connection::New => new,
+                };
+                let sent = send_direct(client, *timeout, target, headers, body, started, request_headers).await;
+                match sent {
+                    Err(closed) if on == Connection::New => Ok(closed),
+                    sent => sent,
+                }
             }
-            Transport::Proxied(http) => send_proxied(http, target, headers, body, started, request_headers).await,
+            Transport::Proxied(http) => Ok(send_proxied(http, target, headers, body, started, request_headers).await),
         }
     }
 
@@ -445,6 +479,15 @@ impl Sender {
     }
 }
 
+/// Which connection a direct send goes on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Connection {
+    /// A kept-alive one when there is one.
+    Pooled,
+    /// A new one, closed after the send.
+    New,
+}
+
 /// Most time spent connecting (within the whole send's timeout).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an unused pooled connection stays open.
@@ -452,8 +495,9 @@ const POOL_IDLE: Duration = Duration::from_secs(90);
 /// The text of a send that ran out of time.
 const TIMED_OUT: &str = "operation timed out";
 
-/// Sends straight to the target over the pooled hyper client, within `timeout` from `started`
-/// (connecting, sending and reading the capped answer).
+/// Sends straight to the target over a hyper client, within `timeout` from `started`
+/// (connecting, sending and reading the capped answer). `Err` when the connection was closed
+/// or reset before any answer came.
 async fn send_direct(
     direct: &Direct,
     timeout: Duration,
@@ -462,7 +506,7 @@ async fn send_direct(
     body: Bytes,
     started: Instant,
     request_headers: BTreeMap<String, String>,
-) -> SendResult {
+) -> Result<SendResult, SendResult> {
     let deadline = tokio::time::Instant::from_std(started + timeout);
     // Credentials in the URL go as basic authentication, unless a custom header carries some.
     if let Some(credentials) = take_credentials(&mut target) {
@@ -470,7 +514,7 @@ async fn send_direct(
     }
     let uri = match target.as_str().parse::<http::Uri>() {
         Ok(uri) => uri,
-        Err(e) => return SendResult::not_sent(&format!("invalid URL: {e}")),
+        Err(e) => return Ok(SendResult::not_sent(&format!("invalid URL: {e}"))),
     };
     headers
         .entry(USER_AGENT_HEADER)
@@ -482,13 +526,40 @@ async fn send_direct(
     *request.headers_mut() = headers;
     let response = match tokio::time::timeout_at(deadline, direct.request(request)).await {
         Ok(Ok(response)) => response,
-        Ok(Err(e)) => return failure(&e, is_timeout(&e), started, request_headers),
-        Err(_) => return failure(&TimedOut, true, started, request_headers),
+        Ok(Err(e)) if closed_before_answer(&e) => return Err(failure(&e, false, started, request_headers)),
+        Ok(Err(e)) => return Ok(failure(&e, is_timeout(&e), started, request_headers)),
+        Err(_) => return Ok(failure(&TimedOut, true, started, request_headers)),
     };
     let (parts, body) = response.into_parts();
     let head = Head::of(parts.status, &parts.headers);
     let (bytes, cut_off) = read_capped(&mut DirectBody { body, deadline }).await;
-    head.finish(bytes, cut_off, started, request_headers)
+    Ok(head.finish(bytes, cut_off, started, request_headers))
+}
+
+/// Whether a send failed because its connection was closed or reset before any answer: on a
+/// kept-alive connection, the receiver closing it as the request went out.
+fn closed_before_answer(e: &hyper_util::client::legacy::Error) -> bool {
+    if e.is_connect() {
+        return false;
+    }
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(e) = next {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+            || e.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::ConnectionAborted
+                )
+            })
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// Sends through the egress proxy (reqwest, which speaks HTTP and SOCKS5 proxies).

@@ -390,3 +390,76 @@ async fn https_endpoints_are_spoken_to_over_tls_and_an_unknown_certificate_is_a_
     assert_eq!(attempts["data"][0]["responseStatusCode"], 0);
     assert_eq!(attempts["data"][0]["status"], 2, "a failed attempt");
 }
+
+/// A receiver that answers the first request on each connection (keeping it alive), then
+/// closes the connection on reading the next one without answering it: a keep-alive close
+/// racing the send, made certain. It reports each request's `webhook-id`.
+async fn closes_kept_connections() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                for answered in [true, false] {
+                    let mut got = Vec::new();
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    // Lowercased, header names and values alike.
+                    let head = String::from_utf8_lossy(&got).to_lowercase();
+                    let id = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("webhook-id: "))
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string();
+                    let _ = tx.send(id);
+                    if !answered {
+                        return; // closed without an answer
+                    }
+                    // The body is small enough to have come with the head.
+                    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn a_send_whose_kept_connection_the_receiver_closed_goes_again_on_a_new_one() {
+    let (server, mut seen) = closes_kept_connections().await;
+    let app = TestApp::spawn().await;
+    app.create_app("ws_stale").await;
+    app.post(
+        "/api/v1/app/ws_stale/endpoint",
+        json!({"url": format!("http://{server}/hooks")}),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let msg = app
+            .send_message("ws_stale", json!({"eventType": "a.b", "payload": {}}))
+            .await;
+        let id = msg["id"].as_str().unwrap().to_string();
+        app.wait_delivery_status("ws_stale", &id, "success").await;
+        ids.push(id);
+    }
+    let mut received = Vec::new();
+    while let Ok(Some(id)) = tokio::time::timeout(Duration::from_millis(200), seen.recv()).await {
+        received.push(id);
+    }
+    // The second message went out on the kept connection, was cut off unanswered, and went
+    // again on a new one, where it was answered.
+    let lower: Vec<String> = ids.iter().map(|id| id.to_lowercase()).collect();
+    assert_eq!(received, [lower[0].clone(), lower[1].clone(), lower[1].clone()]);
+    let (_, attempts) = app.get(&format!("/api/v1/app/ws_stale/attempt/msg/{}", ids[1])).await;
+    assert_eq!(attempts["data"].as_array().unwrap().len(), 1, "one attempt recorded");
+    assert_eq!(attempts["data"][0]["responseStatusCode"], 200);
+}
