@@ -1,9 +1,11 @@
 //! The group-commit writer thread.
 //!
-//! Jobs queue on a channel. The thread takes the first waiting job, opens a transaction, runs
-//! it and every job queued behind it (up to [`MAX_BATCH`]), commits once, and only then answers
-//! every caller. While one commit is being flushed to disk the next batch gathers, so throughput
-//! grows with load instead of being bounded by fsyncs.
+//! Jobs queue on a channel. The thread opens a transaction, runs the jobs waiting (up to
+//! [`MAX_BATCH`]), commits once, and only then answers every caller. While one commit is being
+//! flushed to disk the next batch gathers, so throughput grows with load instead of being
+//! bounded by fsyncs. API requests' writes go ahead of the delivery engine's bookkeeping, which
+//! gets a bounded share of any transaction that holds one (see [`run_loop`]), so a publish waits
+//! for one short transaction however much fan-out work is queued.
 //!
 //! One job's failure must not undo its neighbours' work, nor leave half of itself behind. A job
 //! runs either in a savepoint of its own ([`Writer::run_queued`]), which a failure rolls back,
@@ -14,7 +16,9 @@
 //! second statement), the whole batch is rolled back and every caller in it answered
 //! `Unavailable`, so nothing half-written is ever committed.
 
+use std::collections::VecDeque;
 use std::sync::mpsc;
+use std::time::Instant;
 
 use hookd_store::gate::QueuedWrite;
 use hookd_store::{StoreError, StoreResult};
@@ -40,7 +44,15 @@ type Finish = Box<dyn FnOnce(Option<&CommitFailed>) + Send>;
 /// be opened (it then fails without running). It returns how to answer its caller once the
 /// batch is committed, and whether it left a partial write behind (the batch must then be
 /// rolled back).
-type Job = Box<dyn FnOnce(Option<&Connection>) -> (Finish, bool) + Send>;
+type Run = Box<dyn FnOnce(Option<&Connection>) -> (Finish, bool) + Send>;
+
+/// A queued write and whom it serves.
+struct Job {
+    run: Run,
+    /// An API request's write, which its caller is waiting on: taken ahead of the delivery
+    /// engine's and background tasks' writes (see [`run_loop`]).
+    request: bool,
+}
 
 /// How a job is kept apart from the others in its transaction.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -103,7 +115,8 @@ impl Writer {
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<StoreResult<R>>();
-        let job: Job = Box::new(move |conn| {
+        let request = hookd_store::gate::in_request();
+        let run: Run = Box::new(move |conn| {
             let nothing: Finish = Box::new(|_: Option<&CommitFailed>| {});
             // The caller is gone (its request timed out and was answered 503): do not commit
             // on its behalf what it already reported as not done.
@@ -141,7 +154,7 @@ impl Writer {
             });
             (finish, partial)
         });
-        self.jobs.try_send(job).map_err(|e| match e {
+        self.jobs.try_send(Job { run, request }).map_err(|e| match e {
             mpsc::TrySendError::Full(_) => StoreError::Unavailable("the SQLite writer's queue is full".into()),
             mpsc::TrySendError::Disconnected(_) => StoreError::Unavailable("the SQLite writer has stopped".into()),
         })?;
@@ -162,26 +175,93 @@ fn in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult
     result
 }
 
+/// How long a transaction that holds a request's write may go on taking the engine's writes
+/// (after at least one): past it, the rest wait for the next transaction, so a request's write
+/// waits for one bounded transaction and not for all the bookkeeping queued before it.
+const ENGINE_SHARE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Jobs taken off the channel, requests' apart from the rest.
+#[derive(Default)]
+struct Waiting {
+    requests: VecDeque<Run>,
+    engine: VecDeque<Run>,
+}
+
+impl Waiting {
+    /// Moves what is ready on the channel here, holding at most [`QUEUE_CAPACITY`] engine jobs
+    /// (beyond that the rest stay on the channel, in order).
+    fn take_ready(&mut self, rx: &mpsc::Receiver<Job>) {
+        while self.engine.len() < QUEUE_CAPACITY {
+            match rx.try_recv() {
+                Ok(job) => self.push(job),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn push(&mut self, job: Job) {
+        if job.request {
+            self.requests.push_back(job.run);
+        } else {
+            self.engine.push_back(job.run);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.requests.is_empty() && self.engine.is_empty()
+    }
+
+    /// The next job for a transaction that began at `began`, has taken `engine_taken` engine
+    /// jobs and holds a request's write if `for_request`.
+    fn next(&mut self, began: Instant, engine_taken: usize, for_request: bool) -> Option<(Run, bool)> {
+        if let Some(run) = self.requests.pop_front() {
+            return Some((run, true));
+        }
+        if for_request && engine_taken > 0 && began.elapsed() >= ENGINE_SHARE {
+            return None;
+        }
+        self.engine.pop_front().map(|run| (run, false))
+    }
+}
+
+/// The writer thread. Each transaction takes every request's write that is ready, then the
+/// engine's (attempt records, claims, background tasks) in the order queued. Once it holds a
+/// request's write it takes further engine writes only for [`ENGINE_SHARE`] (at least one, so
+/// they always advance); the rest go in the next transaction. Writes of independent callers
+/// commit in some order either way, and each caller awaits its own commit, so taking them out
+/// of arrival order changes no outcome a caller could rely on.
 fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>, checkpoints: Option<&Checkpointer>) {
     let watch = checkpoints.map(|c| c.watch(&conn));
-    while let Ok(first) = rx.recv() {
+    let mut waiting = Waiting::default();
+    loop {
+        if waiting.is_empty() {
+            match rx.recv() {
+                Ok(job) => waiting.push(job),
+                Err(_) => return,
+            }
+        }
+        waiting.take_ready(&rx);
+        let began = Instant::now();
         let mut finishers = Vec::with_capacity(16);
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "SQLite BEGIN failed");
-            first(None).0(None);
+            if let Some((run, _)) = waiting.next(began, 0, false) {
+                run(None).0(None);
+            }
             continue;
         }
-        let (finish, mut partial) = first(Some(&conn));
-        finishers.push(finish);
+        let (mut partial, mut engine_taken, mut for_request) = (false, 0, false);
         while finishers.len() < MAX_BATCH && !partial {
-            match rx.try_recv() {
-                Ok(job) => {
-                    let (finish, left_partial) = job(Some(&conn));
-                    finishers.push(finish);
-                    partial = left_partial;
-                }
-                Err(_) => break,
-            }
+            let Some((run, request)) = waiting.next(began, engine_taken, for_request) else {
+                break;
+            };
+            for_request |= request;
+            engine_taken += usize::from(!request);
+            let (finish, left_partial) = run(Some(&conn));
+            finishers.push(finish);
+            partial = left_partial;
+            // A request that arrived while this one ran joins this commit.
+            waiting.take_ready(&rx);
         }
         let error = if partial {
             tracing::error!("a write failed part-way; its whole batch is rolled back");
@@ -305,6 +385,83 @@ mod tests {
         })
         .await
         .unwrap()
+    }
+
+    /// A request's write queued behind the engine's is taken first and commits first, and the
+    /// transaction that holds it still takes one engine write, so the engine always advances.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_requests_write_goes_ahead_of_queued_engine_writes_which_still_advance() {
+        use hookd_store::gate::WriteGate;
+        use std::sync::{Arc, Mutex};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("writer.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (n INTEGER)")
+            .unwrap();
+        // Sees only what is committed.
+        let reader = Arc::new(Mutex::new(Connection::open(&path).unwrap()));
+        let w = Arc::new(Writer::with_capacity(conn, 16));
+        let request_row = |c: &Connection| -> StoreResult<i64> {
+            c.query_row("SELECT COUNT(*) FROM t WHERE n = 1", [], |r| r.get(0))
+                .map_err(crate::map_err)
+        };
+
+        // A request's job keeps the writer busy well past the engine's share.
+        let (started, inside) = std::sync::mpsc::channel();
+        let busy = tokio::spawn({
+            let w = w.clone();
+            WriteGate::new().scope(async move {
+                w.run(move |_| {
+                    let _ = started.send(());
+                    std::thread::sleep(Duration::from_millis(20));
+                    Ok(())
+                })
+                .await
+            })
+        });
+        tokio::task::spawn_blocking(move || inside.recv().unwrap())
+            .await
+            .unwrap();
+
+        // Two engine writes queue first; each reports whether it saw the request's row through
+        // the writer's own connection (it ran after that write) and through the reader (it ran
+        // after that write's commit).
+        let mut engine: Vec<_> = (0..2)
+            .map(|_| {
+                let reader = reader.clone();
+                Box::pin(w.run(move |c| {
+                    let own = request_row(c)?;
+                    let committed = request_row(&reader.lock().unwrap())?;
+                    Ok((own, committed))
+                }))
+            })
+            .collect();
+        for e in &mut engine {
+            assert!(futures_poll_once(e).await, "queued behind the busy job");
+        }
+        let mut request = Box::pin(WriteGate::new().scope(w.run(|c| {
+            c.execute("INSERT INTO t VALUES (1)", [])
+                .map(drop)
+                .map_err(crate::map_err)
+        })));
+        assert!(
+            futures_poll_once(&mut request).await,
+            "queued behind the engine's writes"
+        );
+
+        busy.await.unwrap().unwrap();
+        request.await.unwrap();
+        let (first, second) = (engine.remove(0).await.unwrap(), engine.remove(0).await.unwrap());
+        assert_eq!(
+            first,
+            (1, 0),
+            "the first engine write ran after the request's, in its transaction"
+        );
+        assert_eq!(
+            second,
+            (1, 1),
+            "the second waited for the next transaction, after the request's commit"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -127,6 +127,11 @@ pub fn queue_write() -> StoreResult<QueuedWrite> {
     }
 }
 
+/// Whether the current task is serving an API request (runs inside a [`WriteGate`] scope).
+pub fn in_request() -> bool {
+    GATE.try_with(|_| ()).is_ok()
+}
+
 /// Called by a backend before it changes data: fails when the current request's gate was
 /// closed by its deadline, and otherwise marks that the request has begun writing.
 pub fn begin_write() -> StoreResult<()> {
