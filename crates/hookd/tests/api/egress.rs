@@ -9,6 +9,43 @@ use tokio::sync::mpsc;
 
 use crate::helpers::TestApp;
 
+/// Creates application `uid` with one endpoint at `url` (asserting 201 for both).
+async fn app_with_endpoint(app: &TestApp, uid: &str, url: &str) {
+    app.create_app(uid).await;
+    let (status, body) = app
+        .post(&format!("/api/v1/app/{uid}/endpoint"), json!({"url": url}))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+}
+
+/// Publishes one message to application `uid`; returns its id.
+async fn publish(app: &TestApp, uid: &str) -> String {
+    let msg = app.send_message(uid, json!({"eventType": "a.b", "payload": {}})).await;
+    msg["id"].as_str().unwrap().to_string()
+}
+
+/// The next value a test server reported, within 10 s.
+async fn next_seen<T>(seen: &mut mpsc::UnboundedReceiver<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), seen.recv())
+        .await
+        .expect("the server reported within 10 s")
+        .expect("the server is still running")
+}
+
+/// Reads one request's head (through its blank line) from `conn`; `None` when the connection
+/// ends first.
+async fn read_head(conn: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(String::from_utf8_lossy(&got).into_owned())
+}
+
 /// A one-line HTTP server on 127.0.0.1 that reports each request's peer address and request
 /// line, and answers 200.
 async fn raw_server() -> (
@@ -25,15 +62,9 @@ async fn raw_server() -> (
             };
             let tx = tx.clone();
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&got).to_string();
+                let Some(head) = read_head(&mut conn).await else {
+                    return;
+                };
                 let _ = tx.send((peer, head.lines().next().unwrap_or_default().to_string()));
                 let _ = conn
                     .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
@@ -48,25 +79,15 @@ async fn raw_server() -> (
 async fn deliveries_go_through_the_configured_proxy() {
     let (proxy, mut seen) = raw_server().await;
     let app = TestApp::spawn_with(move |c| c.delivery.proxy = format!("http://{proxy}")).await;
-    app.create_app("ws_px").await;
     // Nothing listens on port 9: only the proxy can have answered.
-    let (status, _) = app
-        .post("/api/v1/app/ws_px/endpoint", json!({"url": "http://127.0.0.1:9/hooks"}))
-        .await;
-    assert_eq!(status, reqwest::StatusCode::CREATED);
-    let msg = app
-        .send_message("ws_px", json!({"eventType": "a.b", "payload": {}}))
-        .await;
-    let (_, line) = tokio::time::timeout(Duration::from_secs(10), seen.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    app_with_endpoint(&app, "ws_px", "http://127.0.0.1:9/hooks").await;
+    let msg = publish(&app, "ws_px").await;
+    let (_, line) = next_seen(&mut seen).await;
     assert_eq!(
         line, "POST http://127.0.0.1:9/hooks HTTP/1.1",
         "the proxy got the request for the target"
     );
-    app.wait_delivery_status("ws_px", msg["id"].as_str().unwrap(), "success")
-        .await;
+    app.wait_delivery_status("ws_px", &msg, "success").await;
 }
 
 #[tokio::test]
@@ -77,22 +98,10 @@ async fn the_address_policy_still_applies_through_a_proxy() {
         c.delivery.allowed_subnets = vec!["127.0.0.2/32".into()];
     })
     .await;
-    app.create_app("ws_pol").await;
-    app.post(
-        "/api/v1/app/ws_pol/endpoint",
-        json!({"url": "http://localhost:9/hooks"}),
-    )
-    .await;
-    let msg = app
-        .send_message("ws_pol", json!({"eventType": "a.b", "payload": {}}))
-        .await;
+    app_with_endpoint(&app, "ws_pol", "http://localhost:9/hooks").await;
+    let msg = publish(&app, "ws_pol").await;
     app.wait_recorded(1).await;
-    let (_, attempts) = app
-        .get(&format!(
-            "/api/v1/app/ws_pol/attempt/msg/{}",
-            msg["id"].as_str().unwrap()
-        ))
-        .await;
+    let (_, attempts) = app.get(&format!("/api/v1/app/ws_pol/attempt/msg/{msg}")).await;
     let response = attempts["data"][0]["response"].as_str().unwrap();
     assert!(response.contains("refused"), "{response}");
     assert!(seen.try_recv().is_err(), "nothing reached the proxy");
@@ -102,18 +111,9 @@ async fn the_address_policy_still_applies_through_a_proxy() {
 async fn deliveries_leave_from_the_configured_source_address() {
     let (server, mut seen) = raw_server().await;
     let app = TestApp::spawn_with(|c| c.delivery.source_address = "127.0.0.2".into()).await;
-    app.create_app("ws_src").await;
-    app.post(
-        "/api/v1/app/ws_src/endpoint",
-        json!({"url": format!("http://{server}/hooks")}),
-    )
-    .await;
-    app.send_message("ws_src", json!({"eventType": "a.b", "payload": {}}))
-        .await;
-    let (peer, line) = tokio::time::timeout(Duration::from_secs(10), seen.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    app_with_endpoint(&app, "ws_src", &format!("http://{server}/hooks")).await;
+    publish(&app, "ws_src").await;
+    let (peer, line) = next_seen(&mut seen).await;
     assert_eq!(line, "POST /hooks HTTP/1.1");
     assert_eq!(peer.ip().to_string(), "127.0.0.2");
 }
@@ -133,18 +133,9 @@ fn bad_egress_settings_are_refused_at_start() {
 async fn https_targets_are_tunnelled_with_connect() {
     let (proxy, mut seen) = raw_server().await;
     let app = TestApp::spawn_with(move |c| c.delivery.proxy = format!("http://{proxy}")).await;
-    app.create_app("ws_tun").await;
-    app.post(
-        "/api/v1/app/ws_tun/endpoint",
-        json!({"url": "https://127.0.0.1:9/hooks"}),
-    )
-    .await;
-    app.send_message("ws_tun", json!({"eventType": "a.b", "payload": {}}))
-        .await;
-    let (_, line) = tokio::time::timeout(Duration::from_secs(10), seen.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    app_with_endpoint(&app, "ws_tun", "https://127.0.0.1:9/hooks").await;
+    publish(&app, "ws_tun").await;
+    let (_, line) = next_seen(&mut seen).await;
     assert_eq!(
         line, "CONNECT 127.0.0.1:9 HTTP/1.1",
         "the target is reached through a CONNECT tunnel"
@@ -202,22 +193,10 @@ async fn socks5_server() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<Strin
 async fn deliveries_go_through_a_socks5_proxy() {
     let (proxy, mut targets) = socks5_server().await;
     let app = TestApp::spawn_with(move |c| c.delivery.proxy = format!("socks5://{proxy}")).await;
-    app.create_app("ws_socks").await;
-    app.post(
-        "/api/v1/app/ws_socks/endpoint",
-        json!({"url": "http://127.0.0.1:9/hooks"}),
-    )
-    .await;
-    let msg = app
-        .send_message("ws_socks", json!({"eventType": "a.b", "payload": {}}))
-        .await;
-    let target = tokio::time::timeout(Duration::from_secs(10), targets.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(target, "127.0.0.1:9");
-    app.wait_delivery_status("ws_socks", msg["id"].as_str().unwrap(), "success")
-        .await;
+    app_with_endpoint(&app, "ws_socks", "http://127.0.0.1:9/hooks").await;
+    let msg = publish(&app, "ws_socks").await;
+    assert_eq!(next_seen(&mut targets).await, "127.0.0.1:9");
+    app.wait_delivery_status("ws_socks", &msg, "success").await;
 }
 
 /// A receiver on 127.0.0.1 that answers 200 after `hold`, and counts the connections it was
@@ -366,26 +345,15 @@ async fn https_endpoints_are_spoken_to_over_tls_and_an_unknown_certificate_is_a_
         }
     });
     let app = TestApp::spawn().await;
-    app.create_app("ws_tls").await;
-    app.post(
-        "/api/v1/app/ws_tls/endpoint",
-        json!({"url": format!("https://localhost:{port}/hooks")}),
-    )
-    .await;
-    let msg = app
-        .send_message("ws_tls", json!({"eventType": "a.b", "payload": {}}))
-        .await;
-    let hello = tokio::time::timeout(Duration::from_secs(10), first_bytes.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    app_with_endpoint(&app, "ws_tls", &format!("https://localhost:{port}/hooks")).await;
+    let id = publish(&app, "ws_tls").await;
+    let hello = next_seen(&mut first_bytes).await;
     assert_eq!(hello.first(), Some(&0x16), "a TLS handshake, not plain HTTP: {hello:?}");
     assert!(
         hello.windows(b"localhost".len()).any(|w| w == b"localhost"),
         "the server name is sent"
     );
     app.wait_recorded(1).await;
-    let id = msg["id"].as_str().unwrap();
     let (_, attempts) = app.get(&format!("/api/v1/app/ws_tls/attempt/msg/{id}")).await;
     assert_eq!(attempts["data"][0]["responseStatusCode"], 0);
     assert_eq!(attempts["data"][0]["status"], 2, "a failed attempt");
@@ -403,16 +371,11 @@ async fn closes_kept_connections() -> (std::net::SocketAddr, mpsc::UnboundedRece
             let tx = tx.clone();
             tokio::spawn(async move {
                 for answered in [true, false] {
-                    let mut got = Vec::new();
-                    let mut buf = vec![0u8; 16 * 1024];
-                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match conn.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => got.extend_from_slice(&buf[..n]),
-                        }
-                    }
+                    let Some(head) = read_head(&mut conn).await else {
+                        return;
+                    };
                     // Lowercased, header names and values alike.
-                    let head = String::from_utf8_lossy(&got).to_lowercase();
+                    let head = head.to_lowercase();
                     let id = head
                         .lines()
                         .find_map(|l| l.strip_prefix("webhook-id: "))
@@ -436,18 +399,10 @@ async fn closes_kept_connections() -> (std::net::SocketAddr, mpsc::UnboundedRece
 async fn a_send_whose_kept_connection_the_receiver_closed_goes_again_on_a_new_one() {
     let (server, mut seen) = closes_kept_connections().await;
     let app = TestApp::spawn().await;
-    app.create_app("ws_stale").await;
-    app.post(
-        "/api/v1/app/ws_stale/endpoint",
-        json!({"url": format!("http://{server}/hooks")}),
-    )
-    .await;
+    app_with_endpoint(&app, "ws_stale", &format!("http://{server}/hooks")).await;
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let msg = app
-            .send_message("ws_stale", json!({"eventType": "a.b", "payload": {}}))
-            .await;
-        let id = msg["id"].as_str().unwrap().to_string();
+        let id = publish(&app, "ws_stale").await;
         app.wait_delivery_status("ws_stale", &id, "success").await;
         ids.push(id);
     }
