@@ -211,11 +211,16 @@ impl Waiting {
         self.requests.is_empty() && self.engine.is_empty()
     }
 
-    /// The next job for a transaction that began at `began`, has taken `engine_taken` engine
-    /// jobs and holds a request's write if `for_request`.
-    fn next(&mut self, began: Instant, engine_taken: usize, for_request: bool) -> Option<(Run, bool)> {
-        if let Some(run) = self.requests.pop_front() {
-            return Some((run, true));
+    /// The next job for a transaction that began at `began`, has room for `room` more jobs,
+    /// has taken `engine_taken` engine jobs and holds a request's write if `for_request`. The
+    /// last place of a transaction that has taken no engine job yet goes to one, so a flood of
+    /// requests cannot hold the engine back either.
+    fn next(&mut self, began: Instant, room: usize, engine_taken: usize, for_request: bool) -> Option<(Run, bool)> {
+        let engine_owed = engine_taken == 0 && room == 1 && !self.engine.is_empty();
+        if !engine_owed {
+            if let Some(run) = self.requests.pop_front() {
+                return Some((run, true));
+            }
         }
         if for_request && engine_taken > 0 && began.elapsed() >= ENGINE_SHARE {
             return None;
@@ -245,14 +250,15 @@ fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>, checkpoints: Option<&Chec
         let mut finishers = Vec::with_capacity(16);
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "SQLite BEGIN failed");
-            if let Some((run, _)) = waiting.next(began, 0, false) {
+            if let Some((run, _)) = waiting.next(began, MAX_BATCH, 0, false) {
                 run(None).0(None);
             }
             continue;
         }
         let (mut partial, mut engine_taken, mut for_request) = (false, 0, false);
         while finishers.len() < MAX_BATCH && !partial {
-            let Some((run, request)) = waiting.next(began, engine_taken, for_request) else {
+            let room = MAX_BATCH - finishers.len();
+            let Some((run, request)) = waiting.next(began, room, engine_taken, for_request) else {
                 break;
             };
             for_request |= request;
@@ -387,30 +393,33 @@ mod tests {
         .unwrap()
     }
 
-    /// A request's write queued behind the engine's is taken first and commits first, and the
-    /// transaction that holds it still takes one engine write, so the engine always advances.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_requests_write_goes_ahead_of_queued_engine_writes_which_still_advance() {
-        use hookd_store::gate::WriteGate;
-        use std::sync::{Arc, Mutex};
+    /// A writer on a database file in WAL mode with table `t`, and a second connection that
+    /// sees only what is committed.
+    fn writer_with_reader() -> (
+        tempfile::TempDir,
+        std::sync::Arc<Writer>,
+        std::sync::Arc<std::sync::Mutex<Connection>>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("writer.db");
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (n INTEGER)")
             .unwrap();
-        // Sees only what is committed.
-        let reader = Arc::new(Mutex::new(Connection::open(&path).unwrap()));
-        let w = Arc::new(Writer::with_capacity(conn, 16));
-        let request_row = |c: &Connection| -> StoreResult<i64> {
-            c.query_row("SELECT COUNT(*) FROM t WHERE n = 1", [], |r| r.get(0))
-                .map_err(crate::map_err)
-        };
+        let reader = std::sync::Arc::new(std::sync::Mutex::new(Connection::open(&path).unwrap()));
+        (
+            dir,
+            std::sync::Arc::new(Writer::with_capacity(conn, QUEUE_CAPACITY)),
+            reader,
+        )
+    }
 
-        // A request's job keeps the writer busy well past the engine's share.
+    /// Starts a request's job that keeps the writer busy for 20 ms (well past the engine's
+    /// share) and returns once the thread is inside it.
+    async fn occupy_for_a_request(w: &std::sync::Arc<Writer>) -> tokio::task::JoinHandle<StoreResult<()>> {
         let (started, inside) = std::sync::mpsc::channel();
         let busy = tokio::spawn({
             let w = w.clone();
-            WriteGate::new().scope(async move {
+            hookd_store::gate::WriteGate::new().scope(async move {
                 w.run(move |_| {
                     let _ = started.send(());
                     std::thread::sleep(Duration::from_millis(20));
@@ -422,46 +431,94 @@ mod tests {
         tokio::task::spawn_blocking(move || inside.recv().unwrap())
             .await
             .unwrap();
+        busy
+    }
 
-        // Two engine writes queue first; each reports whether it saw the request's row through
-        // the writer's own connection (it ran after that write) and through the reader (it ran
-        // after that write's commit).
-        let mut engine: Vec<_> = (0..2)
-            .map(|_| {
-                let reader = reader.clone();
-                Box::pin(w.run(move |c| {
-                    let own = request_row(c)?;
-                    let committed = request_row(&reader.lock().unwrap())?;
-                    Ok((own, committed))
-                }))
-            })
-            .collect();
-        for e in &mut engine {
-            assert!(futures_poll_once(e).await, "queued behind the busy job");
-        }
-        let mut request = Box::pin(WriteGate::new().scope(w.run(|c| {
-            c.execute("INSERT INTO t VALUES (1)", [])
+    /// A request's write of `n` into `t`, queued (polled once) behind whatever is queued.
+    async fn queue_request_insert(
+        w: &Writer,
+        n: i64,
+    ) -> std::pin::Pin<Box<impl std::future::Future<Output = StoreResult<()>> + '_>> {
+        let mut request = Box::pin(hookd_store::gate::WriteGate::new().scope(w.run(move |c| {
+            c.execute("INSERT INTO t VALUES (?1)", [n])
                 .map(drop)
                 .map_err(crate::map_err)
         })));
-        assert!(
-            futures_poll_once(&mut request).await,
-            "queued behind the engine's writes"
-        );
+        assert!(futures_poll_once(&mut request).await, "queued behind the busy job");
+        request
+    }
+
+    /// An engine write, queued (polled once), that reports how many rows of `t` it saw through
+    /// the writer's own connection (written before it, committed or not) and through `reader`
+    /// (committed before it).
+    async fn queue_engine_count<'w>(
+        w: &'w Writer,
+        reader: &std::sync::Arc<std::sync::Mutex<Connection>>,
+    ) -> std::pin::Pin<Box<impl std::future::Future<Output = StoreResult<(i64, i64)>> + 'w>> {
+        let reader = reader.clone();
+        let mut engine = Box::pin(w.run(move |c| {
+            let rows = |c: &Connection| -> StoreResult<i64> {
+                c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                    .map_err(crate::map_err)
+            };
+            let own = rows(c)?;
+            let committed = rows(&reader.lock().unwrap())?;
+            Ok((own, committed))
+        }));
+        assert!(futures_poll_once(&mut engine).await, "queued behind the busy job");
+        engine
+    }
+
+    /// A request's write queued behind the engine's is taken first and commits first, and the
+    /// transaction that holds it still takes one engine write, so the engine always advances.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_requests_write_goes_ahead_of_queued_engine_writes_which_still_advance() {
+        let (_dir, w, reader) = writer_with_reader();
+        let busy = occupy_for_a_request(&w).await;
+        let first = queue_engine_count(&w, &reader).await;
+        let second = queue_engine_count(&w, &reader).await;
+        let request = queue_request_insert(&w, 1).await;
 
         busy.await.unwrap().unwrap();
         request.await.unwrap();
-        let (first, second) = (engine.remove(0).await.unwrap(), engine.remove(0).await.unwrap());
         assert_eq!(
-            first,
+            first.await.unwrap(),
             (1, 0),
             "the first engine write ran after the request's, in its transaction"
         );
         assert_eq!(
-            second,
+            second.await.unwrap(),
             (1, 1),
             "the second waited for the next transaction, after the request's commit"
         );
+    }
+
+    /// Requests enough to fill a whole transaction still leave its last place to a waiting
+    /// engine write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_of_requests_leaves_each_transaction_one_engine_write() {
+        let (_dir, w, reader) = writer_with_reader();
+        let busy = occupy_for_a_request(&w).await;
+        let engine = queue_engine_count(&w, &reader).await;
+        let mut requests = Vec::with_capacity(MAX_BATCH);
+        for n in 0..MAX_BATCH as i64 {
+            requests.push(queue_request_insert(&w, n).await);
+        }
+
+        busy.await.unwrap().unwrap();
+        for r in requests {
+            r.await.unwrap();
+        }
+        // The busy job and MAX_BATCH - 2 requests, then the engine write, filled the first
+        // transaction; the last requests went in the next.
+        let in_first = MAX_BATCH as i64 - 2;
+        assert_eq!(engine.await.unwrap(), (in_first, 0));
+        let committed: i64 = reader
+            .lock()
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(committed, MAX_BATCH as i64, "every request committed");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
