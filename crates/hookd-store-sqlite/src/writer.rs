@@ -17,7 +17,8 @@
 //! `Unavailable`, so nothing half-written is ever committed.
 
 use std::collections::VecDeque;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use hookd_store::gate::QueuedWrite;
@@ -69,6 +70,10 @@ pub enum Isolation {
 /// Handle to the writer thread; dropping every handle stops the thread.
 pub struct Writer {
     jobs: mpsc::SyncSender<Job>,
+    /// Jobs queued and not yet started, on the channel or taken off it by the thread.
+    waiting: Arc<AtomicUsize>,
+    /// Most jobs that may wait.
+    capacity: usize,
 }
 
 impl Writer {
@@ -90,11 +95,17 @@ impl Writer {
 
     fn spawn(conn: Connection, capacity: usize, checkpoints: Option<Checkpointer>) -> Writer {
         let (jobs, rx) = mpsc::sync_channel::<Job>(capacity);
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let queue = Waiting::new(waiting.clone());
         std::thread::Builder::new()
             .name("hookd-sqlite-writer".into())
-            .spawn(move || run_loop(conn, rx, checkpoints.as_ref()))
+            .spawn(move || run_loop(conn, rx, queue, checkpoints.as_ref()))
             .expect("spawn SQLite writer thread");
-        Writer { jobs }
+        Writer {
+            jobs,
+            waiting,
+            capacity,
+        }
     }
 
     /// Runs `f` in the next transaction and returns its result once that transaction commits.
@@ -154,9 +165,19 @@ impl Writer {
             });
             (finish, partial)
         });
-        self.jobs.try_send(Job { run, request }).map_err(|e| match e {
-            mpsc::TrySendError::Full(_) => StoreError::Unavailable("the SQLite writer's queue is full".into()),
-            mpsc::TrySendError::Disconnected(_) => StoreError::Unavailable("the SQLite writer has stopped".into()),
+        let full = || StoreError::Unavailable("the SQLite writer's queue is full".into());
+        // Counted here rather than by the channel's room alone: the thread takes jobs off the
+        // channel to put requests first, and those still wait.
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(full());
+        }
+        self.jobs.try_send(Job { run, request }).map_err(|e| {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            match e {
+                mpsc::TrySendError::Full(_) => full(),
+                mpsc::TrySendError::Disconnected(_) => StoreError::Unavailable("the SQLite writer has stopped".into()),
+            }
         })?;
         rx.await
             .map_err(|_| StoreError::Unavailable("the SQLite writer dropped a request".into()))?
@@ -180,22 +201,27 @@ fn in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult
 /// waits for one bounded transaction and not for all the bookkeeping queued before it.
 const ENGINE_SHARE: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// Jobs taken off the channel, requests' apart from the rest.
-#[derive(Default)]
+/// Jobs taken off the channel, requests' apart from the rest. They still count as waiting
+/// ([`Writer`]'s `waiting`) until they start, so the writer's capacity bounds them too.
 struct Waiting {
     requests: VecDeque<Run>,
     engine: VecDeque<Run>,
+    count: Arc<AtomicUsize>,
 }
 
 impl Waiting {
-    /// Moves what is ready on the channel here, holding at most [`QUEUE_CAPACITY`] engine jobs
-    /// (beyond that the rest stay on the channel, in order).
+    fn new(count: Arc<AtomicUsize>) -> Waiting {
+        Waiting {
+            requests: VecDeque::new(),
+            engine: VecDeque::new(),
+            count,
+        }
+    }
+
+    /// Moves what is ready on the channel here.
     fn take_ready(&mut self, rx: &mpsc::Receiver<Job>) {
-        while self.engine.len() < QUEUE_CAPACITY {
-            match rx.try_recv() {
-                Ok(job) => self.push(job),
-                Err(_) => break,
-            }
+        while let Ok(job) = rx.try_recv() {
+            self.push(job);
         }
     }
 
@@ -217,15 +243,17 @@ impl Waiting {
     /// requests cannot hold the engine back either.
     fn next(&mut self, began: Instant, room: usize, engine_taken: usize, for_request: bool) -> Option<(Run, bool)> {
         let engine_owed = engine_taken == 0 && room == 1 && !self.engine.is_empty();
-        if !engine_owed {
-            if let Some(run) = self.requests.pop_front() {
-                return Some((run, true));
-            }
+        // A request is popped only when it is the one to run: a popped job must run.
+        let request = if engine_owed { None } else { self.requests.pop_front() };
+        let next = match request {
+            Some(run) => Some((run, true)),
+            None if for_request && engine_taken > 0 && began.elapsed() >= ENGINE_SHARE => None,
+            None => self.engine.pop_front().map(|run| (run, false)),
+        };
+        if next.is_some() {
+            self.count.fetch_sub(1, Ordering::AcqRel);
         }
-        if for_request && engine_taken > 0 && began.elapsed() >= ENGINE_SHARE {
-            return None;
-        }
-        self.engine.pop_front().map(|run| (run, false))
+        next
     }
 }
 
@@ -235,9 +263,8 @@ impl Waiting {
 /// they always advance); the rest go in the next transaction. Writes of independent callers
 /// commit in some order either way, and each caller awaits its own commit, so taking them out
 /// of arrival order changes no outcome a caller could rely on.
-fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>, checkpoints: Option<&Checkpointer>) {
+fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>, mut waiting: Waiting, checkpoints: Option<&Checkpointer>) {
     let watch = checkpoints.map(|c| c.watch(&conn));
-    let mut waiting = Waiting::default();
     loop {
         if waiting.is_empty() {
             match rx.recv() {
@@ -653,6 +680,38 @@ mod tests {
         for q in queued {
             q.await.unwrap();
         }
+        assert!(w.run(|_| Ok(())).await.is_ok(), "room again once drained");
+    }
+
+    /// Jobs the thread has taken off the channel to order them still count against the
+    /// capacity until they start.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_taken_off_the_channel_still_count_against_the_capacity() {
+        let w = std::sync::Arc::new(writer(2));
+        let busy = occupy(&w, 100).await;
+        // Behind the busy job: one that holds the thread too, and one more. Once the busy job
+        // ends, the thread takes both off the channel and starts the first.
+        let (started, inside) = std::sync::mpsc::channel();
+        let mut second = Box::pin(w.run(move |_| {
+            let _ = started.send(());
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(())
+        }));
+        assert!(futures_poll_once(&mut second).await);
+        let mut third = Box::pin(hold(&w, 0));
+        assert!(futures_poll_once(&mut third).await);
+        tokio::task::spawn_blocking(move || inside.recv().unwrap())
+            .await
+            .unwrap();
+        // The channel is empty now, but the third job still waits: room for one more only.
+        let mut fourth = Box::pin(hold(&w, 0));
+        assert!(futures_poll_once(&mut fourth).await, "one place was free");
+        let refused = w.run(|_| Ok(())).await;
+        assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
+        busy.await.unwrap();
+        second.await.unwrap();
+        third.await;
+        fourth.await;
         assert!(w.run(|_| Ok(())).await.is_ok(), "room again once drained");
     }
 }
