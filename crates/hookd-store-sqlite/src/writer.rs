@@ -350,9 +350,14 @@ mod tests {
     /// Starts a job that keeps the writer thread busy for `ms`, and returns once the thread is
     /// inside it (so whatever is submitted next waits behind it).
     async fn occupy(w: &std::sync::Arc<Writer>, ms: u64) -> tokio::task::JoinHandle<()> {
+        occupy_as(w, ms, false).await
+    }
+
+    /// [`occupy`] with an engine's job, or a request's when `request`.
+    async fn occupy_as(w: &std::sync::Arc<Writer>, ms: u64, request: bool) -> tokio::task::JoinHandle<()> {
         let (started, inside) = std::sync::mpsc::channel();
         let w = w.clone();
-        let busy = tokio::spawn(async move {
+        let job = async move {
             w.run(move |_| {
                 let _ = started.send(());
                 std::thread::sleep(Duration::from_millis(ms));
@@ -360,7 +365,11 @@ mod tests {
             })
             .await
             .unwrap();
-        });
+        };
+        let busy = match request {
+            true => tokio::spawn(hookd_store::gate::WriteGate::new().scope(job)),
+            false => tokio::spawn(job),
+        };
         tokio::task::spawn_blocking(move || inside.recv().unwrap())
             .await
             .unwrap();
@@ -440,27 +449,6 @@ mod tests {
         )
     }
 
-    /// Starts a request's job that keeps the writer busy for 20 ms (well past the engine's
-    /// share) and returns once the thread is inside it.
-    async fn occupy_for_a_request(w: &std::sync::Arc<Writer>) -> tokio::task::JoinHandle<StoreResult<()>> {
-        let (started, inside) = std::sync::mpsc::channel();
-        let busy = tokio::spawn({
-            let w = w.clone();
-            hookd_store::gate::WriteGate::new().scope(async move {
-                w.run(move |_| {
-                    let _ = started.send(());
-                    std::thread::sleep(Duration::from_millis(20));
-                    Ok(())
-                })
-                .await
-            })
-        });
-        tokio::task::spawn_blocking(move || inside.recv().unwrap())
-            .await
-            .unwrap();
-        busy
-    }
-
     /// A request's write of `n` into `t`, queued (polled once) behind whatever is queued.
     async fn queue_request_insert(
         w: &Writer,
@@ -501,12 +489,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_requests_write_goes_ahead_of_queued_engine_writes_which_still_advance() {
         let (_dir, w, reader) = writer_with_reader();
-        let busy = occupy_for_a_request(&w).await;
+        // A request's job keeps the writer busy well past the engine's share.
+        let busy = occupy_as(&w, 20, true).await;
         let first = queue_engine_count(&w, &reader).await;
         let second = queue_engine_count(&w, &reader).await;
         let request = queue_request_insert(&w, 1).await;
 
-        busy.await.unwrap().unwrap();
+        busy.await.unwrap();
         request.await.unwrap();
         assert_eq!(
             first.await.unwrap(),
@@ -525,14 +514,15 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_flood_of_requests_leaves_each_transaction_one_engine_write() {
         let (_dir, w, reader) = writer_with_reader();
-        let busy = occupy_for_a_request(&w).await;
+        // A request's job keeps the writer busy well past the engine's share.
+        let busy = occupy_as(&w, 20, true).await;
         let engine = queue_engine_count(&w, &reader).await;
         let mut requests = Vec::with_capacity(MAX_BATCH);
         for n in 0..MAX_BATCH as i64 {
             requests.push(queue_request_insert(&w, n).await);
         }
 
-        busy.await.unwrap().unwrap();
+        busy.await.unwrap();
         for r in requests {
             r.await.unwrap();
         }
