@@ -21,11 +21,9 @@
 //! request's write gate ([`hookd_store::gate::queue_write`]) and skipped if the gate closed
 //! before its group started, or if the caller is gone.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use hookd_core::model::{Message, MessageStatus};
 use hookd_store::gate::QueuedWrite;
+use hookd_store::share::AppShares;
 use hookd_store::{NewDelivery, StoreError, StoreResult};
 use sqlx::{Postgres, Transaction};
 use tokio::sync::{mpsc, oneshot};
@@ -55,27 +53,8 @@ struct Job {
 #[derive(Clone)]
 pub(crate) struct Ingest {
     jobs: mpsc::Sender<Job>,
-    /// Publishes waiting or being written, per application (an application with none has
-    /// no entry, so the map holds at most one entry per waiting publish).
-    waiting: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-/// One publish's place in its application's share, given back when dropped.
-struct Place {
-    waiting: Arc<Mutex<HashMap<String, usize>>>,
-    app_id: String,
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = waiting.get_mut(&self.app_id) {
-            *n -= 1;
-            if *n == 0 {
-                waiting.remove(&self.app_id);
-            }
-        }
-    }
+    /// Publishes waiting or being written, per application.
+    shares: AppShares,
 }
 
 impl Ingest {
@@ -85,30 +64,14 @@ impl Ingest {
         tokio::spawn(gather(pool, rx));
         Ingest {
             jobs,
-            waiting: Arc::default(),
+            shares: AppShares::new(PER_APP),
         }
-    }
-
-    /// A place in `app_id`'s share of the queue, or `Unavailable` when it has none left.
-    fn place(&self, app_id: &str) -> StoreResult<Place> {
-        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        let n = waiting.entry(app_id.to_string()).or_default();
-        if *n >= PER_APP {
-            return Err(StoreError::Unavailable(
-                "too many of this application's messages are waiting to be stored".into(),
-            ));
-        }
-        *n += 1;
-        Ok(Place {
-            waiting: self.waiting.clone(),
-            app_id: app_id.to_string(),
-        })
     }
 
     /// Stores `message` and its deliveries in the next group; returns once that group
     /// committed (or this message, written alone after the group failed, did).
     pub(crate) async fn create(&self, message: &Message, deliveries: &[NewDelivery]) -> StoreResult<()> {
-        let _place = self.place(&message.app_id)?;
+        let _place = self.shares.place(&message.app_id)?;
         let queued = hookd_store::gate::queue_write()?;
         let (done, answer) = oneshot::channel();
         let job = Job {

@@ -25,6 +25,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use hookd_store::share::AppShares;
 use hookd_store::{StoreError, StoreResult};
 use rusqlite::{Connection, OpenFlags};
 
@@ -74,8 +75,14 @@ struct Inner {
     /// Caps concurrent reads at the pool size, so connections are reused (keeping their
     /// prepared statements) instead of opened and dropped under load.
     read_slots: tokio::sync::Semaphore,
+    /// Each application's share of the writer's queue for publishes ([`PUBLISHES_PER_APP`]).
+    publishes: AppShares,
     _lock: File,
 }
+
+/// Most publishes of one application waiting for the writer: a quarter of its queue, so when
+/// the disk slows down one tenant's burst is refused (503) while others' still queue.
+pub(crate) const PUBLISHES_PER_APP: usize = writer::QUEUE_CAPACITY / 4;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_initial.sql")),
@@ -130,6 +137,7 @@ impl SqliteStore {
                 reader_cache_kib: reader_kib,
                 readers: Mutex::new(Vec::new()),
                 read_slots: tokio::sync::Semaphore::new(READERS),
+                publishes: AppShares::new(PUBLISHES_PER_APP),
                 _lock: lock,
             }),
             secrets: None,
@@ -435,5 +443,73 @@ mod tests {
         assert!(ping.is_err(), "the health check's ping waits on the stuck writer");
         job.await.unwrap().unwrap();
         store.ping().await.expect("answers again once the writer is free");
+    }
+
+    /// While the writer is held up, one application's publishes take at most their share of
+    /// its queue; beyond it they are refused, and another application's still queue.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_applications_burst_takes_at_most_its_share_of_the_writers_queue() {
+        use crate::writer::tests::futures_poll_once;
+        use hookd_core::model::Message;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&SqliteOptions {
+            path: dir.path().join("hookd.db"),
+            synchronous: Synchronous::Normal,
+            cache_mib: DEFAULT_CACHE_MIB,
+        })
+        .unwrap();
+        let now = chrono::Utc::now();
+        let message = |app: &str, n: usize| Message {
+            id: format!("msg_{app}_{n}"),
+            app_id: app.to_string(),
+            event_id: None,
+            event_type: "a.b".to_string(),
+            channels: None,
+            payload: Some("{}".to_string()),
+            created_at: now,
+            expires_at: now + chrono::Duration::days(1),
+        };
+        let publish = |m: Message| {
+            let store = store.clone();
+            Box::pin(async move { store.create_message(&m, &[]).await })
+        };
+        let (inside, entered) = std::sync::mpsc::channel();
+        let stuck = store.clone();
+        let job = tokio::spawn(async move {
+            stuck
+                .write(move |_| {
+                    let _ = inside.send(());
+                    std::thread::sleep(Duration::from_millis(500));
+                    Ok(())
+                })
+                .await
+        });
+        tokio::task::spawn_blocking(move || entered.recv().unwrap())
+            .await
+            .unwrap();
+
+        let mut burst = Vec::with_capacity(PUBLISHES_PER_APP);
+        for n in 0..PUBLISHES_PER_APP {
+            let mut queued = publish(message("app_a", n));
+            assert!(futures_poll_once(&mut queued).await, "queued behind the stuck job");
+            burst.push(queued);
+        }
+        let refused = store.create_message(&message("app_a", PUBLISHES_PER_APP), &[]).await;
+        assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
+        let mut neighbour = publish(message("app_b", 0));
+        assert!(
+            futures_poll_once(&mut neighbour).await,
+            "another application's publish queues"
+        );
+
+        job.await.unwrap().unwrap();
+        for queued in burst {
+            queued.await.unwrap();
+        }
+        neighbour.await.unwrap();
+        store
+            .create_message(&message("app_a", PUBLISHES_PER_APP + 1), &[])
+            .await
+            .expect("the share is free again once the burst is stored");
     }
 }

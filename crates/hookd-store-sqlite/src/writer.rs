@@ -327,7 +327,7 @@ fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>, mut waiting: Waiting, che
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::time::Duration;
 
@@ -377,7 +377,7 @@ mod tests {
     }
 
     /// Polls `f` once; `true` while it is still pending.
-    async fn futures_poll_once<F: std::future::Future + Unpin>(f: &mut F) -> bool {
+    pub(crate) async fn futures_poll_once<F: std::future::Future + Unpin>(f: &mut F) -> bool {
         let mut f = Some(f);
         std::future::poll_fn(move |cx| {
             let pending = std::pin::Pin::new(f.take().unwrap()).poll(cx).is_pending();

@@ -25,6 +25,7 @@ pub mod gate;
 pub mod page;
 pub mod records;
 pub mod secrets;
+pub mod share;
 pub mod sql;
 
 #[cfg(feature = "testing")]
