@@ -410,24 +410,24 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_stuck_writer_makes_ping_fail_though_reads_still_answer() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&SqliteOptions {
+    fn store_in(dir: &tempfile::TempDir) -> SqliteStore {
+        SqliteStore::open(&SqliteOptions {
             path: dir.path().join("hookd.db"),
             synchronous: Synchronous::Normal,
             cache_mib: DEFAULT_CACHE_MIB,
         })
-        .unwrap();
-        store.ping().await.expect("a free writer answers");
-        // The writer thread is stuck inside one job for two seconds.
+        .unwrap()
+    }
+
+    /// Keeps the writer thread inside one job for `held`; returns once it is inside.
+    async fn stick_writer(store: &SqliteStore, held: Duration) -> tokio::task::JoinHandle<StoreResult<()>> {
         let (inside, entered) = std::sync::mpsc::channel();
         let stuck = store.clone();
         let job = tokio::spawn(async move {
             stuck
                 .write(move |_| {
                     let _ = inside.send(());
-                    std::thread::sleep(Duration::from_secs(2));
+                    std::thread::sleep(held);
                     Ok(())
                 })
                 .await
@@ -435,6 +435,15 @@ mod tests {
         tokio::task::spawn_blocking(move || entered.recv().unwrap())
             .await
             .unwrap();
+        job
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stuck_writer_makes_ping_fail_though_reads_still_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(&dir);
+        store.ping().await.expect("a free writer answers");
+        let job = stick_writer(&store, Duration::from_secs(2)).await;
         assert!(
             store.list_tokens().await.is_ok(),
             "reads still answer, so a read-only check would call the node healthy"
@@ -452,12 +461,7 @@ mod tests {
         use crate::writer::tests::futures_poll_once;
         use hookd_core::model::Message;
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&SqliteOptions {
-            path: dir.path().join("hookd.db"),
-            synchronous: Synchronous::Normal,
-            cache_mib: DEFAULT_CACHE_MIB,
-        })
-        .unwrap();
+        let store = store_in(&dir);
         let now = chrono::Utc::now();
         let message = |app: &str, n: usize| Message {
             id: format!("msg_{app}_{n}"),
@@ -473,20 +477,7 @@ mod tests {
             let store = store.clone();
             Box::pin(async move { store.create_message(&m, &[]).await })
         };
-        let (inside, entered) = std::sync::mpsc::channel();
-        let stuck = store.clone();
-        let job = tokio::spawn(async move {
-            stuck
-                .write(move |_| {
-                    let _ = inside.send(());
-                    std::thread::sleep(Duration::from_millis(500));
-                    Ok(())
-                })
-                .await
-        });
-        tokio::task::spawn_blocking(move || entered.recv().unwrap())
-            .await
-            .unwrap();
+        let job = stick_writer(&store, Duration::from_millis(500)).await;
 
         let mut burst = Vec::with_capacity(PUBLISHES_PER_APP);
         for n in 0..PUBLISHES_PER_APP {
