@@ -64,14 +64,14 @@ impl Ingest {
         tokio::spawn(gather(pool, rx));
         Ingest {
             jobs,
-            shares: AppShares::new(PER_APP),
+            shares: AppShares::new(PER_APP, QUEUE_CAPACITY),
         }
     }
 
     /// Stores `message` and its deliveries in the next group; returns once that group
     /// committed (or this message, written alone after the group failed, did).
     pub(crate) async fn create(&self, message: &Message, deliveries: &[NewDelivery]) -> StoreResult<()> {
-        let _place = self.shares.place(&message.app_id)?;
+        let _place = self.shares.publish_place(&message.app_id)?;
         let queued = hookd_store::gate::queue_write()?;
         let (done, answer) = oneshot::channel();
         let job = Job {

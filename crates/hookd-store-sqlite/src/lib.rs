@@ -137,7 +137,7 @@ impl SqliteStore {
                 reader_cache_kib: reader_kib,
                 readers: Mutex::new(Vec::new()),
                 read_slots: tokio::sync::Semaphore::new(READERS),
-                publishes: AppShares::new(PUBLISHES_PER_APP),
+                publishes: AppShares::new(PUBLISHES_PER_APP, writer::QUEUE_CAPACITY),
                 _lock: lock,
             }),
             secrets: None,

@@ -108,7 +108,8 @@ impl Writer {
         }
     }
 
-    /// Runs `f` in the next transaction and returns its result once that transaction commits.
+    /// Runs `f` in a coming transaction (an API request's ahead of the engine's, see
+    /// [`run_loop`]) and returns its result once that transaction commits.
     pub async fn run<R, F>(&self, f: F) -> StoreResult<R>
     where
         R: Send + 'static,

@@ -6,7 +6,7 @@ use super::*;
 impl MessageStore for SqliteStore {
     async fn create_message(&self, m: &Message, deliveries: &[NewDelivery]) -> StoreResult<()> {
         // One application's burst takes at most its share of the writer's queue.
-        let _place = self.inner.publishes.place(&m.app_id)?;
+        let _place = self.inner.publishes.publish_place(&m.app_id)?;
         let (m, deliveries) = (m.clone(), deliveries.to_vec());
         // No savepoint: the message's insert is the only statement that can fail for a reason
         // of its own (its event id taken), and SQLite undoes a failed statement by itself.

@@ -1,8 +1,8 @@
 //! The services every use-case works with: a narrow view of what the composition roots hold.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
+use hookd_store::share::{AppShares, Place};
 use hookd_store::Store;
 
 use crate::cache::{AppCache, EndpointCache};
@@ -44,44 +44,22 @@ pub const TASKS_PER_APP: usize = 2;
 pub const TASKS_PER_NODE: usize = 32;
 
 /// Background tasks running on this node, by application; bounded per application and in all.
-#[derive(Debug, Default)]
-pub struct TaskSlots {
-    running: std::sync::Mutex<HashMap<String, usize>>,
-}
+#[derive(Debug)]
+pub struct TaskSlots(AppShares);
 
 /// A running task's place; given back when dropped.
-#[derive(Debug)]
-pub struct TaskSlot {
-    slots: Arc<TaskSlots>,
-    app_id: String,
+pub type TaskSlot = Place;
+
+impl Default for TaskSlots {
+    fn default() -> TaskSlots {
+        TaskSlots(AppShares::new(TASKS_PER_APP, TASKS_PER_NODE))
+    }
 }
 
 impl TaskSlots {
     /// A place for a task of `app_id`, or `None` when that application or the node is full.
-    pub fn try_take(self: &Arc<Self>, app_id: &str) -> Option<TaskSlot> {
-        let mut running = self.running.lock().expect("task slots poisoned");
-        let total: usize = running.values().sum();
-        let mine = running.get(app_id).copied().unwrap_or(0);
-        if mine >= TASKS_PER_APP || total >= TASKS_PER_NODE {
-            return None;
-        }
-        *running.entry(app_id.to_string()).or_default() += 1;
-        Some(TaskSlot {
-            slots: self.clone(),
-            app_id: app_id.to_string(),
-        })
-    }
-}
-
-impl Drop for TaskSlot {
-    fn drop(&mut self) {
-        let mut running = self.slots.running.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = running.get_mut(&self.app_id) {
-            *n -= 1;
-            if *n == 0 {
-                running.remove(&self.app_id);
-            }
-        }
+    pub fn try_take(&self, app_id: &str) -> Option<TaskSlot> {
+        self.0.try_place(app_id)
     }
 }
 
