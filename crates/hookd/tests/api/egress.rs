@@ -46,33 +46,44 @@ async fn read_head(conn: &mut tokio::net::TcpStream) -> Option<String> {
     Some(String::from_utf8_lossy(&got).into_owned())
 }
 
+/// A TCP server on 127.0.0.1 that runs `handle` on each connection it accepts, with the peer's
+/// address and a sender for what the test should see; returns its address and what was sent.
+async fn tcp_server<T, F, Fut>(handle: F) -> (std::net::SocketAddr, mpsc::UnboundedReceiver<T>)
+where
+    T: Send + 'static,
+    F: Fn(tokio::net::TcpStream, std::net::SocketAddr, mpsc::UnboundedSender<T>) -> Fut + Send + 'static,
+    Fut: std::future::Future + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((conn, peer)) = listener.accept().await {
+            let connection = handle(conn, peer, tx.clone());
+            tokio::spawn(async move {
+                connection.await;
+            });
+        }
+    });
+    (addr, rx)
+}
+
 /// A one-line HTTP server on 127.0.0.1 that reports each request's peer address and request
 /// line, and answers 200.
 async fn raw_server() -> (
     std::net::SocketAddr,
     mpsc::UnboundedReceiver<(std::net::SocketAddr, String)>,
 ) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut conn, peer)) = listener.accept().await else {
-                return;
-            };
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let Some(head) = read_head(&mut conn).await else {
-                    return;
-                };
-                let _ = tx.send((peer, head.lines().next().unwrap_or_default().to_string()));
-                let _ = conn
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
-                    .await;
-            });
-        }
-    });
-    (addr, rx)
+    tcp_server(|mut conn, peer, tx| async move {
+        let Some(head) = read_head(&mut conn).await else {
+            return;
+        };
+        let _ = tx.send((peer, head.lines().next().unwrap_or_default().to_string()));
+        let _ = conn
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            .await;
+    })
+    .await
 }
 
 #[tokio::test]
@@ -145,48 +156,40 @@ async fn https_targets_are_tunnelled_with_connect() {
 /// A SOCKS5 proxy (no authentication) that reports the target it was asked for and then answers
 /// the tunnelled HTTP request itself with 200.
 async fn socks5_server() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<String>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut greeting = [0u8; 2];
-                conn.read_exact(&mut greeting).await.ok()?;
-                let mut methods = vec![0u8; greeting[1] as usize];
-                conn.read_exact(&mut methods).await.ok()?;
-                conn.write_all(&[5, 0]).await.ok()?;
-                let mut head = [0u8; 4];
-                conn.read_exact(&mut head).await.ok()?;
-                let target = match head[3] {
-                    1 => {
-                        let mut ip = [0u8; 4];
-                        conn.read_exact(&mut ip).await.ok()?;
-                        std::net::Ipv4Addr::from(ip).to_string()
-                    }
-                    3 => {
-                        let mut len = [0u8; 1];
-                        conn.read_exact(&mut len).await.ok()?;
-                        let mut name = vec![0u8; len[0] as usize];
-                        conn.read_exact(&mut name).await.ok()?;
-                        String::from_utf8_lossy(&name).to_string()
-                    }
-                    _ => return None,
-                };
-                let mut port = [0u8; 2];
-                conn.read_exact(&mut port).await.ok()?;
-                let _ = tx.send(format!("{target}:{}", u16::from_be_bytes(port)));
-                conn.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).await.ok()?;
-                let mut buf = vec![0u8; 16 * 1024];
-                let _ = conn.read(&mut buf).await;
-                conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
-                    .await
-                    .ok()
-            });
-        }
-    });
-    (addr, rx)
+    tcp_server(|mut conn, _, tx| async move {
+        let mut greeting = [0u8; 2];
+        conn.read_exact(&mut greeting).await.ok()?;
+        let mut methods = vec![0u8; greeting[1] as usize];
+        conn.read_exact(&mut methods).await.ok()?;
+        conn.write_all(&[5, 0]).await.ok()?;
+        let mut head = [0u8; 4];
+        conn.read_exact(&mut head).await.ok()?;
+        let target = match head[3] {
+            1 => {
+                let mut ip = [0u8; 4];
+                conn.read_exact(&mut ip).await.ok()?;
+                std::net::Ipv4Addr::from(ip).to_string()
+            }
+            3 => {
+                let mut len = [0u8; 1];
+                conn.read_exact(&mut len).await.ok()?;
+                let mut name = vec![0u8; len[0] as usize];
+                conn.read_exact(&mut name).await.ok()?;
+                String::from_utf8_lossy(&name).to_string()
+            }
+            _ => return None,
+        };
+        let mut port = [0u8; 2];
+        conn.read_exact(&mut port).await.ok()?;
+        let _ = tx.send(format!("{target}:{}", u16::from_be_bytes(port)));
+        conn.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).await.ok()?;
+        let mut buf = vec![0u8; 16 * 1024];
+        let _ = conn.read(&mut buf).await;
+        conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            .await
+            .ok()
+    })
+    .await
 }
 
 #[tokio::test]
@@ -334,16 +337,13 @@ async fn credentials_in_an_endpoint_url_are_sent_as_basic_authentication() {
 async fn https_endpoints_are_spoken_to_over_tls_and_an_unknown_certificate_is_a_failed_attempt() {
     // A TCP server that reports the first bytes it reads, then closes: a TLS client opens with
     // a handshake record (0x16) carrying the server name.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, mut first_bytes) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let mut buf = vec![0u8; 4096];
-            let n = conn.read(&mut buf).await.unwrap_or(0);
-            let _ = tx.send(buf[..n].to_vec());
-        }
-    });
+    let (server, mut first_bytes) = tcp_server(|mut conn, _, tx| async move {
+        let mut buf = vec![0u8; 4096];
+        let n = conn.read(&mut buf).await.unwrap_or(0);
+        let _ = tx.send(buf[..n].to_vec());
+    })
+    .await;
+    let port = server.port();
     let app = TestApp::spawn().await;
     app_with_endpoint(&app, "ws_tls", &format!("https://localhost:{port}/hooks")).await;
     let id = publish(&app, "ws_tls").await;
@@ -363,36 +363,28 @@ async fn https_endpoints_are_spoken_to_over_tls_and_an_unknown_certificate_is_a_
 /// closes the connection on reading the next one without answering it: a keep-alive close
 /// racing the send, made certain. It reports each request's `webhook-id`.
 async fn closes_kept_connections() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<String>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                for answered in [true, false] {
-                    let Some(head) = read_head(&mut conn).await else {
-                        return;
-                    };
-                    // Lowercased, header names and values alike.
-                    let head = head.to_lowercase();
-                    let id = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("webhook-id: "))
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string();
-                    let _ = tx.send(id);
-                    if !answered {
-                        return; // closed without an answer
-                    }
-                    // The body is small enough to have come with the head.
-                    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
-                }
-            });
+    tcp_server(|mut conn, _, tx| async move {
+        for answered in [true, false] {
+            let Some(head) = read_head(&mut conn).await else {
+                return;
+            };
+            // Lowercased, header names and values alike.
+            let head = head.to_lowercase();
+            let id = head
+                .lines()
+                .find_map(|l| l.strip_prefix("webhook-id: "))
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            let _ = tx.send(id);
+            if !answered {
+                return; // closed without an answer
+            }
+            // The body is small enough to have come with the head.
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
         }
-    });
-    (addr, rx)
+    })
+    .await
 }
 
 #[tokio::test]
