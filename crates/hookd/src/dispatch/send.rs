@@ -343,20 +343,21 @@ impl Sender {
     /// any answer (the receiver closed it as the send began, a race every keep-alive client
     /// meets) is sent once more on a new connection. The receiver cannot have answered it, and
     /// a delivery is at-least-once either way; a receiver that closes new connections too gets
-    /// the second failure recorded.
+    /// the second failure recorded. Both sends share the attempt's one deadline, and the
+    /// recorded duration is the attempt's whole time.
     pub async fn send(&self, out: Outgoing<'_>, now: DateTime<Utc>) -> SendResult {
         match self.send_once(out, now, Connection::Pooled).await {
             Ok(sent) => sent,
-            Err(_closed) => self
-                .send_once(out, now, Connection::New)
+            Err(Closed { started, .. }) => self
+                .send_once(out, now, Connection::New { started })
                 .await
-                .unwrap_or_else(|sent| sent),
+                .unwrap_or_else(|closed| closed.sent),
         }
     }
 
-    /// One send on a pooled or a new connection: `Err` when a pooled connection turned out to
-    /// be closed before the receiver answered.
-    async fn send_once(&self, out: Outgoing<'_>, now: DateTime<Utc>, on: Connection) -> Result<SendResult, SendResult> {
+    /// One send on a pooled or a new connection: `Err` when the connection turned out to be
+    /// closed before the receiver answered.
+    async fn send_once(&self, out: Outgoing<'_>, now: DateTime<Utc>, on: Connection) -> Result<SendResult, Closed> {
         let endpoint = out.endpoint;
         let client = match out.env {
             Environment::Live => &self.live,
@@ -389,21 +390,21 @@ impl Sender {
         let Some(target) = target else {
             return Ok(self.relay(out, headers, request_headers).await);
         };
-        let started = Instant::now();
         let body = out.payload.clone();
         match &client.transport {
             Transport::Direct { pooled, new, timeout } => {
-                let client = match on {
-                    Connection::Pooled => pooled,
-                    Connection::New => new,
+                let (client, started) = match on {
+                    Connection::Pooled => (pooled, Instant::now()),
+                    Connection::New { started } => (&**new, started),
                 };
-                let sent = send_direct(client, *timeout, target, headers, body, started, request_headers).await;
-                match sent {
-                    Err(closed) if on == Connection::New => Ok(closed),
-                    sent => sent,
+                match send_direct(client, *timeout, target, headers, body, started, request_headers).await {
+                    Ok(sent) => Ok(sent),
+                    Err(sent) => Err(Closed { started, sent }),
                 }
             }
-            Transport::Proxied(http) => Ok(send_proxied(http, target, headers, body, started, request_headers).await),
+            Transport::Proxied(http) => {
+                Ok(send_proxied(http, target, headers, body, Instant::now(), request_headers).await)
+            }
         }
     }
 
@@ -480,12 +481,20 @@ impl Sender {
 }
 
 /// Which connection a direct send goes on.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Connection {
     /// A kept-alive one when there is one.
     Pooled,
-    /// A new one, closed after the send.
-    New,
+    /// A new one, closed after the send: the second try of an attempt that began at `started`
+    /// and keeps that attempt's deadline.
+    New { started: Instant },
+}
+
+/// A send whose connection the receiver closed before answering: begun at `started`, failed
+/// as `sent` says.
+struct Closed {
+    started: Instant,
+    sent: SendResult,
 }
 
 /// Most time spent connecting (within the whole send's timeout).

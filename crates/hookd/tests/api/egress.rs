@@ -410,3 +410,63 @@ async fn a_send_whose_kept_connection_the_receiver_closed_goes_again_on_a_new_on
     assert_eq!(attempts["data"].as_array().unwrap().len(), 1, "one attempt recorded");
     assert_eq!(attempts["data"][0]["responseStatusCode"], 200);
 }
+
+#[tokio::test]
+async fn a_send_tried_again_on_a_new_connection_keeps_the_attempts_one_deadline() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // The first connection answers its first request and holds the next for 1.5 s before
+    // closing it unanswered; every later connection holds its request past any deadline.
+    let opened = Arc::new(AtomicUsize::new(0));
+    let (server, mut seen) = tcp_server(move |mut conn, _, tx| {
+        let first = opened.fetch_add(1, Ordering::SeqCst) == 0;
+        async move {
+            let answers: &[bool] = if first { &[true, false] } else { &[false] };
+            for &answer in answers {
+                if read_head(&mut conn).await.is_none() {
+                    return;
+                }
+                let _ = tx.send(first);
+                if answer {
+                    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+                } else if first {
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                } else {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                }
+            }
+        }
+    })
+    .await;
+    let app = TestApp::spawn_with(|c| c.delivery.timeout_secs = 2).await;
+    app_with_endpoint(&app, "ws_late_reset", &format!("http://{server}/hooks")).await;
+    let answered = publish(&app, "ws_late_reset").await;
+    app.wait_delivery_status("ws_late_reset", &answered, "success").await;
+    let sent_at = std::time::Instant::now();
+    let held = publish(&app, "ws_late_reset").await;
+    app.wait_recorded(2).await;
+    let recorded_after = sent_at.elapsed();
+    // Sent on the kept connection, then again on a new one.
+    assert_eq!(
+        [
+            next_seen(&mut seen).await,
+            next_seen(&mut seen).await,
+            next_seen(&mut seen).await
+        ],
+        [true, true, false]
+    );
+    let (_, attempts) = app.get(&format!("/api/v1/app/ws_late_reset/attempt/msg/{held}")).await;
+    let attempt = &attempts["data"][0];
+    assert_eq!(attempt["responseStatusCode"], 0, "{attempt}");
+    // One 2 s deadline covers both sends: the second send gets the 0.5 s left, not 2 s more
+    // (which would end the attempt at 3.5 s), and the recorded duration is the whole attempt's.
+    assert!(
+        recorded_after < Duration::from_millis(3_000),
+        "the attempt ended {recorded_after:?} after the publish, against a 2 s deadline"
+    );
+    let took = attempt["responseDurationMs"].as_i64().unwrap();
+    assert!(
+        (1_900..3_000).contains(&took),
+        "the attempt is recorded as taking {took} ms against a 2,000 ms deadline"
+    );
+}
