@@ -58,16 +58,21 @@ impl MessageStore for SqliteStore {
         let d = d.clone();
         self.write(move |c| {
             // A delivery still on its schedule is simply made due now; a finished one gets one
-            // manual attempt, after which it stays finished with that attempt's outcome.
+            // manual attempt, after which it stays finished with that attempt's outcome. The id
+            // is read afterwards rather than with `RETURNING`, which would keep a statement
+            // journal whose release walks the whole transaction (see `claim_due_within`).
             c.prepare_cached(
                 "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, next_trigger, created_at, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, 1, ?5, 1, ?5, ?5) \
                  ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET next_attempt_at = ?5, parked = 0, reviewed_at = NULL, \
                  next_trigger = CASE WHEN lease_until > ?5 THEN 2 WHEN status IN (1, 3) THEN next_trigger ELSE 1 END, \
-                 updated_at = ?5 \
-                 RETURNING id",
+                 updated_at = ?5",
             )
-            .and_then(|mut s| s.query_row(params![d.id, d.msg_id, d.endpoint_id, d.app_id, micros(now)], |r| r.get(0)))
+            .and_then(|mut s| s.execute(params![d.id, d.msg_id, d.endpoint_id, d.app_id, micros(now)]))
+            .and_then(|_| {
+                c.prepare_cached("SELECT id FROM delivery WHERE msg_id = ?1 AND endpoint_id = ?2")?
+                    .query_row(params![d.msg_id, d.endpoint_id], |r| r.get(0))
+            })
             .map_err(map_err)
         })
         .await

@@ -93,20 +93,27 @@ impl PollStore for SqliteStore {
                 })
                 .map_err(map_err)?;
             }
+            // The upsert, then a read of what it left: with `RETURNING`, SQLite would keep a
+            // statement journal for each row, and releasing one walks everything the
+            // transaction wrote before it (see `claim_due_within`).
             let mut delivery = c
                 .prepare_cached(
                     "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, scheduled_attempts, total_attempts, \
                      next_attempt_at, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 0, 0, 1, NULL, ?5, ?5) \
                      ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 0, total_attempts = total_attempts + 1, \
-                     updated_at = ?5 RETURNING id, total_attempts",
+                     updated_at = ?5",
                 )
+                .map_err(map_err)?;
+            let mut stored = c
+                .prepare_cached("SELECT id, total_attempts FROM delivery WHERE msg_id = ?1 AND endpoint_id = ?2")
                 .map_err(map_err)?;
             let mut insert = attempt_insert(c)?;
             for (delivery_id, a) in &poll.attempts {
-                let (delivery_id, number): (String, i64) = delivery
-                    .query_row(params![delivery_id, a.msg_id, poll.endpoint_id, poll.app_id, at], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
+                delivery
+                    .execute(params![delivery_id, a.msg_id, poll.endpoint_id, poll.app_id, at])
+                    .map_err(map_err)?;
+                let (delivery_id, number): (String, i64) = stored
+                    .query_row(params![a.msg_id, poll.endpoint_id], |r| Ok((r.get(0)?, r.get(1)?)))
                     .map_err(map_err)?;
                 let mut a = hookd_store::storable_attempt(a).into_owned();
                 a.attempt_number = number;
