@@ -240,6 +240,9 @@ impl AddressPolicy {
             .own
             .filter(|reason| !self.opens(ip, reason) && !self.opens(a.canonical, reason));
         let carried = a.carried.filter(|(v4, reason)| !self.opens(IpAddr::V4(*v4), reason));
+        if own.is_none() && carried.is_none() {
+            return Ok(());
+        }
         // Show the IPv4 address a mapped form stands for: that is the address the reason is about.
         let shown = if a.canonical == ip {
             ip.to_string()
