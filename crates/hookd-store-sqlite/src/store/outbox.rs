@@ -8,7 +8,10 @@ impl OutboxStore for SqliteStore {
         let events = events.to_vec();
         self.write(move |c| {
             let mut stmt = c
-                .prepare_cached("INSERT INTO outbox (id, kind, app_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .prepare_cached(
+                    "INSERT INTO outbox (id, kind, app_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
                 .map_err(map_err)?;
             for e in &events {
                 stmt.execute(params![e.id, e.kind, e.app_id, Json(&e.data), micros(e.created_at)])

@@ -52,7 +52,11 @@ impl QueueStore for SqliteStore {
         let scan = i64::try_from(limit.saturating_mul(CLAIM_SCAN_FACTOR)).unwrap_or(i64::MAX);
         let token = hookd_store::new_lease_token(&mut rand::thread_rng());
         let bounds = bounds.clone();
-        self.write(move |c| {
+        // No savepoint (which would copy every page the claim touches): nothing here can fail
+        // for a reason of its own. The rows read are the ones just walked, and a lease's update
+        // meets no constraint, so only an I/O error can stop it part-way, and the writer then
+        // rolls back the whole batch.
+        self.write_as(Isolation::None, move |c| {
             // The candidates: the longest overdue rows of endpoints and applications that may
             // take more, a bounded walk of the due index (which covers the columns read). Each
             // endpoint's and application's room is then applied in order, here rather than in
@@ -138,7 +142,12 @@ impl QueueStore for SqliteStore {
 
     async fn record_attempts(&self, outcomes: &[AttemptRecord]) -> StoreResult<()> {
         let outcomes = outcomes.to_vec();
-        self.write(move |c| {
+        // No savepoint (which would copy every page the batch touches, a twentieth of the
+        // writer's time at fan-out 100): everything the writes need is read and checked before
+        // the first of them, and none of them can fail for a reason of its own (an event
+        // already in the outbox is left as it is, as on PostgreSQL). Only an I/O error can stop
+        // the batch part-way, and the writer then rolls back the whole transaction.
+        self.write_as(Isolation::None, move |c| {
             // Fencing needs each delivery's current lease token. The writer thread is the only
             // writer, so nothing changes between this read and the writes below, which go by
             // the rowid read here (one B-tree descent instead of two).
@@ -163,25 +172,21 @@ impl QueueStore for SqliteStore {
             if plan.is_empty() {
                 return Ok(());
             }
-            let mut outbox = c
-                .prepare_cached("INSERT INTO outbox (id, kind, app_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
-                .map_err(map_err)?;
-            for e in &plan.events {
-                outbox
-                    .execute(params![e.id, e.kind, e.app_id, Json(&e.data), micros(e.created_at)])
-                    .map_err(map_err)?;
-            }
             // An attempt whose delivery is gone (deleted while in flight) was dropped by the
-            // plan, as on PostgreSQL: only deliveries found above are in it.
-            let mut insert = attempt_insert(c)?;
-            for (delivery_id, a) in &plan.attempts {
-                // The plan holds only deliveries read above; should that ever break, the batch
-                // fails (and its savepoint undoes it) rather than count an attempt it never stored.
-                let (app_id, _) = found
-                    .get(delivery_id)
-                    .ok_or_else(|| StoreError::message(format!("delivery {delivery_id} left the plan's lease check")))?;
-                insert_attempt(&mut insert, delivery_id, app_id, a)?;
-            }
+            // plan, as on PostgreSQL: only deliveries found above are in it. Should that ever
+            // break, the batch fails here, before writing anything, rather than count an
+            // attempt it never stored.
+            let left = |id: &str| StoreError::message(format!("delivery {id} left the plan's lease check"));
+            let attempts = plan
+                .attempts
+                .iter()
+                .map(|(id, a)| found.get(id).map(|(app_id, _)| (*id, app_id.as_str(), a)).ok_or_else(|| left(id)))
+                .collect::<StoreResult<Vec<_>>>()?;
+            let deliveries = plan
+                .deliveries
+                .iter()
+                .map(|(id, u)| found.get(id).map(|(_, rowid)| (*rowid, u)).ok_or_else(|| left(id)))
+                .collect::<StoreResult<Vec<_>>>()?;
             // A resend requested while an attempt was in flight (`next_trigger` 2, see
             // `schedule_manual`) is not swallowed: a delivery still on its schedule has its next
             // attempt brought forward to the resend's time; a finished one gets one manual
@@ -196,11 +201,32 @@ impl QueueStore for SqliteStore {
                      updated_at = ?5 WHERE rowid = ?1",
                 )
                 .map_err(map_err)?;
-            for (id, u) in &plan.deliveries {
+            // Endpoint health for auto-disable; rows whose value would not change are left
+            // unwritten.
+            let mut health = c
+                .prepare_cached(
+                    "UPDATE endpoint SET failing_since = CASE ?2 WHEN 0 THEN NULL WHEN 1 THEN COALESCE(failing_since, ?3) \
+                     ELSE ?3 END WHERE id = ?1 AND failing_since IS NOT \
+                     (CASE ?2 WHEN 0 THEN NULL WHEN 1 THEN COALESCE(failing_since, ?3) ELSE ?3 END)",
+                )
+                .map_err(map_err)?;
+            let mut insert = attempt_insert(c)?;
+            let mut outbox = c
+                .prepare_cached(
+                    "INSERT INTO outbox (id, kind, app_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .map_err(map_err)?;
+            for e in &plan.events {
+                outbox
+                    .execute(params![e.id, e.kind, e.app_id, Json(&e.data), micros(e.created_at)])
+                    .map_err(map_err)?;
+            }
+            for (delivery_id, app_id, a) in attempts {
+                insert_attempt(&mut insert, delivery_id, app_id, a)?;
+            }
+            for (rowid, u) in deliveries {
                 let o = u.last;
-                let (_, rowid) = found
-                    .get(id)
-                    .ok_or_else(|| StoreError::message(format!("delivery {id} left the plan's lease check")))?;
                 update
                     .execute(params![
                         rowid,
@@ -213,15 +239,6 @@ impl QueueStore for SqliteStore {
                     ])
                     .map_err(map_err)?;
             }
-            // Endpoint health for auto-disable; rows whose value would not change are left
-            // unwritten.
-            let mut health = c
-                .prepare_cached(
-                    "UPDATE endpoint SET failing_since = CASE ?2 WHEN 0 THEN NULL WHEN 1 THEN COALESCE(failing_since, ?3) \
-                     ELSE ?3 END WHERE id = ?1 AND failing_since IS NOT \
-                     (CASE ?2 WHEN 0 THEN NULL WHEN 1 THEN COALESCE(failing_since, ?3) ELSE ?3 END)",
-                )
-                .map_err(map_err)?;
             for (endpoint_id, h) in &plan.health {
                 let (mode, at) = h.mode();
                 health.execute(params![endpoint_id, mode, at]).map_err(map_err)?;
