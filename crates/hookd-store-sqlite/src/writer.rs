@@ -62,8 +62,10 @@ pub enum Isolation {
     Savepoint,
     /// Without a savepoint, for a job that changes nothing when it fails: one whose first
     /// statement is the only one that can fail for a reason of its own (a unique key taken),
-    /// which SQLite then undoes by itself. If it fails anyway after a statement changed rows,
-    /// its whole batch is rolled back and every caller in it answered `Unavailable`.
+    /// which SQLite then undoes by itself, or one that reads and checks all it needs before its
+    /// first write and whose writes meet no constraint (a claim, a batch of attempt records).
+    /// If it fails anyway after a statement changed rows, its whole batch is rolled back and
+    /// every caller in it answered `Unavailable`.
     None,
 }
 
