@@ -162,6 +162,13 @@ pub trait QueueStore: Send + Sync + 'static {
     /// the delivery without a due time whatever `next_attempt_at` says.
     async fn record_attempts(&self, outcomes: &[AttemptRecord]) -> StoreResult<()>;
 
+    /// [`QueueStore::record_attempts`] for records the caller hands over, shared rather than
+    /// borrowed: a backend that writes on a thread of its own (SQLite's writer) takes them
+    /// there without copying each record. The attempt recorder calls this one.
+    async fn record_shared_attempts(&self, outcomes: std::sync::Arc<[AttemptRecord]>) -> StoreResult<()> {
+        self.record_attempts(&outcomes).await
+    }
+
     /// Extends the leases this process still holds to `lease_until`: each `(delivery id,
     /// lease token)` whose delivery still holds that lease (see
     /// [`ClaimedDelivery::lease_token`]). Called well within the lease for every delivery in

@@ -141,7 +141,10 @@ impl QueueStore for SqliteStore {
     }
 
     async fn record_attempts(&self, outcomes: &[AttemptRecord]) -> StoreResult<()> {
-        let outcomes = outcomes.to_vec();
+        self.record_shared_attempts(Arc::from(outcomes.to_vec())).await
+    }
+
+    async fn record_shared_attempts(&self, outcomes: Arc<[AttemptRecord]>) -> StoreResult<()> {
         // No savepoint (which would copy every page the batch touches, a twentieth of the
         // writer's time at fan-out 100): everything the writes need is read and checked before
         // the first of them, and none of them can fail for a reason of its own (an event
@@ -156,7 +159,7 @@ impl QueueStore for SqliteStore {
                 .map_err(map_err)?;
             let mut current = std::collections::HashMap::new();
             let mut found = std::collections::HashMap::new();
-            for o in &outcomes {
+            for o in outcomes.iter() {
                 if let Some((token, app_id, rowid)) = token_of
                     .query_row([&o.delivery_id], |r| {
                         Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))

@@ -219,7 +219,9 @@ async fn write_isolating<S: RecordSink + ?Sized>(
     give_up: &CancellationToken,
 ) -> u64 {
     let mut written = 0;
-    let mut pending = vec![batch];
+    // Shared with the store, which may write on a thread of its own: a try, and any retry,
+    // hands it the same records without copying them.
+    let mut pending: Vec<Arc<[AttemptRecord]>> = vec![Arc::from(batch)];
     while let Some(part) = pending.pop() {
         let mut delay = Duration::from_millis(50);
         loop {
@@ -243,14 +245,13 @@ async fn write_isolating<S: RecordSink + ?Sized>(
                 }
                 Err(e) if part.len() > 1 => {
                     tracing::warn!(error = %e, records = part.len(), "a record was refused; isolating it");
-                    let mut left = part;
-                    let right = left.split_off(left.len() / 2);
-                    pending.push(right);
-                    pending.push(left);
+                    let (left, right) = part.split_at(part.len() / 2);
+                    pending.push(Arc::from(right));
+                    pending.push(Arc::from(left));
                     break;
                 }
                 Err(e) => {
-                    let mut record = part.into_iter().next().expect("one record");
+                    let mut record = part.first().cloned().expect("one record");
                     tracing::error!(error = %e, attempt = %record.attempt.id, delivery = %record.delivery_id,
                         "the database refused an attempt record; storing it without the response");
                     let cause = std::error::Error::source(&e)
@@ -258,9 +259,10 @@ async fn write_isolating<S: RecordSink + ?Sized>(
                         .unwrap_or_default();
                     record.attempt.response = format!("(hookd could not store this response: {e}{cause})");
                     record.attempt.response_headers.clear();
-                    match store_once(sink, std::slice::from_ref(&record), give_up).await {
+                    let alone: Arc<[AttemptRecord]> = Arc::from([record]);
+                    match store_once(sink, &alone, give_up).await {
                         Ok(()) => written += 1,
-                        Err(e) => tracing::error!(error = %e, delivery = %record.delivery_id,
+                        Err(e) => tracing::error!(error = %e, delivery = %alone[0].delivery_id,
                             "the attempt could not be recorded; the delivery is sent again after its lease"),
                     }
                     break;
@@ -274,26 +276,26 @@ async fn write_isolating<S: RecordSink + ?Sized>(
 /// Where records go: the store, or a stand-in in tests.
 #[async_trait::async_trait]
 trait RecordSink: Send + Sync {
-    async fn write(&self, records: &[AttemptRecord]) -> Result<(), StoreError>;
+    async fn write(&self, records: Arc<[AttemptRecord]>) -> Result<(), StoreError>;
 }
 
 #[async_trait::async_trait]
 impl RecordSink for dyn QueueStore {
-    async fn write(&self, records: &[AttemptRecord]) -> Result<(), StoreError> {
-        self.record_attempts(records).await
+    async fn write(&self, records: Arc<[AttemptRecord]>) -> Result<(), StoreError> {
+        self.record_shared_attempts(records).await
     }
 }
 
 /// One store call, bounded in time once the recorder is giving up.
 async fn store_once<S: RecordSink + ?Sized>(
     sink: &S,
-    records: &[AttemptRecord],
+    records: &Arc<[AttemptRecord]>,
     give_up: &CancellationToken,
 ) -> Result<(), StoreError> {
     if !give_up.is_cancelled() {
-        return sink.write(records).await;
+        return sink.write(records.clone()).await;
     }
-    match tokio::time::timeout(LAST_TRY, sink.write(records)).await {
+    match tokio::time::timeout(LAST_TRY, sink.write(records.clone())).await {
         Ok(result) => result,
         Err(_) => Err(StoreError::Unavailable("the last try timed out".into())),
     }
@@ -343,7 +345,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl RecordSink for Picky {
-        async fn write(&self, records: &[AttemptRecord]) -> Result<(), StoreError> {
+        async fn write(&self, records: Arc<[AttemptRecord]>) -> Result<(), StoreError> {
             *self.calls.lock().unwrap() += 1;
             if self.down {
                 return Err(StoreError::Unavailable("down".into()));
