@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 use hookd_core::model::{Application, Endpoint, Environment};
 use hookd_store::{CatalogStore, StoreResult, TokenRecord, TokenStore};
 
-use crate::dispatch::ReadyEndpoint;
-
 /// Most entries a cache keeps (applications' endpoint lists, tokens) before it evicts.
 const MAX_CACHED: usize = 10_000;
 
@@ -37,7 +35,7 @@ type CachedEndpoints = (Instant, Arc<AppEndpoints>);
 pub struct AppEndpoints {
     list: Vec<Endpoint>,
     by_id: HashMap<String, usize>,
-    opened: Vec<std::sync::OnceLock<Arc<ReadyEndpoint>>>,
+    opened: Vec<std::sync::OnceLock<Arc<Endpoint>>>,
 }
 
 impl AppEndpoints {
@@ -53,20 +51,20 @@ impl AppEndpoints {
         self.by_id.get(id).map(|i| &self.list[*i])
     }
 
-    /// The endpoint with this id ready to send to: its secrets opened by `open` and its URL
-    /// worked out, at most once per endpoint while this list is cached.
+    /// The endpoint with this id with its secrets opened by `open`, which runs at most once per
+    /// endpoint while this list is cached.
     pub fn opened(
         &self,
         id: &str,
         open: impl FnOnce(Endpoint) -> StoreResult<Endpoint>,
-    ) -> StoreResult<Option<Arc<ReadyEndpoint>>> {
+    ) -> StoreResult<Option<Arc<Endpoint>>> {
         let Some(&i) = self.by_id.get(id) else {
             return Ok(None);
         };
         if let Some(e) = self.opened[i].get() {
             return Ok(Some(e.clone()));
         }
-        let e = Arc::new(ReadyEndpoint::new(open(self.list[i].clone())?));
+        let e = Arc::new(open(self.list[i].clone())?);
         Ok(Some(self.opened[i].get_or_init(|| e).clone()))
     }
 
@@ -119,8 +117,8 @@ impl EndpointCache {
         Ok(list)
     }
 
-    /// One endpoint by id, ready to send to (its secrets opened, to sign for it).
-    pub async fn get(&self, app_id: &str, endpoint_id: &str) -> StoreResult<Option<Arc<ReadyEndpoint>>> {
+    /// One endpoint by id, with its secrets opened (to sign for it).
+    pub async fn get(&self, app_id: &str, endpoint_id: &str) -> StoreResult<Option<Arc<Endpoint>>> {
         let store = &self.store;
         self.for_app(app_id)
             .await?
@@ -311,7 +309,7 @@ mod tests {
         assert!(cache.get(&app.id, "ep_missing").await.unwrap().is_none());
 
         // A stored value that does not open is an error for that endpoint alone.
-        let broken = AppEndpoints::new(vec![signed.endpoint().clone()]);
+        let broken = AppEndpoints::new(vec![signed.as_ref().clone()]);
         let failed = broken.opened("ep_07", |_| Err(hookd_store::StoreError::message("does not open")));
         assert!(failed.is_err());
         assert_eq!(broken.opened_count(), 0, "a failed open is not cached");

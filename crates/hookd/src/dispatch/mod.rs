@@ -41,7 +41,7 @@ use crate::clock::Clock;
 use crate::config::{DeliveryConfig, SandboxConfig};
 use crate::operational::Notifier;
 
-pub use send::{ReadyEndpoint, USER_AGENT};
+pub use send::USER_AGENT;
 
 /// Largest number of deliveries handed over but not yet taken by the send loop (which takes
 /// them at once: it never waits while holding one).

@@ -238,85 +238,13 @@ impl Client {
     }
 }
 
-/// An endpoint ready to send to: its secrets opened and its URL worked out, once for as long as
-/// its application's endpoints stay cached (see [`crate::cache::EndpointCache`]) instead of
-/// once per send.
-#[derive(Debug)]
-pub struct ReadyEndpoint {
-    endpoint: Endpoint,
-    route: Route,
-}
-
-impl ReadyEndpoint {
-    /// `endpoint` (secrets opened) with its route.
-    pub fn new(endpoint: Endpoint) -> ReadyEndpoint {
-        let route = Route::of(&endpoint.url);
-        ReadyEndpoint { endpoint, route }
-    }
-
-    /// The endpoint.
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
-    }
-}
-
-impl std::ops::Deref for ReadyEndpoint {
-    type Target = Endpoint;
-
-    fn deref(&self) -> &Endpoint {
-        &self.endpoint
-    }
-}
-
-/// Where an endpoint's requests go.
-#[derive(Debug)]
-enum Route {
-    /// To the endpoint's `hookd listen` session.
-    Relay,
-    /// Over HTTP.
-    Http(Target),
-    /// Nowhere: the URL does not parse, and every attempt records why.
-    Invalid(String),
-}
-
-/// An endpoint URL parsed for sending.
-#[derive(Debug)]
-struct Target {
-    /// As configured, credentials included: the address checks read its host, and the egress
-    /// proxy's client sends it as it is.
-    url: reqwest::Url,
-    /// Without credentials, for a direct send (or why it cannot be one).
-    uri: Result<http::Uri, String>,
-    /// The URL's credentials as a basic-authentication header value.
-    credentials: Option<HeaderValue>,
-}
-
-impl Route {
-    fn of(url: &str) -> Route {
-        if crate::relay::is_session_url(url) {
-            return Route::Relay;
-        }
-        let url = match reqwest::Url::parse(url) {
-            Ok(url) => url,
-            Err(e) => return Route::Invalid(format!("invalid URL: {e}")),
-        };
-        let mut bare = url.clone();
-        let credentials = take_credentials(&mut bare);
-        let uri = bare
-            .as_str()
-            .parse::<http::Uri>()
-            .map_err(|e| format!("invalid URL: {e}"));
-        Route::Http(Target { url, uri, credentials })
-    }
-}
-
 /// What one send is about.
 #[derive(Clone, Copy)]
 pub struct Outgoing<'a> {
     /// The environment of the endpoint's application.
     pub env: Environment,
     /// Where it goes.
-    pub endpoint: &'a ReadyEndpoint,
+    pub endpoint: &'a Endpoint,
     /// The message id (`webhook-id`).
     pub msg_id: &'a str,
     /// The message's event type.
@@ -386,7 +314,7 @@ impl Sender {
     pub async fn send_batch(
         &self,
         env: Environment,
-        endpoint: &ReadyEndpoint,
+        endpoint: &Endpoint,
         items: &[hookd_store::FifoItem],
         now: DateTime<Utc>,
     ) -> SendResult {
@@ -435,19 +363,22 @@ impl Sender {
             Environment::Live => &self.live,
             Environment::Test => &self.sandbox,
         };
-        let target = match &endpoint.route {
-            Route::Relay => None,
-            Route::Invalid(why) => return Ok(SendResult::not_sent(why)),
-            Route::Http(target) => {
-                if let Err(why) = client.check_literal_host(&target.url) {
-                    return Ok(SendResult::not_sent(&why));
-                }
-                if let Err(why) = client.check_target(&target.url).await {
-                    return Ok(SendResult::not_sent(&why));
-                }
-                Some(target)
+        let relayed = crate::relay::is_session_url(&endpoint.url);
+        // Parsed once: the address checks and the request share it.
+        let mut target = None;
+        if !relayed {
+            let parsed = match reqwest::Url::parse(&endpoint.url) {
+                Ok(parsed) => parsed,
+                Err(e) => return Ok(SendResult::not_sent(&format!("invalid URL: {e}"))),
+            };
+            if let Err(why) = client.check_literal_host(&parsed) {
+                return Ok(SendResult::not_sent(&why));
             }
-        };
+            if let Err(why) = client.check_target(&parsed).await {
+                return Ok(SendResult::not_sent(&why));
+            }
+            target = Some(parsed);
+        }
         let mut headers = match signed_headers(endpoint, out.msg_id, out.payload, out.attempt, now) {
             Ok(h) => h,
             Err(reason) => return Ok(SendResult::not_sent(&reason)),
@@ -472,7 +403,7 @@ impl Sender {
                 }
             }
             Transport::Proxied(http) => {
-                Ok(send_proxied(http, target.url.clone(), headers, body, Instant::now(), request_headers).await)
+                Ok(send_proxied(http, target, headers, body, Instant::now(), request_headers).await)
             }
         }
     }
@@ -579,7 +510,7 @@ const TIMED_OUT: &str = "operation timed out";
 async fn send_direct(
     direct: &Direct,
     timeout: Duration,
-    target: &Target,
+    mut target: reqwest::Url,
     mut headers: HeaderMap,
     body: Bytes,
     started: Instant,
@@ -587,12 +518,12 @@ async fn send_direct(
 ) -> Result<SendResult, SendResult> {
     let deadline = tokio::time::Instant::from_std(started + timeout);
     // Credentials in the URL go as basic authentication, unless a custom header carries some.
-    if let Some(credentials) = &target.credentials {
-        headers.entry(AUTHORIZATION).or_insert_with(|| credentials.clone());
+    if let Some(credentials) = take_credentials(&mut target) {
+        headers.entry(AUTHORIZATION).or_insert(credentials);
     }
-    let uri = match &target.uri {
-        Ok(uri) => uri.clone(),
-        Err(why) => return Ok(SendResult::not_sent(why)),
+    let uri = match target.as_str().parse::<http::Uri>() {
+        Ok(uri) => uri,
+        Err(e) => return Ok(SendResult::not_sent(&format!("invalid URL: {e}"))),
     };
     headers
         .entry(USER_AGENT_HEADER)
@@ -932,38 +863,6 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-
-    #[test]
-    fn an_endpoint_url_is_worked_out_once_with_its_credentials_taken_out() {
-        use base64::Engine;
-        let Route::Http(t) = Route::of("https://user%40x:p%3Ass@hooks.example.com:8443/in?a=1") else {
-            panic!("an https URL is sent over HTTP");
-        };
-        assert_eq!(
-            t.uri.as_ref().unwrap().to_string(),
-            "https://hooks.example.com:8443/in?a=1",
-            "a direct send's URI carries no credentials"
-        );
-        let credentials = t.credentials.as_ref().expect("taken out");
-        let expected = base64::engine::general_purpose::STANDARD.encode("user@x:p:ss");
-        assert_eq!(
-            credentials.to_str().unwrap(),
-            format!("Basic {expected}"),
-            "percent-decoded"
-        );
-        assert!(credentials.is_sensitive());
-        assert_eq!(
-            t.url.username(),
-            "user%40x",
-            "the proxy's client gets the URL as configured"
-        );
-        let Route::Http(plain) = Route::of("http://127.0.0.1:9/x") else {
-            panic!("an http URL is sent over HTTP");
-        };
-        assert!(plain.credentials.is_none());
-        assert!(matches!(Route::of("hookd-listen://cli"), Route::Relay));
-        assert!(matches!(Route::of("not a url"), Route::Invalid(why) if why.starts_with("invalid URL: ")));
-    }
 
     #[test]
     fn a_shared_payload_points_into_the_message_and_outlives_other_handles() {
