@@ -6,20 +6,7 @@ use super::*;
 impl OutboxStore for SqliteStore {
     async fn add_outbox(&self, events: &[OutboxEvent]) -> StoreResult<()> {
         let events = events.to_vec();
-        self.write(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "INSERT INTO outbox (id, kind, app_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (id) DO NOTHING",
-                )
-                .map_err(map_err)?;
-            for e in &events {
-                stmt.execute(params![e.id, e.kind, e.app_id, Json(&e.data), micros(e.created_at)])
-                    .map_err(map_err)?;
-            }
-            Ok(())
-        })
-        .await
+        self.write(move |c| insert_outbox(c, events.iter())).await
     }
 
     async fn outbox_events(&self, limit: usize) -> StoreResult<Vec<OutboxEvent>> {
@@ -53,4 +40,20 @@ impl OutboxStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Stores operational events in the outbox, leaving any whose id is already there as it is
+/// (the same event, carried again), as PostgreSQL does.
+pub(super) fn insert_outbox<'a>(c: &Connection, events: impl Iterator<Item = &'a OutboxEvent>) -> StoreResult<()> {
+    let mut stmt = c
+        .prepare_cached(
+            "INSERT INTO outbox (id, kind, app_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .map_err(map_err)?;
+    for e in events {
+        stmt.execute(params![e.id, e.kind, e.app_id, Json(&e.data), micros(e.created_at)])
+            .map_err(map_err)?;
+    }
+    Ok(())
 }

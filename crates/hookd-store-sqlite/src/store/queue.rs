@@ -214,17 +214,7 @@ impl QueueStore for SqliteStore {
                 )
                 .map_err(map_err)?;
             let mut insert = attempt_insert(c)?;
-            let mut outbox = c
-                .prepare_cached(
-                    "INSERT INTO outbox (id, kind, app_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (id) DO NOTHING",
-                )
-                .map_err(map_err)?;
-            for e in &plan.events {
-                outbox
-                    .execute(params![e.id, e.kind, e.app_id, Json(&e.data), micros(e.created_at)])
-                    .map_err(map_err)?;
-            }
+            outbox::insert_outbox(c, plan.events.iter().copied())?;
             for (delivery_id, app_id, a) in attempts {
                 insert_attempt(&mut insert, delivery_id, app_id, a)?;
             }
