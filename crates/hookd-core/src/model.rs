@@ -60,7 +60,10 @@ pub struct Application {
 }
 
 /// A URL that receives an application's messages.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its `Debug` output leaves out what would let a reader impersonate hookd or reach the
+/// receiver as hookd does: the secrets, the URL's credentials and custom headers' values.
+#[derive(Clone, PartialEq)]
 pub struct Endpoint {
     /// `ep_…`
     pub id: String,
@@ -142,8 +145,9 @@ impl DestinationKind {
     }
 }
 
-/// The settings of a destination beyond what every endpoint has.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The settings of a destination beyond what every endpoint has. Its `Debug` output leaves the
+/// credential out.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Destination {
     /// Which kind.
@@ -162,14 +166,76 @@ pub struct Destination {
 }
 
 /// A rotated-out endpoint secret that still signs until `expires_at`, so receivers can switch
-/// keys without dropping a delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// keys without dropping a delivery. Its `Debug` output leaves the key out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OldSecret {
     /// The key (`whsec_…` or `whsk_…`).
     pub key: String,
     /// When it stops signing.
     pub expires_at: DateTime<Utc>,
+}
+
+/// Stands in for a secret in `Debug` output.
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: BTreeMap<&str, &str> = self.headers.keys().map(|k| (k.as_str(), REDACTED)).collect();
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("app_id", &self.app_id)
+            .field("uid", &self.uid)
+            .field("url", &url_without_credentials(&self.url))
+            .field("description", &self.description)
+            .field("disabled", &self.disabled)
+            .field("event_types", &self.event_types)
+            .field("channels", &self.channels)
+            .field("throttle_rate", &self.throttle_rate)
+            .field("metadata", &self.metadata)
+            .field("secret", &REDACTED)
+            .field("headers", &headers)
+            .field("old_secrets", &self.old_secrets)
+            .field("failing_since", &self.failing_since)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .field("destination", &self.destination)
+            .finish()
+    }
+}
+
+/// The URL with any user name and password it carries replaced by `***`; text that is
+/// not a URL is shown as it is (it cannot carry credentials a sender would use).
+fn url_without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("***");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Destination")
+            .field("kind", &self.kind)
+            .field("config", &self.config)
+            .field("credential", &self.credential.as_ref().map(|_| REDACTED))
+            .field("batch_size", &self.batch_size)
+            .field("max_wait_secs", &self.max_wait_secs)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OldSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OldSecret")
+            .field("key", &REDACTED)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// A kind of event publishers send and endpoints subscribe to.
@@ -332,4 +398,68 @@ pub struct Delivery {
     pub attempts: i64,
     /// When the next scheduled attempt is due, if any.
     pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_of_an_endpoint_holds_none_of_its_secrets() {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).expect("a valid instant");
+        let endpoint = Endpoint {
+            id: "ep_1".into(),
+            app_id: "app_1".into(),
+            uid: None,
+            url: "https://hook-user:hook-pass@example.test/in?x=1".into(),
+            description: String::new(),
+            disabled: false,
+            event_types: None,
+            channels: None,
+            throttle_rate: None,
+            metadata: BTreeMap::from([("team".into(), "billing".into())]),
+            secret: "whsec_current-secret".into(),
+            headers: BTreeMap::from([("X-Api-Key".into(), "header-secret".into())]),
+            old_secrets: vec![OldSecret {
+                key: "whsec_old-secret".into(),
+                expires_at: at,
+            }],
+            failing_since: None,
+            created_at: at,
+            updated_at: at,
+            destination: Some(Destination {
+                kind: DestinationKind::RabbitMq,
+                config: serde_json::Map::new(),
+                credential: Some("amqp://guest:broker-secret@localhost".into()),
+                batch_size: 1,
+                max_wait_secs: 0,
+            }),
+        };
+        let shown = format!("{endpoint:?}");
+        for secret in [
+            "current-secret",
+            "old-secret",
+            "header-secret",
+            "broker-secret",
+            "hook-user",
+            "hook-pass",
+        ] {
+            assert!(!shown.contains(secret), "{secret} appears in {shown}");
+        }
+        // What helps a reader is still there.
+        for kept in [
+            "ep_1",
+            "https://***@example.test/in?x=1",
+            "X-Api-Key",
+            "billing",
+            "RabbitMq",
+        ] {
+            assert!(shown.contains(kept), "{kept} is missing from {shown}");
+        }
+        assert_eq!(url_without_credentials("not a url"), "not a url");
+        assert_eq!(
+            url_without_credentials("https://example.test/a"),
+            "https://example.test/a"
+        );
+    }
 }
