@@ -49,16 +49,17 @@ backlog_messages=1000000
 [[ -n "$quick" ]] && backlog_messages=100000
 scenarios=(
     # Closed loop, one endpoint, beside the limit baseline (the same bodies posted straight to
-    # the receiver by the same 64 workers).
-    "--messages 100000 --concurrency 64 --baseline"
+    # the receiver by the same 64 workers) and the relay ceiling (the same publishes forwarded
+    # by hookd-relay, with no storage).
+    "--messages 100000 --concurrency 64 --baseline --relay-ceiling"
     # Open loop: latency from the scheduled instant at offered rates (20 s each).
     "--messages 20000 --concurrency 256 --rate 1000"
     "--messages 40000 --concurrency 256 --rate 2000"
     "--messages 100000 --concurrency 256 --rate 5000"
     "--messages 200000 --concurrency 256 --rate 10000"
     # Fan-out.
-    "--messages 10000 --concurrency 64 --endpoints 10"
-    "--messages 2000 --concurrency 64 --endpoints 100"
+    "--messages 10000 --concurrency 64 --endpoints 10 --relay-ceiling"
+    "--messages 2000 --concurrency 64 --endpoints 100 --relay-ceiling"
     "--messages 200 --concurrency 16 --endpoints 1000"
     # 10,000 endpoints across 1,000 applications.
     "--messages 20000 --concurrency 64 --apps 1000 --endpoints 10"

@@ -95,6 +95,12 @@ struct Args {
     /// reported as a ratio of it.
     #[arg(long)]
     baseline: bool,
+    /// Also measure the relay ceiling: `hookd-relay` (built beside this harness) takes the same
+    /// publishes from the same workers and forwards each body to the receiver once per endpoint,
+    /// on hookd's HTTP stack but with no storage, signing or queue; hookd's delivered rate is
+    /// reported as a share of the relay's. Runs after hookd has stopped.
+    #[arg(long)]
+    relay_ceiling: bool,
     /// Backlog drain: the endpoints are throttled to 1 delivery per second while every message
     /// is published, so the deliveries queue up in hookd; then the throttle is lifted and the
     /// drain is timed, with hookd's resident memory sampled while it drains.
@@ -142,6 +148,8 @@ struct Report {
     ledger: Ledger,
     /// The limit baseline, with `--baseline`.
     baseline: Option<Baseline>,
+    /// The relay ceiling, with `--relay-ceiling`.
+    relay_ceiling: Option<RelayCeiling>,
     /// The backlog drain, with `--backlog`.
     drain: Option<Drain>,
     /// Failed or skipped publishes plus deliveries that never arrived.
@@ -197,6 +205,22 @@ struct Baseline {
     /// hookd's delivered rate (deliveries per second) ÷ the baseline's (posts per second): both
     /// count HTTP requests reaching the receiver.
     hookd_ratio: Option<f64>,
+}
+
+/// What a relay with no storage did with the same publishes.
+#[derive(serde::Serialize)]
+struct RelayCeiling {
+    msgs_per_s: Option<f64>,
+    /// Requests that reached the receiver per second (messages × endpoints).
+    deliveries_per_s: Option<f64>,
+    /// The relay's deliveries per second ÷ the baseline's posts per second (with `--baseline`).
+    baseline_ratio: Option<f64>,
+    /// hookd's delivered rate ÷ the relay's (deliveries per second both).
+    hookd_ratio: Option<f64>,
+    /// `hookd` here is the relay process.
+    cpu: CpuShare,
+    /// The relay's CPU time per delivery, in microseconds.
+    cpu_us_per_delivery: Option<f64>,
 }
 
 /// Latency percentiles in milliseconds (`null` when nothing arrived).
@@ -463,6 +487,13 @@ async fn ledger(
 /// The limit baseline: `messages` bodies like the benchmark's posted straight to the receiver
 /// by `concurrency` workers, as fast as they are answered. Returns messages per second.
 async fn baseline(args: &Args, recv_addr: SocketAddr) -> anyhow::Result<Option<f64>> {
+    closed_loop(args, &format!("http://{recv_addr}/baseline")).await
+}
+
+/// `messages` publish bodies like the benchmark's posted to `url` by `concurrency` workers, each
+/// posting its next as soon as the last is answered with a success. Returns messages per
+/// second; any other answer fails the run.
+async fn closed_loop(args: &Args, url: &str) -> anyhow::Result<Option<f64>> {
     let client = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(args.concurrency as usize)
@@ -470,7 +501,7 @@ async fn baseline(args: &Args, recv_addr: SocketAddr) -> anyhow::Result<Option<f
     let overhead = envelope(0, &now_rfc3339(), "").len();
     let pad = Arc::new("x".repeat(args.payload_bytes.saturating_sub(overhead)));
     let next = Arc::new(AtomicUsize::new(0));
-    let url = Arc::new(format!("http://{recv_addr}/baseline"));
+    let url = Arc::new(url.to_string());
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency {
@@ -499,6 +530,59 @@ async fn baseline(args: &Args, recv_addr: SocketAddr) -> anyhow::Result<Option<f
         done??;
     }
     Ok(per_second(args.messages as usize, Some(started), Some(Instant::now())))
+}
+
+/// The relay ceiling: `hookd-relay`, from this harness's directory, forwarding each of the
+/// benchmark's bodies to the receiver once per endpoint, published to in a closed loop. Returns
+/// its rate and its CPU; `baseline` and `hookd` (deliveries per second) give the ratios.
+async fn relay_ceiling(
+    args: &Args,
+    recv_addr: SocketAddr,
+    baseline: Option<f64>,
+    hookd: Option<f64>,
+) -> anyhow::Result<RelayCeiling> {
+    use tokio::io::AsyncBufReadExt;
+    let exe = std::env::current_exe()?;
+    let bin = exe.with_file_name("hookd-relay");
+    let mut child = tokio::process::Command::new(&bin)
+        .arg("--target")
+        .arg(format!("http://{recv_addr}/baseline"))
+        .arg("--fan-out")
+        .arg(args.endpoints.to_string())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| {
+            format!(
+                "{} (build it with `cargo build --release -p hookd-bench`)",
+                bin.display()
+            )
+        })?;
+    let pid = child.id().context("hookd-relay exited at once")?;
+    let stdout = child.stdout.take().context("hookd-relay's stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .context("hookd-relay did not start within 10 s")??
+        .context("hookd-relay exited before listening")?;
+    let addr = line
+        .strip_prefix("listening on ")
+        .with_context(|| format!("hookd-relay printed {line:?}"))?;
+    let meter = CpuMeter::start(&[pid]);
+    let rate = closed_loop(args, &format!("http://{addr}/msg")).await;
+    let (cpu, work) = meter.stop();
+    child.kill().await?;
+    let msgs_per_s = rate?;
+    let deliveries = args.messages as f64 * args.endpoints as f64;
+    let deliveries_per_s = msgs_per_s.map(|r| round(r * args.endpoints as f64, 1));
+    Ok(RelayCeiling {
+        msgs_per_s,
+        deliveries_per_s,
+        baseline_ratio: deliveries_per_s.zip(baseline).map(|(r, b)| round(r / b, 3)),
+        hookd_ratio: hookd.zip(deliveries_per_s).map(|(h, r)| round(h / r, 3)),
+        cpu,
+        cpu_us_per_delivery: Some(round(work.cpu_s * 1e6 / deliveries, 1)),
+    })
 }
 
 fn per_second(count: usize, from: Option<Instant>, to: Option<Instant>) -> Option<f64> {
@@ -713,6 +797,18 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
             })
         }
     };
+    let relay_ceiling = match args.relay_ceiling {
+        false => None,
+        true => Some(
+            relay_ceiling(
+                args,
+                recv_addr,
+                baseline.as_ref().and_then(|b| b.msgs_per_s),
+                delivered_rate,
+            )
+            .await?,
+        ),
+    };
     Ok(Report {
         backend: match backend {
             Backend::Sqlite => "sqlite",
@@ -753,6 +849,7 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         },
         ledger,
         baseline,
+        relay_ceiling,
         drain,
         errors: published.errors.len() + expected.saturating_sub(delivered),
         duration_s: (start.zip(end)).map(|(s, e)| round(e.saturating_duration_since(s).as_secs_f64(), 3)),
