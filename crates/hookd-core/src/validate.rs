@@ -184,7 +184,7 @@ const SENSITIVE_HEADERS: &[&str] = &[
 
 /// Is this custom header's value withheld on read?
 pub fn is_sensitive_header(name: &str) -> bool {
-    SENSITIVE_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+    SENSITIVE_HEADERS.iter().any(|s| s.eq_ignore_ascii_case(name))
 }
 
 /// A set of custom headers for an endpoint.
