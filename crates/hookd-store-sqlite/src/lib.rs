@@ -97,6 +97,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/0010_destinations.sql")),
     (11, include_str!("../migrations/0011_delivery_without_app_index.sql")),
     (12, include_str!("../migrations/0012_attempt_with_fewer_indexes.sql")),
+    (13, include_str!("../migrations/0013_due_index_without_id.sql")),
 ];
 /// Read-only connections kept open, and the most reads running at once.
 const READERS: usize = 8;
@@ -408,6 +409,44 @@ mod tests {
             assert!(plan.iter().any(|step| step.contains(index)), "{filter}: {plan:?}");
             assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{filter}: {plan:?}");
         }
+    }
+
+    /// Migration 13 leaves the delivery's id out of the due index: a claim's walk still reads
+    /// the index alone (no table row for a delivery it passes over), and its entries no longer
+    /// hold the id.
+    #[test]
+    fn the_claim_walk_reads_the_due_index_alone_and_its_entries_hold_no_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("hookd.db")).unwrap();
+        migrate(&conn).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", crate::store::queue::CLAIM_WALK))
+            .unwrap()
+            .query_map(rusqlite::params![0, 10, "[]", "[]"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.starts_with("SEARCH delivery USING COVERING INDEX delivery_due ")),
+            "{plan:?}"
+        );
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_index_info('delivery_due') ORDER BY seqno")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(columns, ["next_attempt_at", "lease_until", "endpoint_id", "app_id"]);
+        let old: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'delivery_due_claim'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old, 0);
     }
 
     fn store_in(dir: &tempfile::TempDir) -> SqliteStore {

@@ -161,7 +161,7 @@ mod idempotency;
 mod messages;
 mod outbox;
 mod polls;
-mod queue;
+pub(crate) mod queue;
 mod retention;
 mod sessions;
 mod stats;

@@ -5,6 +5,16 @@ use std::sync::Arc;
 
 use super::*;
 
+/// A claim's walk of the due index for candidates: the longest overdue deliveries of endpoints
+/// (`?3`, a JSON array) and applications (`?4`) that may take more, at most `?2` of them. The
+/// index covers every column read, so the walk touches no table row.
+pub(crate) const CLAIM_WALK: &str = "WITH skip(k) AS MATERIALIZED (SELECT value FROM json_each(?3)), \
+          skip_app(k) AS MATERIALIZED (SELECT value FROM json_each(?4)) \
+     SELECT endpoint_id, app_id, rowid FROM delivery INDEXED BY delivery_due \
+     WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 AND lease_until <= ?1 \
+       AND endpoint_id NOT IN (SELECT k FROM skip) AND app_id NOT IN (SELECT k FROM skip_app) \
+     ORDER BY next_attempt_at LIMIT ?2";
+
 #[async_trait]
 impl QueueStore for SqliteStore {
     async fn release_stale_leases(&self, now: DateTime<Utc>) -> StoreResult<u64> {
@@ -61,20 +71,11 @@ impl QueueStore for SqliteStore {
             // take more, a bounded walk of the due index (which covers the columns read). Each
             // endpoint's and application's room is then applied in order, here rather than in
             // SQL, where joining the room lists costs more than the walk itself.
-            let mut candidates = c
-                .prepare_cached(
-                    "WITH skip(k) AS MATERIALIZED (SELECT value FROM json_each(?3)), \
-                          skip_app(k) AS MATERIALIZED (SELECT value FROM json_each(?4)) \
-                     SELECT id, endpoint_id, app_id, rowid FROM delivery INDEXED BY delivery_due_claim \
-                     WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 AND lease_until <= ?1 \
-                       AND endpoint_id NOT IN (SELECT k FROM skip) AND app_id NOT IN (SELECT k FROM skip_app) \
-                     ORDER BY next_attempt_at LIMIT ?2",
-                )
-                .map_err(map_err)?;
+            let mut candidates = c.prepare_cached(CLAIM_WALK).map_err(map_err)?;
             // Taken as the walk goes, which stops once `limit` are: the scan bound only
             // matters when most candidates belong to endpoints or applications without room.
             let mut picker = bounds.picker(limit);
-            let mut picked: Vec<(String, String, String, i64)> = Vec::with_capacity(limit.min(64));
+            let mut picked: Vec<(String, String, i64)> = Vec::with_capacity(limit.min(64));
             let mut rows = candidates
                 .query(params![micros(now), scan, skip, skip_apps])
                 .map_err(map_err)?;
@@ -87,10 +88,10 @@ impl QueueStore for SqliteStore {
                         .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
                         .map_err(map_err)
                 };
-                let (endpoint_id, app_id) = (text(1)?, text(2)?);
+                let (endpoint_id, app_id) = (text(0)?, text(1)?);
                 if picker.offer(endpoint_id, app_id) {
-                    let rowid = row.get::<_, i64>(3).map_err(map_err)?;
-                    picked.push((text(0)?.to_string(), endpoint_id.to_string(), app_id.to_string(), rowid));
+                    let rowid = row.get::<_, i64>(2).map_err(map_err)?;
+                    picked.push((endpoint_id.to_string(), app_id.to_string(), rowid));
                 }
             }
             drop(rows);
@@ -106,7 +107,8 @@ impl QueueStore for SqliteStore {
             // instead of two (the index SQLite keeps for the text id, then the table).
             let mut read = c
                 .prepare_cached(
-                    "SELECT msg_id, scheduled_attempts, total_attempts, MIN(next_trigger, 1) FROM delivery WHERE rowid = ?1",
+                    "SELECT id, msg_id, scheduled_attempts, total_attempts, MIN(next_trigger, 1) FROM delivery \
+                     WHERE rowid = ?1",
                 )
                 .map_err(map_err)?;
             let mut lease = c
@@ -116,9 +118,17 @@ impl QueueStore for SqliteStore {
                 )
                 .map_err(map_err)?;
             let mut claimed = Vec::with_capacity(picked.len());
-            for (id, endpoint_id, app_id, rowid) in picked {
-                let (msg_id, scheduled_attempts, total_attempts, trigger) = read
-                    .query_row([rowid], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            for (endpoint_id, app_id, rowid) in picked {
+                let (id, msg_id, scheduled_attempts, total_attempts, trigger) = read
+                    .query_row([rowid], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                        ))
+                    })
                     .map_err(map_err)?;
                 lease
                     .execute(params![rowid, micros(lease_until), token])

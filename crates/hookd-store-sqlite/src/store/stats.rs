@@ -20,7 +20,7 @@ impl StatsStore for SqliteStore {
                    (SELECT COUNT(*) FROM (SELECT 1 FROM delivery WHERE parked = 1 LIMIT ?2)), \
                    (SELECT COUNT(*) FROM endpoint WHERE disabled = 1), \
                    COUNT(*) \
-                 FROM (SELECT next_attempt_at, lease_until FROM delivery INDEXED BY delivery_due_claim \
+                 FROM (SELECT next_attempt_at, lease_until FROM delivery INDEXED BY delivery_due \
                        WHERE next_attempt_at IS NOT NULL ORDER BY next_attempt_at LIMIT ?2)",
             )?
             .query_row(params![now, cap], |r| {
