@@ -13,8 +13,8 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/app", get(list).post(create))
-        .route("/app/{app_id}", get(fetch).put(upsert).patch(patch).delete(delete))
+        .route(v1!("/app"), get(list).post(create))
+        .route(v1!("/app/{app_id}"), get(fetch).put(upsert).patch(patch).delete(delete))
 }
 
 async fn list(State(s): State<AppState>, caller: Caller, q: Query) -> ApiResult<Json<ListResponse<ApplicationOut>>> {

@@ -18,17 +18,23 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/app/{app_id}/attempt/endpoint/{endpoint_id}", get(by_endpoint))
-        .route("/app/{app_id}/attempt/msg/{msg_id}", get(by_message))
-        .route("/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", get(one))
-        .route("/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/headers", get(headers))
+        .route(v1!("/app/{app_id}/attempt/endpoint/{endpoint_id}"), get(by_endpoint))
+        .route(v1!("/app/{app_id}/attempt/msg/{msg_id}"), get(by_message))
+        .route(v1!("/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}"), get(one))
         .route(
-            "/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content",
+            v1!("/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/headers"),
+            get(headers),
+        )
+        .route(
+            v1!("/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content"),
             axum::routing::delete(expunge_response),
         )
-        .route("/app/{app_id}/msg/{msg_id}/endpoint", get(destinations))
-        .route("/app/{app_id}/endpoint/{endpoint_id}/msg", get(attempted_messages))
-        .route("/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", post(resend))
+        .route(v1!("/app/{app_id}/msg/{msg_id}/endpoint"), get(destinations))
+        .route(v1!("/app/{app_id}/endpoint/{endpoint_id}/msg"), get(attempted_messages))
+        .route(
+            v1!("/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend"),
+            post(resend),
+        )
 }
 
 fn status_param(q: &Query) -> ApiResult<Option<MessageStatus>> {

@@ -26,11 +26,11 @@ const PORTAL_EXPIRY: std::ops::RangeInclusive<u64> = 3600..=90 * 24 * 3600;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/auth/app-portal-access/{app_id}", post(portal_access))
-        .route("/auth/logout", post(logout))
-        .route("/auth/app/{app_id}/expire-all", post(expire_all))
-        .route("/auth/token", axum::routing::get(list_tokens).post(new_token))
-        .route("/auth/token/{token_id}", axum::routing::delete(revoke_token))
+        .route(v1!("/auth/app-portal-access/{app_id}"), post(portal_access))
+        .route(v1!("/auth/logout"), post(logout))
+        .route(v1!("/auth/app/{app_id}/expire-all"), post(expire_all))
+        .route(v1!("/auth/token"), axum::routing::get(list_tokens).post(new_token))
+        .route(v1!("/auth/token/{token_id}"), axum::routing::delete(revoke_token))
 }
 
 /// A token as listed (never its secret).

@@ -24,22 +24,28 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/app/{app_id}/destination", get(list).post(create))
+        .route(v1!("/app/{app_id}/destination"), get(list).post(create))
         .route(
-            "/app/{app_id}/destination/{destination_id}",
+            v1!("/app/{app_id}/destination/{destination_id}"),
             get(fetch).put(upsert).patch(patch).delete(delete),
         )
-        .route("/app/{app_id}/destination/{destination_id}/secret/rotate", post(rotate))
         .route(
-            "/app/{app_id}/destination/{destination_id}/transformation",
+            v1!("/app/{app_id}/destination/{destination_id}/secret/rotate"),
+            post(rotate),
+        )
+        .route(
+            v1!("/app/{app_id}/destination/{destination_id}/transformation"),
             get(transformation).patch(patch_transformation),
         )
-        .route("/app/{app_id}/poller/{sink_id}", get(poll))
+        .route(v1!("/app/{app_id}/poller/{sink_id}"), get(poll))
         .route(
-            "/app/{app_id}/poller/{sink_id}/consumer/{consumer_id}",
+            v1!("/app/{app_id}/poller/{sink_id}/consumer/{consumer_id}"),
             get(consumer_poll),
         )
-        .route("/app/{app_id}/poller/{sink_id}/consumer/{consumer_id}/seek", post(seek))
+        .route(
+            v1!("/app/{app_id}/poller/{sink_id}/consumer/{consumer_id}/seek"),
+            post(seek),
+        )
 }
 
 /// `DestinationOut`.

@@ -17,15 +17,15 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/app/{app_id}/endpoint", get(list).post(create))
+        .route(v1!("/app/{app_id}/endpoint"), get(list).post(create))
         .route(
-            "/app/{app_id}/endpoint/{endpoint_id}",
+            v1!("/app/{app_id}/endpoint/{endpoint_id}"),
             get(fetch).put(upsert).patch(patch).delete(delete),
         )
-        .route("/app/{app_id}/endpoint/{endpoint_id}/secret", get(secret))
-        .route("/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", post(rotate))
+        .route(v1!("/app/{app_id}/endpoint/{endpoint_id}/secret"), get(secret))
+        .route(v1!("/app/{app_id}/endpoint/{endpoint_id}/secret/rotate"), post(rotate))
         .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/headers",
+            v1!("/app/{app_id}/endpoint/{endpoint_id}/headers"),
             get(headers).put(set_headers).patch(patch_headers),
         )
 }

@@ -13,9 +13,12 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/event-type", get(list).post(create))
-        .route("/event-type/{name}", get(fetch).put(upsert).patch(patch).delete(delete))
-        .route("/event-type/import/openapi", axum::routing::post(import_openapi))
+        .route(v1!("/event-type"), get(list).post(create))
+        .route(
+            v1!("/event-type/{name}"),
+            get(fetch).put(upsert).patch(patch).delete(delete),
+        )
+        .route(v1!("/event-type/import/openapi"), axum::routing::post(import_openapi))
 }
 
 async fn import_openapi(

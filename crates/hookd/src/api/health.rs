@@ -11,8 +11,8 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/health", get(health))
-        .route("/health/ping", get(|| async { StatusCode::NO_CONTENT }))
+        .route(v1!("/health"), get(health))
+        .route(v1!("/health/ping"), get(|| async { StatusCode::NO_CONTENT }))
 }
 
 /// Longest the database may take to answer a health check through its writer.

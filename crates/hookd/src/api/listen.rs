@@ -25,7 +25,7 @@ use crate::state::AppState;
 const PING_EVERY: Duration = Duration::from_secs(20);
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/app/{app_id}/listen", get(listen))
+    Router::new().route(v1!("/app/{app_id}/listen"), get(listen))
 }
 
 async fn listen(

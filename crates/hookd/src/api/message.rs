@@ -16,13 +16,13 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/app/{app_id}/msg", get(list).post(create))
-        .route("/app/{app_id}/msg/{msg_id}", get(fetch))
-        .route("/app/{app_id}/msg/{msg_id}/content", delete(expunge))
-        .route("/app/{app_id}/msg/precheck/active", axum::routing::post(precheck))
-        .route("/app/{app_id}/msg/bulk-expunge", axum::routing::post(bulk_expunge))
+        .route(v1!("/app/{app_id}/msg"), get(list).post(create))
+        .route(v1!("/app/{app_id}/msg/{msg_id}"), get(fetch))
+        .route(v1!("/app/{app_id}/msg/{msg_id}/content"), delete(expunge))
+        .route(v1!("/app/{app_id}/msg/precheck/active"), axum::routing::post(precheck))
+        .route(v1!("/app/{app_id}/msg/bulk-expunge"), axum::routing::post(bulk_expunge))
         .route(
-            "/app/{app_id}/msg/expunge-all-contents",
+            v1!("/app/{app_id}/msg/expunge-all-contents"),
             axum::routing::post(expunge_all),
         )
 }

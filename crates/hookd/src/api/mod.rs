@@ -4,6 +4,15 @@
 //! use-case → map to a DTO. Statuses are chosen only in [`error`] and by the success codes
 //! written next to each handler. Every path is also served with a trailing slash.
 
+/// An API path: `/api/v1` followed by `$path`. Routes are declared with their whole path
+/// rather than nested under the prefix, so a request is routed once, without the nested
+/// router's prefix stripping and per-request service clones.
+macro_rules! v1 {
+    ($path:literal) => {
+        concat!("/api/v1", $path)
+    };
+}
+
 mod application;
 mod attempt;
 mod auth;
@@ -53,7 +62,7 @@ pub fn router(
         .merge(listen::router())
         .merge(openapi::router())
         .route_layer(axum::middleware::from_fn(crate::metrics::track));
-    let mut app = Router::new().nest("/api/v1", api);
+    let mut app = api;
     if let Some(pages) = beside {
         app = app.merge(pages);
     }

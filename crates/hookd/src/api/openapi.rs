@@ -14,7 +14,7 @@ use crate::ops::event_types::all_event_types;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(spec))
+    Router::new().route(v1!("/openapi.json"), get(spec))
 }
 
 async fn spec(State(s): State<AppState>, q: Query) -> ApiResult<Json<serde_json::Value>> {

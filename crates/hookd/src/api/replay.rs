@@ -16,17 +16,26 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/app/{app_id}/endpoint/{endpoint_id}/recover", post(recover))
+        .route(v1!("/app/{app_id}/endpoint/{endpoint_id}/recover"), post(recover))
         .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/replay-missing",
+            v1!("/app/{app_id}/endpoint/{endpoint_id}/replay-missing"),
             post(replay_missing),
         )
-        .route("/app/{app_id}/endpoint/{endpoint_id}/bulk-replay", post(bulk_replay))
-        .route("/app/{app_id}/endpoint/{endpoint_id}/stats", get(stats))
-        .route("/app/{app_id}/endpoint/{endpoint_id}/attempt-stats", get(attempt_stats))
-        .route("/app/{app_id}/endpoint/{endpoint_id}/send-example", post(send_example))
-        .route("/background-task", get(list_tasks))
-        .route("/background-task/{task_id}", get(get_task))
+        .route(
+            v1!("/app/{app_id}/endpoint/{endpoint_id}/bulk-replay"),
+            post(bulk_replay),
+        )
+        .route(v1!("/app/{app_id}/endpoint/{endpoint_id}/stats"), get(stats))
+        .route(
+            v1!("/app/{app_id}/endpoint/{endpoint_id}/attempt-stats"),
+            get(attempt_stats),
+        )
+        .route(
+            v1!("/app/{app_id}/endpoint/{endpoint_id}/send-example"),
+            post(send_example),
+        )
+        .route(v1!("/background-task"), get(list_tasks))
+        .route(v1!("/background-task/{task_id}"), get(get_task))
 }
 
 /// `RecoverOut` / `ReplayOut`: the task as started.
