@@ -181,25 +181,45 @@ const REDACTED: &str = "<redacted>";
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let headers: BTreeMap<&str, &str> = self.headers.keys().map(|k| (k.as_str(), REDACTED)).collect();
+        // Every field named, so a new one cannot reach this output without a decision here.
+        let Endpoint {
+            id,
+            app_id,
+            uid,
+            url,
+            description,
+            disabled,
+            event_types,
+            channels,
+            throttle_rate,
+            metadata,
+            secret: _,
+            headers,
+            old_secrets,
+            failing_since,
+            created_at,
+            updated_at,
+            destination,
+        } = self;
+        let headers: BTreeMap<&str, &str> = headers.keys().map(|k| (k.as_str(), REDACTED)).collect();
         f.debug_struct("Endpoint")
-            .field("id", &self.id)
-            .field("app_id", &self.app_id)
-            .field("uid", &self.uid)
-            .field("url", &url_without_credentials(&self.url))
-            .field("description", &self.description)
-            .field("disabled", &self.disabled)
-            .field("event_types", &self.event_types)
-            .field("channels", &self.channels)
-            .field("throttle_rate", &self.throttle_rate)
-            .field("metadata", &self.metadata)
+            .field("id", id)
+            .field("app_id", app_id)
+            .field("uid", uid)
+            .field("url", &url_without_credentials(url))
+            .field("description", description)
+            .field("disabled", disabled)
+            .field("event_types", event_types)
+            .field("channels", channels)
+            .field("throttle_rate", throttle_rate)
+            .field("metadata", metadata)
             .field("secret", &REDACTED)
             .field("headers", &headers)
-            .field("old_secrets", &self.old_secrets)
-            .field("failing_since", &self.failing_since)
-            .field("created_at", &self.created_at)
-            .field("updated_at", &self.updated_at)
-            .field("destination", &self.destination)
+            .field("old_secrets", old_secrets)
+            .field("failing_since", failing_since)
+            .field("created_at", created_at)
+            .field("updated_at", updated_at)
+            .field("destination", destination)
             .finish()
     }
 }
@@ -219,21 +239,29 @@ fn url_without_credentials(url: &str) -> String {
 
 impl std::fmt::Debug for Destination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Destination {
+            kind,
+            config,
+            credential,
+            batch_size,
+            max_wait_secs,
+        } = self;
         f.debug_struct("Destination")
-            .field("kind", &self.kind)
-            .field("config", &self.config)
-            .field("credential", &self.credential.as_ref().map(|_| REDACTED))
-            .field("batch_size", &self.batch_size)
-            .field("max_wait_secs", &self.max_wait_secs)
+            .field("kind", kind)
+            .field("config", config)
+            .field("credential", &credential.as_ref().map(|_| REDACTED))
+            .field("batch_size", batch_size)
+            .field("max_wait_secs", max_wait_secs)
             .finish()
     }
 }
 
 impl std::fmt::Debug for OldSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let OldSecret { key: _, expires_at } = self;
         f.debug_struct("OldSecret")
             .field("key", &REDACTED)
-            .field("expires_at", &self.expires_at)
+            .field("expires_at", expires_at)
             .finish()
     }
 }
