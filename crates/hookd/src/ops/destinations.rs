@@ -89,7 +89,10 @@ pub enum StatusIn {
 }
 
 /// A new or replaced destination (Svix `DestinationIn`).
-#[derive(Debug, Clone, Deserialize)]
+///
+/// No `Debug`: it can carry a credential in its `config`, which must never reach a log or a panic
+/// message.
+#[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DestinationIn {
     /// Unique key within the application.
@@ -124,7 +127,10 @@ pub struct DestinationIn {
 /// A partial update (Svix `DestinationPatch`): absent = unchanged, `null` = cleared. `type` is
 /// required by the SDK's model and must name the destination's own type; `config` changes only
 /// the settings it names.
-#[derive(Debug, Clone, Deserialize)]
+///
+/// No `Debug`: it can carry a credential in its `config`, which must never reach a log or a panic
+/// message.
+#[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DestinationPatch {
     /// New uid or `null`.

@@ -14,7 +14,10 @@ use super::{ErrorCode, OpsError, OpsResult, Problems};
 use crate::operational::OpEvent;
 
 /// A new or replaced endpoint (Svix `EndpointIn` / `EndpointUpsertIn`).
-#[derive(Debug, Clone, Deserialize, Default)]
+///
+/// No `Debug`: it can carry a signing secret and custom header values, which must never reach a log
+/// or a panic message.
+#[derive(Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
     /// Destination URL.
@@ -49,7 +52,10 @@ pub struct EndpointIn {
 }
 
 /// Partial update (Svix `EndpointPatch`): absent = unchanged, `null` = cleared.
-#[derive(Debug, Clone, Deserialize, Default)]
+///
+/// No `Debug`: it can carry a signing secret and custom header values, which must never reach a log
+/// or a panic message.
+#[derive(Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointPatch {
     /// New URL.
@@ -80,7 +86,9 @@ pub struct EndpointPatch {
 
 /// Header changes (Svix `EndpointHeadersPatchIn`): a `null` value or a name in
 /// `deleteHeaders` removes the header.
-#[derive(Debug, Clone, Deserialize, Default)]
+///
+/// No `Debug`: it can carry custom header values, which must never reach a log or a panic message.
+#[derive(Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct HeadersPatch {
     /// Headers to set (or remove with `null`).
@@ -184,7 +192,9 @@ pub const MAX_GRACE_SECS: u32 = 7 * 24 * 3600;
 pub const MAX_OLD_SECRETS: usize = 10;
 
 /// A secret rotation (Svix `EndpointSecretRotateIn`).
-#[derive(Debug, Clone, Deserialize, Default)]
+///
+/// No `Debug`: it can carry a signing key, which must never reach a log or a panic message.
+#[derive(Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RotateIn {
     /// The new key; generated (of the current key's kind) when absent.
