@@ -290,6 +290,21 @@ mod tests {
     use hookd_store::prelude::*;
     use std::time::Duration;
 
+    /// SQLite's plan for `sql` with `params`, one step per entry (`SEARCH …`, `SCAN …`).
+    fn query_plan(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Vec<String> {
+        texts(conn, &format!("EXPLAIN QUERY PLAN {sql}"), params, 3)
+    }
+
+    /// Column `column` of every row `sql` returns, as text.
+    fn texts(conn: &Connection, sql: &str, params: impl rusqlite::Params, column: usize) -> Vec<String> {
+        conn.prepare(sql)
+            .unwrap()
+            .query_map(params, |r| r.get::<_, String>(column))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
     #[test]
     fn the_cache_budget_is_split_half_for_the_writer_and_half_among_the_readers() {
         assert_eq!(cache_split(DEFAULT_CACHE_MIB), (32 * 1024, 4 * 1024));
@@ -313,13 +328,7 @@ mod tests {
                 .iter()
                 .find(|s| s.starts_with(&format!("DELETE FROM {table} ")))
                 .unwrap_or_else(|| panic!("{table} is deleted with its application"));
-            let plan: Vec<String> = conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {statement}"))
-                .unwrap()
-                .query_map(["app_1"], |r| r.get::<_, String>(3))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
+            let plan = query_plan(&conn, statement, ["app_1"]);
             assert!(!plan.is_empty(), "{statement}");
             for step in &plan {
                 assert!(
@@ -370,13 +379,10 @@ mod tests {
         migrate(&conn).unwrap();
         assert_eq!(read(&conn), before);
 
-        let indexes: std::collections::BTreeSet<String> = conn
-            .prepare("SELECT name FROM pragma_index_list('attempt')")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let indexes: std::collections::BTreeSet<String> =
+            texts(&conn, "SELECT name FROM pragma_index_list('attempt')", [], 0)
+                .into_iter()
+                .collect();
         assert_eq!(indexes, ["attempt_endpoint", "attempt_msg"].map(String::from).into());
 
         // An application alone is found through its messages.
@@ -396,16 +402,11 @@ mod tests {
                 &attempts,
                 &hookd_store::PageRequest::first(10, false),
             );
-            let plan: Vec<String> = conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {}", q.text()))
-                .unwrap()
-                .query_map(
-                    rusqlite::params_from_iter(q.params().iter().map(crate::store::value)),
-                    |r| r.get::<_, String>(3),
-                )
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
+            let plan = query_plan(
+                &conn,
+                q.text(),
+                rusqlite::params_from_iter(q.params().iter().map(crate::store::value)),
+            );
             assert!(plan.iter().any(|step| step.contains(index)), "{filter}: {plan:?}");
             assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{filter}: {plan:?}");
         }
@@ -419,25 +420,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("hookd.db")).unwrap();
         migrate(&conn).unwrap();
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", crate::store::queue::CLAIM_WALK))
-            .unwrap()
-            .query_map(rusqlite::params![0, 10, "[]", "[]"], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan = query_plan(
+            &conn,
+            crate::store::queue::CLAIM_WALK,
+            rusqlite::params![0, 10, "[]", "[]"],
+        );
         assert!(
             plan.iter()
                 .any(|step| step.starts_with("SEARCH delivery USING COVERING INDEX delivery_due ")),
             "{plan:?}"
         );
-        let columns: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_index_info('delivery_due') ORDER BY seqno")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let columns = texts(
+            &conn,
+            "SELECT name FROM pragma_index_info('delivery_due') ORDER BY seqno",
+            [],
+            0,
+        );
         assert_eq!(columns, ["next_attempt_at", "lease_until", "endpoint_id", "app_id"]);
         let old: i64 = conn
             .query_row(

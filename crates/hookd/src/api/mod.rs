@@ -49,7 +49,7 @@ pub fn router(
     beside: Option<Router<AppState>>,
 ) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<NormalizePath<Router>, std::net::SocketAddr> {
     let limit = state.config.api.max_body_bytes;
-    let api = Router::new()
+    let mut app = Router::new()
         .merge(application::router())
         .merge(auth::router())
         .merge(endpoint::router())
@@ -62,7 +62,6 @@ pub fn router(
         .merge(listen::router())
         .merge(openapi::router())
         .route_layer(axum::middleware::from_fn(crate::metrics::track));
-    let mut app = api;
     if let Some(pages) = beside {
         app = app.merge(pages);
     }
