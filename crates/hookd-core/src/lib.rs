@@ -10,12 +10,14 @@
 //! - [`filter`]: which endpoints receive which message (the fan-out rule).
 //! - [`retry`]: the retry schedule with jitter, and how an attempt's outcome is classified.
 //! - [`net`]: the SSRF address policy (which IP addresses a delivery may connect to).
+//! - [`redact`]: URLs shown with their credentials masked.
 //! - [`text`]: the stored form of what receivers send back (NUL and invalid UTF-8 escaped).
 
 pub mod filter;
 pub mod id;
 pub mod model;
 pub mod net;
+pub mod redact;
 pub mod retry;
 pub mod text;
 pub mod validate;

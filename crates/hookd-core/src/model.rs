@@ -227,14 +227,7 @@ impl std::fmt::Debug for Endpoint {
 /// The URL with any user name and password it carries replaced by `***`; text that is
 /// not a URL is shown as it is (it cannot carry credentials a sender would use).
 fn url_without_credentials(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
-            let _ = parsed.set_username("***");
-            let _ = parsed.set_password(None);
-            parsed.to_string()
-        }
-        _ => url.to_string(),
-    }
+    crate::redact::url(url, "***", crate::redact::Keep::Nothing).unwrap_or_else(|| url.to_string())
 }
 
 impl std::fmt::Debug for Destination {

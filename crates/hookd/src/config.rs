@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use hookd_core::redact;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Everything `hookd serve` can be told. Its `Debug` form hides secrets (the database URL's
@@ -237,15 +238,9 @@ impl Default for MetricsConfig {
     }
 }
 
-/// The URL with its password, if any, replaced by `***`.
+/// The URL with its password, if any, replaced by `***` (the user name stays).
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_string(),
-    }
+    redact::url(url, "***", redact::Keep::User).unwrap_or_else(|| url.to_string())
 }
 
 impl std::fmt::Debug for Config {

@@ -19,6 +19,7 @@ use hookd_core::id::IdKind;
 use hookd_core::model::{
     Application, Attempt, Destination, DestinationKind, Endpoint, Message, MessageStatus, TriggerType,
 };
+use hookd_core::redact;
 use hookd_core::validate::{self, FieldError};
 use hookd_store::{Page, PageRequest, PollCursor, PollRecord, StoreError};
 use serde::Deserialize;
@@ -412,15 +413,7 @@ fn bounded(value: &str, name: &str, most: usize) -> OpsResult<()> {
 
 /// A broker URI with its password withheld, as shown and as the attempt log's target.
 pub fn amqp_target(uri: &str) -> String {
-    match url::Url::parse(uri) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("********"));
-            }
-            u.to_string()
-        }
-        Err(_) => "amqp://(invalid)".to_string(),
-    }
+    redact::url(uri, "********", redact::Keep::User).unwrap_or_else(|| "amqp://(invalid)".to_string())
 }
 
 /// The ordering key of a FIFO destination (a dot path into the payload), if it has one.
