@@ -11,7 +11,7 @@
 //! one, in order, would give, whichever way it is written.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use hookd_core::model::{Attempt, MessageStatus, TriggerType};
@@ -70,8 +70,8 @@ pub struct RecordPlan<'a> {
 
 impl<'a> RecordPlan<'a> {
     /// The plan for `outcomes`, given each delivery's current lease token (`current`;
-    /// deliveries that are gone are absent and their records dropped).
-    pub fn new(outcomes: &'a [AttemptRecord], current: &HashMap<String, i64>) -> RecordPlan<'a> {
+    /// deliveries that are gone have none and their records are dropped).
+    pub fn new(outcomes: &'a [AttemptRecord], current: impl Fn(&str) -> Option<i64>) -> RecordPlan<'a> {
         let kept = fenced(outcomes, current);
         let mut plan = RecordPlan {
             dropped: outcomes.len() - kept.len(),
@@ -114,7 +114,7 @@ impl<'a> RecordPlan<'a> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, HashMap};
 
     use chrono::TimeZone;
     use hookd_core::model::MessageStatus::{Fail, Sending, Success};
@@ -166,6 +166,11 @@ mod tests {
         }
     }
 
+    /// The lease tokens of `current`, as a store reads them.
+    fn tokens(current: &HashMap<String, i64>) -> impl Fn(&str) -> Option<i64> + '_ {
+        |id| current.get(id).copied()
+    }
+
     #[test]
     fn fenced_out_and_orphaned_records_write_nothing() {
         let batch = [
@@ -174,7 +179,7 @@ mod tests {
             record("gone", "e1", 3, 500, Fail, 0),
         ];
         let current = HashMap::from([("d1".to_string(), 7), ("d2".to_string(), 9)]);
-        let plan = RecordPlan::new(&batch, &current);
+        let plan = RecordPlan::new(&batch, tokens(&current));
         assert_eq!(plan.dropped, 2);
         assert_eq!(plan.attempts.len(), 1);
         assert_eq!(plan.attempts[0].0, "d1");
@@ -183,7 +188,7 @@ mod tests {
         assert_eq!(plan.events[0].id, "evt_d1_1");
         assert_eq!(plan.deliveries.keys().copied().collect::<Vec<_>>(), ["d1"]);
         assert!(!plan.is_empty());
-        assert!(RecordPlan::new(&batch[1..], &current).is_empty());
+        assert!(RecordPlan::new(&batch[1..], tokens(&current)).is_empty());
     }
 
     #[test]
@@ -194,7 +199,7 @@ mod tests {
             record("d1", "e1", 3, 200, Success, 0),
         ];
         let current = HashMap::from([("d1".to_string(), 1), ("d2".to_string(), 1)]);
-        let plan = RecordPlan::new(&batch, &current);
+        let plan = RecordPlan::new(&batch, tokens(&current));
         let d1 = plan.deliveries["d1"];
         assert_eq!((d1.attempts, d1.last.attempt.created_at), (2, at(3)));
         assert_eq!(plan.deliveries["d2"].attempts, 1);
@@ -220,7 +225,7 @@ mod tests {
             record("f", "e3", 6, 200, Success, 0),
             record("a", "e4", 7, 500, Sending, 0),
         ];
-        let plan = RecordPlan::new(&batch, &current);
+        let plan = RecordPlan::new(&batch, tokens(&current));
         assert_eq!(plan.health["e1"], Health::SetIfUnset(at(1)));
         assert_eq!(plan.health["e2"], Health::Set(at(4)));
         assert_eq!(plan.health["e3"], Health::Clear);
@@ -228,7 +233,7 @@ mod tests {
 
         let mut manual = record("a", "e5", 8, 500, Fail, 0);
         manual.attempt.trigger_type = TriggerType::Manual;
-        let plan = RecordPlan::new(std::slice::from_ref(&manual), &current);
+        let plan = RecordPlan::new(std::slice::from_ref(&manual), tokens(&current));
         assert!(plan.health.is_empty(), "a failed resend says nothing about health");
     }
 }

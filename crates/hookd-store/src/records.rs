@@ -267,16 +267,13 @@ pub fn new_lease_token<R: rand::Rng + ?Sized>(rng: &mut R) -> i64 {
 }
 
 /// The records of `outcomes` that may be applied, given each delivery's current lease token
-/// (`current`; deliveries that are gone are absent and their records dropped): unfenced
+/// (`current`; deliveries that are gone have none and their records are dropped): unfenced
 /// records (token 0) and those whose lease is still the one the attempt was made under.
-pub fn fenced<'a>(
-    outcomes: &'a [AttemptRecord],
-    current: &std::collections::HashMap<String, i64>,
-) -> Vec<&'a AttemptRecord> {
+pub fn fenced(outcomes: &[AttemptRecord], current: impl Fn(&str) -> Option<i64>) -> Vec<&AttemptRecord> {
     outcomes
         .iter()
-        .filter(|o| match current.get(&o.delivery_id) {
-            Some(token) => o.lease_token == 0 || o.lease_token == *token,
+        .filter(|o| match current(&o.delivery_id) {
+            Some(token) => o.lease_token == 0 || o.lease_token == token,
             None => false,
         })
         .collect()

@@ -143,7 +143,7 @@ impl QueueStore for PostgresStore {
                 .into_iter()
                 .collect();
         // References, not copies: a batch carries every attempt's response body.
-        let plan = RecordPlan::new(outcomes, &current);
+        let plan = RecordPlan::new(outcomes, |id| current.get(id).copied());
         if plan.dropped > 0 {
             tracing::debug!(dropped = plan.dropped, "attempt records whose lease was taken over");
         }

@@ -167,21 +167,24 @@ impl QueueStore for SqliteStore {
             let mut token_of = c
                 .prepare_cached("SELECT lease_token, app_id, rowid FROM delivery WHERE id = ?1")
                 .map_err(map_err)?;
-            let mut current = std::collections::HashMap::new();
-            let mut found = std::collections::HashMap::new();
+            // Each delivery's token, application and rowid, by its id, read once however many
+            // of its attempts the batch holds.
+            let mut found = HashMap::with_capacity(outcomes.len());
             for o in outcomes.iter() {
-                if let Some((token, app_id, rowid)) = token_of
+                if found.contains_key(o.delivery_id.as_str()) {
+                    continue;
+                }
+                if let Some(row) = token_of
                     .query_row([&o.delivery_id], |r| {
                         Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
                     })
                     .optional()
                     .map_err(map_err)?
                 {
-                    current.insert(o.delivery_id.clone(), token);
-                    found.insert(o.delivery_id.as_str(), (app_id, rowid));
+                    found.insert(o.delivery_id.as_str(), row);
                 }
             }
-            let plan = RecordPlan::new(&outcomes, &current);
+            let plan = RecordPlan::new(&outcomes, |id| found.get(id).map(|(token, _, _)| *token));
             if plan.is_empty() {
                 return Ok(());
             }
@@ -193,12 +196,12 @@ impl QueueStore for SqliteStore {
             let attempts = plan
                 .attempts
                 .iter()
-                .map(|(id, a)| found.get(id).map(|(app_id, _)| (*id, app_id.as_str(), a)).ok_or_else(|| left(id)))
+                .map(|(id, a)| found.get(id).map(|(_, app_id, _)| (*id, app_id.as_str(), a)).ok_or_else(|| left(id)))
                 .collect::<StoreResult<Vec<_>>>()?;
             let deliveries = plan
                 .deliveries
                 .iter()
-                .map(|(id, u)| found.get(id).map(|(_, rowid)| (*rowid, u)).ok_or_else(|| left(id)))
+                .map(|(id, u)| found.get(id).map(|(_, _, rowid)| (*rowid, u)).ok_or_else(|| left(id)))
                 .collect::<StoreResult<Vec<_>>>()?;
             // A resend requested while an attempt was in flight (`next_trigger` 2, see
             // `schedule_manual`) is not swallowed: a delivery still on its schedule has its next
