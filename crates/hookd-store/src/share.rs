@@ -21,7 +21,8 @@ pub struct AppShares {
 #[derive(Debug, Default)]
 struct Held {
     /// An application holding none has no entry, so the map has at most one entry per place.
-    by_app: HashMap<String, usize>,
+    /// Its places share the key's text.
+    by_app: HashMap<Arc<str>, usize>,
     total: usize,
 }
 
@@ -29,7 +30,7 @@ struct Held {
 #[derive(Debug)]
 pub struct Place {
     held: Arc<Mutex<Held>>,
-    app_id: String,
+    app_id: Arc<str>,
 }
 
 impl AppShares {
@@ -49,10 +50,15 @@ impl AppShares {
             return None;
         }
         held.total += 1;
-        *held.by_app.entry(app_id.to_string()).or_default() += 1;
+        // An application already holding places lends its key: no allocation.
+        let key = match held.by_app.get_key_value(app_id) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(app_id),
+        };
+        *held.by_app.entry(key.clone()).or_default() += 1;
         Some(Place {
             held: self.held.clone(),
-            app_id: app_id.to_string(),
+            app_id: key,
         })
     }
 
