@@ -108,7 +108,12 @@ fn check(input: &MessageIn) -> OpsResult<()> {
 }
 
 /// Resolves the application of a message, creating it from `application` when allowed.
-async fn resolve_app(state: &Services, env: Environment, key: &str, input: &mut MessageIn) -> OpsResult<Application> {
+async fn resolve_app(
+    state: &Services,
+    env: Environment,
+    key: &str,
+    input: &mut MessageIn,
+) -> OpsResult<Arc<Application>> {
     if let Some(app) = state.apps.get(env, key).await? {
         return Ok(app);
     }
@@ -124,7 +129,7 @@ async fn resolve_app(state: &Services, env: Environment, key: &str, input: &mut 
             &["application", "uid"],
             "application.uid must match the application in the path",
         )])),
-        Some(_) => Ok(create_application(state, env, app_in, true).await?.0),
+        Some(_) => Ok(Arc::new(create_application(state, env, app_in, true).await?.0)),
     }
 }
 
