@@ -15,12 +15,11 @@ pub enum Keep {
 /// when it is not a URL (the caller decides how to show that).
 pub fn url(url: &str, mask: &str, keep: Keep) -> Option<String> {
     let mut parsed = url::Url::parse(url).ok()?;
-    let has_user = !parsed.username().is_empty();
     match keep {
         Keep::User if parsed.password().is_some() => {
             let _ = parsed.set_password(Some(mask));
         }
-        Keep::Nothing if has_user || parsed.password().is_some() => {
+        Keep::Nothing if !parsed.username().is_empty() || parsed.password().is_some() => {
             let _ = parsed.set_username(mask);
             let _ = parsed.set_password(None);
         }

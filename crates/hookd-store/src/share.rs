@@ -46,15 +46,14 @@ impl AppShares {
     /// A place in `app_id`'s share, or `None` when that share or the total is full.
     pub fn try_place(&self, app_id: &str) -> Option<Place> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        if held.total >= self.total || held.by_app.get(app_id).is_some_and(|n| *n >= self.per_app) {
+        // One lookup for the check and the key: an application already holding places lends
+        // its key, so no allocation.
+        let holding = held.by_app.get_key_value(app_id).map(|(key, n)| (key.clone(), *n));
+        if held.total >= self.total || holding.as_ref().is_some_and(|(_, n)| *n >= self.per_app) {
             return None;
         }
         held.total += 1;
-        // An application already holding places lends its key: no allocation.
-        let key = match held.by_app.get_key_value(app_id) {
-            Some((key, _)) => key.clone(),
-            None => Arc::from(app_id),
-        };
+        let key = holding.map_or_else(|| Arc::from(app_id), |(key, _)| key);
         *held.by_app.entry(key.clone()).or_default() += 1;
         Some(Place {
             held: self.held.clone(),
