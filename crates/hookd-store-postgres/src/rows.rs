@@ -182,6 +182,7 @@ pub fn claimed(row: &PgRow, lease_token: i64) -> RowResult<hookd_store::ClaimedD
         total_attempts: row.try_get(5)?,
         trigger: trigger_at(row, 6)?,
         lease_token,
+        row: None,
     })
 }
 

@@ -265,6 +265,7 @@ async fn a_batch_recording_one_delivery_twice_ends_as_recording_in_turn_would() 
             scheduled_attempts: 1,
             park: false,
             lease_token: 0,
+            row: None,
             events: Vec::new(),
         }
     };
@@ -507,6 +508,7 @@ async fn the_queue_keeps_to_its_indexes_as_the_delivery_table_grows() {
         scheduled_attempts: 1,
         park: false,
         lease_token: 0,
+        row: None,
         events: Vec::new(),
     };
 

@@ -447,6 +447,63 @@ mod tests {
         assert_eq!(old, 0);
     }
 
+    #[test]
+    fn reads_at_a_claimed_row_go_by_rowid_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("hookd.db")).unwrap();
+        migrate(&conn).unwrap();
+        for (sql, params) in [
+            (crate::store::queue::LEASE_AT_ROW, rusqlite::params![1, "msgep_1"]),
+            (crate::store::queue::CLAIMED_AT_ROW, rusqlite::params!["msgep_1", 0, 1]),
+        ] {
+            let plan = query_plan(&conn, sql, params);
+            assert_eq!(plan, ["SEARCH delivery USING INTEGER PRIMARY KEY (rowid=?)"], "{sql}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_names_each_deliverys_row() {
+        use hookd_core::model::Message;
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(&dir);
+        let now = chrono::Utc::now();
+        for n in 0..3 {
+            let message = Message {
+                id: format!("msg_{n}"),
+                app_id: "app_1".to_string(),
+                event_id: None,
+                event_type: "a.b".to_string(),
+                channels: None,
+                payload: Some("{}".to_string()),
+                created_at: now,
+                expires_at: now + chrono::Duration::days(1),
+            };
+            let delivery = hookd_store::NewDelivery {
+                id: format!("msgep_{n}"),
+                msg_id: message.id.clone(),
+                endpoint_id: format!("ep_{n}"),
+                app_id: "app_1".to_string(),
+                due_at: now,
+                leased_until: None,
+                lease_token: 0,
+                lane: None,
+            };
+            store.create_message(&message, &[delivery]).await.unwrap();
+        }
+        let claims = store
+            .claim_due(now, now + chrono::Duration::seconds(30), 10)
+            .await
+            .unwrap();
+        assert_eq!(claims.len(), 3);
+        let conn = Connection::open(dir.path().join("hookd.db")).unwrap();
+        for c in &claims {
+            let rowid: i64 = conn
+                .query_row("SELECT rowid FROM delivery WHERE id = ?1", [&c.id], |r| r.get(0))
+                .unwrap();
+            assert_eq!(c.row, Some(rowid), "{}", c.id);
+        }
+    }
+
     fn store_in(dir: &tempfile::TempDir) -> SqliteStore {
         SqliteStore::open(&SqliteOptions {
             path: dir.path().join("hookd.db"),

@@ -156,6 +156,7 @@ mod tests {
             scheduled_attempts: 1,
             park: false,
             lease_token: token,
+            row: None,
             events: vec![OutboxEvent {
                 id: format!("evt_{delivery}_{secs}"),
                 kind: "message.attempt.exhausted".into(),

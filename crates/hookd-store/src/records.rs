@@ -220,6 +220,11 @@ pub struct ClaimedDelivery {
     /// and renewals carrying it take effect only while the delivery still holds this lease, so
     /// a worker whose lease was taken over can never undo the newer owner's outcome.
     pub lease_token: i64,
+    /// Where the store keeps the delivery's row, when the claim could say (SQLite's rowid).
+    /// Reads of the delivery made for this claim (its message, its record's lease check) go
+    /// straight to that row and check its id there, instead of searching the id's index; a
+    /// row that no longer holds this delivery sends them to the id. `None`: by id.
+    pub row: Option<i64>,
 }
 
 /// One finished attempt and what follows it.
@@ -241,6 +246,8 @@ pub struct AttemptRecord {
     /// The lease the attempt was made under: the record is applied only while the delivery
     /// still holds it ([`ClaimedDelivery::lease_token`]). `0` applies it whatever the lease.
     pub lease_token: i64,
+    /// Where the delivery's row is, as its claim found it ([`ClaimedDelivery::row`]).
+    pub row: Option<i64>,
     /// Operational events this attempt causes (failing, exhausted, recovered), stored in the
     /// outbox in the same transaction as the record, and only if the record is applied.
     pub events: Vec<OutboxEvent>,

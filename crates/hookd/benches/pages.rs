@@ -101,6 +101,7 @@ fn attempt(d: &NewDelivery, when: DateTime<Utc>, code: i64, status: MessageStatu
         scheduled_attempts: number,
         park: false,
         lease_token: 0,
+        row: None,
         events: Vec::new(),
     }
 }

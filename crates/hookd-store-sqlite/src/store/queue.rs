@@ -15,6 +15,15 @@ pub(crate) const CLAIM_WALK: &str = "WITH skip(k) AS MATERIALIZED (SELECT value 
        AND endpoint_id NOT IN (SELECT k FROM skip) AND app_id NOT IN (SELECT k FROM skip_app) \
      ORDER BY next_attempt_at LIMIT ?2";
 
+/// A record's lease check at the row its claim named (`?1`), which must still hold the
+/// delivery (`?2`): one descent of the table, none of the id's index.
+pub(crate) const LEASE_AT_ROW: &str = "SELECT lease_token, app_id FROM delivery WHERE rowid = ?1 AND id = ?2";
+
+/// A claimed delivery's check before its message is read, at the row its claim named (`?3`):
+/// still this delivery (`?1`), not attempted since (`?2`).
+pub(crate) const CLAIMED_AT_ROW: &str =
+    "SELECT msg_id FROM delivery WHERE rowid = ?3 AND id = ?1 AND total_attempts = ?2";
+
 #[async_trait]
 impl QueueStore for SqliteStore {
     async fn release_stale_leases(&self, now: DateTime<Utc>) -> StoreResult<u64> {
@@ -143,6 +152,7 @@ impl QueueStore for SqliteStore {
                     trigger: hookd_core::model::TriggerType::from_code(trigger)
                         .unwrap_or(hookd_core::model::TriggerType::Scheduled),
                     lease_token: token,
+                    row: Some(rowid),
                 });
             }
             Ok(claimed)
@@ -164,23 +174,40 @@ impl QueueStore for SqliteStore {
             // Fencing needs each delivery's current lease token. The writer thread is the only
             // writer, so nothing changes between this read and the writes below, which go by
             // the rowid read here (one B-tree descent instead of two).
-            let mut token_of = c
+            let mut at_row = c
+                .prepare_cached(LEASE_AT_ROW)
+                .map_err(map_err)?;
+            let mut by_id = c
                 .prepare_cached("SELECT lease_token, app_id, rowid FROM delivery WHERE id = ?1")
                 .map_err(map_err)?;
-            // Each delivery's token, application and rowid, by its id, read once however many
-            // of its attempts the batch holds.
+            // Each delivery's token, application and rowid, read once however many of its
+            // attempts the batch holds: at the row its claim found when the record names one
+            // (one descent; the id is checked there), else, or if that row holds another
+            // delivery now, by its id.
             let mut found = HashMap::with_capacity(outcomes.len());
             for o in outcomes.iter() {
                 if found.contains_key(o.delivery_id.as_str()) {
                     continue;
                 }
-                if let Some(row) = token_of
-                    .query_row([&o.delivery_id], |r| {
-                        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
-                    })
-                    .optional()
-                    .map_err(map_err)?
-                {
+                let at_claimed_row = match o.row {
+                    Some(rowid) => at_row
+                        .query_row(params![rowid, o.delivery_id], |r| {
+                            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, rowid))
+                        })
+                        .optional()
+                        .map_err(map_err)?,
+                    None => None,
+                };
+                let row = match at_claimed_row {
+                    Some(row) => Some(row),
+                    None => by_id
+                        .query_row([&o.delivery_id], |r| {
+                            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                        })
+                        .optional()
+                        .map_err(map_err)?,
+                };
+                if let Some(row) = row {
                     found.insert(o.delivery_id.as_str(), row);
                 }
             }
@@ -360,19 +387,32 @@ impl QueueStore for SqliteStore {
     }
 
     /// One read for the batch: each delivery's current attempt count is checked, and each
-    /// message is read once however many of its deliveries were claimed.
+    /// message is read once however many of its deliveries were claimed. A delivery whose
+    /// claim named its row is checked there, its id included, and by its id if that row does
+    /// not hold it as claimed.
     async fn claimed_messages(&self, claimed: &[ClaimedDelivery]) -> StoreResult<Vec<Option<Arc<Message>>>> {
         if claimed.is_empty() {
             return Ok(Vec::new());
         }
-        let wanted: Vec<(String, i64)> = claimed.iter().map(|d| (d.id.clone(), d.total_attempts)).collect();
+        let wanted: Vec<(String, i64, Option<i64>)> = claimed
+            .iter()
+            .map(|d| (d.id.clone(), d.total_attempts, d.row))
+            .collect();
         self.read(move |c| {
-            let mut current = c.prepare_cached("SELECT msg_id FROM delivery WHERE id = ?1 AND total_attempts = ?2")?;
+            let mut by_id = c.prepare_cached("SELECT msg_id FROM delivery WHERE id = ?1 AND total_attempts = ?2")?;
+            let mut at_row = c.prepare_cached(CLAIMED_AT_ROW)?;
             let mut message = c.prepare_cached(&format!("SELECT {MESSAGE_COLS} FROM message WHERE id = ?1"))?;
             let mut read: HashMap<String, Option<Arc<Message>>> = HashMap::new();
             let mut out = Vec::with_capacity(wanted.len());
-            for (id, attempts) in &wanted {
-                let msg_id: Option<String> = current.query_row(params![id, attempts], |r| r.get(0)).optional()?;
+            for (id, attempts, row) in &wanted {
+                let at_claimed_row: Option<String> = match row {
+                    Some(row) => at_row.query_row(params![id, attempts, row], |r| r.get(0)).optional()?,
+                    None => None,
+                };
+                let msg_id = match at_claimed_row {
+                    Some(msg_id) => Some(msg_id),
+                    None => by_id.query_row(params![id, attempts], |r| r.get(0)).optional()?,
+                };
                 let Some(msg_id) = msg_id else {
                     out.push(None);
                     continue;

@@ -156,6 +156,91 @@ pub async fn claimed_messages_are_read_at_once_and_shared_by_a_fan_out(store: &d
     assert_eq!(store.claimed_messages(&both).await.unwrap(), vec![None, None]);
 }
 
+/// A claim's row (where the backend names one) is a shortcut to its delivery, checked against
+/// the delivery's id: a message read or a record naming another delivery's row, or a row that
+/// holds none, reaches its own delivery and leaves the other alone; fencing still applies.
+pub async fn a_claims_row_is_checked_against_its_delivery(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (_, ep) = app_with_endpoint(store, &mut g).await;
+    let (first_msg, first) = send(store, &mut g, &ep, 0).await;
+    let (second_msg, second) = send(store, &mut g, &ep, 1).await;
+    let claims = store.claim_due(at(2), at(100), 10).await.unwrap();
+    let (one, two) = (
+        claimed(&claims, &first.id).clone(),
+        claimed(&claims, &second.id).clone(),
+    );
+    let messages =
+        |read: Vec<Option<Arc<Message>>>| read.into_iter().map(|m| m.as_deref().cloned()).collect::<Vec<_>>();
+    let both = vec![Some(first_msg.clone()), Some(second_msg.clone())];
+    let read = store.claimed_messages(&[one.clone(), two.clone()]).await.unwrap();
+    assert_eq!(messages(read), both);
+
+    // Each claim names the other's row, or a row no delivery holds.
+    let crossed = ClaimedDelivery {
+        row: two.row.or(Some(1)),
+        ..one.clone()
+    };
+    let nowhere = ClaimedDelivery {
+        row: Some(i64::MAX),
+        ..two.clone()
+    };
+    let read = store
+        .claimed_messages(&[crossed.clone(), nowhere.clone()])
+        .await
+        .unwrap();
+    assert_eq!(messages(read), both, "each read its own message");
+
+    let mut done = g.outcome(&first, at(3), 200, Success, None);
+    (done.lease_token, done.row) = (crossed.lease_token, crossed.row);
+    store.record_attempts(&[done.clone()]).await.unwrap();
+    let state = store
+        .get_delivery(&first_msg.id, &ep.id)
+        .await
+        .unwrap()
+        .expect("delivery");
+    assert_eq!((state.status, state.total_attempts), (Success, 1));
+    let untouched = store
+        .get_delivery(&second_msg.id, &ep.id)
+        .await
+        .unwrap()
+        .expect("delivery");
+    assert_eq!(
+        (untouched.status, untouched.total_attempts, untouched.next_attempt_at),
+        (Pending, 0, Some(at(100))),
+        "the delivery whose row was named is left as its own claim left it"
+    );
+
+    let mut retry = g.outcome(&second, at(4), 500, Sending, Some(at(50)));
+    (retry.lease_token, retry.row) = (nowhere.lease_token, nowhere.row);
+    store.record_attempts(&[retry]).await.unwrap();
+    let state = store
+        .get_delivery(&second_msg.id, &ep.id)
+        .await
+        .unwrap()
+        .expect("delivery");
+    assert_eq!(
+        (state.status, state.total_attempts, state.next_attempt_at),
+        (Sending, 1, Some(at(50)))
+    );
+
+    // At its own row, a record under a lease that was taken over is still dropped.
+    let again = store.claim_due(at(51), at(100), 10).await.unwrap();
+    let current = claimed(&again, &second.id).clone();
+    let mut late = g.outcome(&second, at(52), 200, Success, None);
+    (late.lease_token, late.row) = (two.lease_token, current.row);
+    store.record_attempts(&[late.clone()]).await.unwrap();
+    assert_eq!(store.get_attempt(&second_msg.id, &late.attempt.id).await.unwrap(), None);
+    let mut last = g.outcome(&second, at(53), 200, Success, None);
+    (last.lease_token, last.row) = (current.lease_token, current.row);
+    store.record_attempts(&[last]).await.unwrap();
+    let state = store
+        .get_delivery(&second_msg.id, &ep.id)
+        .await
+        .unwrap()
+        .expect("delivery");
+    assert_eq!((state.status, state.total_attempts), (Success, 2));
+}
+
 /// An attempt that finishes after its delivery is gone (its application deleted while the
 /// request was in flight) is dropped without failing its batch: the other records in the batch
 /// are stored, and nothing is stored for the gone one.

@@ -375,6 +375,7 @@ fn records(
                 total_attempts: item.total_attempts,
                 trigger: TriggerType::Scheduled,
                 lease_token: 0,
+                row: None,
             };
             let copy = send::SendResult {
                 outcome: result.outcome.clone(),

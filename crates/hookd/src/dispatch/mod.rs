@@ -74,6 +74,7 @@ impl Job {
                 total_attempts: 0,
                 trigger: TriggerType::Scheduled,
                 lease_token: d.lease_token,
+                row: None,
             },
             message: Some(message),
             hold: None,

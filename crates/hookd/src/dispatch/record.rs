@@ -86,6 +86,7 @@ pub(super) fn build<R: Rng + ?Sized>(
         scheduled_attempts: scheduled,
         park: gone,
         lease_token: d.lease_token,
+        row: d.row,
         events: Vec::new(),
     }
 }
@@ -330,6 +331,7 @@ mod tests {
             scheduled_attempts: 1,
             park: false,
             lease_token: 7,
+            row: None,
             events: Vec::new(),
         }
     }
