@@ -146,6 +146,9 @@ struct Report {
     rss_mib: Rss,
     /// hookd's own accounting of the deliveries against what was published.
     ledger: Ledger,
+    /// How the deliveries reached hookd's engine, summed over the nodes
+    /// (`hookd_deliveries_dispatched_total`); `null` if `/metrics` could not be read.
+    dispatch: Option<Dispatch>,
     /// The limit baseline, with `--baseline`.
     baseline: Option<Baseline>,
     /// The relay ceiling, with `--relay-ceiling`.
@@ -185,6 +188,45 @@ struct Ledger {
     fail: u64,
     pending: u64,
     balanced: bool,
+}
+
+/// Deliveries taken for sending, by path: straight from their publish, or claimed from the
+/// database (a retry, or a delivery that found its share of memory full when published).
+#[derive(serde::Serialize, Default, Debug, PartialEq)]
+struct Dispatch {
+    handed_over: u64,
+    claimed: u64,
+}
+
+impl Dispatch {
+    /// Adds one node's counts from its `/metrics` text.
+    fn add(&mut self, metrics: &str) {
+        for line in metrics.lines() {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            match series {
+                r#"hookd_deliveries_dispatched_total{path="handed_over"}"# => self.handed_over += value as u64,
+                r#"hookd_deliveries_dispatched_total{path="claimed"}"# => self.claimed += value as u64,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Every node's dispatch counts, summed; `None` when a node's `/metrics` does not answer.
+/// `bases` are the nodes' API bases (`http://…/api/v1`); `/metrics` is served beside them.
+async fn dispatch(client: &reqwest::Client, bases: &[String]) -> Option<Dispatch> {
+    let mut total = Dispatch::default();
+    for base in bases {
+        let root = base.strip_suffix("/api/v1").unwrap_or(base);
+        let response = client.get(format!("{root}/metrics")).send().await.ok()?;
+        total.add(&response.error_for_status().ok()?.text().await.ok()?);
+    }
+    Some(total)
 }
 
 /// A backlog drained: from lifting the throttle to the last delivery.
@@ -746,6 +788,7 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         endpoints,
     )
     .await?;
+    let dispatch = dispatch(&publisher.client, &bases).await;
     for child in &mut children {
         child.kill().await.context("stopping hookd")?;
     }
@@ -848,6 +891,7 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
             peak: peak_rss.map(|k| round(k as f64 / 1024.0, 1)),
         },
         ledger,
+        dispatch,
         baseline,
         relay_ceiling,
         drain,
@@ -922,4 +966,22 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("hookd-bench: {e:#}");
     }
     outcome.and(cleanup)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dispatch;
+
+    #[test]
+    fn dispatch_counts_add_up_over_nodes_and_ignore_other_series() {
+        let node = "# TYPE hookd_deliveries_dispatched_total counter\n\
+                    hookd_deliveries_dispatched_total{path=\"handed_over\"} 120\n\
+                    hookd_deliveries_dispatched_total{path=\"claimed\"} 7\n\
+                    hookd_deliveries_dispatched_total{path=\"lane\"} 3\n\
+                    hookd_attempts_total{outcome=\"success\"} 127\n";
+        let mut total = Dispatch::default();
+        total.add(node);
+        total.add(node);
+        assert_eq!(total, Dispatch { handed_over: 240, claimed: 14 });
+    }
 }

@@ -169,6 +169,36 @@ pub fn attempt(outcome: &Outcome, status_code: u16, seconds: f64) {
     handles.attempt_duration.record(seconds);
 }
 
+/// `count` deliveries reached the engine for sending by `path`.
+pub fn deliveries_dispatched(path: Dispatched, count: usize) {
+    delivery_handles().dispatched[path as usize].increment(count as u64);
+}
+
+/// How deliveries reach the engine, the `path` label of `hookd_deliveries_dispatched_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dispatched {
+    /// Handed over by the publish that created them, leased already: no claim, no read.
+    HandedOver,
+    /// Claimed from the database by the poller: due retries and resends, and deliveries that
+    /// found no room in memory when they were published (a backlog).
+    Claimed,
+    /// Sent in order by a FIFO destination's lane, a batch at a time.
+    Lane,
+}
+
+impl Dispatched {
+    /// Every path, in the order of their handles (`path as usize` indexes this).
+    const ALL: [Dispatched; 3] = [Dispatched::HandedOver, Dispatched::Claimed, Dispatched::Lane];
+
+    fn label(self) -> &'static str {
+        match self {
+            Dispatched::HandedOver => "handed_over",
+            Dispatched::Claimed => "claimed",
+            Dispatched::Lane => "lane",
+        }
+    }
+}
+
 /// A delivery reached a final state.
 pub fn delivery_finished(status: Finished) {
     delivery_handles().finished[status as usize].increment(1);
@@ -234,6 +264,7 @@ struct DeliveryHandles {
     attempts: [metrics::Counter; 6],
     attempt_duration: metrics::Histogram,
     finished: [metrics::Counter; 2],
+    dispatched: [metrics::Counter; 3],
 }
 
 fn delivery_handles() -> &'static DeliveryHandles {
@@ -247,6 +278,8 @@ fn delivery_handles() -> &'static DeliveryHandles {
             attempt_duration: metrics::histogram!("hookd_attempt_duration_seconds"),
             finished: Finished::ALL
                 .map(|status| metrics::counter!("hookd_deliveries_finished_total", "status" => status.label())),
+            dispatched: Dispatched::ALL
+                .map(|path| metrics::counter!("hookd_deliveries_dispatched_total", "path" => path.label())),
         }
     })
 }
@@ -264,6 +297,9 @@ mod tests {
         }
         for (i, status) in Finished::ALL.into_iter().enumerate() {
             assert_eq!(status as usize, i, "{status:?}");
+        }
+        for (i, path) in Dispatched::ALL.into_iter().enumerate() {
+            assert_eq!(path as usize, i, "{path:?}");
         }
         let count = |label: &str| -> f64 {
             let text = handle().render();

@@ -295,6 +295,7 @@ impl FifoRunner {
             _ => return Step::Wait(later),
         };
         let started = self.clock.now();
+        crate::metrics::deliveries_dispatched(crate::metrics::Dispatched::Lane, items.len());
         let result = self.sender.send_batch(app.env, &endpoint, &items, started).await;
         crate::metrics::attempt(&result.outcome, result.status_code, result.duration.as_secs_f64());
         let mut records = records(&items, &endpoint, result, started, &self.policy);

@@ -108,6 +108,7 @@ impl Reservation<'_> {
     /// Hands the committed deliveries (in the order their endpoints were reserved) to the
     /// engine.
     pub fn send(self, deliveries: Vec<NewDelivery>, message: Arc<Message>) {
+        crate::metrics::deliveries_dispatched(crate::metrics::Dispatched::HandedOver, deliveries.len());
         for ((permit, hold), d) in self.permits.zip(self.holds).zip(deliveries) {
             let mut job = Job::fresh(d, message.clone());
             job.hold = Some(hold);
@@ -716,6 +717,7 @@ async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
         match p.store.claim_due_within(now, now + p.lease, room, &bounds).await {
             Ok(claimed) => {
                 backoff = Duration::ZERO;
+                crate::metrics::deliveries_dispatched(crate::metrics::Dispatched::Claimed, claimed.len());
                 let full_batch = claimed.len() == room;
                 // An endpoint that filled its room may have more waiting: claim again as soon
                 // as one of its deliveries finishes.

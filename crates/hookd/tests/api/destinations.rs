@@ -661,6 +661,12 @@ async fn a_fifo_destination_delivers_each_keys_messages_in_order_once_despite_a_
         (Some(5_000), Some(0)),
         "{delivered}"
     );
+    // Every message went out through its lane, some more than once (the failed batches).
+    let (_, text) = crate::metrics::scrape(&format!("{}/metrics", app.base)).await;
+    let lane = crate::metrics::parse(&text)
+        .get(r#"hookd_deliveries_dispatched_total{path="lane"}"#)
+        .copied();
+    assert!(lane.is_some_and(|n| n >= 5_000.0), "{lane:?}");
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::helpers::TestApp;
 
 /// `name{labels}` → value, for every sample line.
-fn parse(text: &str) -> HashMap<String, f64> {
+pub(crate) fn parse(text: &str) -> HashMap<String, f64> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
@@ -19,7 +19,7 @@ fn parse(text: &str) -> HashMap<String, f64> {
         .collect()
 }
 
-async fn scrape(url: &str) -> (StatusCode, String) {
+pub(crate) async fn scrape(url: &str) -> (StatusCode, String) {
     let resp = reqwest::get(url).await.unwrap();
     (resp.status(), resp.text().await.unwrap())
 }
@@ -55,6 +55,8 @@ async fn metrics_count_requests_messages_and_attempts_and_report_the_queue() {
     assert!(get("hookd_attempt_duration_seconds_count") >= 6.0);
     assert!(get(r#"hookd_attempt_duration_seconds_bucket{le="+Inf"}"#) >= 6.0);
     assert!(get(r#"hookd_deliveries_finished_total{status="success"}"#) >= 3.0);
+    // Each publish found room and handed its two deliveries straight to the engine.
+    assert!(get(r#"hookd_deliveries_dispatched_total{path="handed_over"}"#) >= 6.0);
 
     // This node's queue: three retries wait (the 500s); nothing is due, parked or in flight.
     assert_eq!(get("hookd_deliveries_scheduled"), 3.0);
@@ -96,6 +98,12 @@ async fn metrics_count_requests_messages_and_attempts_and_report_the_queue() {
     assert_eq!(m.get("hookd_deliveries_parked"), Some(&3.0), "{text}");
     assert_eq!(m.get("hookd_deliveries_scheduled"), Some(&0.0));
     assert_eq!(m.get("hookd_endpoints_disabled"), Some(&1.0));
+    // The three retries came due and were claimed from the database (then parked).
+    assert!(
+        m.get(r#"hookd_deliveries_dispatched_total{path="claimed"}"#)
+            .is_some_and(|n| *n >= 3.0),
+        "{text}"
+    );
 
     // Labels never carry ids.
     let (_, msgs) = app.get("/api/v1/app/ws_m/msg").await;
