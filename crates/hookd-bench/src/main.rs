@@ -982,6 +982,12 @@ mod tests {
         let mut total = Dispatch::default();
         total.add(node);
         total.add(node);
-        assert_eq!(total, Dispatch { handed_over: 240, claimed: 14 });
+        assert_eq!(
+            total,
+            Dispatch {
+                handed_over: 240,
+                claimed: 14
+            }
+        );
     }
 }

@@ -189,24 +189,23 @@ impl QueueStore for SqliteStore {
                 if found.contains_key(o.delivery_id.as_str()) {
                     continue;
                 }
-                let at_claimed_row = match o.row {
-                    Some(rowid) => at_row
+                let mut row = None;
+                if let Some(rowid) = o.row {
+                    row = at_row
                         .query_row(params![rowid, o.delivery_id], |r| {
                             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, rowid))
                         })
                         .optional()
-                        .map_err(map_err)?,
-                    None => None,
-                };
-                let row = match at_claimed_row {
-                    Some(row) => Some(row),
-                    None => by_id
+                        .map_err(map_err)?;
+                }
+                if row.is_none() {
+                    row = by_id
                         .query_row([&o.delivery_id], |r| {
                             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
                         })
                         .optional()
-                        .map_err(map_err)?,
-                };
+                        .map_err(map_err)?;
+                }
                 if let Some(row) = row {
                     found.insert(o.delivery_id.as_str(), row);
                 }
@@ -405,14 +404,13 @@ impl QueueStore for SqliteStore {
             let mut read: HashMap<String, Option<Arc<Message>>> = HashMap::new();
             let mut out = Vec::with_capacity(wanted.len());
             for (id, attempts, row) in &wanted {
-                let at_claimed_row: Option<String> = match row {
-                    Some(row) => at_row.query_row(params![id, attempts, row], |r| r.get(0)).optional()?,
-                    None => None,
-                };
-                let msg_id = match at_claimed_row {
-                    Some(msg_id) => Some(msg_id),
-                    None => by_id.query_row(params![id, attempts], |r| r.get(0)).optional()?,
-                };
+                let mut msg_id: Option<String> = None;
+                if let Some(row) = row {
+                    msg_id = at_row.query_row(params![id, attempts, row], |r| r.get(0)).optional()?;
+                }
+                if msg_id.is_none() {
+                    msg_id = by_id.query_row(params![id, attempts], |r| r.get(0)).optional()?;
+                }
                 let Some(msg_id) = msg_id else {
                     out.push(None);
                     continue;
