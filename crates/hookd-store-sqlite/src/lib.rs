@@ -461,23 +461,27 @@ mod tests {
         }
     }
 
+    /// A message `id` of `app` created `now`, with an empty payload.
+    fn message(id: String, app: &str, now: chrono::DateTime<chrono::Utc>) -> hookd_core::model::Message {
+        hookd_core::model::Message {
+            id,
+            app_id: app.to_string(),
+            event_id: None,
+            event_type: "a.b".to_string(),
+            channels: None,
+            payload: Some("{}".to_string()),
+            created_at: now,
+            expires_at: now + chrono::Duration::days(1),
+        }
+    }
+
     #[tokio::test]
     async fn a_claim_names_each_deliverys_row() {
-        use hookd_core::model::Message;
         let dir = tempfile::tempdir().unwrap();
         let store = store_in(&dir);
         let now = chrono::Utc::now();
         for n in 0..3 {
-            let message = Message {
-                id: format!("msg_{n}"),
-                app_id: "app_1".to_string(),
-                event_id: None,
-                event_type: "a.b".to_string(),
-                channels: None,
-                payload: Some("{}".to_string()),
-                created_at: now,
-                expires_at: now + chrono::Duration::days(1),
-            };
+            let message = message(format!("msg_{n}"), "app_1", now);
             let delivery = hookd_store::NewDelivery {
                 id: format!("msgep_{n}"),
                 msg_id: message.id.clone(),
@@ -557,16 +561,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store_in(&dir);
         let now = chrono::Utc::now();
-        let message = |app: &str, n: usize| Message {
-            id: format!("msg_{app}_{n}"),
-            app_id: app.to_string(),
-            event_id: None,
-            event_type: "a.b".to_string(),
-            channels: None,
-            payload: Some("{}".to_string()),
-            created_at: now,
-            expires_at: now + chrono::Duration::days(1),
-        };
+        let message = |app: &str, n: usize| message(format!("msg_{app}_{n}"), app, now);
         let publish = |m: Message| {
             let store = store.clone();
             Box::pin(async move { store.create_message(&m, &[]).await })

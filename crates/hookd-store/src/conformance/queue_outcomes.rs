@@ -169,6 +169,10 @@ pub async fn a_claims_row_is_checked_against_its_delivery(store: &dyn Store) {
         claimed(&claims, &first.id).clone(),
         claimed(&claims, &second.id).clone(),
     );
+    let state_of = |msg: &Message| {
+        let (msg_id, ep_id) = (msg.id.clone(), ep.id.clone());
+        async move { store.get_delivery(&msg_id, &ep_id).await.unwrap().expect("delivery") }
+    };
     let messages =
         |read: Vec<Option<Arc<Message>>>| read.into_iter().map(|m| m.as_deref().cloned()).collect::<Vec<_>>();
     let both = vec![Some(first_msg.clone()), Some(second_msg.clone())];
@@ -193,17 +197,9 @@ pub async fn a_claims_row_is_checked_against_its_delivery(store: &dyn Store) {
     let mut done = g.outcome(&first, at(3), 200, Success, None);
     (done.lease_token, done.row) = (crossed.lease_token, crossed.row);
     store.record_attempts(&[done.clone()]).await.unwrap();
-    let state = store
-        .get_delivery(&first_msg.id, &ep.id)
-        .await
-        .unwrap()
-        .expect("delivery");
+    let state = state_of(&first_msg).await;
     assert_eq!((state.status, state.total_attempts), (Success, 1));
-    let untouched = store
-        .get_delivery(&second_msg.id, &ep.id)
-        .await
-        .unwrap()
-        .expect("delivery");
+    let untouched = state_of(&second_msg).await;
     assert_eq!(
         (untouched.status, untouched.total_attempts, untouched.next_attempt_at),
         (Pending, 0, Some(at(100))),
@@ -213,11 +209,7 @@ pub async fn a_claims_row_is_checked_against_its_delivery(store: &dyn Store) {
     let mut retry = g.outcome(&second, at(4), 500, Sending, Some(at(50)));
     (retry.lease_token, retry.row) = (nowhere.lease_token, nowhere.row);
     store.record_attempts(&[retry]).await.unwrap();
-    let state = store
-        .get_delivery(&second_msg.id, &ep.id)
-        .await
-        .unwrap()
-        .expect("delivery");
+    let state = state_of(&second_msg).await;
     assert_eq!(
         (state.status, state.total_attempts, state.next_attempt_at),
         (Sending, 1, Some(at(50)))
@@ -233,11 +225,7 @@ pub async fn a_claims_row_is_checked_against_its_delivery(store: &dyn Store) {
     let mut last = g.outcome(&second, at(53), 200, Success, None);
     (last.lease_token, last.row) = (current.lease_token, current.row);
     store.record_attempts(&[last]).await.unwrap();
-    let state = store
-        .get_delivery(&second_msg.id, &ep.id)
-        .await
-        .unwrap()
-        .expect("delivery");
+    let state = state_of(&second_msg).await;
     assert_eq!((state.status, state.total_attempts), (Success, 2));
 }
 

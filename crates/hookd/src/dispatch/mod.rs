@@ -548,8 +548,12 @@ impl Worker {
     }
 
     /// The semaphore of `key` (an endpoint or application) in `map`, made with `cap` permits.
+    /// Found without copying the key; a new entry copies it once.
     fn semaphore(map: &Mutex<HashMap<String, Arc<Semaphore>>>, key: &str, cap: usize) -> Arc<Semaphore> {
         let mut map = map.lock().expect("semaphore map poisoned");
+        if let Some(found) = map.get(key) {
+            return found.clone();
+        }
         if map.len() > 10_000 {
             // Forget idle entries so the map does not grow without bound.
             map.retain(|_, s| s.available_permits() < cap);
@@ -808,6 +812,30 @@ mod tests {
 
     use super::*;
     use crate::testing::{application, at, endpoint, message, sqlite_store};
+
+    /// The send loop's slot maps: one semaphore per key, found again without a copy; past
+    /// their bound, a new key makes the map forget every idle entry and keep the busy ones.
+    #[test]
+    fn slot_maps_share_one_semaphore_per_key_and_forget_idle_ones_past_their_bound() {
+        let map = Mutex::new(HashMap::new());
+        let busy = Worker::semaphore(&map, "ep_busy", 4);
+        assert!(Arc::ptr_eq(&busy, &Worker::semaphore(&map, "ep_busy", 4)));
+        let _sending = busy.clone().try_acquire_owned().unwrap();
+        for i in 0..10_000 {
+            Worker::semaphore(&map, &format!("ep_{i}"), 4);
+        }
+        assert_eq!(
+            map.lock().unwrap().len(),
+            10_001,
+            "up to the bound, nothing is forgotten"
+        );
+        Worker::semaphore(&map, "ep_new", 4);
+        assert_eq!(map.lock().unwrap().len(), 2, "the idle ones are forgotten");
+        assert!(
+            Arc::ptr_eq(&busy, &Worker::semaphore(&map, "ep_busy", 4)),
+            "the busy one is kept"
+        );
+    }
 
     #[tokio::test]
     async fn claimed_deliveries_the_queue_cannot_take_are_given_back_at_once() {
