@@ -182,7 +182,7 @@ pub enum Dispatched {
     /// Claimed from the database by the poller: due retries and resends, and deliveries that
     /// found no room in memory when they were published (a backlog).
     Claimed,
-    /// Sent in order by a FIFO destination's lane, a batch at a time.
+    /// Sent in order by a FIFO endpoint's lane, a batch at a time (counted per delivery).
     Lane,
 }
 

@@ -24,6 +24,19 @@ pub(crate) const LEASE_AT_ROW: &str = "SELECT lease_token, app_id FROM delivery 
 pub(crate) const CLAIMED_AT_ROW: &str =
     "SELECT msg_id FROM delivery WHERE rowid = ?3 AND id = ?1 AND total_attempts = ?2";
 
+/// A delivery's read at the row its claim named (`at_row`), when it named one and that row
+/// still answers for the delivery; else, and for a delivery whose claim named none, by its id.
+fn at_row_or_by_id<T>(
+    row: Option<i64>,
+    at_row: impl FnOnce(i64) -> rusqlite::Result<Option<T>>,
+    by_id: impl FnOnce() -> rusqlite::Result<Option<T>>,
+) -> rusqlite::Result<Option<T>> {
+    if let Some(found) = row.map(at_row).transpose()?.flatten() {
+        return Ok(Some(found));
+    }
+    by_id()
+}
+
 #[async_trait]
 impl QueueStore for SqliteStore {
     async fn release_stale_leases(&self, now: DateTime<Utc>) -> StoreResult<u64> {
@@ -189,23 +202,20 @@ impl QueueStore for SqliteStore {
                 if found.contains_key(o.delivery_id.as_str()) {
                     continue;
                 }
-                let mut row = None;
-                if let Some(rowid) = o.row {
-                    row = at_row
-                        .query_row(params![rowid, o.delivery_id], |r| {
-                            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, rowid))
-                        })
-                        .optional()
-                        .map_err(map_err)?;
-                }
-                if row.is_none() {
-                    row = by_id
-                        .query_row([&o.delivery_id], |r| {
-                            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
-                        })
-                        .optional()
-                        .map_err(map_err)?;
-                }
+                let row: Option<(i64, String, i64)> = at_row_or_by_id(
+                    o.row,
+                    |rowid| {
+                        at_row
+                            .query_row(params![rowid, o.delivery_id], |r| Ok((r.get(0)?, r.get(1)?, rowid)))
+                            .optional()
+                    },
+                    || {
+                        by_id
+                            .query_row([&o.delivery_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                            .optional()
+                    },
+                )
+                .map_err(map_err)?;
                 if let Some(row) = row {
                     found.insert(o.delivery_id.as_str(), row);
                 }
@@ -404,13 +414,11 @@ impl QueueStore for SqliteStore {
             let mut read: HashMap<String, Option<Arc<Message>>> = HashMap::new();
             let mut out = Vec::with_capacity(wanted.len());
             for (id, attempts, row) in &wanted {
-                let mut msg_id: Option<String> = None;
-                if let Some(row) = row {
-                    msg_id = at_row.query_row(params![id, attempts, row], |r| r.get(0)).optional()?;
-                }
-                if msg_id.is_none() {
-                    msg_id = by_id.query_row(params![id, attempts], |r| r.get(0)).optional()?;
-                }
+                let msg_id: Option<String> = at_row_or_by_id(
+                    *row,
+                    |row| at_row.query_row(params![id, attempts, row], |r| r.get(0)).optional(),
+                    || by_id.query_row(params![id, attempts], |r| r.get(0)).optional(),
+                )?;
                 let Some(msg_id) = msg_id else {
                     out.push(None);
                     continue;
