@@ -30,12 +30,39 @@ type CachedEndpoints = (Instant, Arc<AppEndpoints>);
 ///
 /// The list holds secrets and sensitive header values as stored (sealed when
 /// `secrets.main_key` is set): fan-out reads only filters, so a reload decrypts nothing. An
-/// endpoint's secrets are opened the first time the dispatcher signs for it, once per load.
+/// endpoint's secrets are opened the first time the dispatcher signs for it, once per load,
+/// and what its sends need of it alone is worked out then ([`OpenedEndpoint`]).
 #[derive(Debug, Default)]
 pub struct AppEndpoints {
     list: Vec<Endpoint>,
     by_id: HashMap<String, usize>,
-    opened: Vec<std::sync::OnceLock<Arc<Endpoint>>>,
+    opened: Vec<std::sync::OnceLock<Arc<OpenedEndpoint>>>,
+}
+
+/// An endpoint with its secrets opened, and its send target prepared from them: its URL parsed,
+/// its signing keys decoded and its custom headers checked once, not on every send. Reads as
+/// the [`Endpoint`] it was made from.
+#[derive(Debug)]
+pub struct OpenedEndpoint {
+    endpoint: Endpoint,
+    /// What every send to this endpoint shares.
+    pub target: crate::target::Target,
+}
+
+impl OpenedEndpoint {
+    /// `endpoint` (secrets opened) with its target prepared.
+    pub fn new(endpoint: Endpoint) -> OpenedEndpoint {
+        let target = crate::target::Target::of(&endpoint);
+        OpenedEndpoint { endpoint, target }
+    }
+}
+
+impl std::ops::Deref for OpenedEndpoint {
+    type Target = Endpoint;
+
+    fn deref(&self) -> &Endpoint {
+        &self.endpoint
+    }
 }
 
 impl AppEndpoints {
@@ -51,20 +78,20 @@ impl AppEndpoints {
         self.by_id.get(id).map(|i| &self.list[*i])
     }
 
-    /// The endpoint with this id with its secrets opened by `open`, which runs at most once per
-    /// endpoint while this list is cached.
+    /// The endpoint with this id with its secrets opened by `open` and its target prepared,
+    /// which happens at most once per endpoint while this list is cached.
     pub fn opened(
         &self,
         id: &str,
         open: impl FnOnce(Endpoint) -> StoreResult<Endpoint>,
-    ) -> StoreResult<Option<Arc<Endpoint>>> {
+    ) -> StoreResult<Option<Arc<OpenedEndpoint>>> {
         let Some(&i) = self.by_id.get(id) else {
             return Ok(None);
         };
         if let Some(e) = self.opened[i].get() {
             return Ok(Some(e.clone()));
         }
-        let e = Arc::new(open(self.list[i].clone())?);
+        let e = Arc::new(OpenedEndpoint::new(open(self.list[i].clone())?));
         Ok(Some(self.opened[i].get_or_init(|| e).clone()))
     }
 
@@ -117,8 +144,8 @@ impl EndpointCache {
         Ok(list)
     }
 
-    /// One endpoint by id, with its secrets opened (to sign for it).
-    pub async fn get(&self, app_id: &str, endpoint_id: &str) -> StoreResult<Option<Arc<Endpoint>>> {
+    /// One endpoint by id, with its secrets opened and its target prepared (to send to it).
+    pub async fn get(&self, app_id: &str, endpoint_id: &str) -> StoreResult<Option<Arc<OpenedEndpoint>>> {
         let store = &self.store;
         self.for_app(app_id)
             .await?
@@ -309,7 +336,7 @@ mod tests {
         assert!(cache.get(&app.id, "ep_missing").await.unwrap().is_none());
 
         // A stored value that does not open is an error for that endpoint alone.
-        let broken = AppEndpoints::new(vec![signed.as_ref().clone()]);
+        let broken = AppEndpoints::new(vec![Endpoint::clone(&signed)]);
         let failed = broken.opened("ep_07", |_| Err(hookd_store::StoreError::message("does not open")));
         assert!(failed.is_err());
         assert_eq!(broken.opened_count(), 0, "a failed open is not cached");

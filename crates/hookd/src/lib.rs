@@ -10,12 +10,14 @@
 //!
 //! 1. Leaves, using no other module:
 //!    [`clock`] (time as an input, Svix timestamps), [`config`] (the configuration and its
-//!    layered loading), [`auth`] (API tokens: generated, hashed, checked), [`cache`] (endpoints,
-//!    tokens and applications cached on the hot path), [`metrics`] (Prometheus counters and
-//!    histograms), [`catalog`] (the built-in event types, `EventTypeIn`, the compiled-schema
-//!    cache), [`relay`] (`hookd listen` sessions), [`traffic`] (traffic counted per minute
-//!    for the dashboard's charts).
-//! 2. [`openapi`] (hookd's API description with the catalog as `webhooks`, and importing one;
+//!    layered loading), [`auth`] (API tokens: generated, hashed, checked), [`metrics`]
+//!    (Prometheus counters and histograms), [`catalog`] (the built-in event types,
+//!    `EventTypeIn`, the compiled-schema cache), [`relay`] (`hookd listen` sessions),
+//!    [`target`] (what every send to one endpoint shares: URL, credentials, keys, headers),
+//!    [`traffic`] (traffic counted per minute for the dashboard's charts).
+//! 2. [`cache`] (endpoints, tokens and applications cached on the hot path; an endpoint opened
+//!    for sending carries its target), [`openapi`] (hookd's API description with the catalog as
+//!    `webhooks`, and importing one;
 //!    uses catalog), [`operational`] (the operational-webhook events and the sink that stores
 //!    them in the outbox; uses clock), [`retention`] (payload expiry; uses clock).
 //! 3. [`dispatch`]: claim → sign → send → record, with bounded concurrency and per-tenant
@@ -51,6 +53,7 @@ pub mod ops;
 pub mod relay;
 pub mod retention;
 pub mod state;
+pub mod target;
 #[cfg(test)]
 mod testing;
 pub mod traffic;
@@ -202,11 +205,12 @@ mod tests {
         ("clock", 1),
         ("config", 1),
         ("auth", 1),
-        ("cache", 1),
         ("metrics", 1),
         ("catalog", 1),
         ("relay", 1),
+        ("target", 1),
         ("traffic", 1),
+        ("cache", 2),
         ("openapi", 2),
         ("operational", 2),
         ("retention", 2),

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use hookd_core::model::{Endpoint, Environment, Message};
+use hookd_core::model::{Environment, Message};
 use hookd_core::net::AddressPolicy;
 use hookd_core::retry::Outcome;
 use hookd_core::validate;
-use hookd_signing::{signature_header_for, SigningKey};
+use hookd_signing::signature_header_for;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -33,7 +33,9 @@ use reqwest::header::{
     USER_AGENT as USER_AGENT_HEADER,
 };
 
+use crate::cache::OpenedEndpoint;
 use crate::relay::{RelayHub, RelayRequest};
+use crate::target::Target;
 
 /// `User-Agent` of every delivery.
 pub const USER_AGENT: &str = concat!("hookd/", env!("CARGO_PKG_VERSION"));
@@ -243,8 +245,8 @@ impl Client {
 pub struct Outgoing<'a> {
     /// The environment of the endpoint's application.
     pub env: Environment,
-    /// Where it goes.
-    pub endpoint: &'a Endpoint,
+    /// Where it goes, with what its sends share.
+    pub endpoint: &'a OpenedEndpoint,
     /// The message id (`webhook-id`).
     pub msg_id: &'a str,
     /// The message's event type.
@@ -314,7 +316,7 @@ impl Sender {
     pub async fn send_batch(
         &self,
         env: Environment,
-        endpoint: &Endpoint,
+        endpoint: &OpenedEndpoint,
         items: &[hookd_store::FifoItem],
         now: DateTime<Utc>,
     ) -> SendResult {
@@ -364,22 +366,22 @@ impl Sender {
             Environment::Test => &self.sandbox,
         };
         let relayed = crate::relay::is_session_url(&endpoint.url);
-        // Parsed once: the address checks and the request share it.
-        let mut target = None;
+        // Parsed when the endpoint was opened: the address checks and the request share it.
+        let mut parsed = None;
         if !relayed {
-            let parsed = match reqwest::Url::parse(&endpoint.url) {
-                Ok(parsed) => parsed,
-                Err(e) => return Ok(SendResult::not_sent(&format!("invalid URL: {e}"))),
+            let url = match &endpoint.target.url {
+                Ok(url) => url,
+                Err(why) => return Ok(SendResult::not_sent(why)),
             };
-            if let Err(why) = client.check_literal_host(&parsed) {
+            if let Err(why) = client.check_literal_host(url) {
                 return Ok(SendResult::not_sent(&why));
             }
-            if let Err(why) = client.check_target(&parsed).await {
+            if let Err(why) = client.check_target(url).await {
                 return Ok(SendResult::not_sent(&why));
             }
-            target = Some(parsed);
+            parsed = Some(url);
         }
-        let mut headers = match signed_headers(endpoint, out.msg_id, out.payload, out.attempt, now) {
+        let mut headers = match signed_headers(&endpoint.target, out.msg_id, out.payload, out.attempt, now) {
             Ok(h) => h,
             Err(reason) => return Ok(SendResult::not_sent(&reason)),
         };
@@ -387,7 +389,7 @@ impl Sender {
             headers.insert(ENVIRONMENT_HEADER, HeaderValue::from_static("test"));
         }
         let request_headers = redacted(&headers);
-        let Some(target) = target else {
+        let Some(url) = parsed else {
             return Ok(self.relay(out, headers, request_headers).await);
         };
         let body = out.payload.clone();
@@ -397,13 +399,14 @@ impl Sender {
                     Connection::Pooled => (pooled, Instant::now()),
                     Connection::New { started } => (&**new, started),
                 };
+                let target = &endpoint.target.direct;
                 match send_direct(client, *timeout, target, headers, body, started, request_headers).await {
                     Ok(sent) => Ok(sent),
                     Err(sent) => Err(Closed { started, sent }),
                 }
             }
             Transport::Proxied(http) => {
-                Ok(send_proxied(http, target, headers, body, Instant::now(), request_headers).await)
+                Ok(send_proxied(http, url.clone(), headers, body, Instant::now(), request_headers).await)
             }
         }
     }
@@ -504,27 +507,28 @@ const POOL_IDLE: Duration = Duration::from_secs(90);
 /// The text of a send that ran out of time.
 const TIMED_OUT: &str = "operation timed out";
 
-/// Sends straight to the target over a hyper client, within `timeout` from `started`
-/// (connecting, sending and reading the capped answer). `Err` when the connection was closed
-/// or reset before any answer came.
+/// Sends straight to `target` (the request URI and the URL's credentials, see [`Target`]) over
+/// a hyper client, within `timeout` from `started` (connecting, sending and reading the capped
+/// answer). `Err` when the connection was closed or reset before any answer came.
 async fn send_direct(
     direct: &Direct,
     timeout: Duration,
-    mut target: reqwest::Url,
+    target: &Result<(http::Uri, Option<HeaderValue>), String>,
     mut headers: HeaderMap,
     body: Bytes,
     started: Instant,
     request_headers: BTreeMap<String, String>,
 ) -> Result<SendResult, SendResult> {
     let deadline = tokio::time::Instant::from_std(started + timeout);
-    // Credentials in the URL go as basic authentication, unless a custom header carries some.
-    if let Some(credentials) = take_credentials(&mut target) {
-        headers.entry(AUTHORIZATION).or_insert(credentials);
-    }
-    let uri = match target.as_str().parse::<http::Uri>() {
-        Ok(uri) => uri,
-        Err(e) => return Ok(SendResult::not_sent(&format!("invalid URL: {e}"))),
+    let (uri, credentials) = match target {
+        Ok(target) => target,
+        Err(why) => return Ok(SendResult::not_sent(why)),
     };
+    // Credentials in the URL go as basic authentication, unless a custom header carries some.
+    if let Some(credentials) = credentials {
+        headers.entry(AUTHORIZATION).or_insert_with(|| credentials.clone());
+    }
+    let uri = uri.clone();
     headers
         .entry(USER_AGENT_HEADER)
         .or_insert(HeaderValue::from_static(USER_AGENT));
@@ -587,30 +591,6 @@ async fn send_proxied(
     let head = Head::of(response.status(), response.headers());
     let (bytes, cut_off) = read_capped(&mut response).await;
     head.finish(bytes, cut_off, started, request_headers)
-}
-
-/// Removes the user name and password from `url`, returning them as a basic authentication
-/// header value (percent-decoded, as a browser sends them).
-fn take_credentials(url: &mut reqwest::Url) -> Option<HeaderValue> {
-    use base64::Engine;
-    if url.username().is_empty() && url.password().is_none() {
-        return None;
-    }
-    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-    let pair = format!(
-        "{}:{}",
-        decode(url.username()),
-        url.password().map(decode).unwrap_or_default()
-    );
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    let mut value = HeaderValue::from_str(&format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    ))
-    .ok()?;
-    value.set_sensitive(true);
-    Some(value)
 }
 
 /// A send that ran out of time.
@@ -774,48 +754,26 @@ fn failure(
     }
 }
 
-/// The keys that sign a delivery at `now`: the current one and unexpired rotated ones.
-pub fn signing_keys(endpoint: &Endpoint, now: DateTime<Utc>) -> Result<Vec<SigningKey>, String> {
-    let mut keys =
-        vec![SigningKey::parse_endpoint_key(&endpoint.secret).map_err(|e| format!("endpoint secret unusable: {e}"))?];
-    for old in endpoint.old_secrets.iter().filter(|o| o.expires_at > now) {
-        if let Ok(k) = SigningKey::parse_endpoint_key(&old.key) {
-            keys.push(k);
-        }
-    }
-    Ok(keys)
-}
-
 fn signed_headers(
-    endpoint: &Endpoint,
+    target: &Target,
     msg_id: &str,
     payload: &[u8],
     attempt: i64,
     now: DateTime<Utc>,
 ) -> Result<HeaderMap, String> {
-    let keys = signing_keys(endpoint, now)?;
+    let keys = target.keys_at(now)?;
     let ts = now.timestamp();
-    let refs: Vec<&SigningKey> = keys.iter().collect();
-    let signature = signature_header_for(&refs, msg_id, ts, payload);
-    let mut h = HeaderMap::new();
+    let signature = signature_header_for(&keys, msg_id, ts, payload);
+    let mut h = HeaderMap::with_capacity(target.custom.len() + 5);
     // Custom headers first, so hookd's own can never be overridden by them.
-    for (name, value) in &endpoint.headers {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-            h.insert(n, v);
-        }
+    for (name, value) in &target.custom {
+        h.insert(name.clone(), value.clone());
     }
-    let own = [
-        ("webhook-id", msg_id.to_string()),
-        ("webhook-timestamp", ts.to_string()),
-        ("webhook-signature", signature),
-        (ATTEMPT_HEADER, attempt.to_string()),
-    ];
-    for (name, value) in own {
-        h.insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_str(&value).map_err(|e| e.to_string())?,
-        );
-    }
+    let text = |value: &str| HeaderValue::from_str(value).map_err(|e| e.to_string());
+    h.insert(HeaderName::from_static("webhook-id"), text(msg_id)?);
+    h.insert(HeaderName::from_static("webhook-timestamp"), HeaderValue::from(ts));
+    h.insert(HeaderName::from_static("webhook-signature"), text(&signature)?);
+    h.insert(HeaderName::from_static(ATTEMPT_HEADER), HeaderValue::from(attempt));
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(h)
 }

@@ -238,7 +238,7 @@ impl Sinks {
         let Some(destination) = &endpoint.destination else {
             return SendResult::not_sent("not a destination");
         };
-        let keys = match super::send::signing_keys(endpoint, now) {
+        let keys = match crate::target::signing_keys(endpoint, now) {
             Ok(keys) => keys,
             Err(why) => return SendResult::not_sent(&why),
         };
