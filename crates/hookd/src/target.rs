@@ -91,15 +91,6 @@ fn keys_of(endpoint: &Endpoint) -> Result<Vec<TimedKey>, String> {
     Ok(std::iter::once((current, None)).chain(rotated).collect())
 }
 
-/// The keys that sign a delivery at `now`: the current one and unexpired rotated ones.
-pub fn signing_keys(endpoint: &Endpoint, now: DateTime<Utc>) -> Result<Vec<SigningKey>, String> {
-    Ok(keys_of(endpoint)?
-        .into_iter()
-        .filter(|(_, until)| until.is_none_or(|until| until > now))
-        .map(|(key, _)| key)
-        .collect())
-}
-
 /// Removes the user name and password from `url`, returning them as a basic authentication
 /// header value (percent-decoded, as a browser sends them).
 fn take_credentials(url: &mut reqwest::Url) -> Option<HeaderValue> {
@@ -189,9 +180,6 @@ mod tests {
         );
         let after = target.keys_at(at() + chrono::Duration::hours(2)).unwrap();
         assert_eq!(after.len(), 1, "only the current key once the rotated one expired");
-        // The same keys, and the same filter, as the per-send form the sinks use.
-        assert_eq!(signing_keys(&e, at()).unwrap().len(), 2);
-        assert_eq!(signing_keys(&e, at() + chrono::Duration::hours(2)).unwrap().len(), 1);
 
         e.secret = "whsec_not base64!".into();
         let why = Target::of(&e)

@@ -34,6 +34,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sqlx::Connection as _;
 
 use super::send::SendResult;
+use crate::cache::OpenedEndpoint;
 
 /// Connections a node keeps open to destinations, in all.
 pub const MAX_LINKS: usize = 64;
@@ -226,7 +227,7 @@ impl Sinks {
     pub async fn send(
         &self,
         env: Environment,
-        endpoint: &Endpoint,
+        endpoint: &OpenedEndpoint,
         items: &[FifoItem],
         now: DateTime<Utc>,
     ) -> SendResult {
@@ -238,7 +239,7 @@ impl Sinks {
         let Some(destination) = &endpoint.destination else {
             return SendResult::not_sent("not a destination");
         };
-        let keys = match crate::target::signing_keys(endpoint, now) {
+        let keys = match endpoint.target.keys_at(now) {
             Ok(keys) => keys,
             Err(why) => return SendResult::not_sent(&why),
         };
@@ -331,12 +332,6 @@ fn setting<'a>(endpoint: &'a Endpoint, name: &str) -> Option<&'a str> {
     endpoint.destination.as_ref()?.config.get(name)?.as_str()
 }
 
-/// The signed headers of one message: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
-fn signature(keys: &[SigningKey], id: &str, ts: i64, body: &[u8]) -> String {
-    let refs: Vec<&SigningKey> = keys.iter().collect();
-    signature_header_for(&refs, id, ts, body)
-}
-
 /// Shuts a socket down when dropped, unless disarmed: a connection given up half-way (an
 /// error, or the delivery timeout dropping the future) leaves no socket or thread behind.
 struct Guard(Option<Socket>);
@@ -411,7 +406,7 @@ async fn amqp_open(
 async fn amqp_publish(
     channel: &Channel,
     endpoint: &Endpoint,
-    keys: &[SigningKey],
+    keys: &[&SigningKey],
     items: &[FifoItem],
     now: DateTime<Utc>,
 ) -> Result<String, String> {
@@ -432,7 +427,7 @@ async fn amqp_publish(
         for (name, value) in [
             ("webhook-id", m.id.clone()),
             ("webhook-timestamp", ts.to_string()),
-            ("webhook-signature", signature(keys, &m.id, ts, body)),
+            ("webhook-signature", signature_header_for(keys, &m.id, ts, body)),
             ("webhook-event-type", m.event_type.clone()),
         ] {
             headers.insert(name.into(), AMQPValue::LongString(value.into()));
@@ -602,7 +597,7 @@ async fn pg_connect(policy: &AddressPolicy, endpoint: &Endpoint) -> Result<Conn,
 async fn pg_insert(
     pg: &mut Pg,
     endpoint: &Endpoint,
-    keys: &[SigningKey],
+    keys: &[&SigningKey],
     items: &[FifoItem],
     now: DateTime<Utc>,
 ) -> Result<String, String> {
@@ -648,7 +643,7 @@ async fn pg_insert(
         let body = text.as_deref().unwrap_or("null");
         ids.push(m.id.as_str());
         types.push(m.event_type.as_str());
-        signatures.push(signature(keys, &m.id, ts, body.as_bytes()));
+        signatures.push(signature_header_for(keys, &m.id, ts, body.as_bytes()));
         event_ids.push(m.event_id.as_deref());
     }
     let insert = format!(

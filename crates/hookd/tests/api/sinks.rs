@@ -105,13 +105,18 @@ pub(crate) async fn take(channel: &lapin::Channel, queue: &str, n: usize) -> Vec
 }
 
 fn verifies(id: &str, timestamp: &str, signature: &str, body: &[u8]) -> bool {
+    verifies_with(KEY, id, timestamp, signature, body)
+}
+
+/// Whether `signature` verifies with `key`.
+fn verifies_with(key: &str, id: &str, timestamp: &str, signature: &str, body: &[u8]) -> bool {
     let headers = WebhookHeaders {
         id: id.into(),
         timestamp: timestamp.into(),
         signature: signature.into(),
     };
     let now = chrono::Utc::now().timestamp();
-    verify(&Secret::parse(KEY).unwrap(), &headers, body, now, 600).is_ok()
+    verify(&Secret::parse(key).unwrap(), &headers, body, now, 600).is_ok()
 }
 
 /// The destination's attempts, newest first.
@@ -255,6 +260,43 @@ async fn a_rabbitmq_destination_publishes_each_message_signed_confirmed_and_in_o
     assert_eq!(got[0].headers["webhook-id"], late["id"].as_str().unwrap());
     let stats = wait_stats(&app, "bus", "events", 26).await;
     assert_eq!(stats["success"], 26, "{stats}");
+
+    // A rotated key signs beside the new one until its grace period ends, then no longer (the
+    // clock stays within the verifier's tolerance of real time).
+    let rotated = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    let (status, body) = app
+        .post(
+            "/api/v1/app/bus/destination/events/secret/rotate",
+            json!({"key": rotated, "gracePeriodSeconds": 300}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let signed_by = |g: &Got| {
+        let h = &g.headers;
+        [KEY, rotated].map(|key| {
+            verifies_with(
+                key,
+                &h["webhook-id"],
+                &h["webhook-timestamp"],
+                &h["webhook-signature"],
+                &g.body,
+            )
+        })
+    };
+    app.send_message("bus", json!({"eventType": "order.paid", "payload": {"n": "both"}}))
+        .await;
+    let got = take(&channel, &missing, 1).await;
+    assert_eq!(signed_by(&got[0]), [true, true], "{:?}", got[0].headers);
+    app.advance(Duration::from_secs(301));
+    app.send_message("bus", json!({"eventType": "order.paid", "payload": {"n": "new"}}))
+        .await;
+    let got = take(&channel, &missing, 1).await;
+    assert_eq!(
+        signed_by(&got[0]),
+        [false, true],
+        "the old key no longer signs: {:?}",
+        got[0].headers
+    );
 }
 
 #[tokio::test]
