@@ -190,6 +190,19 @@ pub struct MessageOut {
 }
 
 impl MessageOut {
+    /// Maps a message just published, with the request's payload (already parsed, so not
+    /// parsed again) or, with `None`, without content.
+    pub fn published(m: &Message, payload: Option<Box<RawValue>>) -> Self {
+        MessageOut {
+            id: m.id.clone(),
+            event_id: m.event_id.clone(),
+            event_type: m.event_type.clone(),
+            payload: payload.unwrap_or_else(|| RawValue::from_string("{}".into()).expect("valid JSON")),
+            channels: m.channels.clone(),
+            timestamp: ts(&m.created_at),
+        }
+    }
+
     /// Maps, with or without the payload.
     pub fn new(m: Message, with_content: bool) -> Self {
         let payload = match (&m.payload, with_content) {

@@ -110,9 +110,11 @@ async fn create(
         app_for(&s, &caller, &app_id).await?;
     }
     let with_content = q.bool("with_content", true)?;
+    // The answer's payload is the request's, as stored: copied, not serialized or parsed again.
+    let payload = with_content.then(|| body.payload.clone());
     let message = ops::create_message(&s, caller.env, &app_id, body).await?;
-    let (app, id) = (message.app_id.clone(), message.id.clone());
-    let out = MessageOut::new(message, with_content);
+    let (app, id) = (&message.app_id, &message.id);
+    let out = MessageOut::published(&message, payload);
     if kept.is_none() {
         return Ok((StatusCode::ACCEPTED, Json(out)).into_response());
     }
@@ -120,7 +122,7 @@ async fn create(
     // is never parsed here: it is passed on as published, whatever numbers or depth it holds.
     let mut kept = out.clone();
     if with_content {
-        let reference = super::idempotency::payload_ref(&app, &id).to_string();
+        let reference = super::idempotency::payload_ref(app, id).to_string();
         kept.payload =
             serde_json::value::RawValue::from_string(reference).map_err(|e| ApiError::Internal(Box::new(e)))?;
     }

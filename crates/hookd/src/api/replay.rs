@@ -132,10 +132,8 @@ async fn send_example(
     JsonBody(body): JsonBody<EventExampleIn>,
 ) -> ApiResult<Json<MessageOut>> {
     let (app, endpoint) = endpoint_for(&s, &caller, &app_id, &ep).await?;
-    Ok(Json(MessageOut::new(
-        ops::send_example(&s, &app, &endpoint, body).await?,
-        true,
-    )))
+    let sent = ops::send_example(&s, &app, &endpoint, body).await?;
+    Ok(Json(MessageOut::new(std::sync::Arc::unwrap_or_clone(sent), true)))
 }
 
 async fn list_tasks(State(s): State<AppState>, caller: Caller, q: Query) -> ApiResult<Json<ListResponse<Value>>> {

@@ -135,7 +135,7 @@ pub async fn create_message(
     env: Environment,
     app_key: &str,
     mut input: MessageIn,
-) -> OpsResult<Message> {
+) -> OpsResult<Arc<Message>> {
     check(&input)?;
     check_schema(state, env, &input).await?;
     let app = resolve_app(state, env, app_key, &mut input).await?;
@@ -175,8 +175,14 @@ async fn check_schema(state: &Services, env: Environment, input: &MessageIn) -> 
 }
 
 /// Stores a message of `app` and its deliveries, to every endpoint whose filters accept it or,
-/// with `only`, to that one endpoint (still subject to its filters), then hands them over.
-pub async fn publish(state: &Services, app: &Application, input: MessageIn, only: Option<&str>) -> OpsResult<Message> {
+/// with `only`, to that one endpoint (still subject to its filters), then hands them over. The
+/// message returned is the one handed over, shared rather than copied.
+pub async fn publish(
+    state: &Services,
+    app: &Application,
+    input: MessageIn,
+    only: Option<&str>,
+) -> OpsResult<Arc<Message>> {
     let now = state.clock.now();
     let days = input.payload_retention_period.unwrap_or(DEFAULT_RETENTION_DAYS);
     let message = Message {
@@ -248,8 +254,9 @@ pub async fn publish(state: &Services, app: &Application, input: MessageIn, only
         .message(app.env, message.created_at, deliveries.len());
     let lanes_have_work = deliveries.len() > pushed;
     deliveries.truncate(pushed);
+    let message = Arc::new(message);
     match reserved {
-        Some(reserved) => reserved.send(deliveries, Arc::new(message.clone())),
+        Some(reserved) => reserved.send(deliveries, message.clone()),
         None if !deliveries.is_empty() => state.dispatcher.left_in_store(&app.id, &endpoint_ids),
         None => {}
     }

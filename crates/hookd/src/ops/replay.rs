@@ -349,7 +349,7 @@ pub async fn send_example(
     app: &Application,
     endpoint: &Endpoint,
     input: EventExampleIn,
-) -> OpsResult<Message> {
+) -> OpsResult<std::sync::Arc<Message>> {
     let payload = if input.event_type == "svix.ping" {
         json!({"success": true})
     } else {
