@@ -395,11 +395,81 @@ pub struct Attempt {
     /// 1-based number within its delivery (manual attempts also count).
     pub attempt_number: i64,
     /// Request headers as sent, sensitive values replaced by `[redacted]`.
-    pub request_headers: BTreeMap<String, String>,
+    pub request_headers: SentHeaders,
     /// Response headers as received, in order.
     pub response_headers: Vec<(String, String)>,
     /// When the attempt started.
     pub created_at: DateTime<Utc>,
+}
+
+/// The request headers an attempt sent (sensitive values already `[redacted]`), held as the
+/// JSON object they are stored as: names in ascending order, each once (the last value given
+/// wins), and no NUL (written `\x00`, the rule of [`crate::text`]). A send builds it once, as
+/// one string, and a store writes that string as it is; only reads parse it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentHeaders(String);
+
+impl Default for SentHeaders {
+    fn default() -> Self {
+        SentHeaders("{}".into())
+    }
+}
+
+impl SentHeaders {
+    /// The headers `pairs` name, in any order.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
+        // Stable: a name given twice keeps its values in the order given, and the last wins.
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        let mut kept: Vec<(&str, &str)> = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            match kept.last_mut() {
+                Some(last) if last.0 == pair.0 => *last = pair,
+                _ => kept.push(pair),
+            }
+        }
+        /// The kept pairs as a JSON object, each text without NUL.
+        struct Object<'a>(&'a [(&'a str, &'a str)]);
+        impl Serialize for Object<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map(
+                    self.0
+                        .iter()
+                        .map(|(k, v)| (crate::text::without_nul(k), crate::text::without_nul(v))),
+                )
+            }
+        }
+        let capacity = 2 + kept.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>();
+        let mut text = Vec::with_capacity(capacity);
+        serde_json::to_writer(&mut text, &Object(&kept)).expect("text always serializes");
+        SentHeaders(String::from_utf8(text).expect("JSON text is UTF-8"))
+    }
+
+    /// The JSON object, as stored.
+    pub fn as_json(&self) -> &str {
+        &self.0
+    }
+
+    /// The headers, names in ascending order.
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        serde_json::from_str(&self.0).expect("built from pairs, always an object of strings")
+    }
+}
+
+impl Serialize for SentHeaders {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_map().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SentHeaders {
+    /// From an object of strings, in any order and spacing (PostgreSQL's `jsonb` reorders).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, String>::deserialize(d)?;
+        Ok(SentHeaders::from_pairs(
+            map.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ))
+    }
 }
 
 /// The state of one message bound for one endpoint.
@@ -424,6 +494,45 @@ pub struct Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sent_headers_are_one_json_object_sorted_each_name_once_without_nul() {
+        let h = SentHeaders::from_pairs([
+            ("webhook-id", "msg_1"),
+            ("content-type", "application/json"),
+            ("x-twice", "first"),
+            ("x-quote", "a \"b\" \\ c"),
+            ("x-nul", "c\0d"),
+            ("x-twice", "second"),
+        ]);
+        assert_eq!(
+            h.as_json(),
+            r#"{"content-type":"application/json","webhook-id":"msg_1","x-nul":"c\\x00d","x-quote":"a \"b\" \\ c","x-twice":"second"}"#,
+            "names sorted, the last value of a name kept, NUL written as \\x00, JSON escapes"
+        );
+        // The same text a map of the same headers serializes to, so stored rows read as before.
+        let map = h.to_map();
+        assert_eq!(serde_json::to_string(&map).unwrap(), h.as_json());
+        assert_eq!(map["x-twice"], "second");
+        assert_eq!(SentHeaders::default().as_json(), "{}");
+        assert!(SentHeaders::default().to_map().is_empty());
+    }
+
+    #[test]
+    fn sent_headers_read_back_equal_whatever_order_and_spacing_a_store_returns() {
+        let h = SentHeaders::from_pairs([("b", "2"), ("aa", "1"), ("c", "3")]);
+        // PostgreSQL's jsonb puts shorter keys first and adds spaces.
+        let stored: SentHeaders = serde_json::from_str(r#"{"b": "2", "c": "3", "aa": "1"}"#).unwrap();
+        assert_eq!(stored, h);
+        assert_eq!(
+            serde_json::to_value(&stored).unwrap(),
+            serde_json::json!({"aa": "1", "b": "2", "c": "3"})
+        );
+        assert!(
+            serde_json::from_str::<SentHeaders>(r#"{"a": 1}"#).is_err(),
+            "values are strings"
+        );
+    }
 
     #[test]
     fn debug_output_of_an_endpoint_holds_none_of_its_secrets() {

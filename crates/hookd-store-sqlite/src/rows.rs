@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
 use hookd_core::model::{
-    Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, OldSecret, TriggerType,
+    Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, OldSecret, SentHeaders, TriggerType,
 };
 pub use hookd_store::sql::{
     micros, APP_COLS, ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, EVENT_TYPE_COLS, MESSAGE_COLS, SESSION_COLS,
@@ -145,7 +145,7 @@ pub fn attempt(row: &Row) -> rusqlite::Result<Attempt> {
         trigger_type: TriggerType::from_code(row.get(8)?).unwrap_or(TriggerType::Scheduled),
         attempt_number: row.get(9)?,
         created_at: from_micros(row.get(10)?),
-        request_headers: row.get::<_, Json<BTreeMap<String, String>>>(11)?.0,
+        request_headers: row.get::<_, Json<SentHeaders>>(11)?.0,
         response_headers: row.get::<_, Json<Vec<(String, String)>>>(12)?.0,
     })
 }

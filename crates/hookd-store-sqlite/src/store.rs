@@ -111,7 +111,7 @@ fn insert_attempt(
             a.trigger_type.code(),
             a.attempt_number,
             micros(a.created_at),
-            Json(&a.request_headers),
+            a.request_headers.as_json(),
             Json(&a.response_headers),
             app_id
         ])

@@ -114,7 +114,7 @@ impl<'a> RecordPlan<'a> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::HashMap;
 
     use chrono::TimeZone;
     use hookd_core::model::MessageStatus::{Fail, Sending, Success};
@@ -147,7 +147,7 @@ mod tests {
                 status: if ok { Success } else { Fail },
                 trigger_type: TriggerType::Scheduled,
                 attempt_number: 1,
-                request_headers: BTreeMap::new(),
+                request_headers: Default::default(),
                 response_headers: Vec::new(),
                 created_at: at(secs),
             },

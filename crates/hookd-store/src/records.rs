@@ -561,15 +561,14 @@ pub struct TaskFilter {
 
 /// The attempt as a backend stores it: every text field free of NUL (written `\x00`, the rule of
 /// [`hookd_core::text`]), which PostgreSQL's `text` and `jsonb` refuse. Borrowed when nothing
-/// needed changing. The dispatcher already escapes what receivers send; this keeps any other
+/// needed changing. The sent headers are free of NUL by construction
+/// ([`hookd_core::model::SentHeaders`]). The dispatcher already escapes what receivers send; this keeps any other
 /// caller's text from making a batch unstorable.
 pub fn storable_attempt(a: &Attempt) -> std::borrow::Cow<'_, Attempt> {
     use hookd_core::text::without_nul;
     let has_nul = |s: &str| s.contains('\0');
-    let dirty = has_nul(&a.url)
-        || has_nul(&a.response)
-        || a.request_headers.iter().any(|(k, v)| has_nul(k) || has_nul(v))
-        || a.response_headers.iter().any(|(k, v)| has_nul(k) || has_nul(v));
+    let dirty =
+        has_nul(&a.url) || has_nul(&a.response) || a.response_headers.iter().any(|(k, v)| has_nul(k) || has_nul(v));
     if !dirty {
         return std::borrow::Cow::Borrowed(a);
     }
@@ -577,7 +576,6 @@ pub fn storable_attempt(a: &Attempt) -> std::borrow::Cow<'_, Attempt> {
     std::borrow::Cow::Owned(Attempt {
         url: clean(&a.url),
         response: clean(&a.response),
-        request_headers: a.request_headers.iter().map(|(k, v)| (clean(k), clean(v))).collect(),
         response_headers: a.response_headers.iter().map(|(k, v)| (clean(k), clean(v))).collect(),
         ..a.clone()
     })

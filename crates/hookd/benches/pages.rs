@@ -92,7 +92,7 @@ fn attempt(d: &NewDelivery, when: DateTime<Utc>, code: i64, status: MessageStatu
             },
             trigger_type: TriggerType::Scheduled,
             attempt_number: number,
-            request_headers: BTreeMap::from([("webhook-id".to_string(), d.msg_id.clone())]),
+            request_headers: hookd_core::model::SentHeaders::from_pairs([("webhook-id", d.msg_id.as_str())]),
             response_headers: vec![("content-type".to_string(), "text/plain".to_string())],
             created_at: when,
         },

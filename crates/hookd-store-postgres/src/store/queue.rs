@@ -162,7 +162,7 @@ impl QueueStore for PostgresStore {
         let mut request_headers = Vec::with_capacity(attempts.len());
         let mut response_headers = Vec::with_capacity(attempts.len());
         for (_, a) in attempts {
-            request_headers.push(json_text(&a.request_headers)?);
+            request_headers.push(a.request_headers.as_json().to_owned());
             response_headers.push(json_text(&a.response_headers)?);
         }
         sqlx::query(&format!(

@@ -473,14 +473,12 @@ pub async fn attempt_headers_round_trip_in_order(store: &dyn Store) {
     };
 
     let mut full = g.outcome(&d, at(10), 200, Success, None);
-    full.attempt.request_headers = pairs(&[
+    full.attempt.request_headers = SentHeaders::from_pairs([
         ("content-type", "application/json"),
         ("webhook-id", &msg.id),
         ("webhook-signature", "[redacted]"),
         ("X-Tenant", "Zürich ✓"),
-    ])
-    .into_iter()
-    .collect();
+    ]);
     full.attempt.response_headers = pairs(&[
         ("x-zulu", "first though last by name"),
         ("Set-Cookie", "a=1; Path=/"),
@@ -489,7 +487,7 @@ pub async fn attempt_headers_round_trip_in_order(store: &dyn Store) {
         ("x-empty", ""),
     ]);
     let mut bare = g.outcome(&bare_d, at(11), 0, Sending, Some(at(60)));
-    bare.attempt.request_headers = BTreeMap::new();
+    bare.attempt.request_headers = SentHeaders::default();
     bare.attempt.response_headers = Vec::new();
     store.record_attempts(&[full.clone(), bare.clone()]).await.unwrap();
 
@@ -525,10 +523,7 @@ pub async fn receiver_text_with_nul_invalid_utf8_and_long_headers_is_stored_safe
         ("x-escaped".to_string(), escaped.clone()),
         ("x-long".to_string(), long.clone()),
     ];
-    hostile
-        .attempt
-        .request_headers
-        .insert("x-custom".to_string(), "c\0d".to_string());
+    hostile.attempt.request_headers = SentHeaders::from_pairs([("webhook-id", msg.id.as_str()), ("x-custom", "c\0d")]);
     let clean = g.outcome(&clean_d, at(11), 200, Success, None);
     store
         .record_attempts(&[hostile.clone(), clean.clone()])
@@ -549,7 +544,7 @@ pub async fn receiver_text_with_nul_invalid_utf8_and_long_headers_is_stored_safe
             ("x-long".to_string(), long),
         ]
     );
-    assert_eq!(found.request_headers["x-custom"], "c\\x00d");
+    assert_eq!(found.request_headers.to_map()["x-custom"], "c\\x00d");
     assert_eq!(
         store
             .get_delivery(&msg.id, &ep.id)

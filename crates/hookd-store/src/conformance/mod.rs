@@ -85,7 +85,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use hookd_core::id::IdKind;
 use hookd_core::model::Environment::{Live, Test};
 use hookd_core::model::MessageStatus::{Fail, Pending, Sending, Success};
-use hookd_core::model::{Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, TriggerType};
+use hookd_core::model::{
+    Application, Attempt, Endpoint, Environment, EventType, Message, MessageStatus, SentHeaders, TriggerType,
+};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -384,7 +386,7 @@ impl Gen {
             status: if ok { Success } else { Fail },
             trigger_type: TriggerType::Scheduled,
             attempt_number: 1,
-            request_headers: BTreeMap::from([("webhook-id".to_string(), d.msg_id.clone())]),
+            request_headers: SentHeaders::from_pairs([("webhook-id", d.msg_id.as_str())]),
             response_headers: vec![("content-type".to_string(), "text/plain".to_string())],
             created_at: when,
         };

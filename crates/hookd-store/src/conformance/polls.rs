@@ -131,7 +131,7 @@ fn poll_attempt(g: &mut Gen, ep: &Endpoint, msg_id: &str, when: DateTime<Utc>) -
         status: Success,
         trigger_type: TriggerType::Scheduled,
         attempt_number: 1,
-        request_headers: BTreeMap::new(),
+        request_headers: Default::default(),
         response_headers: Vec::new(),
         created_at: when,
     };

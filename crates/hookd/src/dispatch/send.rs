@@ -13,14 +13,13 @@
 //! or SOCKS5) use reqwest, which speaks both. Either way the answer is read the same way
 //! ([`Head`], [`read_capped`]).
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use hookd_core::model::{Environment, Message};
+use hookd_core::model::{Environment, Message, SentHeaders};
 use hookd_core::net::AddressPolicy;
 use hookd_core::retry::Outcome;
 use hookd_core::validate;
@@ -56,7 +55,7 @@ pub struct SendResult {
     /// Time to the end of the (capped) body.
     pub duration: Duration,
     /// Request headers sent, sensitive custom header values redacted.
-    pub request_headers: BTreeMap<String, String>,
+    pub request_headers: SentHeaders,
     /// Response headers received, in order.
     pub response_headers: Vec<(String, String)>,
 }
@@ -69,7 +68,7 @@ impl SendResult {
             status_code: 0,
             response: reason.into(),
             duration: Duration::ZERO,
-            request_headers: BTreeMap::new(),
+            request_headers: SentHeaders::default(),
             response_headers: Vec::new(),
         }
     }
@@ -413,12 +412,7 @@ impl Sender {
 
     /// Hands the signed request to the endpoint's `hookd listen` session and turns the CLI's
     /// answer into the attempt's result.
-    async fn relay(
-        &self,
-        out: Outgoing<'_>,
-        headers: HeaderMap,
-        request_headers: BTreeMap<String, String>,
-    ) -> SendResult {
+    async fn relay(&self, out: Outgoing<'_>, headers: HeaderMap, request_headers: SentHeaders) -> SendResult {
         let request = RelayRequest {
             id: 0,
             msg_id: out.msg_id.to_string(),
@@ -517,7 +511,7 @@ async fn send_direct(
     mut headers: HeaderMap,
     body: Bytes,
     started: Instant,
-    request_headers: BTreeMap<String, String>,
+    request_headers: SentHeaders,
 ) -> Result<SendResult, SendResult> {
     let deadline = tokio::time::Instant::from_std(started + timeout);
     let (uri, credentials) = match target {
@@ -582,7 +576,7 @@ async fn send_proxied(
     headers: HeaderMap,
     body: Bytes,
     started: Instant,
-    request_headers: BTreeMap<String, String>,
+    request_headers: SentHeaders,
 ) -> SendResult {
     let mut response = match http.post(target).headers(headers).body(body).send().await {
         Ok(response) => response,
@@ -654,7 +648,7 @@ impl Head {
         body: Vec<u8>,
         cut_off: Option<String>,
         started: Instant,
-        request_headers: BTreeMap<String, String>,
+        request_headers: SentHeaders,
     ) -> SendResult {
         // The status decides the outcome: a consumer that answered 2xx has accepted the
         // message, even if its body then stalled or broke off. The record says why it stopped.
@@ -738,7 +732,7 @@ fn failure(
     e: &(dyn std::error::Error + 'static),
     timed_out: bool,
     started: Instant,
-    request_headers: BTreeMap<String, String>,
+    request_headers: SentHeaders,
 ) -> SendResult {
     SendResult {
         outcome: if timed_out {
@@ -779,18 +773,19 @@ fn signed_headers(
 }
 
 /// The request headers as recorded: every value, except those of sensitive custom headers.
-fn redacted(headers: &HeaderMap) -> BTreeMap<String, String> {
-    headers
+fn redacted(headers: &HeaderMap) -> SentHeaders {
+    let pairs: Vec<(&str, std::borrow::Cow<'_, str>)> = headers
         .iter()
         .map(|(k, v)| {
             let value = if validate::is_sensitive_header(k.as_str()) {
-                "[redacted]".to_string()
+                "[redacted]".into()
             } else {
-                String::from_utf8_lossy(v.as_bytes()).into_owned()
+                String::from_utf8_lossy(v.as_bytes())
             };
-            (k.as_str().to_string(), value)
+            (k.as_str(), value)
         })
-        .collect()
+        .collect();
+    SentHeaders::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_ref())))
 }
 
 /// The response text stored with an attempt: UTF-8 as is (cut at a character boundary), NUL

@@ -834,7 +834,7 @@ pub async fn poll(
                     status: MessageStatus::Success,
                     trigger_type: TriggerType::Scheduled,
                     attempt_number: 1,
-                    request_headers: BTreeMap::new(),
+                    request_headers: Default::default(),
                     response_headers: Vec::new(),
                     created_at: now,
                 },

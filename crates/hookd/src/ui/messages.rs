@@ -212,7 +212,7 @@ impl AttemptView {
                 TriggerType::Manual => "manual",
             },
             url: a.url,
-            request_headers: a.request_headers.into_iter().collect(),
+            request_headers: a.request_headers.to_map().into_iter().collect(),
             response_headers: a.response_headers,
             response: a.response,
             id: a.id,
