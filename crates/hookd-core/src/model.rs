@@ -417,32 +417,30 @@ impl Default for SentHeaders {
 
 impl SentHeaders {
     /// The headers `pairs` name, in any order.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
+    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        let mut pairs: Vec<(K, V)> = pairs.into_iter().collect();
         // Stable: a name given twice keeps its values in the order given, and the last wins.
-        pairs.sort_by(|a, b| a.0.cmp(b.0));
-        let mut kept: Vec<(&str, &str)> = Vec::with_capacity(pairs.len());
-        for pair in pairs {
-            match kept.last_mut() {
-                Some(last) if last.0 == pair.0 => *last = pair,
-                _ => kept.push(pair),
+        pairs.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+        let capacity = 2 + pairs
+            .iter()
+            .map(|(k, v)| k.as_ref().len() + v.as_ref().len() + 6)
+            .sum::<usize>();
+        let mut text = String::with_capacity(capacity);
+        text.push('{');
+        for (i, (name, value)) in pairs.iter().enumerate() {
+            let name = name.as_ref();
+            if pairs.get(i + 1).is_some_and(|next| next.0.as_ref() == name) {
+                continue;
             }
-        }
-        /// The kept pairs as a JSON object, each text without NUL.
-        struct Object<'a>(&'a [(&'a str, &'a str)]);
-        impl Serialize for Object<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_map(
-                    self.0
-                        .iter()
-                        .map(|(k, v)| (crate::text::without_nul(k), crate::text::without_nul(v))),
-                )
+            if text.len() > 1 {
+                text.push(',');
             }
+            push_json_string(&mut text, name);
+            text.push(':');
+            push_json_string(&mut text, value.as_ref());
         }
-        let capacity = 2 + kept.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>();
-        let mut text = Vec::with_capacity(capacity);
-        serde_json::to_writer(&mut text, &Object(&kept)).expect("text always serializes");
-        SentHeaders(String::from_utf8(text).expect("JSON text is UTF-8"))
+        text.push('}');
+        SentHeaders(text)
     }
 
     /// The JSON object, as stored.
@@ -469,6 +467,20 @@ impl<'de> Deserialize<'de> for SentHeaders {
         Ok(SentHeaders::from_pairs(
             map.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         ))
+    }
+}
+
+/// Appends `s` as a JSON string, NUL written as `\x00` first. Header text rarely needs an
+/// escape, so it is copied as it is when it needs none (what JSON escapes: control characters,
+/// `"` and `\`), and written by `serde_json` otherwise.
+fn push_json_string(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        let clean = crate::text::without_nul(s);
+        out.push_str(&serde_json::to_string(clean.as_ref()).expect("text always serializes"));
     }
 }
 
@@ -516,6 +528,29 @@ mod tests {
         assert_eq!(map["x-twice"], "second");
         assert_eq!(SentHeaders::default().as_json(), "{}");
         assert!(SentHeaders::default().to_map().is_empty());
+
+        // Whatever text a header holds, the object is what serde_json writes for the same map.
+        let texts = [
+            "",
+            "plain",
+            "tab\there",
+            "new\nline",
+            "\u{1}\u{1f}",
+            "del\u{7f}",
+            "\"",
+            "\\",
+            "Zürich ✓",
+            "a\\\"b",
+        ];
+        for (i, value) in texts.iter().enumerate() {
+            for name in texts {
+                let h = SentHeaders::from_pairs([(name, *value), ("z", texts[(i + 1) % texts.len()])]);
+                let map: BTreeMap<&str, &str> = [(name, *value), ("z", texts[(i + 1) % texts.len()])]
+                    .into_iter()
+                    .collect();
+                assert_eq!(h.as_json(), serde_json::to_string(&map).unwrap(), "{name:?}: {value:?}");
+            }
+        }
     }
 
     #[test]

@@ -774,18 +774,14 @@ fn signed_headers(
 
 /// The request headers as recorded: every value, except those of sensitive custom headers.
 fn redacted(headers: &HeaderMap) -> SentHeaders {
-    let pairs: Vec<(&str, std::borrow::Cow<'_, str>)> = headers
-        .iter()
-        .map(|(k, v)| {
-            let value = if validate::is_sensitive_header(k.as_str()) {
-                "[redacted]".into()
-            } else {
-                String::from_utf8_lossy(v.as_bytes())
-            };
-            (k.as_str(), value)
-        })
-        .collect();
-    SentHeaders::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_ref())))
+    SentHeaders::from_pairs(headers.iter().map(|(k, v)| {
+        let value = if validate::is_sensitive_header(k.as_str()) {
+            "[redacted]".into()
+        } else {
+            String::from_utf8_lossy(v.as_bytes())
+        };
+        (k.as_str(), value)
+    }))
 }
 
 /// The response text stored with an attempt: UTF-8 as is (cut at a character boundary), NUL
