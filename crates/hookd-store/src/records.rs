@@ -562,8 +562,8 @@ pub struct TaskFilter {
 /// The attempt as a backend stores it: every text field free of NUL (written `\x00`, the rule of
 /// [`hookd_core::text`]), which PostgreSQL's `text` and `jsonb` refuse. Borrowed when nothing
 /// needed changing. The sent headers are free of NUL by construction
-/// ([`hookd_core::model::SentHeaders`]). The dispatcher already escapes what receivers send; this keeps any other
-/// caller's text from making a batch unstorable.
+/// ([`hookd_core::model::SentHeaders`]). The dispatcher already escapes what receivers send;
+/// this keeps any other caller's text from making a batch unstorable.
 pub fn storable_attempt(a: &Attempt) -> std::borrow::Cow<'_, Attempt> {
     use hookd_core::text::without_nul;
     let has_nul = |s: &str| s.contains('\0');
