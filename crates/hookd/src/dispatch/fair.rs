@@ -12,6 +12,11 @@
 //! nothing of an endpoint whose circuit is open or whose pacing is booked ahead): the
 //! database, not a shared in-memory queue, is where a tenant's excess waits.
 //!
+//! An application whose share was full while its deliveries went to the database hands over
+//! nothing new until a claim finds none of its due work left: its fresh deliveries wait behind
+//! the older ones, so its backlog goes out oldest first, and publishes cannot take the room a
+//! claim counted on between its walk and its hand-over.
+//!
 //! Both maps hold only endpoints and applications with a delivery held right now, so they are
 //! bounded by the total.
 
@@ -49,6 +54,13 @@ struct Held {
     /// Work waits in the database because the total was used up; the poller is woken when
     /// half of it is free again.
     waiting_total: bool,
+    /// Applications with deliveries left in the database because their share was full, until
+    /// a claim finds no more of theirs due. Their fresh deliveries are not handed over: they
+    /// wait in the database too, behind the older ones, so an application's backlog goes out
+    /// oldest first, and a claim's room is not taken by publishes between its walk and its
+    /// hand-over (which would send its deliveries back to be claimed again). At most `total`
+    /// entries.
+    backlogged: HashSet<String>,
 }
 
 /// A delivery's place in memory; given back when dropped.
@@ -145,7 +157,8 @@ impl Fairness {
     pub fn try_hold_all(self: &Arc<Self>, app: &str, endpoints: &[&str]) -> Option<Vec<Hold>> {
         let mut held = self.held.lock().expect("fairness poisoned");
         let n = endpoints.len();
-        if held.total + n > self.total
+        if held.backlogged.contains(app)
+            || held.total + n > self.total
             || held.apps.get(app).copied().unwrap_or(0) + n > self.app_share
             // An endpoint is named at most once per message, so one place each is enough.
             || endpoints.iter().any(|e| {
@@ -188,7 +201,11 @@ impl Fairness {
             return held.total == 0;
         }
         let of_app = held.apps.get(app).copied().unwrap_or(0);
-        if held.waiting_apps.contains(app) || of_app + n > self.app_share {
+        let backlogged = held.backlogged.contains(app);
+        if backlogged || held.waiting_apps.contains(app) || of_app + n > self.app_share {
+            if !backlogged && held.backlogged.len() < self.total {
+                held.backlogged.insert(app.to_string());
+            }
             let noted = note_app(&mut held, app, self.total);
             return of_app == 0 || !noted;
         }
@@ -205,6 +222,28 @@ impl Fairness {
         }
         // Otherwise the shares have room again (or the waiting set is full): claim now.
         wake
+    }
+
+    /// Notes what a claim with `bounds` took of each application (`taken`): an application
+    /// that got less than its room has nothing more due in the database that the claim could
+    /// see, so its fresh deliveries are handed over again. Only a claim that was not cut short
+    /// by its batch size (`full`) can tell.
+    pub fn note_claimed(&self, bounds: &ClaimBounds, taken: &HashMap<&str, usize>, full: bool) {
+        if full {
+            return;
+        }
+        let mut held = self.held.lock().expect("fairness poisoned");
+        if held.backlogged.is_empty() {
+            return;
+        }
+        held.backlogged.retain(|app| {
+            let room = if bounds.skip_apps.contains(app) {
+                0
+            } else {
+                bounds.app_room.get(app).copied().unwrap_or(bounds.per_app)
+            };
+            room == 0 || taken.get(app.as_str()).copied().unwrap_or(0) >= room
+        });
     }
 
     /// The endpoint's share: `limit` (from its pacing or circuit) when that is lower.
@@ -427,6 +466,58 @@ mod tests {
             woken(&wake).await,
             "the claim skipped this endpoint: its work still waits, and its room wakes the poller"
         );
+    }
+
+    #[test]
+    fn an_application_with_work_waiting_hands_over_nothing_new_until_a_claim_finds_none_left() {
+        let fair = Fairness::new(100, 10, 4, Arc::default());
+        let held: Vec<Hold> = (0..4)
+            .flat_map(|i| fair.try_hold_all("app", &[format!("e{i}").as_str()]).unwrap())
+            .collect();
+        assert!(
+            fair.try_hold_all("app", &["e0"]).is_none(),
+            "the application's share is full"
+        );
+        fair.note_left_in_store("app", &["e0"]);
+        drop(held);
+        assert!(
+            fair.try_hold_all("app", &["e0"]).is_none(),
+            "room again, but older deliveries wait in the database: the new one goes behind them"
+        );
+        assert!(
+            fair.try_hold_all("other", &["f0"]).is_some(),
+            "another application is not held back"
+        );
+        let bounds = fair.claim_bounds(&HashMap::new());
+        assert_eq!(bounds.app_room.get("app").copied().unwrap_or(bounds.per_app), 4);
+        fair.note_claimed(&bounds, &HashMap::from([("app", 4)]), false);
+        assert!(
+            fair.try_hold_all("app", &["e0"]).is_none(),
+            "the claim took its whole room: more may wait"
+        );
+        fair.note_claimed(&bounds, &HashMap::from([("app", 1)]), true);
+        assert!(
+            fair.try_hold_all("app", &["e0"]).is_none(),
+            "a claim cut short by its batch size cannot tell"
+        );
+        fair.note_claimed(&bounds, &HashMap::from([("app", 1)]), false);
+        assert!(
+            fair.try_hold_all("app", &["e0"]).is_some(),
+            "the claim found less than its room: nothing older waits, hand over again"
+        );
+    }
+
+    #[test]
+    fn applications_marked_as_waiting_are_bounded_by_the_total() {
+        let fair = Fairness::new(3, 10, 1, Arc::default());
+        for i in 0..10 {
+            let app = format!("app{i}");
+            assert!(fair.try_hold_all(&app, &["x", "y"]).is_none(), "wider than its share");
+            fair.note_left_in_store(&app, &["x", "y"]);
+        }
+        let held = fair.held.lock().unwrap();
+        assert_eq!(held.backlogged.len(), 3, "marked up to the total, no further");
+        assert!(held.waiting_apps.len() <= 3);
     }
 
     #[test]

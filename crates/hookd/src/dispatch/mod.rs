@@ -731,6 +731,7 @@ async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
                     *per_endpoint.entry(d.endpoint_id.as_str()).or_default() += 1;
                     *per_app.entry(d.app_id.as_str()).or_default() += 1;
                 }
+                p.fair.note_claimed(&bounds, &per_app, full_batch);
                 for (app, n) in per_app {
                     if n >= bounds.app_room.get(app).copied().unwrap_or(bounds.per_app) {
                         p.fair.note_app_waiting(app);
