@@ -152,6 +152,22 @@ pub trait QueueStore: Send + Sync + 'static {
         bounds: &ClaimBounds,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
 
+    /// Claims as [`QueueStore::claim_due_within`] does and reads the claimed deliveries'
+    /// messages as [`QueueStore::claimed_messages`] does. A backend that can read them in the
+    /// claim's own transaction does so: under the leases it has just taken, they are current
+    /// without a second look at the deliveries.
+    async fn claim_due_with_messages(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        bounds: &ClaimBounds,
+    ) -> StoreResult<ClaimedBatch> {
+        let deliveries = self.claim_due_within(now, lease_until, limit, bounds).await?;
+        let messages = self.claimed_messages(&deliveries).await;
+        Ok(ClaimedBatch { deliveries, messages })
+    }
+
     /// Records attempts and the resulting delivery states in one transaction, releasing leases.
     /// Fenced: a record whose `lease_token` is not 0 and no longer the delivery's (another
     /// claim took it over after this lease ran out) is dropped, attempt and state alike. The

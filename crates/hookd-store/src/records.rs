@@ -227,6 +227,17 @@ pub struct ClaimedDelivery {
     pub row: Option<i64>,
 }
 
+/// A claim with its deliveries' messages ([`crate::QueueStore::claim_due_with_messages`]).
+#[derive(Debug)]
+pub struct ClaimedBatch {
+    /// The deliveries leased, as [`crate::QueueStore::claim_due_within`] returns them.
+    pub deliveries: Vec<ClaimedDelivery>,
+    /// Their messages, one entry per delivery in order, by the rule of
+    /// [`crate::QueueStore::claimed_messages`]; or why they could not be read (the claim
+    /// stands, and each attempt reads its own).
+    pub messages: crate::StoreResult<Vec<Option<std::sync::Arc<hookd_core::model::Message>>>>,
+}
+
 /// One finished attempt and what follows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptRecord {

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use hookd_store::ClaimedBatch;
+
 use super::*;
 
 /// A claim's walk of the due index for candidates: the longest overdue deliveries of endpoints
@@ -35,6 +37,154 @@ fn at_row_or_by_id<T>(
         return Ok(Some(found));
     }
     by_id()
+}
+
+/// A claim's inputs, owned for the writer's thread.
+struct Claim {
+    now: i64,
+    lease_until: i64,
+    limit: usize,
+    scan: i64,
+    skip: String,
+    skip_apps: String,
+    token: i64,
+    bounds: ClaimBounds,
+}
+
+impl Claim {
+    fn new(now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: usize, bounds: &ClaimBounds) -> StoreResult<Claim> {
+        Ok(Claim {
+            now: micros(now),
+            lease_until: micros(lease_until),
+            limit,
+            scan: i64::try_from(limit.saturating_mul(CLAIM_SCAN_FACTOR)).unwrap_or(i64::MAX),
+            skip: serde_json::to_string(&bounds.skipped_endpoints()).map_err(StoreError::internal)?,
+            skip_apps: serde_json::to_string(&bounds.skip_apps).map_err(StoreError::internal)?,
+            token: hookd_store::new_lease_token(&mut rand::thread_rng()),
+            bounds: bounds.clone(),
+        })
+    }
+
+    /// Walks, picks and leases (see `claim_due_within`).
+    fn run(self, c: &Connection) -> StoreResult<Vec<ClaimedDelivery>> {
+        let Claim {
+            now,
+            lease_until,
+            limit,
+            scan,
+            skip,
+            skip_apps,
+            token,
+            bounds,
+        } = self;
+        // The candidates: the longest overdue rows of endpoints and applications that may
+        // take more, a bounded walk of the due index (which covers the columns read). Each
+        // endpoint's and application's room is then applied in order, here rather than in
+        // SQL, where joining the room lists costs more than the walk itself.
+        let mut candidates = c.prepare_cached(CLAIM_WALK).map_err(map_err)?;
+        // Taken as the walk goes, which stops once `limit` are: the scan bound only
+        // matters when most candidates belong to endpoints or applications without room.
+        let mut picker = bounds.picker(limit);
+        let mut picked: Vec<(String, String, i64)> = Vec::with_capacity(limit.min(64));
+        let mut rows = candidates.query(params![now, scan, skip, skip_apps]).map_err(map_err)?;
+        while !picker.is_full() {
+            let Some(row) = rows.next().map_err(map_err)? else {
+                break;
+            };
+            let text = |i: usize| -> StoreResult<&str> {
+                row.get_ref(i)
+                    .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
+                    .map_err(map_err)
+            };
+            let (endpoint_id, app_id) = (text(0)?, text(1)?);
+            if picker.offer(endpoint_id, app_id) {
+                let rowid = row.get::<_, i64>(2).map_err(map_err)?;
+                picked.push((endpoint_id.to_string(), app_id.to_string(), rowid));
+            }
+        }
+        drop(rows);
+        // A claimed delivery is due again when its lease ends (unless an attempt is
+        // recorded first), so the due index never walks leased rows.
+        //
+        // Read, then a plain update, rather than one `UPDATE … RETURNING`: SQLite runs
+        // RETURNING as a trigger, and a statement with one keeps a statement journal whose
+        // release walks the transaction's whole sub-journal, so a claim's cost grew with
+        // everything written before it in the transaction (a fifth of the writer's time at
+        // fan-out 100). The writer thread is the only writer: nothing changes in between.
+        // Both go by the rowid the walk read from the due index, one B-tree descent each
+        // instead of two (the index SQLite keeps for the text id, then the table).
+        let mut read = c
+            .prepare_cached(
+                "SELECT id, msg_id, scheduled_attempts, total_attempts, MIN(next_trigger, 1) FROM delivery \
+                 WHERE rowid = ?1",
+            )
+            .map_err(map_err)?;
+        let mut lease = c
+            .prepare_cached(
+                "UPDATE delivery SET lease_until = ?2, lease_token = ?3, next_attempt_at = ?2, \
+                 next_trigger = MIN(next_trigger, 1) WHERE rowid = ?1",
+            )
+            .map_err(map_err)?;
+        let mut claimed = Vec::with_capacity(picked.len());
+        for (endpoint_id, app_id, rowid) in picked {
+            let (id, msg_id, scheduled_attempts, total_attempts, trigger) = read
+                .query_row([rowid], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                    ))
+                })
+                .map_err(map_err)?;
+            lease.execute(params![rowid, lease_until, token]).map_err(map_err)?;
+            claimed.push(ClaimedDelivery {
+                id,
+                msg_id,
+                endpoint_id,
+                app_id,
+                scheduled_attempts,
+                total_attempts,
+                trigger: hookd_core::model::TriggerType::from_code(trigger)
+                    .unwrap_or(hookd_core::model::TriggerType::Scheduled),
+                lease_token: token,
+                row: Some(rowid),
+            });
+        }
+        Ok(claimed)
+    }
+}
+
+/// The messages of `claimed`, one entry per delivery in order, each message read once
+/// however many deliveries carry it; a delivery for which `current` says false gets none.
+fn messages_of(
+    c: &Connection,
+    claimed: &[ClaimedDelivery],
+    mut current: impl FnMut(&ClaimedDelivery) -> rusqlite::Result<bool>,
+) -> rusqlite::Result<Vec<Option<Arc<Message>>>> {
+    let mut message = c.prepare_cached(&format!("SELECT {MESSAGE_COLS} FROM message WHERE id = ?1"))?;
+    let mut read: HashMap<&str, Option<Arc<Message>>> = HashMap::new();
+    let mut out = Vec::with_capacity(claimed.len());
+    for d in claimed {
+        if !current(d)? {
+            out.push(None);
+            continue;
+        }
+        let found = match read.get(d.msg_id.as_str()) {
+            Some(found) => found.clone(),
+            None => {
+                let found = message
+                    .query_row(params![d.msg_id], rows::message)
+                    .optional()?
+                    .map(Arc::new);
+                read.insert(d.msg_id.as_str(), found.clone());
+                found
+            }
+        };
+        out.push(found);
+    }
+    Ok(out)
 }
 
 #[async_trait]
@@ -79,96 +229,30 @@ impl QueueStore for SqliteStore {
         limit: usize,
         bounds: &ClaimBounds,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        let skip = serde_json::to_string(&bounds.skipped_endpoints()).map_err(StoreError::internal)?;
-        let skip_apps = serde_json::to_string(&bounds.skip_apps).map_err(StoreError::internal)?;
-        let scan = i64::try_from(limit.saturating_mul(CLAIM_SCAN_FACTOR)).unwrap_or(i64::MAX);
-        let token = hookd_store::new_lease_token(&mut rand::thread_rng());
-        let bounds = bounds.clone();
+        let claim = Claim::new(now, lease_until, limit, bounds)?;
         // No savepoint (which would copy every page the claim touches): nothing here can fail
         // for a reason of its own. The rows read are the ones just walked, and a lease's update
         // meets no constraint, so only an I/O error can stop it part-way, and the writer then
         // rolls back the whole batch.
+        self.write_as(Isolation::None, move |c| claim.run(c)).await
+    }
+
+    async fn claim_due_with_messages(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        bounds: &ClaimBounds,
+    ) -> StoreResult<ClaimedBatch> {
+        let claim = Claim::new(now, lease_until, limit, bounds)?;
+        // The messages are read in the claim's transaction, on the writer's connection (whose
+        // cache holds the pages of messages just published): under the leases just taken they
+        // are current, so no delivery is looked at again (a reader's check per delivery, as
+        // `claimed_messages` makes, costs more than the read of a fan-out's one message).
         self.write_as(Isolation::None, move |c| {
-            // The candidates: the longest overdue rows of endpoints and applications that may
-            // take more, a bounded walk of the due index (which covers the columns read). Each
-            // endpoint's and application's room is then applied in order, here rather than in
-            // SQL, where joining the room lists costs more than the walk itself.
-            let mut candidates = c.prepare_cached(CLAIM_WALK).map_err(map_err)?;
-            // Taken as the walk goes, which stops once `limit` are: the scan bound only
-            // matters when most candidates belong to endpoints or applications without room.
-            let mut picker = bounds.picker(limit);
-            let mut picked: Vec<(String, String, i64)> = Vec::with_capacity(limit.min(64));
-            let mut rows = candidates
-                .query(params![micros(now), scan, skip, skip_apps])
-                .map_err(map_err)?;
-            while !picker.is_full() {
-                let Some(row) = rows.next().map_err(map_err)? else {
-                    break;
-                };
-                let text = |i: usize| -> StoreResult<&str> {
-                    row.get_ref(i)
-                        .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
-                        .map_err(map_err)
-                };
-                let (endpoint_id, app_id) = (text(0)?, text(1)?);
-                if picker.offer(endpoint_id, app_id) {
-                    let rowid = row.get::<_, i64>(2).map_err(map_err)?;
-                    picked.push((endpoint_id.to_string(), app_id.to_string(), rowid));
-                }
-            }
-            drop(rows);
-            // A claimed delivery is due again when its lease ends (unless an attempt is
-            // recorded first), so the due index never walks leased rows.
-            //
-            // Read, then a plain update, rather than one `UPDATE … RETURNING`: SQLite runs
-            // RETURNING as a trigger, and a statement with one keeps a statement journal whose
-            // release walks the transaction's whole sub-journal, so a claim's cost grew with
-            // everything written before it in the transaction (a fifth of the writer's time at
-            // fan-out 100). The writer thread is the only writer: nothing changes in between.
-            // Both go by the rowid the walk read from the due index, one B-tree descent each
-            // instead of two (the index SQLite keeps for the text id, then the table).
-            let mut read = c
-                .prepare_cached(
-                    "SELECT id, msg_id, scheduled_attempts, total_attempts, MIN(next_trigger, 1) FROM delivery \
-                     WHERE rowid = ?1",
-                )
-                .map_err(map_err)?;
-            let mut lease = c
-                .prepare_cached(
-                    "UPDATE delivery SET lease_until = ?2, lease_token = ?3, next_attempt_at = ?2, \
-                     next_trigger = MIN(next_trigger, 1) WHERE rowid = ?1",
-                )
-                .map_err(map_err)?;
-            let mut claimed = Vec::with_capacity(picked.len());
-            for (endpoint_id, app_id, rowid) in picked {
-                let (id, msg_id, scheduled_attempts, total_attempts, trigger) = read
-                    .query_row([rowid], |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                        ))
-                    })
-                    .map_err(map_err)?;
-                lease
-                    .execute(params![rowid, micros(lease_until), token])
-                    .map_err(map_err)?;
-                claimed.push(ClaimedDelivery {
-                    id,
-                    msg_id,
-                    endpoint_id,
-                    app_id,
-                    scheduled_attempts,
-                    total_attempts,
-                    trigger: hookd_core::model::TriggerType::from_code(trigger)
-                        .unwrap_or(hookd_core::model::TriggerType::Scheduled),
-                    lease_token: token,
-                    row: Some(rowid),
-                });
-            }
-            Ok(claimed)
+            let deliveries = claim.run(c)?;
+            let messages = messages_of(c, &deliveries, |_| Ok(true)).map_err(map_err);
+            Ok(ClaimedBatch { deliveries, messages })
         })
         .await
     }
@@ -403,40 +487,27 @@ impl QueueStore for SqliteStore {
         if claimed.is_empty() {
             return Ok(Vec::new());
         }
-        let wanted: Vec<(String, i64, Option<i64>)> = claimed
-            .iter()
-            .map(|d| (d.id.clone(), d.total_attempts, d.row))
-            .collect();
+        let claimed = claimed.to_vec();
         self.read(move |c| {
             let mut by_id = c.prepare_cached("SELECT msg_id FROM delivery WHERE id = ?1 AND total_attempts = ?2")?;
             let mut at_row = c.prepare_cached(CLAIMED_AT_ROW)?;
-            let mut message = c.prepare_cached(&format!("SELECT {MESSAGE_COLS} FROM message WHERE id = ?1"))?;
-            let mut read: HashMap<String, Option<Arc<Message>>> = HashMap::new();
-            let mut out = Vec::with_capacity(wanted.len());
-            for (id, attempts, row) in &wanted {
-                let msg_id: Option<String> = at_row_or_by_id(
-                    *row,
-                    |row| at_row.query_row(params![id, attempts, row], |r| r.get(0)).optional(),
-                    || by_id.query_row(params![id, attempts], |r| r.get(0)).optional(),
+            // Each delivery still there and not attempted since its claim read it.
+            messages_of(c, &claimed, |d| {
+                let still: Option<String> = at_row_or_by_id(
+                    d.row,
+                    |row| {
+                        at_row
+                            .query_row(params![d.id, d.total_attempts, row], |r| r.get(0))
+                            .optional()
+                    },
+                    || {
+                        by_id
+                            .query_row(params![d.id, d.total_attempts], |r| r.get(0))
+                            .optional()
+                    },
                 )?;
-                let Some(msg_id) = msg_id else {
-                    out.push(None);
-                    continue;
-                };
-                let found = match read.get(&msg_id) {
-                    Some(found) => found.clone(),
-                    None => {
-                        let found = message
-                            .query_row(params![msg_id], rows::message)
-                            .optional()?
-                            .map(Arc::new);
-                        read.insert(msg_id, found.clone());
-                        found
-                    }
-                };
-                out.push(found);
-            }
-            Ok(out)
+                Ok(still.is_some())
+            })
         })
         .await
     }

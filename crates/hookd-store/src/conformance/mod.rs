@@ -212,6 +212,7 @@ macro_rules! store_conformance_tests {
             a_resend_during_an_attempt_in_flight_survives_its_record,
             claimed_message_is_read_only_while_the_claim_is_current,
             claimed_messages_are_read_at_once_and_shared_by_a_fan_out,
+            a_claim_reads_its_messages_with_it,
             a_claims_row_is_checked_against_its_delivery,
             an_attempt_of_a_deleted_delivery_is_dropped_and_its_batch_kept,
             exhausted_delivery_marks_its_endpoint_failing_from_the_first_exhaustion,

@@ -156,6 +156,74 @@ pub async fn claimed_messages_are_read_at_once_and_shared_by_a_fan_out(store: &d
     assert_eq!(store.claimed_messages(&both).await.unwrap(), vec![None, None]);
 }
 
+/// A claim made with its messages leases what a plain claim would and gives each delivery its
+/// message, in order, a fan-out's deliveries sharing one copy: the same as reading them
+/// straight after the claim.
+pub async fn a_claim_reads_its_messages_with_it(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app, first) = app_with_endpoint(store, &mut g).await;
+    let second = g.endpoint(&app.id, None, at(0));
+    store.create_endpoint(&second).await.unwrap();
+    let fanned = g.message(&app.id, "user.created", at(1));
+    let to_first = g.delivery(&fanned, &first.id, at(1));
+    let to_second = g.delivery(&fanned, &second.id, at(1));
+    store.create_message(&fanned, &[to_first, to_second]).await.unwrap();
+    let (alone, to_alone) = send(store, &mut g, &first, 2).await;
+    let bounds = ClaimBounds {
+        per_endpoint: 10,
+        ..ClaimBounds::default()
+    };
+
+    let batch = store
+        .claim_due_with_messages(at(3), at(100), 10, &bounds)
+        .await
+        .unwrap();
+    assert_eq!(batch.deliveries.len(), 3);
+    let messages = batch.messages.expect("read with the claim");
+    assert_eq!(messages.len(), 3, "one entry per delivery");
+    for (d, m) in batch.deliveries.iter().zip(&messages) {
+        let m = m.as_ref().expect("every claim is current");
+        assert_eq!(m.id, d.msg_id, "in claim order");
+        assert_eq!(
+            **m,
+            if d.msg_id == fanned.id {
+                fanned.clone()
+            } else {
+                alone.clone()
+            }
+        );
+    }
+    let fan_out: Vec<&Arc<Message>> = batch
+        .deliveries
+        .iter()
+        .zip(&messages)
+        .filter(|(d, _)| d.msg_id == fanned.id)
+        .filter_map(|(_, m)| m.as_ref())
+        .collect();
+    assert!(Arc::ptr_eq(fan_out[0], fan_out[1]), "one copy for the fan-out");
+    assert_eq!(
+        store.claimed_messages(&batch.deliveries).await.unwrap(),
+        messages,
+        "the same as read after the claim"
+    );
+    assert!(batch.deliveries.iter().any(|d| d.id == to_alone.id));
+    assert!(
+        store
+            .claim_due_within(at(4), at(100), 10, &bounds)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased as a plain claim leases"
+    );
+
+    let empty = store
+        .claim_due_with_messages(at(5), at(100), 10, &bounds)
+        .await
+        .unwrap();
+    assert!(empty.deliveries.is_empty());
+    assert!(empty.messages.unwrap().is_empty());
+}
+
 /// A claim's row (where the backend names one) is a shortcut to its delivery, checked against
 /// the delivery's id: a message read or a record naming another delivery's row, or a row that
 /// holds none, reaches its own delivery and leaves the other alone; fencing still applies.

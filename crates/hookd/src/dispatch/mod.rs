@@ -48,8 +48,6 @@ pub use send::USER_AGENT;
 const QUEUE_CAPACITY: usize = 10_000;
 /// Most deliveries claimed by one poll.
 const CLAIM_BATCH: usize = 500;
-/// Most leases waiting to be given back at once; beyond it they simply run out.
-const OVERFLOW_CAP: usize = 100_000;
 
 /// One delivery to attempt.
 #[derive(Debug)]
@@ -57,13 +55,14 @@ pub struct Job {
     delivery: ClaimedDelivery,
     /// The message, when the caller already has it (fresh deliveries).
     message: Option<Arc<Message>>,
-    /// Its place in memory, when taken before it was handed over (fresh deliveries).
+    /// Its place in memory, taken before it was queued (by the publish that created it or the
+    /// claim that leased it); the send loop takes it out to keep until the record is queued.
     hold: Option<fair::Hold>,
 }
 
 impl Job {
-    /// A just-committed delivery with its message.
-    pub fn fresh(d: NewDelivery, message: Arc<Message>) -> Job {
+    /// A just-committed delivery with its message and its place in memory.
+    fn fresh(d: NewDelivery, message: Arc<Message>, hold: fair::Hold) -> Job {
         Job {
             delivery: ClaimedDelivery {
                 id: d.id,
@@ -77,7 +76,7 @@ impl Job {
                 row: None,
             },
             message: Some(message),
-            hold: None,
+            hold: Some(hold),
         }
     }
 }
@@ -110,9 +109,7 @@ impl Reservation<'_> {
     pub fn send(self, deliveries: Vec<NewDelivery>, message: Arc<Message>) {
         crate::metrics::deliveries_dispatched(crate::metrics::Dispatched::HandedOver, deliveries.len());
         for ((permit, hold), d) in self.permits.zip(self.holds).zip(deliveries) {
-            let mut job = Job::fresh(d, message.clone());
-            job.hold = Some(hold);
-            permit.send(job);
+            permit.send(Job::fresh(d, message.clone(), hold));
         }
     }
 }
@@ -367,13 +364,6 @@ impl Worker {
             self.lease,
             renew_stop.clone(),
         ));
-        // Deliveries whose share of memory is full go back to the database, in batches.
-        let overflow = Arc::new(Overflow::default());
-        let flusher = tracker.spawn(overflow.clone().flush_loop(
-            self.store.clone(),
-            self.clock.clone(),
-            shutdown.clone(),
-        ));
         // Other nodes announce due work (PostgreSQL LISTEN/NOTIFY); polling is the fallback.
         tracker.spawn(listen_loop(self.store.clone(), self.wake.clone(), shutdown.clone()));
         let ctx = Arc::new(attempt::SendContext {
@@ -432,25 +422,10 @@ impl Worker {
                 });
                 continue;
             }
-            // Bound what one endpoint and one application hold in memory: beyond their share a
-            // delivery waits in the database (its lease given back) and the poller claims it
-            // when there is room. The loop never waits here, so one tenant cannot block it.
-            let hold = match job.hold.take() {
-                Some(hold) => Some(hold),
-                None => {
-                    let limit = self.guards.hold_limit(&job.delivery.endpoint_id, self.clock.now());
-                    self.fair
-                        .try_hold(&job.delivery.endpoint_id, &job.delivery.app_id, limit)
-                }
-            };
-            let Some(hold) = hold else {
-                self.in_flight
-                    .lock()
-                    .expect("in-flight set poisoned")
-                    .remove(&job.delivery.id);
-                overflow.push(job.delivery.id, job.delivery.lease_token);
-                continue;
-            };
+            // Its place in memory was taken before it was queued, by the publish or the claim
+            // that brought it (beyond its share a delivery waits in the database), and is given
+            // back once its record is queued.
+            let hold = job.hold.take();
             let endpoint_slot = Self::semaphore(&self.per_endpoint, &job.delivery.endpoint_id, self.endpoint_cap);
             let app_slot = Self::semaphore(&self.per_app, &job.delivery.app_id, self.app_cap);
             let global = self.global.clone();
@@ -528,10 +503,6 @@ impl Worker {
             ctx.unsent(job.delivery.id, job.delivery.lease_token);
         }
         let _ = poller.await;
-        let _ = flusher.await;
-        for (id, token) in overflow.take() {
-            ctx.unsent(id, token);
-        }
         tracker.close();
         tracker.wait().await;
         renew_stop.cancel();
@@ -583,51 +554,6 @@ impl Drop for InFlightEntry {
         // A poisoned lock (a panic while it was held) must not stop the removal either.
         let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
         set.remove(&self.id);
-    }
-}
-
-/// Leases to give back: deliveries that found their share of memory full.
-#[derive(Default)]
-struct Overflow {
-    ids: Mutex<Vec<(String, i64)>>,
-    added: Notify,
-}
-
-impl Overflow {
-    fn push(&self, id: String, lease_token: i64) {
-        let mut ids = self.ids.lock().expect("overflow poisoned");
-        // Beyond the cap (the database is not taking writes) the lease simply runs out.
-        if ids.len() < OVERFLOW_CAP {
-            ids.push((id, lease_token));
-        }
-        drop(ids);
-        self.added.notify_one();
-    }
-
-    fn take(&self) -> Vec<(String, i64)> {
-        std::mem::take(&mut *self.ids.lock().expect("overflow poisoned"))
-    }
-
-    /// Gives the leases back as they come, a batch at a time, until shutdown.
-    async fn flush_loop(
-        self: Arc<Self>,
-        store: Arc<dyn QueueStore>,
-        clock: Arc<dyn Clock>,
-        shutdown: CancellationToken,
-    ) {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = self.added.notified() => {}
-            }
-            let ids = self.take();
-            if ids.is_empty() {
-                continue;
-            }
-            if let Err(e) = store.release_leases(&ids, clock.now()).await {
-                tracing::warn!(error = %e, deliveries = ids.len(), "cannot give back leases; they run out on their own");
-            }
-        }
     }
 }
 
@@ -718,8 +644,11 @@ async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
         let now = p.clock.now();
         // Only what each endpoint and application can take now: the rest stays in the database.
         let bounds = p.fair.claim_bounds(&p.guards.hold_limits(now));
-        match p.store.claim_due_within(now, now + p.lease, room, &bounds).await {
-            Ok(claimed) => {
+        match p.store.claim_due_with_messages(now, now + p.lease, room, &bounds).await {
+            Ok(hookd_store::ClaimedBatch {
+                deliveries: claimed,
+                messages,
+            }) => {
                 backoff = Duration::ZERO;
                 crate::metrics::deliveries_dispatched(crate::metrics::Dispatched::Claimed, claimed.len());
                 let full_batch = claimed.len() == room;
@@ -747,17 +676,25 @@ async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
                         p.fair.note_waiting(endpoint);
                     }
                 }
-                // Their messages in one read (a fan-out's payload once), not one per attempt.
-                // Read now, under the leases just taken, they are as current as a fresh
-                // delivery's; any left out (or all, if the read fails) are read by their attempts.
-                let messages = match p.store.claimed_messages(&claimed).await {
+                // Their messages, read with the claim (a fan-out's payload once), not one per
+                // attempt. Read under the leases just taken, they are as current as a fresh
+                // delivery's; any left out (or all, if the read failed) are read by their
+                // attempts.
+                let messages = match messages {
                     Ok(messages) => messages,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot read claimed messages at once; each attempt reads its own");
                         Vec::new()
                     }
                 };
-                let all_queued = hand_over(&p.jobs, claimed, messages, p.store.as_ref(), p.clock.now()).await;
+                // Each takes its place in memory here, before the next claim's bounds are
+                // made: a claimed delivery still on its way to the send loop counts as held.
+                let now = p.clock.now();
+                let hold = |d: &ClaimedDelivery| {
+                    let limit = p.guards.hold_limit(&d.endpoint_id, now);
+                    p.fair.try_hold(&d.endpoint_id, &d.app_id, limit)
+                };
+                let all_queued = hand_over(&p.jobs, claimed, messages, p.store.as_ref(), now, hold).await;
                 if all_queued && full_batch {
                     p.wake.notify_one(); // more may be due right now
                 }
@@ -771,29 +708,34 @@ async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
 }
 
 /// Queues claimed deliveries for the send loop, each with its message when `messages` (in the
-/// same order, possibly shorter) has it. Those the queue has no room for (it filled between
-/// the claim and now) are given back at once rather than left to wait for their leases. True
-/// when all were queued.
+/// same order, possibly shorter) has it and with its place in memory from `hold`. Those with
+/// no place (their share filled between the claim and now) and those the queue has no room
+/// for are given back at once rather than left to wait for their leases. True when all were
+/// queued.
 async fn hand_over(
     jobs: &mpsc::Sender<Job>,
     claimed: Vec<ClaimedDelivery>,
     messages: Vec<Option<Arc<Message>>>,
     store: &dyn QueueStore,
     now: DateTime<Utc>,
+    mut hold: impl FnMut(&ClaimedDelivery) -> Option<fair::Hold>,
 ) -> bool {
     let mut unsent = Vec::new();
+    let mut queue_full = false;
     let mut messages = messages.into_iter();
     for delivery in claimed {
         let message = messages.next().flatten();
-        if !unsent.is_empty() {
+        let place = if queue_full { None } else { hold(&delivery) };
+        let Some(place) = place else {
             unsent.push((delivery.id, delivery.lease_token));
             continue;
-        }
+        };
         if let Err(e) = jobs.try_send(Job {
             delivery,
             message,
-            hold: None,
+            hold: Some(place),
         }) {
+            queue_full = true;
             let d = e.into_inner().delivery;
             unsent.push((d.id, d.lease_token));
         }
@@ -839,7 +781,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn claimed_deliveries_the_queue_cannot_take_are_given_back_at_once() {
+    async fn claimed_deliveries_without_a_place_or_room_in_the_queue_are_given_back_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(&dir, None);
         let app = application("app_a", "ws_a", "A");
@@ -865,10 +807,15 @@ mod tests {
         assert_eq!(claimed.len(), 3);
 
         // Room for one job: the other two go back to the database.
+        let fair = fair::Fairness::new(100, 100, 100, Arc::default());
+        let hold = |d: &ClaimedDelivery| fair.try_hold(&d.endpoint_id, &d.app_id, None);
         let (jobs, mut queue) = mpsc::channel(1);
-        assert!(!hand_over(&jobs, claimed, Vec::new(), store.as_ref(), now).await);
-        let queued = queue.try_recv().expect("one job queued").delivery.id;
-        assert_eq!(queued, "msgep_0", "the longest overdue is queued first");
+        assert!(!hand_over(&jobs, claimed, Vec::new(), store.as_ref(), now, hold).await);
+        let queued = queue.try_recv().expect("one job queued");
+        assert_eq!(queued.delivery.id, "msgep_0", "the longest overdue is queued first");
+        assert!(queued.hold.is_some(), "queued with its place in memory");
+        assert_eq!(fair.room(), 99, "the given-back ones hold no place");
+        drop(queued);
         let again = store.claim_due(now, now + hour, 10).await.unwrap();
         let ids: Vec<&str> = again.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(
@@ -876,12 +823,23 @@ mod tests {
             ["msgep_1", "msgep_2"],
             "given back and due now, not after their hour-long leases; the queued one stays held"
         );
+        // A share with room for one: the other is given back, not queued without a place.
+        let narrow = fair::Fairness::new(100, 1, 100, Arc::default());
+        let hold = |d: &ClaimedDelivery| narrow.try_hold(&d.endpoint_id, &d.app_id, None);
         let (jobs, mut queue) = mpsc::channel(8);
         assert!(
-            hand_over(&jobs, again, Vec::new(), store.as_ref(), now).await,
-            "room for both"
+            !hand_over(&jobs, again, Vec::new(), store.as_ref(), now, hold).await,
+            "one share full"
         );
         assert_eq!(queue.try_recv().unwrap().delivery.id, "msgep_1");
+        assert!(queue.try_recv().is_err());
+        let last = store.claim_due(now, now + hour, 10).await.unwrap();
+        assert_eq!(last.len(), 1, "given back at once");
+        let hold = |d: &ClaimedDelivery| fair.try_hold(&d.endpoint_id, &d.app_id, None);
+        assert!(
+            hand_over(&jobs, last, Vec::new(), store.as_ref(), now, hold).await,
+            "room for it now"
+        );
         assert_eq!(queue.try_recv().unwrap().delivery.id, "msgep_2");
         assert!(store.claim_due(now, now + hour, 10).await.unwrap().is_empty());
     }
@@ -923,6 +881,18 @@ mod tests {
             bounds: &hookd_store::ClaimBounds,
         ) -> hookd_store::StoreResult<Vec<ClaimedDelivery>> {
             self.inner.claim_due_within(now, lease_until, limit, bounds).await
+        }
+        async fn claim_due_with_messages(
+            &self,
+            now: DateTime<Utc>,
+            lease_until: DateTime<Utc>,
+            limit: usize,
+            bounds: &hookd_store::ClaimBounds,
+        ) -> hookd_store::StoreResult<hookd_store::ClaimedBatch> {
+            self.batch_reads.fetch_add(1, Ordering::SeqCst);
+            self.inner
+                .claim_due_with_messages(now, lease_until, limit, bounds)
+                .await
         }
         async fn record_attempts(&self, outcomes: &[hookd_store::AttemptRecord]) -> hookd_store::StoreResult<()> {
             let mut open = self.open.clone();
