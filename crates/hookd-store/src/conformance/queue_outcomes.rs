@@ -111,12 +111,18 @@ pub async fn claimed_message_is_read_only_while_the_claim_is_current(store: &dyn
     assert_eq!(store.claimed_message(current).await.unwrap(), None);
 }
 
-/// A claimed batch's messages are read at once by the same rule, one entry per delivery in
-/// claim order: a fan-out's deliveries share one copy of their message, and a delivery
-/// attempted since its claim gets none.
-pub async fn claimed_messages_are_read_at_once_and_shared_by_a_fan_out(store: &dyn Store) {
-    let mut g = Gen::new();
-    let (app, first) = app_with_endpoint(store, &mut g).await;
+/// A message fanned out to two endpoints (at 1) and another to the first of them alone (at 2).
+struct FanOutAndOne {
+    app: Application,
+    fanned: Message,
+    to_first: NewDelivery,
+    to_second: NewDelivery,
+    alone: Message,
+    to_alone: NewDelivery,
+}
+
+async fn fan_out_and_one(store: &dyn Store, g: &mut Gen) -> FanOutAndOne {
+    let (app, first) = app_with_endpoint(store, g).await;
     let second = g.endpoint(&app.id, None, at(0));
     store.create_endpoint(&second).await.unwrap();
     let fanned = g.message(&app.id, "user.created", at(1));
@@ -126,7 +132,30 @@ pub async fn claimed_messages_are_read_at_once_and_shared_by_a_fan_out(store: &d
         .create_message(&fanned, &[to_first.clone(), to_second.clone()])
         .await
         .unwrap();
-    let (alone, to_alone) = send(store, &mut g, &first, 2).await;
+    let (alone, to_alone) = send(store, g, &first, 2).await;
+    FanOutAndOne {
+        app,
+        fanned,
+        to_first,
+        to_second,
+        alone,
+        to_alone,
+    }
+}
+
+/// A claimed batch's messages are read at once by the same rule, one entry per delivery in
+/// claim order: a fan-out's deliveries share one copy of their message, and a delivery
+/// attempted since its claim gets none.
+pub async fn claimed_messages_are_read_at_once_and_shared_by_a_fan_out(store: &dyn Store) {
+    let mut g = Gen::new();
+    let FanOutAndOne {
+        app,
+        fanned,
+        to_first,
+        to_second,
+        alone,
+        to_alone,
+    } = fan_out_and_one(store, &mut g).await;
     let claims = store.claim_due(at(3), at(100), 10).await.unwrap();
     assert_eq!(claims.len(), 3);
     assert!(store.claimed_messages(&[]).await.unwrap().is_empty());
@@ -161,14 +190,12 @@ pub async fn claimed_messages_are_read_at_once_and_shared_by_a_fan_out(store: &d
 /// straight after the claim.
 pub async fn a_claim_reads_its_messages_with_it(store: &dyn Store) {
     let mut g = Gen::new();
-    let (app, first) = app_with_endpoint(store, &mut g).await;
-    let second = g.endpoint(&app.id, None, at(0));
-    store.create_endpoint(&second).await.unwrap();
-    let fanned = g.message(&app.id, "user.created", at(1));
-    let to_first = g.delivery(&fanned, &first.id, at(1));
-    let to_second = g.delivery(&fanned, &second.id, at(1));
-    store.create_message(&fanned, &[to_first, to_second]).await.unwrap();
-    let (alone, to_alone) = send(store, &mut g, &first, 2).await;
+    let FanOutAndOne {
+        fanned,
+        alone,
+        to_alone,
+        ..
+    } = fan_out_and_one(store, &mut g).await;
     let bounds = ClaimBounds {
         per_endpoint: 10,
         ..ClaimBounds::default()
