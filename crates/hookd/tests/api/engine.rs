@@ -653,3 +653,64 @@ async fn a_fifo_destination_that_only_exhausts_for_longer_than_the_threshold_is_
     let (_, d) = app.get("/api/v1/app/ws_fifo_auto/destination/ordered").await;
     assert_eq!(d["status"], "disabled", "{d}");
 }
+
+/// An application whose deliveries wait in the database because its share of memory was full
+/// sends its backlog oldest first: a message published once its share has room again, while
+/// older ones still wait, goes out after them rather than straight from memory ahead of them.
+#[tokio::test]
+async fn a_backlogged_applications_new_message_waits_behind_its_older_ones() {
+    let app = TestApp::spawn_with(|c| {
+        c.delivery.app_backlog = 4;
+        // Only releases wake the poller here: no periodic claim takes the room first.
+        c.delivery.poll_interval_ms = 60_000;
+        c.delivery.circuit_breaker_threshold = 0;
+    })
+    .await;
+    app.create_app("ws_order").await;
+    // Four deliveries of one message fill the application's share; one of them finishes
+    // early, leaving room for one while the other three hang.
+    for path in ["/slow/300", "/slow/3000", "/slow/3000", "/slow/3000"] {
+        app.create_endpoint("ws_order", path, json!({"channels": ["slow"]}))
+            .await;
+    }
+    app.create_endpoint("ws_order", "/status/204", json!({"channels": ["fast"]}))
+        .await;
+    let send = |channel: &'static str, i: usize| {
+        let app = &app;
+        async move {
+            let m = app
+                .send_message(
+                    "ws_order",
+                    json!({"eventType": "a.b", "payload": {"i": i}, "channels": [channel]}),
+                )
+                .await;
+            m["id"].as_str().unwrap().to_string()
+        }
+    };
+    send("slow", 0).await;
+    // The share is full: these wait in the database.
+    let older = [send("fast", 1).await, send("fast", 2).await];
+    app.receiver.wait_for(1, |r| r.path == "/slow/300").await;
+    // Room for one again, with the two older messages still waiting.
+    let newer = send("fast", 3).await;
+    let hung = app.receiver.wait_for(3, |r| r.path == "/slow/3000").await;
+    let freed = hung.iter().map(|r| r.at).min().unwrap();
+    let arrived = app.receiver.wait_for(3, |r| r.path == "/status/204").await;
+    let at = |id: &str| {
+        arrived
+            .iter()
+            .find(|r| r.header("webhook-id") == Some(id))
+            .map(|r| r.at)
+            .unwrap()
+    };
+    // An older message may go out as soon as its share has room (PostgreSQL's notifications
+    // wake a claim for it); the new one must not go out ahead of any that still waits.
+    let newer_at = at(&newer);
+    for id in &older {
+        assert!(
+            at(id) < newer_at || newer_at >= freed,
+            "the new message went out {:?} before the share was freed, ahead of {id}",
+            freed.saturating_duration_since(newer_at)
+        );
+    }
+}
