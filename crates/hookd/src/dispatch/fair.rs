@@ -149,7 +149,9 @@ impl Fairness {
     }
 
     /// Places for one delivery to each of `endpoints` (all of `app`), all or none: `None` when
-    /// the total, the application's share or any endpoint's share has no room for them. Taken
+    /// the total, the application's share or any endpoint's share has no room for them, or
+    /// when the application has older deliveries waiting in the database (refused for its
+    /// share, which marks it until a claim finds none of them left). Taken
     /// when deliveries are created, so they are handed over with their places and never find
     /// their share full afterwards. When refused, the deliveries wait in the database: once
     /// they are committed the caller reports them ([`Fairness::note_left_in_store`]), and the
@@ -157,9 +159,18 @@ impl Fairness {
     pub fn try_hold_all(self: &Arc<Self>, app: &str, endpoints: &[&str]) -> Option<Vec<Hold>> {
         let mut held = self.held.lock().expect("fairness poisoned");
         let n = endpoints.len();
-        if held.backlogged.contains(app)
-            || held.total + n > self.total
-            || held.apps.get(app).copied().unwrap_or(0) + n > self.app_share
+        if held.backlogged.contains(app) {
+            return None;
+        }
+        if held.apps.get(app).copied().unwrap_or(0) + n > self.app_share {
+            // Marked now, not once the refused deliveries are committed: a place freed in
+            // between must not let a later message of this application go out ahead of them.
+            if held.backlogged.len() < self.total {
+                held.backlogged.insert(app.to_string());
+            }
+            return None;
+        }
+        if held.total + n > self.total
             // An endpoint is named at most once per message, so one place each is enough.
             || endpoints.iter().any(|e| {
                 held.endpoints.get(*e).copied().unwrap_or(0) >= self.endpoint_share
@@ -478,8 +489,12 @@ mod tests {
             fair.try_hold_all("app", &["e0"]).is_none(),
             "the application's share is full"
         );
-        fair.note_left_in_store("app", &["e0"]);
         drop(held);
+        assert!(
+            fair.try_hold_all("app", &["e0"]).is_none(),
+            "room again before the refused message is even committed: the new one goes behind it"
+        );
+        fair.note_left_in_store("app", &["e0"]);
         assert!(
             fair.try_hold_all("app", &["e0"]).is_none(),
             "room again, but older deliveries wait in the database: the new one goes behind them"

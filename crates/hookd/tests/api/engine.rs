@@ -678,6 +678,9 @@ async fn a_backlogged_applications_new_message_waits_behind_its_older_ones() {
     let send = |channel: &'static str, i: usize| {
         let app = &app;
         async move {
+            // Each message due a moment after the one before, as on a real clock (this one is
+            // frozen), so that "oldest first" has an order to keep.
+            app.clock.advance(Duration::from_millis(1));
             let m = app
                 .send_message(
                     "ws_order",
