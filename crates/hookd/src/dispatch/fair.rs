@@ -107,6 +107,14 @@ fn note_app(held: &mut Held, app: &str, total: usize) -> bool {
     held.waiting_apps.len() < total && held.waiting_apps.insert(app.to_string())
 }
 
+/// Marks `app` as having deliveries waiting in the database that its fresh ones must queue
+/// behind, within the bound of `total` entries.
+fn mark_backlogged(held: &mut Held, app: &str, total: usize) {
+    if held.backlogged.len() < total && !held.backlogged.contains(app) {
+        held.backlogged.insert(app.to_string());
+    }
+}
+
 fn release(map: &mut HashMap<String, usize>, key: &str) {
     if let Some(n) = map.get_mut(key) {
         *n -= 1;
@@ -165,9 +173,7 @@ impl Fairness {
         if held.apps.get(app).copied().unwrap_or(0) + n > self.app_share {
             // Marked now, not once the refused deliveries are committed: a place freed in
             // between must not let a later message of this application go out ahead of them.
-            if held.backlogged.len() < self.total {
-                held.backlogged.insert(app.to_string());
-            }
+            mark_backlogged(&mut held, app, self.total);
             return None;
         }
         if held.total + n > self.total
@@ -212,11 +218,8 @@ impl Fairness {
             return held.total == 0;
         }
         let of_app = held.apps.get(app).copied().unwrap_or(0);
-        let backlogged = held.backlogged.contains(app);
-        if backlogged || held.waiting_apps.contains(app) || of_app + n > self.app_share {
-            if !backlogged && held.backlogged.len() < self.total {
-                held.backlogged.insert(app.to_string());
-            }
+        if held.backlogged.contains(app) || held.waiting_apps.contains(app) || of_app + n > self.app_share {
+            mark_backlogged(&mut held, app, self.total);
             let noted = note_app(&mut held, app, self.total);
             return of_app == 0 || !noted;
         }
