@@ -307,6 +307,9 @@ impl CatalogConfig {
     }
 }
 
+/// Highest `delivery.engine_nice` (Linux's lowest priority).
+pub const MAX_ENGINE_NICE: u8 = 19;
+
 /// How messages are delivered.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -356,6 +359,9 @@ pub struct DeliveryConfig {
     /// Local address deliveries are sent from (for hosts with several addresses); empty lets
     /// the system choose.
     pub source_address: String,
+    /// How far below the API's CPU priority the delivery engine's threads run, as a nice
+    /// increment (0–19; 0 runs them at the same priority).
+    pub engine_nice: u8,
 }
 
 /// Where hookd reports on its own deliveries (Svix's operational webhooks).
@@ -449,6 +455,7 @@ impl Default for DeliveryConfig {
             shutdown_grace_secs: 30,
             proxy: String::new(),
             source_address: String::new(),
+            engine_nice: 5,
         }
     }
 }
@@ -609,6 +616,12 @@ impl Config {
                     reason: format!("{what} must be at least 1"),
                 });
             }
+        }
+        if d.engine_nice > MAX_ENGINE_NICE {
+            return Err(ConfigError::Invalid {
+                key: "delivery.engine_nice",
+                reason: format!("must be between 0 and {}", MAX_ENGINE_NICE),
+            });
         }
         if d.lease_secs < 4 {
             return Err(ConfigError::Invalid {
@@ -820,5 +833,20 @@ mod tests {
         assert!(c.validate().is_err());
         c.delivery.timeout_secs = 0;
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn the_engines_nice_value_is_checked_against_linuxs_range() {
+        let mut c = Config::default();
+        assert_eq!(c.delivery.engine_nice, 5, "the engine yields to the API by default");
+        for ok in [0, 19] {
+            c.delivery.engine_nice = ok;
+            assert!(c.validate().is_ok(), "{ok} is a nice value");
+        }
+        c.delivery.engine_nice = 20;
+        match c.validate() {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "delivery.engine_nice"),
+            other => panic!("20 is refused: {other:?}"),
+        }
     }
 }

@@ -72,6 +72,7 @@ const CONFIG_KEYS: &[&str] = &[
     "delivery.shutdown_grace_secs",
     "delivery.proxy",
     "delivery.source_address",
+    "delivery.engine_nice",
     "api.max_body_bytes",
     "api.rate_limit_per_sec",
     "api.rate_limit_burst",

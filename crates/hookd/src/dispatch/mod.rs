@@ -20,6 +20,7 @@ mod fair;
 pub mod fifo;
 mod guard;
 mod record;
+pub mod runtime;
 mod send;
 pub mod sinks;
 

@@ -717,3 +717,56 @@ async fn a_backlogged_applications_new_message_waits_behind_its_older_ones() {
         );
     }
 }
+
+/// The nice value and name of each of this process's threads, from `/proc`.
+#[cfg(target_os = "linux")]
+fn threads() -> Vec<(String, i32)> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(task.path().join("comm")),
+            std::fs::read_to_string(task.path().join("stat")),
+        ) else {
+            continue; // the thread ended while being read
+        };
+        // The fields after the name (which may hold spaces), from the third (state) on; the
+        // nice value is the nineteenth.
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice = after_name.split(' ').nth(19 - 3).unwrap().parse().unwrap();
+        found.push((comm.trim_end().to_string(), nice));
+    }
+    found
+}
+
+/// The engine runs on threads of its own (`hookd-engine`) at the configured distance below the
+/// API's priority, so a burst's publishes are acknowledged ahead of its deliveries; the API's
+/// threads (here the test's own) keep theirs.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_engine_runs_on_threads_of_its_own_below_the_apis_priority() {
+    let own = || {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        after_name.split(' ').nth(19 - 3).unwrap().parse::<i32>().unwrap()
+    };
+    let before = own();
+    // No other test asks for 11, so threads at that value are this server's.
+    let app = TestApp::spawn_with(|c| c.delivery.engine_nice = 11).await;
+    app.create_app("ws_nice").await;
+    app.create_endpoint("ws_nice", "/ok", json!({})).await;
+    app.send_message("ws_nice", json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    app.receiver.wait_for(1, |r| r.path == "/ok").await;
+    let engine: Vec<i32> = threads()
+        .into_iter()
+        .filter(|(name, _)| name == "hookd-engine")
+        .map(|(_, nice)| nice)
+        .collect();
+    let lowered = (before + 11).min(19);
+    assert!(
+        engine.contains(&lowered),
+        "an engine thread runs at nice {lowered}: {engine:?}"
+    );
+    assert_eq!(own(), before, "the API's thread keeps its priority");
+    app.stop().await;
+}
