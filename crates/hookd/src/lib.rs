@@ -82,8 +82,8 @@ impl Server {
     }
 }
 
-/// Starts the API on `listener` and the delivery engine (on threads of its own, at a lower
-/// priority: [`dispatch::runtime`]); returns once both are running.
+/// Starts the API on `listener` and the delivery engine (on SQLite on threads of its own, at a
+/// lower priority: [`dispatch::runtime`]); returns once both are running.
 pub async fn start(
     listener: TcpListener,
     mut config: Config,
@@ -140,7 +140,7 @@ pub async fn start(
     let (traffic_counts, store_for_traffic): (_, Arc<dyn hookd_store::StatsStore>) =
         (dispatcher.traffic().clone(), store.clone());
     let prune_after_days = config.retention.prune_after_days;
-    let engine_nice = config.delivery.engine_nice;
+    let (engine_nice, uses_postgres) = (config.delivery.engine_nice, config.uses_postgres());
     let state = state::AppState::new(config, store, clock, dispatcher.clone(), caches, notifier, relay);
     crate::metrics::handle();
     let metrics_listener = match state.config.metrics.listen.filter(|_| state.config.metrics.enabled) {
@@ -152,10 +152,18 @@ pub async fn start(
     let dashboard = state.config.dashboard.enabled.then(|| ui::router(&state.config));
     let app = api::router(state, dashboard);
     tracing::info!(addr = %listener.local_addr()?, "hookd listening");
-    let engine = dispatch::runtime::EngineRuntime::start(engine_nice)?;
+    // On PostgreSQL the engine shares the API's runtime: its database connections are the API's
+    // too, and each is driven by the runtime that opened it (`dispatch::runtime`).
+    let engine = match uses_postgres {
+        true => None,
+        false => Some(dispatch::runtime::EngineRuntime::start(engine_nice)?),
+    };
     let task = tokio::spawn(async move {
         let tracker = tokio_util::task::TaskTracker::new();
-        tracker.spawn_on(worker.run(shutdown.clone()), engine.handle());
+        match &engine {
+            Some(engine) => tracker.spawn_on(worker.run(shutdown.clone()), engine.handle()),
+            None => tracker.spawn(worker.run(shutdown.clone())),
+        };
         tracker.spawn(ops::outbox::run(operational_services, shutdown.clone()));
         tracker.spawn(traffic::run(traffic_counts, store_for_traffic, shutdown.clone()));
         tracker.spawn(retention::run(
