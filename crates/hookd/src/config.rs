@@ -359,8 +359,9 @@ pub struct DeliveryConfig {
     /// Local address deliveries are sent from (for hosts with several addresses); empty lets
     /// the system choose.
     pub source_address: String,
-    /// How far below the API's CPU priority the delivery engine's threads run, as a nice
-    /// increment (0–19; 0 runs them at the same priority).
+    /// On SQLite, how far below the API's CPU priority the delivery engine's own threads run,
+    /// as a nice increment (0–19; 0 runs them at the same priority). On PostgreSQL the engine
+    /// shares the API's threads and this has no effect.
     pub engine_nice: u8,
 }
 
