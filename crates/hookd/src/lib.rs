@@ -154,10 +154,9 @@ pub async fn start(
     tracing::info!(addr = %listener.local_addr()?, "hookd listening");
     // On PostgreSQL the engine shares the API's runtime: its database connections are the API's
     // too, and each is driven by the runtime that opened it (`dispatch::runtime`).
-    let engine = match uses_postgres {
-        true => None,
-        false => Some(dispatch::runtime::EngineRuntime::start(engine_nice)?),
-    };
+    let engine = (!uses_postgres)
+        .then(|| dispatch::runtime::EngineRuntime::start(engine_nice))
+        .transpose()?;
     let task = tokio::spawn(async move {
         let tracker = tokio_util::task::TaskTracker::new();
         match &engine {

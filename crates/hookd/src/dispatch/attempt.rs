@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use hookd_core::model::{Endpoint, MessageStatus, TriggerType};
+use hookd_core::model::{Endpoint, Message, MessageStatus, TriggerType};
 use hookd_core::retry::RetryPolicy;
-use hookd_store::{AttemptRecord, QueueStore};
+use hookd_store::{AttemptRecord, ClaimedDelivery, QueueStore};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::guard::{Gate, Guards};
-use super::{record, send, Job};
+use super::{record, send};
 use crate::cache::{AppCache, EndpointCache};
 use crate::clock::Clock;
 use crate::operational::{Notifier, OpEvent};
@@ -68,8 +68,14 @@ impl SendContext {
     /// Attempts one delivery; `None` when there is nothing to record (the endpoint or
     /// application is gone, the delivery was parked or deferred, or a read failed and the lease
     /// will bring it back).
-    pub async fn attempt(&self, job: Job, slots: Slots<'_>, stop: &CancellationToken) -> Option<AttemptRecord> {
-        let d = &job.delivery;
+    pub async fn attempt(
+        &self,
+        delivery: ClaimedDelivery,
+        message: Option<Arc<Message>>,
+        slots: Slots<'_>,
+        stop: &CancellationToken,
+    ) -> Option<AttemptRecord> {
+        let d = &delivery;
         let endpoint = match self.endpoints.get(&d.app_id, &d.endpoint_id).await {
             Ok(Some(e)) => e,
             Ok(None) => {
@@ -113,7 +119,7 @@ impl SendContext {
             }
             return None;
         }
-        let message = match job.message {
+        let message = match message {
             Some(m) => m,
             // Claimed: read the message, unless the delivery was attempted since the claim read
             // it (a duplicate with a stale count) or is gone with its endpoint or application.

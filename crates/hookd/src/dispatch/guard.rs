@@ -171,12 +171,6 @@ impl Guards {
             .collect()
     }
 
-    /// One endpoint's share as [`Guards::hold_limits`] gives it; `None` when it is not lowered.
-    pub fn hold_limit(&self, endpoint_id: &str, now: DateTime<Utc>) -> Option<usize> {
-        let map = self.endpoints.lock().expect("guard map poisoned");
-        Self::limit_of(map.get(endpoint_id)?, now, tokio::time::Instant::now())
-    }
-
     fn limit_of(s: &EndpointState, now: DateTime<Utc>, instant: tokio::time::Instant) -> Option<usize> {
         match s.open_until {
             Some(until) if now < until => return Some(0),
@@ -195,6 +189,11 @@ impl Guards {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One endpoint's share as [`Guards::hold_limits`] gives it; `None` when it is not lowered.
+    fn hold_limit(g: &Guards, now: DateTime<Utc>) -> Option<usize> {
+        g.hold_limits(now).get("ep").copied()
+    }
     use chrono::TimeZone;
 
     fn t(secs: i64) -> DateTime<Utc> {
@@ -266,15 +265,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn pacing_never_books_beyond_the_horizon_and_lowers_the_share_meanwhile() {
         let g = Guards::new(3, Duration::from_secs(30));
-        assert_eq!(g.hold_limit("ep", t(0)), None, "unknown endpoints are not limited");
+        assert_eq!(hold_limit(&g, t(0)), None, "unknown endpoints are not limited");
         assert_eq!(g.pace("ep", Some(1)), Ok(Duration::ZERO));
-        assert_eq!(g.hold_limit("ep", t(0)), Some(2), "rate × horizon + 1");
+        assert_eq!(hold_limit(&g, t(0)), Some(2), "rate × horizon + 1");
         assert_eq!(g.pace("ep", Some(1)), Ok(Duration::from_secs(1)));
-        assert_eq!(
-            g.hold_limit("ep", t(0)),
-            Some(0),
-            "booked beyond the horizon: take none"
-        );
+        assert_eq!(hold_limit(&g, t(0)), Some(0), "booked beyond the horizon: take none");
         assert_eq!(g.hold_limits(t(0)), HashMap::from([("ep".to_string(), 0)]));
         assert_eq!(
             g.pace("ep", Some(1)),
@@ -283,11 +278,7 @@ mod tests {
         );
         assert_eq!(g.pace("ep", Some(1)), Err(Duration::from_secs(2)), "still not booked");
         tokio::time::advance(Duration::from_millis(1500)).await;
-        assert_eq!(
-            g.hold_limit("ep", t(0)),
-            Some(2),
-            "the booking is within the horizon again"
-        );
+        assert_eq!(hold_limit(&g, t(0)), Some(2), "the booking is within the horizon again");
         assert_eq!(g.pace("ep", Some(1)), Ok(Duration::from_millis(500)));
     }
 
@@ -298,10 +289,10 @@ mod tests {
         assert_eq!(g.admit("ep", t(30)), Gate::Go, "the probe");
         // Its attempt is deferred or given back: nothing is ever recorded for it.
         assert!(matches!(g.admit("ep", t(60)), Gate::Defer(_)));
-        assert_eq!(g.hold_limit("ep", t(60)), Some(0));
+        assert_eq!(hold_limit(&g, t(60)), Some(0));
         let after = t(30) + PROBE_DEADLINE;
         assert_eq!(
-            g.hold_limit("ep", after),
+            hold_limit(&g, after),
             Some(1),
             "past the deadline: room for a new probe"
         );
@@ -314,11 +305,11 @@ mod tests {
     fn an_open_circuit_takes_nothing_until_its_probe_then_one() {
         let g = Guards::new(1, Duration::from_secs(30));
         g.record("ep", false, t(0));
-        assert_eq!(g.hold_limit("ep", t(10)), Some(0));
-        assert_eq!(g.hold_limit("ep", t(30)), Some(1), "probe time: one");
+        assert_eq!(hold_limit(&g, t(10)), Some(0));
+        assert_eq!(hold_limit(&g, t(30)), Some(1), "probe time: one");
         assert_eq!(g.admit("ep", t(30)), Gate::Go);
-        assert_eq!(g.hold_limit("ep", t(31)), Some(0), "the probe is out");
+        assert_eq!(hold_limit(&g, t(31)), Some(0), "the probe is out");
         g.record("ep", true, t(31));
-        assert_eq!(g.hold_limit("ep", t(31)), None, "closed again");
+        assert_eq!(hold_limit(&g, t(31)), None, "closed again");
     }
 }

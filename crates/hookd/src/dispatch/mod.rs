@@ -57,8 +57,8 @@ pub struct Job {
     /// The message, when the caller already has it (fresh deliveries).
     message: Option<Arc<Message>>,
     /// Its place in memory, taken before it was queued (by the publish that created it or the
-    /// claim that leased it); the send loop takes it out to keep until the record is queued.
-    hold: Option<fair::Hold>,
+    /// claim that leased it) and kept until the record of its attempt is queued.
+    hold: fair::Hold,
 }
 
 impl Job {
@@ -77,7 +77,7 @@ impl Job {
                 row: None,
             },
             message: Some(message),
-            hold: Some(hold),
+            hold,
         }
     }
 }
@@ -426,22 +426,26 @@ impl Worker {
             // Its place in memory was taken before it was queued, by the publish or the claim
             // that brought it (beyond its share a delivery waits in the database), and is given
             // back once its record is queued.
-            let hold = job.hold.take();
-            let endpoint_slot = Self::semaphore(&self.per_endpoint, &job.delivery.endpoint_id, self.endpoint_cap);
-            let app_slot = Self::semaphore(&self.per_app, &job.delivery.app_id, self.app_cap);
+            let Job {
+                delivery,
+                message,
+                hold,
+            } = job;
+            let endpoint_slot = Self::semaphore(&self.per_endpoint, &delivery.endpoint_id, self.endpoint_cap);
+            let app_slot = Self::semaphore(&self.per_app, &delivery.app_id, self.app_cap);
             let global = self.global.clone();
             let ctx = ctx.clone();
             // Leaves the in-flight set when the task ends, however it ends (a panic included),
             // so the delivery can never be stuck as "in flight" in this process.
             let entry = InFlightEntry {
                 set: self.in_flight.clone(),
-                id: job.delivery.id.clone(),
+                id: delivery.id.clone(),
             };
             let stop = shutdown.clone();
             let abandon = abandon.clone();
             tracker.spawn(async move {
-                let delivery_id = job.delivery.id.clone();
-                let lease_token = job.delivery.lease_token;
+                let delivery_id = delivery.id.clone();
+                let lease_token = delivery.lease_token;
                 // The endpoint's slot first: deliveries queued behind a slow endpoint wait here
                 // without holding an application or global slot (the attempt takes those only
                 // to send). A shutdown while waiting gives the delivery back instead of sending it.
@@ -456,7 +460,7 @@ impl Worker {
                         // KiB, and a task's future is copied whole when it is spawned and when
                         // it finishes; the task itself stays small.
                         Ok(_ep) => tokio::select! {
-                            record = Box::pin(ctx.attempt(job, attempt::Slots { app: &app_slot, global: &global }, &stop)) => record,
+                            record = Box::pin(ctx.attempt(delivery, message, attempt::Slots { app: &app_slot, global: &global }, &stop)) => record,
                             _ = abandon.cancelled() => {
                                 // Dropping the attempt cancels its request; the delivery goes
                                 // back to the queue and is sent again (it was in flight).
@@ -644,7 +648,8 @@ async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
         }
         let now = p.clock.now();
         // Only what each endpoint and application can take now: the rest stays in the database.
-        let bounds = p.fair.claim_bounds(&p.guards.hold_limits(now));
+        let limits = p.guards.hold_limits(now);
+        let bounds = p.fair.claim_bounds(&limits);
         match p.store.claim_due_with_messages(now, now + p.lease, room, &bounds).await {
             Ok(hookd_store::ClaimedBatch {
                 deliveries: claimed,
@@ -690,10 +695,11 @@ async fn poll_loop(p: PollContext, shutdown: CancellationToken) {
                 };
                 // Each takes its place in memory here, before the next claim's bounds are
                 // made: a claimed delivery still on its way to the send loop counts as held.
+                // Within the paced and open-circuit limits the claim was bounded by.
                 let now = p.clock.now();
                 let hold = |d: &ClaimedDelivery| {
-                    let limit = p.guards.hold_limit(&d.endpoint_id, now);
-                    p.fair.try_hold(&d.endpoint_id, &d.app_id, limit)
+                    p.fair
+                        .try_hold(&d.endpoint_id, &d.app_id, limits.get(&d.endpoint_id).copied())
                 };
                 let all_queued = hand_over(&p.jobs, claimed, messages, p.store.as_ref(), now, hold).await;
                 if all_queued && full_batch {
@@ -734,7 +740,7 @@ async fn hand_over(
         if let Err(e) = jobs.try_send(Job {
             delivery,
             message,
-            hold: Some(place),
+            hold: place,
         }) {
             queue_full = true;
             let d = e.into_inner().delivery;
@@ -814,9 +820,9 @@ mod tests {
         assert!(!hand_over(&jobs, claimed, Vec::new(), store.as_ref(), now, hold).await);
         let queued = queue.try_recv().expect("one job queued");
         assert_eq!(queued.delivery.id, "msgep_0", "the longest overdue is queued first");
-        assert!(queued.hold.is_some(), "queued with its place in memory");
         assert_eq!(fair.room(), 99, "the given-back ones hold no place");
         drop(queued);
+        assert_eq!(fair.room(), 100, "queued with its place in memory, freed with the job");
         let again = store.claim_due(now, now + hour, 10).await.unwrap();
         let ids: Vec<&str> = again.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(
