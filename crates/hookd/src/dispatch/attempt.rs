@@ -70,12 +70,11 @@ impl SendContext {
     /// will bring it back).
     pub async fn attempt(
         &self,
-        delivery: ClaimedDelivery,
+        d: ClaimedDelivery,
         message: Option<Arc<Message>>,
         slots: Slots<'_>,
         stop: &CancellationToken,
     ) -> Option<AttemptRecord> {
-        let d = &delivery;
         let endpoint = match self.endpoints.get(&d.app_id, &d.endpoint_id).await {
             Ok(Some(e)) => e,
             Ok(None) => {
@@ -123,7 +122,7 @@ impl SendContext {
             Some(m) => m,
             // Claimed: read the message, unless the delivery was attempted since the claim read
             // it (a duplicate with a stale count) or is gone with its endpoint or application.
-            None => match self.store.claimed_message(d).await {
+            None => match self.store.claimed_message(&d).await {
                 Ok(Some(m)) => Arc::new(m),
                 Ok(None) => return None,
                 Err(e) => {
@@ -216,7 +215,7 @@ impl SendContext {
         crate::metrics::attempt(&result.outcome, result.status_code, result.duration.as_secs_f64());
         self.guards.record(&endpoint.id, result.outcome.is_success(), started);
         let record = record::build(
-            d,
+            &d,
             &endpoint,
             &message,
             result,

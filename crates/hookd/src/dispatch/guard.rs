@@ -189,12 +189,13 @@ impl Guards {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
-    /// One endpoint's share as [`Guards::hold_limits`] gives it; `None` when it is not lowered.
+    /// The share of endpoint `ep` as [`Guards::hold_limits`] gives it; `None` when it is not
+    /// lowered.
     fn hold_limit(g: &Guards, now: DateTime<Utc>) -> Option<usize> {
         g.hold_limits(now).get("ep").copied()
     }
-    use chrono::TimeZone;
 
     fn t(secs: i64) -> DateTime<Utc> {
         Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()

@@ -84,6 +84,15 @@ mod tests {
         rustix::process::getpriority_process(None).unwrap()
     }
 
+    /// What `task` returns, run on one of the engine's worker threads.
+    #[cfg(target_os = "linux")]
+    fn on_engine<T: Send + 'static>(
+        engine: &EngineRuntime,
+        task: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        engine.handle().block_on(engine.handle().spawn(task)).unwrap()
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn the_engines_threads_run_below_the_callers_priority_and_leave_it_alone() {
@@ -93,14 +102,9 @@ mod tests {
             .handle()
             .block_on(engine.handle().spawn_blocking(own_nice))
             .unwrap();
-        let on_worker = engine
-            .handle()
-            .block_on(
-                engine
-                    .handle()
-                    .spawn(async { (own_nice(), std::thread::current().name().map(str::to_owned)) }),
-            )
-            .unwrap();
+        let on_worker = on_engine(&engine, async {
+            (own_nice(), std::thread::current().name().map(str::to_owned))
+        });
         assert_eq!(own_nice(), before, "the caller's own priority is not changed");
         assert_eq!(on_worker, ((before + 7).min(19), Some(THREAD_NAME.to_owned())));
         assert_eq!(blocking, (before + 7).min(19), "blocking threads are lowered too");
@@ -112,10 +116,7 @@ mod tests {
     fn a_nice_of_zero_keeps_the_callers_priority() {
         let before = own_nice();
         let engine = EngineRuntime::start(0).unwrap();
-        let on_worker = engine
-            .handle()
-            .block_on(engine.handle().spawn(async { own_nice() }))
-            .unwrap();
+        let on_worker = on_engine(&engine, async { own_nice() });
         assert_eq!(on_worker, before);
     }
 
