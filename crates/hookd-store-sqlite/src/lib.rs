@@ -316,6 +316,23 @@ mod tests {
     /// Deleting an application reads the tables that grow with traffic through an index, never
     /// walking one whole (deliveries and attempts, which have no index on the application, are
     /// found through the application's endpoints and messages).
+    /// The bundled SQLite is compiled as `.cargo/config.toml` says: no allocation counting
+    /// under a global mutex, and a page cache per connection rather than one shared behind a
+    /// global mutex (which is what `SQLITE_ENABLE_MEMORY_MANAGEMENT` would make it).
+    #[test]
+    fn the_bundled_sqlite_counts_no_allocations_and_shares_no_page_cache() {
+        let conn = Connection::open_in_memory().unwrap();
+        let options = texts(&conn, "SELECT compile_options FROM pragma_compile_options", [], 0);
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "compiled with {options:?}"
+        );
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "compiled with {options:?}"
+        );
+    }
+
     #[test]
     fn deleting_an_application_scans_no_table_that_grows_with_traffic() {
         let dir = tempfile::tempdir().unwrap();
