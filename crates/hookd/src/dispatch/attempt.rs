@@ -3,11 +3,13 @@
 //! operational webhooks an attempt can trigger.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hookd_core::model::{Endpoint, Message, MessageStatus, TriggerType};
 use hookd_core::retry::RetryPolicy;
 use hookd_store::{AttemptRecord, ClaimedDelivery, QueueStore};
-use tokio::sync::Semaphore;
+
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use super::guard::{Gate, Guards};
@@ -43,6 +45,19 @@ pub(super) struct SendContext {
 pub(super) struct Slots<'a> {
     pub app: &'a Semaphore,
     pub global: &'a Semaphore,
+}
+
+impl<'a> Slots<'a> {
+    /// Both slots at once, when pacing asks for no `wait` and both are free now; `None` when
+    /// the attempt has to wait for either (a slot taken here is given back then).
+    fn ready(&self, wait: Duration) -> Option<(SemaphorePermit<'a>, SemaphorePermit<'a>)> {
+        if !wait.is_zero() {
+            return None;
+        }
+        let app = self.app.try_acquire().ok()?;
+        let global = self.global.try_acquire().ok()?;
+        Some((app, global))
+    }
 }
 
 /// The operational webhook a scheduled attempt's record causes, if any: `failing` at the
@@ -165,15 +180,21 @@ impl SendContext {
         // Waiting for pacing or a shared slot ends with a shutdown: the delivery is given back.
         // The application's slot, then the global one, are taken only once pacing allows the
         // request, so a paced endpoint never sits on a shared slot.
-        let slot = tokio::select! {
-            biased;
-            _ = stop.cancelled() => None,
-            slot = async {
-                tokio::time::sleep(wait).await;
-                let app = slots.app.acquire().await.ok()?;
-                let global = slots.global.acquire().await.ok()?;
-                Some((app, global))
-            } => slot,
+        let slot = match slots.ready(wait) {
+            // Nothing to wait for, the common case: no timer, and no waiter registered on the
+            // shutdown token that every send shares.
+            Some(slot) if !stop.is_cancelled() => Some(slot),
+            Some(_) => None,
+            None => tokio::select! {
+                biased;
+                _ = stop.cancelled() => None,
+                slot = async {
+                    tokio::time::sleep(wait).await;
+                    let app = slots.app.acquire().await.ok()?;
+                    let global = slots.global.acquire().await.ok()?;
+                    Some((app, global))
+                } => slot,
+            },
         };
         let Some(slot) = slot else {
             self.unsent(d.id.clone(), d.lease_token);
@@ -344,5 +365,41 @@ impl Disabling<'_> {
             Err(e) => tracing::error!(error = %e, endpoint = %endpoint.id, "cannot disable endpoint"),
         }
         self.endpoints.invalidate(&endpoint.app_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both shared slots are taken together without waiting, or neither is: a pacing wait or
+    /// a full application or global bound sends the attempt the waiting way, holding nothing.
+    #[test]
+    fn both_shared_slots_are_taken_at_once_or_neither_is() {
+        let (app, global) = (Semaphore::new(1), Semaphore::new(1));
+        let slots = Slots {
+            app: &app,
+            global: &global,
+        };
+
+        let taken = slots.ready(Duration::ZERO).expect("both free");
+        assert_eq!((app.available_permits(), global.available_permits()), (0, 0));
+        drop(taken);
+
+        assert!(
+            slots.ready(Duration::from_millis(1)).is_none(),
+            "pacing asks for a wait"
+        );
+        assert_eq!((app.available_permits(), global.available_permits()), (1, 1));
+
+        let busy = global.try_acquire().unwrap();
+        assert!(slots.ready(Duration::ZERO).is_none(), "the global bound is full");
+        assert_eq!(app.available_permits(), 1, "the application's slot is given back");
+        drop(busy);
+
+        let busy = app.try_acquire().unwrap();
+        assert!(slots.ready(Duration::ZERO).is_none(), "the application's bound is full");
+        assert_eq!(global.available_permits(), 1);
+        drop(busy);
     }
 }

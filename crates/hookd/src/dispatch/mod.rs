@@ -33,7 +33,7 @@ use hookd_core::model::{Message, TriggerType};
 use hookd_core::net::AddressPolicy;
 use hookd_core::retry::RetryPolicy;
 use hookd_store::{ClaimedDelivery, FifoStore, NewDelivery, QueueStore};
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -449,26 +449,23 @@ impl Worker {
                 // The endpoint's slot first: deliveries queued behind a slow endpoint wait here
                 // without holding an application or global slot (the attempt takes those only
                 // to send). A shutdown while waiting gives the delivery back instead of sending it.
-                let record = tokio::select! {
-                    biased;
-                    _ = stop.cancelled() => {
+                let record = match endpoint_turn(&endpoint_slot, &stop).await {
+                    Err(Refused::Stopped) => {
                         ctx.unsent(delivery_id.clone(), lease_token);
                         None
                     }
-                    slot = endpoint_slot.acquire_owned() => match slot {
-                        // Boxed: the attempt's future (the HTTP exchange's state) is many
-                        // KiB, and a task's future is copied whole when it is spawned and when
-                        // it finishes; the task itself stays small.
-                        Ok(_ep) => tokio::select! {
-                            record = Box::pin(ctx.attempt(delivery, message, attempt::Slots { app: &app_slot, global: &global }, &stop)) => record,
-                            _ = abandon.cancelled() => {
-                                // Dropping the attempt cancels its request; the delivery goes
-                                // back to the queue and is sent again (it was in flight).
-                                ctx.unsent(delivery_id.clone(), lease_token);
-                                None
-                            }
-                        },
-                        Err(_) => None,
+                    Err(Refused::Closed) => None,
+                    // Boxed: the attempt's future (the HTTP exchange's state) is many KiB, and
+                    // a task's future is copied whole when it is spawned and when it finishes;
+                    // the task itself stays small.
+                    Ok(_ep) => tokio::select! {
+                        record = Box::pin(ctx.attempt(delivery, message, attempt::Slots { app: &app_slot, global: &global }, &stop)) => record,
+                        _ = abandon.cancelled() => {
+                            // Dropping the attempt cancels its request; the delivery goes
+                            // back to the queue and is sent again (it was in flight).
+                            ctx.unsent(delivery_id.clone(), lease_token);
+                            None
+                        }
                     },
                 };
                 // Slots are released before the record is queued: a slow database must not
@@ -537,6 +534,35 @@ impl Worker {
         map.entry(key.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(cap)))
             .clone()
+    }
+}
+
+/// Why a delivery got no turn at its endpoint's send slots.
+enum Refused {
+    /// The engine is stopping: the delivery is given back.
+    Stopped,
+    /// The slots are closed (never, while the engine runs).
+    Closed,
+}
+
+/// A turn at one of `slots` (an endpoint's), waited for until `stop` fires. A free slot is
+/// taken at once, without registering on the shutdown token that every send shares: its
+/// waiters are a list behind one lock, which the engine's threads would otherwise take twice
+/// for every delivery. Waiting deliveries queue in order, and a free slot is never free while
+/// any wait (the semaphore hands released slots to its waiters first).
+async fn endpoint_turn(slots: &Arc<Semaphore>, stop: &CancellationToken) -> Result<OwnedSemaphorePermit, Refused> {
+    let permit = match slots.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(TryAcquireError::Closed) => return Err(Refused::Closed),
+        Err(TryAcquireError::NoPermits) => tokio::select! {
+            biased;
+            _ = stop.cancelled() => return Err(Refused::Stopped),
+            slot = slots.clone().acquire_owned() => slot.map_err(|_| Refused::Closed)?,
+        },
+    };
+    match stop.is_cancelled() {
+        true => Err(Refused::Stopped),
+        false => Ok(permit),
     }
 }
 
@@ -762,6 +788,59 @@ mod tests {
 
     use super::*;
     use crate::testing::{application, at, endpoint, message, sqlite_store};
+
+    /// An endpoint's turn: a free slot at once, unless the engine is stopping; otherwise in
+    /// line behind the deliveries already waiting (a slot given back goes to the first of
+    /// them, never to a newcomer), until a stop gives the delivery back.
+    #[tokio::test]
+    async fn a_turn_at_an_endpoint_is_taken_at_once_when_free_and_in_line_otherwise() {
+        let slots = Arc::new(Semaphore::new(1));
+        let stop = CancellationToken::new();
+
+        let first = endpoint_turn(&slots, &stop).await.ok().expect("a free slot is taken");
+        assert_eq!(slots.available_permits(), 0);
+
+        // Full: the next delivery waits, and is first in line when the slot comes back.
+        let waiting = tokio::spawn({
+            let (slots, stop) = (slots.clone(), stop.clone());
+            async move { endpoint_turn(&slots, &stop).await.is_ok() }
+        });
+        settle().await;
+        assert!(!waiting.is_finished(), "no slot is free yet");
+        drop(first);
+        // The slot went to the waiting delivery: a newcomer finds none free.
+        assert!(matches!(
+            slots.clone().try_acquire_owned(),
+            Err(TryAcquireError::NoPermits)
+        ));
+        assert!(waiting.await.unwrap());
+
+        // A stop ends a wait, and refuses even a free slot.
+        let held = slots.clone().try_acquire_owned().unwrap();
+        let waiting = tokio::spawn({
+            let (slots, stop) = (slots.clone(), stop.clone());
+            async move { endpoint_turn(&slots, &stop).await.err() }
+        });
+        settle().await;
+        stop.cancel();
+        assert!(matches!(waiting.await.unwrap(), Some(Refused::Stopped)));
+        drop(held);
+        assert!(matches!(endpoint_turn(&slots, &stop).await, Err(Refused::Stopped)));
+        assert_eq!(slots.available_permits(), 1, "a refused turn holds no slot");
+
+        slots.close();
+        assert!(matches!(
+            endpoint_turn(&slots, &CancellationToken::new()).await,
+            Err(Refused::Closed)
+        ));
+    }
+
+    /// Lets the test's spawned tasks run until they wait (the test runtime has one thread).
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
 
     /// The send loop's slot maps: one semaphore per key, found again without a copy; past
     /// their bound, a new key makes the map forget every idle entry and keep the busy ones.
