@@ -313,9 +313,6 @@ mod tests {
         assert_eq!(cache_split(2), (1024, 1024));
     }
 
-    /// Deleting an application reads the tables that grow with traffic through an index, never
-    /// walking one whole (deliveries and attempts, which have no index on the application, are
-    /// found through the application's endpoints and messages).
     /// The bundled SQLite is compiled as `.cargo/config.toml` says: no allocation counting
     /// under a global mutex, and a page cache per connection rather than one shared behind a
     /// global mutex (which is what `SQLITE_ENABLE_MEMORY_MANAGEMENT` would make it).
@@ -333,6 +330,9 @@ mod tests {
         );
     }
 
+    /// Deleting an application reads the tables that grow with traffic through an index, never
+    /// walking one whole (deliveries and attempts, which have no index on the application, are
+    /// found through the application's endpoints and messages).
     #[test]
     fn deleting_an_application_scans_no_table_that_grows_with_traffic() {
         let dir = tempfile::tempdir().unwrap();

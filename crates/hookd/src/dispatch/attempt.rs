@@ -8,7 +8,6 @@ use std::time::Duration;
 use hookd_core::model::{Endpoint, Message, MessageStatus, TriggerType};
 use hookd_core::retry::RetryPolicy;
 use hookd_store::{AttemptRecord, ClaimedDelivery, QueueStore};
-
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
@@ -184,6 +183,7 @@ impl SendContext {
             // Nothing to wait for, the common case: no timer, and no waiter registered on the
             // shutdown token that every send shares.
             Some(slot) if !stop.is_cancelled() => Some(slot),
+            // Stopping: the slots just taken go back with the delivery.
             Some(_) => None,
             None => tokio::select! {
                 biased;
