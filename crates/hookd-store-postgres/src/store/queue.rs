@@ -1,6 +1,7 @@
 //! The delivery queue: claims, leases, attempt records.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
 
 use super::*;
 
@@ -124,13 +125,22 @@ impl QueueStore for PostgresStore {
         if outcomes.is_empty() {
             return Ok(());
         }
-        // The shared plan (`hookd_store::batch`), written as three statements whatever the
-        // batch size: the attempts, the deliveries, the endpoints' health.
-        let mut tx = self.pool.write()?.begin().await.map_err(map_err)?;
+        // The shared plan (`hookd_store::batch`), written as one statement whatever the batch
+        // size ([`RECORD_PLAN`]). First optimistically, with no transaction around it: assuming
+        // every record is kept, the statement locks the deliveries, checks that assumption
+        // against their lease tokens and writes the plan only if it holds, in one round trip.
+        if let Some(leases) = unanimous_leases(outcomes) {
+            let plan = RecordPlan::new(outcomes, |id| leases.get(id).copied());
+            if write_plan(self.pool.write()?, &plan, &leases).await? {
+                return Ok(());
+            }
+        }
 
-        // Fencing: lock the deliveries (in id order, as every writer does) and keep only records
-        // made under their current lease, or unfenced ones. A claim skips locked rows, so the
-        // tokens cannot change before the commit.
+        // A lease was taken over or a delivery is gone (the statement wrote nothing): fence in a
+        // transaction. Lock the deliveries (in id order, as every writer does) and keep only
+        // records made under their current lease, or unfenced ones. A claim skips locked rows,
+        // so the tokens cannot change before the commit.
+        let mut tx = self.pool.write()?.begin().await.map_err(map_err)?;
         let mut delivery_ids: Vec<String> = outcomes.iter().map(|o| o.delivery_id.clone()).collect();
         delivery_ids.sort();
         delivery_ids.dedup();
@@ -150,102 +160,16 @@ impl QueueStore for PostgresStore {
         if plan.is_empty() {
             return tx.commit().await.map_err(map_err);
         }
-        insert_outbox(&mut tx, &plan.events).await?;
-
-        // An attempt whose delivery is gone (its endpoint or application was deleted while it
-        // was in flight) is dropped by the join; on SQLite, by the plan.
-        let attempts = &plan.attempts;
-        let text = |f: fn(&Attempt) -> &String| attempts.iter().map(|(_, a)| f(a).clone()).collect::<Vec<String>>();
-        let int = |f: fn(&Attempt) -> i64| attempts.iter().map(|(_, a)| f(a)).collect::<Vec<i64>>();
-        let small = |f: fn(&Attempt) -> i64| attempts.iter().map(|(_, a)| f(a) as i16).collect::<Vec<i16>>();
-        let delivery_ids: Vec<String> = attempts.iter().map(|(id, _)| id.to_string()).collect();
-        let mut request_headers = Vec::with_capacity(attempts.len());
-        let mut response_headers = Vec::with_capacity(attempts.len());
-        for (_, a) in attempts {
-            request_headers.push(a.request_headers.as_json().to_owned());
-            response_headers.push(json_text(&a.response_headers)?);
-        }
-        sqlx::query(&format!(
-            "INSERT INTO attempt (delivery_id, app_id, {ATTEMPT_COLS}) \
-             SELECT u.delivery_id, d.app_id, u.id, u.msg_id, u.endpoint_id, u.url, u.response, u.code, u.duration, \
-             u.status, u.trigger_type, u.number, u.created_at, u.request_headers::jsonb, u.response_headers::jsonb \
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], \
-             $8::bigint[], $9::smallint[], $10::smallint[], $11::bigint[], $12::bigint[], $13::text[], $14::text[]) \
-             AS u(delivery_id, id, msg_id, endpoint_id, url, response, code, duration, status, trigger_type, number, \
-             created_at, request_headers, response_headers) \
-             JOIN delivery d ON d.id = u.delivery_id"
-        ))
-        .bind(delivery_ids)
-        .bind(text(|a| &a.id))
-        .bind(text(|a| &a.msg_id))
-        .bind(text(|a| &a.endpoint_id))
-        .bind(text(|a| &a.url))
-        .bind(text(|a| &a.response))
-        .bind(int(|a| a.response_status_code))
-        .bind(int(|a| a.response_duration_ms))
-        .bind(small(|a| a.status.code()))
-        .bind(small(|a| a.trigger_type.code()))
-        .bind(int(|a| a.attempt_number))
-        .bind(int(|a| micros(a.created_at)))
-        .bind(request_headers)
-        .bind(response_headers)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-
-        // Deliveries, in id order so concurrent batches lock shared rows in the same order.
-        let updates = &plan.deliveries;
-        let ids: Vec<String> = updates.keys().map(|id| id.to_string()).collect();
-        let last = |f: fn(&AttemptRecord) -> i64| updates.values().map(|u| f(u.last)).collect::<Vec<i64>>();
-        let status: Vec<i16> = updates.values().map(|u| u.last.delivery_status.code() as i16).collect();
-        let next: Vec<Option<i64>> = updates.values().map(|u| u.last.next_attempt_at.map(micros)).collect();
-        let park: Vec<bool> = updates.values().map(|u| u.last.park).collect();
-        let counts: Vec<i64> = updates.values().map(|u| u.attempts).collect();
-        // A resend requested while an attempt was in flight (`next_trigger` 2, see
-        // `schedule_manual`) is not swallowed: a delivery still on its schedule has its next
-        // attempt brought forward to the resend's time; a finished one gets one manual attempt.
-        sqlx::query(
-            "UPDATE delivery d SET status = u.status, scheduled_attempts = u.scheduled, \
-             total_attempts = d.total_attempts + u.attempts, \
-             next_attempt_at = CASE WHEN d.next_trigger = 2 AND u.next IS NOT NULL AND NOT u.park \
-               THEN LEAST(d.next_attempt_at, u.next) \
-               WHEN d.next_trigger = 2 THEN d.next_attempt_at WHEN u.park THEN NULL ELSE u.next END, \
-             next_trigger = CASE WHEN d.next_trigger = 2 AND (u.next IS NULL OR u.park) THEN 1 ELSE 0 END, \
-             lease_until = 0, \
-             updated_at = u.at, parked = u.park AND d.next_trigger <> 2 \
-             FROM UNNEST($1::text[], $2::smallint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], \
-             $7::boolean[]) AS u(id, status, scheduled, next, attempts, at, park) \
-             WHERE d.id = u.id",
-        )
-        .bind(ids)
-        .bind(status)
-        .bind(last(|o| o.scheduled_attempts))
-        .bind(next)
-        .bind(counts)
-        .bind(last(|o| micros(o.attempt.created_at)))
-        .bind(park)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-
-        // Endpoint health for auto-disable.
-        if !plan.health.is_empty() {
-            let ids: Vec<String> = plan.health.keys().map(|id| id.to_string()).collect();
-            let (modes, ats): (Vec<i16>, Vec<Option<i64>>) = plan.health.values().map(|h| h.mode()).unzip();
-            // Rows whose value would not change are left unwritten (and unlocked): the common
-            // batch, all successes to healthy endpoints, writes nothing here.
-            let value = "CASE u.mode WHEN 0 THEN NULL WHEN 1 THEN COALESCE(e.failing_since, u.at) ELSE u.at END";
-            sqlx::query(&format!(
-                "UPDATE endpoint e SET failing_since = {value} \
-                 FROM UNNEST($1::text[], $2::smallint[], $3::bigint[]) AS u(id, mode, at) \
-                 WHERE e.id = u.id AND e.failing_since IS DISTINCT FROM {value}"
-            ))
-            .bind(ids)
-            .bind(modes)
-            .bind(ats)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        // The kept deliveries' tokens as just read: the statement's check holds under the locks.
+        let held: BTreeMap<&str, i64> = plan
+            .deliveries
+            .keys()
+            .map(|&id| (id, current.get(id).copied().unwrap_or_default()))
+            .collect();
+        if !write_plan(&mut *tx, &plan, &held).await? {
+            return Err(hookd_store::StoreError::message(
+                "a delivery's lease changed while it was locked",
+            ));
         }
         tx.commit().await.map_err(map_err)
     }
@@ -420,6 +344,152 @@ impl QueueStore for PostgresStore {
             .transpose()
     }
 }
+
+/// The lease each delivery of `outcomes` must still hold for every record to be kept: the one
+/// token its fenced records were made under (0 when all of them are unfenced). `None` when
+/// one delivery's records carry two different tokens, so that some must be dropped.
+fn unanimous_leases(outcomes: &[AttemptRecord]) -> Option<BTreeMap<&str, i64>> {
+    let mut leases = BTreeMap::new();
+    for o in outcomes {
+        let lease = leases.entry(o.delivery_id.as_str()).or_insert(0);
+        match (*lease, o.lease_token) {
+            (_, 0) => {}
+            (0, token) => *lease = token,
+            (held, token) if held == token => {}
+            _ => return None,
+        }
+    }
+    Some(leases)
+}
+
+/// Writes `plan` with [`RECORD_PLAN`] if every delivery of `leases` exists and still holds
+/// its lease (0: any lease); returns whether it did. When it did not, nothing was written.
+async fn write_plan<'e, E: sqlx::Executor<'e, Database = Postgres>>(
+    executor: E,
+    plan: &RecordPlan<'_>,
+    leases: &BTreeMap<&str, i64>,
+) -> StoreResult<bool> {
+    let attempts = &plan.attempts;
+    let text = |f: fn(&Attempt) -> &String| attempts.iter().map(|(_, a)| f(a).clone()).collect::<Vec<String>>();
+    let int = |f: fn(&Attempt) -> i64| attempts.iter().map(|(_, a)| f(a)).collect::<Vec<i64>>();
+    let small = |f: fn(&Attempt) -> i64| attempts.iter().map(|(_, a)| f(a) as i16).collect::<Vec<i16>>();
+    let mut request_headers = Vec::with_capacity(attempts.len());
+    let mut response_headers = Vec::with_capacity(attempts.len());
+    for (_, a) in attempts {
+        request_headers.push(a.request_headers.as_json().to_owned());
+        response_headers.push(json_text(&a.response_headers)?);
+    }
+    let updates = &plan.deliveries;
+    let last = |f: fn(&AttemptRecord) -> i64| updates.values().map(|u| f(u.last)).collect::<Vec<i64>>();
+    let (modes, ats): (Vec<i16>, Vec<Option<i64>>) = plan.health.values().map(|h| h.mode()).unzip();
+    let events = &plan.events;
+    let mut data = Vec::with_capacity(events.len());
+    for e in events {
+        data.push(serde_json::to_string(&e.data).map_err(hookd_store::StoreError::internal)?);
+    }
+    sqlx::query_scalar(&RECORD_PLAN)
+        .bind(leases.keys().map(|id| id.to_string()).collect::<Vec<String>>())
+        .bind(leases.values().copied().collect::<Vec<i64>>())
+        .bind(attempts.iter().map(|(id, _)| id.to_string()).collect::<Vec<String>>())
+        .bind(text(|a| &a.id))
+        .bind(text(|a| &a.msg_id))
+        .bind(text(|a| &a.endpoint_id))
+        .bind(text(|a| &a.url))
+        .bind(text(|a| &a.response))
+        .bind(int(|a| a.response_status_code))
+        .bind(int(|a| a.response_duration_ms))
+        .bind(small(|a| a.status.code()))
+        .bind(small(|a| a.trigger_type.code()))
+        .bind(int(|a| a.attempt_number))
+        .bind(int(|a| micros(a.created_at)))
+        .bind(request_headers)
+        .bind(response_headers)
+        .bind(updates.keys().map(|id| id.to_string()).collect::<Vec<String>>())
+        .bind(
+            updates
+                .values()
+                .map(|u| u.last.delivery_status.code() as i16)
+                .collect::<Vec<i16>>(),
+        )
+        .bind(last(|o| o.scheduled_attempts))
+        .bind(
+            updates
+                .values()
+                .map(|u| u.last.next_attempt_at.map(micros))
+                .collect::<Vec<Option<i64>>>(),
+        )
+        .bind(updates.values().map(|u| u.attempts).collect::<Vec<i64>>())
+        .bind(last(|o| micros(o.attempt.created_at)))
+        .bind(updates.values().map(|u| u.last.park).collect::<Vec<bool>>())
+        .bind(plan.health.keys().map(|id| id.to_string()).collect::<Vec<String>>())
+        .bind(modes)
+        .bind(ats)
+        .bind(events.iter().map(|e| e.id.clone()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.kind.clone()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.app_id.clone()).collect::<Vec<_>>())
+        .bind(data)
+        .bind(events.iter().map(|e| micros(e.created_at)).collect::<Vec<_>>())
+        .fetch_one(executor)
+        .await
+        .map_err(map_err)
+}
+
+/// A record plan, written by one statement: a check, then the outbox's events, the attempts,
+/// the deliveries and the endpoints' health as data-modifying `WITH` clauses. One round trip
+/// where a transaction with a statement per table took six; it needs no transaction around it,
+/// since PostgreSQL commits a statement on its own, all of it or none.
+///
+/// - The check (`held`) locks the deliveries in id order, as every writer does, and holds
+///   when each exists and still has the lease the plan was made for. Every write is gated on
+///   it (a constant condition, evaluated before the write reads a row), so the locks are all
+///   taken before any row is written, and a failed check writes nothing. A claim skips
+///   locked rows, so the tokens cannot change before the commit.
+/// - The parts write different tables, each reading only its own arrays and rows as they were
+///   before the statement, which is all they need (the attempts take their application from
+///   their delivery, which no record changes).
+/// - An attempt whose delivery is gone (its endpoint or application was deleted while it was
+///   in flight) is dropped by the join; on SQLite, by the plan.
+/// - A resend requested while an attempt was in flight (`next_trigger` 2, see
+///   `schedule_manual`) is not swallowed: a delivery still on its schedule has its next
+///   attempt brought forward to the resend's time; a finished one gets one manual attempt.
+/// - Endpoint rows whose health would not change are left unwritten (and unlocked): the
+///   common batch, all successes to healthy endpoints, writes nothing there.
+static RECORD_PLAN: LazyLock<String> = LazyLock::new(|| {
+    let health = "CASE h.mode WHEN 0 THEN NULL WHEN 1 THEN COALESCE(e.failing_since, h.at) ELSE h.at END";
+    format!(
+        "WITH locked AS MATERIALIZED (SELECT id, lease_token FROM delivery WHERE id = ANY($1::text[]) \
+         ORDER BY id FOR UPDATE), \
+         held AS (SELECT count(*) = cardinality($1::text[]) AS ok FROM locked \
+         JOIN UNNEST($1::text[], $2::bigint[]) AS l(id, token) \
+         ON l.id = locked.id AND (l.token = 0 OR l.token = locked.lease_token)), \
+         o AS (INSERT INTO outbox (id, kind, app_id, data, created_at) \
+         SELECT * FROM UNNEST($27::text[], $28::text[], $29::text[], $30::text[]::jsonb[], $31::bigint[]) \
+         WHERE (SELECT ok FROM held) ON CONFLICT (id) DO NOTHING), \
+         a AS (INSERT INTO attempt (delivery_id, app_id, {ATTEMPT_COLS}) \
+         SELECT u.delivery_id, d.app_id, u.id, u.msg_id, u.endpoint_id, u.url, u.response, u.code, u.duration, \
+         u.status, u.trigger_type, u.number, u.created_at, u.request_headers::jsonb, u.response_headers::jsonb \
+         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], \
+         $10::bigint[], $11::smallint[], $12::smallint[], $13::bigint[], $14::bigint[], $15::text[], $16::text[]) \
+         AS u(delivery_id, id, msg_id, endpoint_id, url, response, code, duration, status, trigger_type, number, \
+         created_at, request_headers, response_headers) \
+         JOIN delivery d ON d.id = u.delivery_id WHERE (SELECT ok FROM held)), \
+         d AS (UPDATE delivery d SET status = u.status, scheduled_attempts = u.scheduled, \
+         total_attempts = d.total_attempts + u.attempts, \
+         next_attempt_at = CASE WHEN d.next_trigger = 2 AND u.next IS NOT NULL AND NOT u.park \
+           THEN LEAST(d.next_attempt_at, u.next) \
+           WHEN d.next_trigger = 2 THEN d.next_attempt_at WHEN u.park THEN NULL ELSE u.next END, \
+         next_trigger = CASE WHEN d.next_trigger = 2 AND (u.next IS NULL OR u.park) THEN 1 ELSE 0 END, \
+         lease_until = 0, \
+         updated_at = u.at, parked = u.park AND d.next_trigger <> 2 \
+         FROM UNNEST($17::text[], $18::smallint[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[], \
+         $23::boolean[]) AS u(id, status, scheduled, next, attempts, at, park) \
+         WHERE d.id = u.id AND (SELECT ok FROM held)), \
+         e AS (UPDATE endpoint e SET failing_since = {health} \
+         FROM UNNEST($24::text[], $25::smallint[], $26::bigint[]) AS h(id, mode, at) \
+         WHERE e.id = h.id AND e.failing_since IS DISTINCT FROM {health} AND (SELECT ok FROM held)) \
+         SELECT ok FROM held"
+    )
+});
 
 /// Locks the deliveries `ids` in id order inside `tx`. Every statement that changes several
 /// deliveries takes their locks this way first (as `record_attempts` does), so two of them can

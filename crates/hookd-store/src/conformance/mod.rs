@@ -202,6 +202,7 @@ macro_rules! store_conformance_tests {
             recording_an_attempt_releases_the_lease,
             renewing_extends_only_leases_still_held,
             a_late_record_under_a_lease_taken_over_changes_nothing,
+            a_batch_with_a_late_record_applies_the_others_once,
             parked_delivery_is_never_claimed,
             unpark_endpoint_makes_only_that_endpoints_parked_deliveries_due_now,
             hasten_endpoint_makes_only_that_endpoints_waiting_retries_due_now,

@@ -435,6 +435,81 @@ pub async fn a_late_record_under_a_lease_taken_over_changes_nothing(store: &dyn 
     assert_eq!(state.status, Success, "token 0 applies whatever the lease");
 }
 
+/// A batch mixing a late record (its lease taken over) with current ones: the late one
+/// changes nothing and the others are applied, each once, with their events; and a batch
+/// whose delivery has two records under different leases keeps only the current lease's.
+pub async fn a_batch_with_a_late_record_applies_the_others_once(store: &dyn Store) {
+    let mut g = Gen::new();
+    let (app, ep) = app_with_endpoint(store, &mut g).await;
+    let (late_msg, late_d) = send(store, &mut g, &ep, 0).await;
+    let (msg, d) = send(store, &mut g, &ep, 0).await;
+    let first = store.claim_due(at(1), at(30), 10).await.unwrap();
+    let second = store.claim_due(at(31), at(60), 10).await.unwrap();
+    let old = claimed(&first, &late_d.id).lease_token;
+    let current = claimed(&second, &d.id).lease_token;
+
+    let mut late = g.outcome(&late_d, at(40), 200, Success, None);
+    late.lease_token = old;
+    late.events = vec![outbox_event("opevt_late", &app.id, 40)];
+    let mut kept = g.outcome(&d, at(41), 500, Fail, None);
+    kept.lease_token = current;
+    kept.events = vec![outbox_event("opevt_kept", &app.id, 41)];
+    let unfenced = g.outcome(&d, at(42), 500, Fail, None);
+    store
+        .record_attempts(&[late.clone(), kept.clone(), unfenced.clone()])
+        .await
+        .unwrap();
+
+    assert_eq!(store.get_attempt(&late_msg.id, &late.attempt.id).await.unwrap(), None);
+    let state = store
+        .get_delivery(&late_msg.id, &ep.id)
+        .await
+        .unwrap()
+        .expect("delivery");
+    assert_eq!(
+        (state.status, state.next_attempt_at),
+        (Pending, Some(at(60))),
+        "untouched"
+    );
+    let of_message = AttemptFilter {
+        app_id: app.id.clone(),
+        msg_id: Some(msg.id.clone()),
+        ..Default::default()
+    };
+    let attempts = store.list_attempts(&of_message, &everything()).await.unwrap();
+    let mut ids: Vec<String> = attempts.items.into_iter().map(|a| a.id).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        sorted([kept.attempt.id.clone(), unfenced.attempt.id.clone()]),
+        "each once"
+    );
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
+    assert_eq!(state.status, Fail);
+    let events: Vec<String> = store
+        .outbox_events(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(events, ["opevt_kept"]);
+
+    // Two leases for one delivery in one batch: the one it no longer holds is dropped.
+    let (msg, d) = send(store, &mut g, &ep, 100).await;
+    let first = store.claim_due(at(101), at(130), 10).await.unwrap();
+    let second = store.claim_due(at(131), at(160), 10).await.unwrap();
+    let mut stale = g.outcome(&d, at(140), 200, Success, None);
+    stale.lease_token = claimed(&first, &d.id).lease_token;
+    let mut fresh = g.outcome(&d, at(141), 500, Sending, Some(at(200)));
+    fresh.lease_token = claimed(&second, &d.id).lease_token;
+    store.record_attempts(&[stale.clone(), fresh.clone()]).await.unwrap();
+    assert_eq!(store.get_attempt(&msg.id, &stale.attempt.id).await.unwrap(), None);
+    assert!(store.get_attempt(&msg.id, &fresh.attempt.id).await.unwrap().is_some());
+    let state = store.get_delivery(&msg.id, &ep.id).await.unwrap().expect("delivery");
+    assert_eq!((state.status, state.next_attempt_at), (Sending, Some(at(200))));
+}
+
 // ----- parking and deferring -----
 
 /// A parked delivery keeps no due time: no claim takes it however late it is, not even after
