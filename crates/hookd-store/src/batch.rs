@@ -2,12 +2,13 @@
 //! ([`QueueStore::record_attempts`](crate::QueueStore::record_attempts)).
 //!
 //! The algorithm: read each delivery's current lease token; drop the records made under a
-//! lease that was taken over ([`fenced`](crate::fenced)); then, in one transaction, store the
-//! kept records' outbox events and attempts, update each delivery once from its last kept
-//! record (counting every kept attempt), and update each endpoint's failing run once from the
-//! fold of its attempts. [`RecordPlan`] is everything after the read, as data; a backend only
-//! writes it, row by row (SQLite, whose writes are local) or as arrays in one statement per
-//! table (PostgreSQL). Folding first makes the result the one applying the records one by
+//! lease that was taken over ([`fenced`](crate::fenced)); then, atomically, store the kept
+//! records' outbox events and attempts, update each delivery once from its last kept record
+//! (counting every kept attempt), and update each endpoint's failing run once from the fold of
+//! its attempts. [`RecordPlan`] is everything after the read, as data; a backend only writes
+//! it, row by row in a transaction (SQLite, whose writes are local) or as arrays in one
+//! statement (PostgreSQL, which makes the plan first assuming every lease still holds and checks
+//! that inside the same statement). Folding first makes the result the one applying the records one by
 //! one, in order, would give, whichever way it is written.
 
 use std::borrow::Cow;
