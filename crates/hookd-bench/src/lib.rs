@@ -152,6 +152,25 @@ pub async fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The server's write-ahead log position in bytes (`pg_current_wal_lsn()`), or `None` when
+/// `psql` cannot tell. The difference of two readings is every byte of log the whole server
+/// wrote between them, so a run measures it with nothing else using the server.
+pub async fn wal_position(url: &str) -> Option<u64> {
+    let mut cmd = Command::new("psql");
+    cmd.args(["-X", "-At", "-d", url, "-c"])
+        .arg("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(10), cmd.output())
+        .await
+        .ok()?
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+}
+
 /// POSTs `body` and expects `201 Created`.
 pub async fn post(client: &reqwest::Client, url: &str, token: &str, body: Value) -> anyhow::Result<()> {
     let r = client.post(url).bearer_auth(token).json(&body);
@@ -321,5 +340,33 @@ impl CpuMeter {
             machine: round(machine, 3),
         };
         (share, Work { cpu_s: hookd, written })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The log position is read from a live server and grows when something is written; a
+    /// server that does not answer (nothing listens on loopback port 1) gives `None`, which a
+    /// run reports as `null` rather than failing.
+    #[tokio::test]
+    async fn the_log_position_grows_with_a_write_and_is_none_without_a_server() {
+        assert_eq!(wal_position("postgres://postgres@127.0.0.1:1/test").await, None);
+        let Ok(url) = std::env::var("HOOKD_TEST_POSTGRES_URL") else {
+            eprintln!("HOOKD_TEST_POSTGRES_URL is not set; the log position is not read from a server");
+            return;
+        };
+        let before = wal_position(&url).await.expect("a position");
+        let schema = schema_name("hookd_bench_wal");
+        psql(
+            &url,
+            &format!("CREATE TABLE {schema} AS SELECT generate_series(1, 1000) AS n"),
+        )
+        .await
+        .unwrap();
+        let after = wal_position(&url).await.expect("a position");
+        psql(&url, &format!("DROP TABLE {schema}")).await.unwrap();
+        assert!(after > before, "the log grew: {before} → {after}");
     }
 }

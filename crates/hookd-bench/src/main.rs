@@ -38,7 +38,7 @@ use axum::http::{HeaderMap, StatusCode};
 use clap::{CommandFactory, Parser};
 use hookd_bench::{
     create_token, peak_rss_kib, percentile_ms, post, postgres_url, psql, round, rss_kib, schema_name,
-    serve_on_loopback, start_node, wait_healthy, Backend, CpuMeter, CpuShare,
+    serve_on_loopback, start_node, wait_healthy, wal_position, Backend, CpuMeter, CpuShare,
 };
 use serde_json::{json, Value};
 use tokio::process::Child;
@@ -169,6 +169,10 @@ struct Cost {
     /// Bytes hookd wrote to storage per accepted message, in KiB (`null` on PostgreSQL, whose
     /// server writes, or where `/proc` does not tell).
     written_kib_per_message: Option<f64>,
+    /// On PostgreSQL, the write-ahead log the server wrote per accepted message over the same
+    /// span, in KiB (`null` on SQLite, or when `psql` cannot tell): what a statement change
+    /// costs the database, measured in bytes rather than in an hour's speed.
+    wal_kib_per_message: Option<f64>,
 }
 
 /// Resident memory in MiB.
@@ -734,6 +738,14 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         deadline: t0 + schedule + timeout,
         first_start: OnceLock::new(),
     });
+    let wal_url = match backend {
+        Backend::Postgres { url, .. } => Some(url),
+        Backend::Sqlite => None,
+    };
+    let wal_start = match wal_url {
+        Some(url) => wal_position(url).await,
+        None => None,
+    };
     let cpu = CpuMeter::start(&pids);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency {
@@ -778,6 +790,10 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         sampler.abort();
     }
     let (cpu, work) = cpu.stop();
+    let wal_written = match (wal_url, wal_start) {
+        (Some(url), Some(start)) => wal_position(url).await.map(|end| end.saturating_sub(start)),
+        _ => None,
+    };
     let peak_rss = pids.first().and_then(|&p| peak_rss_kib(p));
     let ledger = ledger(
         &publisher.client,
@@ -885,6 +901,9 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
                     .filter(|_| !published.accepted.is_empty())
                     .map(|b| round(b as f64 / 1024.0 / published.accepted.len() as f64, 2)),
             },
+            wal_kib_per_message: wal_written
+                .filter(|_| !published.accepted.is_empty())
+                .map(|b| round(b as f64 / 1024.0 / published.accepted.len() as f64, 2)),
         },
         rss_mib: Rss {
             idle: idle_rss.map(|k| round(k as f64 / 1024.0, 1)),
