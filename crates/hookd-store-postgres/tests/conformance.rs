@@ -203,6 +203,98 @@ async fn migrating_a_current_schema_applies_nothing() {
     late.close().await;
 }
 
+/// Migration 11 keys attempts by (message, id): an attempt stored at schema 10 reads back
+/// unchanged afterwards; the table is left with its primary key on those columns and
+/// `attempt_endpoint`, nothing else; and a read by message and id, a listing by message and a
+/// deletion by message can all walk that key (with sequential scans off, so the plans show
+/// what an index can serve rather than what an empty table makes cheapest).
+#[tokio::test]
+async fn attempts_are_keyed_by_their_message_from_migration_11_on() {
+    let Ok(url) = std::env::var(URL_VAR) else {
+        let line = format!("{URL_VAR} is not set; PostgreSQL conformance not run\n");
+        let _ = std::io::stderr().write_all(line.as_bytes());
+        return;
+    };
+    let schema = TestSchema::create(&url).await;
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(&format!("SET search_path = {}", schema.name()))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    for (version, sql) in hookd_store_postgres::migrate::MIGRATIONS
+        .iter()
+        .filter(|(v, _)| *v <= 10)
+    {
+        sqlx::raw_sql(sql).execute(&mut admin).await.unwrap();
+        sqlx::raw_sql(&format!(
+            "CREATE TABLE IF NOT EXISTS schema_migration (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL); \
+             INSERT INTO schema_migration VALUES ({version}, 0)"
+        ))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+    sqlx::raw_sql(
+        "INSERT INTO attempt (id, delivery_id, msg_id, endpoint_id, app_id, url, response, response_status_code, \
+         response_duration_ms, status, trigger_type, attempt_number, created_at) \
+         VALUES ('atmpt_1', 'msgep_1', 'msg_1', 'ep_1', 'app_1', 'http://127.0.0.1:9/hook', 'ok', 200, 3, 0, 0, 1, 7)",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+
+    let store = PostgresStore::connect_unmigrated(&schema.store_url(), schema.options())
+        .await
+        .expect("connect without migrating");
+    assert_eq!(store.migrate().await.expect("migrate"), vec![11]);
+    let attempt = store.get_attempt("msg_1", "atmpt_1").await.unwrap().expect("kept");
+    assert_eq!(
+        (
+            attempt.endpoint_id.as_str(),
+            attempt.response.as_str(),
+            attempt.response_status_code
+        ),
+        ("ep_1", "ok", 200)
+    );
+    store.close().await;
+
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'attempt' \
+         ORDER BY indexname",
+    )
+    .bind(schema.name())
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    let names: Vec<&str> = indexes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["attempt_endpoint", "attempt_pkey"]);
+    assert!(
+        indexes[1].1.contains("UNIQUE") && indexes[1].1.ends_with("(msg_id, id)"),
+        "{}",
+        indexes[1].1
+    );
+
+    sqlx::raw_sql("SET enable_seqscan = off")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    for statement in [
+        "SELECT * FROM attempt WHERE id = 'atmpt_1' AND msg_id = 'msg_1'",
+        "SELECT * FROM attempt WHERE msg_id = 'msg_1' ORDER BY id DESC LIMIT 50",
+        "DELETE FROM attempt WHERE msg_id IN ('msg_1', 'msg_2')",
+    ] {
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {statement}"))
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("attempt_pkey") && !plan.contains("Seq Scan"),
+            "{statement}:\n{plan}"
+        );
+    }
+}
+
 /// Requests racing for one idempotency key on two nodes: exactly one starts, every other sees
 /// it in progress.
 #[tokio::test]
