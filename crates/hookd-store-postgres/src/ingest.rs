@@ -21,18 +21,19 @@
 //! request's write gate ([`hookd_store::gate::queue_write`]) and skipped if the gate closed
 //! before its group started, or if the caller is gone.
 
+use std::sync::LazyLock;
+
 use hookd_core::model::{Message, MessageStatus};
 use hookd_store::gate::QueuedWrite;
 use hookd_store::share::AppShares;
 use hookd_store::{NewDelivery, StoreError, StoreResult};
-use std::sync::LazyLock;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::pool::Pool;
 use crate::rows::{micros, MESSAGE_COLS};
 use crate::{map_err, WORK_CHANNEL};
 
-/// Most messages in one transaction.
+/// Most messages in one group (one statement).
 pub(crate) const MAX_BATCH: usize = 256;
 /// Most messages waiting for a group. Beyond it a publish is refused at once as
 /// `Unavailable` (503 with `Retry-After`) instead of queueing without limit.
