@@ -74,30 +74,28 @@ pub(crate) async fn notify_work<'e, E: sqlx::Executor<'e, Database = Postgres>>(
     Ok(())
 }
 
-/// Adds events to the outbox inside `tx`.
-async fn insert_outbox(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, events: &[&OutboxEvent]) -> StoreResult<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
+/// The outbox's rows for `events`, as the five arrays (`id`, `kind`, `app_id`, `data`,
+/// `created_at`) that [`OUTBOX_ROWS`] unnests, bound in that order.
+fn bind_outbox<'q>(
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    events: &[&OutboxEvent],
+) -> StoreResult<sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>> {
     let mut data = Vec::with_capacity(events.len());
     for e in events {
         data.push(serde_json::to_string(&e.data).map_err(hookd_store::StoreError::internal)?);
     }
-    sqlx::query(
-        "INSERT INTO outbox (id, kind, app_id, data, created_at) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]::jsonb[], $5::bigint[]) \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(events.iter().map(|e| e.id.clone()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.kind.clone()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.app_id.clone()).collect::<Vec<_>>())
-    .bind(data)
-    .bind(events.iter().map(|e| micros(e.created_at)).collect::<Vec<_>>())
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    Ok(())
+    Ok(query
+        .bind(events.iter().map(|e| e.id.clone()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.kind.clone()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.app_id.clone()).collect::<Vec<_>>())
+        .bind(data)
+        .bind(events.iter().map(|e| micros(e.created_at)).collect::<Vec<_>>()))
 }
+
+/// The outbox's insert, up to its `UNNEST` of the arrays [`bind_outbox`] binds: the statement
+/// adds the parameter numbers (`$1`…`$5` alone, later ones inside a larger statement) and
+/// `ON CONFLICT (id) DO NOTHING`, so an event already stored is kept as it is.
+const OUTBOX_ROWS: &str = "INSERT INTO outbox (id, kind, app_id, data, created_at) SELECT * FROM UNNEST";
 
 mod catalog;
 mod fifo;

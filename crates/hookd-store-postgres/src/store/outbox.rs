@@ -5,9 +5,18 @@ use super::*;
 #[async_trait]
 impl OutboxStore for PostgresStore {
     async fn add_outbox(&self, events: &[OutboxEvent]) -> StoreResult<()> {
-        let mut tx = self.pool.write()?.begin().await.map_err(map_err)?;
-        insert_outbox(&mut tx, &events.iter().collect::<Vec<_>>()).await?;
-        tx.commit().await.map_err(map_err)
+        if events.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "{OUTBOX_ROWS}($1::text[], $2::text[], $3::text[], $4::text[]::jsonb[], $5::bigint[]) \
+             ON CONFLICT (id) DO NOTHING"
+        );
+        bind_outbox(sqlx::query(&sql), &events.iter().collect::<Vec<_>>())?
+            .execute(self.pool.write()?)
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn outbox_events(&self, limit: usize) -> StoreResult<Vec<OutboxEvent>> {

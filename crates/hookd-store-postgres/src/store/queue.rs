@@ -382,12 +382,8 @@ async fn write_plan<'e, E: sqlx::Executor<'e, Database = Postgres>>(
     let updates = &plan.deliveries;
     let last = |f: fn(&AttemptRecord) -> i64| updates.values().map(|u| f(u.last)).collect::<Vec<i64>>();
     let (modes, ats): (Vec<i16>, Vec<Option<i64>>) = plan.health.values().map(|h| h.mode()).unzip();
-    let events = &plan.events;
-    let mut data = Vec::with_capacity(events.len());
-    for e in events {
-        data.push(serde_json::to_string(&e.data).map_err(hookd_store::StoreError::internal)?);
-    }
-    sqlx::query_scalar(&RECORD_PLAN)
+    let query = bind_outbox(sqlx::query(&RECORD_PLAN), &plan.events)?;
+    let row = query
         .bind(leases.keys().map(|id| id.to_string()).collect::<Vec<String>>())
         .bind(leases.values().copied().collect::<Vec<i64>>())
         .bind(attempts.iter().map(|(id, _)| id.to_string()).collect::<Vec<String>>())
@@ -424,14 +420,10 @@ async fn write_plan<'e, E: sqlx::Executor<'e, Database = Postgres>>(
         .bind(plan.health.keys().map(|id| id.to_string()).collect::<Vec<String>>())
         .bind(modes)
         .bind(ats)
-        .bind(events.iter().map(|e| e.id.clone()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.kind.clone()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.app_id.clone()).collect::<Vec<_>>())
-        .bind(data)
-        .bind(events.iter().map(|e| micros(e.created_at)).collect::<Vec<_>>())
         .fetch_one(executor)
         .await
-        .map_err(map_err)
+        .map_err(map_err)?;
+    row.try_get(0).map_err(map_err)
 }
 
 /// A record plan, written by one statement: a check, then the outbox's events, the attempts,
@@ -457,19 +449,18 @@ async fn write_plan<'e, E: sqlx::Executor<'e, Database = Postgres>>(
 static RECORD_PLAN: LazyLock<String> = LazyLock::new(|| {
     let health = "CASE h.mode WHEN 0 THEN NULL WHEN 1 THEN COALESCE(e.failing_since, h.at) ELSE h.at END";
     format!(
-        "WITH locked AS MATERIALIZED (SELECT id, lease_token FROM delivery WHERE id = ANY($1::text[]) \
+        "WITH locked AS MATERIALIZED (SELECT id, lease_token FROM delivery WHERE id = ANY($6::text[]) \
          ORDER BY id FOR UPDATE), \
-         held AS (SELECT count(*) = cardinality($1::text[]) AS ok FROM locked \
-         JOIN UNNEST($1::text[], $2::bigint[]) AS l(id, token) \
+         held AS (SELECT count(*) = cardinality($6::text[]) AS ok FROM locked \
+         JOIN UNNEST($6::text[], $7::bigint[]) AS l(id, token) \
          ON l.id = locked.id AND (l.token = 0 OR l.token = locked.lease_token)), \
-         o AS (INSERT INTO outbox (id, kind, app_id, data, created_at) \
-         SELECT * FROM UNNEST($27::text[], $28::text[], $29::text[], $30::text[]::jsonb[], $31::bigint[]) \
+         o AS ({OUTBOX_ROWS}($1::text[], $2::text[], $3::text[], $4::text[]::jsonb[], $5::bigint[]) \
          WHERE (SELECT ok FROM held) ON CONFLICT (id) DO NOTHING), \
          a AS (INSERT INTO attempt (delivery_id, app_id, {ATTEMPT_COLS}) \
          SELECT u.delivery_id, d.app_id, u.id, u.msg_id, u.endpoint_id, u.url, u.response, u.code, u.duration, \
          u.status, u.trigger_type, u.number, u.created_at, u.request_headers::jsonb, u.response_headers::jsonb \
-         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], \
-         $10::bigint[], $11::smallint[], $12::smallint[], $13::bigint[], $14::bigint[], $15::text[], $16::text[]) \
+         FROM UNNEST($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], \
+         $15::bigint[], $16::smallint[], $17::smallint[], $18::bigint[], $19::bigint[], $20::text[], $21::text[]) \
          AS u(delivery_id, id, msg_id, endpoint_id, url, response, code, duration, status, trigger_type, number, \
          created_at, request_headers, response_headers) \
          JOIN delivery d ON d.id = u.delivery_id WHERE (SELECT ok FROM held)), \
@@ -481,11 +472,11 @@ static RECORD_PLAN: LazyLock<String> = LazyLock::new(|| {
          next_trigger = CASE WHEN d.next_trigger = 2 AND (u.next IS NULL OR u.park) THEN 1 ELSE 0 END, \
          lease_until = 0, \
          updated_at = u.at, parked = u.park AND d.next_trigger <> 2 \
-         FROM UNNEST($17::text[], $18::smallint[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[], \
-         $23::boolean[]) AS u(id, status, scheduled, next, attempts, at, park) \
+         FROM UNNEST($22::text[], $23::smallint[], $24::bigint[], $25::bigint[], $26::bigint[], $27::bigint[], \
+         $28::boolean[]) AS u(id, status, scheduled, next, attempts, at, park) \
          WHERE d.id = u.id AND (SELECT ok FROM held)), \
          e AS (UPDATE endpoint e SET failing_since = {health} \
-         FROM UNNEST($24::text[], $25::smallint[], $26::bigint[]) AS h(id, mode, at) \
+         FROM UNNEST($29::text[], $30::smallint[], $31::bigint[]) AS h(id, mode, at) \
          WHERE e.id = h.id AND e.failing_since IS DISTINCT FROM {health} AND (SELECT ok FROM held)) \
          SELECT ok FROM held"
     )
