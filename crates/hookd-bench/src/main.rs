@@ -631,6 +631,13 @@ async fn relay_ceiling(
     })
 }
 
+/// `bytes` per message in KiB, or `None` without bytes or messages.
+fn kib_per(bytes: Option<u64>, messages: usize) -> Option<f64> {
+    bytes
+        .filter(|_| messages > 0)
+        .map(|b| round(b as f64 / 1024.0 / messages as f64, 2))
+}
+
 fn per_second(count: usize, from: Option<Instant>, to: Option<Instant>) -> Option<f64> {
     let secs = to?.checked_duration_since(from?)?.as_secs_f64();
     (secs > 0.0).then(|| round(count as f64 / secs, 1))
@@ -738,13 +745,10 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         deadline: t0 + schedule + timeout,
         first_start: OnceLock::new(),
     });
-    let wal_url = match backend {
-        Backend::Postgres { url, .. } => Some(url),
+    // The server's log position as publishing starts, on PostgreSQL.
+    let wal_start = match backend {
+        Backend::Postgres { url, .. } => wal_position(url).await.map(|at| (url, at)),
         Backend::Sqlite => None,
-    };
-    let wal_start = match wal_url {
-        Some(url) => wal_position(url).await,
-        None => None,
     };
     let cpu = CpuMeter::start(&pids);
     let mut workers = tokio::task::JoinSet::new();
@@ -790,9 +794,9 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         sampler.abort();
     }
     let (cpu, work) = cpu.stop();
-    let wal_written = match (wal_url, wal_start) {
-        (Some(url), Some(start)) => wal_position(url).await.map(|end| end.saturating_sub(start)),
-        _ => None,
+    let wal_written = match wal_start {
+        Some((url, start)) => wal_position(url).await.map(|end| end.saturating_sub(start)),
+        None => None,
     };
     let peak_rss = pids.first().and_then(|&p| peak_rss_kib(p));
     let ledger = ledger(
@@ -896,14 +900,9 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
             cpu_us_per_delivery: (delivered > 0).then(|| round(work.cpu_s * 1e6 / delivered as f64, 1)),
             written_kib_per_message: match backend {
                 Backend::Postgres { .. } => None,
-                Backend::Sqlite => work
-                    .written
-                    .filter(|_| !published.accepted.is_empty())
-                    .map(|b| round(b as f64 / 1024.0 / published.accepted.len() as f64, 2)),
+                Backend::Sqlite => kib_per(work.written, published.accepted.len()),
             },
-            wal_kib_per_message: wal_written
-                .filter(|_| !published.accepted.is_empty())
-                .map(|b| round(b as f64 / 1024.0 / published.accepted.len() as f64, 2)),
+            wal_kib_per_message: kib_per(wal_written, published.accepted.len()),
         },
         rss_mib: Rss {
             idle: idle_rss.map(|k| round(k as f64 / 1024.0, 1)),
