@@ -3,10 +3,12 @@
 //! waiting for health, and small figure helpers.
 
 use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{ensure, Context};
@@ -240,12 +242,137 @@ const TICKS_PER_SEC: f64 = 100.0;
 pub fn cpu_secs(pid: Option<u32>) -> Option<f64> {
     let path = pid.map_or("/proc/self/stat".to_string(), |p| format!("/proc/{p}/stat"));
     let stat = std::fs::read_to_string(path).ok()?;
-    // Fields after the command name (which may hold spaces, so split after its closing ')'):
-    // state is field 3, utime field 14, stime field 15.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / TICKS_PER_SEC)
+    let (_, ticks) = name_and_ticks(&stat)?;
+    Some(ticks as f64 / TICKS_PER_SEC)
+}
+
+/// The name (`comm`) and CPU ticks (user + system) of a process's or thread's `/proc/…/stat`.
+fn name_and_ticks(stat: &str) -> Option<(&str, u64)> {
+    // The name is between the first '(' and the last ')': it may hold spaces and parentheses.
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let name = stat.get(open + 1..close)?;
+    // After the name: state is field 3, utime field 14, stime field 15.
+    let fields: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((name, ticks))
+}
+
+/// The CPU ticks so far of every thread of some processes, by process and thread id, with each
+/// thread's name.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadTicks(HashMap<(u32, u32), (String, u64)>);
+
+impl ThreadTicks {
+    /// The threads of `pids` alive now; a process that is gone has none.
+    pub fn of(pids: &[u32]) -> ThreadTicks {
+        let mut threads = HashMap::new();
+        for &pid in pids {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                continue;
+            };
+            for task in tasks.flatten() {
+                let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
+                    continue;
+                };
+                let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                    continue; // ended meanwhile
+                };
+                if let Some((name, ticks)) = name_and_ticks(&stat) {
+                    threads.insert((pid, tid), (name.to_string(), ticks));
+                }
+            }
+        }
+        ThreadTicks(threads)
+    }
+
+    /// The cores each thread name used from `self` to `later`, `secs` apart: the CPU time of
+    /// every thread of that name, divided by `secs` (1.0 is one core busy throughout). A thread
+    /// started in between counts from zero; one that ended in between is not counted. Names
+    /// under 0.01 core are left out.
+    pub fn cores_until(&self, later: &ThreadTicks, secs: f64) -> BTreeMap<String, f64> {
+        let mut by_name: BTreeMap<String, u64> = BTreeMap::new();
+        for (key, (name, ticks)) in &later.0 {
+            let before = self.0.get(key).map_or(0, |(_, t)| *t);
+            *by_name.entry(name.clone()).or_default() += ticks.saturating_sub(before);
+        }
+        by_name
+            .into_iter()
+            .map(|(name, ticks)| (name, round(ticks as f64 / TICKS_PER_SEC / secs.max(1e-9), 2)))
+            .filter(|(_, cores)| *cores >= 0.01)
+            .collect()
+    }
+}
+
+/// hookd's CPU by thread name over a run, in cores: which of its threads did the work, and
+/// whether one of them (SQLite's single writer, say) was a serial bound.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ThreadCores {
+    /// Over the whole run.
+    pub mean: BTreeMap<String, f64>,
+    /// Each name's busiest window of [`ThreadMeter::WINDOW`]: a thread near 1.0 here was the
+    /// bound while that window lasted, even if the run's mean hides it.
+    pub peak: BTreeMap<String, f64>,
+}
+
+/// Samples the threads of hookd's nodes through a run (see [`ThreadCores`]).
+pub struct ThreadMeter {
+    started: std::time::Instant,
+    first: ThreadTicks,
+    pids: Vec<u32>,
+    peak: Arc<Mutex<BTreeMap<String, f64>>>,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+impl ThreadMeter {
+    /// The span of each sample for the peaks.
+    pub const WINDOW: Duration = Duration::from_millis(500);
+
+    /// Starts sampling the threads of `pids`.
+    pub fn start(pids: &[u32]) -> ThreadMeter {
+        let first = ThreadTicks::of(pids);
+        let peak = Arc::new(Mutex::new(BTreeMap::new()));
+        let sampler = tokio::spawn({
+            let (pids, peak, mut last) = (pids.to_vec(), peak.clone(), first.clone());
+            async move {
+                let mut at = std::time::Instant::now();
+                loop {
+                    tokio::time::sleep(Self::WINDOW).await;
+                    let now = ThreadTicks::of(&pids);
+                    let secs = at.elapsed().as_secs_f64();
+                    at = std::time::Instant::now();
+                    raise(&mut peak.lock().expect("peaks poisoned"), last.cores_until(&now, secs));
+                    last = now;
+                }
+            }
+        });
+        ThreadMeter {
+            started: std::time::Instant::now(),
+            first,
+            pids: pids.to_vec(),
+            peak,
+            sampler,
+        }
+    }
+
+    /// The cores by name since the start (call before the nodes are stopped).
+    pub fn stop(self) -> ThreadCores {
+        self.sampler.abort();
+        let mean = self
+            .first
+            .cores_until(&ThreadTicks::of(&self.pids), self.started.elapsed().as_secs_f64());
+        let mut peak = std::mem::take(&mut *self.peak.lock().expect("peaks poisoned"));
+        // A run shorter than a window has no sample: its mean is its only window.
+        raise(&mut peak, mean.clone());
+        ThreadCores { mean, peak }
+    }
+}
+
+/// Raises each name's figure in `peak` to its figure in `sample` where that is higher.
+fn raise(peak: &mut BTreeMap<String, f64>, sample: BTreeMap<String, f64>) {
+    for (name, cores) in sample {
+        let at = peak.entry(name).or_default();
+        *at = at.max(cores);
+    }
 }
 
 /// Bytes the process `pid` has caused to be written to storage so far (`write_bytes` in
@@ -346,6 +473,95 @@ impl CpuMeter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A name may hold spaces and parentheses: the ticks are read after the last ')'.
+    #[test]
+    fn a_stat_line_gives_its_name_and_its_user_and_system_ticks() {
+        let stat = "4242 (odd (name) x) S 1 4242 4242 0 -1 4194560 901 0 0 0 1234 56 0 0 20 0 7 0";
+        assert_eq!(name_and_ticks(stat), Some(("odd (name) x", 1234 + 56)));
+        assert_eq!(name_and_ticks("4242 (cut"), None);
+    }
+
+    /// A thread that spins for a tenth of a second of CPU shows under its name with at least
+    /// that much; an idle one started in between, and the figures of threads that used
+    /// nothing, are left out.
+    #[test]
+    fn a_busy_thread_shows_its_cpu_under_its_name() {
+        let own = [std::process::id()];
+        let own_ticks = || {
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+            name_and_ticks(&stat).unwrap().1
+        };
+        let before = ThreadTicks::of(&own);
+        let started = std::time::Instant::now();
+        let (spun_tx, spun_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let spin = std::thread::Builder::new()
+            .name("bench-spin".into())
+            .spawn(move || {
+                let from = own_ticks();
+                while own_ticks() < from + 10 {
+                    std::hint::spin_loop();
+                }
+                spun_tx.send(()).unwrap();
+                let _ = done_rx.recv(); // alive until measured
+            })
+            .unwrap();
+        let idle = std::thread::Builder::new()
+            .name("bench-idle".into())
+            .spawn(std::thread::park)
+            .unwrap();
+        spun_rx.recv().unwrap();
+        let after = ThreadTicks::of(&own);
+        let secs = started.elapsed().as_secs_f64();
+        done_tx.send(()).unwrap();
+        idle.thread().unpark();
+        spin.join().unwrap();
+        idle.join().unwrap();
+
+        let cores = before.cores_until(&after, secs);
+        let spun = cores.get("bench-spin").copied().expect("the spinning thread is named");
+        assert!(spun * secs >= 0.095, "{spun} cores over {secs} s is at least 10 ticks");
+        assert!(!cores.contains_key("bench-idle"), "{cores:?}");
+        assert!(cores.values().all(|c| *c >= 0.01), "{cores:?}");
+    }
+
+    /// The meter's peak for a name is never below its mean, and a run shorter than a window
+    /// still has its peaks.
+    #[tokio::test]
+    async fn a_meter_reports_each_name_s_mean_and_a_peak_at_least_as_high() {
+        let meter = ThreadMeter::start(&[std::process::id()]);
+        let (spun_tx, spun_rx) = tokio::sync::oneshot::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let spin = std::thread::Builder::new()
+            .name("bench-meter".into())
+            .spawn(move || {
+                let own_ticks = || {
+                    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+                    name_and_ticks(&stat).unwrap().1
+                };
+                let from = own_ticks();
+                while own_ticks() < from + 5 {
+                    std::hint::spin_loop();
+                }
+                spun_tx.send(()).unwrap();
+                let _ = done_rx.recv();
+            })
+            .unwrap();
+        spun_rx.await.unwrap();
+        let cores = meter.stop();
+        done_tx.send(()).unwrap();
+        spin.join().unwrap();
+        let mean = cores.mean.get("bench-meter").copied().expect("measured while alive");
+        assert!(mean > 0.0);
+        assert!(cores.peak["bench-meter"] >= mean, "{cores:?}");
+        for (name, peak) in &cores.peak {
+            assert!(
+                *peak >= cores.mean.get(name).copied().unwrap_or(0.0),
+                "{name}: {cores:?}"
+            );
+        }
+    }
 
     /// The log position is read from a live server and grows when something is written; a
     /// server that does not answer (nothing listens on loopback port 1) gives `None`, which a

@@ -38,7 +38,7 @@ use axum::http::{HeaderMap, StatusCode};
 use clap::{CommandFactory, Parser};
 use hookd_bench::{
     create_token, peak_rss_kib, percentile_ms, post, postgres_url, psql, round, rss_kib, schema_name,
-    serve_on_loopback, start_node, wait_healthy, wal_position, Backend, CpuMeter, CpuShare,
+    serve_on_loopback, start_node, wait_healthy, wal_position, Backend, CpuMeter, CpuShare, ThreadCores, ThreadMeter,
 };
 use serde_json::{json, Value};
 use tokio::process::Child;
@@ -138,6 +138,15 @@ struct Report {
     api_latency_ms: Latency,
     /// CPU shares over the run (publishing start to the last delivery).
     cpu: CpuShare,
+    /// hookd's CPU by thread name, in cores, over the same span: its mean and its busiest
+    /// half-second. SQLite's writer (`hookd-sqlite-wr`) is a single thread, so near 1.0 it is
+    /// the bound.
+    threads: ThreadCores,
+    /// The share of the same span SQLite's writer thread spent running batches, on the CPU or
+    /// waiting for their `fsync` (`hookd_sqlite_write_batch_duration_seconds`). The writer is
+    /// the one thread every write goes through: near 1.0 it is the bound. `null` on
+    /// PostgreSQL.
+    sqlite_writer_busy: Option<f64>,
     /// hookd's work per unit over the same span. A VM's speed changes from hour to hour, and
     /// with it every rate; the bytes written per message do not, and the CPU per delivery
     /// much less than the rate.
@@ -205,32 +214,49 @@ struct Dispatch {
 impl Dispatch {
     /// Adds one node's counts from its `/metrics` text.
     fn add(&mut self, metrics: &str) {
-        for line in metrics.lines() {
-            let Some((series, value)) = line.rsplit_once(' ') else {
-                continue;
-            };
-            let Ok(value) = value.parse::<f64>() else {
-                continue;
-            };
-            match series {
-                r#"hookd_deliveries_dispatched_total{path="handed_over"}"# => self.handed_over += value as u64,
-                r#"hookd_deliveries_dispatched_total{path="claimed"}"# => self.claimed += value as u64,
-                _ => {}
-            }
-        }
+        let count = |series| series_value(metrics, series).unwrap_or(0.0) as u64;
+        self.handed_over += count(r#"hookd_deliveries_dispatched_total{path="handed_over"}"#);
+        self.claimed += count(r#"hookd_deliveries_dispatched_total{path="claimed"}"#);
     }
 }
 
-/// Every node's dispatch counts, summed; `None` when a node's `/metrics` does not answer.
-/// `bases` are the nodes' API bases (`http://…/api/v1`); `/metrics` is served beside them.
-async fn dispatch(client: &reqwest::Client, bases: &[String]) -> Option<Dispatch> {
-    let mut total = Dispatch::default();
+/// The value of `series` (a name with its labels, as printed) in a `/metrics` text.
+fn series_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// Every node's `/metrics` text; `None` when a node does not answer. `bases` are the nodes'
+/// API bases (`http://…/api/v1`); `/metrics` is served beside them.
+async fn scrape(client: &reqwest::Client, bases: &[String]) -> Option<Vec<String>> {
+    let mut texts = Vec::with_capacity(bases.len());
     for base in bases {
         let root = base.strip_suffix("/api/v1").unwrap_or(base);
         let response = client.get(format!("{root}/metrics")).send().await.ok()?;
-        total.add(&response.error_for_status().ok()?.text().await.ok()?);
+        texts.push(response.error_for_status().ok()?.text().await.ok()?);
+    }
+    Some(texts)
+}
+
+/// Every node's dispatch counts, summed; `None` when a node's `/metrics` does not answer.
+async fn dispatch(client: &reqwest::Client, bases: &[String]) -> Option<Dispatch> {
+    let mut total = Dispatch::default();
+    for text in scrape(client, bases).await? {
+        total.add(&text);
     }
     Some(total)
+}
+
+/// The seconds SQLite's writer thread has spent in its batches so far (every node's, on
+/// SQLite one); `None` on PostgreSQL or when `/metrics` does not answer.
+async fn writer_busy_secs(client: &reqwest::Client, bases: &[String]) -> Option<f64> {
+    let texts = scrape(client, bases).await?;
+    let sums = texts
+        .iter()
+        .map(|t| series_value(t, "hookd_sqlite_write_batch_duration_seconds_sum"));
+    sums.sum()
 }
 
 /// A backlog drained: from lifting the throttle to the last delivery.
@@ -750,7 +776,9 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         Backend::Postgres { url, .. } => wal_position(url).await.map(|at| (url, at)),
         Backend::Sqlite => None,
     };
+    let writer_start = writer_busy_secs(&publisher.client, &bases).await;
     let cpu = CpuMeter::start(&pids);
+    let threads = ThreadMeter::start(&pids);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency {
         workers.spawn(publish_worker(publisher.clone()));
@@ -794,6 +822,11 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         sampler.abort();
     }
     let (cpu, work) = cpu.stop();
+    let threads = threads.stop();
+    let writer_busy = match (writer_start, writer_busy_secs(&publisher.client, &bases).await) {
+        (Some(start), Some(end)) => Some(round((end - start) / cpu.wall_s.max(1e-9), 3)),
+        _ => None,
+    };
     let wal_written = match wal_start {
         Some((url, start)) => wal_position(url).await.map(|end| end.saturating_sub(start)),
         None => None,
@@ -896,6 +929,8 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         schedule_lag_ms: lag,
         api_latency_ms: api,
         cpu,
+        threads,
+        sqlite_writer_busy: writer_busy,
         cost: Cost {
             cpu_us_per_delivery: (delivered > 0).then(|| round(work.cpu_s * 1e6 / delivered as f64, 1)),
             written_kib_per_message: match backend {
@@ -988,7 +1023,26 @@ async fn main() -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::Dispatch;
+    use super::{series_value, Dispatch};
+
+    /// A series is found by its whole name and labels, never by a prefix of them.
+    #[test]
+    fn a_series_is_read_by_its_exact_name_and_labels() {
+        let text = "# TYPE hookd_sqlite_write_batch_duration_seconds histogram\n\
+                    hookd_sqlite_write_batch_duration_seconds_bucket{le=\"+Inf\"} 12\n\
+                    hookd_sqlite_write_batch_duration_seconds_sum 0.75\n\
+                    hookd_sqlite_write_batch_duration_seconds_count 12\n";
+        assert_eq!(
+            series_value(text, "hookd_sqlite_write_batch_duration_seconds_sum"),
+            Some(0.75)
+        );
+        assert_eq!(series_value(text, "hookd_sqlite_write_batch_duration_seconds"), None);
+        assert_eq!(
+            series_value(text, r#"hookd_sqlite_write_batch_duration_seconds_bucket{le="+Inf"}"#),
+            Some(12.0)
+        );
+        assert_eq!(series_value("", "hookd_sqlite_write_batch_duration_seconds_sum"), None);
+    }
 
     #[test]
     fn dispatch_counts_add_up_over_nodes_and_ignore_other_series() {

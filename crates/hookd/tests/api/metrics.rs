@@ -55,6 +55,12 @@ async fn metrics_count_requests_messages_and_attempts_and_report_the_queue() {
     assert!(get("hookd_attempt_duration_seconds_count") >= 6.0);
     assert!(get(r#"hookd_attempt_duration_seconds_bucket{le="+Inf"}"#) >= 6.0);
     assert!(get(r#"hookd_deliveries_finished_total{status="success"}"#) >= 3.0);
+    // SQLite's single writer times each batch it runs (PostgreSQL has no such thread).
+    if std::env::var("HOOKD_TEST_BACKEND").as_deref() != Ok("postgres") {
+        assert!(get("hookd_sqlite_write_batch_duration_seconds_count") >= 1.0);
+        assert!(get("hookd_sqlite_write_batch_duration_seconds_sum") > 0.0);
+        assert!(get(r#"hookd_sqlite_write_batch_duration_seconds_bucket{le="+Inf"}"#) >= 1.0);
+    }
     // Each publish found room and handed its two deliveries straight to the engine.
     assert!(get(r#"hookd_deliveries_dispatched_total{path="handed_over"}"#) >= 6.0);
 
