@@ -139,13 +139,14 @@ struct Report {
     /// CPU shares over the run (publishing start to the last delivery).
     cpu: CpuShare,
     /// hookd's CPU by thread name, in cores, over the same span: its mean and its busiest
-    /// half-second. SQLite's writer (`hookd-sqlite-wr`) is a single thread, so near 1.0 it is
-    /// the bound.
+    /// half-second. SQLite's writer (`hookd-sqlite-wr`) is a single thread: at 1.0 it can do
+    /// no more work.
     threads: ThreadCores,
     /// The share of the same span SQLite's writer thread spent running batches, on the CPU or
-    /// waiting for their `fsync` (`hookd_sqlite_write_batch_duration_seconds`). The writer is
-    /// the one thread every write goes through: near 1.0 it is the bound. `null` on
-    /// PostgreSQL.
+    /// waiting for their `fsync` (`hookd_sqlite_write_batch_duration_seconds`): the one thread
+    /// every write goes through. A group commit waits for the disk at every batch, so this
+    /// nears 1.0 under any steady load; the writer's time on the CPU is in `threads`. `null`
+    /// on PostgreSQL.
     sqlite_writer_busy: Option<f64>,
     /// hookd's work per unit over the same span. A VM's speed changes from hour to hour, and
     /// with it every rate; the bytes written per message do not, and the CPU per delivery

@@ -327,7 +327,7 @@ fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>, mut waiting: Waiting, che
             watch.committed();
         }
         // The thread's busy time, its fsyncs included: their sum over a span is the share of
-        // it the single writer was the one thing working.
+        // it the single writer spent committing.
         metrics::histogram!(BATCH_SECONDS).record(began.elapsed().as_secs_f64());
     }
 }
