@@ -521,7 +521,11 @@ mod tests {
 
         let cores = before.cores_until(&after, secs);
         let spun = cores.get("bench-spin").copied().expect("the spinning thread is named");
-        assert!(spun * secs >= 0.095, "{spun} cores over {secs} s is at least 10 ticks");
+        // Figures are rounded to 0.01 core, so up to 0.005 may be lost.
+        assert!(
+            (spun + 0.005) * secs >= 0.1,
+            "{spun} cores over {secs} s is at least 10 ticks"
+        );
         assert!(!cores.contains_key("bench-idle"), "{cores:?}");
         assert!(cores.values().all(|c| *c >= 0.01), "{cores:?}");
     }
