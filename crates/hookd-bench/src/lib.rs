@@ -314,13 +314,17 @@ pub struct ThreadCores {
     pub peak: BTreeMap<String, f64>,
 }
 
-/// Samples the threads of hookd's nodes through a run (see [`ThreadCores`]).
+/// Samples the threads of hookd's nodes through a run (see [`ThreadCores`]), on a thread of
+/// its own: reading `/proc` blocks, and the harness's runtime must not wait on it while it
+/// times requests.
 pub struct ThreadMeter {
     started: std::time::Instant,
     first: ThreadTicks,
     pids: Vec<u32>,
     peak: Arc<Mutex<BTreeMap<String, f64>>>,
-    sampler: tokio::task::JoinHandle<()>,
+    /// Dropped to stop the sampler.
+    stop: std::sync::mpsc::Sender<()>,
+    sampler: std::thread::JoinHandle<()>,
 }
 
 impl ThreadMeter {
@@ -331,12 +335,13 @@ impl ThreadMeter {
     pub fn start(pids: &[u32]) -> ThreadMeter {
         let first = ThreadTicks::of(pids);
         let peak = Arc::new(Mutex::new(BTreeMap::new()));
-        let sampler = tokio::spawn({
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let sampler = std::thread::spawn({
             let (pids, peak, mut last) = (pids.to_vec(), peak.clone(), first.clone());
-            async move {
+            move || {
                 let mut at = std::time::Instant::now();
-                loop {
-                    tokio::time::sleep(Self::WINDOW).await;
+                // Until the sender is dropped.
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(Self::WINDOW) {
                     let now = ThreadTicks::of(&pids);
                     let secs = at.elapsed().as_secs_f64();
                     at = std::time::Instant::now();
@@ -350,13 +355,15 @@ impl ThreadMeter {
             first,
             pids: pids.to_vec(),
             peak,
+            stop,
             sampler,
         }
     }
 
     /// The cores by name since the start (call before the nodes are stopped).
     pub fn stop(self) -> ThreadCores {
-        self.sampler.abort();
+        drop(self.stop);
+        let _ = self.sampler.join();
         let mean = self
             .first
             .cores_until(&ThreadTicks::of(&self.pids), self.started.elapsed().as_secs_f64());
