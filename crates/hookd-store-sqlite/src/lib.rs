@@ -525,6 +525,103 @@ mod tests {
         }
     }
 
+    /// A message's deliveries for `endpoints`: every third leased, each due a second after the
+    /// one before.
+    fn fan_out(message: &hookd_core::model::Message, endpoints: &[String]) -> Vec<hookd_store::NewDelivery> {
+        let lease = message.created_at + chrono::Duration::seconds(30);
+        (0..endpoints.len())
+            .map(|n| hookd_store::NewDelivery {
+                id: format!("msgep_{n:02}"),
+                msg_id: message.id.clone(),
+                endpoint_id: endpoints[n].clone(),
+                app_id: message.app_id.clone(),
+                due_at: message.created_at + chrono::Duration::seconds(n as i64),
+                leased_until: (n % 3 == 0).then_some(lease),
+                lease_token: if n % 3 == 0 { 1_000 + n as i64 } else { 0 },
+                lane: None,
+            })
+            .collect()
+    }
+
+    /// Deliveries go in eight to a statement and the rest one by one; each row holds its own
+    /// values, leased or not.
+    #[tokio::test]
+    async fn a_fan_out_stores_each_delivery_with_its_own_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(&dir);
+        let message = message("msg_fan".into(), "app_1", chrono::Utc::now());
+        // Two whole statements of eight and three single rows.
+        let endpoints: Vec<String> = (0..19).map(|n| format!("ep_{n:02}")).collect();
+        let deliveries = fan_out(&message, &endpoints);
+        store.create_message(&message, &deliveries).await.unwrap();
+
+        let conn = Connection::open(dir.path().join("hookd.db")).unwrap();
+        let created = hookd_store::sql::micros(message.created_at);
+        for d in &deliveries {
+            let row = conn
+                .query_row(
+                    "SELECT msg_id, endpoint_id, app_id, status, next_attempt_at, lease_until, lease_token, \
+                     created_at, updated_at, lane FROM delivery WHERE id = ?1",
+                    [&d.id],
+                    |r| {
+                        Ok((
+                            (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+                            (r.get::<_, i64>(3)?, r.get::<_, Option<i64>>(4)?, r.get::<_, i64>(5)?),
+                            (r.get::<_, i64>(6)?, r.get::<_, i64>(7)?, r.get::<_, i64>(8)?),
+                            r.get::<_, Option<i32>>(9)?,
+                        ))
+                    },
+                )
+                .unwrap_or_else(|e| panic!("{}: {e}", d.id));
+            let due = hookd_store::sql::micros(d.leased_until.unwrap_or(d.due_at));
+            let leased = d.leased_until.map(hookd_store::sql::micros).unwrap_or(0);
+            assert_eq!(
+                row,
+                (
+                    (d.msg_id.clone(), d.endpoint_id.clone(), d.app_id.clone()),
+                    (1, Some(due), leased),
+                    (d.lease_token, created, created),
+                    None
+                ),
+                "{}",
+                d.id
+            );
+        }
+        let stored: i64 = conn
+            .query_row("SELECT COUNT(*) FROM delivery", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, 19);
+    }
+
+    /// A row that one of the eight-row statements could not store (here a second delivery of
+    /// the message to the same endpoint) fails the publish, and nothing of it is kept: no
+    /// message, no delivery.
+    #[tokio::test]
+    async fn a_delivery_left_out_of_a_statement_fails_the_whole_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(&dir);
+        let message = message("msg_dup".into(), "app_1", chrono::Utc::now());
+        let mut endpoints: Vec<String> = (0..8).map(|n| format!("ep_{n:02}")).collect();
+        endpoints[5] = endpoints[2].clone();
+        let deliveries = fan_out(&message, &endpoints);
+        let failed = store.create_message(&message, &deliveries).await;
+        assert!(failed.is_err(), "{failed:?}");
+
+        let conn = Connection::open(dir.path().join("hookd.db")).unwrap();
+        let count = |table: &str| -> i64 {
+            conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!((count("message"), count("delivery")), (0, 0));
+        // The writer goes on: the same message with distinct endpoints is stored.
+        let endpoints: Vec<String> = (0..8).map(|n| format!("ep_{n:02}")).collect();
+        store
+            .create_message(&message, &fan_out(&message, &endpoints))
+            .await
+            .unwrap();
+        assert_eq!((count("message"), count("delivery")), (1, 8));
+    }
+
     fn store_in(dir: &tempfile::TempDir) -> SqliteStore {
         SqliteStore::open(&SqliteOptions {
             path: dir.path().join("hookd.db"),

@@ -119,7 +119,74 @@ fn insert_attempt(
     Ok(())
 }
 
+/// Deliveries a message inserts with one statement: a fan-out's rows go in by eights, the rest
+/// one by one. One statement of eight rows costs the writer less than eight of one (a
+/// statement's start and end, its cursors on the table and its four indexes): alternated,
+/// fan-out 100's ingest +10 % and fan-out 10's +3 % (docs/performance.md).
+const DELIVERY_CHUNK: usize = 8;
+
+/// `INSERT OR IGNORE` of [`DELIVERY_CHUNK`] deliveries without a FIFO lane: `?1` is their
+/// creation time, `?2` the pending status, then seven values per row. `OR IGNORE`, so that
+/// SQLite keeps no statement journal for a statement of several rows (its release walks
+/// everything the transaction wrote before); a row left out is caught by the count of rows
+/// stored instead.
+static DELIVERY_CHUNK_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let rows: Vec<String> = (0..DELIVERY_CHUNK)
+        .map(|k| {
+            let [id, msg, endpoint, app, due, lease, token] = std::array::from_fn(|i| 3 + k * 7 + i);
+            format!("(?{id}, ?{msg}, ?{endpoint}, ?{app}, ?2, ?{due}, ?{lease}, ?{token}, ?1, ?1, NULL)")
+        })
+        .collect();
+    format!(
+        "INSERT OR IGNORE INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, lease_until, \
+         lease_token, created_at, updated_at, lane) VALUES {}",
+        rows.join(", ")
+    )
+});
+
 fn insert_deliveries(c: &Connection, deliveries: &[NewDelivery], created_at: i64) -> StoreResult<()> {
+    let laneless = deliveries.iter().all(|d| d.lane.is_none());
+    let whole = if laneless {
+        deliveries.len() / DELIVERY_CHUNK * DELIVERY_CHUNK
+    } else {
+        0
+    };
+    let (chunked, deliveries) = deliveries.split_at(whole);
+    if !chunked.is_empty() {
+        let mut chunk = c.prepare_cached(&DELIVERY_CHUNK_SQL).map_err(map_err)?;
+        chunk.raw_bind_parameter(1, created_at).map_err(map_err)?;
+        chunk
+            .raw_bind_parameter(2, MessageStatus::Pending.code())
+            .map_err(map_err)?;
+        for rows in chunked.chunks(DELIVERY_CHUNK) {
+            for (k, d) in rows.iter().enumerate() {
+                let at = 3 + k * 7;
+                // Created leased: due again when that lease ends, like a claimed delivery.
+                let due = micros(d.leased_until.unwrap_or(d.due_at));
+                let lease = d.leased_until.map(micros).unwrap_or(0);
+                (|| {
+                    chunk.raw_bind_parameter(at, &d.id)?;
+                    chunk.raw_bind_parameter(at + 1, &d.msg_id)?;
+                    chunk.raw_bind_parameter(at + 2, &d.endpoint_id)?;
+                    chunk.raw_bind_parameter(at + 3, &d.app_id)?;
+                    chunk.raw_bind_parameter(at + 4, due)?;
+                    chunk.raw_bind_parameter(at + 5, lease)?;
+                    chunk.raw_bind_parameter(at + 6, d.lease_token)
+                })()
+                .map_err(map_err)?;
+            }
+            let stored = chunk.raw_execute().map_err(map_err)?;
+            if stored != rows.len() {
+                // A row was ignored (its message and endpoint, or its id, taken): fail the
+                // publish rather than store part of it. Its rows are undone with the batch.
+                return Err(StoreError::message(format!(
+                    "{stored} of {} deliveries of message {} could be stored",
+                    rows.len(),
+                    rows[0].msg_id
+                )));
+            }
+        }
+    }
     let mut stmt = c
         .prepare_cached(
             "INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, lease_until, lease_token, \
