@@ -144,6 +144,19 @@ static DELIVERY_CHUNK_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::ne
     )
 });
 
+/// A new delivery's due time and lease end, as stored. A FIFO delivery is never due for the
+/// claim (its lane sends it) and holds no lease; one created leased is due again when that
+/// lease ends, like a claimed delivery.
+fn due_and_lease(d: &NewDelivery) -> (Option<i64>, i64) {
+    match d.lane {
+        Some(_) => (None, 0),
+        None => (
+            Some(micros(d.leased_until.unwrap_or(d.due_at))),
+            d.leased_until.map(micros).unwrap_or(0),
+        ),
+    }
+}
+
 fn insert_deliveries(c: &Connection, deliveries: &[NewDelivery], created_at: i64) -> StoreResult<()> {
     let laneless = deliveries.iter().all(|d| d.lane.is_none());
     let whole = if laneless {
@@ -161,9 +174,7 @@ fn insert_deliveries(c: &Connection, deliveries: &[NewDelivery], created_at: i64
         for rows in chunked.chunks(DELIVERY_CHUNK) {
             for (k, d) in rows.iter().enumerate() {
                 let at = 3 + k * 7;
-                // Created leased: due again when that lease ends, like a claimed delivery.
-                let due = micros(d.leased_until.unwrap_or(d.due_at));
-                let lease = d.leased_until.map(micros).unwrap_or(0);
+                let (due, lease) = due_and_lease(d);
                 (|| {
                     chunk.raw_bind_parameter(at, &d.id)?;
                     chunk.raw_bind_parameter(at + 1, &d.msg_id)?;
@@ -194,12 +205,7 @@ fn insert_deliveries(c: &Connection, deliveries: &[NewDelivery], created_at: i64
         )
         .map_err(map_err)?;
     for d in deliveries {
-        // A FIFO delivery is never due for the claim: its lane sends it.
-        let due = match d.lane {
-            Some(_) => None,
-            // Created leased: due again when that lease ends, like a claimed delivery.
-            None => Some(micros(d.leased_until.unwrap_or(d.due_at))),
-        };
+        let (due, lease) = due_and_lease(d);
         stmt.execute(params![
             d.id,
             d.msg_id,
@@ -207,7 +213,7 @@ fn insert_deliveries(c: &Connection, deliveries: &[NewDelivery], created_at: i64
             d.app_id,
             MessageStatus::Pending.code(),
             due,
-            d.leased_until.filter(|_| d.lane.is_none()).map(micros).unwrap_or(0),
+            lease,
             created_at,
             d.lease_token,
             d.lane
