@@ -44,4 +44,6 @@ class WebhookHandler(BaseHTTPRequestHandler):
 
 
 threading.Thread(target=process_events, daemon=True).start()
-ThreadingHTTPServer(("127.0.0.1", int(os.environ.get("PORT", "3000"))), WebhookHandler).serve_forever()
+server = ThreadingHTTPServer(("127.0.0.1", int(os.environ.get("PORT", "3000"))), WebhookHandler)
+print(f"listening on http://127.0.0.1:{server.server_port}", flush=True)  # PORT=0: a free port
+server.serve_forever()

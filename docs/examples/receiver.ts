@@ -1,4 +1,5 @@
 import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 
 import { ReplayGuard, verifyWebhookSignature } from "./verify";
 
@@ -19,7 +20,7 @@ async function processEvents(): Promise<void> {
   }
 }
 
-createServer((req, res) => {
+const server = createServer((req, res) => {
   const chunks: Buffer[] = [];
   req.on("data", (chunk: Buffer) => chunks.push(chunk));
   req.on("end", () => {
@@ -42,6 +43,10 @@ createServer((req, res) => {
     // 3. Answer at once, a repeat too: it was delivered.
     res.writeHead(204).end();
   });
-}).listen(Number(process.env.PORT ?? 3000), "127.0.0.1");
+});
+server.listen(Number(process.env.PORT ?? 3000), "127.0.0.1", () => {
+  // PORT=0: a free port, named here.
+  console.log(`listening on http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+});
 
 void processEvents();

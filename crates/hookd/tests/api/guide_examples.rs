@@ -311,10 +311,11 @@ async fn the_receiver_examples_answer_at_once_process_later_and_deduplicate() {
 
 async fn receiver_behaves(name: &str, mut cmd: Command) {
     use std::io::BufRead;
-    let port = crate::tools::free_port();
+    // Port 0: the receiver gets a free port from the system and names it in its first line,
+    // so no other test can take the port between a pick and the bind.
     let mut child = cmd
         .env("HOOKD_WEBHOOK_SECRET", SECRET)
-        .env("PORT", port.to_string())
+        .env("PORT", "0")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -329,12 +330,24 @@ async fn receiver_behaves(name: &str, mut cmd: Command) {
     let _child = Kill(child);
     let processed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let lines = processed.clone();
+    let (first_line, listening) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        let mut lines_read = std::io::BufReader::new(stdout).lines().map_while(Result::ok);
+        if let Some(first) = lines_read.next() {
+            let _ = first_line.send(first);
+        }
+        for line in lines_read {
             lines.lock().unwrap().push(line);
         }
     });
-    let url = format!("http://127.0.0.1:{port}/webhooks");
+    let first = listening
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{name} never said where it listens: {e}"));
+    let url = first
+        .strip_prefix("listening on ")
+        .map(|base| format!("{base}/webhooks"))
+        .unwrap_or_else(|| panic!("{name}'s first line: {first}"));
+    assert!(url.starts_with("http://127.0.0.1:"), "{name}: {url}");
     let client = reqwest::Client::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let forged = loop {

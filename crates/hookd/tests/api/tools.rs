@@ -82,15 +82,6 @@ impl Running {
     }
 }
 
-/// A free loopback port (a listener bound and closed at once).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn api(
     client: &reqwest::Client,
     base: &str,
@@ -126,13 +117,14 @@ fn signature_ok(secret: &Secret, r: &crate::helpers::Recorded) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn listen_forwards_signed_deliveries_and_loses_none_across_drops() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
     let data_dir = dir.path().to_str().unwrap().to_string();
     // A long retry schedule: anything delivered after a reconnect was made due by the reconnect.
     let env = [("HOOKD_DELIVERY__RETRY_SCHEDULE", "120,120,120")];
-    let server: Process = spawn_serve_on(&addr, &["--data-dir", &data_dir], &env);
+    // The system picks the port, so no other test can take it first; the restart reuses it.
+    let server: Process = spawn_serve_on("127.0.0.1:0", &["--data-dir", &data_dir], &env);
     let token = server.token.clone().expect("first start prints a token");
     let base = server.base.clone();
+    let addr = base.strip_prefix("http://").unwrap().to_string();
     let client = reqwest::Client::new();
     let (status, _) = api(
         &client,
@@ -445,9 +437,8 @@ async fn trigger_publishes_a_fresh_catalog_example_with_changes_and_shows_where_
 async fn receive_prints_verifies_and_answers_with_the_chosen_status() {
     let app = TestApp::spawn().await;
     let secret = Secret::generate(&mut rand::thread_rng()).to_string();
-    let port = free_port().to_string();
     let mut receive = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
-        .args(["receive", "--port", &port, "--secret", &secret, "--status", "503"])
+        .args(["receive", "--port", "0", "--secret", &secret, "--status", "503"])
         .env("RUST_LOG", "off")
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -455,7 +446,13 @@ async fn receive_prints_verifies_and_answers_with_the_chosen_status() {
         .unwrap();
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(receive.stdout.take().unwrap()));
     let first = lines.next_line().await.unwrap().unwrap();
-    assert!(first.contains("listening on http://127.0.0.1:"), "{first}");
+    // Port 0: the system picks a free port, and the first line names it.
+    let port = first
+        .split("listening on http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_string();
 
     app.create_app("ws_r").await;
     let (status, _) = app
