@@ -1,6 +1,9 @@
 //! Store inputs and outputs that are not plain domain records.
 
 use chrono::{DateTime, Utc};
+// Keyed by ids hookd makes: a fast hash, seeded per process. A claim looks each
+// candidate's endpoint and application up several times.
+use foldhash::{HashMap, HashMapExt, HashSet};
 use hookd_core::model::{Attempt, Environment, MessageStatus, TriggerType};
 
 /// An API token as stored: never the secret itself, only its SHA-256.
@@ -84,13 +87,13 @@ pub struct ClaimBounds {
     pub per_endpoint: usize,
     /// Room left for particular endpoints (those the caller already holds work for, or whose
     /// circuit or pacing says wait); `0` skips the endpoint.
-    pub endpoint_room: std::collections::HashMap<String, usize>,
+    pub endpoint_room: HashMap<String, usize>,
     /// Applications whose share the caller has used up: none of their deliveries is claimed.
     pub skip_apps: Vec<String>,
     /// Most deliveries of any one application not named in `app_room`; 0: no bound.
     pub per_app: usize,
     /// Room left for particular applications (those the caller already holds work for).
-    pub app_room: std::collections::HashMap<String, usize>,
+    pub app_room: HashMap<String, usize>,
 }
 
 impl ClaimBounds {
@@ -118,8 +121,8 @@ impl ClaimBounds {
             bounds: self,
             limit,
             taken: 0,
-            of_endpoint: std::collections::HashMap::new(),
-            of_app: std::collections::HashMap::new(),
+            of_endpoint: HashMap::new(),
+            of_app: HashMap::new(),
             skip_apps: self.skip_apps.iter().map(String::as_str).collect(),
         }
     }
@@ -154,9 +157,9 @@ pub struct Picker<'b> {
     bounds: &'b ClaimBounds,
     limit: usize,
     taken: usize,
-    of_endpoint: std::collections::HashMap<String, usize>,
-    of_app: std::collections::HashMap<String, usize>,
-    skip_apps: std::collections::HashSet<&'b str>,
+    of_endpoint: HashMap<String, usize>,
+    of_app: HashMap<String, usize>,
+    skip_apps: HashSet<&'b str>,
 }
 
 impl Picker<'_> {
@@ -190,7 +193,7 @@ impl Picker<'_> {
     }
 }
 
-fn bump(counts: &mut std::collections::HashMap<String, usize>, key: &str) {
+fn bump(counts: &mut HashMap<String, usize>, key: &str) {
     match counts.get_mut(key) {
         Some(n) => *n += 1,
         None => {
@@ -619,10 +622,12 @@ mod tests {
     fn a_pick_takes_candidates_in_order_within_each_endpoints_and_applications_room() {
         let bounds = ClaimBounds {
             per_endpoint: 2,
-            endpoint_room: [("ep_slow".to_string(), 1), ("ep_off".to_string(), 0)].into(),
+            endpoint_room: [("ep_slow".to_string(), 1), ("ep_off".to_string(), 0)]
+                .into_iter()
+                .collect(),
             skip_apps: vec!["app_full".into()],
             per_app: 3,
-            app_room: [("app_busy".to_string(), 1)].into(),
+            app_room: [("app_busy".to_string(), 1)].into_iter().collect(),
         };
         let candidates = [
             ("ep_a", "app_1"),    // 0: taken

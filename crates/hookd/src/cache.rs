@@ -35,7 +35,9 @@ type CachedEndpoints = (Instant, Arc<AppEndpoints>);
 #[derive(Debug, Default)]
 pub struct AppEndpoints {
     list: Vec<Endpoint>,
-    by_id: HashMap<String, usize>,
+    // Endpoint ids, which hookd makes: a fast hash (the caches keyed by what callers name stay
+    // on the standard one).
+    by_id: foldhash::HashMap<String, usize>,
     opened: Vec<std::sync::OnceLock<Arc<OpenedEndpoint>>>,
 }
 

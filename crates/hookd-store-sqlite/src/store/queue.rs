@@ -1,6 +1,8 @@
 //! The delivery queue: claims, leases, attempt records.
 
-use std::collections::HashMap;
+// Keyed by ids hookd makes (deliveries, endpoints, applications): a fast hash, seeded per
+// process.
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use hookd_store::ClaimedBatch;

@@ -77,7 +77,7 @@ pub use stats::*;
 pub use tasks::*;
 pub use tokens::*;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::slice;
 use std::sync::Arc;
 

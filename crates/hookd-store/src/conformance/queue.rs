@@ -197,7 +197,7 @@ pub async fn fair_claim_takes_each_endpoints_room_and_skips_full_endpoints_and_a
     let second = claim(
         ClaimBounds {
             per_endpoint: 2,
-            endpoint_room: HashMap::from([(busy.id.clone(), 0), (quiet.id.clone(), 1)]),
+            endpoint_room: [(busy.id.clone(), 0), (quiet.id.clone(), 1)].into_iter().collect(),
             skip_apps: vec![app_b.id.clone()],
             ..ClaimBounds::default()
         },
@@ -209,7 +209,7 @@ pub async fn fair_claim_takes_each_endpoints_room_and_skips_full_endpoints_and_a
     let third = claim(
         ClaimBounds {
             per_endpoint: 2,
-            endpoint_room: HashMap::from([(busy.id.clone(), 5)]),
+            endpoint_room: [(busy.id.clone(), 5)].into_iter().collect(),
             ..ClaimBounds::default()
         },
         10,
@@ -255,7 +255,7 @@ pub async fn fair_claim_bounds_each_application_across_its_endpoints(store: &dyn
     let got = claim(ClaimBounds {
         per_endpoint: 10,
         per_app: 3,
-        app_room: HashMap::from([(app.id.clone(), 1)]),
+        app_room: [(app.id.clone(), 1)].into_iter().collect(),
         ..ClaimBounds::default()
     })
     .await;

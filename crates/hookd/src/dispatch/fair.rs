@@ -20,7 +20,9 @@
 //! Both maps hold only endpoints and applications with a delivery held right now, so they are
 //! bounded by the total.
 
-use std::collections::{HashMap, HashSet};
+// Keyed by ids hookd makes (deliveries, endpoints, applications): a fast hash, seeded per
+// process.
+use foldhash::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use hookd_store::ClaimBounds;
@@ -345,6 +347,7 @@ impl Fairness {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use foldhash::HashMapExt;
 
     #[tokio::test]
     async fn room_for_an_endpoint_with_work_waiting_wakes_the_poller() {
@@ -508,17 +511,17 @@ mod tests {
         );
         let bounds = fair.claim_bounds(&HashMap::new());
         assert_eq!(bounds.app_room.get("app").copied().unwrap_or(bounds.per_app), 4);
-        fair.note_claimed(&bounds, &HashMap::from([("app", 4)]), false);
+        fair.note_claimed(&bounds, &[("app", 4)].into_iter().collect::<HashMap<_, _>>(), false);
         assert!(
             fair.try_hold_all("app", &["e0"]).is_none(),
             "the claim took its whole room: more may wait"
         );
-        fair.note_claimed(&bounds, &HashMap::from([("app", 1)]), true);
+        fair.note_claimed(&bounds, &[("app", 1)].into_iter().collect::<HashMap<_, _>>(), true);
         assert!(
             fair.try_hold_all("app", &["e0"]).is_none(),
             "a claim cut short by its batch size cannot tell"
         );
-        fair.note_claimed(&bounds, &HashMap::from([("app", 1)]), false);
+        fair.note_claimed(&bounds, &[("app", 1)].into_iter().collect::<HashMap<_, _>>(), false);
         assert!(
             fair.try_hold_all("app", &["e0"]).is_some(),
             "the claim found less than its room: nothing older waits, hand over again"
@@ -602,7 +605,9 @@ mod tests {
         let _b = fair.try_hold("paced", "app", Some(2)).unwrap();
         assert!(fair.try_hold("paced", "app", Some(2)).is_none());
         let _c = fair.try_hold("busy", "app", None).unwrap();
-        let limits = HashMap::from([("paced".to_string(), 2), ("open".to_string(), 0)]);
+        let limits = [("paced".to_string(), 2), ("open".to_string(), 0)]
+            .into_iter()
+            .collect::<HashMap<_, _>>();
         let bounds = fair.claim_bounds(&limits);
         assert_eq!(bounds.per_endpoint, 10);
         assert_eq!(bounds.endpoint_room["paced"], 0, "paced and full: skipped");

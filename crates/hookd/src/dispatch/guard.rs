@@ -10,7 +10,9 @@
 //! State lives in memory: after a restart every circuit starts closed, which costs at most one
 //! threshold's worth of failed attempts per endpoint.
 
-use std::collections::HashMap;
+// Keyed by ids hookd makes (deliveries, endpoints, applications): a fast hash, seeded per
+// process.
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -271,7 +273,10 @@ mod tests {
         assert_eq!(hold_limit(&g, t(0)), Some(2), "rate × horizon + 1");
         assert_eq!(g.pace("ep", Some(1)), Ok(Duration::from_secs(1)));
         assert_eq!(hold_limit(&g, t(0)), Some(0), "booked beyond the horizon: take none");
-        assert_eq!(g.hold_limits(t(0)), HashMap::from([("ep".to_string(), 0)]));
+        assert_eq!(
+            g.hold_limits(t(0)),
+            [("ep".to_string(), 0)].into_iter().collect::<HashMap<_, _>>()
+        );
         assert_eq!(
             g.pace("ep", Some(1)),
             Err(Duration::from_secs(2)),

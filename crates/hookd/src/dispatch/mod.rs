@@ -24,7 +24,9 @@ pub mod runtime;
 mod send;
 pub mod sinks;
 
-use std::collections::HashMap;
+// Keyed by ids hookd makes (deliveries, endpoints, applications): a fast hash, seeded per
+// process.
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -1207,7 +1209,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_attempt_task_leaves_the_in_flight_set() {
-        let set = Arc::new(Mutex::new(HashMap::from([("msgep_1".to_string(), 7)])));
+        let set = Arc::new(Mutex::new(
+            [("msgep_1".to_string(), 7)].into_iter().collect::<HashMap<_, _>>(),
+        ));
         let entry = InFlightEntry {
             set: set.clone(),
             id: "msgep_1".to_string(),
