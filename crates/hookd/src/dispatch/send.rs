@@ -758,7 +758,9 @@ fn signed_headers(
     let keys = target.keys_at(now)?;
     let ts = now.timestamp();
     let signature = signature_header_for(&keys, msg_id, ts, payload);
-    let mut h = HeaderMap::with_capacity(target.custom.len() + 5);
+    // Room for the five below and the five added on the way out (authorization, user-agent,
+    // accept, host, content-length), so the map never grows while a request is sent.
+    let mut h = HeaderMap::with_capacity(target.custom.len() + 10);
     // Custom headers first, so hookd's own can never be overridden by them.
     for (name, value) in &target.custom {
         h.insert(name.clone(), value.clone());
