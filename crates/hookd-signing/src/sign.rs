@@ -32,11 +32,23 @@ pub(crate) fn signed_content(msg_id: &str, timestamp: &str, payload: &[u8]) -> V
     content
 }
 
+/// Length of `v1,` and the padded base64 of a 32-byte tag.
+const V1_LEN: usize = 3 + 44;
+/// Length of `v1a,` and the padded base64 of a 64-byte signature.
+const V1A_LEN: usize = 4 + 88;
+
 impl Secret {
     /// Signs a message, returning `v1,<padded standard base64>`.
     pub fn sign(&self, msg_id: &str, timestamp: i64, payload: &[u8]) -> String {
-        let tag = mac(self, msg_id, &timestamp.to_string(), payload);
-        format!("v1,{}", STANDARD.encode(tag))
+        let mut signature = String::with_capacity(V1_LEN);
+        self.sign_into(msg_id, &timestamp.to_string(), payload, &mut signature);
+        signature
+    }
+
+    /// Appends the signature to `out`; `timestamp` as it is sent.
+    fn sign_into(&self, msg_id: &str, timestamp: &str, payload: &[u8], out: &mut String) {
+        out.push_str("v1,");
+        STANDARD.encode_string(mac(self, msg_id, timestamp, payload), out);
     }
 }
 
@@ -44,8 +56,16 @@ impl Ed25519Secret {
     /// Signs a message, returning `v1a,<padded standard base64 of the 64-byte
     /// signature>`.
     pub fn sign(&self, msg_id: &str, timestamp: i64, payload: &[u8]) -> String {
-        let content = signed_content(msg_id, &timestamp.to_string(), payload);
-        format!("v1a,{}", STANDARD.encode(self.dalek().sign(&content).to_bytes()))
+        let mut signature = String::with_capacity(V1A_LEN);
+        self.sign_into(msg_id, &timestamp.to_string(), payload, &mut signature);
+        signature
+    }
+
+    /// Appends the signature to `out`; `timestamp` as it is sent.
+    fn sign_into(&self, msg_id: &str, timestamp: &str, payload: &[u8], out: &mut String) {
+        let content = signed_content(msg_id, timestamp, payload);
+        out.push_str("v1a,");
+        STANDARD.encode_string(self.dalek().sign(&content).to_bytes(), out);
     }
 }
 
@@ -54,9 +74,23 @@ impl SigningKey {
     /// HMAC, `v1a,<base64 of the 64-byte signature>` for ed25519, over
     /// `{msg_id}.{timestamp}.{payload}` either way.
     pub fn sign(&self, msg_id: &str, timestamp: i64, payload: &[u8]) -> String {
+        let mut signature = String::with_capacity(self.signature_len());
+        self.sign_into(msg_id, &timestamp.to_string(), payload, &mut signature);
+        signature
+    }
+
+    fn sign_into(&self, msg_id: &str, timestamp: &str, payload: &[u8], out: &mut String) {
         match self {
-            SigningKey::Hmac(secret) => secret.sign(msg_id, timestamp, payload),
-            SigningKey::Ed25519(secret) => secret.sign(msg_id, timestamp, payload),
+            SigningKey::Hmac(secret) => secret.sign_into(msg_id, timestamp, payload, out),
+            SigningKey::Ed25519(secret) => secret.sign_into(msg_id, timestamp, payload, out),
+        }
+    }
+
+    /// Length of this key's signature, its scheme's prefix included.
+    fn signature_len(&self) -> usize {
+        match self {
+            SigningKey::Hmac(_) => V1_LEN,
+            SigningKey::Ed25519(_) => V1A_LEN,
         }
     }
 }
@@ -64,19 +98,55 @@ impl SigningKey {
 /// Signature header value for several keys: their v1 signatures joined by
 /// one space (used during key rotation).
 pub fn signature_header(secrets: &[&Secret], msg_id: &str, timestamp: i64, payload: &[u8]) -> String {
-    secrets
-        .iter()
-        .map(|s| s.sign(msg_id, timestamp, payload))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let timestamp = timestamp.to_string();
+    joined(secrets, secrets.len() * (V1_LEN + 1), |secret, out| {
+        secret.sign_into(msg_id, &timestamp, payload, out)
+    })
 }
 
 /// Signature header value for several keys of either scheme (rotation, or
 /// a move between HMAC and ed25519): each key's signature, joined by one
 /// space.
+///
+/// Built in one buffer, the timestamp formatted once: this runs for every
+/// delivery attempt.
 pub fn signature_header_for(keys: &[&SigningKey], msg_id: &str, timestamp: i64, payload: &[u8]) -> String {
-    keys.iter()
-        .map(|k| k.sign(msg_id, timestamp, payload))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let timestamp = timestamp.to_string();
+    let capacity = keys.iter().map(|k| k.signature_len() + 1).sum();
+    joined(keys, capacity, |key, out| {
+        key.sign_into(msg_id, &timestamp, payload, out)
+    })
+}
+
+/// Each key's signature appended by `sign`, one space between them, in one
+/// buffer of `capacity`.
+fn joined<K>(keys: &[K], capacity: usize, mut sign: impl FnMut(&K, &mut String)) -> String {
+    let mut header = String::with_capacity(capacity);
+    for (i, key) in keys.iter().enumerate() {
+        if i > 0 {
+            header.push(' ');
+        }
+        sign(key, &mut header);
+    }
+    header
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The header is built in one buffer sized from these lengths: each is
+    /// exactly what a signature of its scheme takes, prefix included.
+    #[test]
+    fn signature_lengths_are_what_each_scheme_produces() {
+        let hmac = SigningKey::Hmac(Secret::from_bytes(vec![7; 24]).unwrap());
+        let ed = SigningKey::generate_ed25519(&mut rand::thread_rng());
+        for (key, len) in [(&hmac, V1_LEN), (&ed, V1A_LEN)] {
+            assert_eq!(key.signature_len(), len);
+            assert_eq!(key.sign("msg_1", 1_700_000_000, b"{}").len(), len);
+        }
+        let header = signature_header_for(&[&hmac, &ed, &hmac], "msg_1", 1_700_000_000, b"{}");
+        assert_eq!(header.len(), V1_LEN + 1 + V1A_LEN + 1 + V1_LEN);
+        assert_eq!(header.matches(' ').count(), 2);
+    }
 }
