@@ -188,14 +188,12 @@ impl Writer {
 }
 
 fn in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<R>) -> StoreResult<R> {
-    conn.execute_batch("SAVEPOINT job").map_err(crate::map_err)?;
+    run_cached(conn, "SAVEPOINT job").map_err(crate::map_err)?;
     let result = f(conn);
-    let end = if result.is_ok() {
-        "RELEASE job"
-    } else {
-        "ROLLBACK TO job; RELEASE job"
-    };
-    conn.execute_batch(end).map_err(crate::map_err)?;
+    if result.is_err() {
+        run_cached(conn, "ROLLBACK TO job").map_err(crate::map_err)?;
+    }
+    run_cached(conn, "RELEASE job").map_err(crate::map_err)?;
     result
 }
 
@@ -267,6 +265,7 @@ impl Waiting {
 /// commit in some order either way, and each caller awaits its own commit, so taking them out
 /// of arrival order changes no outcome a caller could rely on.
 fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>, mut waiting: Waiting, checkpoints: Option<&Checkpointer>) {
+    conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
     let watch = checkpoints.map(|c| c.watch(&conn));
     loop {
         if waiting.is_empty() {
@@ -278,7 +277,7 @@ fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>, mut waiting: Waiting, che
         waiting.take_ready(&rx);
         let began = Instant::now();
         let mut finishers = Vec::with_capacity(16);
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = run_cached(&conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "SQLite BEGIN failed");
             if let Some((run, _)) = waiting.next(began, MAX_BATCH, 0, false) {
                 run(None).0(None);
@@ -307,7 +306,7 @@ fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>, mut waiting: Waiting, che
                 full: false,
             })
         } else {
-            conn.execute_batch("COMMIT").err().map(|e| {
+            run_cached(&conn, "COMMIT").err().map(|e| {
                 tracing::error!(error = %e, "SQLite commit failed");
                 let _ = conn.execute_batch("ROLLBACK");
                 let full = e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull);
@@ -330,6 +329,19 @@ fn run_loop(conn: Connection, rx: mpsc::Receiver<Job>, mut waiting: Waiting, che
         // it the single writer spent committing.
         metrics::histogram!(BATCH_SECONDS).record(began.elapsed().as_secs_f64());
     }
+}
+
+/// Statements the writer keeps prepared. It runs more distinct ones than rusqlite's default
+/// of 16 (publishes, claims, attempt records, lanes, polls, the outbox, background tasks);
+/// past its capacity the cache finalizes the least recent, to parse it again at its next use.
+const WRITER_STATEMENTS: usize = 64;
+
+/// Runs `sql` (a statement without parameters or rows, such as `COMMIT`) from the statement
+/// cache: the writer begins and commits a transaction for every batch and sets a savepoint
+/// around most requests' writes, and parsing those statements each time cost it about 1 % of
+/// its time in the closed loop (docs/performance.md).
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute([])
 }
 
 /// The histogram of the writer's batches: from `BEGIN` to every caller answered and, at the
