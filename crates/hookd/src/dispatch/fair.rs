@@ -511,17 +511,17 @@ mod tests {
         );
         let bounds = fair.claim_bounds(&HashMap::new());
         assert_eq!(bounds.app_room.get("app").copied().unwrap_or(bounds.per_app), 4);
-        fair.note_claimed(&bounds, &[("app", 4)].into_iter().collect::<HashMap<_, _>>(), false);
+        fair.note_claimed(&bounds, &HashMap::from_iter([("app", 4)]), false);
         assert!(
             fair.try_hold_all("app", &["e0"]).is_none(),
             "the claim took its whole room: more may wait"
         );
-        fair.note_claimed(&bounds, &[("app", 1)].into_iter().collect::<HashMap<_, _>>(), true);
+        fair.note_claimed(&bounds, &HashMap::from_iter([("app", 1)]), true);
         assert!(
             fair.try_hold_all("app", &["e0"]).is_none(),
             "a claim cut short by its batch size cannot tell"
         );
-        fair.note_claimed(&bounds, &[("app", 1)].into_iter().collect::<HashMap<_, _>>(), false);
+        fair.note_claimed(&bounds, &HashMap::from_iter([("app", 1)]), false);
         assert!(
             fair.try_hold_all("app", &["e0"]).is_some(),
             "the claim found less than its room: nothing older waits, hand over again"

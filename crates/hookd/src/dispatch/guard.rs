@@ -273,10 +273,7 @@ mod tests {
         assert_eq!(hold_limit(&g, t(0)), Some(2), "rate × horizon + 1");
         assert_eq!(g.pace("ep", Some(1)), Ok(Duration::from_secs(1)));
         assert_eq!(hold_limit(&g, t(0)), Some(0), "booked beyond the horizon: take none");
-        assert_eq!(
-            g.hold_limits(t(0)),
-            [("ep".to_string(), 0)].into_iter().collect::<HashMap<_, _>>()
-        );
+        assert_eq!(g.hold_limits(t(0)), HashMap::from_iter([("ep".to_string(), 0)]));
         assert_eq!(
             g.pace("ep", Some(1)),
             Err(Duration::from_secs(2)),

@@ -1209,9 +1209,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_attempt_task_leaves_the_in_flight_set() {
-        let set = Arc::new(Mutex::new(
-            [("msgep_1".to_string(), 7)].into_iter().collect::<HashMap<_, _>>(),
-        ));
+        let set = Arc::new(Mutex::new(HashMap::from_iter([("msgep_1".to_string(), 7)])));
         let entry = InFlightEntry {
             set: set.clone(),
             id: "msgep_1".to_string(),
