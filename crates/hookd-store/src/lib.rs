@@ -22,6 +22,7 @@
 pub mod batch;
 pub mod error;
 pub mod gate;
+pub mod ids;
 pub mod page;
 pub mod records;
 pub mod secrets;

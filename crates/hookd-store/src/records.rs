@@ -1,9 +1,7 @@
 //! Store inputs and outputs that are not plain domain records.
 
+use crate::ids::{HashMap, HashMapExt, HashSet};
 use chrono::{DateTime, Utc};
-// Keyed by ids hookd makes: a fast hash, seeded per process. A claim looks each
-// candidate's endpoint and application up several times.
-use foldhash::{HashMap, HashMapExt, HashSet};
 use hookd_core::model::{Attempt, Environment, MessageStatus, TriggerType};
 
 /// An API token as stored: never the secret itself, only its SHA-256.

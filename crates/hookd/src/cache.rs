@@ -35,9 +35,7 @@ type CachedEndpoints = (Instant, Arc<AppEndpoints>);
 #[derive(Debug, Default)]
 pub struct AppEndpoints {
     list: Vec<Endpoint>,
-    // Endpoint ids, which hookd makes: a fast hash (the caches keyed by what callers name stay
-    // on the standard one).
-    by_id: foldhash::HashMap<String, usize>,
+    by_id: hookd_store::ids::HashMap<String, usize>,
     opened: Vec<std::sync::OnceLock<Arc<OpenedEndpoint>>>,
 }
 

@@ -1,8 +1,6 @@
 //! The delivery queue: claims, leases, attempt records.
 
-// Keyed by ids hookd makes (deliveries, endpoints, applications): a fast hash, seeded per
-// process.
-use foldhash::{HashMap, HashMapExt};
+use hookd_store::ids::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use hookd_store::ClaimedBatch;

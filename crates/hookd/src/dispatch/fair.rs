@@ -20,9 +20,7 @@
 //! Both maps hold only endpoints and applications with a delivery held right now, so they are
 //! bounded by the total.
 
-// Keyed by ids hookd makes (deliveries, endpoints, applications): a fast hash, seeded per
-// process.
-use foldhash::{HashMap, HashSet};
+use hookd_store::ids::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use hookd_store::ClaimBounds;
@@ -347,7 +345,7 @@ impl Fairness {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use foldhash::HashMapExt;
+    use hookd_store::ids::HashMapExt;
 
     #[tokio::test]
     async fn room_for_an_endpoint_with_work_waiting_wakes_the_poller() {
@@ -605,9 +603,7 @@ mod tests {
         let _b = fair.try_hold("paced", "app", Some(2)).unwrap();
         assert!(fair.try_hold("paced", "app", Some(2)).is_none());
         let _c = fair.try_hold("busy", "app", None).unwrap();
-        let limits = [("paced".to_string(), 2), ("open".to_string(), 0)]
-            .into_iter()
-            .collect::<HashMap<_, _>>();
+        let limits = HashMap::from_iter([("paced".to_string(), 2), ("open".to_string(), 0)]);
         let bounds = fair.claim_bounds(&limits);
         assert_eq!(bounds.per_endpoint, 10);
         assert_eq!(bounds.endpoint_room["paced"], 0, "paced and full: skipped");

@@ -10,9 +10,7 @@
 //! State lives in memory: after a restart every circuit starts closed, which costs at most one
 //! threshold's worth of failed attempts per endpoint.
 
-// Keyed by ids hookd makes (deliveries, endpoints, applications): a fast hash, seeded per
-// process.
-use foldhash::{HashMap, HashMapExt};
+use hookd_store::ids::{HashMap, HashMapExt};
 use std::sync::Mutex;
 use std::time::Duration;
 

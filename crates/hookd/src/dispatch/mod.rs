@@ -24,9 +24,7 @@ pub mod runtime;
 mod send;
 pub mod sinks;
 
-// Keyed by ids hookd makes (deliveries, endpoints, applications): a fast hash, seeded per
-// process.
-use foldhash::{HashMap, HashMapExt};
+use hookd_store::ids::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
