@@ -21,8 +21,6 @@
 //! request's write gate ([`hookd_store::gate::queue_write`]) and skipped if the gate closed
 //! before its group started, or if the caller is gone.
 
-use std::sync::LazyLock;
-
 use hookd_core::model::{Message, MessageStatus};
 use hookd_store::gate::QueuedWrite;
 use hookd_store::share::AppShares;
@@ -30,7 +28,7 @@ use hookd_store::{NewDelivery, StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::pool::Pool;
-use crate::rows::{micros, MESSAGE_COLS};
+use crate::rows::micros;
 use crate::{map_err, WORK_CHANNEL};
 
 /// Most messages in one group (one statement).
@@ -163,31 +161,19 @@ async fn commit(pool: &Pool, group: Vec<Job>) {
     }
 }
 
-/// A group's messages, deliveries, FIFO lanes and wake-up, written by one statement.
+/// A group's messages, deliveries, FIFO lanes and wake-up, written by one statement: a call of
+/// `hookd_write_group` (migration 12).
 ///
 /// Outside a transaction PostgreSQL commits each statement on its own, all of it or none, so
-/// a statement whose parts are data-modifying `WITH` clauses is the group's transaction in one
-/// round trip, where `BEGIN`, a statement per table and `COMMIT` took four or five. The parts
-/// cannot see each other's rows, and need not: the tables have no foreign keys and no
-/// triggers, and each part reads only its own arrays. A part whose arrays are empty writes
-/// nothing, so one prepared statement serves every group.
-static WRITE_GROUP: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH m AS (INSERT INTO message ({MESSAGE_COLS}) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]::jsonb[], $6::text[], \
-         $7::bigint[], $8::bigint[])), \
-         d AS (INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, next_attempt_at, lease_until, \
-         lease_token, created_at, updated_at, lane) \
-         SELECT id, msg_id, endpoint_id, app_id, $9, due, lease, token, created, created, lane \
-         FROM UNNEST($10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[], \
-         $16::bigint[], $17::bigint[], $18::int[]) \
-         AS d(id, msg_id, endpoint_id, app_id, due, lease, token, created, lane)), \
-         l AS (INSERT INTO fifo_lane (endpoint_id, lane, app_id) \
-         SELECT DISTINCT e, l, a FROM UNNEST($19::text[], $20::int[], $21::text[]) AS f(e, l, a) \
-         ON CONFLICT (endpoint_id, lane) DO NOTHING) \
-         SELECT pg_notify($22, current_schema()) WHERE $23"
-    )
-});
+/// one call is the group's transaction in one round trip, where `BEGIN`, a statement per table
+/// and `COMMIT` took four or five. A part whose arrays are empty writes nothing, so one
+/// prepared statement serves every group. The function's inserts read no table, so it keeps
+/// their plans for the connection's life; planned at every call, as this connection plans its
+/// statements, they cost a copy of every bound array (docs/performance.md).
+const WRITE_GROUP: &str = "SELECT hookd_write_group($1::text[], $2::text[], $3::text[], $4::text[], \
+     $5::text[]::jsonb[], $6::text[], $7::bigint[], $8::bigint[], $9::smallint, $10::text[], $11::text[], \
+     $12::text[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::int[], \
+     $19::text[], $20::int[], $21::text[], $22::text, $23::boolean)";
 
 /// Writes `parts` (see [`WRITE_GROUP`]).
 async fn write(pool: &Pool, parts: &[(&Message, &[NewDelivery])]) -> StoreResult<()> {
@@ -224,7 +210,7 @@ async fn write(pool: &Pool, parts: &[(&Message, &[NewDelivery])]) -> StoreResult
     // Deliveries this node did not take itself are due now for any node: wake them.
     let wake = deliveries.iter().any(|d| d.leased_until.is_none());
 
-    sqlx::query(&WRITE_GROUP)
+    sqlx::query(WRITE_GROUP)
         .bind(text(|m| Some(&m.id)))
         .bind(text(|m| Some(&m.app_id)))
         .bind(text(|m| m.event_id.as_ref()))

@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/0009_delivery_without_app_index.sql")),
     (10, include_str!("../migrations/0010_attempt_without_app_index.sql")),
     (11, include_str!("../migrations/0011_attempt_keyed_by_message.sql")),
+    (12, include_str!("../migrations/0012_write_functions.sql")),
 ];
 
 /// First key of the advisory lock the runner takes (an arbitrary constant, "hook" in ASCII),

@@ -1,7 +1,7 @@
 //! The delivery queue: claims, leases, attempt records.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use super::*;
 
@@ -382,7 +382,7 @@ async fn write_plan<'e, E: sqlx::Executor<'e, Database = Postgres>>(
     let updates = &plan.deliveries;
     let last = |f: fn(&AttemptRecord) -> i64| updates.values().map(|u| f(u.last)).collect::<Vec<i64>>();
     let (modes, ats): (Vec<i16>, Vec<Option<i64>>) = plan.health.values().map(|h| h.mode()).unzip();
-    let query = bind_outbox(sqlx::query(&RECORD_PLAN), &plan.events)?;
+    let query = bind_outbox(sqlx::query(RECORD_PLAN), &plan.events)?;
     let row = query
         .bind(leases.keys().map(|id| id.to_string()).collect::<Vec<String>>())
         .bind(leases.values().copied().collect::<Vec<i64>>())
@@ -426,61 +426,22 @@ async fn write_plan<'e, E: sqlx::Executor<'e, Database = Postgres>>(
     row.try_get(0).map_err(map_err)
 }
 
-/// A record plan, written by one statement: a check, then the outbox's events, the attempts,
-/// the deliveries and the endpoints' health as data-modifying `WITH` clauses. One round trip
-/// where a transaction with a statement per table took six; it needs no transaction around it,
-/// since PostgreSQL commits a statement on its own, all of it or none.
+/// A record plan, written by one statement: a call of `hookd_record_attempts` (migration 12),
+/// which checks the deliveries' leases, then writes the outbox's events, the attempts, the
+/// deliveries and the endpoints' health, and returns whether the check held (when it did not,
+/// nothing was written). One round trip where a transaction with a statement per table took
+/// six; it needs no transaction around it, since PostgreSQL commits a statement on its own,
+/// all of it or none. The function keeps its plans for the connection's life, each read a
+/// lookup by primary key (see the migration); planned at every call, as this connection plans
+/// its statements, they cost a copy of every bound array (docs/performance.md).
 ///
-/// - The check (`held`) locks the deliveries in id order, as every writer does, and holds
-///   when each exists and still has the lease the plan was made for. Every write is gated on
-///   it (a constant condition, evaluated before the write reads a row), so the locks are all
-///   taken before any row is written, and a failed check writes nothing. A claim skips
-///   locked rows, so the tokens cannot change before the commit.
-/// - The parts write different tables, each reading only its own arrays and rows as they were
-///   before the statement, which is all they need (the attempts take their application from
-///   their delivery, which no record changes).
-/// - An attempt whose delivery is gone (its endpoint or application was deleted while it was
-///   in flight) is dropped by the join; on SQLite, by the plan.
-/// - A resend requested while an attempt was in flight (`next_trigger` 2, see
-///   `schedule_manual`) is not swallowed: a delivery still on its schedule has its next
-///   attempt brought forward to the resend's time; a finished one gets one manual attempt.
-/// - Endpoint rows whose health would not change are left unwritten (and unlocked): the
-///   common batch, all successes to healthy endpoints, writes nothing there.
-static RECORD_PLAN: LazyLock<String> = LazyLock::new(|| {
-    let health = "CASE h.mode WHEN 0 THEN NULL WHEN 1 THEN COALESCE(e.failing_since, h.at) ELSE h.at END";
-    format!(
-        "WITH locked AS MATERIALIZED (SELECT id, lease_token FROM delivery WHERE id = ANY($6::text[]) \
-         ORDER BY id FOR UPDATE), \
-         held AS (SELECT count(*) = cardinality($6::text[]) AS ok FROM locked \
-         JOIN UNNEST($6::text[], $7::bigint[]) AS l(id, token) \
-         ON l.id = locked.id AND (l.token = 0 OR l.token = locked.lease_token)), \
-         o AS ({OUTBOX_ROWS}($1::text[], $2::text[], $3::text[], $4::text[]::jsonb[], $5::bigint[]) \
-         WHERE (SELECT ok FROM held) ON CONFLICT (id) DO NOTHING), \
-         a AS (INSERT INTO attempt (delivery_id, app_id, {ATTEMPT_COLS}) \
-         SELECT u.delivery_id, d.app_id, u.id, u.msg_id, u.endpoint_id, u.url, u.response, u.code, u.duration, \
-         u.status, u.trigger_type, u.number, u.created_at, u.request_headers::jsonb, u.response_headers::jsonb \
-         FROM UNNEST($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], \
-         $15::bigint[], $16::smallint[], $17::smallint[], $18::bigint[], $19::bigint[], $20::text[], $21::text[]) \
-         AS u(delivery_id, id, msg_id, endpoint_id, url, response, code, duration, status, trigger_type, number, \
-         created_at, request_headers, response_headers) \
-         JOIN delivery d ON d.id = u.delivery_id WHERE (SELECT ok FROM held)), \
-         d AS (UPDATE delivery d SET status = u.status, scheduled_attempts = u.scheduled, \
-         total_attempts = d.total_attempts + u.attempts, \
-         next_attempt_at = CASE WHEN d.next_trigger = 2 AND u.next IS NOT NULL AND NOT u.park \
-           THEN LEAST(d.next_attempt_at, u.next) \
-           WHEN d.next_trigger = 2 THEN d.next_attempt_at WHEN u.park THEN NULL ELSE u.next END, \
-         next_trigger = CASE WHEN d.next_trigger = 2 AND (u.next IS NULL OR u.park) THEN 1 ELSE 0 END, \
-         lease_until = 0, \
-         updated_at = u.at, parked = u.park AND d.next_trigger <> 2 \
-         FROM UNNEST($22::text[], $23::smallint[], $24::bigint[], $25::bigint[], $26::bigint[], $27::bigint[], \
-         $28::boolean[]) AS u(id, status, scheduled, next, attempts, at, park) \
-         WHERE d.id = u.id AND (SELECT ok FROM held)), \
-         e AS (UPDATE endpoint e SET failing_since = {health} \
-         FROM UNNEST($29::text[], $30::smallint[], $31::bigint[]) AS h(id, mode, at) \
-         WHERE e.id = h.id AND e.failing_since IS DISTINCT FROM {health} AND (SELECT ok FROM held)) \
-         SELECT ok FROM held"
-    )
-});
+/// The leases (`$6`, `$7`) come sorted by id, in the order the function locks and compares
+/// them.
+const RECORD_PLAN: &str = "SELECT hookd_record_attempts($1::text[], $2::text[], $3::text[], $4::text[]::jsonb[], \
+     $5::bigint[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+     $13::text[], $14::bigint[], $15::bigint[], $16::smallint[], $17::smallint[], $18::bigint[], $19::bigint[], \
+     $20::text[], $21::text[], $22::text[], $23::smallint[], $24::bigint[], $25::bigint[], $26::bigint[], \
+     $27::bigint[], $28::boolean[], $29::text[], $30::smallint[], $31::bigint[])";
 
 /// Locks the deliveries `ids` in id order inside `tx`. Every statement that changes several
 /// deliveries takes their locks this way first (as `record_attempts` does), so two of them can
