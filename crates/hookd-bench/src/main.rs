@@ -44,6 +44,11 @@ use serde_json::{json, Value};
 use tokio::process::Child;
 use tokio::sync::watch;
 
+// The harness shares the machine with hookd: it allocates as hookd does (mimalloc), so its own
+// share of the CPU stays small (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// End-to-end benchmark of a hookd binary: prints one JSON line of results.
 #[derive(Debug, Parser)]
 struct Args {
@@ -370,10 +375,9 @@ async fn start_receiver() -> anyhow::Result<(SocketAddr, Arc<Receiver>)> {
 /// Shared by the publishing workers.
 struct Publisher {
     client: reqwest::Client,
-    /// Each node's API base URL; message `i` goes to node `i % nodes`.
-    bases: Vec<String>,
-    /// Applications; message `i` goes to `bench{i % apps}`.
-    apps: usize,
+    /// Where message `i` is published: `urls[i % nodes][i % apps]`, the publish URL of
+    /// application `bench{i % apps}` on node `i % nodes`, parsed once.
+    urls: Vec<Vec<reqwest::Url>>,
     token: String,
     pad: String,
     /// With `--catalog-event`: the event type and its example payload.
@@ -385,6 +389,12 @@ struct Publisher {
     t0: Instant,
     deadline: Instant,
     first_start: OnceLock<Instant>,
+}
+
+/// The one field of a publish's answer the harness reads.
+#[derive(serde::Deserialize)]
+struct PublishedId {
+    id: String,
 }
 
 /// One accepted message.
@@ -450,13 +460,16 @@ async fn publish_worker(p: Arc<Publisher>) -> Published {
         };
         let started = Instant::now();
         p.first_start.get_or_init(|| started);
-        let url = format!("{}/app/bench{}/msg", p.bases[i % p.bases.len()], i % p.apps);
-        let request = p.client.post(&url).bearer_auth(&p.token).body(body);
+        let node = &p.urls[i % p.urls.len()];
+        let url = node[i % node.len()].clone();
+        let request = p.client.post(url).bearer_auth(&p.token).body(body);
         let request = request.header("content-type", "application/json");
         let error = match request.send().await {
             Ok(r) if r.status().as_u16() == 202 => {
-                let body = r.json::<Value>().await.map(|mut v| v.get_mut("id").map(Value::take));
-                if let Ok(Some(Value::String(id))) = body {
+                // The message's id alone: the rest of the answer (its payload among it) is
+                // skipped, not built into a value.
+                let body = r.json::<PublishedId>().await.map(|m| m.id);
+                if let Ok(id) = body {
                     let answered = Instant::now();
                     out.last_accept = out.last_accept.max(Some(answered));
                     out.accepted.push(Accepted {
@@ -758,10 +771,13 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
     let overhead = envelope(0, &now_rfc3339(), "").len();
     let schedule = Duration::from_secs_f64(args.rate.map_or(0.0, |r| messages as f64 / r as f64));
     let t0 = Instant::now();
+    let urls = bases
+        .iter()
+        .map(|base| (0..apps).map(|a| format!("{base}/app/bench{a}/msg").parse()).collect())
+        .collect::<Result<Vec<Vec<reqwest::Url>>, _>>()?;
     let publisher = Arc::new(Publisher {
         client,
-        bases: bases.clone(),
-        apps,
+        urls,
         token,
         pad: "x".repeat(args.payload_bytes.saturating_sub(overhead)),
         template: template.clone(),
