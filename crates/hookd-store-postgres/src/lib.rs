@@ -135,7 +135,9 @@ impl PostgresStore {
         //   installation) that plan is a sequential scan: kept while the table grew, each batch
         //   of attempt records walked every delivery (0.2–0.6 s at 100,000) and deliveries fell
         //   seconds behind. Statements are still parsed once per connection; planning each call
-        //   costs nothing measurable next to one such walk (docs/performance.md).
+        //   costs nothing measurable next to one such walk (docs/performance.md). The two writes
+        //   every delivery goes through are the exception: they run as functions that keep their
+        //   plans, which cannot depend on the tables' size (migration 12).
         // - With a schema, every unqualified table name the store uses resolves to it;
         //   quote_ident keeps a schema name with capitals or punctuation one identifier.
         let schema = options.schema;

@@ -35,9 +35,11 @@ pub const ENDPOINT_COLS: &str = "id, app_id, uid, url, description, disabled, ev
 /// Columns of `event_type`.
 pub const EVENT_TYPE_COLS: &str =
     "env, name, description, archived, deprecated, feature_flag, schemas, created_at, updated_at, group_name";
-/// Columns of `message`.
+/// Columns of `message`. PostgreSQL's `hookd_write_group` (its migration 12) inserts these
+/// too: a column added here reaches that function only through a new migration that replaces it.
 pub const MESSAGE_COLS: &str = "id, app_id, event_id, event_type, channels, payload, created_at, expires_at";
-/// Columns of `attempt`.
+/// Columns of `attempt`. PostgreSQL's `hookd_record_attempts` (its migration 12) inserts these
+/// too: a column added here reaches that function only through a new migration that replaces it.
 pub const ATTEMPT_COLS: &str = "id, msg_id, endpoint_id, url, response, response_status_code, \
     response_duration_ms, status, trigger_type, attempt_number, created_at, request_headers, response_headers";
 /// Columns of `delivery` as listed (its queue columns are the queue's own).
