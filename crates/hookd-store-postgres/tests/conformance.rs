@@ -83,6 +83,13 @@ async fn app_with_endpoint(store: &dyn Store, rng: &mut rand::rngs::StdRng) -> E
 
 /// Stores a message created at `t` with one delivery to `ep`, due then.
 async fn send(store: &dyn Store, rng: &mut rand::rngs::StdRng, ep: &Endpoint, t: i64) -> NewDelivery {
+    let (msg, d) = message_to(ep, rng, t);
+    store.create_message(&msg, std::slice::from_ref(&d)).await.unwrap();
+    d
+}
+
+/// A message created at `t` with one delivery to `ep`, due then, not stored.
+fn message_to(ep: &Endpoint, rng: &mut rand::rngs::StdRng, t: i64) -> (Message, NewDelivery) {
     let msg = Message {
         id: IdKind::Message.generate(at(t), rng),
         app_id: ep.app_id.clone(),
@@ -103,8 +110,7 @@ async fn send(store: &dyn Store, rng: &mut rand::rngs::StdRng, ep: &Endpoint, t:
         lease_token: 0,
         lane: None,
     };
-    store.create_message(&msg, std::slice::from_ref(&d)).await.unwrap();
-    d
+    (msg, d)
 }
 
 fn seeded() -> rand::rngs::StdRng {
@@ -759,26 +765,10 @@ async fn publish_rounds(store: &PostgresStore, ep: &Endpoint, rng: &mut rand::rn
         let four: Vec<(Message, NewDelivery)> = (0..4)
             .map(|i| {
                 let t = from + round * 4 + i;
-                let msg = Message {
-                    id: IdKind::Message.generate(at(t), rng),
-                    app_id: ep.app_id.clone(),
-                    event_id: Some(format!("evt_{t}")),
-                    event_type: "user.created".to_string(),
-                    channels: Some(vec!["eu".to_string()]),
-                    payload: Some("{\"n\":1}".to_string()),
-                    created_at: at(t),
-                    expires_at: at(t + 86_400),
-                };
-                let d = NewDelivery {
-                    id: IdKind::Delivery.generate(at(t), rng),
-                    msg_id: msg.id.clone(),
-                    endpoint_id: ep.id.clone(),
-                    app_id: ep.app_id.clone(),
-                    due_at: at(t),
-                    leased_until: None,
-                    lease_token: 0,
-                    lane: None,
-                };
+                // Every column of the group's message array filled in.
+                let (mut msg, d) = message_to(ep, rng, t);
+                msg.event_id = Some(format!("evt_{t}"));
+                msg.channels = Some(vec!["eu".to_string()]);
                 (msg, d)
             })
             .collect();
