@@ -622,16 +622,7 @@ async fn the_queue_keeps_to_its_indexes_as_the_delivery_table_grows() {
     let mut admin = sqlx::PgConnection::connect(&std::env::var(URL_VAR).unwrap())
         .await
         .unwrap();
-    sqlx::raw_sql(&format!(
-        "INSERT INTO {s}.delivery (id, msg_id, endpoint_id, app_id, status, created_at, updated_at) \
-         SELECT 'msgep_grown_' || g, 'msg_grown_' || g, '{ep}', '{app}', 0, 0, 0 FROM generate_series(1, {grown}) g",
-        s = schema.name(),
-        ep = ep.id,
-        app = ep.app_id,
-    ))
-    .execute(&mut admin)
-    .await
-    .unwrap();
+    grow(&mut admin, schema.name(), &ep, grown, "delivery").await;
     let scanned_before = delivery_rows_read(&mut admin, schema.name()).await;
 
     queue_rounds(&store, |i| record(&mut rng, 100 + i)).await;
@@ -663,6 +654,27 @@ async fn queue_rounds(store: &PostgresStore, mut record: impl FnMut(i64) -> Atte
         let claims = store.claim_due(at(10_000), at(10_001), 10).await.unwrap();
         store.claimed_messages(&claims).await.unwrap();
     }
+}
+
+/// Adds `rows` rows for `ep` to `schema`'s `table` (`message` or `delivery`) behind the
+/// store's back, with no `ANALYZE`: PostgreSQL keeps planning as for the table it last
+/// analyzed.
+async fn grow(admin: &mut sqlx::PgConnection, schema: &str, ep: &Endpoint, rows: i64, table: &str) {
+    let (ep, app) = (&ep.id, &ep.app_id);
+    let insert = match table {
+        "message" => format!(
+            "INSERT INTO {schema}.message (id, app_id, event_id, event_type, payload, created_at, expires_at) \
+             SELECT 'msg_grown_' || g, '{app}', 'evt_grown_' || g, 'user.created', '{{}}', 0, 0 \
+             FROM generate_series(1, {rows}) g"
+        ),
+        "delivery" => format!(
+            "INSERT INTO {schema}.delivery (id, msg_id, endpoint_id, app_id, status, created_at, updated_at) \
+             SELECT 'msgep_grown_' || g, 'msg_grown_' || g, '{ep}', '{app}', 0, 0, 0 \
+             FROM generate_series(1, {rows}) g"
+        ),
+        other => panic!("no rows to grow {other} with"),
+    };
+    sqlx::raw_sql(&insert).execute(admin).await.unwrap();
 }
 
 /// Waits until the store's sessions on `schema` are gone: a session reports what it read to the
@@ -735,18 +747,8 @@ async fn a_publish_groups_kept_plans_read_no_table_as_the_tables_grow() {
     publish_rounds(&store, &ep, &mut rng, 0).await;
 
     let grown = 20_000;
-    sqlx::raw_sql(&format!(
-        "INSERT INTO {s}.message (id, app_id, event_id, event_type, payload, created_at, expires_at) \
-         SELECT 'msg_grown_' || g, '{app}', 'evt_grown_' || g, 'user.created', '{{}}', 0, 0 FROM generate_series(1, {grown}) g; \
-         INSERT INTO {s}.delivery (id, msg_id, endpoint_id, app_id, status, created_at, updated_at) \
-         SELECT 'msgep_grown_' || g, 'msg_grown_' || g, '{ep}', '{app}', 0, 0, 0 FROM generate_series(1, {grown}) g",
-        s = schema.name(),
-        ep = ep.id,
-        app = ep.app_id,
-    ))
-    .execute(&mut admin)
-    .await
-    .unwrap();
+    grow(&mut admin, schema.name(), &ep, grown, "message").await;
+    grow(&mut admin, schema.name(), &ep, grown, "delivery").await;
     publish_rounds(&store, &ep, &mut rng, 1_000).await;
     store.close().await;
     wait_for_sessions_to_end(&mut admin, schema.name()).await;
