@@ -622,7 +622,7 @@ async fn the_queue_keeps_to_its_indexes_as_the_delivery_table_grows() {
     let mut admin = sqlx::PgConnection::connect(&std::env::var(URL_VAR).unwrap())
         .await
         .unwrap();
-    grow(&mut admin, schema.name(), &ep, grown, "delivery").await;
+    grow(&mut admin, schema.name(), &ep, grown, Grown::Delivery).await;
     let scanned_before = delivery_rows_read(&mut admin, schema.name()).await;
 
     queue_rounds(&store, |i| record(&mut rng, 100 + i)).await;
@@ -656,23 +656,27 @@ async fn queue_rounds(store: &PostgresStore, mut record: impl FnMut(i64) -> Atte
     }
 }
 
-/// Adds `rows` rows for `ep` to `schema`'s `table` (`message` or `delivery`) behind the
-/// store's back, with no `ANALYZE`: PostgreSQL keeps planning as for the table it last
-/// analyzed.
-async fn grow(admin: &mut sqlx::PgConnection, schema: &str, ep: &Endpoint, rows: i64, table: &str) {
+/// A table [`grow`] adds rows to.
+enum Grown {
+    Message,
+    Delivery,
+}
+
+/// Adds `rows` rows for `ep` to `schema`'s `table` behind the store's back, with no `ANALYZE`:
+/// PostgreSQL keeps planning as for the table it last analyzed.
+async fn grow(admin: &mut sqlx::PgConnection, schema: &str, ep: &Endpoint, rows: i64, table: Grown) {
     let (ep, app) = (&ep.id, &ep.app_id);
     let insert = match table {
-        "message" => format!(
+        Grown::Message => format!(
             "INSERT INTO {schema}.message (id, app_id, event_id, event_type, payload, created_at, expires_at) \
              SELECT 'msg_grown_' || g, '{app}', 'evt_grown_' || g, 'user.created', '{{}}', 0, 0 \
              FROM generate_series(1, {rows}) g"
         ),
-        "delivery" => format!(
+        Grown::Delivery => format!(
             "INSERT INTO {schema}.delivery (id, msg_id, endpoint_id, app_id, status, created_at, updated_at) \
              SELECT 'msgep_grown_' || g, 'msg_grown_' || g, '{ep}', '{app}', 0, 0, 0 \
              FROM generate_series(1, {rows}) g"
         ),
-        other => panic!("no rows to grow {other} with"),
     };
     sqlx::raw_sql(&insert).execute(admin).await.unwrap();
 }
@@ -747,8 +751,8 @@ async fn a_publish_groups_kept_plans_read_no_table_as_the_tables_grow() {
     publish_rounds(&store, &ep, &mut rng, 0).await;
 
     let grown = 20_000;
-    grow(&mut admin, schema.name(), &ep, grown, "message").await;
-    grow(&mut admin, schema.name(), &ep, grown, "delivery").await;
+    grow(&mut admin, schema.name(), &ep, grown, Grown::Message).await;
+    grow(&mut admin, schema.name(), &ep, grown, Grown::Delivery).await;
     publish_rounds(&store, &ep, &mut rng, 1_000).await;
     store.close().await;
     wait_for_sessions_to_end(&mut admin, schema.name()).await;
