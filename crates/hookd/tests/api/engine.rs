@@ -42,13 +42,19 @@ fn operational(app: &TestApp) -> Vec<Value> {
 }
 
 async fn wait_operational(app: &TestApp, kind: &str) -> Value {
+    wait_operational_n(app, kind, 1).await.swap_remove(0)
+}
+
+/// Waits until `n` operational events of `kind` arrived; returns them. Each is a message of
+/// its own, so they may arrive in any order.
+async fn wait_operational_n(app: &TestApp, kind: &str, n: usize) -> Vec<Value> {
     let got = app
         .receiver
-        .wait_for(1, |r| {
+        .wait_for(n, |r| {
             r.path == OPS_PATH && String::from_utf8_lossy(&r.body).contains(&format!("\"{kind}\""))
         })
         .await;
-    serde_json::from_slice(&got[0].body).unwrap()
+    got.iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect()
 }
 
 #[tokio::test]
@@ -78,6 +84,9 @@ async fn endpoint_changes_are_reported_to_the_operator_signed() {
     wait_operational(&app, "endpoint.enabled").await;
     app.call("DELETE", "/api/v1/app/ws_ops/endpoint/main", None).await;
     wait_operational(&app, "endpoint.deleted").await;
+    // The two updates (disabled, enabled) are messages of their own, delivered in any order
+    // against the deletion's.
+    wait_operational_n(&app, "endpoint.updated", 2).await;
     let kinds: Vec<String> = operational(&app)
         .iter()
         .map(|e| e["type"].as_str().unwrap().to_string())
