@@ -394,15 +394,145 @@ pub fn written_bytes(pid: u32) -> Option<u64> {
         .ok()
 }
 
-/// The machine's busy and total CPU time so far, in clock ticks (all cores, from `/proc/stat`).
-pub fn machine_ticks() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+/// The machine's CPU time so far, in clock ticks over all cores (from `/proc/stat`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MachineTicks {
+    /// Ticks not idle and not waiting for the disk: user, system, interrupts and steal.
+    pub busy: u64,
+    /// Every tick of the eight counted: user, nice, system, idle, iowait, irq, softirq, steal.
+    pub total: u64,
+    /// Ticks the hypervisor gave to another guest while this one had work to run.
+    pub steal: u64,
+}
+
+/// The machine's CPU time so far; `None` where `/proc/stat` cannot be read.
+pub fn machine_ticks() -> Option<MachineTicks> {
+    parse_machine_ticks(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// Reads the first line of `/proc/stat` (`cpu  user nice system idle iowait irq softirq steal
+/// …`). A kernel without the steal column counts none.
+pub fn parse_machine_ticks(stat: &str) -> Option<MachineTicks> {
     let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
-    let ticks: Vec<u64> = cpu.split_whitespace().filter_map(|t| t.parse().ok()).collect();
+    let ticks: Vec<u64> = cpu.split_whitespace().map(|t| t.parse().ok()).collect::<Option<_>>()?;
     let total: u64 = ticks.iter().take(8).sum();
     // idle and iowait are not busy.
     let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
-    Some((total - idle, total))
+    Some(MachineTicks {
+        busy: total - idle,
+        total,
+        steal: ticks.get(7).copied().unwrap_or(0),
+    })
+}
+
+/// The shares of the machine's ticks between two readings that were busy and that were
+/// stolen: `(machine, steal)`.
+fn machine_shares(from: MachineTicks, to: MachineTicks) -> (f64, f64) {
+    let total = to.total.saturating_sub(from.total).max(1) as f64;
+    (
+        to.busy.saturating_sub(from.busy) as f64 / total,
+        to.steal.saturating_sub(from.steal) as f64 / total,
+    )
+}
+
+/// How fast this machine is at the moment, in three ways that need neither hookd nor the
+/// network: it tells a slow processor, slow memory and costly system calls apart, where the
+/// limit baseline and the relay ceiling show only their sum. Each figure is the best of a few
+/// tries, so that a try the scheduler interrupted does not count.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct MachineProbe {
+    /// One core on a fixed integer workload (FNV-1a over a 64 KiB buffer, 4 MiB in all), in
+    /// MiB/s: the processor alone.
+    pub cpu_mib_s: f64,
+    /// One load whose address depends on the last, over 32 MiB in a random cycle, in ns: a
+    /// trip to memory past the caches.
+    pub memory_ns: f64,
+    /// One system call (a byte written to a pipe, then read back), in ns: the kernel's entry
+    /// and exit, which hookd pays on every socket and file operation.
+    pub syscall_ns: f64,
+}
+
+/// Measures [`MachineProbe`] on the calling thread (about a second).
+pub fn machine_probe() -> MachineProbe {
+    MachineProbe {
+        cpu_mib_s: cpu_probe_mib_s(),
+        memory_ns: memory_probe_ns(),
+        syscall_ns: syscall_probe_ns().unwrap_or(f64::NAN),
+    }
+}
+
+/// The shortest of `tries` runs of `work`, in seconds.
+fn best_of(tries: usize, mut work: impl FnMut()) -> f64 {
+    (0..tries)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            work();
+            started.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+        .max(1e-9)
+}
+
+fn cpu_probe_mib_s() -> f64 {
+    const PASSES: usize = 64;
+    let buffer: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    let seconds = best_of(5, || {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for _ in 0..PASSES {
+            for &byte in std::hint::black_box(&buffer[..]) {
+                hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        std::hint::black_box(hash);
+    });
+    round((PASSES * buffer.len()) as f64 / (1024.0 * 1024.0) / seconds, 1)
+}
+
+/// A random cycle through `slots` slots: `next[i]` is the slot after `i`, and following it from
+/// any slot visits every slot once before coming back (Sattolo's shuffle).
+fn single_cycle(slots: usize, seed: u64) -> Vec<u32> {
+    use rand::{Rng, SeedableRng};
+    let mut next: Vec<u32> = (0..slots as u32).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    for i in (1..slots).rev() {
+        next.swap(i, rng.gen_range(0..i));
+    }
+    next
+}
+
+fn memory_probe_ns() -> f64 {
+    const SLOTS: usize = 8 * 1024 * 1024; // 32 MiB of u32
+    const STEPS: usize = 1 << 20;
+    // One cycle through every slot, so the chase never settles in a cache.
+    let next = single_cycle(SLOTS, 7);
+    let seconds = best_of(3, || {
+        let mut at = 0u32;
+        for _ in 0..STEPS {
+            at = next[at as usize];
+        }
+        std::hint::black_box(at);
+    });
+    round(seconds * 1e9 / STEPS as f64, 1)
+}
+
+fn syscall_probe_ns() -> std::io::Result<f64> {
+    use std::io::{Read, Write};
+    const ROUNDS: usize = 20_000;
+    let (mut reader, mut writer) = std::io::pipe()?;
+    let mut byte = [0u8; 1];
+    let mut failed = None;
+    let seconds = best_of(3, || {
+        for _ in 0..ROUNDS {
+            if let Err(e) = writer.write_all(&[1]).and_then(|()| reader.read_exact(&mut byte)) {
+                failed = Some(e);
+                return;
+            }
+        }
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(round(seconds * 1e9 / (2 * ROUNDS) as f64, 1)),
+    }
 }
 
 /// Where the CPU went during a run, so the harness is never a hidden ceiling.
@@ -416,8 +546,11 @@ pub struct CpuShare {
     pub hookd: f64,
     /// Share used by this harness (publishers and receiver).
     pub harness: f64,
-    /// Share busy on the whole machine (anything else included).
+    /// Share busy on the whole machine (anything else included, and `steal`).
     pub machine: f64,
+    /// Share the hypervisor gave to other guests while this machine had work to run: time the
+    /// run wanted and could not have, on a virtual machine whose host is busy.
+    pub steal: f64,
 }
 
 /// hookd's CPU time and storage writes over a run.
@@ -436,7 +569,7 @@ pub struct CpuMeter {
     /// Each node's storage writes at the start.
     written: Vec<(u32, Option<u64>)>,
     harness: f64,
-    machine: (u64, u64),
+    machine: MachineTicks,
 }
 
 impl CpuMeter {
@@ -447,7 +580,7 @@ impl CpuMeter {
             hookd: pids.iter().map(|&p| (p, cpu_secs(Some(p)).unwrap_or(0.0))).collect(),
             written: pids.iter().map(|&p| (p, written_bytes(p))).collect(),
             harness: cpu_secs(None).unwrap_or(0.0),
-            machine: machine_ticks().unwrap_or((0, 0)),
+            machine: machine_ticks().unwrap_or_default(),
         }
     }
 
@@ -464,14 +597,14 @@ impl CpuMeter {
             .map(|&(p, at)| Some(written_bytes(p)?.saturating_sub(at?)))
             .sum();
         let harness = cpu_secs(None).unwrap_or(self.harness) - self.harness;
-        let (busy, total) = machine_ticks().unwrap_or(self.machine);
-        let machine = (busy - self.machine.0) as f64 / (total - self.machine.1).max(1) as f64;
+        let (machine, steal) = machine_shares(self.machine, machine_ticks().unwrap_or(self.machine));
         let share = CpuShare {
             wall_s: round(wall, 3),
             cores,
             hookd: round(hookd / capacity, 3),
             harness: round(harness / capacity, 3),
             machine: round(machine, 3),
+            steal: round(steal, 3),
         };
         (share, Work { cpu_s: hookd, written })
     }
@@ -480,6 +613,67 @@ impl CpuMeter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The busy ticks count everything but idle and iowait, steal among them; steal is also
+    /// given on its own, and a kernel that has no steal column counts none.
+    #[test]
+    fn a_proc_stat_line_gives_busy_total_and_stolen_ticks() {
+        let stat = "cpu  100 5 20 400 10 1 4 30 0 0\ncpu0 50 2 10 200 5 0 2 15 0 0\n";
+        let ticks = parse_machine_ticks(stat).unwrap();
+        assert_eq!(
+            ticks,
+            MachineTicks {
+                busy: 160,
+                total: 570,
+                steal: 30
+            }
+        );
+        let older = parse_machine_ticks("cpu  100 5 20 400 10 1 4\n").unwrap();
+        assert_eq!(
+            older,
+            MachineTicks {
+                busy: 130,
+                total: 540,
+                steal: 0
+            }
+        );
+        assert_eq!(parse_machine_ticks("cpu0 1 2 3 4\n"), None, "not the machine's line");
+        assert_eq!(parse_machine_ticks("cpu  1 x 3 4\n"), None, "not a number");
+    }
+
+    /// The memory probe's chase goes through every slot once before it comes back to the
+    /// first, whatever the seed: no short loop that a cache could hold.
+    #[test]
+    fn the_memory_probes_chase_is_one_cycle_through_every_slot() {
+        for seed in [1, 7, 42] {
+            let next = single_cycle(1_000, seed);
+            let mut seen = vec![false; next.len()];
+            let mut at = 0usize;
+            for step in 0..next.len() {
+                assert!(!seen[at], "slot {at} seen twice by step {step} (seed {seed})");
+                seen[at] = true;
+                at = next[at] as usize;
+            }
+            assert_eq!(at, 0, "back at the start after every slot (seed {seed})");
+        }
+    }
+
+    /// Over a span, a quarter of the ticks busy of which a tenth of the whole stolen.
+    #[test]
+    fn the_shares_between_two_readings_are_of_the_ticks_in_between() {
+        let from = MachineTicks {
+            busy: 1_000,
+            total: 10_000,
+            steal: 50,
+        };
+        let to = MachineTicks {
+            busy: 1_250,
+            total: 11_000,
+            steal: 150,
+        };
+        assert_eq!(machine_shares(from, to), (0.25, 0.1));
+        assert_eq!(machine_shares(to, to), (0.0, 0.0), "no ticks in between");
+    }
 
     /// A name may hold spaces and parentheses: the ticks are read after the last ')'.
     #[test]

@@ -37,8 +37,9 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use clap::{CommandFactory, Parser};
 use hookd_bench::{
-    create_token, peak_rss_kib, percentile_ms, post, postgres_url, psql, round, rss_kib, schema_name,
-    serve_on_loopback, start_node, wait_healthy, wal_position, Backend, CpuMeter, CpuShare, ThreadCores, ThreadMeter,
+    create_token, machine_probe, peak_rss_kib, percentile_ms, post, postgres_url, psql, round, rss_kib, schema_name,
+    serve_on_loopback, start_node, wait_healthy, wal_position, Backend, CpuMeter, CpuShare, MachineProbe, ThreadCores,
+    ThreadMeter,
 };
 use serde_json::{json, Value};
 use tokio::process::Child;
@@ -143,6 +144,9 @@ struct Report {
     api_latency_ms: Latency,
     /// CPU shares over the run (publishing start to the last delivery).
     cpu: CpuShare,
+    /// The machine's speed before hookd started: a processor, memory and system-call probe
+    /// that compares machines and hours without hookd, the network stack or the disk.
+    probe: MachineProbe,
     /// hookd's CPU by thread name, in cores, over the same span: its mean and its busiest
     /// half-second. SQLite's writer (`hookd-sqlite-wr`) is a single thread: at 1.0 it can do
     /// no more work.
@@ -690,6 +694,8 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
     let timeout = Duration::from_secs(args.timeout_secs);
     // Absolute, because hookd runs in the temp dir where a relative path would mean otherwise.
     let bin = std::fs::canonicalize(&args.hookd).with_context(|| format!("hookd binary {}", args.hookd.display()))?;
+    // Before anything else runs, so the probe has a core to itself.
+    let probe = tokio::task::spawn_blocking(machine_probe).await?;
     let (recv_addr, receiver) = start_receiver().await?;
     let mut nodes = Vec::new();
     let token = match backend {
@@ -946,6 +952,7 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
         schedule_lag_ms: lag,
         api_latency_ms: api,
         cpu,
+        probe,
         threads,
         sqlite_writer_busy: writer_busy,
         cost: Cost {
