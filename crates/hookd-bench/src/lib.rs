@@ -447,9 +447,10 @@ pub struct MachineProbe {
     /// One load whose address depends on the last, over 32 MiB in a random cycle, in ns: a
     /// trip to memory past the caches.
     pub memory_ns: f64,
-    /// One system call (a byte written to a pipe, then read back), in ns: the kernel's entry
-    /// and exit, which hookd pays on every socket and file operation.
-    pub syscall_ns: f64,
+    /// One cheap system call (a byte written to a pipe, then read back: two calls), in ns:
+    /// mostly the kernel's entry and exit, which hookd pays on every socket and file
+    /// operation. `null` where no pipe could be made.
+    pub syscall_ns: Option<f64>,
 }
 
 /// Measures [`MachineProbe`] on the calling thread (about a second).
@@ -457,7 +458,7 @@ pub fn machine_probe() -> MachineProbe {
     MachineProbe {
         cpu_mib_s: cpu_probe_mib_s(),
         memory_ns: memory_probe_ns(),
-        syscall_ns: syscall_probe_ns().unwrap_or(f64::NAN),
+        syscall_ns: syscall_probe_ns().ok(),
     }
 }
 
