@@ -412,7 +412,7 @@ pub fn machine_ticks() -> Option<MachineTicks> {
 
 /// Reads the first line of `/proc/stat` (`cpu  user nice system idle iowait irq softirq steal
 /// …`). A kernel without the steal column counts none.
-pub fn parse_machine_ticks(stat: &str) -> Option<MachineTicks> {
+fn parse_machine_ticks(stat: &str) -> Option<MachineTicks> {
     let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
     let ticks: Vec<u64> = cpu.split_whitespace().map(|t| t.parse().ok()).collect::<Option<_>>()?;
     let total: u64 = ticks.iter().take(8).sum();

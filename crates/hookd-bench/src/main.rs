@@ -694,7 +694,7 @@ async fn run(args: &Args, backend: Backend<'_>, dir: &Path) -> anyhow::Result<Re
     let timeout = Duration::from_secs(args.timeout_secs);
     // Absolute, because hookd runs in the temp dir where a relative path would mean otherwise.
     let bin = std::fs::canonicalize(&args.hookd).with_context(|| format!("hookd binary {}", args.hookd.display()))?;
-    // Before anything else runs, so the probe has a core to itself.
+    // Before hookd and the receiver start, so that neither competes with the probe.
     let probe = tokio::task::spawn_blocking(machine_probe).await?;
     let (recv_addr, receiver) = start_receiver().await?;
     let mut nodes = Vec::new();
