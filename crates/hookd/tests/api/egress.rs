@@ -280,6 +280,11 @@ async fn connections_to_a_busy_host_are_kept_between_bursts() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // The receiver counts a request as it answers; hookd has read the answer, and its
+        // connection is idle again, once the attempt is recorded. Without this wait the next
+        // burst could start while the last answers are on their way, and open new connections
+        // that a kept pool would not.
+        app.wait_recorded(want as u64).await;
         if burst == 1 {
             after_first = count.peers.lock().unwrap().len();
         }
