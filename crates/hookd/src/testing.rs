@@ -8,6 +8,11 @@ use hookd_core::model::{Application, Endpoint, Environment, Message};
 use hookd_store::secrets::SecretBox;
 use hookd_store::Store;
 
+/// The size of the future `f` returns, found from its type alone: `f` is never called.
+pub fn future_size<A, F: std::future::Future>(_: impl FnOnce(A) -> F) -> usize {
+    std::mem::size_of::<F>()
+}
+
 /// A fixed instant for records whose time does not matter.
 pub fn at() -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000, 0).expect("a valid timestamp")

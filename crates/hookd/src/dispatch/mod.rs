@@ -455,9 +455,9 @@ impl Worker {
                         None
                     }
                     Err(Refused::Closed) => None,
-                    // Boxed: the attempt's future (the HTTP exchange's state) is many KiB, and
-                    // a task's future is copied whole when it is spawned and when it finishes;
-                    // the task itself stays small.
+                    // Boxed: a task's future is copied whole when it is spawned and when it
+                    // finishes, and the attempt's need not be. (The attempt keeps its request's
+                    // state, several KiB, in a box of its own taken only once its slots are.)
                     Ok(_ep) => tokio::select! {
                         record = Box::pin(ctx.attempt(delivery, message, attempt::Slots { app: &app_slot, global: &global }, &stop)) => record,
                         _ = abandon.cancelled() => {
